@@ -1,0 +1,297 @@
+// The GPU runtime: a handful of names in the spirit of gpu.cpp.
+//
+//   const gpu = await Gpu.create(navigator.gpu)
+//   const x = gpu.tensor([T, K], 'f32', data)      // storage buffer, pooled
+//   const k = gpu.kernel(wgsl, 'main', { TK: 16 })  // compiled once per (code, entry, constants)
+//   gpu.dispatch(k, [x, w, y], params, [gx, gy, gz]) // recorded, submitted on flush()/read()
+//   await gpu.read(y)                                // Float32Array
+//
+// Conventions every kernel follows: storage buffers at @binding(0..n-1) of group 0 in the
+// order given, the shape uniform at @binding(n). Work is recorded into one compute pass and
+// submitted lazily; uniforms are immutable buffers cached by content, so a training step
+// that repeats the same shapes allocates nothing.
+
+import { acquireDevice, type AdapterSummary } from './device';
+
+export type DType = 'f32' | 'u32' | 'i32';
+export type Grid = [number, number?, number?];
+
+let nextTensorId = 1;
+
+export class Tensor {
+  readonly id = nextTensorId++;
+  constructor(
+    readonly gpu: Gpu,
+    readonly buffer: GPUBuffer,
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+  ) {}
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+  /** Bytes of data (the buffer may be larger: sizes are rounded up for pooling). */
+  get byteLength(): number {
+    return this.numel * 4;
+  }
+  /** Return the buffer to the pool; the tensor must not be used afterwards. */
+  release(): void {
+    this.gpu.release(this);
+  }
+}
+
+export interface Kernel {
+  pipeline: GPUComputePipeline;
+  label: string;
+}
+
+/** Uniform parameters: u32 values, or f32 values wrapped with `f32()`. */
+export type Param = number | { f32: number };
+export const f32 = (v: number): Param => ({ f32: v });
+
+export class GpuError extends Error {
+  override name = 'GpuError';
+}
+
+export class Gpu {
+  private pool = new Map<number, GPUBuffer[]>();
+  private modules = new Map<string, GPUShaderModule>();
+  private pipelines = new Map<string, Kernel>();
+  private uniforms = new Map<string, GPUBuffer>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private error: GPUError | null = null;
+  private lostHandlers: ((info: GPUDeviceLostInfo) => void)[] = [];
+  /** Set once the device is lost; every later call throws. */
+  lostInfo: GPUDeviceLostInfo | null = null;
+
+  private constructor(
+    // Held for the device's lifetime: Dawn's Node binding frees its instance when the `GPU`
+    // object is collected, and the device's event processing then reads freed memory.
+    readonly instance: GPU,
+    readonly device: GPUDevice,
+    readonly info: AdapterSummary,
+  ) {
+    device.addEventListener('uncapturederror', (e) => {
+      this.error ??= (e as GPUUncapturedErrorEvent).error;
+    });
+    void device.lost.then((info) => {
+      this.lostInfo = info;
+      for (const h of this.lostHandlers) h(info);
+    });
+  }
+
+  static async create(gpu: GPU | undefined | null, options?: { powerPreference?: GPUPowerPreference }): Promise<Gpu> {
+    const { device, summary } = await acquireDevice(gpu, options);
+    return new Gpu(gpu!, device, summary);
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+  hasFeature(name: GPUFeatureName): boolean {
+    return this.device.features.has(name);
+  }
+
+  /** Called when the device is lost (driver reset, tab backgrounded too long, destroy()). */
+  onLost(handler: (info: GPUDeviceLostInfo) => void): void {
+    this.lostHandlers.push(handler);
+    if (this.lostInfo) handler(this.lostInfo);
+  }
+
+  // ---- tensors ------------------------------------------------------------------------
+
+  tensor(shape: readonly number[], dtype: DType = 'f32', data?: ArrayBufferView): Tensor {
+    this.checkAlive();
+    const numel = shape.reduce((a, b) => a * b, 1);
+    if (!Number.isInteger(numel) || numel < 0) throw new GpuError(`bad tensor shape [${shape.join(', ')}]`);
+    const bytes = numel * 4;
+    const max = Math.min(this.limits.maxBufferSize, this.limits.maxStorageBufferBindingSize);
+    if (bytes > max) {
+      throw new GpuError(
+        `a tensor of shape [${shape.join(', ')}] needs ${bytes} bytes, more than this GPU binds in one ` +
+          `buffer (${max}); split it, or use a device with larger limits`,
+      );
+    }
+    const t = new Tensor(this, this.takeBuffer(bytes), shape, dtype);
+    if (data) this.write(t, data);
+    return t;
+  }
+
+  /** Replace a tensor's contents. Pending work is submitted first so that it sees the old data. */
+  write(t: Tensor, data: ArrayBufferView, byteOffset = 0): void {
+    if (data.byteLength + byteOffset > t.buffer.size) throw new GpuError('write past the end of the tensor');
+    this.flush();
+    // writeBuffer wants sizes in multiples of 4; our tensors are 4-byte elements.
+    this.device.queue.writeBuffer(t.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Fill a tensor with one 32-bit pattern (e.g. NaN bits, to poison outputs in tests). */
+  fill(t: Tensor, bits: number): void {
+    const a = new Uint32Array(t.buffer.size / 4).fill(bits);
+    this.write(t, a);
+  }
+
+  release(t: Tensor): void {
+    const list = this.pool.get(t.buffer.size) ?? [];
+    list.push(t.buffer);
+    this.pool.set(t.buffer.size, list);
+  }
+
+  private takeBuffer(bytes: number): GPUBuffer {
+    const size = Math.max(256, Math.ceil(bytes / 256) * 256);
+    const reused = this.pool.get(size)?.pop();
+    if (reused) return reused;
+    return this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  // ---- kernels ------------------------------------------------------------------------
+
+  /** A compute pipeline, compiled once per (code, entry point, override constants). */
+  kernel(code: string, entryPoint: string, constants: Record<string, number | boolean> = {}): Kernel {
+    this.checkAlive();
+    const key = `${entryPoint}|${JSON.stringify(constants)}|${code}`;
+    let k = this.pipelines.get(key);
+    if (!k) {
+      // One module per source, shared by its entry points and constant sets.
+      let module = this.modules.get(code);
+      if (!module) {
+        module = this.device.createShaderModule({ code, label: entryPoint });
+        this.modules.set(code, module);
+      }
+      const numeric: Record<string, number> = {};
+      for (const [name, v] of Object.entries(constants)) numeric[name] = typeof v === 'boolean' ? Number(v) : v;
+      const pipeline = this.device.createComputePipeline({
+        layout: 'auto',
+        label: entryPoint,
+        compute: { module, entryPoint, constants: numeric },
+      });
+      k = { pipeline, label: entryPoint };
+      this.pipelines.set(key, k);
+    }
+    return k;
+  }
+
+  /**
+   * Record one dispatch. `grid` is the number of workgroups per dimension; a dimension over
+   * the device's limit (65535 by default) is refused here: 1-D kernels should call
+   * `dispatch1D`, which folds a long grid into two dimensions.
+   */
+  dispatch(kernel: Kernel, buffers: (Tensor | GPUBuffer)[], params: Param[] | null, grid: Grid): void {
+    this.checkAlive();
+    const [x, y = 1, z = 1] = grid;
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max || z > max) {
+      throw new GpuError(`${kernel.label}: grid ${x}×${y}×${z} exceeds ${max} workgroups per dimension`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    const entries: GPUBindGroupEntry[] = buffers.map((b, i) => ({
+      binding: i,
+      resource: { buffer: b instanceof Tensor ? b.buffer : b },
+    }));
+    if (params) entries.push({ binding: buffers.length, resource: { buffer: this.uniform(params) } });
+    const bindGroup = this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
+    // Consecutive dispatches share one compute pass; WebGPU orders their storage accesses.
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass ??= this.encoder.beginComputePass();
+    this.pass.setPipeline(kernel.pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(x, y, z);
+  }
+
+  /**
+   * A 1-D grid of `count` workgroups folded into (x, y) so that neither exceeds the limit.
+   * Kernels recover the linear index as `wid.x + wid.y * nwg.x` and return when it is past
+   * `count` (the fold may round up).
+   */
+  dispatch1D(kernel: Kernel, buffers: (Tensor | GPUBuffer)[], params: Param[] | null, count: number): void {
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    const y = Math.ceil(count / max);
+    this.dispatch(kernel, buffers, params, [Math.ceil(count / y), y]);
+  }
+
+  private uniform(params: Param[]): GPUBuffer {
+    const words = new Uint32Array(Math.max(4, Math.ceil(params.length / 4) * 4));
+    const asFloat = new Float32Array(words.buffer);
+    params.forEach((p, i) => {
+      if (typeof p === 'number') {
+        if (!Number.isInteger(p) || p < 0 || p > 0xffffffff) throw new GpuError(`uniform ${i} is not a u32: ${p}`);
+        words[i] = p;
+      } else asFloat[i] = p.f32;
+    });
+    const key = words.join(',');
+    let buf = this.uniforms.get(key);
+    if (!buf) {
+      buf = this.device.createBuffer({ size: words.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      this.device.queue.writeBuffer(buf, 0, words);
+      this.uniforms.set(key, buf);
+    }
+    return buf;
+  }
+
+  /** Submit everything recorded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.pass?.end();
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.pass = null;
+  }
+
+  /** Wait for all submitted work; throws the first GPU validation error seen, if any. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwIfError();
+  }
+
+  async readBytes(t: Tensor, byteLength = t.byteLength): Promise<ArrayBuffer> {
+    this.flush();
+    const size = Math.ceil(byteLength / 4) * 4;
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(t.buffer, 0, staging, 0, size);
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = staging.getMappedRange().slice(0, byteLength);
+    staging.unmap();
+    staging.destroy();
+    this.throwIfError();
+    return out;
+  }
+
+  async read(t: Tensor): Promise<Float32Array> {
+    return new Float32Array(await this.readBytes(t));
+  }
+  async readU32(t: Tensor): Promise<Uint32Array> {
+    return new Uint32Array(await this.readBytes(t));
+  }
+
+  private throwIfError(): void {
+    if (this.error) {
+      const e = this.error;
+      this.error = null;
+      throw new GpuError(`WebGPU error: ${e.message}`);
+    }
+  }
+
+  private checkAlive(): void {
+    if (this.lostInfo) {
+      throw new GpuError(
+        `the GPU device was lost (${this.lostInfo.reason}: ${this.lostInfo.message}); ` +
+          'reload the model to get a new device',
+      );
+    }
+  }
+
+  destroy(): void {
+    this.flush();
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    for (const b of this.uniforms.values()) b.destroy();
+    this.pool.clear();
+    this.uniforms.clear();
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,71 @@
+// f32 matmuls of a linear layer y = x Wᵀ, forward and backward side by side, all through one
+// tiled GEMM kernel (shaders/gemm_core.wgsl + shaders/gemm_f32.wgsl) specialised by override
+// constants: C = alpha · op(A) · op(B) (+ C).
+import core from '../../shaders/gemm_core.wgsl?raw';
+import variant from '../../shaders/gemm_f32.wgsl?raw';
+import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import { expectShape, rows2d } from './check';
+
+const GEMM_F32 = `${variant}\n${core}`;
+/** Threads per side and K step; each thread computes a 4×4 block, so a tile is 64×64. */
+export const GEMM_TILE = { WG: 16, TK: 16 };
+
+export interface GemmOptions {
+  transA?: boolean;
+  transB?: boolean;
+  accumulate?: boolean;
+  alpha?: number;
+  /** Batched products over grid z; element strides of A, B, C (0 broadcasts). */
+  batch?: number;
+  strides?: [number, number, number];
+}
+
+/** C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] (+ C). The general entry behind the three below. */
+export function gemm(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, M: number, N: number, K: number, o: GemmOptions = {}): void {
+  const tile = GEMM_TILE.WG * 4;
+  const kernel = gpu.kernel(GEMM_F32, 'main', {
+    ...GEMM_TILE,
+    TRANS_A: !!o.transA,
+    TRANS_B: !!o.transB,
+    ACCUMULATE: !!o.accumulate,
+  });
+  const [sA, sB, sC] = o.strides ?? [M * K, K * N, M * N];
+  gpu.dispatch(kernel, [a, b, c], [M, N, K, f32(o.alpha ?? 1), sA, sB, sC], [
+    Math.ceil(N / tile),
+    Math.ceil(M / tile),
+    o.batch ?? 1,
+  ]);
+}
+
+// forward: y = x Wᵀ          x: [T, in], W: [out, in], y: [T, out]
+export function linear(gpu: Gpu, x: Tensor, w: Tensor, y?: Tensor, o: { accumulate?: boolean; alpha?: number } = {}): Tensor {
+  const [T, inF] = rows2d('linear', 'x', x);
+  const [outF] = rows2d('linear', 'W', w);
+  expectShape('linear', 'W', w, [outF, inF]);
+  y ??= gpu.tensor([T, outF]);
+  expectShape('linear', 'y', y, [T, outF]);
+  gemm(gpu, x, w, y, T, outF, inF, { transB: true, ...o });
+  return y;
+}
+
+// backward, input: dX = dY W     dY: [T, out], W: [out, in], dX: [T, in]
+export function linearBackwardInput(gpu: Gpu, dy: Tensor, w: Tensor, dx?: Tensor, o: { accumulate?: boolean; alpha?: number } = {}): Tensor {
+  const [T, outF] = rows2d('linearBackwardInput', 'dY', dy);
+  const [, inF] = rows2d('linearBackwardInput', 'W', w);
+  expectShape('linearBackwardInput', 'W', w, [outF, inF]);
+  dx ??= gpu.tensor([T, inF]);
+  expectShape('linearBackwardInput', 'dX', dx, [T, inF]);
+  gemm(gpu, dy, w, dx, T, inF, outF, o);
+  return dx;
+}
+
+// backward, weight: dW = dYᵀ X   dY: [T, out], X: [T, in], dW: [out, in]
+export function linearBackwardWeight(gpu: Gpu, dy: Tensor, x: Tensor, dw?: Tensor, o: { accumulate?: boolean; alpha?: number } = {}): Tensor {
+  const [T, outF] = rows2d('linearBackwardWeight', 'dY', dy);
+  const [, inF] = rows2d('linearBackwardWeight', 'X', x);
+  expectShape('linearBackwardWeight', 'X', x, [T, inF]);
+  dw ??= gpu.tensor([outF, inF]);
+  expectShape('linearBackwardWeight', 'dW', dw, [outF, inF]);
+  gemm(gpu, dy, x, dw, outF, inF, T, { transA: true, ...o });
+  return dw;
+}

@@ -1,0 +1,22 @@
+// Float64 references for the linear-algebra kernels.
+
+/** C[M,N] = alpha · op(A) · op(B) (+ C0), all in float64. A is [M,K] (or [K,M] with transA). */
+export function gemmRef(
+  a: ArrayLike<number>, b: ArrayLike<number>, M: number, N: number, K: number,
+  o: { transA?: boolean; transB?: boolean; alpha?: number; c0?: ArrayLike<number> } = {},
+): Float64Array {
+  const c = new Float64Array(M * N);
+  const alpha = o.alpha ?? 1;
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) {
+        const av = o.transA ? a[k * M + m] : a[m * K + k];
+        const bv = o.transB ? b[n * K + k] : b[k * N + n];
+        s += av * bv;
+      }
+      c[m * N + n] = alpha * s + (o.c0 ? o.c0[m * N + n] : 0);
+    }
+  }
+  return c;
+}
