@@ -1,0 +1,102 @@
+// The frozen NF4 linear layer y = x Wᵀ on the GPU, forward and backward side by side, and the
+// GPU quantizer that produces its weights. W never exists as f32 in GPU memory: the kernels
+// dequantize codes as they load them (shaders/nf4.wgsl holds the layout).
+import core from '../../shaders/gemm_core.wgsl?raw';
+import gemmVariant from '../../shaders/gemm_nf4.wgsl?raw';
+import nf4 from '../../shaders/nf4.wgsl?raw';
+import gemv from '../../shaders/nf4_gemv.wgsl?raw';
+import quantize from '../../shaders/nf4_quantize.wgsl?raw';
+import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import { checkBlocksize, nf4Absmax, type NF4Tensor } from '../quant/nf4';
+import { expectShape, rows2d } from './check';
+import { GEMM_TILE } from './matmul';
+
+const GEMM_NF4 = `${nf4}\n${gemmVariant}\n${core}`;
+const GEMV_NF4 = `${nf4}\n${gemv}`;
+const QUANTIZE_NF4 = `${nf4}\n${quantize}`;
+const GEMV = { LANES: 32, ROWS: 8 };
+/** Up to this many rows a matrix-vector pass per row beats the tiled GEMM (decoding). */
+export const GEMV_MAX_ROWS = 4;
+
+/** An NF4 weight on the GPU: `shape` is PyTorch's [out, in]. */
+export interface NF4Weight {
+  packed: Tensor; // u32 [ceil(out·in / 8)]
+  absmax: Tensor; // f32 [ceil(out·in / blocksize)]
+  shape: [number, number];
+  blocksize: number;
+}
+
+/** Upload a CPU-quantized tensor (ours, or a pre-quantized checkpoint's) as it is. */
+export function uploadNF4(gpu: Gpu, q: NF4Tensor, shape: [number, number]): NF4Weight {
+  checkBlocksize(q.blocksize);
+  if (shape[0] * shape[1] !== q.length) throw new Error(`uploadNF4: shape [${shape}] does not hold ${q.length} elements`);
+  const words = new Uint32Array(Math.ceil(q.packed.length / 4));
+  new Uint8Array(words.buffer).set(q.packed);
+  const absmax = nf4Absmax(q);
+  return {
+    packed: gpu.tensor([words.length], 'u32', words),
+    absmax: gpu.tensor([absmax.length], 'f32', absmax),
+    shape,
+    blocksize: q.blocksize,
+  };
+}
+
+/** Quantize an f32 weight [out, in] already on the GPU, block by block. */
+export function quantizeNF4Gpu(gpu: Gpu, w: Tensor, blocksize = 64): NF4Weight {
+  checkBlocksize(blocksize);
+  const [outF, inF] = rows2d('quantizeNF4Gpu', 'W', w);
+  const n = outF * inF;
+  const q: NF4Weight = {
+    packed: gpu.tensor([Math.ceil(n / 8)], 'u32'),
+    absmax: gpu.tensor([Math.ceil(n / blocksize)], 'f32'),
+    shape: [outF, inF],
+    blocksize,
+  };
+  gpu.dispatch1D(gpu.kernel(QUANTIZE_NF4, 'main'), [w, q.packed, q.absmax], [n, blocksize], Math.ceil(n / blocksize));
+  return q;
+}
+
+/** The packed bytes exactly as bitsandbytes stores them: ceil(n / 2) bytes. */
+export async function readNF4Bytes(gpu: Gpu, q: NF4Weight): Promise<Uint8Array> {
+  const n = q.shape[0] * q.shape[1];
+  return new Uint8Array(await gpu.readBytes(q.packed, Math.ceil(n / 2)));
+}
+
+// forward: y = x Wᵀ    x: [T, in], W: NF4 [out, in], y: [T, out]
+export function nf4Linear(gpu: Gpu, x: Tensor, w: NF4Weight, y?: Tensor, o: { accumulate?: boolean; alpha?: number } = {}): Tensor {
+  const [T, inF] = rows2d('nf4Linear', 'x', x);
+  const [outF, wIn] = w.shape;
+  if (wIn !== inF) throw new Error(`nf4Linear: x has ${inF} features, W is [${w.shape.join(', ')}]`);
+  y ??= gpu.tensor([T, outF]);
+  expectShape('nf4Linear', 'y', y, [T, outF]);
+  const blockShift = Math.log2(w.blocksize);
+  if (T <= GEMV_MAX_ROWS) {
+    const kernel = gpu.kernel(GEMV_NF4, 'main', { ...GEMV, ACCUMULATE: !!o.accumulate });
+    const groups = Math.ceil(outF / GEMV.ROWS);
+    const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+    const gy = Math.ceil(groups / max);
+    gpu.dispatch(kernel, [x, w.packed, w.absmax, y], [T, outF, inF, f32(o.alpha ?? 1), blockShift], [Math.ceil(groups / gy), gy, T]);
+  } else {
+    nf4Gemm(gpu, x, w, y, T, outF, inF, true, o);
+  }
+  return y;
+}
+
+// backward, input: dX = dY W    dY: [T, out], W: NF4 [out, in], dX: [T, in]
+// (W is frozen: it has no gradient; LoRA's gradients come from ops/lora.ts.)
+export function nf4LinearBackwardInput(gpu: Gpu, dy: Tensor, w: NF4Weight, dx?: Tensor, o: { accumulate?: boolean; alpha?: number } = {}): Tensor {
+  const [T, outF] = rows2d('nf4LinearBackwardInput', 'dY', dy);
+  const [wOut, inF] = w.shape;
+  if (wOut !== outF) throw new Error(`nf4LinearBackwardInput: dY has ${outF} features, W is [${w.shape.join(', ')}]`);
+  dx ??= gpu.tensor([T, inF]);
+  expectShape('nf4LinearBackwardInput', 'dX', dx, [T, inF]);
+  nf4Gemm(gpu, dy, w, dx, T, inF, outF, false, o);
+  return dx;
+}
+
+function nf4Gemm(gpu: Gpu, a: Tensor, w: NF4Weight, c: Tensor, M: number, N: number, K: number, transB: boolean, o: { accumulate?: boolean; alpha?: number }): void {
+  const tile = GEMM_TILE.WG * 4;
+  const kernel = gpu.kernel(GEMM_NF4, 'main', { ...GEMM_TILE, TRANS_B: transB, ACCUMULATE: !!o.accumulate });
+  const params = [M, N, K, f32(o.alpha ?? 1), M * K, 0, M * N, Math.log2(w.blocksize)];
+  gpu.dispatch(kernel, [a, w.packed, w.absmax, c], params, [Math.ceil(N / tile), Math.ceil(M / tile), 1]);
+}
