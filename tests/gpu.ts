@@ -8,8 +8,15 @@ export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 let shared: Promise<Gpu> | null = null;
 
+/** The file's shared device. */
 export function testGpu(): Promise<Gpu> {
-  shared ??= (async () => {
+  shared ??= newTestGpu();
+  return shared;
+}
+
+/** A device of its own, for tests that destroy or lose it. */
+export function newTestGpu(): Promise<Gpu> {
+  return (async () => {
     if (!process.env.VK_ICD_FILENAMES) {
       if (!existsSync(SWIFTSHADER_ICD)) {
         throw new Error(
@@ -24,5 +31,4 @@ export function testGpu(): Promise<Gpu> {
     Object.assign(globalThis, globals);
     return Gpu.create(create([]));
   })();
-  return shared;
 }

@@ -1,0 +1,120 @@
+// LoRA on a frozen linear layer, forward and backward side by side (PEFT's semantics):
+//
+//   forward   xd = dropout(x)          x: [T, in]    (dropout on the LoRA branch's input only)
+//             h  = xd Aᵀ               A: [r, in],  h: [T, r]
+//             y += s · h Bᵀ            B: [out, r], y: [T, out],  s = alpha / r (or / √r, rsLoRA)
+//   backward  dB (+)= s · dYᵀ h        dB: [out, r]
+//             dh  = s · dY B           dh: [T, r]
+//             dA (+)= dhᵀ xd           dA: [r, in]
+//             dx  += dropout'(dh A)    dx: [T, in]  (the frozen path's dX is added by its own op)
+//
+// The products are the tiled GEMM of ops/matmul.ts; dropout is shaders/lora.wgsl, whose mask
+// is a hash of (seed, element), so backward regenerates it instead of storing it.
+import shader from '../../shaders/lora.wgsl?raw';
+import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import { expectShape, rows2d } from './check';
+import { gemm } from './matmul';
+
+const WG = 256;
+
+export interface LoraAdapter {
+  A: Tensor; // [r, in]
+  B: Tensor; // [out, r]
+  /** alpha / r, or alpha / √r with use_rslora. */
+  scale: number;
+  /** Dropout probability on the branch input during training; 0 at inference. */
+  dropout: number;
+}
+
+/** What the backward pass needs from the forward one; release() when done. */
+export interface LoraSaved {
+  xd: Tensor; // the dropped-out input (x itself when there is no dropout)
+  h: Tensor; // [T, r]
+  ownsXd: boolean;
+}
+
+export function loraScale(alpha: number, r: number, useRslora = false): number {
+  return useRslora ? alpha / Math.sqrt(r) : alpha / r;
+}
+
+function dims(op: string, x: Tensor, a: LoraAdapter): { T: number; inF: number; r: number; outF: number } {
+  const [T, inF] = rows2d(op, 'x', x);
+  const [r] = rows2d(op, 'A', a.A);
+  expectShape(op, 'A', a.A, [r, inF]);
+  const [outF] = rows2d(op, 'B', a.B);
+  expectShape(op, 'B', a.B, [outF, r]);
+  return { T, inF, r, outF };
+}
+
+// ---- dropout, forward and backward -------------------------------------------------------
+
+function dropoutParams(n: number, p: number, seed: number) {
+  if (!(p >= 0 && p < 1)) throw new Error(`lora_dropout must be in [0, 1), got ${p}`);
+  const threshold = Math.min(0xffffffff, Math.round(p * 2 ** 32));
+  return [n, seed >>> 0, threshold, f32(1 / (1 - p))];
+}
+
+// forward: xd = x ⊙ keep / (1 - p)       x, xd: [T, in]
+export function dropoutForward(gpu: Gpu, x: Tensor, p: number, seed: number, xd = gpu.tensor(x.shape)): Tensor {
+  const k = gpu.kernel(shader, 'dropout_forward', { WG });
+  gpu.dispatch1D(k, [x, xd], dropoutParams(x.numel, p, seed), Math.ceil(x.numel / WG));
+  return xd;
+}
+
+// backward: dx += dxd ⊙ keep / (1 - p)   dxd, dx: [T, in]
+export function dropoutBackward(gpu: Gpu, dxd: Tensor, dx: Tensor, p: number, seed: number): void {
+  const k = gpu.kernel(shader, 'dropout_backward', { WG });
+  gpu.dispatch1D(k, [dxd, dx], dropoutParams(dxd.numel, p, seed), Math.ceil(dxd.numel / WG));
+}
+
+// ---- the LoRA branch ----------------------------------------------------------------------
+
+// forward: y += s · dropout(x) Aᵀ Bᵀ
+export function loraForward(gpu: Gpu, x: Tensor, a: LoraAdapter, y: Tensor, seed = 0): LoraSaved {
+  const { T, inF, r, outF } = dims('loraForward', x, a);
+  expectShape('loraForward', 'y', y, [T, outF]);
+  const ownsXd = a.dropout > 0;
+  const xd = ownsXd ? dropoutForward(gpu, x, a.dropout, seed) : x;
+  const h = gpu.tensor([T, r]);
+  gemm(gpu, xd, a.A, h, T, r, inF, { transB: true });
+  gemm(gpu, h, a.B, y, T, outF, r, { transB: true, accumulate: true, alpha: a.scale });
+  return { xd, h, ownsXd };
+}
+
+export interface LoraGrads {
+  dA: Tensor; // [r, in]
+  dB: Tensor; // [out, r]
+}
+
+/**
+ * backward: writes (or, with `accumulate`, adds to) dA and dB, and adds the branch's input
+ * gradient into dx when given. Releases `saved`.
+ */
+export function loraBackward(
+  gpu: Gpu, dy: Tensor, a: LoraAdapter, saved: LoraSaved, grads: LoraGrads,
+  o: { dx?: Tensor; seed?: number; accumulate?: boolean } = {},
+): void {
+  const { T, inF, r, outF } = dims('loraBackward', saved.xd, a);
+  expectShape('loraBackward', 'dY', dy, [T, outF]);
+  expectShape('loraBackward', 'dA', grads.dA, [r, inF]);
+  expectShape('loraBackward', 'dB', grads.dB, [outF, r]);
+  const accumulate = !!o.accumulate;
+  gemm(gpu, dy, saved.h, grads.dB, outF, r, T, { transA: true, alpha: a.scale, accumulate });
+  const dh = gpu.tensor([T, r]);
+  gemm(gpu, dy, a.B, dh, T, r, outF, { alpha: a.scale });
+  gemm(gpu, dh, saved.xd, grads.dA, r, inF, T, { transA: true, accumulate });
+  if (o.dx) {
+    expectShape('loraBackward', 'dX', o.dx, [T, inF]);
+    if (a.dropout > 0) {
+      const dxd = gpu.tensor([T, inF]);
+      gemm(gpu, dh, a.A, dxd, T, inF, r);
+      dropoutBackward(gpu, dxd, o.dx, a.dropout, o.seed ?? 0);
+      dxd.release();
+    } else {
+      gemm(gpu, dh, a.A, o.dx, T, inF, r, { accumulate: true });
+    }
+  }
+  dh.release();
+  saved.h.release();
+  if (saved.ownsXd) saved.xd.release();
+}
