@@ -1,0 +1,64 @@
+// The engine: one facade over everything below it, the same for the page's worker (through
+// comlink), the Node command line and the tests. It is handed its `GPU` object and never
+// looks for one itself.
+//
+// This first version knows the device and can check its kernels; loading, training and
+// generation join it as they are built.
+import { Gpu } from '../gpu/runtime';
+import type { AdapterSummary } from '../gpu/device';
+import { nf4Linear, quantizeNF4Gpu, readNF4Bytes } from '../ops/nf4';
+import { dequantizeNF4, quantizeNF4 } from '../quant/nf4';
+
+export interface KernelCheck {
+  /** What ran: the GPU NF4 quantizer, then the NF4 matrix-vector product. */
+  shape: [number, number];
+  /** The GPU's packed bytes equal the CPU quantizer's. */
+  bytesIdentical: boolean;
+  /** ‖y_gpu − y_cpu‖ / ‖y_cpu‖ for y = x Wᵀ with the dequantized W, in float64 on the CPU. */
+  relError: number;
+  ms: number;
+}
+
+export class Engine {
+  private gpu: Gpu | null = null;
+
+  async init(gpu: GPU | undefined | null): Promise<AdapterSummary> {
+    this.gpu ??= await Gpu.create(gpu);
+    return this.gpu.info;
+  }
+
+  gpuInfo(): AdapterSummary {
+    return this.device().info;
+  }
+
+  /** Quantize a random weight on the GPU and multiply by it, checked against the CPU. */
+  async checkKernels(out = 257, inF = 384, seed = 1): Promise<KernelCheck> {
+    const gpu = this.device();
+    let s = seed >>> 0;
+    const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+    const w = Float32Array.from({ length: out * inF }, rand);
+    const x = Float32Array.from({ length: inF }, rand);
+    const t0 = performance.now();
+    const q = quantizeNF4Gpu(gpu, gpu.tensor([out, inF], 'f32', w), 64);
+    const y = nf4Linear(gpu, gpu.tensor([1, inF], 'f32', x), q);
+    const [bytes, yGpu] = [await readNF4Bytes(gpu, q), await gpu.read(y)];
+    const ms = performance.now() - t0;
+    const cpu = quantizeNF4(w, 64);
+    const wd = dequantizeNF4(cpu);
+    let num = 0, den = 0;
+    for (let o = 0; o < out; o++) {
+      let ref = 0;
+      for (let i = 0; i < inF; i++) ref += x[i] * wd[o * inF + i];
+      num += (yGpu[o] - ref) ** 2;
+      den += ref ** 2;
+    }
+    const bytesIdentical = bytes.length === cpu.packed.length && bytes.every((b, i) => b === cpu.packed[i]);
+    for (const t of [q.packed, q.absmax, y]) t.release();
+    return { shape: [out, inF], bytesIdentical, relError: Math.sqrt(num / den), ms };
+  }
+
+  private device(): Gpu {
+    if (!this.gpu) throw new Error('the engine has no GPU yet: call init() first');
+    return this.gpu;
+  }
+}
