@@ -1,0 +1,39 @@
+// `npm run bench`: serves the bench page with Vite, opens it in headless chromium (WebGPU on
+// whatever adapter chromium finds; SwiftShader here), prints the table and writes it as JSON
+// under bench/results/. Pass --size small to force the small shapes.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { chromium } from '@playwright/test';
+import { createServer } from 'vite';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARGS = ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+if (!process.env.BENCH_GPU) ARGS.push('--use-webgpu-adapter=swiftshader');
+const size = process.argv.includes('--size') ? process.argv[process.argv.indexOf('--size') + 1] : '';
+
+const server = await createServer({ logLevel: 'warn', server: { host: '127.0.0.1', port: 5199, strictPort: false } });
+await server.listen();
+const url = `${server.resolvedUrls.local[0]}bench/index.html${size ? `?size=${size}` : ''}`;
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+try {
+  const page = await browser.newPage();
+  page.on('console', (m) => m.type() === 'error' && console.error('[page]', m.text()));
+  await page.goto(url);
+  await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 30 * 60_000 });
+  const result = await page.evaluate(() => window.__bench);
+  if ('error' in result) throw new Error(result.error);
+  const pad = (s, n) => String(s).padEnd(n);
+  console.log(`\nadapter: ${result.adapter} (${result.size} shapes); peer: @tensorflow/tfjs-backend-webgpu f32 matMul, same shape\n`);
+  console.log(pad('kernel', 20) + pad('T×in→out', 18) + pad('ms', 10) + pad('GFLOP/s', 10) + pad('GB/s', 9) + pad('peer ms', 10) + 'ours/peer');
+  for (const r of result.rows) {
+    console.log(pad(r.kernel, 20) + pad(r.shape, 18) + pad(r.ms.toFixed(3), 10) + pad(r.gflops.toFixed(2), 10) +
+      pad(r.gbps.toFixed(2), 9) + pad(r.peer_ms.toFixed(3), 10) + r.ratio.toFixed(2));
+  }
+  mkdirSync('bench/results', { recursive: true });
+  const file = `bench/results/${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}-${result.adapter.replace(/\W+/g, '_')}.json`;
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), ...result }, null, 2) + '\n');
+  console.log(`\nwritten to ${file}`);
+} finally {
+  await browser.close();
+  await server.close();
+}

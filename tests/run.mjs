@@ -1,0 +1,33 @@
+// `npm test`: system packages, then the Node kernel tests (vitest on Dawn + SwiftShader), then
+// the browser tests (Playwright on headless chromium). Ends with one line, "N passed, M failed".
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+
+const run = (cmd, args, env = {}) =>
+  spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } }).status ?? 1;
+
+if (run('bash', ['tests/setup/system-deps.sh']) !== 0) process.exit(1);
+mkdirSync('test-results', { recursive: true });
+if (run('npx', ['tsc', '--noEmit', '-p', '.']) !== 0) {
+  console.log('\ntypecheck failed\n0 passed, 1 failed');
+  process.exit(1);
+}
+
+const unitStatus = run('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', '--outputFile.json=test-results/unit.json']);
+const e2eStatus = run('npx', ['playwright', 'test'], { PLAYWRIGHT_JSON_OUTPUT_NAME: 'test-results/e2e.json' });
+
+let passed = 0, failed = 0;
+if (existsSync('test-results/unit.json')) {
+  const u = JSON.parse(readFileSync('test-results/unit.json', 'utf8'));
+  passed += u.numPassedTests;
+  failed += u.numFailedTests + (u.numPendingTests ?? 0) + (u.numTodoTests ?? 0);
+}
+if (existsSync('test-results/e2e.json')) {
+  const s = JSON.parse(readFileSync('test-results/e2e.json', 'utf8')).stats;
+  passed += s.expected;
+  failed += s.unexpected + s.flaky + s.skipped;
+}
+const ok = unitStatus === 0 && e2eStatus === 0 && failed === 0 && passed > 0;
+if (!ok && failed === 0) failed = 1; // a runner died without reporting: never a silent pass
+console.log(`\n${passed} passed, ${failed} failed`);
+process.exit(ok ? 0 : 1);
