@@ -22,16 +22,11 @@ try {
   await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 30 * 60_000 });
   const result = await page.evaluate(() => window.__bench);
   if ('error' in result) throw new Error(result.error);
-  const pad = (s, n) => String(s).padEnd(n);
   console.log(`\nadapter: ${result.adapter} (${result.size} shapes); peer: @tensorflow/tfjs-backend-webgpu f32 matMul, same shape\n`);
-  console.log(pad('kernel', 20) + pad('T×in→out', 18) + pad('ms', 10) + pad('GFLOP/s', 10) + pad('GB/s', 9) + pad('peer ms', 10) + 'ours/peer');
-  for (const r of result.rows) {
-    console.log(pad(r.kernel, 20) + pad(r.shape, 18) + pad(r.ms.toFixed(3), 10) + pad(r.gflops.toFixed(2), 10) +
-      pad(r.gbps.toFixed(2), 9) + pad(r.peer_ms.toFixed(3), 10) + r.ratio.toFixed(2));
-  }
+  console.log(result.table);
   mkdirSync('bench/results', { recursive: true });
   const file = `bench/results/${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}-${result.adapter.replace(/\W+/g, '_')}.json`;
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), ...result }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: result.adapter, size: result.size, rows: result.rows }, null, 2) + '\n');
   console.log(`\nwritten to ${file}`);
 } finally {
   await browser.close();

@@ -71,7 +71,7 @@ export function nf4Linear(gpu: Gpu, x: Tensor, w: NF4Weight, y?: Tensor, o: { ac
   expectShape('nf4Linear', 'y', y, [T, outF]);
   const blockShift = Math.log2(w.blocksize);
   if (T <= GEMV_MAX_ROWS) {
-    const kernel = gpu.kernel(GEMV_NF4, 'main', { ...GEMV, ACCUMULATE: !!o.accumulate });
+    const kernel = gpu.kernel(GEMV_NF4, 'main', { ...GEMV, ACCUMULATE: !!o.accumulate, ALIGNED: inF % 8 === 0 });
     const groups = Math.ceil(outF / GEMV.ROWS);
     const max = gpu.limits.maxComputeWorkgroupsPerDimension;
     const gy = Math.ceil(groups / max);

@@ -73,6 +73,8 @@ describe('NF4 linear layer against float64 with the dequantized weight', () => {
   const SHAPES: [number, number, number][] = [
     [1, 65, 33],
     [3, 127, 70],
+    [1, 256, 19], // GEMV on whole-word rows (in % 8 == 0)
+    [2, 96, 37],
     [7, 65, 33],
     [64, 128, 64],
     [70, 77, 131],
