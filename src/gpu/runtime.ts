@@ -42,6 +42,7 @@ export class Tensor {
 export interface Kernel {
   pipeline: GPUComputePipeline;
   label: string;
+  id: number;
 }
 
 /** Uniform parameters: u32 values, or f32 values wrapped with `f32()`. */
@@ -54,8 +55,12 @@ export class GpuError extends Error {
 
 export class Gpu {
   private pool = new Map<number, GPUBuffer[]>();
+  private staging = new Map<number, GPUBuffer[]>();
   private modules = new Map<string, GPUShaderModule>();
   private pipelines = new Map<string, Kernel>();
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
   private uniforms = new Map<string, GPUBuffer>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -168,7 +173,7 @@ export class Gpu {
         label: entryPoint,
         compute: { module, entryPoint, constants: numeric },
       });
-      k = { pipeline, label: entryPoint };
+      k = { pipeline, label: entryPoint, id: this.pipelines.size + 1 };
       this.pipelines.set(key, k);
     }
     return k;
@@ -187,12 +192,9 @@ export class Gpu {
       throw new GpuError(`${kernel.label}: grid ${x}×${y}×${z} exceeds ${max} workgroups per dimension`);
     }
     if (x === 0 || y === 0 || z === 0) return;
-    const entries: GPUBindGroupEntry[] = buffers.map((b, i) => ({
-      binding: i,
-      resource: { buffer: b instanceof Tensor ? b.buffer : b },
-    }));
-    if (params) entries.push({ binding: buffers.length, resource: { buffer: this.uniform(params) } });
-    const bindGroup = this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
+    const bound = buffers.map((b) => (b instanceof Tensor ? b.buffer : b));
+    if (params) bound.push(this.uniform(params));
+    const bindGroup = this.bindGroup(kernel, bound);
     // Consecutive dispatches share one compute pass; WebGPU orders their storage accesses.
     this.encoder ??= this.device.createCommandEncoder();
     this.pass ??= this.encoder.beginComputePass();
@@ -210,6 +212,30 @@ export class Gpu {
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     const y = Math.ceil(count / max);
     this.dispatch(kernel, buffers, params, [Math.ceil(count / y), y]);
+  }
+
+  /**
+   * Bind groups cached by (pipeline, buffers): pooled buffers keep their identity, so a
+   * training step that repeats its dispatches creates none after the first.
+   */
+  private bindGroup(kernel: Kernel, buffers: GPUBuffer[]): GPUBindGroup {
+    const key = `${kernel.id}|${buffers.map((b) => this.bufferId(b)).join(',')}`;
+    let group = this.bindGroups.get(key);
+    if (!group) {
+      if (this.bindGroups.size >= 4096) this.bindGroups.clear(); // bounded; rebuilt on demand
+      group = this.device.createBindGroup({
+        layout: kernel.pipeline.getBindGroupLayout(0),
+        entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      });
+      this.bindGroups.set(key, group);
+    }
+    return group;
+  }
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
   }
 
   private uniform(params: Param[]): GPUBuffer {
@@ -250,14 +276,19 @@ export class Gpu {
   async readBytes(t: Tensor, byteLength = t.byteLength): Promise<ArrayBuffer> {
     this.flush();
     const size = Math.ceil(byteLength / 4) * 4;
-    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    // Staging buffers are pooled by size, like storage buffers: a per-step loss read allocates nothing.
+    const staging =
+      this.staging.get(size)?.pop() ??
+      this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const enc = this.device.createCommandEncoder();
     enc.copyBufferToBuffer(t.buffer, 0, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
     const out = staging.getMappedRange().slice(0, byteLength);
     staging.unmap();
-    staging.destroy();
+    const list = this.staging.get(size) ?? [];
+    list.push(staging);
+    this.staging.set(size, list);
     this.throwIfError();
     return out;
   }
@@ -288,10 +319,12 @@ export class Gpu {
 
   destroy(): void {
     this.flush();
-    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    for (const list of [...this.pool.values(), ...this.staging.values()]) for (const b of list) b.destroy();
     for (const b of this.uniforms.values()) b.destroy();
     this.pool.clear();
+    this.staging.clear();
     this.uniforms.clear();
+    this.bindGroups.clear();
     this.device.destroy();
   }
 }

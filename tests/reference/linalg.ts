@@ -20,3 +20,27 @@ export function gemmRef(
   }
   return c;
 }
+
+/** Central finite differences of a scalar function of one array, in float64. */
+export function finiteDifferences(loss: (v: Float64Array) => number, at: ArrayLike<number>, eps = 1e-4): Float64Array {
+  const v = Float64Array.from(at);
+  const g = new Float64Array(v.length);
+  for (let k = 0; k < v.length; k++) {
+    const old = v[k];
+    v[k] = old + eps;
+    const lp = loss(v);
+    v[k] = old - eps;
+    const lm = loss(v);
+    v[k] = old;
+    g[k] = (lp - lm) / (2 * eps);
+  }
+  return g;
+}
+
+/** L = Σ (x Wᵀ) ⊙ G, the loss whose gradients the linear backward kernels compute. */
+export function linearLoss(x: ArrayLike<number>, w: ArrayLike<number>, G: ArrayLike<number>, T: number, inF: number, outF: number): number {
+  const y = gemmRef(x, w, T, outF, inF, { transB: true });
+  let s = 0;
+  for (let i = 0; i < y.length; i++) s += y[i] * G[i];
+  return s;
+}

@@ -1,5 +1,5 @@
 // Float64 reference for the LoRA branch, its dropout mask, and a scalar loss to differentiate.
-import { gemmRef } from './linalg';
+import { finiteDifferences, gemmRef } from './linalg';
 
 function pcg(v: number): number {
   const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
@@ -41,23 +41,11 @@ export function loraBackwardRef(i: LoraRefInput, G: ArrayLike<number>): { dA: Fl
 }
 
 /** Central finite differences of L = Σ loraForwardRef ⊙ G with respect to one input array. */
-export function finiteDifference(i: LoraRefInput, G: ArrayLike<number>, which: 'x' | 'A' | 'B', eps = 1e-4): Float64Array {
-  const base = Float64Array.from(i[which]);
-  const out = new Float64Array(base.length);
-  const loss = (arr: Float64Array) => {
-    const y = loraForwardRef({ ...i, [which]: arr });
+export function finiteDifference(i: LoraRefInput, G: ArrayLike<number>, which: 'x' | 'A' | 'B'): Float64Array {
+  return finiteDifferences((v) => {
+    const y = loraForwardRef({ ...i, [which]: v });
     let s = 0;
     for (let k = 0; k < y.length; k++) s += y[k] * G[k];
     return s;
-  };
-  for (let k = 0; k < base.length; k++) {
-    const v = base[k];
-    base[k] = v + eps;
-    const lp = loss(base);
-    base[k] = v - eps;
-    const lm = loss(base);
-    base[k] = v;
-    out[k] = (lp - lm) / (2 * eps);
-  }
-  return out;
+  }, i[which]);
 }

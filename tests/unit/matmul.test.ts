@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
 import { gemm, linear, linearBackwardInput, linearBackwardWeight } from '../../src/ops/matmul';
 import { testGpu } from '../gpu';
-import { gemmRef } from '../reference/linalg';
+import { finiteDifferences, gemmRef, linearLoss } from '../reference/linalg';
 import { POISON, freshSeed, randn, relError, rng } from '../reference/random';
 
 let gpu: Gpu;
@@ -36,6 +36,20 @@ describe('f32 linear layer matmuls against float64', () => {
       expect(relError(await gpu.read(dw), gemmRef(dy, x, outF, inF, T, { transA: true })), msg).toBeLessThan(1e-5);
     });
   }
+
+  it('computes the gradients of L = Σ (x Wᵀ) ⊙ G, by central finite differences', async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const [T, inF, outF] = [5, 13, 9];
+    const x = randn(r, T * inF), w = randn(r, outF * inF), G = randn(r, T * outF);
+    const tx = gpu.tensor([T, inF], 'f32', x), tw = gpu.tensor([outF, inF], 'f32', w), tg = gpu.tensor([T, outF], 'f32', G);
+    const dx = await gpu.read(linearBackwardInput(gpu, tg, tw));
+    const dw = await gpu.read(linearBackwardWeight(gpu, tg, tx));
+    const fdX = finiteDifferences((v) => linearLoss(v, w, G, T, inF, outF), x);
+    const fdW = finiteDifferences((v) => linearLoss(x, v, G, T, inF, outF), w);
+    expect(relError(dx, fdX), `seed ${seed}`).toBeLessThan(1e-4);
+    expect(relError(dw, fdW), `seed ${seed}`).toBeLessThan(1e-4);
+  });
 
   it('accumulates with alpha, and runs batches through grid z', async () => {
     const seed = freshSeed();

@@ -4,7 +4,7 @@ import type { Gpu } from '../../src/gpu/runtime';
 import { nf4Linear, nf4LinearBackwardInput, quantizeNF4Gpu, readNF4Bytes, uploadNF4 } from '../../src/ops/nf4';
 import { NF4_CODE, NF4_THRESHOLDS, dequantizeNF4, quantizeNF4 } from '../../src/quant/nf4';
 import { testGpu } from '../gpu';
-import { gemmRef } from '../reference/linalg';
+import { finiteDifferences, gemmRef, linearLoss } from '../reference/linalg';
 import { POISON, freshSeed, randn, relError, rng } from '../reference/random';
 
 let gpu: Gpu;
@@ -97,6 +97,18 @@ describe('NF4 linear layer against float64 with the dequantized weight', () => {
       expect(relError(await gpu.read(dx), gemmRef(dy, wd, T, inF, outF)), `seed ${seed}`).toBeLessThan(1e-5);
     });
   }
+
+  it('computes dX of L = Σ (x Wᵀ) ⊙ G through the frozen NF4 weight, by central finite differences', async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const [T, inF, outF] = [6, 19, 11];
+    const cpu = quantizeNF4(randn(r, outF * inF), 32);
+    const wd = dequantizeNF4(cpu);
+    const x = randn(r, T * inF), G = randn(r, T * outF);
+    const dx = await gpu.read(nf4LinearBackwardInput(gpu, gpu.tensor([T, outF], 'f32', G), uploadNF4(gpu, cpu, [outF, inF])));
+    const fd = finiteDifferences((v) => linearLoss(v, wd, G, T, inF, outF), x);
+    expect(relError(dx, fd), `seed ${seed}`).toBeLessThan(1e-4);
+  });
 
   it('accumulates with alpha on both the GEMV and the tiled path', async () => {
     const seed = freshSeed();
