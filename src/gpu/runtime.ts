@@ -8,18 +8,16 @@
 //
 // Conventions every kernel follows: storage buffers at @binding(0..n-1) of group 0 in the
 // order given, the shape uniform at @binding(n). Work is recorded into one compute pass and
-// submitted lazily; uniforms are immutable buffers cached by content, so a training step
-// that repeats the same shapes allocates nothing.
+// submitted lazily. Uniforms are immutable buffers cached by content and bind groups are cached
+// by buffer, so a training step that repeats the same shapes allocates nothing on the GPU.
 
 import { acquireDevice, type AdapterSummary } from './device';
 
 export type DType = 'f32' | 'u32' | 'i32';
 export type Grid = [number, number?, number?];
 
-let nextTensorId = 1;
-
 export class Tensor {
-  readonly id = nextTensorId++;
+  released = false;
   constructor(
     readonly gpu: Gpu,
     readonly buffer: GPUBuffer,
@@ -137,6 +135,8 @@ export class Gpu {
   }
 
   release(t: Tensor): void {
+    if (t.released) throw new GpuError(`tensor [${t.shape.join(', ')}] released twice`);
+    t.released = true;
     const list = this.pool.get(t.buffer.size) ?? [];
     list.push(t.buffer);
     this.pool.set(t.buffer.size, list);

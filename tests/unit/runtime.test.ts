@@ -51,6 +51,14 @@ describe('GPU runtime', () => {
     expect(() => gpu.tensor([max / 4 + 1])).toThrow(/more than this GPU binds in one buffer/);
   });
 
+  it('reuses released buffers, and refuses a double release', () => {
+    const a = gpu.tensor([1000]);
+    const buffer = a.buffer;
+    a.release();
+    expect(gpu.tensor([990]).buffer).toBe(buffer); // same 256-byte-rounded size
+    expect(() => a.release()).toThrow(/released twice/);
+  });
+
   it('surfaces WGSL errors on the next sync', async () => {
     expect(() => gpu.kernel('fn main( {', 'main')).not.toThrow(); // errors arrive asynchronously
     await expect(gpu.sync()).rejects.toThrow(GpuError);
