@@ -3,8 +3,8 @@
 // One row of W per group of LANES threads; the group walks the row a u32 (8 codes) at a time,
 // so each thread reads whole words of W and 8 consecutive values of x. When K % 8 == 0 (every
 // real model) rows are whole words; otherwise rows start mid-word and elements outside the
-// row are masked. The group sums its
-// partial dot products in workgroup memory. Grid: x·y folds ceil(N / ROWS) workgroups, z = M.
+// row are masked. The group sums its partial dot products in workgroup memory.
+// Grid: x·y folds ceil(N / ROWS) workgroups, z = M.
 
 override LANES: u32 = 32;   // threads per row
 override ROWS: u32 = 8;     // rows per workgroup
