@@ -39,8 +39,10 @@ export class Engine {
     const w = Float32Array.from({ length: out * inF }, rand);
     const x = Float32Array.from({ length: inF }, rand);
     const t0 = performance.now();
-    const q = quantizeNF4Gpu(gpu, gpu.tensor([out, inF], 'f32', w), 64);
-    const y = nf4Linear(gpu, gpu.tensor([1, inF], 'f32', x), q);
+    const tw = gpu.tensor([out, inF], 'f32', w);
+    const tx = gpu.tensor([1, inF], 'f32', x);
+    const q = quantizeNF4Gpu(gpu, tw, 64);
+    const y = nf4Linear(gpu, tx, q);
     const [bytes, yGpu] = [await readNF4Bytes(gpu, q), await gpu.read(y)];
     const ms = performance.now() - t0;
     const cpu = quantizeNF4(w, 64);
@@ -53,7 +55,7 @@ export class Engine {
       den += ref ** 2;
     }
     const bytesIdentical = bytes.length === cpu.packed.length && bytes.every((b, i) => b === cpu.packed[i]);
-    for (const t of [q.packed, q.absmax, y]) t.release();
+    for (const t of [tw, tx, q.packed, q.absmax, y]) t.release();
     return { shape: [out, inF], bytesIdentical, relError: Math.sqrt(num / den), ms };
   }
 
