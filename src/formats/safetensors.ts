@@ -1,0 +1,304 @@
+// safetensors: strict parsing, streamed reading and writing.
+//
+//   [u64 little-endian N][N bytes of JSON header, space-padded][data]
+//   header: { "__metadata__"?: {string: string}, "<name>": { dtype, shape, data_offsets: [begin, end] } }
+//   offsets are relative to the start of the data section.
+//
+// Everything a file claims is checked before it is trusted: the header length is bounded, the
+// JSON is an object of well-formed entries with known dtypes, each tensor's byte length is its
+// shape times its dtype size, and tensors lie inside the data without overlapping.
+
+export type Dtype = 'F32' | 'F16' | 'BF16' | 'U8' | 'I8' | 'I32' | 'I64';
+
+export const DTYPE_BYTES: Record<Dtype, number> = { F32: 4, F16: 2, BF16: 2, U8: 1, I8: 1, I32: 4, I64: 8 };
+
+/** The safetensors library's own bound on the header. */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+export interface TensorInfo {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  /** Byte range within the data section. */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  /** Where the data section starts in the file: 8 + header length. */
+  dataOffset: number;
+  /** Sorted by position in the file. */
+  tensors: TensorInfo[];
+  metadata: Record<string, string>;
+}
+
+export class SafetensorsError extends Error {
+  override name = 'SafetensorsError';
+}
+
+/** The header length from the first 8 bytes, checked against the bound and the file size. */
+export function headerLength(first8: Uint8Array, fileSize?: number, file = 'the file'): number {
+  if (first8.length < 8) throw new SafetensorsError(`${file} is ${first8.length} bytes long: too short to be safetensors`);
+  const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_BYTES)) {
+    throw new SafetensorsError(`${file} claims a ${n}-byte header, over the ${MAX_HEADER_BYTES}-byte limit: it is not safetensors, or it is corrupt`);
+  }
+  const len = Number(n);
+  if (fileSize !== undefined && 8 + len > fileSize) {
+    throw new SafetensorsError(`${file} claims a ${len}-byte header but is only ${fileSize} bytes long: it is truncated`);
+  }
+  return len;
+}
+
+/**
+ * Parse and validate the header. `bytes` holds at least the first 8 + N bytes of the file;
+ * with `fileSize`, tensors must also end inside the file.
+ */
+export function parseHeader(bytes: Uint8Array, fileSize?: number, file = 'the file'): SafetensorsHeader {
+  const n = headerLength(bytes, fileSize, file);
+  if (bytes.length < 8 + n) throw new SafetensorsError(`${file}: the header needs ${8 + n} bytes, only ${bytes.length} arrived`);
+  const bad = (what: string) => new SafetensorsError(`${file}: ${what}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+  } catch (e) {
+    throw bad(`the header is not valid UTF-8 JSON (${(e as Error).message}); the file is corrupt`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad('the header is not a JSON object');
+  const metadata: Record<string, string> = {};
+  const tensors: TensorInfo[] = [];
+  for (const [name, entry] of Object.entries(json as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw bad('__metadata__ is not an object');
+      for (const [k, v] of Object.entries(entry)) {
+        if (typeof v !== 'string') throw bad(`__metadata__.${k} is not a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    tensors.push(parseEntry(name, entry, bad));
+  }
+  tensors.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  for (let i = 1; i < tensors.length; i++) {
+    if (tensors[i].begin < tensors[i - 1].end) throw bad(`tensors ${tensors[i - 1].name} and ${tensors[i].name} overlap`);
+  }
+  const dataOffset = 8 + n;
+  if (fileSize !== undefined && tensors.length) {
+    const last = tensors[tensors.length - 1];
+    if (dataOffset + last.end > fileSize) {
+      throw bad(`tensor ${last.name} ends at byte ${dataOffset + last.end}, past the end of the ${fileSize}-byte file: it is truncated`);
+    }
+  }
+  return { dataOffset, tensors, metadata };
+}
+
+function parseEntry(name: string, entry: unknown, bad: (what: string) => SafetensorsError): TensorInfo {
+  if (typeof entry !== 'object' || entry === null) throw bad(`entry ${name} is not an object`);
+  const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
+  if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
+    throw bad(`tensor ${name} has dtype ${JSON.stringify(dtype)}; supported: ${Object.keys(DTYPE_BYTES).join(', ')}`);
+  }
+  const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`tensor ${name} has a malformed shape ${JSON.stringify(shape)}`);
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[1] < offsets[0]) {
+    throw bad(`tensor ${name} has malformed data_offsets ${JSON.stringify(offsets)}`);
+  }
+  const bytes = shape.reduce((a: number, b: number) => a * b, 1) * DTYPE_BYTES[dtype as Dtype];
+  if (offsets[1] - offsets[0] !== bytes) {
+    throw bad(`tensor ${name} [${shape.join(', ')}] ${dtype} needs ${bytes} bytes, its offsets span ${offsets[1] - offsets[0]}`);
+  }
+  return { name, dtype: dtype as Dtype, shape: shape as number[], begin: offsets[0], end: offsets[1] };
+}
+
+type Chunks = AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>;
+
+async function* chunksOf(source: Chunks): AsyncGenerator<Uint8Array> {
+  if (Symbol.asyncIterator in source) {
+    yield* source as AsyncIterable<Uint8Array>;
+    return;
+  }
+  const reader = (source as ReadableStream<Uint8Array>).getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** Bytes received and not yet consumed, kept as the chunks they came in (no re-copying). */
+class ByteQueue {
+  private chunks: Uint8Array[] = [];
+  length = 0;
+  push(c: Uint8Array): void {
+    if (c.length) this.chunks.push(c);
+    this.length += c.length;
+  }
+  /** Remove and return the first n bytes as one array (n ≤ length). */
+  take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0];
+      const k = Math.min(c.length, n - at);
+      out.set(c.subarray(0, k), at);
+      at += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.length -= n;
+    return out;
+  }
+  /** Look at the first n bytes without consuming them. */
+  peek(n: number): Uint8Array {
+    const out = this.take(n);
+    this.chunks.unshift(out);
+    this.length += n;
+    return out;
+  }
+}
+
+/**
+ * Read a safetensors stream tensor by tensor: the header is parsed as soon as its bytes
+ * arrive, then each tensor is yielded once its bytes are complete. Only the tensor being
+ * assembled is held, never the whole file. Bytes between tensors are skipped.
+ */
+export async function* readSafetensors(
+  source: Chunks, options: { fileSize?: number; file?: string; onHeader?: (h: SafetensorsHeader) => void } = {},
+): AsyncGenerator<{ info: TensorInfo; data: Uint8Array }> {
+  const file = options.file ?? 'the file';
+  const queue = new ByteQueue();
+  let pos = 0; // file offset of the queue's first byte
+  let header: SafetensorsHeader | null = null;
+  let next = 0; // index of the next tensor to yield
+  for await (const chunk of chunksOf(source)) {
+    queue.push(chunk);
+    if (!header) {
+      if (queue.length < 8) continue;
+      const n = headerLength(queue.peek(8), options.fileSize, file);
+      if (queue.length < 8 + n) continue;
+      header = parseHeader(queue.take(8 + n), options.fileSize, file);
+      pos = header.dataOffset;
+      options.onHeader?.(header);
+    }
+    while (next < header.tensors.length) {
+      const t = header.tensors[next];
+      const start = header.dataOffset + t.begin;
+      if (pos < start) {
+        const skip = Math.min(start - pos, queue.length);
+        queue.take(skip);
+        pos += skip;
+        if (pos < start) break;
+      }
+      const size = t.end - t.begin;
+      if (queue.length < size) break;
+      yield { info: t, data: queue.take(size) };
+      pos += size;
+      next++;
+    }
+  }
+  if (!header) throw new SafetensorsError(`${file} ended before its header was complete: it is truncated`);
+  if (next < header.tensors.length) {
+    const t = header.tensors[next];
+    throw new SafetensorsError(`${file} ended at byte ${pos + queue.length}, inside tensor ${t.name}: it is truncated`);
+  }
+}
+
+export interface TensorToWrite {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  data: Uint8Array;
+}
+
+/** Serialize tensors, sorted by name, with the header space-padded to 8 bytes. */
+export function writeSafetensors(tensors: TensorToWrite[], metadata?: Record<string, string>): Uint8Array {
+  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of sorted) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    if (bytes !== t.data.length) throw new SafetensorsError(`tensor ${t.name} [${t.shape.join(', ')}] ${t.dtype} needs ${bytes} bytes, got ${t.data.length}`);
+    if (t.name in header) throw new SafetensorsError(`tensor ${t.name} appears twice`);
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) {
+    const p = new Uint8Array(padded).fill(0x20);
+    p.set(json);
+    json = p;
+  }
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let at = 8 + json.length;
+  for (const t of sorted) {
+    out.set(t.data, at);
+    at += t.data.length;
+  }
+  return out;
+}
+
+// ---- sharded checkpoints ------------------------------------------------------------------
+
+export interface ShardIndex {
+  /** Shard file -> the tensors it holds. */
+  shards: Map<string, string[]>;
+  totalSize?: number;
+}
+
+/** `model.safetensors.index.json`: { metadata: { total_size }, weight_map: { tensor: file } }. */
+export function parseShardIndex(text: string, file = 'model.safetensors.index.json'): ShardIndex {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new SafetensorsError(`${file} is not valid JSON (${(e as Error).message})`);
+  }
+  const map = (json as { weight_map?: unknown })?.weight_map;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new SafetensorsError(`${file} has no weight_map object`);
+  const shards = new Map<string, string[]>();
+  for (const [tensor, shard] of Object.entries(map)) {
+    if (typeof shard !== 'string' || !/^[\w.-]+\.safetensors$/.test(shard)) {
+      throw new SafetensorsError(`${file} maps ${tensor} to ${JSON.stringify(shard)}, not a .safetensors file name`);
+    }
+    shards.set(shard, [...(shards.get(shard) ?? []), tensor]);
+  }
+  const total = (json as { metadata?: { total_size?: unknown } }).metadata?.total_size;
+  return { shards, totalSize: typeof total === 'number' ? total : undefined };
+}
+
+// ---- 16-bit floats ------------------------------------------------------------------------
+
+/** Widen F32/F16/BF16 tensor bytes (little-endian) to f32. */
+export function toFloat32(dtype: Dtype, data: Uint8Array): Float32Array {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const n = data.byteLength / DTYPE_BYTES[dtype];
+  const out = new Float32Array(n);
+  if (dtype === 'F32') {
+    for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
+  } else if (dtype === 'BF16') {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) bits[i] = view.getUint16(2 * i, true) << 16;
+  } else if (dtype === 'F16') {
+    for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+  } else {
+    throw new SafetensorsError(`cannot read ${dtype} as floating point`);
+  }
+  return out;
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
