@@ -207,6 +207,12 @@ export async function* readSafetensors(
   }
 }
 
+/** Every tensor of a file held in memory (small files: adapters, configs, tests). */
+export function readSafetensorsSync(file: Uint8Array, name = 'the file'): { info: TensorInfo; data: Uint8Array }[] {
+  const h = parseHeader(file, file.length, name);
+  return h.tensors.map((info) => ({ info, data: file.subarray(h.dataOffset + info.begin, h.dataOffset + info.end) }));
+}
+
 export interface TensorToWrite {
   name: string;
   dtype: Dtype;
