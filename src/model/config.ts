@@ -1,0 +1,142 @@
+// A Hugging Face config.json, read into one typed description of the network. Every size is
+// checked here, before anything is allocated; an unsupported model type or feature is named.
+
+export type ModelType = 'llama' | 'mistral' | 'qwen2';
+
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+
+export interface ModelConfig {
+  modelType: ModelType;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  layers: number;
+  intermediate: number;
+  vocab: number;
+  norm: { kind: 'rms'; eps: number };
+  activation: 'silu';
+  rope: { theta: number; scaling: RopeScaling | null };
+  tieEmbeddings: boolean;
+  /** Which linear layers carry a bias: Qwen2 has them on q, k, v. */
+  bias: { qkv: boolean; o: boolean; mlp: boolean };
+  maxPositions: number;
+  slidingWindow: number | null;
+  bosTokenId: number | null;
+  eosTokenIds: number[];
+  /** The linear layers LoRA may target, by PEFT's module names; all-linear means all of them. */
+  linearModules: string[];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export const SUPPORTED_MODEL_TYPES: ModelType[] = ['llama', 'mistral', 'qwen2'];
+const LLAMA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+export function parseModelConfig(json: unknown, source = 'config.json'): ModelConfig {
+  const fail = (what: string) => new ConfigError(`${source}: ${what}`);
+  if (typeof json !== 'object' || json === null) throw fail('is not a JSON object');
+  const c = json as Record<string, unknown>;
+  const type = c.model_type;
+  if (typeof type !== 'string') throw fail('has no model_type');
+  if (!SUPPORTED_MODEL_TYPES.includes(type as ModelType)) {
+    throw fail(`model_type "${type}" is not supported yet; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
+  }
+  const int = (key: string, fallback?: number): number => {
+    const v = c[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw fail(`${key} must be a positive integer, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const num = (key: string, fallback: number): number => {
+    const v = c[key] ?? fallback;
+    if (typeof v !== 'number' || !(v > 0)) throw fail(`${key} must be a positive number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+
+  const hidden = int('hidden_size');
+  const heads = int('num_attention_heads');
+  const kvHeads = int('num_key_value_heads', heads);
+  if (heads % kvHeads !== 0) throw fail(`num_attention_heads (${heads}) is not a multiple of num_key_value_heads (${kvHeads})`);
+  if (c.head_dim == null && hidden % heads !== 0) throw fail(`hidden_size (${hidden}) is not a multiple of num_attention_heads (${heads})`);
+  const headDim = int('head_dim', hidden / heads);
+  if (headDim % 2 !== 0) throw fail(`head_dim (${headDim}) must be even for rotary embeddings`);
+
+  const act = c.hidden_act ?? 'silu';
+  if (act !== 'silu') throw fail(`hidden_act "${String(act)}" is not supported for ${type}; expected silu`);
+  if (c.partial_rotary_factor != null && c.partial_rotary_factor !== 1) throw fail('partial_rotary_factor other than 1 is not supported');
+
+  const slidingWindow =
+    type === 'mistral' ? (typeof c.sliding_window === 'number' ? c.sliding_window : null)
+    : type === 'qwen2' && c.use_sliding_window ? int('sliding_window') : null;
+  const eos = c.eos_token_id;
+  return {
+    modelType: type as ModelType,
+    hidden,
+    heads,
+    kvHeads,
+    headDim,
+    layers: int('num_hidden_layers'),
+    intermediate: int('intermediate_size'),
+    vocab: int('vocab_size'),
+    norm: { kind: 'rms', eps: num('rms_norm_eps', 1e-6) },
+    activation: 'silu',
+    rope: { theta: num('rope_theta', 10000), scaling: parseRopeScaling(c.rope_scaling, fail) },
+    tieEmbeddings: c.tie_word_embeddings === true,
+    bias: {
+      qkv: type === 'qwen2' || c.attention_bias === true,
+      o: c.attention_bias === true,
+      mlp: c.mlp_bias === true,
+    },
+    maxPositions: int('max_position_embeddings', 2048),
+    slidingWindow,
+    bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
+    eosTokenIds: typeof eos === 'number' ? [eos] : Array.isArray(eos) ? eos.filter((e): e is number => typeof e === 'number') : [],
+    linearModules: LLAMA_MODULES,
+  };
+}
+
+function parseRopeScaling(s: unknown, fail: (what: string) => ConfigError): RopeScaling | null {
+  if (s == null) return null;
+  if (typeof s !== 'object') throw fail('rope_scaling is not an object');
+  const r = s as Record<string, unknown>;
+  const kind = r.rope_type ?? r.type;
+  const factor = r.factor;
+  if (kind === 'default') return null;
+  if (typeof factor !== 'number' || !(factor > 0)) throw fail(`rope_scaling.factor must be a positive number, got ${JSON.stringify(factor)}`);
+  if (kind === 'linear') return { type: 'linear', factor };
+  if (kind === 'llama3') {
+    const get = (k: string) => {
+      const v = r[k];
+      if (typeof v !== 'number' || !(v > 0)) throw fail(`rope_scaling.${k} must be a positive number, got ${JSON.stringify(v)}`);
+      return v;
+    };
+    return {
+      type: 'llama3', factor, lowFreqFactor: get('low_freq_factor'), highFreqFactor: get('high_freq_factor'),
+      originalMaxPositions: get('original_max_position_embeddings'),
+    };
+  }
+  throw fail(`rope_scaling type ${JSON.stringify(kind)} is not supported; supported: linear, llama3`);
+}
+
+/** RoPE inverse frequencies for the pairs (i, i + d/2), i < d/2, with the config's scaling. */
+export function ropeInverseFrequencies(c: ModelConfig): Float64Array {
+  const d = c.headDim;
+  const inv = Float64Array.from({ length: d / 2 }, (_, i) => 1 / c.rope.theta ** ((2 * i) / d));
+  const s = c.rope.scaling;
+  if (!s) return inv;
+  if (s.type === 'linear') return inv.map((f) => f / s.factor);
+  // llama3: long wavelengths slowed by `factor`, short ones kept, the band between blended.
+  const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
+  const highWavelen = s.originalMaxPositions / s.highFreqFactor;
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < highWavelen) return f;
+    if (wavelen > lowWavelen) return f / s.factor;
+    const smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+    return (1 - smooth) * (f / s.factor) + smooth * f;
+  });
+}

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { parseModelConfig, ropeInverseFrequencies } from '../../src/model/config';
+
+// config.json values of real checkpoints (their Hub repos), trimmed to the fields read.
+const SMOLLM2_135M = {
+  model_type: 'llama', hidden_size: 576, num_attention_heads: 9, num_key_value_heads: 3, num_hidden_layers: 30,
+  intermediate_size: 1536, vocab_size: 49152, rms_norm_eps: 1e-5, rope_theta: 100000, tie_word_embeddings: true,
+  hidden_act: 'silu', max_position_embeddings: 8192, bos_token_id: 1, eos_token_id: 2, rope_scaling: null,
+};
+const QWEN25_05B = {
+  model_type: 'qwen2', hidden_size: 896, num_attention_heads: 14, num_key_value_heads: 2, num_hidden_layers: 24,
+  intermediate_size: 4864, vocab_size: 151936, rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true,
+  hidden_act: 'silu', max_position_embeddings: 32768, use_sliding_window: false, sliding_window: 32768, eos_token_id: 151645,
+};
+const LLAMA32_1B = {
+  model_type: 'llama', hidden_size: 2048, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64, num_hidden_layers: 16,
+  intermediate_size: 8192, vocab_size: 128256, rms_norm_eps: 1e-5, rope_theta: 500000, tie_word_embeddings: true,
+  hidden_act: 'silu', max_position_embeddings: 131072, eos_token_id: [128001, 128008, 128009],
+  rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+};
+
+describe('config.json', () => {
+  it('reads the Llama family: SmolLM2, Qwen2.5 with q/k/v biases, Llama 3.2 with llama3 RoPE', () => {
+    const s = parseModelConfig(SMOLLM2_135M);
+    expect(s).toMatchObject({ modelType: 'llama', hidden: 576, heads: 9, kvHeads: 3, headDim: 64, layers: 30, vocab: 49152, tieEmbeddings: true });
+    expect(s.bias).toEqual({ qkv: false, o: false, mlp: false });
+    expect(s.norm.eps).toBe(1e-5);
+    const q = parseModelConfig(QWEN25_05B);
+    expect(q).toMatchObject({ modelType: 'qwen2', headDim: 64, kvHeads: 2, slidingWindow: null, eosTokenIds: [151645] });
+    expect(q.bias.qkv).toBe(true);
+    const l = parseModelConfig(LLAMA32_1B);
+    expect(l.rope.scaling).toEqual({ type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
+    expect(l.eosTokenIds).toEqual([128001, 128008, 128009]);
+    expect(l.linearModules).toEqual(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
+  });
+
+  it("scales RoPE frequencies as llama3 does: short wavelengths kept, long ones slowed, the band between blended", () => {
+    const c = parseModelConfig(LLAMA32_1B);
+    const plain = ropeInverseFrequencies({ ...c, rope: { ...c.rope, scaling: null } });
+    const scaled = ropeInverseFrequencies(c);
+    expect(plain[0]).toBe(1);
+    expect(plain[1]).toBeCloseTo(500000 ** (-2 / 64), 15);
+    let blended = 0;
+    for (let i = 0; i < plain.length; i++) {
+      const wavelen = (2 * Math.PI) / plain[i];
+      if (wavelen < 8192 / 4) expect(scaled[i]).toBe(plain[i]);
+      else if (wavelen > 8192) expect(scaled[i]).toBeCloseTo(plain[i] / 32, 18);
+      else {
+        blended++;
+        expect(scaled[i]).toBeGreaterThanOrEqual(plain[i] / 32);
+        expect(scaled[i]).toBeLessThanOrEqual(plain[i]);
+      }
+    }
+    expect(blended).toBeGreaterThan(0);
+    const linear = ropeInverseFrequencies({ ...c, rope: { theta: c.rope.theta, scaling: { type: 'linear', factor: 4 } } });
+    expect(linear[3]).toBeCloseTo(plain[3] / 4, 15);
+  });
+
+  it('names what it cannot read', () => {
+    expect(() => parseModelConfig({ ...SMOLLM2_135M, model_type: 'mamba' })).toThrow(/model_type "mamba" is not supported yet; supported: llama, mistral, qwen2/);
+    expect(() => parseModelConfig({ ...SMOLLM2_135M, num_key_value_heads: 2 })).toThrow(/not a multiple of num_key_value_heads/);
+    expect(() => parseModelConfig({ ...SMOLLM2_135M, hidden_size: 577 })).toThrow(/hidden_size \(577\) is not a multiple/);
+    expect(() => parseModelConfig({ ...SMOLLM2_135M, vocab_size: -3 })).toThrow(/vocab_size must be a positive integer/);
+    expect(() => parseModelConfig({ ...SMOLLM2_135M, hidden_act: 'gelu' })).toThrow(/hidden_act "gelu" is not supported/);
+    expect(() => parseModelConfig({ ...SMOLLM2_135M, rope_scaling: { type: 'yarn', factor: 4 } })).toThrow(/rope_scaling type "yarn" is not supported/);
+    expect(() => parseModelConfig([])).toThrow(/has no model_type/);
+  });
+});
