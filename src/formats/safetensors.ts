@@ -8,6 +8,8 @@
 // JSON is an object of well-formed entries with known dtypes, each tensor's byte length is its
 // shape times its dtype size, and tensors lie inside the data without overlapping.
 
+import { halfBitsToFloat } from '../quant/half';
+
 export type Dtype = 'F32' | 'F16' | 'BF16' | 'U8' | 'I8' | 'I32' | 'I64';
 
 export const DTYPE_BYTES: Record<Dtype, number> = { F32: 4, F16: 2, BF16: 2, U8: 1, I8: 1, I32: 4, I64: 8 };
@@ -293,18 +295,9 @@ export function toFloat32(dtype: Dtype, data: Uint8Array): Float32Array {
     const bits = new Uint32Array(out.buffer);
     for (let i = 0; i < n; i++) bits[i] = view.getUint16(2 * i, true) << 16;
   } else if (dtype === 'F16') {
-    for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+    for (let i = 0; i < n; i++) out[i] = halfBitsToFloat(view.getUint16(2 * i, true), 'F16');
   } else {
     throw new SafetensorsError(`cannot read ${dtype} as floating point`);
   }
   return out;
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }

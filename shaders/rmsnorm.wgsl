@@ -1,0 +1,65 @@
+// RMSNorm with a frozen 16-bit weight, forward and backward (appended to half.wgsl).
+//   forward   y = x · r · w,   r = 1 / √(mean(x²) + eps)          x, y: [T, H], w: [H]
+//   backward  dx = r · (w ⊙ dy) − x · r³ / H · Σ_j w_j dy_j x_j   (w is frozen: no dw)
+// One workgroup per row; the row's sums are reduced in workgroup memory.
+
+override WG: u32 = 256;
+
+struct Params { T: u32, H: u32, eps: f32 }
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+// forward: (x, w, y, p); backward: (x, w, dy, dx, q). Each entry point sees only its own.
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(4) var<uniform> q: Params;
+
+var<workgroup> red: array<f32, WG>;
+
+fn rowSum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();   // red is reused by the next sum
+  return total;
+}
+
+fn rowIndex(wid: vec3u, nwg: vec3u) -> u32 { return wid.x + wid.y * nwg.x; }
+
+@compute @workgroup_size(WG)
+fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                   @builtin(local_invocation_id) lid: vec3u) {
+  let row = rowIndex(wid, nwg);
+  if (row >= p.T) { return; }
+  let base = row * p.H;
+  var ss = 0.0;
+  for (var i = lid.x; i < p.H; i += WG) { ss += x[base + i] * x[base + i]; }
+  let r = inverseSqrt(rowSum(ss, lid.x) / f32(p.H) + p.eps);
+  for (var i = lid.x; i < p.H; i += WG) { y[base + i] = x[base + i] * r * half16(w[i >> 1u], i); }
+}
+
+@compute @workgroup_size(WG)
+fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                    @builtin(local_invocation_id) lid: vec3u) {
+  let row = rowIndex(wid, nwg);
+  if (row >= q.T) { return; }
+  let base = row * q.H;
+  var ss = 0.0;
+  var dot = 0.0;
+  for (var i = lid.x; i < q.H; i += WG) {
+    let xi = x[base + i];
+    ss += xi * xi;
+    dot += half16(w[i >> 1u], i) * dy[base + i] * xi;
+  }
+  let r = inverseSqrt(rowSum(ss, lid.x) / f32(q.H) + q.eps);
+  let c = rowSum(dot, lid.x) * r * r * r / f32(q.H);
+  for (var i = lid.x; i < q.H; i += WG) {
+    dx[base + i] = r * half16(w[i >> 1u], i) * dy[base + i] - x[base + i] * c;
+  }
+}

@@ -1,0 +1,43 @@
+// RMSNorm with a frozen 16-bit weight, forward and backward side by side (shaders/rmsnorm.wgsl).
+//   forward   y  = x · r · w,   r = 1 / √(mean(x²) + eps)        x, y: [T, H], w: 16-bit [H]
+//   backward  dx = r · (w ⊙ dy) − x · r³ / H · Σ_j w_j dy_j x_j
+import half from '../../shaders/half.wgsl?raw';
+import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
+import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import type { HalfDtype } from '../quant/half';
+import { expectShape, rows2d } from './check';
+
+const RMSNORM = `${half}\n${rmsnorm}`;
+const WG = 256;
+
+/** A frozen 16-bit vector on the GPU: `words` holds two values per u32. */
+export interface HalfVector {
+  words: Tensor;
+  length: number;
+  dtype: HalfDtype;
+}
+
+function check(op: string, x: Tensor, w: HalfVector): [number, number] {
+  const [T, H] = rows2d(op, 'x', x);
+  if (w.length !== H) throw new Error(`${op}: the weight has ${w.length} values, x has ${H} features`);
+  return [T, H];
+}
+
+// forward: y = x · r · w
+export function rmsnormForward(gpu: Gpu, x: Tensor, w: HalfVector, eps: number, y = gpu.tensor(x.shape)): Tensor {
+  const [T, H] = check('rmsnormForward', x, w);
+  expectShape('rmsnormForward', 'y', y, [T, H]);
+  const k = gpu.kernel(RMSNORM, 'rmsnorm_forward', { WG, BF16: w.dtype === 'BF16' });
+  gpu.dispatch1D(k, [x, w.words, y], [T, H, f32(eps)], T);
+  return y;
+}
+
+// backward: dx = r · (w ⊙ dy) − x · r³ / H · Σ w dy x    (w is frozen)
+export function rmsnormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, eps: number, dx = gpu.tensor(x.shape)): Tensor {
+  const [T, H] = check('rmsnormBackward', x, w);
+  expectShape('rmsnormBackward', 'dY', dy, [T, H]);
+  expectShape('rmsnormBackward', 'dX', dx, [T, H]);
+  const k = gpu.kernel(RMSNORM, 'rmsnorm_backward', { WG, BF16: w.dtype === 'BF16' });
+  gpu.dispatch1D(k, [x, w.words, dy, dx], [T, H, f32(eps)], T);
+  return dx;
+}

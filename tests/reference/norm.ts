@@ -1,0 +1,11 @@
+// Float64 reference of RMSNorm: y = x · w / √(mean(x²) + eps), per row.
+export function rmsnormRef(x: ArrayLike<number>, w: ArrayLike<number>, T: number, H: number, eps: number): Float64Array {
+  const y = new Float64Array(T * H);
+  for (let t = 0; t < T; t++) {
+    let ss = 0;
+    for (let i = 0; i < H; i++) ss += x[t * H + i] ** 2;
+    const r = 1 / Math.sqrt(ss / H + eps);
+    for (let i = 0; i < H; i++) y[t * H + i] = x[t * H + i] * r * w[i];
+  }
+  return y;
+}
