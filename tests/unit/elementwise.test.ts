@@ -1,0 +1,70 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Gpu } from '../../src/gpu/runtime';
+import { swigluBackward, swigluForward } from '../../src/ops/mlp';
+import { ropeBackward, ropeForward, ropeTables } from '../../src/ops/rope';
+import { parseModelConfig, ropeInverseFrequencies } from '../../src/model/config';
+import { testGpu } from '../gpu';
+import { ropeRef, swigluRef } from '../reference/elementwise';
+import { finiteDifferences } from '../reference/linalg';
+import { POISON, freshSeed, randn, relError, rng } from '../reference/random';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+};
+
+describe('SwiGLU against float64', () => {
+  for (const [T, I] of [[7, 65], [4, 128], [1, 3]]) {
+    it(`forward and backward at T=${T} I=${I}`, async () => {
+      const seed = freshSeed();
+      const r = rng(seed);
+      const g = randn(r, T * I, 2), u = randn(r, T * I), dh = randn(r, T * I);
+      const tg = gpu.tensor([T, I], 'f32', g), tu = gpu.tensor([T, I], 'f32', u);
+      const h = gpu.tensor([T, I]), dg = gpu.tensor([T, I]), du = gpu.tensor([T, I]);
+      for (const t of [h, dg, du]) gpu.fill(t, POISON);
+      swigluForward(gpu, tg, tu, h);
+      swigluBackward(gpu, tg, tu, gpu.tensor([T, I], 'f32', dh), dg, du);
+      expect(relError(await gpu.read(h), swigluRef(g, u)), `seed ${seed}`).toBeLessThan(1e-5);
+      const fdG = finiteDifferences((v) => dot(swigluRef(v, u), dh), g);
+      const fdU = finiteDifferences((v) => dot(swigluRef(g, v), dh), u);
+      expect(relError(await gpu.read(dg), fdG), `seed ${seed}`).toBeLessThan(1e-4);
+      expect(relError(await gpu.read(du), fdU), `seed ${seed}`).toBeLessThan(1e-4);
+    });
+  }
+});
+
+describe('RoPE against float64', () => {
+  const config = parseModelConfig({
+    model_type: 'llama', hidden_size: 96, num_attention_heads: 3, num_key_value_heads: 1, num_hidden_layers: 1,
+    intermediate_size: 8, vocab_size: 8, rope_theta: 500000,
+    rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 },
+  });
+  it('rotates q in place, with positions restarting per packed sequence, and its backward inverts it', async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const inv = ropeInverseFrequencies(config);
+    const [T, heads, d] = [11, config.heads, config.headDim];
+    const pos = Uint32Array.of(0, 1, 2, 3, 4, 5, 0, 1, 2, 300, 511); // two sequences, then far positions
+    const tables = ropeTables(gpu, inv, 512);
+    const tpos = gpu.tensor([T], 'u32', pos);
+    const x = randn(r, T * heads * d), G = randn(r, T * heads * d);
+    const tx = gpu.tensor([T, heads, d], 'f32', x);
+    ropeForward(gpu, tx, tpos, tables);
+    expect(relError(await gpu.read(tx), ropeRef(x, pos, inv, T, heads)), `seed ${seed}`).toBeLessThan(1e-5);
+    const tg = gpu.tensor([T, heads, d], 'f32', G);
+    ropeBackward(gpu, tg, tpos, tables);
+    const fd = finiteDifferences((v) => dot(ropeRef(v, pos, inv, T, heads), G), x);
+    expect(relError(await gpu.read(tg), fd), `seed ${seed}`).toBeLessThan(1e-4);
+  });
+
+  it('refuses a tensor whose last dimension is not the head size', () => {
+    const t = ropeTables(gpu, [1, 0.5], 4);
+    expect(() => ropeForward(gpu, gpu.tensor([2, 1, 6]), gpu.tensor([2], 'u32'), t)).toThrow(/x must be \[T, heads, 4\]/);
+  });
+});
