@@ -1,0 +1,67 @@
+// Cross-entropy over a chunk of rows of logits, loss and gradient in one pass, in place:
+//   loss[t]   = logsumexp(z_t) − z_t[label_t]                 z: [Tc, V], labels: i32 [Tc]
+//   z_t      ← scale · (softmax(z_t) − onehot(label_t))       (the gradient dL/dz)
+// A label of −100 is ignored: zero loss, zero gradient. `scale` is 1 / (tokens counted in
+// the whole optimizer step), so gradients summed over chunks and micro-batches are those of
+// the token-weighted mean, as transformers computes it under gradient accumulation.
+// One workgroup per row.
+
+override WG: u32 = 256;
+
+struct Params { T: u32, V: u32, scale: f32, rowOffset: u32 }
+
+@group(0) @binding(0) var<storage, read_write> z: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<i32>;
+@group(0) @binding(2) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+var<workgroup> red: array<f32, WG>;
+
+fn reduceMax(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduceSum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn cross_entropy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                 @builtin(local_invocation_id) lid: vec3u) {
+  let t = wid.x + wid.y * nwg.x;
+  if (t >= p.T) { return; }
+  let base = t * p.V;
+  let label = labels[p.rowOffset + t];
+  var m = -3.0e38;
+  for (var i = lid.x; i < p.V; i += WG) { m = max(m, z[base + i]); }
+  m = reduceMax(m, lid.x);
+  var s = 0.0;
+  for (var i = lid.x; i < p.V; i += WG) { s += exp(z[base + i] - m); }
+  s = reduceSum(s, lid.x);
+  let lse = m + log(s);
+  var zl = 0.0;
+  if (label >= 0) { zl = z[base + u32(label)]; }
+  storageBarrier();   // every thread has read the label's logit before any overwrites it
+  if (lid.x == 0u) { loss[t] = select(lse - zl, 0.0, label < 0); }
+  for (var i = lid.x; i < p.V; i += WG) {
+    var gi = exp(z[base + i] - lse);
+    if (i32(i) == label) { gi -= 1.0; }
+    z[base + i] = select(p.scale * gi, 0.0, label < 0);
+  }
+}

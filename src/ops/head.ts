@@ -1,0 +1,62 @@
+// The output head and the loss. The head's weight stays 16-bit (transformers keeps lm_head out
+// of 4-bit); logits are made a chunk of rows at a time and turned into their gradient in place,
+// so the full [T, vocab] never exists.
+//   forward   z  = x · Wᵀ              x: [Tc, H], W: 16-bit [V, H], z: [Tc, V]
+//   loss      ℓ_t = lse(z_t) − z_t[label_t];  z ← scale · (softmax(z) − onehot)   (in place)
+//   backward  dX = dZ · W              dX: [Tc, H]
+import ce from '../../shaders/cross_entropy.wgsl?raw';
+import core from '../../shaders/gemm_core.wgsl?raw';
+import variant from '../../shaders/gemm_half.wgsl?raw';
+import half from '../../shaders/half.wgsl?raw';
+import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import { expectShape, rows2d } from './check';
+import { GEMM_TILE } from './matmul';
+import type { HalfVector } from './norm';
+
+const GEMM_HALF = `${half}\n${variant}\n${core}`;
+const WG = 256;
+
+/** A frozen 16-bit matrix [rows, cols], two values per u32. */
+export interface HalfMatrix extends HalfVector {
+  shape: [number, number];
+}
+
+function halfGemm(gpu: Gpu, a: Tensor, w: HalfMatrix, c: Tensor, M: number, N: number, K: number, transB: boolean, accumulate: boolean, wOffset: number): void {
+  const tile = GEMM_TILE.WG * 4;
+  const kernel = gpu.kernel(GEMM_HALF, 'main', { ...GEMM_TILE, TRANS_B: transB, ACCUMULATE: accumulate, BF16: w.dtype === 'BF16' });
+  gpu.dispatch(kernel, [a, w.words, c], [M, N, K, f32(1), M * K, 0, M * N, wOffset], [Math.ceil(N / tile), Math.ceil(M / tile), 1]);
+}
+
+// forward: z = x · W[rows]ᵀ for a block of W's rows (a vocabulary chunk [row0, row0 + z.cols))
+export function halfLinear(gpu: Gpu, x: Tensor, w: HalfMatrix, z?: Tensor, row0 = 0, rows = w.shape[0]): Tensor {
+  const [T, H] = rows2d('halfLinear', 'x', x);
+  if (w.shape[1] !== H) throw new Error(`halfLinear: x has ${H} features, W is [${w.shape.join(', ')}]`);
+  if (row0 + rows > w.shape[0]) throw new Error(`halfLinear: rows ${row0}..${row0 + rows} past W's ${w.shape[0]}`);
+  z ??= gpu.tensor([T, rows]);
+  expectShape('halfLinear', 'z', z, [T, rows]);
+  halfGemm(gpu, x, w, z, T, rows, H, true, false, row0 * H);
+  return z;
+}
+
+// backward: dX (+)= dZ · W         dZ: [T, V], W: [V, H], dX: [T, H]
+export function halfLinearBackwardInput(gpu: Gpu, dz: Tensor, w: HalfMatrix, dx?: Tensor, accumulate = false): Tensor {
+  const [T, V] = rows2d('halfLinearBackwardInput', 'dZ', dz);
+  if (w.shape[0] !== V) throw new Error(`halfLinearBackwardInput: dZ has ${V} columns, W is [${w.shape.join(', ')}]`);
+  dx ??= gpu.tensor([T, w.shape[1]]);
+  expectShape('halfLinearBackwardInput', 'dX', dx, [T, w.shape[1]]);
+  halfGemm(gpu, dz, w, dx, T, w.shape[1], V, false, accumulate, 0);
+  return dx;
+}
+
+/**
+ * Cross-entropy of a chunk of rows, in place: `z` [Tc, V] becomes dL/dz, `loss` [Tc] gets each
+ * row's loss (0 where the label is −100). `labels` is i32 for all rows; `rowOffset` is the
+ * chunk's first row in it.
+ */
+export function crossEntropy(gpu: Gpu, z: Tensor, labels: Tensor, scale: number, rowOffset = 0, loss = gpu.tensor([z.shape[0]])): Tensor {
+  const [T, V] = rows2d('crossEntropy', 'z', z);
+  if (rowOffset + T > labels.numel) throw new Error(`crossEntropy: rows ${rowOffset}..${rowOffset + T} past ${labels.numel} labels`);
+  expectShape('crossEntropy', 'loss', loss, [T]);
+  gpu.dispatch1D(gpu.kernel(ce, 'cross_entropy', { WG }), [z, labels, loss], [T, V, f32(scale), rowOffset], T);
+  return loss;
+}

@@ -1,0 +1,74 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Gpu } from '../../src/gpu/runtime';
+import { crossEntropy, halfLinear, halfLinearBackwardInput, type HalfMatrix } from '../../src/ops/head';
+import { packHalf, type HalfDtype } from '../../src/quant/half';
+import { testGpu } from '../gpu';
+import { finiteDifferences, gemmRef } from '../reference/linalg';
+import { crossEntropyRef } from '../reference/loss';
+import { POISON, freshSeed, randn, relError, rng } from '../reference/random';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+
+function halfMatrix(values: Float32Array, rows: number, cols: number, dtype: HalfDtype): { w: HalfMatrix; rounded: Float32Array } {
+  const { words, rounded } = packHalf(values, dtype);
+  return { w: { words: gpu.tensor([words.length], 'u32', words), length: values.length, dtype, shape: [rows, cols] }, rounded };
+}
+
+describe('16-bit output head against float64', () => {
+  for (const [T, H, V, dtype] of [[7, 65, 33, 'BF16'], [70, 64, 129, 'F16'], [3, 13, 1001, 'BF16']] as [number, number, number, HalfDtype][]) {
+    it(`z = x Wᵀ, by vocabulary chunks, and dX = dZ W at T=${T} H=${H} V=${V}, ${dtype}`, async () => {
+      const seed = freshSeed();
+      const r = rng(seed);
+      const x = randn(r, T * H), dz = randn(r, T * V);
+      const { w, rounded } = halfMatrix(randn(r, V * H, 0.1), V, H, dtype);
+      const tx = gpu.tensor([T, H], 'f32', x);
+      const full = gemmRef(x, rounded, T, V, H, { transB: true });
+      const row0 = Math.floor(V / 3), rows = V - row0 - 1; // a chunk from the middle, odd length
+      const z = gpu.tensor([T, rows]);
+      gpu.fill(z, POISON);
+      halfLinear(gpu, tx, w, z, row0, rows);
+      const ref = new Float64Array(T * rows).map((_, i) => full[Math.floor(i / rows) * V + row0 + (i % rows)]);
+      expect(relError(await gpu.read(z), ref), `seed ${seed}`).toBeLessThan(1e-5);
+      const dx = gpu.tensor([T, H]);
+      gpu.fill(dx, POISON);
+      halfLinearBackwardInput(gpu, gpu.tensor([T, V], 'f32', dz), w, dx);
+      expect(relError(await gpu.read(dx), gemmRef(dz, rounded, T, H, V)), `seed ${seed}`).toBeLessThan(1e-5);
+    });
+  }
+});
+
+describe('cross-entropy against float64', () => {
+  for (const [T, V] of [[9, 37], [5, 1000], [4, 3]]) {
+    it(`loss and gradient in place at T=${T} V=${V}, with ignored labels`, async () => {
+      const seed = freshSeed();
+      const r = rng(seed);
+      const z = randn(r, T * V, 3);
+      const labels = Int32Array.from({ length: T }, (_, t) => (t % 3 === 1 ? -100 : Math.floor(r() * V)));
+      const counted = labels.filter((l) => l >= 0).length;
+      const tz = gpu.tensor([T, V], 'f32', z);
+      const loss = gpu.tensor([T]);
+      gpu.fill(loss, POISON);
+      crossEntropy(gpu, tz, gpu.tensor([T], 'i32', labels), 1 / counted, 0, loss);
+      const ref = crossEntropyRef(z, labels, T, V);
+      expect(relError(await gpu.read(loss), ref.loss), `seed ${seed}`).toBeLessThan(1e-5);
+      const grad = await gpu.read(tz);
+      expect(relError(grad, ref.grad.map((g) => g / counted)), `seed ${seed}`).toBeLessThan(1e-5);
+      if (T * V <= 400) {
+        const mean = (v: Float64Array) => crossEntropyRef(v, labels, T, V).loss.reduce((a, b) => a + b, 0) / counted;
+        expect(relError(grad, finiteDifferences(mean, z)), `seed ${seed}`).toBeLessThan(1e-4);
+      }
+    });
+  }
+
+  it('takes a chunk of rows at an offset into the labels', async () => {
+    const V = 11;
+    const z = randn(rng(5), 2 * V);
+    const labels = Int32Array.of(3, -100, 7, 1);
+    const loss = await gpu.read(crossEntropy(gpu, gpu.tensor([2, V], 'f32', z), gpu.tensor([4], 'i32', labels), 1, 2));
+    const ref = crossEntropyRef(z, labels.subarray(2), 2, V);
+    expect(relError(loss, ref.loss)).toBeLessThan(1e-5);
+  });
+});
