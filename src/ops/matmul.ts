@@ -18,6 +18,10 @@ export interface GemmOptions {
   /** Batched products over grid z; element strides of A, B, C (0 broadcasts). */
   batch?: number;
   strides?: [number, number, number];
+  /** Row pitches of A, B, C as stored (default: packed). */
+  ld?: [number, number, number];
+  /** Batch z reads B's batch floor(z / groupB): query heads sharing a KV head. */
+  groupB?: number;
 }
 
 /** C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] (+ C). The general entry behind the three below. */
@@ -30,7 +34,8 @@ export function gemm(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, M: number, N: nu
     ACCUMULATE: !!o.accumulate,
   });
   const [sA, sB, sC] = o.strides ?? [M * K, K * N, M * N];
-  gpu.dispatch(kernel, [a, b, c], [M, N, K, f32(o.alpha ?? 1), sA, sB, sC], [
+  const [lda, ldb, ldc] = o.ld ?? [o.transA ? M : K, o.transB ? K : N, N];
+  gpu.dispatch(kernel, [a, b, c], [M, N, K, f32(o.alpha ?? 1), sA, sB, sC, lda, ldb, ldc, o.groupB ?? 1], [
     Math.ceil(N / tile),
     Math.ceil(M / tile),
     o.batch ?? 1,
