@@ -1,0 +1,29 @@
+// Embedding lookup and bias addition from frozen 16-bit tables (shaders/rows.wgsl). Both are
+// frozen, so neither has a backward: LoRA's gradients never need the embedding's.
+import half from '../../shaders/half.wgsl?raw';
+import rows from '../../shaders/rows.wgsl?raw';
+import type { Gpu, Tensor } from '../gpu/runtime';
+import type { HalfMatrix } from './head';
+import type { HalfVector } from './norm';
+import { rows2d } from './check';
+
+const ROWS = `${half}\n${rows}`;
+const WG = 256;
+
+/** x[t] = E[ids[t]]; `ids` is u32 [T], checked against the vocabulary by the caller. */
+export function embed(gpu: Gpu, table: HalfMatrix, ids: Tensor, x = gpu.tensor([ids.numel, table.shape[1]])): Tensor {
+  const [V, H] = table.shape;
+  const T = ids.numel;
+  if (x.shape[0] !== T || x.shape[1] !== H) throw new Error(`embed: x must be [${T}, ${H}], got [${x.shape.join(', ')}]`);
+  const k = gpu.kernel(ROWS, 'embed', { WG, BF16: table.dtype === 'BF16' });
+  gpu.dispatch1D(k, [table.words, ids, x], [T, H, V], Math.ceil((T * H) / WG));
+  return x;
+}
+
+/** y[t] += b for every row t. */
+export function addBias(gpu: Gpu, y: Tensor, b: HalfVector): void {
+  const [T, N] = rows2d('addBias', 'y', y);
+  if (b.length !== N) throw new Error(`addBias: the bias has ${b.length} values, y has ${N} columns`);
+  const k = gpu.kernel(ROWS, 'add_bias', { WG, BF16: b.dtype === 'BF16' });
+  gpu.dispatch1D(k, [b.words, y], [T, N, 0], Math.ceil((T * N) / WG));
+}
