@@ -23,6 +23,10 @@ export class Tensor {
     readonly buffer: GPUBuffer,
     readonly shape: readonly number[],
     readonly dtype: DType,
+    /** Bytes into `buffer` where a view starts (0 for a tensor that owns its buffer). */
+    readonly offset = 0,
+    /** Set on views: the tensor whose buffer they share. */
+    readonly parent: Tensor | null = null,
   ) {}
   get numel(): number {
     return this.shape.reduce((a, b) => a * b, 1);
@@ -120,21 +124,39 @@ export class Gpu {
     return t;
   }
 
+  /**
+   * A view of `count` elements of `parent` starting at element `start`, shaped `shape`: one
+   * allocation holds many tensors (the LoRA weights, their gradients, the AdamW moments), and
+   * whole-buffer kernels still see them all. The start must fall on the device's storage
+   * offset alignment (256 bytes, 64 floats, everywhere today).
+   */
+  view(parent: Tensor, start: number, shape: readonly number[]): Tensor {
+    const count = shape.reduce((a, b) => a * b, 1);
+    const offset = parent.offset + start * 4;
+    if (offset % this.limits.minStorageBufferOffsetAlignment !== 0) {
+      throw new GpuError(`a view at element ${start} is not aligned to ${this.limits.minStorageBufferOffsetAlignment} bytes`);
+    }
+    if (start < 0 || start + count > parent.numel) throw new GpuError(`a view of ${count} elements at ${start} runs past its parent's ${parent.numel}`);
+    return new Tensor(this, parent.buffer, shape, parent.dtype, offset, parent);
+  }
+
   /** Replace a tensor's contents. Pending work is submitted first so that it sees the old data. */
   write(t: Tensor, data: ArrayBufferView, byteOffset = 0): void {
-    if (data.byteLength + byteOffset > t.buffer.size) throw new GpuError('write past the end of the tensor');
+    const room = t.parent ? t.byteLength : t.buffer.size;
+    if (data.byteLength + byteOffset > room) throw new GpuError('write past the end of the tensor');
     this.flush();
     // writeBuffer wants sizes in multiples of 4; our tensors are 4-byte elements.
-    this.device.queue.writeBuffer(t.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(t.buffer, t.offset + byteOffset, data.buffer, data.byteOffset, data.byteLength);
   }
 
   /** Fill a tensor with one 32-bit pattern (e.g. NaN bits, to poison outputs in tests). */
   fill(t: Tensor, bits: number): void {
-    const a = new Uint32Array(t.buffer.size / 4).fill(bits);
+    const a = new Uint32Array((t.parent ? t.byteLength : t.buffer.size) / 4).fill(bits);
     this.write(t, a);
   }
 
   release(t: Tensor): void {
+    if (t.parent) throw new GpuError('a view does not own its buffer: release its parent');
     if (t.released) throw new GpuError(`tensor [${t.shape.join(', ')}] released twice`);
     t.released = true;
     const list = this.pool.get(t.buffer.size) ?? [];
@@ -192,8 +214,10 @@ export class Gpu {
       throw new GpuError(`${kernel.label}: grid ${x}×${y}×${z} exceeds ${max} workgroups per dimension`);
     }
     if (x === 0 || y === 0 || z === 0) return;
-    const bound = buffers.map((b) => (b instanceof Tensor ? b.buffer : b));
-    if (params) bound.push(this.uniform(params));
+    const bound: GPUBufferBinding[] = buffers.map((b) =>
+      b instanceof Tensor ? (b.parent ? { buffer: b.buffer, offset: b.offset, size: b.byteLength } : { buffer: b.buffer }) : { buffer: b },
+    );
+    if (params) bound.push({ buffer: this.uniform(params) });
     const bindGroup = this.bindGroup(kernel, bound);
     // Consecutive dispatches share one compute pass; WebGPU orders their storage accesses.
     this.encoder ??= this.device.createCommandEncoder();
@@ -218,14 +242,14 @@ export class Gpu {
    * Bind groups cached by (pipeline, buffers): pooled buffers keep their identity, so a
    * training step that repeats its dispatches creates none after the first.
    */
-  private bindGroup(kernel: Kernel, buffers: GPUBuffer[]): GPUBindGroup {
-    const key = `${kernel.id}|${buffers.map((b) => this.bufferId(b)).join(',')}`;
+  private bindGroup(kernel: Kernel, buffers: GPUBufferBinding[]): GPUBindGroup {
+    const key = `${kernel.id}|${buffers.map((b) => `${this.bufferId(b.buffer)}@${b.offset ?? 0}+${b.size ?? ''}`).join(',')}`;
     let group = this.bindGroups.get(key);
     if (!group) {
       if (this.bindGroups.size >= 4096) this.bindGroups.clear(); // bounded; rebuilt on demand
       group = this.device.createBindGroup({
         layout: kernel.pipeline.getBindGroupLayout(0),
-        entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+        entries: buffers.map((resource, binding) => ({ binding, resource })),
       });
       this.bindGroups.set(key, group);
     }
@@ -281,7 +305,7 @@ export class Gpu {
       this.staging.get(size)?.pop() ??
       this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const enc = this.device.createCommandEncoder();
-    enc.copyBufferToBuffer(t.buffer, 0, staging, 0, size);
+    enc.copyBufferToBuffer(t.buffer, t.offset, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
     const out = staging.getMappedRange().slice(0, byteLength);

@@ -59,6 +59,22 @@ describe('GPU runtime', () => {
     expect(() => a.release()).toThrow(/released twice/);
   });
 
+  it('makes aligned views into one buffer that kernels, writes and reads address separately', async () => {
+    const flat = gpu.tensor([64 * 3]);
+    gpu.fill(flat, 0);
+    const a = gpu.view(flat, 0, [2, 5]), b = gpu.view(flat, 64, [7]), c = gpu.view(flat, 128, [3]);
+    gpu.write(b, Float32Array.of(1, 2, 3, 4, 5, 6, 7));
+    gpu.write(c, Float32Array.of(9, 9, 9));
+    expect(Array.from(await gpu.read(b))).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    const doubled = await gpu.read(dropoutForward(gpu, b, 0.5, 3)); // a kernel reading a view
+    expect(doubled.every((v, i) => v === 0 || v === 2 * (i + 1))).toBe(true);
+    expect(Array.from(await gpu.read(a))).toEqual(new Array(10).fill(0));
+    expect(Array.from(await gpu.read(c))).toEqual([9, 9, 9]);
+    expect(() => gpu.view(flat, 3, [2])).toThrow(/not aligned to 256 bytes/);
+    expect(() => gpu.view(flat, 128, [65])).toThrow(/runs past its parent/);
+    expect(() => a.release()).toThrow(/does not own its buffer/);
+  });
+
   it('surfaces WGSL errors on the next sync', async () => {
     expect(() => gpu.kernel('fn main( {', 'main')).not.toThrow(); // errors arrive asynchronously
     await expect(gpu.sync()).rejects.toThrow(GpuError);
