@@ -4,6 +4,7 @@
 // One workgroup per row; the row's sums are reduced in workgroup memory.
 
 override WG: u32 = 256;
+override ACCUMULATE: bool = false;   // backward adds into dx (the residual's gradient)
 
 struct Params { T: u32, H: u32, eps: f32 }
 
@@ -60,6 +61,7 @@ fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   let r = inverseSqrt(rowSum(ss, lid.x) / f32(q.H) + q.eps);
   let c = rowSum(dot, lid.x) * r * r * r / f32(q.H);
   for (var i = lid.x; i < q.H; i += WG) {
-    dx[base + i] = r * half16(w[i >> 1u], i) * dy[base + i] - x[base + i] * c;
+    let v = r * half16(w[i >> 1u], i) * dy[base + i] - x[base + i] * c;
+    if (ACCUMULATE) { dx[base + i] += v; } else { dx[base + i] = v; }
   }
 }

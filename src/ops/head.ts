@@ -28,13 +28,13 @@ function halfGemm(gpu: Gpu, a: Tensor, w: HalfMatrix, c: Tensor, M: number, N: n
 }
 
 // forward: z = x · W[rows]ᵀ for a block of W's rows (a vocabulary chunk [row0, row0 + z.cols))
-export function halfLinear(gpu: Gpu, x: Tensor, w: HalfMatrix, z?: Tensor, row0 = 0, rows = w.shape[0]): Tensor {
+export function halfLinear(gpu: Gpu, x: Tensor, w: HalfMatrix, z?: Tensor, row0 = 0, rows = w.shape[0], accumulate = false): Tensor {
   const [T, H] = rows2d('halfLinear', 'x', x);
   if (w.shape[1] !== H) throw new Error(`halfLinear: x has ${H} features, W is [${w.shape.join(', ')}]`);
   if (row0 + rows > w.shape[0]) throw new Error(`halfLinear: rows ${row0}..${row0 + rows} past W's ${w.shape[0]}`);
   z ??= gpu.tensor([T, rows]);
   expectShape('halfLinear', 'z', z, [T, rows]);
-  halfGemm(gpu, x, w, z, T, rows, H, true, false, row0 * H);
+  halfGemm(gpu, x, w, z, T, rows, H, true, accumulate, row0 * H);
   return z;
 }
 

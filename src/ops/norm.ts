@@ -32,12 +32,12 @@ export function rmsnormForward(gpu: Gpu, x: Tensor, w: HalfVector, eps: number, 
   return y;
 }
 
-// backward: dx = r · (w ⊙ dy) − x · r³ / H · Σ w dy x    (w is frozen)
-export function rmsnormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, eps: number, dx = gpu.tensor(x.shape)): Tensor {
+// backward: dx (+)= r · (w ⊙ dy) − x · r³ / H · Σ w dy x    (w is frozen)
+export function rmsnormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, eps: number, dx = gpu.tensor(x.shape), accumulate = false): Tensor {
   const [T, H] = check('rmsnormBackward', x, w);
   expectShape('rmsnormBackward', 'dY', dy, [T, H]);
   expectShape('rmsnormBackward', 'dX', dx, [T, H]);
-  const k = gpu.kernel(RMSNORM, 'rmsnorm_backward', { WG, BF16: w.dtype === 'BF16' });
+  const k = gpu.kernel(RMSNORM, 'rmsnorm_backward', { WG, BF16: w.dtype === 'BF16', ACCUMULATE: accumulate });
   gpu.dispatch1D(k, [x, w.words, dy, dx], [T, H, f32(eps)], T);
   return dx;
 }

@@ -52,6 +52,20 @@ describe('RMSNorm against float64', () => {
     });
   }
 
+  it('adds into dx when asked (the residual stream already holds a gradient)', async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const [T, H] = [4, 40];
+    const x = randn(r, T * H), dy = randn(r, T * H), base = randn(r, T * H);
+    const { words } = packHalf(randn(r, H), 'BF16');
+    const weight: HalfVector = { words: gpu.tensor([words.length], 'u32', words), length: H, dtype: 'BF16' };
+    const tx = gpu.tensor([T, H], 'f32', x), tdy = gpu.tensor([T, H], 'f32', dy);
+    const alone = await gpu.read(rmsnormBackward(gpu, tx, weight, tdy, 1e-6));
+    const dx = gpu.tensor([T, H], 'f32', base);
+    rmsnormBackward(gpu, tx, weight, tdy, 1e-6, dx, true);
+    expect(relError(await gpu.read(dx), Float64Array.from(base, (b, i) => b + alone[i])), `seed ${seed}`).toBeLessThan(1e-6);
+  });
+
   it('refuses a weight of the wrong length', () => {
     const w: HalfVector = { words: gpu.tensor([2], 'u32'), length: 4, dtype: 'BF16' };
     expect(() => rmsnormForward(gpu, gpu.tensor([2, 5]), w, 1e-6)).toThrow(/the weight has 4 values, x has 5 features/);
