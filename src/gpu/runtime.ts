@@ -281,6 +281,16 @@ export class Gpu {
     return buf;
   }
 
+  /** Record a copy of src into dst (same element count), in order with the dispatches. */
+  copy(src: Tensor, dst: Tensor): void {
+    if (src.numel !== dst.numel) throw new GpuError(`copy: ${src.numel} elements into ${dst.numel}`);
+    this.checkAlive();
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass?.end();
+    this.pass = null;
+    this.encoder.copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, src.byteLength);
+  }
+
   /** Submit everything recorded so far. */
   flush(): void {
     if (!this.encoder) return;

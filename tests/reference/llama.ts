@@ -1,0 +1,130 @@
+// An independent float64 Llama-family forward pass on the CPU, for the model tests: the same
+// network as src/model/llama.ts, written plainly, with weights given as the values the GPU
+// holds (NF4 dequantized, 16-bit rounded).
+import type { ModelConfig } from '../../src/model/config';
+
+export interface RefLinear {
+  w: ArrayLike<number>; // [out, in]
+  out: number;
+  in: number;
+  b?: ArrayLike<number>;
+  A?: ArrayLike<number>; // [r, in]
+  B?: ArrayLike<number>; // [out, r]
+  r?: number;
+  scale?: number;
+}
+
+export interface RefLayer {
+  inputNorm: ArrayLike<number>;
+  postNorm: ArrayLike<number>;
+  q: RefLinear; k: RefLinear; v: RefLinear; o: RefLinear; gate: RefLinear; up: RefLinear; down: RefLinear;
+}
+
+export interface RefModel {
+  c: ModelConfig;
+  embed: ArrayLike<number>; // [V, H]
+  layers: RefLayer[];
+  norm: ArrayLike<number>;
+  head: ArrayLike<number>; // [V, H]
+  invFreq: ArrayLike<number>;
+}
+
+function linear(x: Float64Array, T: number, L: RefLinear): Float64Array {
+  const y = new Float64Array(T * L.out);
+  for (let t = 0; t < T; t++) {
+    const h = new Float64Array(L.r ?? 0);
+    if (L.A) for (let j = 0; j < L.r!; j++) for (let i = 0; i < L.in; i++) h[j] += x[t * L.in + i] * L.A[j * L.in + i];
+    for (let o = 0; o < L.out; o++) {
+      let s = L.b ? L.b[o] : 0;
+      for (let i = 0; i < L.in; i++) s += x[t * L.in + i] * L.w[o * L.in + i];
+      if (L.B) for (let j = 0; j < L.r!; j++) s += L.scale! * h[j] * L.B[o * L.r! + j];
+      y[t * L.out + o] = s;
+    }
+  }
+  return y;
+}
+
+function rmsnorm(x: Float64Array, T: number, H: number, w: ArrayLike<number>, eps: number): Float64Array {
+  const y = new Float64Array(T * H);
+  for (let t = 0; t < T; t++) {
+    let ss = 0;
+    for (let i = 0; i < H; i++) ss += x[t * H + i] ** 2;
+    const r = 1 / Math.sqrt(ss / H + eps);
+    for (let i = 0; i < H; i++) y[t * H + i] = x[t * H + i] * r * w[i];
+  }
+  return y;
+}
+
+function rope(x: Float64Array, T: number, heads: number, d: number, pos: ArrayLike<number>, inv: ArrayLike<number>): void {
+  const half = d / 2;
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround(pos[t] * Math.fround(inv[i]));
+        const ia = (t * heads + h) * d + i, ib = ia + half;
+        const a = x[ia], b = x[ib];
+        x[ia] = a * Math.cos(angle) - b * Math.sin(angle);
+        x[ib] = b * Math.cos(angle) + a * Math.sin(angle);
+      }
+    }
+  }
+}
+
+/** Logits [T, V] for token ids, with RoPE positions and attention starts per token. */
+export function llamaLogitsRef(m: RefModel, ids: ArrayLike<number>, pos: ArrayLike<number>, start: ArrayLike<number>): Float64Array {
+  const { c } = m;
+  const T = ids.length, H = c.hidden, d = c.headDim;
+  let x = new Float64Array(T * H);
+  for (let t = 0; t < T; t++) for (let i = 0; i < H; i++) x[t * H + i] = m.embed[ids[t] * H + i];
+  for (const L of m.layers) {
+    const a = rmsnorm(x, T, H, L.inputNorm, c.norm.eps);
+    const q = linear(a, T, L.q), k = linear(a, T, L.k), v = linear(a, T, L.v);
+    rope(q, T, c.heads, d, pos, m.invFreq);
+    rope(k, T, c.kvHeads, d, pos, m.invFreq);
+    const attn = new Float64Array(T * c.heads * d);
+    const group = c.heads / c.kvHeads;
+    for (let h = 0; h < c.heads; h++) {
+      const j = Math.floor(h / group);
+      for (let t = 0; t < T; t++) {
+        const sc: number[] = [];
+        for (let s = start[t]; s <= t; s++) {
+          let dot = 0;
+          for (let e = 0; e < d; e++) dot += q[(t * c.heads + h) * d + e] * k[(s * c.kvHeads + j) * d + e];
+          sc.push(dot / Math.sqrt(d));
+        }
+        const mx = Math.max(...sc);
+        const ex = sc.map((v) => Math.exp(v - mx));
+        const sum = ex.reduce((p, v) => p + v, 0);
+        for (let s = start[t]; s <= t; s++) {
+          for (let e = 0; e < d; e++) attn[(t * c.heads + h) * d + e] += (ex[s - start[t]] / sum) * v[(s * c.kvHeads + j) * d + e];
+        }
+      }
+    }
+    const o = linear(attn, T, L.o);
+    const x2 = x.map((v, i) => v + o[i]);
+    const mm = rmsnorm(x2, T, H, L.postNorm, c.norm.eps);
+    const g = linear(mm, T, L.gate), u = linear(mm, T, L.up);
+    const hh = g.map((gi, i) => (gi / (1 + Math.exp(-gi))) * u[i]);
+    const dn = linear(hh, T, L.down);
+    x = x2.map((v, i) => v + dn[i]);
+  }
+  const xf = rmsnorm(x, T, H, m.norm, c.norm.eps);
+  return linear(xf, T, { w: m.head, out: c.vocab, in: H });
+}
+
+/** Token-weighted mean cross-entropy over labels ≥ 0. */
+export function llamaLossRef(m: RefModel, ids: ArrayLike<number>, labels: ArrayLike<number>, pos: ArrayLike<number>, start: ArrayLike<number>): number {
+  const z = llamaLogitsRef(m, ids, pos, start);
+  const V = m.c.vocab;
+  let total = 0, count = 0;
+  for (let t = 0; t < ids.length; t++) {
+    if (labels[t] < 0) continue;
+    let mx = -Infinity;
+    for (let i = 0; i < V; i++) mx = Math.max(mx, z[t * V + i]);
+    let s = 0;
+    for (let i = 0; i < V; i++) s += Math.exp(z[t * V + i] - mx);
+    total += mx + Math.log(s) - z[t * V + labels[t]];
+    count++;
+  }
+  return total / count;
+}
