@@ -281,6 +281,15 @@ export class Gpu {
     return buf;
   }
 
+  /** Record zeroing a tensor, in order with the dispatches (no upload from the CPU). */
+  zero(t: Tensor): void {
+    this.checkAlive();
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass?.end();
+    this.pass = null;
+    this.encoder.clearBuffer(t.buffer, t.offset, Math.ceil(t.byteLength / 4) * 4);
+  }
+
   /** Record a copy of src into dst (same element count), in order with the dispatches. */
   copy(src: Tensor, dst: Tensor): void {
     if (src.numel !== dst.numel) throw new GpuError(`copy: ${src.numel} elements into ${dst.numel}`);

@@ -1,0 +1,65 @@
+// One optimizer step of QLoRA fine-tuning, as transformers' Trainer runs it: gradients of the
+// token-weighted mean loss over all micro-batches of the step (gradient accumulation), global
+// norm clipping, AdamW, and the schedule's learning rate. Everything stays on the GPU until the
+// step's one readback of its losses and gradient norm.
+import type { Gpu } from '../gpu/runtime';
+import type { Batch, LlamaModel } from '../model/llama';
+import type { LoraSet } from '../model/lora-linear';
+import { adamwState, adamwStep, type AdamWSettings, type AdamWState } from '../ops/optim';
+import { lrMultiplier, type SchedulerType } from './schedule';
+
+export interface TrainSettings extends AdamWSettings {
+  lr_scheduler_type: SchedulerType;
+  warmup_steps: number;
+  max_steps: number;
+}
+
+/** A micro-batch and the number of its tokens whose label counts (≥ 0). */
+export interface MicroBatch {
+  batch: Batch;
+  counted: number;
+}
+
+export interface StepLog {
+  step: number; // 1-based, as transformers logs it
+  loss: number;
+  learning_rate: number; // the rate this step used
+  grad_norm: number; // before clipping
+  tokens: number; // counted tokens in the step
+}
+
+export class Trainer {
+  private state: AdamWState;
+  private microStep = 0;
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly model: LlamaModel,
+    readonly lora: LoraSet,
+    readonly settings: TrainSettings,
+  ) {
+    this.state = adamwState(gpu, lora.params);
+  }
+
+  get step(): number {
+    return this.state.step;
+  }
+
+  async trainStep(micro: MicroBatch[]): Promise<StepLog> {
+    const { gpu, settings: s } = this;
+    const counted = micro.reduce((n, m) => n + m.counted, 0);
+    if (counted === 0) throw new Error('this step has no tokens with a label to learn from');
+    gpu.zero(this.lora.grads);
+    const losses = micro.map((m) => this.model.forwardBackward(m.batch, 1 / counted, this.microStep++));
+    const lr = s.learning_rate * lrMultiplier(s.lr_scheduler_type, this.state.step, s.warmup_steps, s.max_steps);
+    const normSq = adamwStep(gpu, this.state, this.lora.grads, s, lr);
+    let total = 0;
+    for (const l of losses) {
+      for (const v of await gpu.read(l)) total += v;
+      l.release();
+    }
+    const [sq] = await gpu.read(normSq);
+    normSq.release();
+    return { step: this.state.step, loss: total / counted, learning_rate: lr, grad_norm: Math.sqrt(sq), tokens: counted };
+  }
+}
