@@ -1,0 +1,168 @@
+// Loading a Llama-family checkpoint (config.json + safetensors, sharded or not) onto the GPU:
+// linear weights are quantized to NF4 on the GPU as each tensor arrives (or kept 16-bit with
+// load_in_4bit false), embeddings, norms, biases and the head stay 16-bit. Shards are
+// streamed tensor by tensor; no shard is ever held whole.
+import type { Gpu, Tensor } from '../gpu/runtime';
+import { parseShardIndex, readSafetensors, toFloat32, type TensorInfo } from '../formats/safetensors';
+import type { HalfMatrix } from '../ops/head';
+import { quantizeNF4Gpu } from '../ops/nf4';
+import type { HalfVector } from '../ops/norm';
+import { packHalf, type HalfDtype } from '../quant/half';
+import { parseModelConfig, type ModelConfig } from './config';
+import type { LayerWeights, LlamaWeights } from './llama';
+import { LoraLinear, type FrozenWeight } from './lora-linear';
+
+/** Where checkpoint files come from: a local folder, the Hub, the store, or memory in tests. */
+export interface CheckpointFiles {
+  /** A small text file (config.json, the shard index), or null when it does not exist. */
+  text(name: string): Promise<string | null>;
+  /** A large file as a stream of chunks, with its size when known. */
+  stream(name: string): Promise<{ chunks: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>; size?: number }>;
+}
+
+export interface LoadSettings {
+  load_in_4bit: boolean;
+  /** NF4 block size (bitsandbytes' default 64). */
+  blocksize?: number;
+}
+
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+}
+
+const LINEARS = {
+  'self_attn.q_proj': 'q', 'self_attn.k_proj': 'k', 'self_attn.v_proj': 'v', 'self_attn.o_proj': 'o',
+  'mlp.gate_proj': 'gate', 'mlp.up_proj': 'up', 'mlp.down_proj': 'down',
+} as const;
+type Linear = (typeof LINEARS)[keyof typeof LINEARS];
+/** Tensors some checkpoints carry that the network recomputes. */
+const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
+
+export interface LoadedModel {
+  config: ModelConfig;
+  weights: LlamaWeights;
+  /** Every frozen linear layer by module path, for attaching LoRA. */
+  linears: LoraLinear[];
+}
+
+export async function loadLlamaCheckpoint(gpu: Gpu, files: CheckpointFiles, s: LoadSettings, onTensor?: (name: string) => void): Promise<LoadedModel> {
+  const configText = await files.text('config.json');
+  if (configText === null) throw new CheckpointError('config.json is missing: this is not a transformers checkpoint');
+  let configJson: unknown;
+  try {
+    configJson = JSON.parse(configText);
+  } catch (e) {
+    throw new CheckpointError(`config.json is not valid JSON (${(e as Error).message})`);
+  }
+  const c = parseModelConfig(configJson);
+  const expected = expectedShapes(c);
+  const indexText = await files.text('model.safetensors.index.json');
+  const shards = indexText ? [...parseShardIndex(indexText).shards.keys()] : ['model.safetensors'];
+
+  const halves = new Map<string, HalfVector & { shape: number[] }>();
+  const linear = new Map<string, FrozenWeight>();
+  try {
+    for (const shard of shards) {
+      const { chunks, size } = await files.stream(shard);
+      for await (const { info, data } of readSafetensors(chunks, { fileSize: size, file: shard })) {
+        if (IGNORED.test(info.name)) continue;
+        const shape = expected.get(info.name);
+        if (!shape) throw new CheckpointError(`${shard}: unexpected tensor ${info.name} for a ${c.modelType} model`);
+        if (info.shape.join() !== shape.join()) {
+          throw new CheckpointError(`${shard}: ${info.name} is [${info.shape}], the config implies [${shape}]`);
+        }
+        const isLinear = /\.(q|k|v|o|gate|up|down)_proj\.weight$/.test(info.name);
+        if (isLinear && s.load_in_4bit) {
+          const w = gpu.tensor(shape, 'f32', toFloat32(info.dtype, data));
+          linear.set(info.name, { kind: 'nf4', w: quantizeNF4Gpu(gpu, w, s.blocksize ?? 64) });
+          w.release();
+        } else {
+          const h = toHalf(gpu, info, data);
+          if (isLinear) linear.set(info.name, { kind: 'half', w: { ...h, shape: [shape[0], shape[1]] } });
+          else halves.set(info.name, { ...h, shape });
+        }
+        onTensor?.(info.name);
+      }
+    }
+  } catch (e) {
+    for (const h of halves.values()) h.words.release();
+    for (const l of linear.values()) releaseFrozen(l);
+    throw e;
+  }
+
+  const missing = [...expected.keys()].filter((n) => !halves.has(n) && !linear.has(n));
+  if (missing.length) {
+    throw new CheckpointError(`the checkpoint lacks ${missing.length} tensor(s) the config needs: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+  }
+  const vec = (n: string): HalfVector => halves.get(n)!;
+  const mat = (n: string): HalfMatrix => {
+    const h = halves.get(n)!;
+    return { ...h, shape: [h.shape[0], h.shape[1]] };
+  };
+  const linears: LoraLinear[] = [];
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < c.layers; l++) {
+    const p = `model.layers.${l}`;
+    const mods = {} as Record<Linear, LoraLinear>;
+    for (const [path, key] of Object.entries(LINEARS) as [keyof typeof LINEARS, Linear][]) {
+      const bias = halves.get(`${p}.${path}.bias`) ?? null;
+      const m = new LoraLinear(`${p}.${path}`, linear.get(`${p}.${path}.weight`)!, bias);
+      mods[key] = m;
+      linears.push(m);
+    }
+    layers.push({ inputNorm: vec(`${p}.input_layernorm.weight`), postNorm: vec(`${p}.post_attention_layernorm.weight`), ...mods });
+  }
+  const embed = mat('model.embed_tokens.weight');
+  const weights: LlamaWeights = {
+    embed, layers, norm: vec('model.norm.weight'), head: c.tieEmbeddings ? embed : mat('lm_head.weight'),
+  };
+  return { config: c, weights, linears };
+}
+
+/** Every tensor name the config implies, with its shape. */
+function expectedShapes(c: ModelConfig): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  m.set('model.embed_tokens.weight', [c.vocab, c.hidden]);
+  m.set('model.norm.weight', [c.hidden]);
+  if (!c.tieEmbeddings) m.set('lm_head.weight', [c.vocab, c.hidden]);
+  for (let l = 0; l < c.layers; l++) {
+    const p = `model.layers.${l}`;
+    m.set(`${p}.input_layernorm.weight`, [c.hidden]);
+    m.set(`${p}.post_attention_layernorm.weight`, [c.hidden]);
+    const shapes: Record<string, [number, number]> = {
+      'self_attn.q_proj': [qd, c.hidden], 'self_attn.k_proj': [kvd, c.hidden], 'self_attn.v_proj': [kvd, c.hidden],
+      'self_attn.o_proj': [c.hidden, qd], 'mlp.gate_proj': [c.intermediate, c.hidden],
+      'mlp.up_proj': [c.intermediate, c.hidden], 'mlp.down_proj': [c.hidden, c.intermediate],
+    };
+    for (const [path, shape] of Object.entries(shapes)) m.set(`${p}.${path}.weight`, shape);
+    if (c.bias.qkv) for (const x of ['q', 'k', 'v']) m.set(`${p}.self_attn.${x}_proj.bias`, [x === 'q' ? qd : kvd]);
+    if (c.bias.o) m.set(`${p}.self_attn.o_proj.bias`, [c.hidden]);
+    if (c.bias.mlp) for (const x of ['gate', 'up']) m.set(`${p}.mlp.${x}_proj.bias`, [c.intermediate]);
+    if (c.bias.mlp) m.set(`${p}.mlp.down_proj.bias`, [c.hidden]);
+  }
+  return m;
+}
+
+/** 16-bit tensors go to the GPU as their bytes; F32 ones are rounded to BF16 first. */
+function toHalf(gpu: Gpu, info: TensorInfo, data: Uint8Array): HalfVector {
+  const n = info.shape.reduce((a, b) => a * b, 1);
+  let words: Uint32Array;
+  let dtype: HalfDtype;
+  if (info.dtype === 'BF16' || info.dtype === 'F16') {
+    words = new Uint32Array(Math.ceil(n / 2));
+    new Uint8Array(words.buffer).set(data);
+    dtype = info.dtype;
+  } else if (info.dtype === 'F32') {
+    ({ words } = packHalf(toFloat32('F32', data), 'BF16'));
+    dtype = 'BF16';
+  } else {
+    throw new CheckpointError(`${info.name} is ${info.dtype}; weights must be F32, F16 or BF16`);
+  }
+  return { words: gpu.tensor([words.length], 'u32', words), length: n, dtype };
+}
+
+function releaseFrozen(f: FrozenWeight): void {
+  const tensors: Tensor[] = f.kind === 'nf4' ? [f.w.packed, f.w.absmax] : [f.w.words];
+  for (const t of tensors) t.release();
+}
