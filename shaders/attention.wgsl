@@ -2,15 +2,16 @@
 // batched GEMM (ops/attention.ts):
 //   S = scale · Q Kᵀ  →  P = softmax_forward(S)  →  O = P V                    per query head
 //   dP = dO Vᵀ  →  dS = softmax_backward(P, dP)  →  dQ = scale · dS K,  dK, dV per head → group_sum
-// Token t attends to s in [start[t], t]: causal, and within its own packed sequence.
+// Token t attends to s in [start[t], t]: causal, and within its own packed sequence. With a KV
+// cache the Tq queries are the last Tq of Tk positions: query i sits at t = i + Tk − Tq.
 //
-//   softmax_forward   S: [H, T, T] in place → P (zeros outside the mask)
+//   softmax_forward   S: [H, Tq, Tk] in place → P (zeros outside the mask)
 //   softmax_backward  dP: [H, T, T] in place → dS = P ⊙ (dP − Σ_s dP ⊙ P)
 //   group_sum         out[t, j, :] = Σ_{g < group} x[t, j·group + g, :]   (KV-head gradients)
 
 override WG: u32 = 256;
 
-struct Params { T: u32, H: u32, d: u32, group: u32 }
+struct Params { T: u32, H: u32, d: u32, group: u32, Tk: u32 }   // T: query rows
 
 @group(0) @binding(0) var<storage, read_write> s: array<f32>;   // S → P, or dP → dS
 @group(0) @binding(1) var<storage, read> start: array<u32>;
@@ -44,22 +45,24 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
                    @builtin(local_invocation_id) lid: vec3u) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.H * p.T) { return; }
-  let t = row % p.T;
-  let base = row * p.T;
-  let lo = start[t];
+  let i = row % p.T;
+  let t = i + p.Tk - p.T;       // the query's position among the keys
+  let base = row * p.Tk;
+  let lo = start[i];
   var m = -3.0e38;
   for (var j = lo + lid.x; j <= t; j += WG) { m = max(m, s[base + j]); }
   m = reduce(m, lid.x, true);
   var sum = 0.0;
   for (var j = lo + lid.x; j <= t; j += WG) { sum += exp(s[base + j] - m); }
   sum = reduce(sum, lid.x, false);
-  for (var j = lid.x; j < p.T; j += WG) {
+  for (var j = lid.x; j < p.Tk; j += WG) {
     var v = 0.0;
     if (j >= lo && j <= t) { v = exp(s[base + j] - m) / sum; }
     s[base + j] = v;
   }
 }
 
+// Training only (Tq = Tk).
 @compute @workgroup_size(WG)
 fn softmax_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                     @builtin(local_invocation_id) lid: vec3u) {

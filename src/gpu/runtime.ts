@@ -290,14 +290,20 @@ export class Gpu {
     this.encoder.clearBuffer(t.buffer, t.offset, Math.ceil(t.byteLength / 4) * 4);
   }
 
-  /** Record a copy of src into dst (same element count), in order with the dispatches. */
-  copy(src: Tensor, dst: Tensor): void {
-    if (src.numel !== dst.numel) throw new GpuError(`copy: ${src.numel} elements into ${dst.numel}`);
+  /**
+   * Record a copy of `count` elements (all of src by default) from src at element `from` into
+   * dst at element `to`, in order with the dispatches.
+   */
+  copy(src: Tensor, dst: Tensor, o: { from?: number; to?: number; count?: number } = {}): void {
+    const from = o.from ?? 0, to = o.to ?? 0, count = o.count ?? src.numel - from;
+    if (from + count > src.numel || to + count > dst.numel) {
+      throw new GpuError(`copy: ${count} elements from ${from} of ${src.numel} into ${to} of ${dst.numel}`);
+    }
     this.checkAlive();
     this.encoder ??= this.device.createCommandEncoder();
     this.pass?.end();
     this.pass = null;
-    this.encoder.copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, src.byteLength);
+    this.encoder.copyBufferToBuffer(src.buffer, src.offset + from * 4, dst.buffer, dst.offset + to * 4, count * 4);
   }
 
   /** Submit everything recorded so far. */

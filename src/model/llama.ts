@@ -53,6 +53,14 @@ export interface Batch {
 const MODULES = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 type Module = (typeof MODULES)[number];
 
+/** Keys and values of the tokens so far, per layer, for decoding one token at a time. */
+export interface KvCache {
+  k: Tensor[]; // [capacity, Hkv, d] per layer
+  v: Tensor[];
+  length: number;
+  capacity: number;
+}
+
 /** Rows of logits made at once: a multiple of 64 keeps every chunk's views 256-byte aligned. */
 const LOSS_CHUNK_ROWS = 256;
 
@@ -79,7 +87,9 @@ export class LlamaModel {
 
   // forward: x → x + attention block → + MLP block. `dropout` for training; `save` keeps the
   // intermediates for backward (the recompute), otherwise they are freed at once.
-  private layerForward(l: number, x: Tensor, b: Batch, o: { dropout: boolean; save: boolean; step: number }): { out: Tensor; saved: LayerSaved | null } {
+  private layerForward(
+    l: number, x: Tensor, b: Batch, o: { dropout: boolean; save: boolean; step: number; cache?: KvCache },
+  ): { out: Tensor; saved: LayerSaved | null } {
     const { gpu, config: c } = this;
     const w = this.weights.layers[l];
     const T = x.shape[0];
@@ -95,7 +105,16 @@ export class LlamaModel {
     const v = gpu.view(lin('v', a), 0, [T, c.kvHeads, c.headDim]);
     ropeForward(gpu, q, b.positions, this.rope);
     ropeForward(gpu, k, b.positions, this.rope);
-    const { o: attn, P } = attentionForward(gpu, q, k, v, b.start);
+    let keys = k, values = v;
+    if (o.cache) {
+      // append this step's keys and values, then attend over everything cached
+      const kv = c.kvHeads * c.headDim, past = o.cache.length;
+      gpu.copy(k, o.cache.k[l], { to: past * kv });
+      gpu.copy(v, o.cache.v[l], { to: past * kv });
+      keys = gpu.view(o.cache.k[l], 0, [past + T, c.kvHeads, c.headDim]);
+      values = gpu.view(o.cache.v[l], 0, [past + T, c.kvHeads, c.headDim]);
+    }
+    const { o: attn, P } = attentionForward(gpu, q, keys, values, b.start);
     const attn2 = gpu.view(attn, 0, [T, c.heads * c.headDim]);
     const x2 = gpu.tensor([T, c.hidden]);
     gpu.copy(x, x2);
@@ -145,6 +164,47 @@ export class LlamaModel {
   }
 
   // ---- the whole network --------------------------------------------------------------
+
+  newCache(capacity: number): KvCache {
+    const { gpu, config: c } = this;
+    if (capacity > this.rope.positions) throw new Error(`a cache of ${capacity} tokens is longer than the ${this.rope.positions} positions prepared`);
+    const make = () => Array.from({ length: c.layers }, () => gpu.tensor([capacity, c.kvHeads, c.headDim]));
+    return { k: make(), v: make(), length: 0, capacity };
+  }
+
+  releaseCache(cache: KvCache): void {
+    for (const t of [...cache.k, ...cache.v]) t.release();
+  }
+
+  /**
+   * Run new tokens (the prompt, then one token at a time) through the network, appending to
+   * the cache; returns the logits of the last one, [1, V].
+   */
+  decode(ids: ArrayLike<number>, cache: KvCache): Tensor {
+    const { gpu, config: c } = this;
+    const T = ids.length;
+    if (cache.length + T > cache.capacity) throw new Error(`the cache holds ${cache.capacity} tokens; ${cache.length + T} asked`);
+    for (const id of Array.from(ids)) if (!(id >= 0 && id < c.vocab)) throw new Error(`token id ${id} is outside the vocabulary of ${c.vocab}`);
+    const b: Batch = {
+      ids: gpu.tensor([T], 'u32', Uint32Array.from(ids)),
+      labels: gpu.tensor([T], 'i32'),
+      positions: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => cache.length + i)),
+      start: gpu.tensor([T], 'u32', new Uint32Array(T)),
+    };
+    let x = embed(gpu, this.weights.embed, b.ids);
+    for (let l = 0; l < c.layers; l++) {
+      const { out } = this.layerForward(l, x, b, { dropout: false, save: false, step: 0, cache });
+      x.release();
+      x = out;
+    }
+    cache.length += T;
+    const last = gpu.tensor([1, c.hidden]);
+    gpu.copy(x, last, { from: (T - 1) * c.hidden, count: c.hidden });
+    const xf = rmsnormForward(gpu, last, this.weights.norm, c.norm.eps);
+    const z = halfLinear(gpu, xf, this.weights.head);
+    for (const t of [x, last, xf, b.ids, b.labels, b.positions, b.start]) t.release();
+    return z;
+  }
 
   /** Logits [T, V] for a batch, adapter applied (inference; no gradients). */
   logits(b: Batch): Tensor {

@@ -4,8 +4,9 @@
 //   forward   S = scale · Q_h K_jᵀ  (j = h / group),  P = softmax(S, mask),  O_h = P V_j
 //   backward  dP = dO_h V_jᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),
 //             dQ_h = scale · dS K_j,  dK_j = scale · Σ_h dSᵀ Q_h,  dV_j = Σ_h Pᵀ dO_h
-// q, o: [T, H, d]; k, v: [T, Hkv, d]; start: u32 [T], the first token each token may see
-// (0 for plain causal attention, its sequence's first token when sequences are packed).
+// q, o: [Tq, H, d]; k, v: [Tk, Hkv, d]; start: u32 [Tq], the first key each query may see (0 for
+// plain causal attention, its sequence's first token when sequences are packed). Training has
+// Tq = Tk; decoding with a KV cache has the Tq new queries at the last Tq of Tk positions.
 // P [H, T, T] is kept from forward to backward; with gradient checkpointing, per layer.
 import shader from '../../shaders/attention.wgsl?raw';
 import type { Gpu, Tensor } from '../gpu/runtime';
@@ -20,28 +21,28 @@ export interface AttentionDims {
   headDim: number;
 }
 
-function dims(q: Tensor, k: Tensor, v: Tensor): AttentionDims {
+function dims(q: Tensor, k: Tensor, v: Tensor, training = true): AttentionDims & { Tk: number } {
   if (q.shape.length !== 3 || k.shape.length !== 3) throw new Error('attention: q, k, v must be [T, heads, d]');
   const [T, heads, headDim] = q.shape;
-  const kvHeads = k.shape[1];
-  if (k.shape[0] !== T || k.shape[2] !== headDim || v.shape.join() !== k.shape.join()) {
+  const [Tk, kvHeads] = k.shape;
+  if ((training ? Tk !== T : Tk < T) || k.shape[2] !== headDim || v.shape.join() !== k.shape.join()) {
     throw new Error(`attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not fit together`);
   }
   if (heads % kvHeads !== 0) throw new Error(`attention: ${heads} query heads do not share ${kvHeads} KV heads evenly`);
-  return { T, heads, kvHeads, headDim };
+  return { T, heads, kvHeads, headDim, Tk };
 }
 
-// forward: o = softmax(scale · q kᵀ, mask) v; returns P for the backward pass
+// forward: o = softmax(scale · q kᵀ, mask) v; returns P [H, Tq, Tk] for the backward pass
 export function attentionForward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, start: Tensor, o = gpu.tensor(q.shape)): { o: Tensor; P: Tensor } {
-  const { T, heads: H, kvHeads: Hkv, headDim: d } = dims(q, k, v);
+  const { T, Tk, heads: H, kvHeads: Hkv, headDim: d } = dims(q, k, v, false);
   const group = H / Hkv;
   const scale = 1 / Math.sqrt(d);
-  const P = gpu.tensor([H, T, T]);
-  // S_h = scale · Q_h K_jᵀ     [T, d] · [T, d]ᵀ
-  gemm(gpu, q, k, P, T, T, d, { transB: true, alpha: scale, batch: H, strides: [d, d, T * T], ld: [H * d, Hkv * d, T], groupB: group });
-  gpu.dispatch1D(gpu.kernel(shader, 'softmax_forward', { WG }), [P, start], [T, H, d, group], H * T);
-  // O_h = P_h V_j              [T, T] · [T, d]
-  gemm(gpu, P, v, o, T, d, T, { batch: H, strides: [T * T, d, d], ld: [T, Hkv * d, H * d], groupB: group });
+  const P = gpu.tensor([H, T, Tk]);
+  // S_h = scale · Q_h K_jᵀ     [Tq, d] · [Tk, d]ᵀ
+  gemm(gpu, q, k, P, T, Tk, d, { transB: true, alpha: scale, batch: H, strides: [d, d, T * Tk], ld: [H * d, Hkv * d, Tk], groupB: group });
+  gpu.dispatch1D(gpu.kernel(shader, 'softmax_forward', { WG }), [P, start], [T, H, d, group, Tk], H * T);
+  // O_h = P_h V_j              [Tq, Tk] · [Tk, d]
+  gemm(gpu, P, v, o, T, d, Tk, { batch: H, strides: [T * Tk, d, d], ld: [Tk, Hkv * d, H * d], groupB: group });
   return { o, P };
 }
 
@@ -53,7 +54,7 @@ export function attentionBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, P: 
   const dS = gpu.tensor([H, T, T]);
   // dP_h = dO_h V_jᵀ, then dS in place
   gemm(gpu, dout, v, dS, T, T, d, { transB: true, batch: H, strides: [d, d, T * T], ld: [H * d, Hkv * d, T], groupB: group });
-  gpu.dispatch1D(gpu.kernel(shader, 'softmax_backward', { WG }), [dS, P], [T, H, d, group], H * T);
+  gpu.dispatch1D(gpu.kernel(shader, 'softmax_backward', { WG }), [dS, P], [T, H, d, group, T], H * T);
   // dQ_h = scale · dS_h K_j
   const dq = gpu.tensor(q.shape);
   gemm(gpu, dS, k, dq, T, d, T, { alpha: scale, batch: H, strides: [T * T, d, d], ld: [T, Hkv * d, H * d], groupB: group });
@@ -62,9 +63,9 @@ export function attentionBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, P: 
   const dk = gpu.tensor(k.shape), dv = gpu.tensor(v.shape);
   const sum = gpu.kernel(shader, 'group_sum', { WG });
   gemm(gpu, dS, q, perHead, T, d, T, { transA: true, alpha: scale, batch: H, strides: [T * T, d, d], ld: [T, H * d, H * d] });
-  gpu.dispatch1D(sum, [perHead, dk], [T, H, d, group], Math.ceil((T * Hkv * d) / WG));
+  gpu.dispatch1D(sum, [perHead, dk], [T, H, d, group, T], Math.ceil((T * Hkv * d) / WG));
   gemm(gpu, P, dout, perHead, T, d, T, { transA: true, batch: H, strides: [T * T, d, d], ld: [T, H * d, H * d] });
-  gpu.dispatch1D(sum, [perHead, dv], [T, H, d, group], Math.ceil((T * Hkv * d) / WG));
+  gpu.dispatch1D(sum, [perHead, dv], [T, H, d, group, T], Math.ceil((T * Hkv * d) / WG));
   perHead.release();
   dS.release();
   P.release();

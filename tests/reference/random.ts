@@ -5,17 +5,8 @@ export function freshSeed(): number {
   return fromEnv ? Number(fromEnv) : (Math.random() * 2 ** 32) >>> 0;
 }
 
-/** mulberry32: small, fast, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Uniform [0, 1) numbers from a seed (the same small generator generation uses). */
+export { seededRandom as rng } from '../../src/generate/generate';
 
 /** Standard normal values (Box–Muller), as f32. */
 export function randn(rand: () => number, n: number, scale = 1): Float32Array {

@@ -1,0 +1,65 @@
+// Text generation with a KV cache, as transformers' generate() runs it: the prompt goes through
+// the network once, then one token at a time, each choosing the next by ./sampling.ts, until an
+// end-of-sequence token or the length limit. num_return_sequences draws independent sequences.
+import type { LlamaModel } from '../model/llama';
+import { checkSampling, nextToken, type SamplingSettings } from './sampling';
+
+export interface GenerateSettings extends SamplingSettings {
+  /** New tokens at most; takes precedence over max_length, as in transformers. */
+  max_new_tokens?: number;
+  /** Prompt plus new tokens at most (transformers' default: 20). */
+  max_length?: number;
+  num_return_sequences: number;
+  seed: number;
+  /** Generation stops after any of these (the model's eos_token_id by default). */
+  eos_token_id?: number[];
+}
+
+/** mulberry32: a small seeded generator, so a seed gives the same draws everywhere. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The new token ids of each returned sequence (prompt excluded). */
+export async function generate(
+  model: LlamaModel, prompt: number[], s: GenerateSettings, onToken?: (sequence: number, id: number) => void,
+): Promise<number[][]> {
+  checkSampling(s);
+  if (prompt.length === 0) throw new Error('the prompt is empty: give at least one token (e.g. the BOS token)');
+  const maxNew = s.max_new_tokens ?? Math.max(0, (s.max_length ?? 20) - prompt.length);
+  const eos = new Set(s.eos_token_id ?? model.config.eosTokenIds);
+  const random = seededRandom(s.seed);
+  const out: number[][] = [];
+  for (let n = 0; n < s.num_return_sequences; n++) {
+    if (maxNew === 0) {
+      out.push([]);
+      continue;
+    }
+    const cache = model.newCache(prompt.length + maxNew);
+    const seen = [...prompt];
+    const generated: number[] = [];
+    try {
+      let logits = model.decode(prompt, cache);
+      while (generated.length < maxNew) {
+        const row = await model.gpu.read(logits);
+        logits.release();
+        const id = nextToken(row, seen, s, random);
+        generated.push(id);
+        seen.push(id);
+        onToken?.(n, id);
+        if (eos.has(id) || generated.length === maxNew) break;
+        logits = model.decode([id], cache);
+      }
+    } finally {
+      model.releaseCache(cache);
+    }
+    out.push(generated);
+  }
+  return out;
+}
