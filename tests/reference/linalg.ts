@@ -44,3 +44,9 @@ export function linearLoss(x: ArrayLike<number>, w: ArrayLike<number>, G: ArrayL
   for (let i = 0; i < y.length; i++) s += y[i] * G[i];
   return s;
 }
+
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}

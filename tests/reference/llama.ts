@@ -1,7 +1,10 @@
 // An independent float64 Llama-family forward pass on the CPU, for the model tests: the same
-// network as src/model/llama.ts, written plainly, with weights given as the values the GPU
-// holds (NF4 dequantized, 16-bit rounded).
+// network as src/model/llama.ts, composed of the per-op float64 references, with weights given
+// as the values the GPU holds (NF4 dequantized, 16-bit rounded).
 import type { ModelConfig } from '../../src/model/config';
+import { attentionRef } from './attention';
+import { ropeRef, swigluRef } from './elementwise';
+import { rmsnormRef } from './norm';
 
 export interface RefLinear {
   w: ArrayLike<number>; // [out, in]
@@ -44,32 +47,6 @@ function linear(x: Float64Array, T: number, L: RefLinear): Float64Array {
   return y;
 }
 
-function rmsnorm(x: Float64Array, T: number, H: number, w: ArrayLike<number>, eps: number): Float64Array {
-  const y = new Float64Array(T * H);
-  for (let t = 0; t < T; t++) {
-    let ss = 0;
-    for (let i = 0; i < H; i++) ss += x[t * H + i] ** 2;
-    const r = 1 / Math.sqrt(ss / H + eps);
-    for (let i = 0; i < H; i++) y[t * H + i] = x[t * H + i] * r * w[i];
-  }
-  return y;
-}
-
-function rope(x: Float64Array, T: number, heads: number, d: number, pos: ArrayLike<number>, inv: ArrayLike<number>): void {
-  const half = d / 2;
-  for (let t = 0; t < T; t++) {
-    for (let h = 0; h < heads; h++) {
-      for (let i = 0; i < half; i++) {
-        const angle = Math.fround(pos[t] * Math.fround(inv[i]));
-        const ia = (t * heads + h) * d + i, ib = ia + half;
-        const a = x[ia], b = x[ib];
-        x[ia] = a * Math.cos(angle) - b * Math.sin(angle);
-        x[ib] = b * Math.cos(angle) + a * Math.sin(angle);
-      }
-    }
-  }
-}
-
 /** Logits [T, V] for token ids, with RoPE positions and attention starts per token. */
 export function llamaLogitsRef(m: RefModel, ids: ArrayLike<number>, pos: ArrayLike<number>, start: ArrayLike<number>): Float64Array {
   const { c } = m;
@@ -77,38 +54,19 @@ export function llamaLogitsRef(m: RefModel, ids: ArrayLike<number>, pos: ArrayLi
   let x = new Float64Array(T * H);
   for (let t = 0; t < T; t++) for (let i = 0; i < H; i++) x[t * H + i] = m.embed[ids[t] * H + i];
   for (const L of m.layers) {
-    const a = rmsnorm(x, T, H, L.inputNorm, c.norm.eps);
-    const q = linear(a, T, L.q), k = linear(a, T, L.k), v = linear(a, T, L.v);
-    rope(q, T, c.heads, d, pos, m.invFreq);
-    rope(k, T, c.kvHeads, d, pos, m.invFreq);
-    const attn = new Float64Array(T * c.heads * d);
-    const group = c.heads / c.kvHeads;
-    for (let h = 0; h < c.heads; h++) {
-      const j = Math.floor(h / group);
-      for (let t = 0; t < T; t++) {
-        const sc: number[] = [];
-        for (let s = start[t]; s <= t; s++) {
-          let dot = 0;
-          for (let e = 0; e < d; e++) dot += q[(t * c.heads + h) * d + e] * k[(s * c.kvHeads + j) * d + e];
-          sc.push(dot / Math.sqrt(d));
-        }
-        const mx = Math.max(...sc);
-        const ex = sc.map((v) => Math.exp(v - mx));
-        const sum = ex.reduce((p, v) => p + v, 0);
-        for (let s = start[t]; s <= t; s++) {
-          for (let e = 0; e < d; e++) attn[(t * c.heads + h) * d + e] += (ex[s - start[t]] / sum) * v[(s * c.kvHeads + j) * d + e];
-        }
-      }
-    }
+    const a = rmsnormRef(x, L.inputNorm, T, H, c.norm.eps);
+    const q = ropeRef(linear(a, T, L.q), pos, m.invFreq, T, c.heads);
+    const k = ropeRef(linear(a, T, L.k), pos, m.invFreq, T, c.kvHeads);
+    const attn = attentionRef(q, k, linear(a, T, L.v), start, T, c.heads, c.kvHeads, d);
     const o = linear(attn, T, L.o);
     const x2 = x.map((v, i) => v + o[i]);
-    const mm = rmsnorm(x2, T, H, L.postNorm, c.norm.eps);
+    const mm = rmsnormRef(x2, L.postNorm, T, H, c.norm.eps);
     const g = linear(mm, T, L.gate), u = linear(mm, T, L.up);
-    const hh = g.map((gi, i) => (gi / (1 + Math.exp(-gi))) * u[i]);
+    const hh = swigluRef(g, u);
     const dn = linear(hh, T, L.down);
     x = x2.map((v, i) => v + dn[i]);
   }
-  const xf = rmsnorm(x, T, H, m.norm, c.norm.eps);
+  const xf = rmsnormRef(x, m.norm, T, H, c.norm.eps);
   return linear(xf, T, { w: m.head, out: c.vocab, in: H });
 }
 

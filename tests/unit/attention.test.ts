@@ -3,19 +3,13 @@ import type { Gpu } from '../../src/gpu/runtime';
 import { attentionBackward, attentionForward } from '../../src/ops/attention';
 import { testGpu } from '../gpu';
 import { attentionRef } from '../reference/attention';
-import { finiteDifferences } from '../reference/linalg';
+import { dot, finiteDifferences } from '../reference/linalg';
 import { POISON, freshSeed, randn, relError, rng } from '../reference/random';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
 });
-
-const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
-};
 
 // [T, H, Hkv, d, packed]: multi-head, grouped-query, multi-query (Falcon), packed sequences
 const CASES: [number, number, number, number, boolean][] = [

@@ -5,19 +5,13 @@ import { ropeBackward, ropeForward, ropeTables } from '../../src/ops/rope';
 import { parseModelConfig, ropeInverseFrequencies } from '../../src/model/config';
 import { testGpu } from '../gpu';
 import { ropeRef, swigluRef } from '../reference/elementwise';
-import { finiteDifferences } from '../reference/linalg';
+import { dot, finiteDifferences } from '../reference/linalg';
 import { POISON, freshSeed, randn, relError, rng } from '../reference/random';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
 });
-
-const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
-};
 
 describe('SwiGLU against float64', () => {
   for (const [T, I] of [[7, 65], [4, 128], [1, 3]]) {
