@@ -1,4 +1,5 @@
 // The optimizer over the flat LoRA buffers: global gradient norm, clipping, AdamW.
+// Appended to reduce.wgsl.
 // params, grads, m, v: f32 [n], one buffer each, every adapter tensor a view into them, so
 // each step is three dispatches whatever the number of tensors.
 //
@@ -10,7 +11,6 @@
 //                  m ← β1 m + (1 − β1) g;   v ← β2 v + (1 − β2) g²
 //                  p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε)
 
-override WG: u32 = 256;
 override ITEMS: u32 = 8;   // elements per thread in the partial sums
 
 struct Params {
@@ -27,17 +27,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> b: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-var<workgroup> red: array<f32, WG>;
-
-fn reduce(lid: u32) -> f32 {
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  return red[0];
-}
-
 // a = grads [n], b = partial [parts]
 @compute @workgroup_size(WG)
 fn sumsq_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -49,8 +38,7 @@ fn sumsq_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
     let i = base + k * WG;   // coalesced: neighbouring threads, neighbouring elements
     if (i < p.n) { s += a[i] * a[i]; }
   }
-  red[lid.x] = s;
-  let total = reduce(lid.x);
+  let total = workgroupSum(s, lid.x);
   if (lid.x == 0u && w < p.parts) { b[w] = total; }
 }
 
@@ -59,8 +47,7 @@ fn sumsq_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 fn sumsq_final(@builtin(local_invocation_id) lid: vec3u) {
   var s = 0.0;
   for (var i = lid.x; i < p.parts; i += WG) { s += a[i]; }
-  red[lid.x] = s;
-  let total = reduce(lid.x);
+  let total = workgroupSum(s, lid.x);
   if (lid.x == 0u) { b[0] = total; }
 }
 

@@ -8,8 +8,7 @@
 //   softmax_forward   S: [H, Tq, Tk] in place → P (zeros outside the mask)
 //   softmax_backward  dP: [H, T, T] in place → dS = P ⊙ (dP − Σ_s dP ⊙ P)
 //   group_sum         out[t, j, :] = Σ_{g < group} x[t, j·group + g, :]   (KV-head gradients)
-
-override WG: u32 = 256;
+// Appended to reduce.wgsl.
 
 struct Params { T: u32, H: u32, d: u32, group: u32, Tk: u32 }   // T: query rows
 
@@ -23,22 +22,6 @@ struct Params { T: u32, H: u32, d: u32, group: u32, Tk: u32 }   // T: query rows
 @group(0) @binding(1) var<storage, read_write> gout: array<f32>;
 @group(0) @binding(2) var<uniform> r: Params;
 
-var<workgroup> red: array<f32, WG>;
-
-fn reduce(v: f32, lid: u32, isMax: bool) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (lid < k) {
-      if (isMax) { red[lid] = max(red[lid], red[lid + k]); } else { red[lid] += red[lid + k]; }
-    }
-    workgroupBarrier();
-  }
-  let out = red[0];
-  workgroupBarrier();
-  return out;
-}
-
 // One workgroup per row (head h, query t) of S.
 @compute @workgroup_size(WG)
 fn softmax_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -51,10 +34,10 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   let lo = start[i];
   var m = -3.0e38;
   for (var j = lo + lid.x; j <= t; j += WG) { m = max(m, s[base + j]); }
-  m = reduce(m, lid.x, true);
+  m = workgroupMax(m, lid.x);
   var sum = 0.0;
   for (var j = lo + lid.x; j <= t; j += WG) { sum += exp(s[base + j] - m); }
-  sum = reduce(sum, lid.x, false);
+  sum = workgroupSum(sum, lid.x);
   for (var j = lid.x; j < p.Tk; j += WG) {
     var v = 0.0;
     if (j >= lo && j <= t) { v = exp(s[base + j] - m) / sum; }
@@ -71,7 +54,7 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   let base = row * p.T;
   var dot = 0.0;
   for (var j = lid.x; j < p.T; j += WG) { dot += s[base + j] * P[base + j]; }
-  dot = reduce(dot, lid.x, false);
+  dot = workgroupSum(dot, lid.x);
   for (var j = lid.x; j < p.T; j += WG) { s[base + j] = P[base + j] * (s[base + j] - dot); }
 }
 

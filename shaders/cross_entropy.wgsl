@@ -4,9 +4,7 @@
 // A label of −100 is ignored: zero loss, zero gradient. `scale` is 1 / (tokens counted in
 // the whole optimizer step), so gradients summed over chunks and micro-batches are those of
 // the token-weighted mean, as transformers computes it under gradient accumulation.
-// One workgroup per row.
-
-override WG: u32 = 256;
+// One workgroup per row. Appended to reduce.wgsl.
 
 struct Params { T: u32, V: u32, scale: f32, rowOffset: u32 }
 
@@ -14,32 +12,6 @@ struct Params { T: u32, V: u32, scale: f32, rowOffset: u32 }
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 @group(0) @binding(2) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
-
-var<workgroup> red: array<f32, WG>;
-
-fn reduceMax(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduceSum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
 
 @compute @workgroup_size(WG)
 fn cross_entropy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -50,10 +22,10 @@ fn cross_entropy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
   let label = labels[p.rowOffset + t];
   var m = -3.0e38;
   for (var i = lid.x; i < p.V; i += WG) { m = max(m, z[base + i]); }
-  m = reduceMax(m, lid.x);
+  m = workgroupMax(m, lid.x);
   var s = 0.0;
   for (var i = lid.x; i < p.V; i += WG) { s += exp(z[base + i] - m); }
-  s = reduceSum(s, lid.x);
+  s = workgroupSum(s, lid.x);
   let lse = m + log(s);
   var zl = 0.0;
   if (label >= 0) { zl = z[base + u32(label)]; }

@@ -1,9 +1,8 @@
-// RMSNorm with a frozen 16-bit weight, forward and backward (appended to half.wgsl).
+// RMSNorm with a frozen 16-bit weight, forward and backward (appended to half.wgsl + reduce.wgsl).
 //   forward   y = x · r · w,   r = 1 / √(mean(x²) + eps)          x, y: [T, H], w: [H]
 //   backward  dx = r · (w ⊙ dy) − x · r³ / H · Σ_j w_j dy_j x_j   (w is frozen: no dw)
 // One workgroup per row; the row's sums are reduced in workgroup memory.
 
-override WG: u32 = 256;
 override ACCUMULATE: bool = false;   // backward adds into dx (the residual's gradient)
 
 struct Params { T: u32, H: u32, eps: f32 }
@@ -17,20 +16,6 @@ struct Params { T: u32, H: u32, eps: f32 }
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(4) var<uniform> q: Params;
 
-var<workgroup> red: array<f32, WG>;
-
-fn rowSum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();   // red is reused by the next sum
-  return total;
-}
-
 fn rowIndex(wid: vec3u, nwg: vec3u) -> u32 { return wid.x + wid.y * nwg.x; }
 
 @compute @workgroup_size(WG)
@@ -41,7 +26,7 @@ fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   let base = row * p.H;
   var ss = 0.0;
   for (var i = lid.x; i < p.H; i += WG) { ss += x[base + i] * x[base + i]; }
-  let r = inverseSqrt(rowSum(ss, lid.x) / f32(p.H) + p.eps);
+  let r = inverseSqrt(workgroupSum(ss, lid.x) / f32(p.H) + p.eps);
   for (var i = lid.x; i < p.H; i += WG) { y[base + i] = x[base + i] * r * half16(w[i >> 1u], i); }
 }
 
@@ -58,8 +43,8 @@ fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
     ss += xi * xi;
     dot += half16(w[i >> 1u], i) * dy[base + i] * xi;
   }
-  let r = inverseSqrt(rowSum(ss, lid.x) / f32(q.H) + q.eps);
-  let c = rowSum(dot, lid.x) * r * r * r / f32(q.H);
+  let r = inverseSqrt(workgroupSum(ss, lid.x) / f32(q.H) + q.eps);
+  let c = workgroupSum(dot, lid.x) * r * r * r / f32(q.H);
   for (var i = lid.x; i < q.H; i += WG) {
     let v = r * half16(w[i >> 1u], i) * dy[base + i] - x[base + i] * c;
     if (ACCUMULATE) { dx[base + i] += v; } else { dx[base + i] = v; }

@@ -8,11 +8,13 @@
 // plain causal attention, its sequence's first token when sequences are packed). Training has
 // Tq = Tk; decoding with a KV cache has the Tq new queries at the last Tq of Tk positions.
 // P [H, T, T] is kept from forward to backward; with gradient checkpointing, per layer.
-import shader from '../../shaders/attention.wgsl?raw';
+import attention from '../../shaders/attention.wgsl?raw';
+import reduce from '../../shaders/reduce.wgsl?raw';
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { gemm } from './matmul';
 
 const WG = 256;
+const shader = `${reduce}\n${attention}`;
 
 export interface AttentionDims {
   T: number;

@@ -2,12 +2,13 @@
 //   forward   y  = x · r · w,   r = 1 / √(mean(x²) + eps)        x, y: [T, H], w: 16-bit [H]
 //   backward  dx = r · (w ⊙ dy) − x · r³ / H · Σ_j w_j dy_j x_j
 import half from '../../shaders/half.wgsl?raw';
+import reduce from '../../shaders/reduce.wgsl?raw';
 import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
 import { f32, type Gpu, type Tensor } from '../gpu/runtime';
 import type { HalfDtype } from '../quant/half';
 import { expectShape, rows2d } from './check';
 
-const RMSNORM = `${half}\n${rmsnorm}`;
+const RMSNORM = `${half}\n${reduce}\n${rmsnorm}`;
 const WG = 256;
 
 /** A frozen 16-bit vector on the GPU: `words` holds two values per u32. */

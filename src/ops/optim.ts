@@ -1,11 +1,13 @@
 // The optimizer step over the flat LoRA buffers (shaders/adamw.wgsl): the global gradient
 // norm as a two-pass reduction, then clipping and AdamW in one elementwise pass. The norm
 // stays on the GPU; reading it for the log is the caller's choice and never blocks a step.
-import shader from '../../shaders/adamw.wgsl?raw';
+import adamw from '../../shaders/adamw.wgsl?raw';
+import reduce from '../../shaders/reduce.wgsl?raw';
 import { f32, type Gpu, type Tensor } from '../gpu/runtime';
 import { expectShape } from './check';
 
 const WG = 256;
+const shader = `${reduce}\n${adamw}`;
 const ITEMS = 8;
 
 export interface AdamWSettings {
