@@ -50,6 +50,9 @@ export interface Batch {
   start: Tensor; // u32 [T]: the first token each token may attend to
 }
 
+/** What the decoder layers read of a batch (decoding has no labels). */
+type Placement = Pick<Batch, 'positions' | 'start'>;
+
 const MODULES = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 type Module = (typeof MODULES)[number];
 
@@ -88,7 +91,7 @@ export class LlamaModel {
   // forward: x → x + attention block → + MLP block. `dropout` for training; `save` keeps the
   // intermediates for backward (the recompute), otherwise they are freed at once.
   private layerForward(
-    l: number, x: Tensor, b: Batch, o: { dropout: boolean; save: boolean; step: number; cache?: KvCache },
+    l: number, x: Tensor, b: Placement, o: { dropout: boolean; save: boolean; step: number; cache?: KvCache },
   ): { out: Tensor; saved: LayerSaved | null } {
     const { gpu, config: c } = this;
     const w = this.weights.layers[l];
@@ -133,7 +136,7 @@ export class LlamaModel {
   }
 
   // backward: dOut = dL/d(layer output) → dL/d(layer input); LoRA gradients accumulate
-  private layerBackward(l: number, x: Tensor, s: LayerSaved, dOut: Tensor, b: Batch, step: number): Tensor {
+  private layerBackward(l: number, x: Tensor, s: LayerSaved, dOut: Tensor, b: Placement, step: number): Tensor {
     const { gpu, config: c } = this;
     const w = this.weights.layers[l];
     const T = x.shape[0];
@@ -185,13 +188,12 @@ export class LlamaModel {
     const T = ids.length;
     if (cache.length + T > cache.capacity) throw new Error(`the cache holds ${cache.capacity} tokens; ${cache.length + T} asked`);
     for (const id of Array.from(ids)) if (!(id >= 0 && id < c.vocab)) throw new Error(`token id ${id} is outside the vocabulary of ${c.vocab}`);
-    const b: Batch = {
-      ids: gpu.tensor([T], 'u32', Uint32Array.from(ids)),
-      labels: gpu.tensor([T], 'i32'),
+    const tokens = gpu.tensor([T], 'u32', Uint32Array.from(ids));
+    const b: Placement = {
       positions: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => cache.length + i)),
       start: gpu.tensor([T], 'u32', new Uint32Array(T)),
     };
-    let x = embed(gpu, this.weights.embed, b.ids);
+    let x = embed(gpu, this.weights.embed, tokens);
     for (let l = 0; l < c.layers; l++) {
       const { out } = this.layerForward(l, x, b, { dropout: false, save: false, step: 0, cache });
       x.release();
@@ -202,7 +204,7 @@ export class LlamaModel {
     gpu.copy(x, last, { from: (T - 1) * c.hidden, count: c.hidden });
     const xf = rmsnormForward(gpu, last, this.weights.norm, c.norm.eps);
     const z = halfLinear(gpu, xf, this.weights.head);
-    for (const t of [x, last, xf, b.ids, b.labels, b.positions, b.start]) t.release();
+    for (const t of [x, last, xf, tokens, b.positions, b.start]) t.release();
     return z;
   }
 
@@ -217,7 +219,7 @@ export class LlamaModel {
   private finalHidden(b: Batch, train: boolean, step: number): { x: Tensor; inputs: Tensor[] } {
     const { gpu, config: c } = this;
     const T = b.ids.numel;
-    for (const id of [b.labels, b.positions, b.start]) if (id.numel !== T) throw new Error('batch: ids, labels, positions and start must have one entry per token');
+    for (const t of [b.labels, b.positions, b.start]) if (t.numel !== T) throw new Error('batch: ids, labels, positions and start must have one entry per token');
     let x = embed(gpu, this.weights.embed, b.ids);
     const inputs: Tensor[] = [];
     for (let l = 0; l < c.layers; l++) {

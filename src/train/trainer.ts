@@ -53,13 +53,22 @@ export class Trainer {
     const losses = micro.map((m) => this.model.forwardBackward(m.batch, 1 / counted, this.microStep++));
     const lr = s.learning_rate * lrMultiplier(s.lr_scheduler_type, this.state.step, s.warmup_steps, s.max_steps);
     const normSq = adamwStep(gpu, this.state, this.lora.grads, s, lr);
-    let total = 0;
+    // One readback for the step: every micro-batch's token losses and ‖g‖², gathered on the GPU.
+    const n = losses.reduce((k, l) => k + l.numel, 0);
+    const gathered = gpu.tensor([n + 1]);
+    let at = 0;
     for (const l of losses) {
-      for (const v of await gpu.read(l)) total += v;
+      gpu.copy(l, gathered, { to: at });
+      at += l.numel;
       l.release();
     }
-    const [sq] = await gpu.read(normSq);
+    gpu.copy(normSq, gathered, { to: n });
     normSq.release();
+    const values = await gpu.read(gathered);
+    gathered.release();
+    let total = 0;
+    for (let i = 0; i < n; i++) total += values[i];
+    const sq = values[n];
     return { step: this.state.step, loss: total / counted, learning_rate: lr, grad_norm: Math.sqrt(sq), tokens: counted };
   }
 }
