@@ -1,10 +1,7 @@
-// WebGPU for the Node tests: Dawn (the `webgpu` package) on SwiftShader, the CPU Vulkan driver
-// inside Debian's chromium package. One device per test file, shared by its tests.
-import { existsSync } from 'node:fs';
-import { create, globals } from 'webgpu';
-import { Gpu } from '../src/gpu/runtime';
-
-export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+// WebGPU for the Node tests: Dawn on SwiftShader (src/node/dawn.ts), so results do not depend
+// on the machine. One device per test file, shared by its tests.
+import type { Gpu } from '../src/gpu/runtime';
+import { nodeGpu } from '../src/node/dawn';
 
 let shared: Promise<Gpu> | null = null;
 
@@ -16,19 +13,5 @@ export function testGpu(): Promise<Gpu> {
 
 /** A device of its own, for tests that destroy or lose it. */
 export function newTestGpu(): Promise<Gpu> {
-  return (async () => {
-    if (!process.env.VK_ICD_FILENAMES) {
-      if (!existsSync(SWIFTSHADER_ICD)) {
-        throw new Error(
-          `${SWIFTSHADER_ICD} is missing: the tests run WebGPU on SwiftShader, which ships in Debian's ` +
-            'chromium package. Install it with `apt-get install chromium libvulkan1`, or point ' +
-            'VK_ICD_FILENAMES at another Vulkan driver.',
-        );
-      }
-      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-    }
-    process.env.XDG_RUNTIME_DIR ??= '/tmp';
-    Object.assign(globalThis, globals);
-    return Gpu.create(create([]));
-  })();
+  return nodeGpu({ swiftshader: true });
 }

@@ -28,6 +28,8 @@ export interface ModelConfig {
   eosTokenIds: number[];
   /** The linear layers LoRA may target, by PEFT's module names; all-linear means all of them. */
   linearModules: string[];
+  /** What PEFT targets when target_modules is not given (its per-architecture default). */
+  defaultLoraTargets: string[];
 }
 
 export class ConfigError extends Error {
@@ -96,6 +98,7 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
     bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
     eosTokenIds: typeof eos === 'number' ? [eos] : Array.isArray(eos) ? eos.filter((e): e is number => typeof e === 'number') : [],
     linearModules: LLAMA_MODULES,
+    defaultLoraTargets: ['q_proj', 'v_proj'], // PEFT's default for llama, mistral and qwen2
   };
 }
 

@@ -216,6 +216,22 @@ export class LlamaModel {
     return z;
   }
 
+  /** Per-token losses [T] of a batch (0 where the label is −100): evaluation, no gradients. */
+  tokenLosses(b: Batch): Tensor {
+    const { gpu, config: c } = this;
+    const T = b.ids.numel;
+    const xf = this.finalHidden(b, false, 0).x;
+    const loss = gpu.tensor([T]);
+    for (let r0 = 0; r0 < T; r0 += LOSS_CHUNK_ROWS) {
+      const rows = Math.min(LOSS_CHUNK_ROWS, T - r0);
+      const z = halfLinear(gpu, gpu.view(xf, r0 * c.hidden, [rows, c.hidden]), this.weights.head);
+      crossEntropy(gpu, z, b.labels, 1, r0, gpu.view(loss, r0, [rows])); // z becomes dL/dz, unused
+      z.release();
+    }
+    xf.release();
+    return loss;
+  }
+
   private finalHidden(b: Batch, train: boolean, step: number): { x: Tensor; inputs: Tensor[] } {
     const { gpu, config: c } = this;
     const T = b.ids.numel;

@@ -8,6 +8,7 @@ import type { HalfMatrix } from '../ops/head';
 import { quantizeNF4Gpu } from '../ops/nf4';
 import type { HalfVector } from '../ops/norm';
 import { packHalf, type HalfDtype } from '../quant/half';
+import { dequantizeAbsmax, quantizeAbsmax } from '../quant/nf4';
 import { parseModelConfig, type ModelConfig } from './config';
 import type { LayerWeights, LlamaWeights } from './llama';
 import { LoraLinear, type FrozenWeight } from './lora-linear';
@@ -24,6 +25,12 @@ export interface LoadSettings {
   load_in_4bit: boolean;
   /** NF4 block size (bitsandbytes' default 64). */
   blocksize?: number;
+  /**
+   * bitsandbytes' double quantization (bnb_4bit_use_double_quant): each block's absmax goes
+   * through its 8-bit dynamic code, so the weights dequantize to exactly bitsandbytes' values.
+   * The kernels read f32 absmax, so the memory it saves in bitsandbytes is not saved here.
+   */
+  nested?: boolean;
 }
 
 export class CheckpointError extends Error {
@@ -74,8 +81,10 @@ export async function loadLlamaCheckpoint(gpu: Gpu, files: CheckpointFiles, s: L
         const isLinear = /\.(q|k|v|o|gate|up|down)_proj\.weight$/.test(info.name);
         if (isLinear && s.load_in_4bit) {
           const w = gpu.tensor(shape, 'f32', toFloat32(info.dtype, data));
-          linear.set(info.name, { kind: 'nf4', w: quantizeNF4Gpu(gpu, w, s.blocksize ?? 64) });
+          const q = quantizeNF4Gpu(gpu, w, s.blocksize ?? 64);
           w.release();
+          if (s.nested) gpu.write(q.absmax, dequantizeAbsmax(quantizeAbsmax(await gpu.read(q.absmax))));
+          linear.set(info.name, { kind: 'nf4', w: q });
         } else {
           const h = toHalf(gpu, info, data);
           if (isLinear) linear.set(info.name, { kind: 'half', w: { ...h, shape: [shape[0], shape[1]] } });

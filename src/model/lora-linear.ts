@@ -28,6 +28,9 @@ export class LoraLinear {
     public lora: LoraParams | null = null,
   ) {}
 
+  /** False runs the frozen layer alone (generation with the adapter off); training needs true. */
+  adapterOn = true;
+
   get outFeatures(): number {
     return this.base.w.shape[0];
   }
@@ -46,7 +49,7 @@ export class LoraLinear {
     if (this.base.kind === 'nf4') nf4Linear(gpu, x, this.base.w, y, { accumulate });
     else halfLinear(gpu, x, this.base.w, y, 0, this.outFeatures, accumulate);
     if (this.bias) addBias(gpu, y, this.bias);
-    if (!this.lora) return { y, saved: null };
+    if (!this.lora || !this.adapterOn) return { y, saved: null };
     const adapter = { ...this.lora, dropout: o.dropout ? this.lora.dropout : 0 };
     const saved = loraForward(gpu, x, adapter, y, o.seed ?? 0);
     if (o.save) return { y, saved };
@@ -59,7 +62,7 @@ export class LoraLinear {
     const dx = o.dx ?? gpu.tensor([dy.shape[0], this.inFeatures]);
     if (this.base.kind === 'nf4') nf4LinearBackwardInput(gpu, dy, this.base.w, dx, { accumulate: !!o.accumulate });
     else halfLinearBackwardInput(gpu, dy, this.base.w, dx, !!o.accumulate);
-    if (this.lora && saved) {
+    if (this.lora && this.adapterOn && saved) {
       loraBackward(gpu, dy, this.lora, saved, { dA: this.lora.dA, dB: this.lora.dB }, { dx, seed: o.seed ?? 0, accumulate: true });
     }
     return dx;

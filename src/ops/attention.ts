@@ -11,6 +11,7 @@
 import attention from '../../shaders/attention.wgsl?raw';
 import reduce from '../../shaders/reduce.wgsl?raw';
 import type { Gpu, Tensor } from '../gpu/runtime';
+import { rowWorkgroupSize } from './check';
 import { gemm } from './matmul';
 
 const WG = 256;
@@ -42,7 +43,7 @@ export function attentionForward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, star
   const P = gpu.tensor([H, T, Tk]);
   // S_h = scale · Q_h K_jᵀ     [Tq, d] · [Tk, d]ᵀ
   gemm(gpu, q, k, P, T, Tk, d, { transB: true, alpha: scale, batch: H, strides: [d, d, T * Tk], ld: [H * d, Hkv * d, Tk], groupB: group });
-  gpu.dispatch1D(gpu.kernel(shader, 'softmax_forward', { WG }), [P, start], [T, H, d, group, Tk], H * T);
+  gpu.dispatch1D(gpu.kernel(shader, 'softmax_forward', { WG: rowWorkgroupSize(Tk) }), [P, start], [T, H, d, group, Tk], H * T);
   // O_h = P_h V_j              [Tq, Tk] · [Tk, d]
   gemm(gpu, P, v, o, T, d, Tk, { batch: H, strides: [T * Tk, d, d], ld: [Tk, Hkv * d, H * d], groupB: group });
   return { o, P };
@@ -56,7 +57,7 @@ export function attentionBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, P: 
   const dS = gpu.tensor([H, T, T]);
   // dP_h = dO_h V_jᵀ, then dS in place
   gemm(gpu, dout, v, dS, T, T, d, { transB: true, batch: H, strides: [d, d, T * T], ld: [H * d, Hkv * d, T], groupB: group });
-  gpu.dispatch1D(gpu.kernel(shader, 'softmax_backward', { WG }), [dS, P], [T, H, d, group, T], H * T);
+  gpu.dispatch1D(gpu.kernel(shader, 'softmax_backward', { WG: rowWorkgroupSize(T) }), [dS, P], [T, H, d, group, T], H * T);
   // dQ_h = scale · dS_h K_j
   const dq = gpu.tensor(q.shape);
   gemm(gpu, dS, k, dq, T, d, T, { alpha: scale, batch: H, strides: [T * T, d, d], ld: [T, Hkv * d, H * d], groupB: group });

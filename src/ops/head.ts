@@ -10,13 +10,12 @@ import variant from '../../shaders/gemm_half.wgsl?raw';
 import half from '../../shaders/half.wgsl?raw';
 import reduce from '../../shaders/reduce.wgsl?raw';
 import { f32, type Gpu, type Tensor } from '../gpu/runtime';
-import { expectShape, rows2d } from './check';
+import { expectShape, rowWorkgroupSize, rows2d } from './check';
 import { GEMM_TILE } from './matmul';
 import type { HalfVector } from './norm';
 
 const GEMM_HALF = `${half}\n${variant}\n${core}`;
 const CROSS_ENTROPY = `${reduce}\n${ce}`;
-const WG = 256;
 
 /** A frozen 16-bit matrix [rows, cols], two values per u32. */
 export interface HalfMatrix extends HalfVector {
@@ -59,6 +58,6 @@ export function crossEntropy(gpu: Gpu, z: Tensor, labels: Tensor, scale: number,
   const [T, V] = rows2d('crossEntropy', 'z', z);
   if (rowOffset + T > labels.numel) throw new Error(`crossEntropy: rows ${rowOffset}..${rowOffset + T} past ${labels.numel} labels`);
   expectShape('crossEntropy', 'loss', loss, [T]);
-  gpu.dispatch1D(gpu.kernel(CROSS_ENTROPY, 'cross_entropy', { WG }), [z, labels, loss], [T, V, f32(scale), rowOffset], T);
+  gpu.dispatch1D(gpu.kernel(CROSS_ENTROPY, 'cross_entropy', { WG: rowWorkgroupSize(V) }), [z, labels, loss], [T, V, f32(scale), rowOffset], T);
   return loss;
 }

@@ -6,10 +6,9 @@ import reduce from '../../shaders/reduce.wgsl?raw';
 import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
 import { f32, type Gpu, type Tensor } from '../gpu/runtime';
 import type { HalfDtype } from '../quant/half';
-import { expectShape, rows2d } from './check';
+import { expectShape, rowWorkgroupSize, rows2d } from './check';
 
 const RMSNORM = `${half}\n${reduce}\n${rmsnorm}`;
-const WG = 256;
 
 /** A frozen 16-bit vector on the GPU: `words` holds two values per u32. */
 export interface HalfVector {
@@ -28,7 +27,7 @@ function check(op: string, x: Tensor, w: HalfVector): [number, number] {
 export function rmsnormForward(gpu: Gpu, x: Tensor, w: HalfVector, eps: number, y = gpu.tensor(x.shape)): Tensor {
   const [T, H] = check('rmsnormForward', x, w);
   expectShape('rmsnormForward', 'y', y, [T, H]);
-  const k = gpu.kernel(RMSNORM, 'rmsnorm_forward', { WG, BF16: w.dtype === 'BF16' });
+  const k = gpu.kernel(RMSNORM, 'rmsnorm_forward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16' });
   gpu.dispatch1D(k, [x, w.words, y], [T, H, f32(eps)], T);
   return y;
 }
@@ -38,7 +37,7 @@ export function rmsnormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, 
   const [T, H] = check('rmsnormBackward', x, w);
   expectShape('rmsnormBackward', 'dY', dy, [T, H]);
   expectShape('rmsnormBackward', 'dX', dx, [T, H]);
-  const k = gpu.kernel(RMSNORM, 'rmsnorm_backward', { WG, BF16: w.dtype === 'BF16', ACCUMULATE: accumulate });
+  const k = gpu.kernel(RMSNORM, 'rmsnorm_backward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', ACCUMULATE: accumulate });
   gpu.dispatch1D(k, [x, w.words, dy, dx], [T, H, f32(eps)], T);
   return dx;
 }

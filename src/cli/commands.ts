@@ -1,0 +1,71 @@
+// The flags of each `finetune` command, named and defaulted as trl sft / transformers name
+// them, so a user's Python command line carries over. Two defaults differ on purpose:
+// load_in_4bit is true (this is a QLoRA tool) and LoRA is always on (use_peft).
+import { SCHEDULER_TYPES } from '../train/schedule';
+import type { FlagSpecs } from './args';
+
+const MODEL: FlagSpecs = {
+  model_name_or_path: { type: 'string', required: true, help: 'the base model: a local checkpoint folder (config.json, safetensors, tokenizer.json)' },
+  load_in_4bit: { type: 'bool', default: true, help: 'quantize the frozen linear weights to NF4 (QLoRA); false keeps them 16-bit' },
+  bnb_4bit_quant_type: { type: 'string', default: 'nf4', choices: ['nf4'], help: 'the 4-bit data type; NF4 is the one QLoRA uses' },
+  use_bnb_nested_quant: { type: 'bool', default: false, help: "double quantization of the NF4 block scales, as bitsandbytes' bnb_4bit_use_double_quant" },
+  json: { type: 'bool', default: false, help: 'write one JSON object per line to stdout instead of the human-readable log' },
+};
+
+const DATA: FlagSpecs = {
+  dataset_name: { type: 'string', required: true, help: 'a local .jsonl, .json, .csv, .parquet or .txt file, or a folder of them' },
+  dataset_text_field: { type: 'string', default: 'text', help: 'the column that holds the text to train on' },
+  max_length: { type: 'int', default: 1024, help: 'tokens per packed block, or the truncation length without packing' },
+  packing: { type: 'bool', default: false, help: "join the tokenized texts (EOS between them) and cut them into max_length blocks (TRL's wrapped packing)" },
+};
+
+export const TRAIN: FlagSpecs = {
+  ...MODEL,
+  ...DATA,
+  output_dir: { type: 'string', default: 'trainer_output', help: 'where the adapter (adapter_config.json, adapter_model.safetensors) and trainer_state.json go' },
+  init_adapter: { type: 'string', default: null, help: 'start from this PEFT adapter folder instead of a fresh adapter' },
+  use_peft: { type: 'bool', default: true, help: 'train a LoRA adapter (the only mode: the base weights stay frozen)' },
+  lora_r: { type: 'int', default: 16, help: 'LoRA rank' },
+  lora_alpha: { type: 'number', default: 32, help: 'LoRA scale numerator: the update is scaled by alpha / r' },
+  lora_dropout: { type: 'number', default: 0.05, help: "dropout on the adapter's input while training" },
+  lora_target_modules: { type: 'list', default: null, help: "modules to adapt (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj), or all-linear; PEFT's default for the model (q_proj v_proj) otherwise" },
+  use_rslora: { type: 'bool', default: false, help: 'scale by alpha / sqrt(r) (rank-stabilised LoRA)' },
+  learning_rate: { type: 'number', default: 2e-5, help: "AdamW's peak learning rate" },
+  lr_scheduler_type: { type: 'string', default: 'linear', choices: SCHEDULER_TYPES, help: 'the learning-rate schedule after warmup' },
+  warmup_steps: { type: 'int', default: 0, help: 'steps of linear warmup from 0' },
+  weight_decay: { type: 'number', default: 0, help: "AdamW's decoupled weight decay" },
+  adam_beta1: { type: 'number', default: 0.9, help: "AdamW's first-moment decay" },
+  adam_beta2: { type: 'number', default: 0.999, help: "AdamW's second-moment decay" },
+  adam_epsilon: { type: 'number', default: 1e-8, help: "AdamW's epsilon" },
+  max_grad_norm: { type: 'number', default: 1, help: 'clip the global gradient norm to this (0: no clipping)' },
+  per_device_train_batch_size: { type: 'int', default: 8, help: 'blocks per micro-batch' },
+  gradient_accumulation_steps: { type: 'int', default: 1, help: 'micro-batches per optimizer step' },
+  max_steps: { type: 'int', default: -1, help: 'optimizer steps; overrides num_train_epochs when > 0' },
+  num_train_epochs: { type: 'number', default: 3, help: 'passes over the data set' },
+  logging_steps: { type: 'int', default: 10, help: 'log every this many steps (the loss is the mean since the last log)' },
+  seed: { type: 'int', default: 42, help: "seed of the adapter's initialisation, the shuffling and the dropout" },
+  shuffle: { type: 'bool', default: true, help: 'reshuffle the blocks every epoch' },
+  gradient_checkpointing: { type: 'bool', default: true, help: 'recompute each layer in backward (always on here)' },
+};
+
+export const EVAL: FlagSpecs = {
+  ...MODEL,
+  ...DATA,
+  adapter: { type: 'string', default: null, help: 'a PEFT adapter folder to evaluate with; the base model alone otherwise' },
+  per_device_eval_batch_size: { type: 'int', default: 8, help: 'blocks per forward pass' },
+};
+
+export const GENERATE: FlagSpecs = {
+  ...MODEL,
+  prompt: { type: 'string', required: true, help: 'the text to continue' },
+  adapter: { type: 'string', default: null, help: 'a PEFT adapter folder to generate with; the base model alone otherwise' },
+  do_sample: { type: 'bool', default: false, help: 'sample the next token; greedy otherwise' },
+  temperature: { type: 'number', default: 1, help: 'divide the logits by this before sampling' },
+  top_k: { type: 'int', default: 50, help: 'sample among the k most likely tokens (0: all)' },
+  top_p: { type: 'number', default: 1, help: 'sample among the most likely tokens whose probabilities sum to p' },
+  repetition_penalty: { type: 'number', default: 1, help: 'penalise tokens already in the text (> 1 discourages repeats)' },
+  max_new_tokens: { type: 'int', default: null, help: 'new tokens at most (takes precedence over max_length)' },
+  max_length: { type: 'int', default: 20, help: 'prompt plus new tokens at most' },
+  num_return_sequences: { type: 'int', default: 1, help: 'independent sequences to generate' },
+  seed: { type: 'int', default: 42, help: 'seed of the sampling' },
+};

@@ -1,0 +1,91 @@
+// What the command line says. With --json: stdout holds one JSON object per line (data
+// summary, one per logged step, the final result, or {"error": ...}) and nothing else.
+// Without: a readable log on stderr, a progress bar where stderr is a terminal, and the
+// result (or the generated text) on stdout.
+
+export class Reporter {
+  private bar = false;
+  private started = performance.now();
+  private stepsAt: { time: number; step: number } | null = null;
+
+  constructor(
+    readonly json: boolean,
+    private out: NodeJS.WritableStream,
+    private err: NodeJS.WritableStream,
+  ) {}
+
+  private get tty(): boolean {
+    return !this.json && !!(this.err as NodeJS.WriteStream).isTTY;
+  }
+
+  info(message: string): void {
+    if (!this.json) this.line(message);
+  }
+
+  warn(message: string): void {
+    this.line(`warning: ${message}`);
+  }
+
+  /** A machine-readable fact (JSON mode only). */
+  event(o: object): void {
+    if (this.json) this.out.write(JSON.stringify(o) + '\n');
+  }
+
+  stepLog(log: { step: number; loss: number; learning_rate: number; grad_norm: number; tokens: number; epoch: number }, maxSteps: number): void {
+    if (this.json) {
+      this.out.write(JSON.stringify(log) + '\n');
+      return;
+    }
+    const now = performance.now();
+    const since = this.stepsAt ?? { time: this.started, step: 0 };
+    const perStep = (now - since.time) / Math.max(1, log.step - since.step);
+    this.stepsAt ??= { time: now, step: log.step }; // the first steps include compiling shaders
+    const left = ((maxSteps - log.step) * perStep) / 1000;
+    this.line(`step ${log.step}/${maxSteps}  loss ${log.loss.toFixed(4)}  grad_norm ${log.grad_norm.toFixed(4)}  learning_rate ${log.learning_rate.toExponential(3)}  epoch ${log.epoch}  tokens ${log.tokens}`);
+    this.progress('training', log.step, maxSteps, `${(perStep / 1000).toFixed(2)} s/step, ${clock(left)} left`);
+  }
+
+  /** A progress bar on a terminal; nothing elsewhere (logs stay clean). */
+  progress(label: string, done: number, total: number | null, extra: string): void {
+    if (!this.tty) return;
+    const width = 28;
+    const bar = total ? '█'.repeat(Math.round((done / total) * width)).padEnd(width, '░') : '';
+    const count = total ? `${done}/${total}` : `${done}`;
+    this.err.write(`\r\x1b[2K${label} ${bar} ${count} ${extra}`);
+    this.bar = true;
+  }
+
+  endProgress(): void {
+    if (this.bar) this.err.write('\r\x1b[2K');
+    this.bar = false;
+  }
+
+  /** The command's result: a JSON line, or `text` on stdout. */
+  result(o: object, text: string | null): void {
+    this.endProgress();
+    if (this.json) this.out.write(JSON.stringify(o) + '\n');
+    else if (text !== null) this.out.write(text + '\n');
+  }
+
+  /** Generated text as it comes (human mode). */
+  stream(text: string): void {
+    if (!this.json) this.out.write(text);
+  }
+
+  fail(e: Error): void {
+    this.endProgress();
+    if (this.json) this.out.write(JSON.stringify({ error: e.message }) + '\n');
+    this.err.write(`error: ${e.message}\n`);
+  }
+
+  private line(s: string): void {
+    this.endProgress();
+    this.err.write(s + '\n');
+  }
+}
+
+function clock(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return h ? `${h}:${String(m).padStart(2, '0')}:${String(r).padStart(2, '0')}` : `${m}:${String(r).padStart(2, '0')}`;
+}

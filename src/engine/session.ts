@@ -1,0 +1,267 @@
+// One loaded model and its adapter: what the command line, the page's worker and the tests
+// drive. It loads a checkpoint, attaches a fresh LoRA adapter or a PEFT one, trains on blocks
+// (./../data) as transformers' Trainer loops over them, evaluates, generates, and exports the
+// adapter in PEFT's files.
+import type { Gpu } from '../gpu/runtime';
+import { hostBatch, epochOrder, microBatches, releaseBatch, uploadBatch } from '../data/batches';
+import type { Block } from '../data/sft';
+import type { LoraConfig } from '../formats/peft';
+import { AdapterError, parseAdapterConfig } from '../formats/peft';
+import { generate, seededRandom, type GenerateSettings } from '../generate/generate';
+import { exportAdapter, importAdapter } from '../model/adapter';
+import { ropeInverseFrequencies, type ModelConfig } from '../model/config';
+import { LlamaModel } from '../model/llama';
+import { loadLlamaCheckpoint, type CheckpointFiles, type LoadSettings } from '../model/load';
+import { attachLora, type LoraLinear, type LoraSet } from '../model/lora-linear';
+import { ropeTables } from '../ops/rope';
+import type { AdamWSettings } from '../ops/optim';
+import { lrMultiplier, type SchedulerType } from '../train/schedule';
+import { Trainer, type MicroBatch } from '../train/trainer';
+
+export interface LoraSettings {
+  r: number;
+  lora_alpha: number;
+  lora_dropout: number;
+  /** PEFT module names (q_proj, ...), or 'all-linear'. */
+  target_modules: string[] | 'all-linear';
+  use_rslora: boolean;
+}
+
+export const LORA_DEFAULTS: LoraSettings = { r: 16, lora_alpha: 32, lora_dropout: 0.05, target_modules: 'all-linear', use_rslora: false };
+
+export interface TrainLoopSettings extends AdamWSettings {
+  lr_scheduler_type: SchedulerType;
+  warmup_steps: number;
+  /** Optimizer steps; > 0 overrides num_train_epochs, as in transformers. */
+  max_steps: number;
+  num_train_epochs: number;
+  per_device_train_batch_size: number;
+  gradient_accumulation_steps: number;
+  seed: number;
+  shuffle: boolean;
+  /** Log every this many steps (and the last); each log's loss is the mean since the last. */
+  logging_steps: number;
+}
+
+/** What transformers' Trainer logs (`on_log`), with the tokens trained on since the last log. */
+export interface TrainLog {
+  step: number;
+  epoch: number;
+  loss: number;
+  learning_rate: number; // as transformers logs it: the scheduler's rate after this step
+  grad_norm: number; // the last step's, before clipping
+  tokens: number;
+  max_steps: number;
+}
+
+export interface TrainSummary {
+  train_loss: number; // mean of every step's loss
+  global_step: number;
+  tokens: number;
+  train_runtime: number; // seconds
+}
+
+export interface SessionLoadSettings extends LoadSettings {
+  /** The base model's id or path, written into the adapter's config. */
+  name: string;
+  revision?: string | null;
+}
+
+export class Session {
+  lora: LoraSet | null = null;
+  private loraConfig: LoraSettings | null = null;
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly name: string,
+    readonly revision: string | null,
+    readonly model: LlamaModel,
+    readonly linears: LoraLinear[],
+  ) {}
+
+  static async load(gpu: Gpu, files: CheckpointFiles, s: SessionLoadSettings, onTensor?: (name: string) => void): Promise<Session> {
+    const loaded = await loadLlamaCheckpoint(gpu, files, s, onTensor);
+    const c = loaded.config;
+    const model = new LlamaModel(gpu, c, loaded.weights, ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions));
+    return new Session(gpu, s.name, s.revision ?? null, model, loaded.linears);
+  }
+
+  get config(): ModelConfig {
+    return this.model.config;
+  }
+
+  /** A fresh adapter, initialised as PEFT does (A uniform, B zero) from `seed`. */
+  attachLora(s: LoraSettings, seed: number): void {
+    if (this.lora) throw new AdapterError('this model already has an adapter');
+    checkLora(s);
+    const targets = this.targets(s.target_modules);
+    this.lora = attachLora(this.gpu, targets, { r: s.r, alpha: s.lora_alpha, dropout: s.lora_dropout, useRslora: s.use_rslora, random: seededRandom(seed) });
+    this.loraConfig = s;
+  }
+
+  /** A PEFT adapter (adapter_config.json + adapter_model.safetensors), to use or train on. */
+  loadAdapter(files: { config: string; weights: Uint8Array }): LoraConfig {
+    const configParsed = parseAdapterConfig(files.config);
+    const s: LoraSettings = {
+      r: configParsed.r, lora_alpha: configParsed.lora_alpha, lora_dropout: configParsed.lora_dropout,
+      target_modules: configParsed.target_modules, use_rslora: configParsed.use_rslora,
+    };
+    this.attachLora(s, 0);
+    try {
+      importAdapter(this.gpu, this.lora!, files);
+    } catch (e) {
+      this.releaseLora();
+      throw e;
+    }
+    return configParsed;
+  }
+
+  /** Generation and evaluation with or without the adapter; training always uses it. */
+  setAdapterEnabled(on: boolean): void {
+    for (const m of this.linears) m.adapterOn = on;
+  }
+
+  private targets(t: string[] | 'all-linear'): LoraLinear[] {
+    const names = t === 'all-linear' ? this.config.linearModules : t;
+    const short = (p: string) => p.slice(p.lastIndexOf('.') + 1);
+    for (const n of names) {
+      if (!this.config.linearModules.includes(n)) {
+        throw new AdapterError(`target module "${n}" is not a linear layer of this ${this.config.modelType} model; it has ${this.config.linearModules.join(', ')} (or use all-linear)`);
+      }
+    }
+    return this.linears.filter((m) => names.includes(short(m.path)));
+  }
+
+  /** Optimizer steps for a data set of `blocks` blocks: max_steps, or the epochs' worth. */
+  static plannedSteps(blocks: number, s: TrainLoopSettings): { maxSteps: number; stepsPerEpoch: number } {
+    const micro = Math.ceil(blocks / s.per_device_train_batch_size);
+    const stepsPerEpoch = Math.max(1, Math.ceil(micro / s.gradient_accumulation_steps));
+    const maxSteps = s.max_steps > 0 ? s.max_steps : Math.ceil(s.num_train_epochs * stepsPerEpoch);
+    return { maxSteps, stepsPerEpoch };
+  }
+
+  /**
+   * Train on `blocks`, yielding a log every logging_steps steps; returns the summary. The
+   * data cycles through epochs (reshuffled each) until max_steps. `signal` stops it between
+   * steps, with the adapter as trained so far.
+   */
+  async *train(blocks: Block[], s: TrainLoopSettings, signal?: AbortSignal): AsyncGenerator<TrainLog, TrainSummary> {
+    const lora = this.requireLora();
+    checkTrain(s);
+    if (blocks.length === 0) throw new Error('there is nothing to train on: the data set gave no blocks');
+    this.setAdapterEnabled(true);
+    if (!blocks.some((b) => hostBatch([b]).counted > 0)) throw new Error('there is nothing to learn: no token of the data set has a label');
+    const { maxSteps } = Session.plannedSteps(blocks.length, s);
+    const trainer = new Trainer(this.gpu, this.model, lora, { ...s, max_steps: maxSteps });
+    const t0 = performance.now();
+    let epoch = 0, micros: Block[][] = [], next = 0;
+    let sinceLog = { loss: 0, steps: 0, tokens: 0 }, totalLoss = 0, totalTokens = 0;
+    while (trainer.step < maxSteps) {
+      if (signal?.aborted) break;
+      if (next >= micros.length) {
+        micros = microBatches(blocks, epochOrder(blocks.length, epoch++, s.seed, s.shuffle), s.per_device_train_batch_size);
+        next = 0;
+      }
+      // a step takes gradient_accumulation_steps micro-batches, fewer at an epoch's end
+      const take = micros.slice(next, next + s.gradient_accumulation_steps);
+      next += take.length;
+      const step = await this.trainStep(trainer, take);
+      if (step === null) continue; // every label masked in these micro-batches: nothing to learn
+      totalLoss += step.loss;
+      totalTokens += step.tokens;
+      sinceLog = { loss: sinceLog.loss + step.loss, steps: sinceLog.steps + 1, tokens: sinceLog.tokens + step.tokens };
+      if (trainer.step % s.logging_steps === 0 || trainer.step === maxSteps) {
+        yield {
+          step: trainer.step,
+          epoch: round4((epoch - 1) + next / micros.length),
+          loss: sinceLog.loss / sinceLog.steps,
+          learning_rate: s.learning_rate * lrMultiplier(s.lr_scheduler_type, trainer.step, s.warmup_steps, maxSteps),
+          grad_norm: step.grad_norm,
+          tokens: sinceLog.tokens,
+          max_steps: maxSteps,
+        };
+        sinceLog = { loss: 0, steps: 0, tokens: 0 };
+      }
+    }
+    return {
+      train_loss: trainer.step ? totalLoss / trainer.step : NaN,
+      global_step: trainer.step,
+      tokens: totalTokens,
+      train_runtime: (performance.now() - t0) / 1000,
+    };
+  }
+
+  private async trainStep(trainer: Trainer, micro: Block[][]) {
+    const hosts = micro.map(hostBatch).filter((h) => h.counted > 0);
+    if (hosts.length === 0) return null;
+    const batches: MicroBatch[] = hosts.map((h) => ({ batch: uploadBatch(this.gpu, h), counted: h.counted }));
+    try {
+      return await trainer.trainStep(batches);
+    } finally {
+      for (const b of batches) releaseBatch(b.batch);
+    }
+  }
+
+  /** The token-weighted mean loss over `blocks`, `batchSize` blocks at a time. */
+  async evaluate(blocks: Block[], batchSize = 1, onProgress?: (done: number) => void): Promise<{ eval_loss: number; tokens: number }> {
+    let total = 0, tokens = 0;
+    const micros = microBatches(blocks, blocks.map((_, i) => i), batchSize);
+    for (const [i, m] of micros.entries()) {
+      const h = hostBatch(m);
+      if (h.counted === 0) continue;
+      const b = uploadBatch(this.gpu, h);
+      const loss = this.model.tokenLosses(b);
+      releaseBatch(b);
+      const values = await this.gpu.read(loss);
+      loss.release();
+      for (const v of values) total += v;
+      tokens += h.counted;
+      onProgress?.(i + 1);
+    }
+    if (tokens === 0) throw new Error('there is nothing to evaluate: no token of the data set has a label');
+    return { eval_loss: total / tokens, tokens };
+  }
+
+  generate(prompt: number[], s: GenerateSettings, onToken?: (sequence: number, id: number) => void): Promise<number[][]> {
+    return generate(this.model, prompt, s, onToken);
+  }
+
+  /** PEFT's two files for the current adapter. */
+  exportAdapter(): Promise<{ 'adapter_config.json': string; 'adapter_model.safetensors': Uint8Array }> {
+    const lora = this.requireLora();
+    const c = this.loraConfig!;
+    return exportAdapter(this.gpu, lora, {
+      base_model_name_or_path: this.name, revision: this.revision, lora_alpha: c.lora_alpha, lora_dropout: c.lora_dropout, use_rslora: c.use_rslora,
+    });
+  }
+
+  releaseLora(): void {
+    if (!this.lora) return;
+    this.lora.params.release();
+    this.lora.grads.release();
+    for (const m of this.lora.modules) m.lora = null;
+    this.lora = null;
+    this.loraConfig = null;
+  }
+
+  private requireLora(): LoraSet {
+    if (!this.lora) throw new AdapterError('no adapter is attached: attach a new one or load one first');
+    return this.lora;
+  }
+}
+
+const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
+
+function checkLora(s: LoraSettings): void {
+  if (!(Number.isInteger(s.r) && s.r >= 1)) throw new AdapterError(`lora_r must be a positive integer, not ${s.r}`);
+  if (!(s.lora_alpha > 0)) throw new AdapterError(`lora_alpha must be positive, not ${s.lora_alpha}`);
+  if (!(s.lora_dropout >= 0 && s.lora_dropout < 1)) throw new AdapterError(`lora_dropout must be in [0, 1), not ${s.lora_dropout}`);
+}
+
+function checkTrain(s: TrainLoopSettings): void {
+  const positiveInt = ['per_device_train_batch_size', 'gradient_accumulation_steps', 'logging_steps'] as const;
+  for (const k of positiveInt) if (!(Number.isInteger(s[k]) && s[k] >= 1)) throw new Error(`${k} must be a positive integer, not ${s[k]}`);
+  if (!(s.learning_rate > 0)) throw new Error(`learning_rate must be positive, not ${s.learning_rate}`);
+  if (!(s.max_steps > 0) && !(s.num_train_epochs > 0)) throw new Error('give max_steps or num_train_epochs greater than 0');
+  if (!(Number.isInteger(s.warmup_steps) && s.warmup_steps >= 0)) throw new Error(`warmup_steps must be an integer ≥ 0, not ${s.warmup_steps}`);
+}

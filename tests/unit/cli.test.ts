@@ -1,0 +1,165 @@
+// The `finetune` command line end to end, as a user runs it (node bin/finetune.mjs, a process
+// of its own on Dawn + SwiftShader): train on the tiny fixtures, then take the adapter through
+// eval and generate, and refuse bad input clearly.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseAdapterConfig, readAdapterSafetensors, writeAdapterSafetensors } from '../../src/formats/peft';
+import { readSafetensorsSync } from '../../src/formats/safetensors';
+import { Session } from '../../src/engine/session';
+import { localCheckpoint } from '../../src/node/local-files';
+import { localAdapter, localTokenizer } from '../../src/node/local-data';
+import { testGpu } from '../gpu';
+import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
+import { writeTinyDataset } from '../fixtures/tiny-data';
+
+const BIN = resolve('bin/finetune.mjs');
+let root: string;
+let data: Awaited<ReturnType<typeof writeTinyDataset>>;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'finetune-cli-'));
+  data = await writeTinyDataset(join(root, 'data'));
+  await writeTinyCheckpoint(join(root, 'tiny-llama'), 'llama', 3);
+  await writeTinyCheckpoint(join(root, 'tiny-qwen2'), 'qwen2', 4);
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout's JSON lines. */
+  lines: Record<string, unknown>[];
+}
+
+async function finetune(...args: string[]): Promise<Run> {
+  const env = { ...process.env, VK_ICD_FILENAMES: '/usr/lib/chromium/vk_swiftshader_icd.json', NO_COLOR: '1' };
+  const r = await promisify(execFile)('node', [BIN, ...args], { env, maxBuffer: 1 << 24 }).then(
+    (ok) => ({ code: 0, ...ok }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  return { ...r, lines };
+}
+
+const PROMPT = '### Human: Say hi. ### Assistant:';
+const TRAIN = ['--max_steps', '8', '--learning_rate', '3e-2', '--lora_r', '8', '--lora_alpha', '16', '--lora_dropout', '0',
+  '--per_device_train_batch_size', '4', '--logging_steps', '1', '--lr_scheduler_type', 'constant', '--json', 'true'];
+
+const CASES: [string, (d: typeof data) => string, string[], string[]][] = [
+  // kind, data file, LoRA flags, data flags
+  ['llama', (d) => d.jsonl, ['--lora_target_modules', 'q_proj', 'v_proj'], []],
+  ['qwen2', (d) => d.parquet, ['--lora_target_modules', 'all-linear'], ['--packing', 'true', '--max_length', '48']],
+];
+
+describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, dataOf, loraFlags, dataFlags) => {
+  it('trains, and its adapter round-trips through eval and generate', async () => {
+    const model = join(root, `tiny-${kind}`);
+    const out = join(root, `out-${kind}`);
+    const t = await finetune('train', '--model_name_or_path', model, '--dataset_name', dataOf(data), '--output_dir', out, ...TRAIN, ...loraFlags, ...dataFlags);
+    expect(t.code, t.stderr).toBe(0);
+    const [summary, ...rest] = t.lines;
+    expect(summary).toMatchObject({ examples: 4, skipped: 0 });
+    const steps = rest.filter((l) => 'step' in l);
+    expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    for (const s of steps) {
+      expect(Object.keys(s).sort()).toEqual(['epoch', 'grad_norm', 'learning_rate', 'loss', 'step', 'tokens']);
+      expect(s.learning_rate).toBe(3e-2);
+      expect(s.grad_norm as number).toBeGreaterThan(0);
+    }
+    const losses = steps.map((s) => s.loss as number);
+    expect(losses[7], losses.join(' ')).toBeLessThan(losses[0] * 0.8);
+    const final = rest[rest.length - 1];
+    expect(final.train_loss).toBeCloseTo(losses.reduce((a, b) => a + b) / 8, 5);
+    expect(final.global_step).toBe(8);
+
+    // PEFT's files, named and shaped as PEFT writes them
+    const config = parseAdapterConfig(await readFile(join(out, 'adapter_config.json'), 'utf8'));
+    expect(config).toMatchObject({ r: 8, lora_alpha: 16, base_model_name_or_path: model });
+    const expectedTargets = kind === 'llama' ? ['q_proj', 'v_proj'] : ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'];
+    expect(config.target_modules).toEqual(expectedTargets);
+    const tensors = readSafetensorsSync(new Uint8Array(await readFile(join(out, 'adapter_model.safetensors'))));
+    expect(tensors.length).toBe(2 * 2 * expectedTargets.length);
+    expect(tensors.map((x) => x.info.name)).toContain('base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight');
+
+    // eval: the adapter lowers the loss, and resuming from it starts exactly there
+    const evalArgs = ['--model_name_or_path', model, '--dataset_name', dataOf(data), '--json', 'true', ...dataFlags];
+    const base = await finetune('eval', ...evalArgs);
+    const tuned = await finetune('eval', ...evalArgs, '--adapter', out);
+    expect(base.code, base.stderr).toBe(0);
+    expect(tuned.code, tuned.stderr).toBe(0);
+    const [baseLoss, tunedLoss] = [base.lines.at(-1)!.eval_loss as number, tuned.lines.at(-1)!.eval_loss as number];
+    expect(tunedLoss).toBeLessThan(baseLoss * 0.8);
+    expect(tuned.lines.at(-1)!.tokens).toBe(steps[0].tokens);
+    const resumed = await finetune('train', '--model_name_or_path', model, '--dataset_name', dataOf(data), '--output_dir', join(out, 'resumed'),
+      '--init_adapter', out, ...TRAIN.map((x) => (x === '8' ? '1' : x)), ...dataFlags);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    // one micro-batch holds the whole data set and dropout is 0: the first step's loss is the eval loss
+    expect(resumed.lines.find((l) => l.step === 1)!.loss as number).toBeCloseTo(tunedLoss, 4);
+
+    // generate: the command's greedy text is the library's with the same adapter
+    const g = await finetune('generate', '--model_name_or_path', model, '--adapter', out, '--prompt', PROMPT, '--max_new_tokens', '10', '--json', 'true');
+    expect(g.code, g.stderr).toBe(0);
+    const texts = g.lines.at(-1)!.texts as string[];
+    const gpu = await testGpu();
+    const session = await Session.load(gpu, localCheckpoint(model), { name: model, load_in_4bit: true });
+    session.loadAdapter(await localAdapter(out));
+    const tokenizer = await localTokenizer(model);
+    const [ids] = await session.generate(tokenizer.encode(PROMPT), { do_sample: false, temperature: 1, top_k: 50, top_p: 1, repetition_penalty: 1, max_new_tokens: 10, num_return_sequences: 1, seed: 0 });
+    expect(texts).toEqual([tokenizer.decode(ids, { skip_special_tokens: true })]);
+    session.setAdapterEnabled(false);
+    const [plain] = await session.generate(tokenizer.encode(PROMPT), { do_sample: false, temperature: 1, top_k: 50, top_p: 1, repetition_penalty: 1, max_new_tokens: 10, num_return_sequences: 1, seed: 0 });
+    expect(plain).not.toEqual(ids); // the adapter changed what the model says
+  });
+});
+
+describe('finetune refuses bad input clearly', () => {
+  it('names an unknown flag, a bad value and a missing requirement, with exit code 2', async () => {
+    const a = await finetune('train', '--model_name_or_path', 'x', '--dataset_name', 'y', '--max_step', '3');
+    expect(a.code).toBe(2);
+    expect(a.stderr).toMatch(/train has no flag --max_step \(did you mean --max_steps\?\)/);
+    const b = await finetune('train', '--model_name_or_path', 'x', '--dataset_name', 'y', '--packing', 'maybe');
+    expect(b.stderr).toMatch(/--packing takes true or false, not "maybe"/);
+    const c = await finetune('generate', '--model_name_or_path', 'x');
+    expect(c.stderr).toMatch(/generate needs --prompt/);
+    const d = await finetune('fly');
+    expect(d.code).toBe(2);
+    expect(d.stderr).toMatch(/unknown command "fly"/);
+  });
+
+  it('reports a truncated shard, an unknown model type and an adapter that does not fit, as JSON too', async () => {
+    const model = join(root, 'tiny-llama');
+    const broken = join(root, 'broken');
+    await writeTinyCheckpoint(broken, 'llama', 3);
+    const shard = join(broken, 'model-00002-of-00002.safetensors');
+    const bytes = await readFile(shard);
+    await writeFile(shard, bytes.subarray(0, bytes.length - 100));
+    const a = await finetune('eval', '--model_name_or_path', broken, '--dataset_name', data.jsonl, '--json', 'true');
+    expect(a.code).toBe(1);
+    expect(a.lines.at(-1)!.error).toMatch(/model-00002-of-00002.safetensors/);
+    expect(a.stderr).toMatch(/^error: .*model-00002-of-00002.safetensors/m);
+
+    const config = JSON.parse(await readFile(join(broken, 'config.json'), 'utf8'));
+    await writeFile(join(broken, 'config.json'), JSON.stringify({ ...config, model_type: 'mamba' }));
+    const b = await finetune('eval', '--model_name_or_path', broken, '--dataset_name', data.jsonl);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/mamba/);
+
+    // an adapter made for a wider model: lora_A has 96 input features where q_proj has 64
+    const wrong = join(root, 'wrong-adapter');
+    await finetune('train', '--model_name_or_path', model, '--dataset_name', data.jsonl, '--output_dir', wrong, '--max_steps', '1', '--json', 'true');
+    const layers = readAdapterSafetensors(new Uint8Array(await readFile(join(wrong, 'adapter_model.safetensors'))), 16)
+      .map((l) => ({ ...l, inFeatures: 96, A: new Float32Array(16 * 96) }));
+    await writeFile(join(wrong, 'adapter_model.safetensors'), writeAdapterSafetensors(layers));
+    const c = await finetune('generate', '--model_name_or_path', model, '--adapter', wrong, '--prompt', 'hi');
+    expect(c.code).toBe(1);
+    expect(c.stderr).toMatch(/q_proj: the adapter's A is \[16, 96\].*another base model or rank/);
+
+    const d = await finetune('train', '--model_name_or_path', join(root, 'nowhere'), '--dataset_name', data.jsonl);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toMatch(/nowhere is not a local folder/);
+  });
+});
