@@ -5,7 +5,8 @@ import { SCHEDULER_TYPES } from '../train/schedule';
 import type { FlagSpecs } from './args';
 
 const MODEL: FlagSpecs = {
-  model_name_or_path: { type: 'string', required: true, help: 'the base model: a local checkpoint folder (config.json, safetensors, tokenizer.json)' },
+  model_name_or_path: { type: 'string', required: true, help: 'the base model: a Hub id (owner/name; HF_ENDPOINT and HF_TOKEN are read) or a local checkpoint folder' },
+  model_revision: { type: 'string', default: 'main', help: "the Hub model's branch, tag or commit" },
   load_in_4bit: { type: 'bool', default: true, help: 'quantize the frozen linear weights to NF4 (QLoRA); false keeps them 16-bit' },
   bnb_4bit_quant_type: { type: 'string', default: 'nf4', choices: ['nf4'], help: 'the 4-bit data type; NF4 is the one QLoRA uses' },
   use_bnb_nested_quant: { type: 'bool', default: false, help: "double quantization of the NF4 block scales, as bitsandbytes' bnb_4bit_use_double_quant" },
@@ -13,7 +14,7 @@ const MODEL: FlagSpecs = {
 };
 
 const DATA: FlagSpecs = {
-  dataset_name: { type: 'string', required: true, help: 'a local .jsonl, .json, .csv, .parquet or .txt file, or a folder of them' },
+  dataset_name: { type: 'string', required: true, help: 'a Hub data set id, or a local .jsonl, .json, .csv, .parquet or .txt file, or a folder of them' },
   dataset_text_field: { type: 'string', default: 'text', help: 'the column that holds the text to train on' },
   max_length: { type: 'int', default: 1024, help: 'tokens per packed block, or the truncation length without packing' },
   packing: { type: 'bool', default: false, help: "join the tokenized texts (EOS between them) and cut them into max_length blocks (TRL's wrapped packing)" },

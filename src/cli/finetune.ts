@@ -4,6 +4,7 @@
 //   finetune eval      the token-weighted mean loss of a model, with or without an adapter
 //   finetune generate  text from a prompt, with or without an adapter
 // With --json, stdout carries one JSON object per line and nothing else.
+import { openAsBlob } from 'node:fs';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PreTrainedTokenizer } from '@huggingface/transformers';
@@ -12,7 +13,9 @@ import { toBlocks, tokenizeRows, type Block } from '../data/sft';
 import { Session, type TrainSummary } from '../engine/session';
 import type { SchedulerType } from '../train/schedule';
 import { localCheckpoint } from '../node/local-files';
-import { localAdapter, localDataFiles, localTokenizer } from '../node/local-data';
+import { localAdapter, localDataFiles, localTokenizer, type DataFile } from '../node/local-data';
+import { cacheDataset, cacheModel, hubOptionsFromEnv } from '../node/hub-cache';
+import { isRepoId, type RepoFile } from '../hub/hub';
 import { nodeGpu } from '../node/dawn';
 import { helpText, parseFlags, UsageError, type FlagSpecs, type FlagValues } from './args';
 import { EVAL, GENERATE, TRAIN } from './commands';
@@ -68,17 +71,13 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
 // ---- shared steps -------------------------------------------------------------------------
 
 async function openModel(f: FlagValues, r: Reporter): Promise<{ session: Session; tokenizer: PreTrainedTokenizer }> {
-  const dir = f.model_name_or_path as string;
-  const isDir = await stat(dir).then((s) => s.isDirectory(), () => false);
-  if (!isDir) {
-    throw new UsageError(`--model_name_or_path ${dir} is not a local folder; download the model's files (config.json, *.safetensors, tokenizer.json, tokenizer_config.json) into one and give its path`);
-  }
+  const dir = await modelFolder(f.model_name_or_path as string, f.model_revision as string, r);
   const tokenizer = await localTokenizer(dir);
   const gpu = await nodeGpu();
   r.info(`device: ${gpu.info.description || gpu.info.vendor || 'WebGPU adapter'}`);
   let tensors = 0;
   const session = await Session.load(gpu, localCheckpoint(dir), {
-    name: dir, load_in_4bit: f.load_in_4bit as boolean, nested: f.use_bnb_nested_quant as boolean,
+    name: f.model_name_or_path as string, load_in_4bit: f.load_in_4bit as boolean, nested: f.use_bnb_nested_quant as boolean,
   }, () => r.progress('loading', ++tensors, null, `${tensors} tensors`));
   r.endProgress();
   const c = session.config;
@@ -86,8 +85,34 @@ async function openModel(f: FlagValues, r: Reporter): Promise<{ session: Session
   return { session, tokenizer };
 }
 
+/** A local checkpoint folder, or a Hub id downloaded into the cache (HF_ENDPOINT, HF_TOKEN). */
+async function modelFolder(name: string, revision: string, r: Reporter): Promise<string> {
+  if (await stat(name).then((s) => s.isDirectory(), () => false)) return name;
+  if (!isRepoId(name)) throw new UsageError(`--model_name_or_path ${name} is neither a local folder nor a Hub id (owner/name)`);
+  const { dir, files } = await cacheModel(name, { ...hubOptionsFromEnv(), revision, onFile: download(r) });
+  r.endProgress();
+  r.info(`model files: ${files.length} from the Hub, cached in ${dir}`);
+  return dir;
+}
+
+async function dataFilesFor(name: string, r: Reporter): Promise<DataFile[]> {
+  if (await stat(name).then(() => true, () => false)) return localDataFiles(name);
+  if (!isRepoId(name)) throw new UsageError(`--dataset_name ${name} is neither a local file or folder nor a Hub id (owner/name)`);
+  const { dir, files } = await cacheDataset(name, { ...hubOptionsFromEnv(), onFile: download(r) });
+  r.endProgress();
+  return Promise.all(files.map(async (x) => ({ name: x.path, blob: await openAsBlob(join(dir, x.path)) })));
+}
+
+function download(r: Reporter) {
+  const t0 = performance.now();
+  return (file: RepoFile, done: number, total: number) => {
+    const rate = done / Math.max(1e-3, (performance.now() - t0) / 1000);
+    r.progress('downloading', Math.round(done / 1e6), Math.max(1, Math.round(total / 1e6)), `MB ${file.path} ${(rate / 1e6).toFixed(1)} MB/s`);
+  };
+}
+
 async function loadBlocks(f: FlagValues, tokenizer: PreTrainedTokenizer, vocab: number, r: Reporter): Promise<Block[]> {
-  const files = await localDataFiles(f.dataset_name as string);
+  const files = await dataFilesFor(f.dataset_name as string, r);
   const skipped = new SkipCounts();
   async function* rows(): AsyncGenerator<Row> {
     for (const file of files) yield* readRows(file.name, file.blob, skipped);

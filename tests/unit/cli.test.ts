@@ -2,11 +2,11 @@
 // of its own on Dawn + SwiftShader): train on the tiny fixtures, then take the adapter through
 // eval and generate, and refuse bad input clearly.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAdapterConfig, readAdapterSafetensors, writeAdapterSafetensors } from '../../src/formats/peft';
 import { readSafetensorsSync } from '../../src/formats/safetensors';
 import { Session } from '../../src/engine/session';
@@ -15,17 +15,28 @@ import { localAdapter, localTokenizer } from '../../src/node/local-data';
 import { testGpu } from '../gpu';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
 import { writeTinyDataset } from '../fixtures/tiny-data';
+import { startHub, type TestHub } from '../fixtures/hub-server';
 
 const BIN = resolve('bin/finetune.mjs');
 let root: string;
 let data: Awaited<ReturnType<typeof writeTinyDataset>>;
+let hub: TestHub;
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'finetune-cli-'));
   data = await writeTinyDataset(join(root, 'data'));
   await writeTinyCheckpoint(join(root, 'tiny-llama'), 'llama', 3);
   await writeTinyCheckpoint(join(root, 'tiny-qwen2'), 'qwen2', 4);
+  // a data set repo laid out as the Hub's Parquet conversion lays one out
+  await mkdir(join(root, 'hub-data', 'data'), { recursive: true });
+  await copyFile(data.parquet, join(root, 'hub-data', 'data', 'train-00000-of-00001.parquet'));
+  await writeFile(join(root, 'hub-data', 'README.md'), '# tiny guanaco\n');
+  hub = await startHub([
+    { type: 'model', id: 'tiny-random/qwen2', dir: join(root, 'tiny-qwen2') },
+    { type: 'dataset', id: 'tiny-random/guanaco', dir: join(root, 'hub-data') },
+  ]);
 });
+afterAll(() => hub.close());
 
 interface Run {
   code: number;
@@ -36,7 +47,10 @@ interface Run {
 }
 
 async function finetune(...args: string[]): Promise<Run> {
-  const env = { ...process.env, VK_ICD_FILENAMES: '/usr/lib/chromium/vk_swiftshader_icd.json', NO_COLOR: '1' };
+  const env = {
+    ...process.env, VK_ICD_FILENAMES: '/usr/lib/chromium/vk_swiftshader_icd.json', NO_COLOR: '1',
+    HF_ENDPOINT: hub.url, XDG_CACHE_HOME: join(root, 'cache'),
+  };
   const r = await promisify(execFile)('node', [BIN, ...args], { env, maxBuffer: 1 << 24 }).then(
     (ok) => ({ code: 0, ...ok }),
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
@@ -49,17 +63,18 @@ const PROMPT = '### Human: Say hi. ### Assistant:';
 const TRAIN = ['--max_steps', '8', '--learning_rate', '3e-2', '--lora_r', '8', '--lora_alpha', '16', '--lora_dropout', '0',
   '--per_device_train_batch_size', '4', '--logging_steps', '1', '--lr_scheduler_type', 'constant', '--json', 'true'];
 
-const CASES: [string, (d: typeof data) => string, string[], string[]][] = [
-  // kind, data file, LoRA flags, data flags
-  ['llama', (d) => d.jsonl, ['--lora_target_modules', 'q_proj', 'v_proj'], []],
-  ['qwen2', (d) => d.parquet, ['--lora_target_modules', 'all-linear'], ['--packing', 'true', '--max_length', '48']],
+const CASES: [string, () => string, () => string, string[], string[]][] = [
+  // kind, --model_name_or_path, --dataset_name, LoRA flags, data flags
+  ['llama', () => join(root, 'tiny-llama'), () => data.jsonl, ['--lora_target_modules', 'q_proj', 'v_proj'], []],
+  // from the (local test) Hub: a model id and a data set id
+  ['qwen2', () => 'tiny-random/qwen2', () => 'tiny-random/guanaco', ['--lora_target_modules', 'all-linear'], ['--packing', 'true', '--max_length', '48']],
 ];
 
-describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, dataOf, loraFlags, dataFlags) => {
+describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, modelOf, dataOf, loraFlags, dataFlags) => {
   it('trains, and its adapter round-trips through eval and generate', async () => {
-    const model = join(root, `tiny-${kind}`);
+    const [model, dataset] = [modelOf(), dataOf()];
     const out = join(root, `out-${kind}`);
-    const t = await finetune('train', '--model_name_or_path', model, '--dataset_name', dataOf(data), '--output_dir', out, ...TRAIN, ...loraFlags, ...dataFlags);
+    const t = await finetune('train', '--model_name_or_path', model, '--dataset_name', dataset, '--output_dir', out, ...TRAIN, ...loraFlags, ...dataFlags);
     expect(t.code, t.stderr).toBe(0);
     const [summary, ...rest] = t.lines;
     expect(summary).toMatchObject({ examples: 4, skipped: 0 });
@@ -86,7 +101,7 @@ describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, dataOf, loraFl
     expect(tensors.map((x) => x.info.name)).toContain('base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight');
 
     // eval: the adapter lowers the loss, and resuming from it starts exactly there
-    const evalArgs = ['--model_name_or_path', model, '--dataset_name', dataOf(data), '--json', 'true', ...dataFlags];
+    const evalArgs = ['--model_name_or_path', model, '--dataset_name', dataset, '--json', 'true', ...dataFlags];
     const base = await finetune('eval', ...evalArgs);
     const tuned = await finetune('eval', ...evalArgs, '--adapter', out);
     expect(base.code, base.stderr).toBe(0);
@@ -94,7 +109,7 @@ describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, dataOf, loraFl
     const [baseLoss, tunedLoss] = [base.lines.at(-1)!.eval_loss as number, tuned.lines.at(-1)!.eval_loss as number];
     expect(tunedLoss).toBeLessThan(baseLoss * 0.8);
     expect(tuned.lines.at(-1)!.tokens).toBe(steps[0].tokens);
-    const resumed = await finetune('train', '--model_name_or_path', model, '--dataset_name', dataOf(data), '--output_dir', join(out, 'resumed'),
+    const resumed = await finetune('train', '--model_name_or_path', model, '--dataset_name', dataset, '--output_dir', join(out, 'resumed'),
       '--init_adapter', out, ...TRAIN.map((x) => (x === '8' ? '1' : x)), ...dataFlags);
     expect(resumed.code, resumed.stderr).toBe(0);
     // one micro-batch holds the whole data set and dropout is 0: the first step's loss is the eval loss
@@ -105,14 +120,20 @@ describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, dataOf, loraFl
     expect(g.code, g.stderr).toBe(0);
     const texts = g.lines.at(-1)!.texts as string[];
     const gpu = await testGpu();
-    const session = await Session.load(gpu, localCheckpoint(model), { name: model, load_in_4bit: true });
+    const dir = join(root, `tiny-${kind}`); // the same files the Hub served
+    const session = await Session.load(gpu, localCheckpoint(dir), { name: model, load_in_4bit: true });
     session.loadAdapter(await localAdapter(out));
-    const tokenizer = await localTokenizer(model);
+    const tokenizer = await localTokenizer(dir);
     const [ids] = await session.generate(tokenizer.encode(PROMPT), { do_sample: false, temperature: 1, top_k: 50, top_p: 1, repetition_penalty: 1, max_new_tokens: 10, num_return_sequences: 1, seed: 0 });
     expect(texts).toEqual([tokenizer.decode(ids, { skip_special_tokens: true })]);
     session.setAdapterEnabled(false);
     const [plain] = await session.generate(tokenizer.encode(PROMPT), { do_sample: false, temperature: 1, top_k: 50, top_p: 1, repetition_penalty: 1, max_new_tokens: 10, num_return_sequences: 1, seed: 0 });
     expect(plain).not.toEqual(ids); // the adapter changed what the model says
+    if (kind === 'qwen2') {
+      // the Hub was asked once for each file: eval and generate ran from the cache
+      const shards = hub.log.filter((l) => l.endsWith('.safetensors all') || l.includes('.safetensors bytes'));
+      expect(shards.map((l) => l.split(' ')[0]).sort()).toEqual(['tiny-random/qwen2/model-00001-of-00002.safetensors', 'tiny-random/qwen2/model-00002-of-00002.safetensors']);
+    }
   });
 });
 
@@ -160,6 +181,6 @@ describe('finetune refuses bad input clearly', () => {
 
     const d = await finetune('train', '--model_name_or_path', join(root, 'nowhere'), '--dataset_name', data.jsonl);
     expect(d.code).toBe(2);
-    expect(d.stderr).toMatch(/nowhere is not a local folder/);
+    expect(d.stderr).toMatch(/nowhere is neither a local folder nor a Hub id/);
   });
 });

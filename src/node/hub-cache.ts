@@ -1,0 +1,83 @@
+// Hub repos on disk for the Node command line: the files a model or data set needs, downloaded
+// once into a cache folder (one folder per commit), resumed from a `.part` file after an
+// interruption, and checked (size, SHA-256) before they are used. The page keeps its models in
+// IndexedDB instead (src/store).
+//   $XDG_CACHE_HOME/webgpu-qlora/hub/<models|datasets>/<owner>/<name>/<commit>/<path>
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileUrl, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapshot, type RepoType } from '../hub/hub';
+import { Checksum, fileBytes, verifySha256, type TransferOptions } from '../hub/transfer';
+import { dataFiles, modelFiles } from '../hub/select';
+
+export function hubCacheDir(): string {
+  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'webgpu-qlora', 'hub');
+}
+
+/** HF_ENDPOINT and HF_TOKEN, as huggingface_hub reads them. */
+export function hubOptionsFromEnv(): HubOptions {
+  return { endpoint: process.env.HF_ENDPOINT || undefined, token: process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN || null };
+}
+
+export interface CacheOptions extends TransferOptions {
+  cacheDir?: string;
+  onFile?: (file: RepoFile, done: number, total: number) => void;
+}
+
+/**
+ * Download `pick(files)` of a repo at a revision into the cache; returns the folder. Files
+ * already there are not fetched again.
+ */
+export async function cacheRepo(repo: string, type: RepoType, pick: (files: RepoFile[]) => RepoFile[], o: CacheOptions = {}): Promise<{ dir: string; snapshot: RepoSnapshot; files: RepoFile[] }> {
+  const snapshot = await repoSnapshot(repo, type, o);
+  const dir = join(o.cacheDir ?? hubCacheDir(), `${type}s`, repo, snapshot.commit);
+  const files = pick(snapshot.files);
+  const total = files.reduce((n, f) => n + f.size, 0);
+  let done = 0;
+  for (const f of files) {
+    await cacheFile(snapshot, f, join(dir, f.path), o, (n) => o.onFile?.(f, done + n, total));
+    done += f.size;
+  }
+  return { dir, snapshot, files };
+}
+
+export function cacheModel(repo: string, o: CacheOptions = {}) {
+  return cacheRepo(repo, 'model', modelFiles, o);
+}
+
+async function cacheFile(s: RepoSnapshot, f: RepoFile, path: string, o: CacheOptions, onBytes: (n: number) => void): Promise<void> {
+  const have = await stat(path).then((x) => x.size, () => -1);
+  if (have === f.size) return onBytes(f.size);
+  await mkdir(dirname(path), { recursive: true });
+  const part = `${path}.part`;
+  let offset = await stat(part).then((x) => x.size, () => 0);
+  if (offset > f.size) {
+    await rm(part);
+    offset = 0;
+  }
+  const sum = await Checksum.create();
+  if (offset > 0) for await (const chunk of createReadStream(part)) sum.update(chunk as Uint8Array);
+  const out = await open(part, 'a');
+  try {
+    for await (const chunk of fileBytes(fileUrl(s, f.path, o), f, offset, o)) {
+      await out.write(chunk);
+      sum.update(chunk);
+      offset += chunk.length;
+      onBytes(offset);
+    }
+  } finally {
+    await out.close();
+  }
+  try {
+    verifySha256(f, sum.hex());
+  } catch (e) {
+    await rm(part);
+    throw e;
+  }
+  await rename(part, path);
+}
+
+export function cacheDataset(repo: string, o: CacheOptions = {}) {
+  return cacheRepo(repo, 'dataset', (files) => dataFiles(files, repo), o);
+}
