@@ -167,39 +167,57 @@ class ByteQueue {
  * Read a safetensors stream tensor by tensor: the header is parsed as soon as its bytes
  * arrive, then each tensor is yielded once its bytes are complete. Only the tensor being
  * assembled is held, never the whole file. Bytes between tensors are skipped.
+ *
+ * `resume` continues a file from a byte offset at a tensor boundary, its header known, the
+ * source starting at that offset. `onBytes` sees every byte of the file in order (header, gaps,
+ * tensors), each before the tensor it ends is yielded: a running checksum fed by it covers
+ * exactly the bytes up to the end of the tensor just yielded.
  */
 export async function* readSafetensors(
-  source: Chunks, options: { fileSize?: number; file?: string; onHeader?: (h: SafetensorsHeader) => void } = {},
+  source: Chunks,
+  options: {
+    fileSize?: number; file?: string; onHeader?: (h: SafetensorsHeader, bytes: Uint8Array) => void;
+    resume?: { header: SafetensorsHeader; offset: number }; onBytes?: (bytes: Uint8Array) => void;
+  } = {},
 ): AsyncGenerator<{ info: TensorInfo; data: Uint8Array }> {
   const file = options.file ?? 'the file';
   const queue = new ByteQueue();
-  let pos = 0; // file offset of the queue's first byte
-  let header: SafetensorsHeader | null = null;
-  let next = 0; // index of the next tensor to yield
+  const consume = (n: number) => {
+    const bytes = queue.take(n);
+    options.onBytes?.(bytes);
+    return bytes;
+  };
+  let header: SafetensorsHeader | null = options.resume?.header ?? null;
+  let pos = options.resume?.offset ?? 0; // file offset of the queue's first byte
+  // index of the next tensor to yield: the first one that starts at or after the offset
+  let next = header ? header.tensors.findIndex((t) => header!.dataOffset + t.begin >= pos) : 0;
+  if (next < 0) next = header!.tensors.length;
   for await (const chunk of chunksOf(source)) {
     queue.push(chunk);
     if (!header) {
       if (queue.length < 8) continue;
       const n = headerLength(queue.peek(8), options.fileSize, file);
       if (queue.length < 8 + n) continue;
-      header = parseHeader(queue.take(8 + n), options.fileSize, file);
+      const bytes = consume(8 + n);
+      header = parseHeader(bytes, options.fileSize, file);
       pos = header.dataOffset;
-      options.onHeader?.(header);
+      options.onHeader?.(header, bytes);
     }
     while (next < header.tensors.length) {
       const t = header.tensors[next];
       const start = header.dataOffset + t.begin;
       if (pos < start) {
         const skip = Math.min(start - pos, queue.length);
-        queue.take(skip);
+        consume(skip);
         pos += skip;
         if (pos < start) break;
       }
       const size = t.end - t.begin;
       if (queue.length < size) break;
-      yield { info: t, data: queue.take(size) };
+      const data = consume(size);
       pos += size;
       next++;
+      yield { info: t, data };
     }
   }
   if (!header) throw new SafetensorsError(`${file} ended before its header was complete: it is truncated`);
@@ -207,9 +225,9 @@ export async function* readSafetensors(
     const t = header.tensors[next];
     throw new SafetensorsError(`${file} ended at byte ${pos + queue.length}, inside tensor ${t.name}: it is truncated`);
   }
+  if (queue.length) consume(queue.length); // bytes after the last tensor still count for a checksum
 }
 
-/** Every tensor of a file held in memory (small files: adapters, configs, tests). */
 export function readSafetensorsSync(file: Uint8Array, name = 'the file'): { info: TensorInfo; data: Uint8Array }[] {
   const h = parseHeader(file, file.length, name);
   return h.tensors.map((info) => ({ info, data: file.subarray(h.dataOffset + info.begin, h.dataOffset + info.end) }));

@@ -5,7 +5,7 @@
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { parseShardIndex, readSafetensors, toFloat32, type TensorInfo } from '../formats/safetensors';
 import type { HalfMatrix } from '../ops/head';
-import { quantizeNF4Gpu } from '../ops/nf4';
+import { quantizeNF4Gpu, type NF4Weight } from '../ops/nf4';
 import type { HalfVector } from '../ops/norm';
 import { packHalf, type HalfDtype } from '../quant/half';
 import { dequantizeAbsmax, quantizeAbsmax } from '../quant/nf4';
@@ -55,77 +55,133 @@ export interface LoadedModel {
 export async function loadLlamaCheckpoint(gpu: Gpu, files: CheckpointFiles, s: LoadSettings, onTensor?: (name: string) => void): Promise<LoadedModel> {
   const configText = await files.text('config.json');
   if (configText === null) throw new CheckpointError('config.json is missing: this is not a transformers checkpoint');
-  let configJson: unknown;
-  try {
-    configJson = JSON.parse(configText);
-  } catch (e) {
-    throw new CheckpointError(`config.json is not valid JSON (${(e as Error).message})`);
-  }
-  const c = parseModelConfig(configJson);
-  const expected = expectedShapes(c);
+  const c = parseConfigText(configText);
   const indexText = await files.text('model.safetensors.index.json');
   const shards = indexText ? [...parseShardIndex(indexText).shards.keys()] : ['model.safetensors'];
-
-  const halves = new Map<string, HalfVector & { shape: number[] }>();
-  const linear = new Map<string, FrozenWeight>();
+  const tensors = new GpuTensors(gpu, c, s);
   try {
     for (const shard of shards) {
       const { chunks, size } = await files.stream(shard);
       for await (const { info, data } of readSafetensors(chunks, { fileSize: size, file: shard })) {
-        if (IGNORED.test(info.name)) continue;
-        const shape = expected.get(info.name);
-        if (!shape) throw new CheckpointError(`${shard}: unexpected tensor ${info.name} for a ${c.modelType} model`);
-        if (info.shape.join() !== shape.join()) {
-          throw new CheckpointError(`${shard}: ${info.name} is [${info.shape}], the config implies [${shape}]`);
-        }
-        const isLinear = /\.(q|k|v|o|gate|up|down)_proj\.weight$/.test(info.name);
-        if (isLinear && s.load_in_4bit) {
-          const w = gpu.tensor(shape, 'f32', toFloat32(info.dtype, data));
-          const q = quantizeNF4Gpu(gpu, w, s.blocksize ?? 64);
-          w.release();
-          if (s.nested) gpu.write(q.absmax, dequantizeAbsmax(quantizeAbsmax(await gpu.read(q.absmax))));
-          linear.set(info.name, { kind: 'nf4', w: q });
-        } else {
-          const h = toHalf(gpu, info, data);
-          if (isLinear) linear.set(info.name, { kind: 'half', w: { ...h, shape: [shape[0], shape[1]] } });
-          else halves.set(info.name, { ...h, shape });
-        }
+        await tensors.add(info, data, shard);
         onTensor?.(info.name);
       }
     }
+    return tensors.assemble();
   } catch (e) {
-    for (const h of halves.values()) h.words.release();
-    for (const l of linear.values()) releaseFrozen(l);
+    tensors.release();
     throw e;
   }
+}
 
-  const missing = [...expected.keys()].filter((n) => !halves.has(n) && !linear.has(n));
-  if (missing.length) {
-    throw new CheckpointError(`the checkpoint lacks ${missing.length} tensor(s) the config needs: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+export function parseConfigText(text: string): ModelConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new CheckpointError(`config.json is not valid JSON (${(e as Error).message})`);
   }
-  const vec = (n: string): HalfVector => halves.get(n)!;
-  const mat = (n: string): HalfMatrix => {
-    const h = halves.get(n)!;
-    return { ...h, shape: [h.shape[0], h.shape[1]] };
-  };
-  const linears: LoraLinear[] = [];
-  const layers: LayerWeights[] = [];
-  for (let l = 0; l < c.layers; l++) {
-    const p = `model.layers.${l}`;
-    const mods = {} as Record<Linear, LoraLinear>;
-    for (const [path, key] of Object.entries(LINEARS) as [keyof typeof LINEARS, Linear][]) {
-      const bias = halves.get(`${p}.${path}.bias`) ?? null;
-      const m = new LoraLinear(`${p}.${path}`, linear.get(`${p}.${path}.weight`)!, bias);
-      mods[key] = m;
-      linears.push(m);
+  return parseModelConfig(json);
+}
+
+const isLinearName = (name: string) => /\.(q|k|v|o|gate|up|down)_proj\.weight$/.test(name);
+
+/**
+ * A checkpoint's tensors on the GPU as they arrive, checked against the config: linear weights
+ * NF4 (quantized here) or 16-bit, the rest 16-bit. `assemble` builds the network once all are in.
+ */
+export class GpuTensors {
+  private halves = new Map<string, HalfVector & { shape: number[] }>();
+  private linear = new Map<string, FrozenWeight>();
+  private expected: Map<string, number[]>;
+
+  constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly settings: LoadSettings) {
+    this.expected = expectedShapes(config);
+  }
+
+  /** Whether a tensor of the checkpoint is one the network uses (false: to skip). */
+  check(info: Pick<TensorInfo, 'name' | 'shape'>, file: string): boolean {
+    if (IGNORED.test(info.name)) return false;
+    const shape = this.expected.get(info.name);
+    if (!shape) throw new CheckpointError(`${file}: unexpected tensor ${info.name} for a ${this.config.modelType} model`);
+    if (info.shape.join() !== shape.join()) throw new CheckpointError(`${file}: ${info.name} is [${info.shape}], the config implies [${shape}]`);
+    return true;
+  }
+
+  /** A raw checkpoint tensor: quantized to NF4 when it is a linear weight and load_in_4bit. */
+  async add(info: TensorInfo, data: Uint8Array, file: string): Promise<void> {
+    if (!this.check(info, file)) return;
+    const { gpu, settings: s } = this;
+    if (isLinearName(info.name) && s.load_in_4bit) {
+      const w = gpu.tensor(info.shape, 'f32', toFloat32(info.dtype, data));
+      const q = quantizeNF4Gpu(gpu, w, s.blocksize ?? 64);
+      w.release();
+      if (s.nested) gpu.write(q.absmax, dequantizeAbsmax(quantizeAbsmax(await gpu.read(q.absmax))));
+      this.linear.set(info.name, { kind: 'nf4', w: q });
+    } else {
+      this.addHalf(info.name, info.shape, toHalf(gpu, info, data));
     }
-    layers.push({ inputNorm: vec(`${p}.input_layernorm.weight`), postNorm: vec(`${p}.post_attention_layernorm.weight`), ...mods });
   }
-  const embed = mat('model.embed_tokens.weight');
-  const weights: LlamaWeights = {
-    embed, layers, norm: vec('model.norm.weight'), head: c.tieEmbeddings ? embed : mat('lm_head.weight'),
-  };
-  return { config: c, weights, linears };
+
+  /** An NF4 weight already quantized (from the store, or a pre-quantized checkpoint). */
+  addNF4(name: string, w: NF4Weight): void {
+    this.check({ name, shape: w.shape }, 'the store');
+    this.linear.set(name, { kind: 'nf4', w });
+  }
+
+  /** A 16-bit tensor already on the GPU. */
+  addHalf(name: string, shape: number[], h: HalfVector): void {
+    if (isLinearName(name)) this.linear.set(name, { kind: 'half', w: { ...h, shape: [shape[0], shape[1]] } });
+    else this.halves.set(name, { ...h, shape });
+  }
+
+  /** The linear weights as stored: NF4, or 16-bit where load_in_4bit is false. */
+  frozen(name: string): FrozenWeight | undefined {
+    return this.linear.get(name);
+  }
+
+  half(name: string): (HalfVector & { shape: number[] }) | undefined {
+    return this.halves.get(name);
+  }
+
+  release(): void {
+    for (const h of this.halves.values()) h.words.release();
+    for (const l of this.linear.values()) releaseFrozen(l);
+    this.halves.clear();
+    this.linear.clear();
+  }
+
+  assemble(): LoadedModel {
+    const c = this.config;
+    const { halves, linear } = this;
+    const missing = [...this.expected.keys()].filter((n) => !halves.has(n) && !linear.has(n));
+    if (missing.length) {
+      throw new CheckpointError(`the checkpoint lacks ${missing.length} tensor(s) the config needs: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+    }
+    const vec = (n: string): HalfVector => halves.get(n)!;
+    const mat = (n: string): HalfMatrix => {
+      const h = halves.get(n)!;
+      return { ...h, shape: [h.shape[0], h.shape[1]] };
+    };
+    const linears: LoraLinear[] = [];
+    const layers: LayerWeights[] = [];
+    for (let l = 0; l < c.layers; l++) {
+      const p = `model.layers.${l}`;
+      const mods = {} as Record<Linear, LoraLinear>;
+      for (const [path, key] of Object.entries(LINEARS) as [keyof typeof LINEARS, Linear][]) {
+        const bias = halves.get(`${p}.${path}.bias`) ?? null;
+        const m = new LoraLinear(`${p}.${path}`, linear.get(`${p}.${path}.weight`)!, bias);
+        mods[key] = m;
+        linears.push(m);
+      }
+      layers.push({ inputNorm: vec(`${p}.input_layernorm.weight`), postNorm: vec(`${p}.post_attention_layernorm.weight`), ...mods });
+    }
+    const embed = mat('model.embed_tokens.weight');
+    const weights: LlamaWeights = {
+      embed, layers, norm: vec('model.norm.weight'), head: c.tieEmbeddings ? embed : mat('lm_head.weight'),
+    };
+    return { config: c, weights, linears };
+  }
 }
 
 /** Every tensor name the config implies, with its shape. */

@@ -1,0 +1,59 @@
+// What a model needs, from its config alone, before anything is downloaded: the bytes the store
+// keeps (NF4 linears, 16-bit rest) and the GPU memory to train at a sequence length and LoRA
+// rank. Estimates, within a few percent of what the runtime allocates; the page shows them next
+// to the device's limits.
+import type { ModelConfig } from './config';
+
+export interface MemoryEstimate {
+  /** Frozen weights as the GPU holds them (the store holds the same). */
+  weights: number;
+  /** LoRA parameters, gradients and AdamW's two moments, f32. */
+  adapter: number;
+  /** Activations of one micro-batch with per-layer recomputation. */
+  activations: number;
+  total: number;
+  /** The largest single buffer: it must fit the device's maxStorageBufferBindingSize. */
+  largestBuffer: number;
+}
+
+/** Element counts of the linear weights and of the 16-bit tensors. */
+function counts(c: ModelConfig): { linear: number; half: number; largestHalf: number } {
+  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  const perLayer = c.hidden * (qd + 2 * kvd) + qd * c.hidden + 3 * c.hidden * c.intermediate;
+  const embed = c.vocab * c.hidden;
+  const biases = (c.bias.qkv ? qd + 2 * kvd : 0) + (c.bias.o ? c.hidden : 0) + (c.bias.mlp ? 2 * c.intermediate + c.hidden : 0);
+  const half = embed * (c.tieEmbeddings ? 1 : 2) + c.layers * (2 * c.hidden + biases) + c.hidden;
+  return { linear: c.layers * perLayer, half, largestHalf: embed };
+}
+
+/** NF4: half a byte per weight and an f32 absmax per block of 64; 16-bit: two bytes. */
+export function estimateStoreBytes(c: ModelConfig, load_in_4bit = true, blocksize = 64): number {
+  const { linear, half } = counts(c);
+  const linearBytes = load_in_4bit ? linear / 2 + (linear / blocksize) * 4 : linear * 2;
+  return Math.round(linearBytes + half * 2);
+}
+
+export function estimateTrainingMemory(
+  c: ModelConfig, o: { max_length: number; batch: number; r: number; targets: string[]; load_in_4bit: boolean },
+): MemoryEstimate {
+  const T = o.max_length * o.batch;
+  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  const dims: Record<string, [number, number]> = {
+    q_proj: [c.hidden, qd], k_proj: [c.hidden, kvd], v_proj: [c.hidden, kvd], o_proj: [qd, c.hidden],
+    gate_proj: [c.hidden, c.intermediate], up_proj: [c.hidden, c.intermediate], down_proj: [c.intermediate, c.hidden],
+  };
+  const loraParams = o.targets.reduce((n, t) => n + (dims[t] ? o.r * (dims[t][0] + dims[t][1]) : 0), 0) * c.layers;
+  const f = 4;
+  // per-layer checkpoints, one layer's saved intermediates (attention probabilities included),
+  // about as much again for its backward, and one chunk of logits
+  const checkpoints = (c.layers + 1) * T * c.hidden * f;
+  const layer = f * (T * (4 * c.hidden + qd + 2 * kvd + 3 * c.intermediate) + c.heads * o.max_length * T);
+  const logits = f * (256 * c.vocab + 2 * T * c.hidden);
+  const activations = checkpoints + 2 * layer + logits;
+  const weights = estimateStoreBytes(c, o.load_in_4bit);
+  const adapter = loraParams * f * 4;
+  const { largestHalf } = counts(c);
+  const largestLinear = c.hidden * c.intermediate * (o.load_in_4bit ? 0.5 : 2);
+  const largestBuffer = Math.max(largestHalf * 2, largestLinear, f * c.heads * o.max_length * T);
+  return { weights, adapter, activations, total: weights + adapter + activations, largestBuffer };
+}

@@ -1,0 +1,209 @@
+// A Hub model into the store, streamed: each shard's header is parsed as soon as its bytes
+// arrive, each tensor is taken as it completes, linear weights are quantized to NF4 on the GPU
+// as they arrive, and every tensor is written to IndexedDB with the manifest that records it.
+// No shard is ever held whole. An interrupted download resumes with a Range request at the end
+// of the last stored tensor, the shard's SHA-256 state restored, so the whole file is still
+// checked; a file that fails its check is discarded from the store, never kept.
+import type { Gpu } from '../gpu/runtime';
+import { parseHeader, parseShardIndex, readSafetensors, type TensorInfo } from '../formats/safetensors';
+import { fileUrl, HubError, repoSnapshot, type RepoFile, type RepoSnapshot } from '../hub/hub';
+import { modelFiles } from '../hub/select';
+import { Checksum, fileBytes, verifySha256, type TransferOptions } from '../hub/transfer';
+import { GpuTensors, parseConfigText } from '../model/load';
+import { readNF4Bytes } from '../ops/nf4';
+import { estimateStoreBytes } from '../model/estimate';
+import { modelKey, ModelStore, splitParts, type Manifest, type StoredFile, type StoredTensor } from './model-store';
+
+export interface DownloadProgress {
+  file: string;
+  /** Bytes received across the whole download, of `total`. */
+  done: number;
+  total: number;
+  bytesPerSecond: number;
+}
+
+export interface DownloadOptions extends TransferOptions {
+  revision?: string;
+  load_in_4bit?: boolean;
+  blocksize?: number;
+  onProgress?: (p: DownloadProgress) => void;
+  /** Free bytes in this origin's storage (navigator.storage.estimate() by default). */
+  freeBytes?: () => Promise<number | null>;
+}
+
+export class QuotaError extends Error {
+  override name = 'QuotaError';
+}
+
+/** Downloads what is missing of a model; resolves to its complete manifest. */
+export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {}): Promise<Manifest> {
+  const revision = o.revision ?? 'main';
+  const load_in_4bit = o.load_in_4bit ?? true;
+  const store = ModelStore.open(modelKey(id, revision, load_in_4bit));
+  let m = await store.manifest();
+  if (m?.complete) return m;
+  const snapshot = await repoSnapshot(id, 'model', { ...o, revision });
+  const files = modelFiles(snapshot.files);
+  if (!m || m.commit !== snapshot.commit) {
+    if (m) await store.drop((await store.allKeys()).filter((k) => k !== 'manifest')); // the revision moved: start over
+    m = {
+      version: 1, key: store.key, id, revision, commit: snapshot.commit, load_in_4bit, blocksize: o.blocksize ?? 64,
+      files: files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256, kind: f.path.endsWith('.safetensors') ? 'shard' : 'text', offset: 0, done: false })),
+      tensors: {}, storedBytes: 0, downloadBytes: files.reduce((n, f) => n + f.size, 0), complete: false, createdAt: Date.now(),
+    };
+  }
+  const manifest = m;
+  const t0 = performance.now();
+  let received = manifest.files.reduce((n, f) => n + f.offset, 0);
+  const startedAt = received;
+  const progress = (file: string) => o.onProgress?.({
+    file, done: received, total: manifest.downloadBytes,
+    bytesPerSecond: (received - startedAt) / Math.max(1e-3, (performance.now() - t0) / 1000),
+  });
+
+  // the small files first: config.json says how much the store will hold
+  for (const f of manifest.files.filter((x) => x.kind === 'text' && !x.done)) {
+    const text = await fetchText(snapshot, f, o);
+    f.offset = f.size;
+    f.done = true;
+    received += f.size;
+    await store.commit(manifest, [[`file:${f.path}`, text]]);
+    progress(f.path);
+  }
+  const config = parseConfigText((await store.get<string>('file:config.json'))!);
+  const need = estimateStoreBytes(config, load_in_4bit) - manifest.storedBytes;
+  const free = await (o.freeBytes ?? browserFreeBytes)();
+  if (free !== null && need > free) {
+    throw new QuotaError(`${id} needs ${gb(need)} of storage and this browser allows ${gb(free)} more: free some space (delete cached models) or pick a smaller model`);
+  }
+  await globalThis.navigator?.storage?.persist?.().catch(() => false);
+
+  const order = shardOrder(manifest, await store.get<string>('file:model.safetensors.index.json'));
+  const tensors = new GpuTensors(gpu, config, { load_in_4bit, blocksize: manifest.blocksize });
+  for (const f of order) {
+    if (f.done) continue;
+    await downloadShard(gpu, store, manifest, snapshot, f, tensors, o, (n) => {
+      received += n;
+      progress(f.path);
+    });
+  }
+  manifest.complete = true;
+  await store.commit(manifest);
+  return manifest;
+}
+
+async function downloadShard(
+  gpu: Gpu, store: ModelStore, m: Manifest, snapshot: RepoSnapshot, f: StoredFile, tensors: GpuTensors,
+  o: DownloadOptions, onBytes: (n: number) => void,
+): Promise<void> {
+  const file: RepoFile = { path: f.path, size: f.size, sha256: f.sha256 };
+  const sum = await Checksum.create(f.hashState);
+  const resume = f.header && f.offset > 0 ? { header: parseHeader(f.header, f.size, f.path), offset: f.offset } : undefined;
+  if (!resume && f.offset > 0) f.offset = 0; // nothing usable stored yet
+  const source = fileBytes(fileUrl(snapshot, f.path, o), file, f.offset, o);
+  let counted = f.offset;
+  try {
+    for await (const { info, data } of readSafetensors(source, {
+      fileSize: f.size, file: f.path, resume,
+      onHeader: (_, bytes) => (f.header = bytes),
+      onBytes: (bytes) => {
+        sum.update(bytes);
+        counted += bytes.length;
+        onBytes(bytes.length);
+      },
+    })) {
+      const values = tensors.check(info, f.path) ? await storedForm(gpu, tensors, info, data, m) : [];
+      f.offset = counted;
+      f.hashState = sum.save();
+      await store.commit(m, values);
+    }
+    verifySha256(file, sum.hex());
+  } catch (e) {
+    if (e instanceof HubError && /is corrupt/.test(e.message)) await discardShard(store, m, f);
+    else if ((e as Error).name === 'SafetensorsError' || (e as Error).name === 'CheckpointError') await discardShard(store, m, f);
+    throw e;
+  }
+  f.done = true;
+  await store.commit(m);
+}
+
+/** A tensor as the store keeps it: NF4 bytes read back from the GPU quantizer, or 16-bit. */
+async function storedForm(gpu: Gpu, tensors: GpuTensors, info: TensorInfo, data: Uint8Array, m: Manifest): Promise<[string, unknown][]> {
+  await tensors.add(info, data, info.name);
+  const frozen = tensors.frozen(info.name);
+  const half = tensors.half(info.name);
+  const values: [string, unknown][] = [];
+  let t: StoredTensor;
+  if (frozen?.kind === 'nf4') {
+    const packed = splitParts(await readNF4Bytes(gpu, frozen.w));
+    const absmax = splitParts(new Uint8Array(await gpu.readBytes(frozen.w.absmax)));
+    t = {
+      name: info.name, shape: info.shape, kind: 'nf4', blocksize: frozen.w.blocksize,
+      parts: packed.map((_, i) => `t:${info.name}:packed:${i}`), absmaxParts: absmax.map((_, i) => `t:${info.name}:absmax:${i}`),
+      bytes: packed.reduce((n, p) => n + p.length, 0) + absmax.reduce((n, p) => n + p.length, 0),
+    };
+    packed.forEach((p, i) => values.push([t.parts[i], p]));
+    absmax.forEach((p, i) => values.push([t.absmaxParts![i], p]));
+  } else {
+    const h = frozen?.kind === 'half' ? frozen.w : half!;
+    const bytes = new Uint8Array(await gpu.readBytes(h.words, h.length * 2));
+    const parts = splitParts(bytes);
+    t = { name: info.name, shape: info.shape, kind: 'half', dtype: h.dtype, parts: parts.map((_, i) => `t:${info.name}:half:${i}`), bytes: bytes.length };
+    parts.forEach((p, i) => values.push([t.parts[i], p]));
+  }
+  tensors.release(); // the GPU copy was only for quantizing: the model loads from the store
+  m.tensors[info.name] = t;
+  m.storedBytes += t.bytes;
+  return values;
+}
+
+/** Forget everything stored of a shard: its next download starts at byte 0. */
+async function discardShard(store: ModelStore, m: Manifest, f: StoredFile): Promise<void> {
+  const header = f.header ? parseHeader(f.header, f.size, f.path) : null;
+  const names = new Set(header?.tensors.map((t) => t.name) ?? []);
+  const dropped: string[] = [];
+  for (const t of Object.values(m.tensors)) {
+    if (!names.has(t.name)) continue;
+    dropped.push(...t.parts, ...(t.absmaxParts ?? []));
+    m.storedBytes -= t.bytes;
+    delete m.tensors[t.name];
+  }
+  Object.assign(f, { offset: 0, hashState: undefined, header: undefined, done: false });
+  await store.commit(m);
+  await store.drop(dropped);
+}
+
+async function fetchText(snapshot: RepoSnapshot, f: StoredFile, o: TransferOptions): Promise<string> {
+  const file: RepoFile = { path: f.path, size: f.size, sha256: f.sha256 };
+  const chunks: Uint8Array[] = [];
+  const sum = await Checksum.create();
+  for await (const c of fileBytes(fileUrl(snapshot, f.path, o), file, 0, o)) {
+    chunks.push(c);
+    sum.update(c);
+  }
+  verifySha256(file, sum.hex());
+  const all = new Uint8Array(f.size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  return new TextDecoder().decode(all);
+}
+
+/** Shards in the index's order (or the one model.safetensors). */
+function shardOrder(m: Manifest, index: string | undefined): StoredFile[] {
+  const shards = m.files.filter((f) => f.kind === 'shard');
+  if (!index) return shards;
+  const names = [...parseShardIndex(index).shards.keys()];
+  const missing = names.filter((n) => !shards.some((s) => s.path === n));
+  if (missing.length) throw new HubError(`the shard index names ${missing.join(', ')}, which the repo does not have`);
+  return names.map((n) => shards.find((s) => s.path === n)!);
+}
+
+async function browserFreeBytes(): Promise<number | null> {
+  const e = await globalThis.navigator?.storage?.estimate?.();
+  return e?.quota !== undefined ? e.quota - (e.usage ?? 0) : null;
+}
+
+const gb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);

@@ -1,0 +1,123 @@
+// Models kept in IndexedDB (through idb-keyval), one database per model and revision, holding
+// a manifest and the tensors as the GPU uses them: linear weights NF4 (packed bytes and block
+// scales), the rest 16-bit, each in parts of at most PART_BYTES. Every write of tensor data
+// goes in one transaction with the manifest that records it, so the store is consistent after
+// any interruption: what the manifest lists is there, and a download resumes from it.
+import { createStore, del, delMany, get, getMany, keys, set, setMany, type UseStore } from 'idb-keyval';
+
+export const PART_BYTES = 32 << 20;
+const REGISTRY = createLazyStore('qlora-models', 'models');
+
+export interface StoredTensor {
+  name: string;
+  shape: number[];
+  kind: 'nf4' | 'half';
+  /** 16-bit tensors: their dtype. */
+  dtype?: 'BF16' | 'F16';
+  blocksize?: number;
+  /** Keys of the parts in order; NF4 has its packed parts, then its absmax parts. */
+  parts: string[];
+  absmaxParts?: string[];
+  bytes: number;
+}
+
+export interface StoredFile {
+  path: string;
+  size: number;
+  sha256: string | null;
+  kind: 'text' | 'shard';
+  /** Bytes of the file consumed and stored: a resumed download asks for the rest. */
+  offset: number;
+  /** SHA-256 state over the bytes before `offset`, to check the whole file at its end. */
+  hashState?: Uint8Array;
+  /** The shard's header bytes, once read: a resumed download parses the rest with them. */
+  header?: Uint8Array;
+  done: boolean;
+}
+
+export interface Manifest {
+  version: 1;
+  key: string;
+  id: string;
+  revision: string;
+  commit: string;
+  load_in_4bit: boolean;
+  blocksize: number;
+  files: StoredFile[];
+  tensors: Record<string, StoredTensor>;
+  storedBytes: number;
+  downloadBytes: number;
+  complete: boolean;
+  createdAt: number;
+}
+
+export const modelKey = (id: string, revision: string, load_in_4bit = true) => `${id}@${revision}${load_in_4bit ? '' : ':16bit'}`;
+
+/** One model's database. */
+export class ModelStore {
+  private constructor(readonly key: string, private db: UseStore) {}
+
+  static open(key: string): ModelStore {
+    return new ModelStore(key, createStore(`qlora-model:${key}`, 'data'));
+  }
+
+  manifest(): Promise<Manifest | undefined> {
+    return get<Manifest>('manifest', this.db);
+  }
+
+  /** Writes tensor parts (or text files) and the manifest that lists them, in one transaction. */
+  async commit(manifest: Manifest, values: [string, unknown][] = []): Promise<void> {
+    await setMany([...values, ['manifest', manifest]], this.db);
+    await set(this.key, { key: this.key, id: manifest.id }, REGISTRY());
+  }
+
+  getMany<T>(ks: string[]): Promise<(T | undefined)[]> {
+    return getMany<T>(ks, this.db);
+  }
+
+  get<T>(k: string): Promise<T | undefined> {
+    return get<T>(k, this.db);
+  }
+
+  /** Drops keys no longer listed (parts of a shard being redone). */
+  async drop(ks: string[]): Promise<void> {
+    if (ks.length) await delMany(ks, this.db);
+  }
+
+  async allKeys(): Promise<string[]> {
+    return (await keys(this.db)).map(String);
+  }
+}
+
+/** The models in this origin's storage. */
+export async function listModels(): Promise<Manifest[]> {
+  const out: Manifest[] = [];
+  for (const k of await keys(REGISTRY())) {
+    const m = await ModelStore.open(String(k)).manifest();
+    if (m) out.push(m);
+  }
+  return out.sort((a, b) => b.createdAt - a.createdAt);
+}
+
+export async function deleteModel(key: string): Promise<void> {
+  await del(key, REGISTRY());
+  await new Promise<void>((resolve, reject) => {
+    const req = indexedDB.deleteDatabase(`qlora-model:${key}`);
+    req.onsuccess = () => resolve();
+    req.onerror = () => reject(req.error);
+    req.onblocked = () => resolve(); // finishes when the open connections close
+  });
+}
+
+/** Split bytes into parts of at most PART_BYTES. */
+export function splitParts(bytes: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i += PART_BYTES) out.push(bytes.slice(i, i + PART_BYTES));
+  return out.length ? out : [new Uint8Array(0)];
+}
+
+/** idb-keyval stores created on first use, so importing this module touches no database. */
+function createLazyStore(db: string, store: string): () => UseStore {
+  let s: UseStore | null = null;
+  return () => (s ??= createStore(db, store));
+}

@@ -1,0 +1,129 @@
+// The page's model store, in Node: IndexedDB from fake-indexeddb, the Hub from the local test
+// hub, the GPU from Dawn. A model streams into the store quantized, loads back to the same
+// logits as loading the checkpoint directly, resumes after a dropped connection to a
+// byte-identical store, and refuses a corrupt shard or too little quota, staying consistent.
+import 'fake-indexeddb/auto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gpu } from '../../src/gpu/runtime';
+import { ropeInverseFrequencies } from '../../src/model/config';
+import { LlamaModel, type LlamaWeights } from '../../src/model/llama';
+import { loadLlamaCheckpoint } from '../../src/model/load';
+import { localCheckpoint } from '../../src/node/local-files';
+import { ropeTables } from '../../src/ops/rope';
+import { downloadModel, QuotaError } from '../../src/store/download';
+import { loadStoredModel } from '../../src/store/load-stored';
+import { deleteModel, listModels, modelKey, ModelStore } from '../../src/store/model-store';
+import { testGpu } from '../gpu';
+import { startHub, type TestHub } from '../fixtures/hub-server';
+import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
+
+let gpu: Gpu;
+let root: string;
+let hub: TestHub;
+const SHARD1 = 'model-00001-of-00002.safetensors';
+const SHARD2 = 'model-00002-of-00002.safetensors';
+const ids = ['clean', 'resumed', 'corrupt', 'small'].map((n) => `tiny-random/${n}`);
+
+beforeAll(async () => {
+  gpu = await testGpu();
+  root = await mkdtemp(join(tmpdir(), 'store-'));
+  await writeTinyCheckpoint(join(root, 'llama'), 'llama', 3);
+  hub = await startHub(ids.map((id) => ({ type: 'model' as const, id, dir: join(root, 'llama') })));
+});
+afterAll(() => hub.close());
+
+async function logitsOf(weights: LlamaWeights, c: Parameters<typeof ropeInverseFrequencies>[0]): Promise<Float32Array> {
+  const model = new LlamaModel(gpu, c, weights, ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions));
+  const T = 9;
+  const batch = {
+    ids: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => (i * 37) % c.vocab)),
+    labels: gpu.tensor([T], 'i32', new Int32Array(T).fill(-100)),
+    positions: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => i)),
+    start: gpu.tensor([T], 'u32', new Uint32Array(T)),
+  };
+  return gpu.read(model.logits(batch));
+}
+
+/** Every value in a model's database, manifest aside, by key. */
+async function contents(key: string): Promise<Map<string, string>> {
+  const store = ModelStore.open(key);
+  const ks = (await store.allKeys()).filter((k) => k !== 'manifest').sort();
+  const values = await store.getMany<Uint8Array | string>(ks);
+  return new Map(ks.map((k, i) => [k, typeof values[i] === 'string' ? values[i] as string : Buffer.from(values[i] as Uint8Array).toString('base64')]));
+}
+
+describe('the model store', () => {
+  it('streams a model in as NF4 and loads it back to the logits of loading the checkpoint directly', async () => {
+    const progress: number[] = [];
+    const m = await downloadModel(gpu, ids[0], { endpoint: hub.url, onProgress: (p) => progress.push(p.done) });
+    expect(m.complete).toBe(true);
+    expect(progress.at(-1)).toBe(m.downloadBytes);
+    expect(Object.values(m.tensors).filter((t) => t.kind === 'nf4').length).toBe(2 * 7);
+    const stored = await loadStoredModel(gpu, m.key);
+    const direct = await loadLlamaCheckpoint(gpu, localCheckpoint(join(root, 'llama')), { load_in_4bit: true });
+    const [a, b] = [await logitsOf(stored.loaded.weights, stored.loaded.config), await logitsOf(direct.weights, direct.config)];
+    expect(Array.from(a)).toEqual(Array.from(b));
+    // a second call finds it complete and asks the Hub nothing
+    const before = hub.log.length;
+    await downloadModel(gpu, ids[0], { endpoint: hub.url });
+    expect(hub.log.length).toBe(before);
+    expect((await listModels()).map((x) => x.id)).toContain(ids[0]);
+  });
+
+  it('resumes a connection dropped mid-shard from the last stored tensor, to a byte-identical store', async () => {
+    hub.fault(SHARD2, { kind: 'drop', after: 20000, times: 1 });
+    const start = hub.log.length;
+    await downloadModel(gpu, ids[1], { endpoint: hub.url, backoff: 10 });
+    hub.clearFaults();
+    const requests = hub.log.slice(start).filter((l) => l.includes(SHARD2));
+    expect(requests.length).toBe(2);
+    expect(requests[1]).toMatch(/bytes=\d+-$/);
+    const resumedAt = Number(requests[1].match(/bytes=(\d+)-/)![1]);
+    expect(resumedAt).toBeGreaterThan(0);
+    expect(resumedAt).toBeLessThanOrEqual(20000); // at a tensor boundary at or before the drop
+    expect(await contents(modelKey(ids[1], 'main'))).toEqual(await contents(modelKey(ids[0], 'main')));
+  });
+
+  it('a download stopped and started again later resumes from the store', async () => {
+    hub.fault(SHARD1, { kind: 'drop', after: 60000 }); // every time: the first attempt gives up
+    await expect(downloadModel(gpu, ids[3], { endpoint: hub.url, backoff: 1, retries: 1 })).rejects.toThrow(/failed at byte 60000/);
+    const partial = (await ModelStore.open(modelKey(ids[3], 'main')).manifest())!;
+    expect(partial.complete).toBe(false);
+    const stored = partial.files.find((f) => f.path === SHARD1)!.offset;
+    expect(stored).toBeGreaterThan(0);
+    hub.clearFaults();
+    const start = hub.log.length;
+    await downloadModel(gpu, ids[3], { endpoint: hub.url });
+    expect(hub.log.slice(start).find((l) => l.includes(SHARD1))).toBe(`${ids[3]}/${SHARD1} bytes=${stored}-`);
+    expect(await contents(modelKey(ids[3], 'main'))).toEqual(await contents(modelKey(ids[0], 'main')));
+  });
+
+  it('discards a corrupt shard with a clear message, keeping the store consistent', async () => {
+    hub.fault(SHARD2, { kind: 'corrupt', at: 30000, times: 1 });
+    await expect(downloadModel(gpu, ids[2], { endpoint: hub.url })).rejects.toThrow(/model-00002-of-00002.safetensors is corrupt/);
+    const m = (await ModelStore.open(modelKey(ids[2], 'main')).manifest())!;
+    const shard = m.files.find((f) => f.path === SHARD2)!;
+    expect(shard).toMatchObject({ offset: 0, done: false });
+    // what the manifest lists is exactly what the database holds
+    const listed = Object.values(m.tensors).flatMap((t) => [...t.parts, ...(t.absmaxParts ?? [])]);
+    const held = [...(await contents(m.key)).keys()].filter((k) => k.startsWith('t:'));
+    expect(held.sort()).toEqual(listed.sort());
+    hub.clearFaults();
+    await downloadModel(gpu, ids[2], { endpoint: hub.url });
+    expect(await contents(m.key)).toEqual(await contents(modelKey(ids[0], 'main')));
+    await deleteModel(m.key);
+    expect((await listModels()).map((x) => x.id)).not.toContain(ids[2]);
+  });
+
+  it('refuses a model larger than the free quota before any weights are fetched', async () => {
+    const start = hub.log.length;
+    const key = modelKey('tiny-random/small', 'main', false);
+    await expect(downloadModel(gpu, 'tiny-random/small', { endpoint: hub.url, load_in_4bit: false, freeBytes: async () => 1000 }))
+      .rejects.toThrow(QuotaError);
+    expect(hub.log.slice(start).filter((l) => /\.safetensors /.test(l))).toEqual([]); // the index, config and tokenizer only
+    expect((await ModelStore.open(key).manifest())!.complete).toBe(false);
+  });
+});
