@@ -1,7 +1,7 @@
 import { defineConfig } from '@playwright/test';
 import { CHROMIUM, CHROMIUM_ARGS } from './tests/e2e/chromium';
 
-const PORT = 4173;
+import { APP_PORT as PORT, HUB_PORT } from './tests/e2e/servers';
 
 export default defineConfig({
   testDir: 'tests/e2e',
@@ -15,10 +15,18 @@ export default defineConfig({
     // Playwright gives each test a fresh profile (--user-data-dir) of its own.
     launchOptions: { executablePath: CHROMIUM, args: CHROMIUM_ARGS },
   },
-  webServer: {
-    command: `npx vite build --logLevel warn && npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
-    url: `http://127.0.0.1:${PORT}`,
-    reuseExistingServer: false,
-    timeout: 120_000,
-  },
+  webServer: [
+    {
+      command: `npx vite build --logLevel warn && npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
+      url: `http://127.0.0.1:${PORT}`,
+      reuseExistingServer: false,
+      timeout: 120_000,
+    },
+    {
+      command: `node bin/ts.mjs tests/fixtures/serve-hub.ts --port ${HUB_PORT}`,
+      url: `http://127.0.0.1:${HUB_PORT}/__log`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+    },
+  ],
 });

@@ -1,13 +1,23 @@
-// The engine: one facade over everything below it, the same for the page's worker (through
-// comlink), the Node command line and the tests. It is handed its `GPU` object and never
-// looks for one itself.
-//
-// This first version knows the device and can check its kernels; loading, training and
-// generation join it as they are built.
-import { Gpu } from '../gpu/runtime';
+// The engine: one facade over everything below it, which the page's worker exposes through
+// comlink. It is handed its `GPU` object and never looks for one itself. Long operations take
+// callbacks (comlink proxies in the page) and can be stopped: a download pauses (it resumes
+// from the store), training stops after its current step with the adapter kept.
 import type { AdapterSummary } from '../gpu/device';
+import { Gpu } from '../gpu/runtime';
 import { nf4Linear, quantizeNF4Gpu, readNF4Bytes } from '../ops/nf4';
 import { dequantizeNF4, quantizeNF4 } from '../quant/nf4';
+import { fetchFile, fileUrl, repoSnapshot, type HubOptions } from '../hub/hub';
+import { dataFiles } from '../hub/select';
+import { parseConfigText } from '../model/load';
+import { estimateStoreBytes, estimateTrainingMemory, type MemoryEstimate } from '../model/estimate';
+import { downloadModel, type DownloadProgress } from '../store/download';
+import { loadStoredModel } from '../store/load-stored';
+import { deleteModel, listModels, type Manifest } from '../store/model-store';
+import { readRows, SkipCounts, type Row } from '../data/read';
+import { toBlocks, tokenizeRows, type Block, type SftDataSettings } from '../data/sft';
+import { Session, type LoraSettings, type TrainLog, type TrainLoopSettings, type TrainSummary } from './session';
+import { storeTokenizer, type Tokenizer } from './tokenizer';
+import type { GenerateSettings } from '../generate/generate';
 
 export interface KernelCheck {
   /** What ran: the GPU NF4 quantizer, then the NF4 matrix-vector product. */
@@ -19,8 +29,57 @@ export interface KernelCheck {
   ms: number;
 }
 
+export interface StoredModel {
+  key: string;
+  id: string;
+  revision: string;
+  storedBytes: number;
+  downloadBytes: number;
+  complete: boolean;
+  /** Fraction of the download's bytes received. */
+  progress: number;
+}
+
+export interface ModelPlan {
+  id: string;
+  modelType: string;
+  layers: number;
+  hidden: number;
+  downloadBytes: number;
+  storeBytes: number;
+  memory: MemoryEstimate;
+  /** Free storage for this origin, when the browser says. */
+  freeBytes: number | null;
+  /** Problems that stop this device from training it, in words; empty when it fits. */
+  problems: string[];
+}
+
+export interface DataSummary {
+  files: string[];
+  rows: number;
+  examples: number;
+  tokens: number;
+  blocks: number;
+  skipped: number;
+  skippedWhy: string;
+  /** The first blocks as text, special tokens visible. */
+  preview: string[];
+}
+
+export type DataSource = { kind: 'hub'; id: string } | { kind: 'file'; file: File };
+
+const summary = (m: Manifest): StoredModel => ({
+  key: m.key, id: m.id, revision: m.revision, storedBytes: m.storedBytes, downloadBytes: m.downloadBytes, complete: m.complete,
+  progress: m.downloadBytes ? m.files.reduce((n, f) => n + f.offset, 0) / m.downloadBytes : 0,
+});
+
 export class Engine {
   private gpu: Gpu | null = null;
+  private session: Session | null = null;
+  private tokenizer: Tokenizer | null = null;
+  private blocks: Block[] = [];
+  private download: AbortController | null = null;
+  private training: AbortController | null = null;
 
   async init(gpu: GPU | undefined | null): Promise<AdapterSummary> {
     this.gpu ??= await Gpu.create(gpu);
@@ -29,6 +88,152 @@ export class Engine {
 
   gpuInfo(): AdapterSummary {
     return this.device().info;
+  }
+
+  /** GPU memory held by tensors and created in all, in bytes. */
+  gpuBytes(): { inUse: number; allocated: number } {
+    return { ...this.device().memory };
+  }
+
+  // ---- models ----------------------------------------------------------------------------
+
+  async listModels(): Promise<StoredModel[]> {
+    return (await listModels()).map(summary);
+  }
+
+  async deleteModel(key: string): Promise<void> {
+    if (this.session && this.loadedKey === key) this.unload();
+    await deleteModel(key);
+  }
+
+  /** What a Hub model needs, from its listing and config.json, before downloading it. */
+  async planModel(id: string, hub: HubOptions, o: { max_length: number; batch: number; r: number; targets: string[] | 'all-linear'; load_in_4bit: boolean }): Promise<ModelPlan> {
+    const snapshot = await repoSnapshot(id, 'model', hub);
+    const configFile = snapshot.files.find((f) => f.path === 'config.json');
+    if (!configFile) throw new Error(`${id} has no config.json: it is not a transformers model`);
+    const text = await new Response(await fetchFile(fileUrl(snapshot, 'config.json', hub), configFile.size, 0, hub)).text();
+    const c = parseConfigText(text);
+    const targets = o.targets === 'all-linear' ? c.linearModules : o.targets;
+    const memory = estimateTrainingMemory(c, { ...o, targets });
+    const weights = snapshot.files.filter((f) => /^model(-\d+-of-\d+)?\.safetensors$/.test(f.path));
+    const e = await globalThis.navigator?.storage?.estimate?.();
+    const freeBytes = e?.quota !== undefined ? e.quota - (e.usage ?? 0) : null;
+    const storeBytes = estimateStoreBytes(c, o.load_in_4bit);
+    const limits = this.device().limits;
+    const problems: string[] = [];
+    if (freeBytes !== null && storeBytes > freeBytes) problems.push(`it needs ${mb(storeBytes)} of storage; this browser allows ${mb(freeBytes)}`);
+    if (memory.largestBuffer > limits.maxStorageBufferBindingSize) {
+      problems.push(`its largest buffer is ${mb(memory.largestBuffer)}; this GPU binds at most ${mb(limits.maxStorageBufferBindingSize)} at once`);
+    }
+    return {
+      id, modelType: c.modelType, layers: c.layers, hidden: c.hidden, downloadBytes: weights.reduce((n, f) => n + f.size, 0),
+      storeBytes, memory, freeBytes, problems,
+    };
+  }
+
+  async downloadModel(id: string, hub: HubOptions & { revision?: string; load_in_4bit?: boolean }, onProgress?: (p: DownloadProgress) => void): Promise<StoredModel> {
+    this.download?.abort();
+    const abort = (this.download = new AbortController());
+    try {
+      return summary(await downloadModel(this.device(), id, { ...hub, signal: abort.signal, onProgress }));
+    } finally {
+      if (this.download === abort) this.download = null;
+    }
+  }
+
+  /** Stops a download; what is stored stays, and the next download resumes from it. */
+  pauseDownload(): void {
+    this.download?.abort(new DOMException('paused', 'AbortError'));
+  }
+
+  private loadedKey: string | null = null;
+
+  async loadModel(key: string, onProgress?: (done: number, total: number) => void): Promise<{ id: string; modelType: string; layers: number }> {
+    this.unload();
+    const gpu = this.device();
+    const { loaded, manifest, store } = await loadStoredModel(gpu, key, onProgress);
+    this.session = Session.fromLoaded(gpu, loaded, manifest.id, manifest.revision);
+    this.tokenizer = await storeTokenizer(store, manifest.id);
+    this.loadedKey = key;
+    return { id: manifest.id, modelType: loaded.config.modelType, layers: loaded.config.layers };
+  }
+
+  // ---- data ------------------------------------------------------------------------------
+
+  async prepareData(source: DataSource, s: SftDataSettings, hub: HubOptions = {}): Promise<DataSummary> {
+    const { session, tokenizer } = this.ready();
+    const files = source.kind === 'file' ? [{ name: source.file.name, blob: source.file as Blob }] : await hubDataFiles(source.id, hub);
+    const skipped = new SkipCounts();
+    let rows = 0;
+    async function* all(): AsyncGenerator<Row> {
+      for (const f of files) for await (const r of readRows(f.name, f.blob, skipped)) {
+        rows++;
+        yield r;
+      }
+    }
+    const examples = await tokenizeRows(all(), tokenizer, s, skipped, session.config.vocab);
+    this.blocks = toBlocks(examples, s);
+    return {
+      files: files.map((f) => f.name), rows, examples: examples.length, tokens: examples.reduce((n, e) => n + e.input_ids.length, 0),
+      blocks: this.blocks.length, skipped: skipped.total, skippedWhy: String(skipped),
+      preview: this.blocks.slice(0, 3).map((b) => tokenizer.decode(b.input_ids, { skip_special_tokens: false })),
+    };
+  }
+
+  // ---- training --------------------------------------------------------------------------
+
+  async train(lora: LoraSettings, s: TrainLoopSettings, onLog?: (log: TrainLog) => void): Promise<TrainSummary> {
+    const { session } = this.ready();
+    if (this.blocks.length === 0) throw new Error('prepare a data set first');
+    if (!session.lora) session.attachLora(lora, s.seed);
+    this.training = new AbortController();
+    try {
+      const run = session.train(this.blocks, s, this.training.signal);
+      for (;;) {
+        const next = await run.next();
+        if (next.done) return next.value;
+        onLog?.(next.value);
+      }
+    } finally {
+      this.training = null;
+    }
+  }
+
+  stopTraining(): void {
+    this.training?.abort();
+  }
+
+  /** Drop the adapter (a fresh one is attached by the next training). */
+  resetAdapter(): void {
+    this.session?.releaseLora();
+  }
+
+  async generate(prompt: string, s: GenerateSettings, adapterOn: boolean, onText?: (sequence: number, text: string) => void): Promise<string[]> {
+    const { session, tokenizer } = this.ready();
+    session.setAdapterEnabled(adapterOn);
+    const ids: number[][] = [];
+    const out = await session.generate(tokenizer.encode(prompt), s, (n, id) => {
+      (ids[n] ??= []).push(id);
+      onText?.(n, tokenizer.decode(ids[n], { skip_special_tokens: true }));
+    });
+    session.setAdapterEnabled(true);
+    return out.map((x) => tokenizer.decode(x, { skip_special_tokens: true }));
+  }
+
+  /** PEFT's two files, named for download. */
+  async exportAdapter(): Promise<{ name: string; files: Record<string, Uint8Array> }> {
+    const { session } = this.ready();
+    const files = await session.exportAdapter();
+    return {
+      name: `${session.name.replace(/[^\w.-]+/g, '-')}-lora`,
+      files: { 'adapter_config.json': new TextEncoder().encode(files['adapter_config.json']), 'adapter_model.safetensors': files['adapter_model.safetensors'] },
+    };
+  }
+
+  async importAdapter(config: string, weights: Uint8Array): Promise<void> {
+    const { session } = this.ready();
+    session.releaseLora();
+    session.loadAdapter({ config, weights });
   }
 
   /** Quantize a random weight on the GPU and multiply by it, checked against the CPU. */
@@ -59,8 +264,35 @@ export class Engine {
     return { shape: [out, inF], bytesIdentical, relError: Math.sqrt(num / den), ms };
   }
 
+  private unload(): void {
+    this.session?.release();
+    this.session = null;
+    this.tokenizer = null;
+    this.loadedKey = null;
+    this.blocks = [];
+  }
+
+  private ready(): { session: Session; tokenizer: Tokenizer } {
+    if (!this.session || !this.tokenizer) throw new Error('load a model first');
+    return { session: this.session, tokenizer: this.tokenizer };
+  }
+
   private device(): Gpu {
     if (!this.gpu) throw new Error('the engine has no GPU yet: call init() first');
     return this.gpu;
   }
 }
+
+/** A Hub data set's train files, fetched whole (data sets for fine-tuning are small). */
+async function hubDataFiles(id: string, hub: HubOptions): Promise<{ name: string; blob: Blob }[]> {
+  const snapshot = await repoSnapshot(id, 'dataset', hub);
+  const out: { name: string; blob: Blob }[] = [];
+  for (const f of dataFiles(snapshot.files, id)) {
+    const blob = await new Response(await fetchFile(fileUrl(snapshot, f.path, hub), f.size, 0, hub)).blob();
+    out.push({ name: f.path, blob });
+  }
+  return out;
+}
+
+const mb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
+

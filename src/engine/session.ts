@@ -11,7 +11,7 @@ import { generate, seededRandom, type GenerateSettings } from '../generate/gener
 import { exportAdapter, importAdapter } from '../model/adapter';
 import { ropeInverseFrequencies, type ModelConfig } from '../model/config';
 import { LlamaModel } from '../model/llama';
-import { loadLlamaCheckpoint, type CheckpointFiles, type LoadSettings } from '../model/load';
+import { loadLlamaCheckpoint, releaseWeights, type CheckpointFiles, type LoadedModel, type LoadSettings } from '../model/load';
 import { attachLora, type LoraLinear, type LoraSet } from '../model/lora-linear';
 import { ropeTables } from '../ops/rope';
 import type { AdamWSettings } from '../ops/optim';
@@ -80,10 +80,22 @@ export class Session {
   ) {}
 
   static async load(gpu: Gpu, files: CheckpointFiles, s: SessionLoadSettings, onTensor?: (name: string) => void): Promise<Session> {
-    const loaded = await loadLlamaCheckpoint(gpu, files, s, onTensor);
+    return Session.fromLoaded(gpu, await loadLlamaCheckpoint(gpu, files, s, onTensor), s.name, s.revision ?? null);
+  }
+
+  /** A model already on the GPU (from the page's store). */
+  static fromLoaded(gpu: Gpu, loaded: LoadedModel, name: string, revision: string | null): Session {
     const c = loaded.config;
     const model = new LlamaModel(gpu, c, loaded.weights, ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions));
-    return new Session(gpu, s.name, s.revision ?? null, model, loaded.linears);
+    return new Session(gpu, name, revision, model, loaded.linears);
+  }
+
+  /** Frees every GPU buffer of the model and its adapter. */
+  release(): void {
+    this.releaseLora();
+    releaseWeights(this.model.weights);
+    this.model.rope.cos.release();
+    this.model.rope.sin.release();
   }
 
   get config(): ModelConfig {

@@ -68,6 +68,8 @@ export class Gpu {
   private pass: GPUComputePassEncoder | null = null;
   private error: GPUError | null = null;
   private lostHandlers: ((info: GPUDeviceLostInfo) => void)[] = [];
+  /** Storage bytes held by live tensors, and created in all (the pool keeps released ones). */
+  readonly memory = { inUse: 0, allocated: 0 };
   /** Set once the device is lost; every later call throws. */
   lostInfo: GPUDeviceLostInfo | null = null;
 
@@ -159,6 +161,7 @@ export class Gpu {
     if (t.parent) throw new GpuError('a view does not own its buffer: release its parent');
     if (t.released) throw new GpuError(`tensor [${t.shape.join(', ')}] released twice`);
     t.released = true;
+    this.memory.inUse -= t.buffer.size;
     const list = this.pool.get(t.buffer.size) ?? [];
     list.push(t.buffer);
     this.pool.set(t.buffer.size, list);
@@ -166,8 +169,10 @@ export class Gpu {
 
   private takeBuffer(bytes: number): GPUBuffer {
     const size = Math.max(256, Math.ceil(bytes / 256) * 256);
+    this.memory.inUse += size;
     const reused = this.pool.get(size)?.pop();
     if (reused) return reused;
+    this.memory.allocated += size;
     return this.device.createBuffer({
       size,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,

@@ -227,6 +227,27 @@ function toHalf(gpu: Gpu, info: TensorInfo, data: Uint8Array): HalfVector {
   return { words: gpu.tensor([words.length], 'u32', words), length: n, dtype };
 }
 
+/** Frees a loaded network's buffers (a tied head is the embedding: freed once). */
+export function releaseWeights(w: LlamaWeights): void {
+  const seen = new Set<Tensor>();
+  const free = (t: Tensor) => {
+    if (!seen.has(t)) t.release();
+    seen.add(t);
+  };
+  free(w.embed.words);
+  free(w.head.words);
+  free(w.norm.words);
+  for (const l of w.layers) {
+    free(l.inputNorm.words);
+    free(l.postNorm.words);
+    for (const m of [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]) {
+      if (m.bias) free(m.bias.words);
+      if (m.base.kind === 'nf4') [m.base.w.packed, m.base.w.absmax].forEach(free);
+      else free(m.base.w.words);
+    }
+  }
+}
+
 function releaseFrozen(f: FrozenWeight): void {
   const tensors: Tensor[] = f.kind === 'nf4' ? [f.w.packed, f.w.absmax] : [f.w.words];
   for (const t of tensors) t.release();

@@ -61,20 +61,23 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
     bytesPerSecond: (received - startedAt) / Math.max(1e-3, (performance.now() - t0) / 1000),
   });
 
-  // the small files first: config.json says how much the store will hold
+  // before anything is stored: config.json says how much the store will hold
+  const stored = await store.get<string>('file:config.json');
+  const configText = stored ?? await fetchText(snapshot, manifest.files.find((f) => f.path === 'config.json')!, o);
+  const config = parseConfigText(configText);
+  const textBytes = manifest.files.filter((f) => f.kind === 'text' && !f.done).reduce((n, f) => n + f.size, 0);
+  const need = estimateStoreBytes(config, load_in_4bit) + textBytes - manifest.storedBytes;
+  const free = await (o.freeBytes ?? browserFreeBytes)();
+  if (free !== null && need > free) {
+    throw new QuotaError(`${id} needs ${gb(need)} of storage and this browser allows ${gb(free)} more: free some space (delete cached models) or pick a smaller model`);
+  }
   for (const f of manifest.files.filter((x) => x.kind === 'text' && !x.done)) {
-    const text = await fetchText(snapshot, f, o);
+    const text = f.path === 'config.json' ? configText : await fetchText(snapshot, f, o);
     f.offset = f.size;
     f.done = true;
     received += f.size;
     await store.commit(manifest, [[`file:${f.path}`, text]]);
     progress(f.path);
-  }
-  const config = parseConfigText((await store.get<string>('file:config.json'))!);
-  const need = estimateStoreBytes(config, load_in_4bit) - manifest.storedBytes;
-  const free = await (o.freeBytes ?? browserFreeBytes)();
-  if (free !== null && need > free) {
-    throw new QuotaError(`${id} needs ${gb(need)} of storage and this browser allows ${gb(free)} more: free some space (delete cached models) or pick a smaller model`);
   }
   await globalThis.navigator?.storage?.persist?.().catch(() => false);
 

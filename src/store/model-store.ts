@@ -53,6 +53,10 @@ export interface Manifest {
 
 export const modelKey = (id: string, revision: string, load_in_4bit = true) => `${id}@${revision}${load_in_4bit ? '' : ':16bit'}`;
 
+export class StorageFullError extends Error {
+  override name = 'StorageFullError';
+}
+
 /** One model's database. */
 export class ModelStore {
   private constructor(readonly key: string, private db: UseStore) {}
@@ -67,8 +71,13 @@ export class ModelStore {
 
   /** Writes tensor parts (or text files) and the manifest that lists them, in one transaction. */
   async commit(manifest: Manifest, values: [string, unknown][] = []): Promise<void> {
-    await setMany([...values, ['manifest', manifest]], this.db);
-    await set(this.key, { key: this.key, id: manifest.id }, REGISTRY());
+    try {
+      await setMany([...values, ['manifest', manifest]], this.db);
+      await set(this.key, { key: this.key, id: manifest.id }, REGISTRY());
+    } catch (e) {
+      if ((e as Error).name !== 'QuotaExceededError') throw e;
+      throw new StorageFullError(`this browser's storage for the page is full, so ${manifest.id} cannot be stored; what was stored is kept: free some space (delete cached models) and resume`);
+    }
   }
 
   getMany<T>(ks: string[]): Promise<(T | undefined)[]> {

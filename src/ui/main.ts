@@ -1,66 +1,366 @@
-// The page: starts the engine worker and shows what the GPU can do.
+// The page: one screen, top to bottom as a user goes — GPU, model, data, settings, training,
+// chat, adapter. All the work happens in the engine worker; this file reads the form, calls
+// the worker, and shows what comes back.
 import * as Comlink from 'comlink';
+import { unzipSync, zipSync } from 'fflate';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
 import type { EngineApi } from '../worker/engine.worker';
+import type { StoredModel } from '../engine/engine';
+import type { DownloadProgress } from '../store/download';
+import type { TrainLog } from '../engine/session';
 
-const engine = Comlink.wrap<EngineApi>(
-  new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module' }),
-);
+const engine = Comlink.wrap<EngineApi>(new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module' }));
 
-const $ = (id: string) => document.getElementById(id)!;
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const input = (id: string) => $<HTMLInputElement>(id);
+const num = (id: string) => Number(input(id).value);
+const checked = (id: string) => input(id).checked;
+const TOKEN_KEY = 'hf-token'; // this origin's storage only; sent to the Hub endpoint only
 
-function row(table: HTMLElement, name: string, value: string): void {
-  const tr = document.createElement('tr');
-  const th = document.createElement('th');
-  const td = document.createElement('td');
-  th.textContent = name;
-  td.textContent = value;
-  tr.append(th, td);
-  table.append(tr);
+const mb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
+const clock = (s: number) => (Number.isFinite(s) ? `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}` : '–');
+
+function rows(table: HTMLElement, entries: [string, string][]): void {
+  table.replaceChildren(...entries.map(([k, v]) => {
+    const tr = document.createElement('tr');
+    const th = document.createElement('th');
+    const td = document.createElement('td');
+    th.textContent = k;
+    td.textContent = v;
+    tr.append(th, td);
+    return tr;
+  }));
 }
 
 function showError(e: unknown): void {
   const box = $('error');
   box.hidden = false;
   box.textContent = e instanceof Error ? e.message : String(e);
-  $('status').textContent = 'WebGPU unavailable';
+  box.scrollIntoView({ block: 'nearest' });
 }
 
-async function checkKernels(): Promise<void> {
-  const button = $('check') as HTMLButtonElement;
-  button.disabled = true;
-  $('status').textContent = 'Running the NF4 kernels…';
+function clearError(): void {
+  $('error').hidden = true;
+}
+
+/** Runs an action with its button disabled, errors shown in the alert box. */
+async function act(button: string, f: () => Promise<void>): Promise<void> {
+  const b = $<HTMLButtonElement>(button);
+  b.disabled = true;
+  clearError();
   try {
-    const r = await engine.checkKernels();
-    const out = $('result');
-    out.replaceChildren();
-    row(out, 'Kernel', `NF4 quantize + GEMV, W [${r.shape.join(' × ')}]`);
-    row(out, 'Bytes match the CPU quantizer', r.bytesIdentical ? 'yes' : 'NO');
-    row(out, 'Relative error vs CPU', r.relError.toExponential(2));
-    row(out, 'Time', `${r.ms.toFixed(1)} ms`);
-    out.dataset.ok = String(r.bytesIdentical && r.relError < 1e-5);
-    $('status').textContent = r.bytesIdentical && r.relError < 1e-5 ? 'Kernels OK' : 'Kernel mismatch';
+    await f();
   } catch (e) {
     showError(e);
   } finally {
-    button.disabled = false;
+    b.disabled = false;
   }
 }
 
+function hub() {
+  return { endpoint: input('hub-endpoint').value.trim(), token: input('hub-token').value.trim() || null };
+}
+
+function targets(): string[] | 'all-linear' {
+  const t = input('targets').value.split(/[\s,]+/).filter(Boolean);
+  return t.length === 1 && t[0] === 'all-linear' ? 'all-linear' : t;
+}
+
+// ---- 1. GPU ---------------------------------------------------------------------------------
+
+async function checkKernels(): Promise<void> {
+  $('status').textContent = 'Running the NF4 kernels…';
+  const r = await engine.checkKernels();
+  const ok = r.bytesIdentical && r.relError < 1e-5;
+  rows($('result'), [
+    ['Kernel', `NF4 quantize + GEMV, W [${r.shape.join(' × ')}]`],
+    ['Bytes match the CPU quantizer', r.bytesIdentical ? 'yes' : 'NO'],
+    ['Relative error vs CPU', r.relError.toExponential(2)],
+    ['Time', `${r.ms.toFixed(1)} ms`],
+  ]);
+  $('result').dataset.ok = String(ok);
+  $('status').textContent = ok ? 'Kernels OK' : 'Kernel mismatch';
+}
+
+// ---- 2. Model -------------------------------------------------------------------------------
+
+let loadedKey: string | null = null;
+
+async function refreshModels(): Promise<void> {
+  const models = await engine.listModels();
+  const body = $('models').querySelector('tbody')!;
+  body.replaceChildren(...models.map(modelRow));
+  if (models.length === 0) {
+    const tr = document.createElement('tr');
+    tr.innerHTML = '<td>No models yet: download one above.</td>';
+    body.append(tr);
+  }
+}
+
+function modelRow(m: StoredModel): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  tr.dataset.key = m.key;
+  const name = document.createElement('td');
+  name.textContent = `${m.id}${m.revision === 'main' ? '' : `@${m.revision}`}`;
+  const size = document.createElement('td');
+  size.textContent = m.complete ? `${mb(m.storedBytes)} stored` : `partial: ${Math.round(m.progress * 100)}% downloaded`;
+  const buttons = document.createElement('td');
+  const button = (label: string, f: () => Promise<void>) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = label;
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      clearError();
+      try {
+        await f();
+      } catch (e) {
+        showError(e);
+      } finally {
+        b.disabled = false;
+      }
+    });
+    buttons.append(b);
+  };
+  if (m.complete) button(loadedKey === m.key ? 'Loaded' : 'Load', () => loadModel(m.key));
+  else button('Resume', () => download(m.id));
+  button('Delete', async () => {
+    await engine.deleteModel(m.key);
+    if (loadedKey === m.key) setLoaded(null, '');
+    await refreshModels();
+  });
+  tr.append(name, size, buttons);
+  return tr;
+}
+
+async function plan(): Promise<void> {
+  const p = await engine.planModel(input('model-id').value.trim(), hub(), {
+    max_length: num('max-length'), batch: num('batch'), r: num('lora-r'), targets: targets(), load_in_4bit: checked('load-4bit'),
+  });
+  const t = $('plan-table');
+  t.hidden = false;
+  rows(t, [
+    ['Architecture', `${p.modelType}, ${p.layers} layers, hidden ${p.hidden}`],
+    ['Download', mb(p.downloadBytes)],
+    ['Stored (NF4 + 16-bit)', mb(p.storeBytes) + (p.freeBytes !== null ? ` of ${mb(p.freeBytes)} free` : '')],
+    ['GPU memory to train', `about ${mb(p.memory.total)} (weights ${mb(p.memory.weights)}, adapter ${mb(p.memory.adapter)}, activations ${mb(p.memory.activations)})`],
+    ['This device', p.problems.length ? `cannot: ${p.problems.join('; ')}` : 'can hold it'],
+  ]);
+}
+
+async function download(id = input('model-id').value.trim()): Promise<void> {
+  $('download-progress').hidden = false;
+  $('pause').hidden = false;
+  const started = performance.now();
+  try {
+    const m = await engine.downloadModel(id, { ...hub(), load_in_4bit: checked('load-4bit') }, Comlink.proxy((p: DownloadProgress) => {
+      $<HTMLProgressElement>('download-bar').value = p.total ? p.done / p.total : 0;
+      const left = p.bytesPerSecond > 0 ? (p.total - p.done) / p.bytesPerSecond : NaN;
+      $('download-text').textContent = `${mb(p.done)} of ${mb(p.total)} · ${mb(p.bytesPerSecond)}/s · ${clock(left)} left · ${p.file}`;
+    }));
+    $('download-text').textContent = `Downloaded and stored ${m.id} (${mb(m.storedBytes)}) in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+    await refreshModels();
+    await loadModel(m.key);
+  } catch (e) {
+    await refreshModels();
+    if ((e as Error).name === 'AbortError' || /paused/.test((e as Error).message)) $('download-text').textContent = 'Paused: Resume continues from what is stored.';
+    else throw e;
+  } finally {
+    $('pause').hidden = true;
+  }
+}
+
+function setLoaded(key: string | null, text: string): void {
+  loadedKey = key;
+  $('model-status').textContent = key ? text : 'No model loaded.';
+  for (const id of ['prepare', 'generate', 'save-adapter', 'load-adapter', 'reset']) $<HTMLButtonElement>(id).disabled = !key;
+  $<HTMLButtonElement>('train').disabled = true; // until data is prepared
+}
+
+async function loadModel(key: string): Promise<void> {
+  $('model-status').textContent = 'Loading onto the GPU…';
+  const info = await engine.loadModel(key, Comlink.proxy((done: number, total: number) => {
+    $('model-status').textContent = `Loading onto the GPU… ${done}/${total} tensors`;
+  }));
+  setLoaded(key, `Loaded ${info.id} (${info.modelType}, ${info.layers} layers) from this browser's storage.`);
+  await refreshModels();
+}
+
+// ---- 3. Data --------------------------------------------------------------------------------
+
+async function prepare(): Promise<void> {
+  const kind = (document.querySelector('input[name="data-kind"]:checked') as HTMLInputElement).value;
+  const file = input('data-file').files?.[0];
+  if (kind === 'file' && !file) throw new Error('choose a data file (JSONL, JSON, CSV, TXT or Parquet), or pick the Hub data set');
+  const source = kind === 'file' ? { kind: 'file' as const, file: file! } : { kind: 'hub' as const, id: input('data-id').value.trim() };
+  $('data-status').textContent = 'Reading and tokenizing…';
+  const s = await engine.prepareData(source, { dataset_text_field: input('text-field').value.trim(), max_length: num('max-length'), packing: checked('packing') }, hub());
+  $('data-status').textContent = `${s.files.join(', ')}: ${s.rows} rows → ${s.examples} examples, ${s.tokens} tokens → ${s.blocks} ${checked('packing') ? 'packed blocks' : 'sequences'}` +
+    (s.skipped ? `; skipped ${s.skipped} (${s.skippedWhy})` : '');
+  const pre = $('data-preview');
+  pre.hidden = false;
+  pre.textContent = s.preview.map((p, i) => `— block ${i + 1} —\n${p}`).join('\n');
+  $<HTMLButtonElement>('train').disabled = false;
+}
+
+// ---- 5. Train -------------------------------------------------------------------------------
+
+let chart: uPlot | null = null;
+const series: [number[], number[], number[]] = [[], [], []];
+
+function resetChart(): void {
+  series.forEach((s) => (s.length = 0));
+  chart?.destroy();
+  chart = new uPlot({
+    width: Math.min(760, $('chart').clientWidth || 760), height: 260,
+    scales: { x: { time: false }, lr: { auto: true } },
+    series: [{ label: 'step' }, { label: 'loss', stroke: '#d9480f', width: 2 }, { label: 'learning rate', stroke: '#1971c2', scale: 'lr' }],
+    axes: [{ label: 'step' }, { label: 'loss' }, { side: 1, scale: 'lr', label: 'learning rate', grid: { show: false } }],
+  }, series, $('chart'));
+}
+
+async function train(): Promise<void> {
+  resetChart();
+  $<HTMLButtonElement>('stop').disabled = false;
+  const t0 = performance.now();
+  let last = { time: t0, step: 0 };
+  $('train-status').textContent = 'Training… (the first step compiles the shaders)';
+  try {
+    const summary = await engine.train(
+      { r: num('lora-r'), lora_alpha: num('lora-alpha'), lora_dropout: num('lora-dropout'), target_modules: targets(), use_rslora: false },
+      {
+        learning_rate: num('lr'), adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, weight_decay: 0, max_grad_norm: 1,
+        lr_scheduler_type: input('scheduler').value as 'linear', warmup_steps: num('warmup'), max_steps: num('steps') || -1,
+        num_train_epochs: num('epochs'), per_device_train_batch_size: num('batch'), gradient_accumulation_steps: num('accumulation'),
+        seed: num('seed'), shuffle: true, logging_steps: 1,
+      },
+      Comlink.proxy(async (log: TrainLog) => {
+        const now = performance.now();
+        const stepTime = (now - last.time) / 1000 / Math.max(1, log.step - last.step);
+        last = { time: now, step: log.step };
+        series[0].push(log.step);
+        series[1].push(log.loss);
+        series[2].push(log.learning_rate);
+        chart?.setData(series);
+        const mem = await engine.gpuBytes();
+        rows($('train-stats'), [
+          ['Step', `${log.step} / ${log.max_steps} (epoch ${log.epoch})`],
+          ['Loss', log.loss.toFixed(4)],
+          ['Learning rate', log.learning_rate.toExponential(2)],
+          ['Gradient norm', log.grad_norm.toFixed(3)],
+          ['Tokens / s', (log.tokens / stepTime).toFixed(0)],
+          ['Step time', `${stepTime.toFixed(2)} s`],
+          ['Time left', clock((log.max_steps - log.step) * stepTime)],
+          ['GPU memory in use', mb(mem.inUse)],
+        ]);
+        $('train-status').textContent = `Training: step ${log.step} of ${log.max_steps}`;
+        $('chart').dataset.losses = JSON.stringify(series[1]); // for a script or a test to read
+      }),
+    );
+    $('train-status').textContent = `Trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: mean loss ${summary.train_loss.toFixed(4)}.`;
+  } finally {
+    $<HTMLButtonElement>('stop').disabled = true;
+  }
+}
+
+// ---- 6. Chat --------------------------------------------------------------------------------
+
+async function generate(): Promise<void> {
+  const n = num('sequences');
+  const boxes = Array.from({ length: n }, () => {
+    const p = document.createElement('pre');
+    p.className = 'output';
+    return p;
+  });
+  $('outputs').replaceChildren(...boxes);
+  const prompt = input('prompt').value;
+  boxes.forEach((b) => (b.textContent = prompt));
+  const texts = await engine.generate(prompt, {
+    do_sample: checked('do-sample'), temperature: num('temperature'), top_k: num('top-k'), top_p: num('top-p'), repetition_penalty: 1,
+    max_new_tokens: num('max-new'), num_return_sequences: n, seed: num('seed'),
+  }, checked('adapter-on'), Comlink.proxy((i: number, text: string) => {
+    boxes[i].textContent = prompt + text;
+  }));
+  texts.forEach((t, i) => {
+    boxes[i].textContent = prompt + t;
+    boxes[i].dataset.done = 'true';
+  });
+}
+
+// ---- 7. Adapter -----------------------------------------------------------------------------
+
+async function saveAdapter(): Promise<void> {
+  const { name, files } = await engine.exportAdapter();
+  const zip = zipSync(files, { level: 0 });
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([zip as BlobPart], { type: 'application/zip' }));
+  a.download = `${name}.zip`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  $('adapter-status').textContent = `Saved ${name}.zip (adapter_config.json, adapter_model.safetensors).`;
+}
+
+async function loadAdapter(): Promise<void> {
+  const chosen = [...(input('load-adapter').files ?? [])];
+  const files: Record<string, Uint8Array> = {};
+  for (const f of chosen) {
+    const bytes = new Uint8Array(await f.arrayBuffer());
+    if (f.name.endsWith('.zip')) Object.assign(files, unzipSync(bytes));
+    else files[f.name] = bytes;
+  }
+  const pick = (suffix: string) => Object.entries(files).find(([k]) => k.endsWith(suffix))?.[1];
+  const config = pick('adapter_config.json');
+  const weights = pick('adapter_model.safetensors');
+  if (!config || !weights) throw new Error('an adapter is adapter_config.json and adapter_model.safetensors: choose both, or a zip holding them');
+  await engine.importAdapter(new TextDecoder().decode(config), weights);
+  $('adapter-status').textContent = `Loaded the adapter from ${chosen.map((f) => f.name).join(', ')}.`;
+  input('load-adapter').value = '';
+}
+
+// ---- start ----------------------------------------------------------------------------------
+
 async function start(): Promise<void> {
+  const params = new URLSearchParams(location.search);
+  if (params.get('hub')) input('hub-endpoint').value = params.get('hub')!;
+  if (params.get('model')) input('model-id').value = params.get('model')!;
+  if (params.get('data')) input('data-id').value = params.get('data')!;
+  input('hub-token').value = localStorage.getItem(TOKEN_KEY) ?? '';
+  input('hub-token').addEventListener('change', () => {
+    const t = input('hub-token').value.trim();
+    if (t) localStorage.setItem(TOKEN_KEY, t);
+    else localStorage.removeItem(TOKEN_KEY);
+  });
   try {
     const info = await engine.init();
-    const table = $('adapter');
-    row(table, 'Adapter', [info.vendor, info.architecture, info.description].filter(Boolean).join(' · ') || 'unnamed');
-    row(table, 'Features', info.features.join(', ') || 'none');
-    row(table, 'Largest buffer', `${(info.limits.maxBufferSize / 2 ** 20).toFixed(0)} MiB`);
-    row(table, 'Largest binding', `${(info.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`);
-    row(table, 'f16 shaders', info.features.includes('shader-f16') ? 'yes' : 'no (f32 path)');
-    ($('check') as HTMLButtonElement).disabled = false;
+    rows($('adapter'), [
+      ['Adapter', [info.vendor, info.architecture, info.description].filter(Boolean).join(' · ') || 'unnamed'],
+      ['Features', info.features.join(', ') || 'none'],
+      ['Largest buffer', `${(info.limits.maxBufferSize / 2 ** 20).toFixed(0)} MiB`],
+      ['Largest binding', `${(info.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`],
+      ['f16 shaders', info.features.includes('shader-f16') ? 'yes' : 'no (f32 path)'],
+    ]);
+    for (const id of ['check', 'plan', 'download']) $<HTMLButtonElement>(id).disabled = false;
+    await refreshModels();
     await checkKernels();
   } catch (e) {
+    $('status').textContent = 'WebGPU unavailable';
     showError(e);
   }
 }
 
-$('check').addEventListener('click', () => void checkKernels());
+$('check').addEventListener('click', () => void act('check', checkKernels));
+$('plan').addEventListener('click', () => void act('plan', plan));
+$('download').addEventListener('click', () => void act('download', () => download()));
+$('pause').addEventListener('click', () => void engine.pauseDownload());
+$('prepare').addEventListener('click', () => void act('prepare', prepare));
+$('train').addEventListener('click', () => void act('train', train));
+$('stop').addEventListener('click', () => void engine.stopTraining());
+$('reset').addEventListener('click', () => void act('reset', async () => {
+  await engine.resetAdapter();
+  $('adapter-status').textContent = 'The adapter was dropped: the next training starts a fresh one.';
+}));
+$('generate').addEventListener('click', () => void act('generate', generate));
+$('save-adapter').addEventListener('click', () => void act('save-adapter', saveAdapter));
+input('load-adapter').addEventListener('change', () => void loadAdapter().catch(showError));
 void start();

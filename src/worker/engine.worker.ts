@@ -1,5 +1,6 @@
 // The engine in a Web Worker, reached from the page through comlink. GPU work never blocks
-// the page. This is the only place (with ui/) that touches `navigator`.
+// the page; callbacks (progress, training logs, generated text) come back as comlink proxies.
+// This is the only place (with ui/) that touches `navigator`.
 import * as Comlink from 'comlink';
 import { Engine } from '../engine/engine';
 
@@ -9,6 +10,23 @@ const api = {
   init: () => engine.init(navigator.gpu),
   gpuInfo: () => engine.gpuInfo(),
   checkKernels: (out?: number, inF?: number, seed?: number) => engine.checkKernels(out, inF, seed),
+  listModels: () => engine.listModels(),
+  deleteModel: (key: string) => engine.deleteModel(key),
+  planModel: (...a: Parameters<Engine['planModel']>) => engine.planModel(...a),
+  downloadModel: (...a: Parameters<Engine['downloadModel']>) => engine.downloadModel(...a),
+  pauseDownload: () => engine.pauseDownload(),
+  loadModel: (...a: Parameters<Engine['loadModel']>) => engine.loadModel(...a),
+  prepareData: (...a: Parameters<Engine['prepareData']>) => engine.prepareData(...a),
+  train: (...a: Parameters<Engine['train']>) => engine.train(...a),
+  stopTraining: () => engine.stopTraining(),
+  resetAdapter: () => engine.resetAdapter(),
+  generate: (...a: Parameters<Engine['generate']>) => engine.generate(...a),
+  gpuBytes: () => engine.gpuBytes(),
+  exportAdapter: async () => {
+    const a = await engine.exportAdapter();
+    return Comlink.transfer(a, Object.values(a.files).map((f) => f.buffer as ArrayBuffer));
+  },
+  importAdapter: (config: string, weights: Uint8Array) => engine.importAdapter(config, weights),
 };
 
 export type EngineApi = typeof api;

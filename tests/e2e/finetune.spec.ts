@@ -1,0 +1,190 @@
+// The app as a user meets it, in headless Chromium on SwiftShader, against the local test Hub:
+// download a tiny model into IndexedDB, train it, chat with it, keep the adapter, come back
+// later; and the ways downloads go wrong. Every state is screenshotted for a person to look at.
+import { readFile } from 'node:fs/promises';
+import { expect, test, type Page } from '@playwright/test';
+import { unzipSync } from 'fflate';
+import { parseAdapterConfig } from '../../src/formats/peft';
+import { readSafetensorsSync } from '../../src/formats/safetensors';
+import { HUB } from './servers';
+
+const shot = (page: Page, name: string) => page.screenshot({ path: `test-results/screenshots/${name}.png`, fullPage: true });
+
+async function hubLog(): Promise<string[]> {
+  return (await fetch(`${HUB}/__log`)).json();
+}
+
+async function fault(file: string, f: object | null): Promise<void> {
+  await fetch(`${HUB}/__faults`, { method: 'POST', body: JSON.stringify(f ? { file, fault: f } : { clear: true }) });
+}
+
+async function open(page: Page, model: string): Promise<void> {
+  await page.goto(`/?hub=${encodeURIComponent(HUB)}&model=${model}&data=tiny-random/guanaco`);
+  await expect(page.locator('#adapter')).toContainText('Largest binding', { timeout: 60_000 });
+  await expect(page.locator('#download')).toBeEnabled();
+}
+
+/** Every stored value of a model's database, hashed, by key (run in the page). */
+function storeDigest(page: Page, key: string): Promise<Record<string, string>> {
+  return page.evaluate(async (key) => {
+    const db = await new Promise<IDBDatabase>((resolve, reject) => {
+      const r = indexedDB.open(`qlora-model:${key}`);
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    const all = await new Promise<[IDBValidKey[], unknown[]]>((resolve) => {
+      const store = db.transaction('data').objectStore('data');
+      const ks = store.getAllKeys();
+      const vs = store.getAll();
+      vs.onsuccess = () => resolve([ks.result, vs.result]);
+    });
+    db.close();
+    const out: Record<string, string> = {};
+    for (const [i, k] of all[0].entries()) {
+      if (k === 'manifest') continue;
+      const v = all[1][i];
+      const bytes = typeof v === 'string' ? new TextEncoder().encode(v) : (v as Uint8Array);
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as BufferSource));
+      out[String(k)] = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+    }
+    return out;
+  }, key);
+}
+
+test('the whole path: download, train, chat, keep the adapter, come back', async ({ page }) => {
+  test.setTimeout(600_000);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await open(page, 'tiny-random/llama');
+  await shot(page, 'app-start');
+
+  await page.getByRole('button', { name: 'Check size' }).click();
+  await expect(page.locator('#plan-table')).toContainText('can hold it');
+  await page.getByRole('button', { name: 'Download', exact: true }).click();
+  await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/llama', { timeout: 120_000 });
+  await expect(page.locator('#download-text')).toContainText('Downloaded and stored tiny-random/llama');
+  await shot(page, 'app-downloaded');
+
+  await page.locator('#max-length').fill('48');
+  await page.getByRole('button', { name: 'Prepare' }).click();
+  await expect(page.locator('#data-status')).toContainText('openassistant_best_replies_train.jsonl: 4 rows → 4 examples');
+  await expect(page.locator('#data-preview')).toContainText('### Human: Say hi.');
+
+  for (const [id, v] of [['lora-r', '8'], ['lora-alpha', '16'], ['lora-dropout', '0'], ['lr', '0.03'], ['steps', '24'], ['batch', '4'], ['accumulation', '1']]) {
+    await page.locator(`#${id}`).fill(v);
+  }
+  await page.locator('#scheduler').selectOption('constant');
+  await page.getByRole('button', { name: 'Train' }).click();
+  await expect(page.locator('#train-status')).toContainText('Trained 24 steps', { timeout: 420_000 });
+  const losses = JSON.parse((await page.locator('#chart').getAttribute('data-losses'))!) as number[];
+  expect(losses.length).toBe(24);
+  expect(losses[23], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] * 0.7);
+  await expect(page.locator('#train-stats')).toContainText('GPU memory in use');
+  await shot(page, 'app-trained');
+
+  await page.locator('#prompt').fill('### Human: Say hi. ### Assistant:');
+  await page.locator('#max-new').fill('12');
+  await page.getByRole('button', { name: 'Generate' }).click();
+  await expect(page.locator('#outputs pre[data-done]')).toHaveCount(1, { timeout: 120_000 });
+  const tuned = await page.locator('#outputs pre').textContent();
+  await shot(page, 'app-chat');
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download adapter' }).click()]);
+  expect(download.suggestedFilename()).toBe('tiny-random-llama-lora.zip');
+  const zipPath = test.info().outputPath('adapter.zip');
+  await download.saveAs(zipPath);
+  const files = unzipSync(new Uint8Array(await readFile(zipPath)));
+  expect(Object.keys(files).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+  const config = parseAdapterConfig(new TextDecoder().decode(files['adapter_config.json']));
+  expect(config).toMatchObject({ base_model_name_or_path: 'tiny-random/llama', r: 8, lora_alpha: 16, target_modules: ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'] });
+  const tensors = readSafetensorsSync(files['adapter_model.safetensors']);
+  expect(tensors.length).toBe(2 * 7 * 2);
+  const a = tensors.find((t) => t.info.name === 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight')!;
+  expect(a.info.shape).toEqual([8, 64]);
+
+  // later: the model comes from IndexedDB, with no new download, and the adapter gives the same text
+  const shardsBefore = (await hubLog()).filter((l) => l.includes('.safetensors ')).length;
+  await page.reload();
+  await expect(page.locator('#models')).toContainText('tiny-random/llama', { timeout: 60_000 });
+  await page.locator('#models tr', { hasText: 'tiny-random/llama' }).getByRole('button', { name: 'Load' }).click();
+  await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/llama');
+  await page.locator('#load-adapter').setInputFiles(zipPath);
+  await expect(page.locator('#adapter-status')).toContainText('Loaded the adapter from adapter.zip');
+  await page.locator('#prompt').fill('### Human: Say hi. ### Assistant:');
+  await page.locator('#max-new').fill('12');
+  await page.getByRole('button', { name: 'Generate' }).click();
+  await expect(page.locator('#outputs pre[data-done]')).toHaveCount(1, { timeout: 120_000 });
+  expect(await page.locator('#outputs pre').textContent()).toBe(tuned);
+  expect((await hubLog()).filter((l) => l.includes('.safetensors ')).length).toBe(shardsBefore);
+  await shot(page, 'app-reloaded');
+  expect(errors).toEqual([]);
+});
+
+test('a connection dropped mid-shard resumes, and the store equals a clean download', async ({ page }) => {
+  await open(page, 'tiny-random/llama');
+  await page.getByRole('button', { name: 'Download', exact: true }).click();
+  await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/llama', { timeout: 120_000 });
+
+  await fault('model-00002-of-00002.safetensors', { kind: 'drop', after: 20000, times: 1 });
+  const start = (await hubLog()).length;
+  await page.locator('#model-id').fill('tiny-random/llama-copy');
+  await page.getByRole('button', { name: 'Download', exact: true }).click();
+  await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/llama-copy', { timeout: 120_000 });
+  await fault('', null);
+  const requests = (await hubLog()).slice(start).filter((l) => l.includes('model-00002-of-00002.safetensors'));
+  expect(requests).toHaveLength(2);
+  expect(requests[1]).toMatch(/bytes=\d+-$/);
+  expect(await storeDigest(page, 'tiny-random/llama-copy@main')).toEqual(await storeDigest(page, 'tiny-random/llama@main'));
+  await shot(page, 'app-resumed');
+});
+
+test('a paused download resumes from the store', async ({ page }) => {
+  await open(page, 'tiny-random/qwen2');
+  await fault('model-00001-of-00002.safetensors', { kind: 'trickle', bytesPerSecond: 40000, times: 1 });
+  await page.getByRole('button', { name: 'Download', exact: true }).click();
+  await expect(page.locator('#download-text')).toContainText('model-00001-of-00002.safetensors', { timeout: 30_000 });
+  await page.waitForTimeout(1500);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await expect(page.locator('#download-text')).toContainText('Paused');
+  await expect(page.locator('#models')).toContainText('partial');
+  await shot(page, 'app-paused');
+  await fault('', null);
+  const start = (await hubLog()).length;
+  await page.locator('#models tr', { hasText: 'tiny-random/qwen2' }).getByRole('button', { name: 'Resume' }).click();
+  await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/qwen2', { timeout: 120_000 });
+  expect((await hubLog()).slice(start).find((l) => l.includes('model-00001-of-00002.safetensors'))).toMatch(/bytes=[1-9]\d*-$/);
+});
+
+test('a corrupt shard is refused with a clear message and the store stays consistent', async ({ page }) => {
+  await open(page, 'tiny-random/qwen2');
+  await fault('model-00002-of-00002.safetensors', { kind: 'corrupt', at: 25000, times: 1 });
+  await page.getByRole('button', { name: 'Download', exact: true }).click();
+  await expect(page.getByRole('alert')).toContainText('model-00002-of-00002.safetensors is corrupt', { timeout: 60_000 });
+  await expect(page.locator('#models')).toContainText('partial');
+  await shot(page, 'app-corrupt');
+  await fault('', null);
+  await page.locator('#models tr', { hasText: 'tiny-random/qwen2' }).getByRole('button', { name: 'Resume' }).click();
+  await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/qwen2', { timeout: 120_000 });
+});
+
+test('too little storage is refused before any weights are downloaded', async ({ page }) => {
+  await open(page, 'tiny-random/llama');
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(page.url()).origin, quotaSize: 20_000 });
+  const start = (await hubLog()).length;
+  await page.getByRole('button', { name: 'Download', exact: true }).click();
+  await expect(page.getByRole('alert')).toContainText(/needs .* of storage and this browser allows/, { timeout: 60_000 });
+  expect((await hubLog()).slice(start).filter((l) => l.includes('.safetensors '))).toEqual([]);
+  await shot(page, 'app-quota');
+});
+
+test('a gated model asks for a token, and downloads with it', async ({ page }) => {
+  await open(page, 'tiny-random/gated');
+  await page.getByRole('button', { name: 'Download', exact: true }).click();
+  await expect(page.getByRole('alert')).toContainText('asks for an access token (401)', { timeout: 60_000 });
+  await page.locator('details', { hasText: 'Hub settings' }).locator('summary').click();
+  await page.locator('#hub-token').fill('hf_test_token');
+  await page.getByRole('button', { name: 'Download', exact: true }).click();
+  await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/gated', { timeout: 120_000 });
+  expect(await page.locator('body').textContent()).not.toContain('hf_test_token');
+});
