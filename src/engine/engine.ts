@@ -90,8 +90,8 @@ export class Engine {
     return this.device().info;
   }
 
-  /** GPU memory held by tensors and created in all, in bytes. */
-  gpuBytes(): { inUse: number; allocated: number } {
+  /** GPU memory held by tensors now, at the most so far, and created in all, in bytes. */
+  gpuBytes(): { inUse: number; peak: number; allocated: number } {
     return { ...this.device().memory };
   }
 
@@ -182,7 +182,7 @@ export class Engine {
 
   // ---- training --------------------------------------------------------------------------
 
-  async train(lora: LoraSettings, s: TrainLoopSettings, onLog?: (log: TrainLog) => void): Promise<TrainSummary> {
+  async train(lora: LoraSettings, s: TrainLoopSettings, onLog?: (log: TrainLog) => void | Promise<void>): Promise<TrainSummary> {
     const { session } = this.ready();
     if (this.blocks.length === 0) throw new Error('prepare a data set first');
     if (!session.lora) session.attachLora(lora, s.seed);
@@ -192,7 +192,7 @@ export class Engine {
       for (;;) {
         const next = await run.next();
         if (next.done) return next.value;
-        onLog?.(next.value);
+        await onLog?.(next.value); // the page has shown this step before the next (and the end) arrive
       }
     } finally {
       this.training = null;

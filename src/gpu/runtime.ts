@@ -68,8 +68,8 @@ export class Gpu {
   private pass: GPUComputePassEncoder | null = null;
   private error: GPUError | null = null;
   private lostHandlers: ((info: GPUDeviceLostInfo) => void)[] = [];
-  /** Storage bytes held by live tensors, and created in all (the pool keeps released ones). */
-  readonly memory = { inUse: 0, allocated: 0 };
+  /** Storage bytes held by live tensors (and their peak), and created in all (the pool keeps released ones). */
+  readonly memory = { inUse: 0, peak: 0, allocated: 0 };
   /** Set once the device is lost; every later call throws. */
   lostInfo: GPUDeviceLostInfo | null = null;
 
@@ -170,6 +170,7 @@ export class Gpu {
   private takeBuffer(bytes: number): GPUBuffer {
     const size = Math.max(256, Math.ceil(bytes / 256) * 256);
     this.memory.inUse += size;
+    this.memory.peak = Math.max(this.memory.peak, this.memory.inUse);
     const reused = this.pool.get(size)?.pop();
     if (reused) return reused;
     this.memory.allocated += size;

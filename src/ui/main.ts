@@ -252,7 +252,7 @@ async function train(): Promise<void> {
           ['Tokens / s', (log.tokens / stepTime).toFixed(0)],
           ['Step time', `${stepTime.toFixed(2)} s`],
           ['Time left', clock((log.max_steps - log.step) * stepTime)],
-          ['GPU memory in use', mb(mem.inUse)],
+          ['GPU memory in use', `${mb(mem.inUse)} between steps, ${mb(mem.peak)} at most`],
         ]);
         $('train-status').textContent = `Training: step ${log.step} of ${log.max_steps}`;
         $('chart').dataset.losses = JSON.stringify(series[1]); // for a script or a test to read
@@ -363,4 +363,13 @@ $('reset').addEventListener('click', () => void act('reset', async () => {
 $('generate').addEventListener('click', () => void act('generate', generate));
 $('save-adapter').addEventListener('click', () => void act('save-adapter', saveAdapter));
 input('load-adapter').addEventListener('change', () => void loadAdapter().catch(showError));
+// a data file dropped anywhere on the data section is the one to train on
+const dataSection = $('data-h').parentElement!;
+dataSection.addEventListener('dragover', (e) => e.preventDefault());
+dataSection.addEventListener('drop', (e) => {
+  e.preventDefault();
+  if (!e.dataTransfer?.files.length) return;
+  input('data-file').files = e.dataTransfer.files;
+  (document.querySelector('input[name="data-kind"][value="file"]') as HTMLInputElement).checked = true;
+});
 void start();

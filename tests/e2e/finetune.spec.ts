@@ -167,15 +167,22 @@ test('a corrupt shard is refused with a clear message and the store stays consis
   await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/qwen2', { timeout: 120_000 });
 });
 
-test('too little storage is refused before any weights are downloaded', async ({ page }) => {
+test('too little storage is refused before any weights are downloaded, and nothing is lost', async ({ page }) => {
   await open(page, 'tiny-random/llama');
+  // Chromium enforces an overridden quota on writes but still reports the real one from
+  // navigator.storage.estimate(), so the refusal here comes from IndexedDB's own check (the
+  // estimate-based one, which runs first, is tested in tests/unit/store.test.ts)
   const cdp = await page.context().newCDPSession(page);
-  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(page.url()).origin, quotaSize: 20_000 });
+  const origin = new URL(page.url()).origin;
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 20_000 });
   const start = (await hubLog()).length;
   await page.getByRole('button', { name: 'Download', exact: true }).click();
-  await expect(page.getByRole('alert')).toContainText(/needs .* of storage and this browser allows/, { timeout: 60_000 });
+  await expect(page.getByRole('alert')).toContainText(/needs .* of storage and this browser allows|storage for the page is full/, { timeout: 60_000 });
   expect((await hubLog()).slice(start).filter((l) => l.includes('.safetensors '))).toEqual([]);
   await shot(page, 'app-quota');
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin });
+  await page.getByRole('button', { name: 'Download', exact: true }).click();
+  await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/llama', { timeout: 120_000 });
 });
 
 test('a gated model asks for a token, and downloads with it', async ({ page }) => {

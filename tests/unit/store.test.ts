@@ -25,7 +25,7 @@ let root: string;
 let hub: TestHub;
 const SHARD1 = 'model-00001-of-00002.safetensors';
 const SHARD2 = 'model-00002-of-00002.safetensors';
-const ids = ['clean', 'resumed', 'corrupt', 'small'].map((n) => `tiny-random/${n}`);
+const ids = ['clean', 'resumed', 'corrupt', 'small', 'header', 'missing'].map((n) => `tiny-random/${n}`);
 
 beforeAll(async () => {
   gpu = await testGpu();
@@ -116,6 +116,20 @@ describe('the model store', () => {
     expect(await contents(m.key)).toEqual(await contents(modelKey(ids[0], 'main')));
     await deleteModel(m.key);
     expect((await listModels()).map((x) => x.id)).not.toContain(ids[2]);
+  });
+
+  it('refuses a corrupt shard header and a missing file clearly', async () => {
+    hub.fault(SHARD1, { kind: 'corrupt', at: 12, times: 1 }); // inside the header's JSON
+    const header = downloadModel(gpu, ids[4], { endpoint: hub.url });
+    await expect(header).rejects.toThrow(/model-00001-of-00002.safetensors.*header/);
+    const m = (await ModelStore.open(modelKey(ids[4], 'main')).manifest())!;
+    expect(m.files.find((f) => f.path === SHARD1)).toMatchObject({ offset: 0, done: false });
+    expect(Object.keys(m.tensors)).toEqual([]);
+    hub.fault('tokenizer.json', { kind: 'status', status: 404, times: 1 });
+    await expect(downloadModel(gpu, ids[5], { endpoint: hub.url })).rejects.toThrow(/tokenizer.json was not found on the Hub \(404\)/);
+    hub.clearFaults();
+    await downloadModel(gpu, ids[4], { endpoint: hub.url });
+    expect(await contents(modelKey(ids[4], 'main'))).toEqual(await contents(modelKey(ids[0], 'main')));
   });
 
   it('refuses a model larger than the free quota before any weights are fetched', async () => {
