@@ -21,8 +21,6 @@ export interface SftDataSettings {
   packing: boolean;
 }
 
-export const SFT_DATA_DEFAULTS: SftDataSettings = { dataset_text_field: 'text', max_length: 1024, packing: false };
-
 export interface Example {
   input_ids: number[];
 }

@@ -193,15 +193,33 @@ export class Engine {
         const next = await run.next();
         if (next.done) return next.value;
         await onLog?.(next.value); // the page has shown this step before the next (and the end) arrive
+        while (this.paused && !this.training.signal.aborted) await new Promise<void>((r) => (this.unpause = r));
       }
     } finally {
       this.training = null;
+      this.paused = false;
     }
   }
 
+  /** Stops training after its current step; the adapter keeps what it learnt. */
   stopTraining(): void {
     this.training?.abort();
+    this.resumeTraining();
   }
+
+  /** Holds training between two steps (optimizer state, schedule and data order kept). */
+  pauseTraining(): void {
+    if (this.training) this.paused = true;
+  }
+
+  resumeTraining(): void {
+    this.paused = false;
+    this.unpause?.();
+    this.unpause = null;
+  }
+
+  private paused = false;
+  private unpause: (() => void) | null = null;
 
   /** Drop the adapter (a fresh one is attached by the next training). */
   resetAdapter(): void {

@@ -27,8 +27,6 @@ export interface LoraSettings {
   use_rslora: boolean;
 }
 
-export const LORA_DEFAULTS: LoraSettings = { r: 16, lora_alpha: 32, lora_dropout: 0.05, target_modules: 'all-linear', use_rslora: false };
-
 export interface TrainLoopSettings extends AdamWSettings {
   lr_scheduler_type: SchedulerType;
   warmup_steps: number;

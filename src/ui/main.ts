@@ -45,8 +45,8 @@ function clearError(): void {
 }
 
 /** Runs an action with its button disabled, errors shown in the alert box. */
-async function act(button: string, f: () => Promise<void>): Promise<void> {
-  const b = $<HTMLButtonElement>(button);
+async function act(button: string | HTMLButtonElement, f: () => Promise<void>): Promise<void> {
+  const b = typeof button === 'string' ? $<HTMLButtonElement>(button) : button;
   b.disabled = true;
   clearError();
   try {
@@ -110,17 +110,7 @@ function modelRow(m: StoredModel): HTMLTableRowElement {
     const b = document.createElement('button');
     b.type = 'button';
     b.textContent = label;
-    b.addEventListener('click', async () => {
-      b.disabled = true;
-      clearError();
-      try {
-        await f();
-      } catch (e) {
-        showError(e);
-      } finally {
-        b.disabled = false;
-      }
-    });
+    b.addEventListener('click', () => void act(b, f));
     buttons.append(b);
   };
   if (m.complete) button(loadedKey === m.key ? 'Loaded' : 'Load', () => loadModel(m.key));
@@ -223,6 +213,7 @@ function resetChart(): void {
 async function train(): Promise<void> {
   resetChart();
   $<HTMLButtonElement>('stop').disabled = false;
+  $<HTMLButtonElement>('pause-training').disabled = false;
   const t0 = performance.now();
   let last = { time: t0, step: 0 };
   $('train-status').textContent = 'Training… (the first step compiles the shaders)';
@@ -254,14 +245,29 @@ async function train(): Promise<void> {
           ['Time left', clock((log.max_steps - log.step) * stepTime)],
           ['GPU memory in use', `${mb(mem.inUse)} between steps, ${mb(mem.peak)} at most`],
         ]);
-        $('train-status').textContent = `Training: step ${log.step} of ${log.max_steps}`;
+        const paused = $('pause-training').getAttribute('aria-pressed') === 'true';
+        $('train-status').textContent = `Training: step ${log.step} of ${log.max_steps}${paused ? ' (paused: Continue goes on from here)' : ''}`;
         $('chart').dataset.losses = JSON.stringify(series[1]); // for a script or a test to read
       }),
     );
     $('train-status').textContent = `Trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: mean loss ${summary.train_loss.toFixed(4)}.`;
   } finally {
     $<HTMLButtonElement>('stop').disabled = true;
+    const pause = $<HTMLButtonElement>('pause-training');
+    pause.disabled = true;
+    pause.textContent = 'Pause training';
+    pause.setAttribute('aria-pressed', 'false');
   }
+}
+
+async function togglePause(): Promise<void> {
+  const b = $<HTMLButtonElement>('pause-training');
+  const pausing = b.getAttribute('aria-pressed') !== 'true';
+  if (pausing) await engine.pauseTraining();
+  else await engine.resumeTraining();
+  b.setAttribute('aria-pressed', String(pausing));
+  b.textContent = pausing ? 'Continue training' : 'Pause training';
+  $('train-status').textContent = pausing ? 'Paused after this step: Continue goes on where it stopped.' : 'Training…';
 }
 
 // ---- 6. Chat --------------------------------------------------------------------------------
@@ -356,6 +362,7 @@ $('pause').addEventListener('click', () => void engine.pauseDownload());
 $('prepare').addEventListener('click', () => void act('prepare', prepare));
 $('train').addEventListener('click', () => void act('train', train));
 $('stop').addEventListener('click', () => void engine.stopTraining());
+$('pause-training').addEventListener('click', () => void togglePause().catch(showError));
 $('reset').addEventListener('click', () => void act('reset', async () => {
   await engine.resetAdapter();
   $('adapter-status').textContent = 'The adapter was dropped: the next training starts a fresh one.';

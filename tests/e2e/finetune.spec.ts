@@ -6,6 +6,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { unzipSync } from 'fflate';
 import { parseAdapterConfig } from '../../src/formats/peft';
 import { readSafetensorsSync } from '../../src/formats/safetensors';
+import { GATED_TOKEN } from '../fixtures/serve-hub';
 import { HUB } from './servers';
 
 const shot = (page: Page, name: string) => page.screenshot({ path: `test-results/screenshots/${name}.png`, fullPage: true });
@@ -75,6 +76,16 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
   }
   await page.locator('#scheduler').selectOption('constant');
   await page.getByRole('button', { name: 'Train' }).click();
+  // pause between steps, hold, and go on: the run continues where it stopped
+  await expect(page.locator('#train-status')).toContainText(/step [3-9] of 24/, { timeout: 120_000 });
+  await page.getByRole('button', { name: 'Pause training' }).click();
+  await expect(page.locator('#pause-training')).toHaveAttribute('aria-pressed', 'true');
+  await page.waitForTimeout(3000); // the step in flight finishes
+  const held = await page.locator('#train-stats tr:first-child td').textContent();
+  await page.waitForTimeout(3000);
+  expect(await page.locator('#train-stats tr:first-child td').textContent()).toBe(held);
+  await shot(page, 'app-training-paused');
+  await page.getByRole('button', { name: 'Continue training' }).click();
   await expect(page.locator('#train-status')).toContainText('Trained 24 steps', { timeout: 420_000 });
   const losses = JSON.parse((await page.locator('#chart').getAttribute('data-losses'))!) as number[];
   expect(losses.length).toBe(24);
@@ -144,7 +155,7 @@ test('a paused download resumes from the store', async ({ page }) => {
   await page.getByRole('button', { name: 'Download', exact: true }).click();
   await expect(page.locator('#download-text')).toContainText('model-00001-of-00002.safetensors', { timeout: 30_000 });
   await page.waitForTimeout(1500);
-  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.getByRole('button', { name: 'Pause download' }).click();
   await expect(page.locator('#download-text')).toContainText('Paused');
   await expect(page.locator('#models')).toContainText('partial');
   await shot(page, 'app-paused');
@@ -190,8 +201,8 @@ test('a gated model asks for a token, and downloads with it', async ({ page }) =
   await page.getByRole('button', { name: 'Download', exact: true }).click();
   await expect(page.getByRole('alert')).toContainText('asks for an access token (401)', { timeout: 60_000 });
   await page.locator('details', { hasText: 'Hub settings' }).locator('summary').click();
-  await page.locator('#hub-token').fill('hf_test_token');
+  await page.locator('#hub-token').fill(GATED_TOKEN);
   await page.getByRole('button', { name: 'Download', exact: true }).click();
   await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/gated', { timeout: 120_000 });
-  expect(await page.locator('body').textContent()).not.toContain('hf_test_token');
+  expect(await page.locator('body').textContent()).not.toContain(GATED_TOKEN);
 });
