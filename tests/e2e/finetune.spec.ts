@@ -75,7 +75,7 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
     await page.locator(`#${id}`).fill(v);
   }
   await page.locator('#scheduler').selectOption('constant');
-  await page.getByRole('button', { name: 'Train' }).click();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
   // pause between steps, hold, and go on: the run continues where it stopped
   await expect(page.locator('#train-status')).toContainText(/step [3-9] of 24/, { timeout: 120_000 });
   await page.getByRole('button', { name: 'Pause training' }).click();
