@@ -30,6 +30,8 @@ export interface ModelConfig {
   linearModules: string[];
   /** What PEFT targets when target_modules is not given (its per-architecture default). */
   defaultLoraTargets: string[];
+  /** A bitsandbytes 4-bit checkpoint (`*-bnb-4bit`): its linear weights come NF4 already. */
+  prequantized: { quantType: 'nf4'; doubleQuant: boolean } | null;
 }
 
 export class ConfigError extends Error {
@@ -99,7 +101,17 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
     eosTokenIds: typeof eos === 'number' ? [eos] : Array.isArray(eos) ? eos.filter((e): e is number => typeof e === 'number') : [],
     linearModules: LLAMA_MODULES,
     defaultLoraTargets: ['q_proj', 'v_proj'], // PEFT's default for llama, mistral and qwen2
+    prequantized: parseQuantization(c.quantization_config, fail),
   };
+}
+
+function parseQuantization(q: unknown, fail: (what: string) => ConfigError): ModelConfig['prequantized'] {
+  if (q == null) return null;
+  const r = q as Record<string, unknown>;
+  if (r.quant_method !== 'bitsandbytes') throw fail(`quantization_config.quant_method "${String(r.quant_method)}" is not supported; only bitsandbytes 4-bit NF4 checkpoints load pre-quantized`);
+  if (!r.load_in_4bit) throw fail('the checkpoint is bitsandbytes 8-bit; only 4-bit NF4 checkpoints load pre-quantized (or use the 16-bit original)');
+  if ((r.bnb_4bit_quant_type ?? 'fp4') !== 'nf4') throw fail(`bnb_4bit_quant_type is "${String(r.bnb_4bit_quant_type ?? 'fp4')}"; only nf4 is supported`);
+  return { quantType: 'nf4', doubleQuant: r.bnb_4bit_use_double_quant === true };
 }
 
 function parseRopeScaling(s: unknown, fail: (what: string) => ConfigError): RopeScaling | null {

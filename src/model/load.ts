@@ -5,7 +5,8 @@
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { parseShardIndex, readSafetensors, toFloat32, type TensorInfo } from '../formats/safetensors';
 import type { HalfMatrix } from '../ops/head';
-import { quantizeNF4Gpu, type NF4Weight } from '../ops/nf4';
+import { quantizeNF4Gpu, uploadNF4, type NF4Weight } from '../ops/nf4';
+import { Bnb4bitCollector, bnbPartOf } from './bnb';
 import type { HalfVector } from '../ops/norm';
 import { packHalf, type HalfDtype } from '../quant/half';
 import { dequantizeAbsmax, quantizeAbsmax } from '../quant/nf4';
@@ -95,23 +96,48 @@ export class GpuTensors {
   private linear = new Map<string, FrozenWeight>();
   private expected: Map<string, number[]>;
 
+  /** The parts of pre-quantized modules not yet complete (bitsandbytes 4-bit checkpoints). */
+  private bnb: Bnb4bitCollector | null;
+
   constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly settings: LoadSettings) {
     this.expected = expectedShapes(config);
+    const pre = config.prequantized;
+    if (pre && !settings.load_in_4bit) {
+      throw new CheckpointError('this checkpoint is bitsandbytes 4-bit already: it loads as NF4 (load_in_4bit true), or use its 16-bit original');
+    }
+    this.bnb = pre ? new Bnb4bitCollector(pre.doubleQuant) : null;
+  }
+
+  /** Pre-quantized modules with parts still to come: a resumable point has none. */
+  get pendingParts(): number {
+    return this.bnb?.incomplete.length ?? 0;
   }
 
   /** Whether a tensor of the checkpoint is one the network uses (false: to skip). */
-  check(info: Pick<TensorInfo, 'name' | 'shape'>, file: string): boolean {
+  check(info: Pick<TensorInfo, 'name' | 'shape' | 'dtype'>, file: string): boolean {
     if (IGNORED.test(info.name)) return false;
+    if (this.bnb && bnbPartOf(info, isLinearName(info.name))) return true; // its shape is checked once whole
     const shape = this.expected.get(info.name);
     if (!shape) throw new CheckpointError(`${file}: unexpected tensor ${info.name} for a ${this.config.modelType} model`);
     if (info.shape.join() !== shape.join()) throw new CheckpointError(`${file}: ${info.name} is [${info.shape}], the config implies [${shape}]`);
     return true;
   }
 
-  /** A raw checkpoint tensor: quantized to NF4 when it is a linear weight and load_in_4bit. */
-  async add(info: TensorInfo, data: Uint8Array, file: string): Promise<void> {
-    if (!this.check(info, file)) return;
+  /**
+   * A raw checkpoint tensor: quantized to NF4 when it is a linear weight and load_in_4bit.
+   * Returns the name of the network tensor it completed (a 4-bit module completes with its
+   * last part), or null.
+   */
+  async add(info: TensorInfo, data: Uint8Array, file: string): Promise<string | null> {
+    if (!this.check(info, file)) return null;
     const { gpu, settings: s } = this;
+    const weight = this.bnb && bnbPartOf(info, isLinearName(info.name));
+    if (weight) {
+      const whole = this.bnb!.add(weight, info, data);
+      if (!whole) return null;
+      this.addNF4(weight, uploadNF4(gpu, whole.q, whole.shape));
+      return weight;
+    }
     if (isLinearName(info.name) && s.load_in_4bit) {
       const w = gpu.tensor(info.shape, 'f32', toFloat32(info.dtype, data));
       const q = quantizeNF4Gpu(gpu, w, s.blocksize ?? 64);
@@ -121,11 +147,16 @@ export class GpuTensors {
     } else {
       this.addHalf(info.name, info.shape, toHalf(gpu, info, data));
     }
+    return info.name;
   }
 
   /** An NF4 weight already quantized (from the store, or a pre-quantized checkpoint). */
   addNF4(name: string, w: NF4Weight): void {
-    this.check({ name, shape: w.shape }, 'the store');
+    const shape = this.expected.get(name);
+    if (!shape || shape.join() !== w.shape.join()) {
+      releaseFrozen({ kind: 'nf4', w });
+      throw new CheckpointError(`${name} is [${w.shape}] in 4 bits; the config implies ${shape ? `[${shape}]` : 'no such weight'}`);
+    }
     this.linear.set(name, { kind: 'nf4', w });
   }
 
@@ -154,6 +185,9 @@ export class GpuTensors {
   assemble(): LoadedModel {
     const c = this.config;
     const { halves, linear } = this;
+    if (this.bnb?.incomplete.length) {
+      throw new CheckpointError(`the checkpoint lacks parts of ${this.bnb.incomplete.length} 4-bit module(s): ${this.bnb.incomplete.slice(0, 3).join(', ')}`);
+    }
     const missing = [...this.expected.keys()].filter((n) => !halves.has(n) && !linear.has(n));
     if (missing.length) {
       throw new CheckpointError(`the checkpoint lacks ${missing.length} tensor(s) the config needs: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);

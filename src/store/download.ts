@@ -115,9 +115,12 @@ async function downloadShard(
         onBytes(bytes.length);
       },
     })) {
-      const values = tensors.check(info, f.path) ? await storedForm(gpu, tensors, info, data, m) : [];
-      f.offset = counted;
-      f.hashState = sum.save();
+      const values = await storedForm(gpu, tensors, info, data, f.path, m);
+      // a resumable point: the parts of a pre-quantized module stay in memory until it is whole
+      if (tensors.pendingParts === 0) {
+        f.offset = counted;
+        f.hashState = sum.save();
+      }
       await store.commit(m, values);
     }
     verifySha256(file, sum.hex());
@@ -131,18 +134,19 @@ async function downloadShard(
 }
 
 /** A tensor as the store keeps it: NF4 bytes read back from the GPU quantizer, or 16-bit. */
-async function storedForm(gpu: Gpu, tensors: GpuTensors, info: TensorInfo, data: Uint8Array, m: Manifest): Promise<[string, unknown][]> {
-  await tensors.add(info, data, info.name);
-  const frozen = tensors.frozen(info.name);
-  const half = tensors.half(info.name);
+async function storedForm(gpu: Gpu, tensors: GpuTensors, info: TensorInfo, data: Uint8Array, file: string, m: Manifest): Promise<[string, unknown][]> {
+  const name = await tensors.add(info, data, file);
+  if (name === null) return [];
+  const frozen = tensors.frozen(name);
+  const half = tensors.half(name);
   const values: [string, unknown][] = [];
   let t: StoredTensor;
   if (frozen?.kind === 'nf4') {
     const packed = splitParts(await readNF4Bytes(gpu, frozen.w));
     const absmax = splitParts(new Uint8Array(await gpu.readBytes(frozen.w.absmax)));
     t = {
-      name: info.name, shape: info.shape, kind: 'nf4', blocksize: frozen.w.blocksize,
-      parts: packed.map((_, i) => `t:${info.name}:packed:${i}`), absmaxParts: absmax.map((_, i) => `t:${info.name}:absmax:${i}`),
+      name, shape: frozen.w.shape, kind: 'nf4', blocksize: frozen.w.blocksize,
+      parts: packed.map((_, i) => `t:${name}:packed:${i}`), absmaxParts: absmax.map((_, i) => `t:${name}:absmax:${i}`),
       bytes: packed.reduce((n, p) => n + p.length, 0) + absmax.reduce((n, p) => n + p.length, 0),
     };
     packed.forEach((p, i) => values.push([t.parts[i], p]));
@@ -151,11 +155,11 @@ async function storedForm(gpu: Gpu, tensors: GpuTensors, info: TensorInfo, data:
     const h = frozen?.kind === 'half' ? frozen.w : half!;
     const bytes = new Uint8Array(await gpu.readBytes(h.words, h.length * 2));
     const parts = splitParts(bytes);
-    t = { name: info.name, shape: info.shape, kind: 'half', dtype: h.dtype, parts: parts.map((_, i) => `t:${info.name}:half:${i}`), bytes: bytes.length };
+    t = { name, shape: info.shape, kind: 'half', dtype: h.dtype, parts: parts.map((_, i) => `t:${name}:half:${i}`), bytes: bytes.length };
     parts.forEach((p, i) => values.push([t.parts[i], p]));
   }
   tensors.release(); // the GPU copy was only for quantizing: the model loads from the store
-  m.tensors[info.name] = t;
+  m.tensors[name] = t;
   m.storedBytes += t.bytes;
   return values;
 }
