@@ -3,12 +3,14 @@
 //   backward  dx = r · (w ⊙ dy) − x · r³ / H · Σ_j w_j dy_j x_j
 import half from '../../shaders/half.wgsl?raw';
 import reduce from '../../shaders/reduce.wgsl?raw';
+import layernorm from '../../shaders/layernorm.wgsl?raw';
 import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
 import { f32, type Gpu, type Tensor } from '../gpu/runtime';
 import type { HalfDtype } from '../quant/half';
 import { expectShape, rowWorkgroupSize, rows2d } from './check';
 
 const RMSNORM = `${half}\n${reduce}\n${rmsnorm}`;
+const LAYERNORM = `${half}\n${reduce}\n${layernorm}`;
 
 /** A frozen 16-bit vector on the GPU: `words` holds two values per u32. */
 export interface HalfVector {
@@ -38,6 +40,27 @@ export function rmsnormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, 
   expectShape('rmsnormBackward', 'dY', dy, [T, H]);
   expectShape('rmsnormBackward', 'dX', dx, [T, H]);
   const k = gpu.kernel(RMSNORM, 'rmsnorm_backward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', ACCUMULATE: accumulate });
+  gpu.dispatch1D(k, [x, w.words, dy, dx], [T, H, f32(eps)], T);
+  return dx;
+}
+
+// LayerNorm (Falcon), with a frozen 16-bit weight and bias:
+//   forward   y  = x̂ · w + b,   x̂ = (x − μ) / √(var(x) + eps)
+//   backward  dx = r · (g − mean(g) − x̂ · mean(g ⊙ x̂)),   g = w ⊙ dy
+export function layernormForward(gpu: Gpu, x: Tensor, w: HalfVector, b: HalfVector, eps: number, y = gpu.tensor(x.shape)): Tensor {
+  const [T, H] = check('layernormForward', x, w);
+  if (b.length !== H || b.dtype !== w.dtype) throw new Error(`layernormForward: the bias has ${b.length} ${b.dtype} values, the weight ${H} ${w.dtype}`);
+  expectShape('layernormForward', 'y', y, [T, H]);
+  const k = gpu.kernel(LAYERNORM, 'layernorm_forward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16' });
+  gpu.dispatch1D(k, [x, w.words, b.words, y], [T, H, f32(eps)], T);
+  return y;
+}
+
+export function layernormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, eps: number, dx = gpu.tensor(x.shape), accumulate = false): Tensor {
+  const [T, H] = check('layernormBackward', x, w);
+  expectShape('layernormBackward', 'dY', dy, [T, H]);
+  expectShape('layernormBackward', 'dX', dx, [T, H]);
+  const k = gpu.kernel(LAYERNORM, 'layernorm_backward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', ACCUMULATE: accumulate });
   gpu.dispatch1D(k, [x, w.words, dy, dx], [T, H, f32(eps)], T);
   return dx;
 }

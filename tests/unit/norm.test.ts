@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
-import { rmsnormBackward, rmsnormForward, type HalfVector } from '../../src/ops/norm';
+import { layernormBackward, layernormForward, rmsnormBackward, rmsnormForward, type HalfVector } from '../../src/ops/norm';
 import { halfBitsToFloat, packHalf, toBF16Bits, toF16Bits, type HalfDtype } from '../../src/quant/half';
 import { testGpu } from '../gpu';
 import { finiteDifferences } from '../reference/linalg';
-import { rmsnormRef } from '../reference/norm';
+import { layernormRef, rmsnormRef } from '../reference/norm';
 import { POISON, freshSeed, randn, relError, rng } from '../reference/random';
 
 let gpu: Gpu;
@@ -69,5 +69,44 @@ describe('RMSNorm against float64', () => {
   it('refuses a weight of the wrong length', () => {
     const w: HalfVector = { words: gpu.tensor([2], 'u32'), length: 4, dtype: 'BF16' };
     expect(() => rmsnormForward(gpu, gpu.tensor([2, 5]), w, 1e-6)).toThrow(/the weight has 4 values, x has 5 features/);
+  });
+});
+
+describe('LayerNorm against float64', () => {
+  for (const [T, H, dtype] of [[5, 71, 'BF16'], [2, 256, 'F16'], [1, 3, 'BF16'], [17, 454, 'BF16']] as [number, number, HalfDtype][]) {
+    it(`forward and backward at T=${T} H=${H}, ${dtype} weight and bias`, async () => {
+      const seed = freshSeed();
+      const r = rng(seed);
+      const eps = 1e-5;
+      // rows with a mean far from 0, as residual streams have
+      const x = randn(r, T * H).map((v, i) => v + 3 * Math.sin(i / H)), dy = randn(r, T * H);
+      const wp = packHalf(randn(r, H, 0.5).map((v) => v + 1), dtype);
+      const bp = packHalf(randn(r, H, 0.2), dtype);
+      const weight: HalfVector = { words: gpu.tensor([wp.words.length], 'u32', wp.words), length: H, dtype };
+      const bias: HalfVector = { words: gpu.tensor([bp.words.length], 'u32', bp.words), length: H, dtype };
+      const tx = gpu.tensor([T, H], 'f32', x);
+      const y = gpu.tensor([T, H]), dx = gpu.tensor([T, H]);
+      gpu.fill(y, POISON);
+      gpu.fill(dx, POISON);
+      layernormForward(gpu, tx, weight, bias, eps, y);
+      layernormBackward(gpu, tx, weight, gpu.tensor([T, H], 'f32', dy), eps, dx);
+      expect(relError(await gpu.read(y), layernormRef(x, wp.rounded, bp.rounded, T, H, eps)), `seed ${seed}`).toBeLessThan(1e-5);
+      const loss = (v: Float64Array) => layernormRef(v, wp.rounded, bp.rounded, T, H, eps).reduce((s, yi, i) => s + yi * dy[i], 0);
+      expect(relError(await gpu.read(dx), finiteDifferences(loss, x, 1e-5)), `seed ${seed}`).toBeLessThan(1e-4);
+    });
+  }
+
+  it('adds into dx when asked', async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const [T, H] = [3, 50];
+    const x = randn(r, T * H), dy = randn(r, T * H), base = randn(r, T * H);
+    const { words } = packHalf(randn(r, H), 'BF16');
+    const weight: HalfVector = { words: gpu.tensor([words.length], 'u32', words), length: H, dtype: 'BF16' };
+    const tx = gpu.tensor([T, H], 'f32', x), tdy = gpu.tensor([T, H], 'f32', dy);
+    const alone = await gpu.read(layernormBackward(gpu, tx, weight, tdy, 1e-5));
+    const dx = gpu.tensor([T, H], 'f32', base);
+    layernormBackward(gpu, tx, weight, tdy, 1e-5, dx, true);
+    expect(relError(await gpu.read(dx), Float64Array.from(base, (b, i) => b + alone[i])), `seed ${seed}`).toBeLessThan(1e-6);
   });
 });
