@@ -1,6 +1,11 @@
-// SwiGLU, forward and backward side by side (shaders/swiglu.wgsl); elementwise over [T, I].
+// The MLPs' activations, forward and backward side by side; elementwise over [T, I].
+// SwiGLU (Llama, shaders/swiglu.wgsl):
 //   forward   h  = silu(g) ⊙ u
 //   backward  dg = dh ⊙ u ⊙ silu'(g),   du = dh ⊙ silu(g)
+// GELU (Falcon exact, Gemma 2 tanh; shaders/gelu.wgsl):
+//   forward   h  = gelu(a)
+//   backward  da = dh ⊙ gelu'(a)
+import geluShader from '../../shaders/gelu.wgsl?raw';
 import shader from '../../shaders/swiglu.wgsl?raw';
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { expectShape } from './check';
@@ -18,4 +23,19 @@ export function swigluBackward(gpu: Gpu, g: Tensor, u: Tensor, dh: Tensor, dg = 
   for (const [name, t] of [['u', u], ['dh', dh], ['dg', dg], ['du', du]] as const) expectShape('swigluBackward', name, t, g.shape);
   gpu.dispatch1D(gpu.kernel(shader, 'swiglu_backward', { WG }), [g, u, dh, dg, du], [g.numel], Math.ceil(g.numel / WG));
   return { dg, du };
+}
+
+export type GeluApproximation = 'none' | 'tanh';
+
+export function geluForward(gpu: Gpu, a: Tensor, approximate: GeluApproximation, h = gpu.tensor(a.shape)): Tensor {
+  expectShape('geluForward', 'h', h, a.shape);
+  gpu.dispatch1D(gpu.kernel(geluShader, 'gelu_forward', { WG, TANH: approximate === 'tanh' }), [a, h], [a.numel], Math.ceil(a.numel / WG));
+  return h;
+}
+
+export function geluBackward(gpu: Gpu, a: Tensor, dh: Tensor, approximate: GeluApproximation, da = gpu.tensor(a.shape)): Tensor {
+  expectShape('geluBackward', 'dh', dh, a.shape);
+  expectShape('geluBackward', 'da', da, a.shape);
+  gpu.dispatch1D(gpu.kernel(geluShader, 'gelu_backward', { WG, TANH: approximate === 'tanh' }), [a, dh, da], [a.numel], Math.ceil(a.numel / WG));
+  return da;
 }

@@ -1,9 +1,38 @@
-// Float64 references for SwiGLU and RoPE.
+// Float64 references for SwiGLU, GELU and RoPE.
 
 export const siluRef = (g: number) => g / (1 + Math.exp(-g));
 
 export function swigluRef(g: ArrayLike<number>, u: ArrayLike<number>): Float64Array {
   return Float64Array.from(g, (gi, i) => siluRef(gi) * u[i]);
+}
+
+/**
+ * erf in float64: its Maclaurin series below |x| = 3 (alternating terms, a few digits lost to
+ * cancellation, far under f32's), and erfc's continued fraction above (60 terms, evaluated
+ * from the tail).
+ */
+export function erfRef(x: number): number {
+  const z = Math.abs(x);
+  if (z < 3) {
+    let term = z, sum = z;
+    for (let n = 1; n < 100; n++) {
+      term *= (-z * z) / n;
+      sum += term / (2 * n + 1);
+      if (Math.abs(term) < 1e-17) break;
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let k = z;
+  for (let n = 60; n >= 1; n--) k = z + n / 2 / k;
+  return Math.sign(x) * (1 - Math.exp(-z * z) / (Math.sqrt(Math.PI) * k));
+}
+
+/** GELU: exact, a · ½ (1 + erf(a / √2)), or transformers' tanh approximation. */
+export function geluRef(a: ArrayLike<number>, approximate: 'none' | 'tanh'): Float64Array {
+  return Float64Array.from(a, (v) =>
+    approximate === 'tanh'
+      ? 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))
+      : 0.5 * v * (1 + erfRef(v / Math.SQRT2)));
 }
 
 /** Rotate-half RoPE on x [T, heads, d]; the angle is f32(pos · f32(inv_freq)), as transformers has it. */

@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
-import { swigluBackward, swigluForward } from '../../src/ops/mlp';
+import { geluBackward, geluForward, swigluBackward, swigluForward } from '../../src/ops/mlp';
 import { ropeBackward, ropeForward, ropeTables } from '../../src/ops/rope';
 import { parseModelConfig, ropeInverseFrequencies } from '../../src/model/config';
 import { testGpu } from '../gpu';
-import { ropeRef, swigluRef } from '../reference/elementwise';
+import { erfRef, geluRef, ropeRef, swigluRef } from '../reference/elementwise';
 import { dot, finiteDifferences } from '../reference/linalg';
 import { POISON, freshSeed, randn, relError, rng } from '../reference/random';
 
@@ -30,6 +30,39 @@ describe('SwiGLU against float64', () => {
       expect(relError(await gpu.read(dg), fdG), `seed ${seed}`).toBeLessThan(1e-4);
       expect(relError(await gpu.read(du), fdU), `seed ${seed}`).toBeLessThan(1e-4);
     });
+  }
+});
+
+describe('GELU against float64', () => {
+  it('has a float64 erf to compare with', () => {
+    // erf(0.5), erf(1), erf(2), erf(3.5) to 15 digits (Abramowitz & Stegun, table 7.1)
+    expect(erfRef(0.5)).toBeCloseTo(0.520499877813047, 14);
+    expect(erfRef(1)).toBeCloseTo(0.842700792949715, 14);
+    expect(erfRef(-2)).toBeCloseTo(-0.995322265018953, 14);
+    expect(erfRef(3.5)).toBeCloseTo(0.999999256901628, 14);
+  });
+
+  for (const approximate of ['none', 'tanh'] as const) {
+    for (const [T, I] of [[5, 67], [3, 256], [1, 1]]) {
+      it(`${approximate === 'none' ? 'exact' : 'tanh'} GELU forward and backward at T=${T} I=${I}`, async () => {
+        const seed = freshSeed();
+        const r = rng(seed);
+        // the tails too: erf's fit must hold far from 0
+        const a = randn(r, T * I, 3), dh = randn(r, T * I);
+        if (a.length > 4) a.set([-9.5, -4.2, 0, 7.7]);
+        const ta = gpu.tensor([T, I], 'f32', a);
+        const h = gpu.tensor([T, I]), da = gpu.tensor([T, I]);
+        for (const t of [h, da]) gpu.fill(t, POISON);
+        geluForward(gpu, ta, approximate, h);
+        geluBackward(gpu, ta, gpu.tensor([T, I], 'f32', dh), approximate, da);
+        const ref = geluRef(a, approximate);
+        const out = await gpu.read(h);
+        expect(relError(out, ref), `seed ${seed}`).toBeLessThan(1e-6);
+        for (let i = 0; i < a.length; i++) expect(Math.abs(out[i] - ref[i]), `a=${a[i]} seed ${seed}`).toBeLessThan(1e-6 * Math.max(1, Math.abs(ref[i])));
+        const fd = finiteDifferences((v) => dot(geluRef(v, approximate), dh), a);
+        expect(relError(await gpu.read(da), fd), `seed ${seed}`).toBeLessThan(1e-4);
+      });
+    }
   }
 });
 
