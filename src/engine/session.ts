@@ -9,11 +9,10 @@ import type { LoraConfig } from '../formats/peft';
 import { AdapterError, parseAdapterConfig } from '../formats/peft';
 import { generate, seededRandom, type GenerateSettings } from '../generate/generate';
 import { exportAdapter, importAdapter } from '../model/adapter';
-import { ropeInverseFrequencies, type ModelConfig } from '../model/config';
-import { LlamaModel } from '../model/llama';
-import { loadLlamaCheckpoint, releaseWeights, type CheckpointFiles, type LoadedModel, type LoadSettings } from '../model/load';
+import type { ModelConfig } from '../model/config';
+import type { CausalLM } from '../model/causal-lm';
+import { buildModel, loadCheckpoint, type CheckpointFiles, type LoadedModel, type LoadSettings } from '../model/load';
 import { attachLora, type LoraLinear, type LoraSet } from '../model/lora-linear';
-import { ropeTables } from '../ops/rope';
 import type { AdamWSettings } from '../ops/optim';
 import { lrMultiplier, type SchedulerType } from '../train/schedule';
 import { Trainer, type MicroBatch } from '../train/trainer';
@@ -73,25 +72,23 @@ export class Session {
     readonly gpu: Gpu,
     readonly name: string,
     readonly revision: string | null,
-    readonly model: LlamaModel,
+    readonly model: CausalLM,
     readonly linears: LoraLinear[],
   ) {}
 
   static async load(gpu: Gpu, files: CheckpointFiles, s: SessionLoadSettings, onTensor?: (name: string) => void): Promise<Session> {
-    return Session.fromLoaded(gpu, await loadLlamaCheckpoint(gpu, files, s, onTensor), s.name, s.revision ?? null);
+    return Session.fromLoaded(gpu, await loadCheckpoint(gpu, files, s, onTensor), s.name, s.revision ?? null);
   }
 
   /** A model already on the GPU (from the page's store). */
   static fromLoaded(gpu: Gpu, loaded: LoadedModel, name: string, revision: string | null): Session {
-    const c = loaded.config;
-    const model = new LlamaModel(gpu, c, loaded.weights, ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions));
-    return new Session(gpu, name, revision, model, loaded.linears);
+    return new Session(gpu, name, revision, buildModel(gpu, loaded), loaded.linears);
   }
 
   /** Frees every GPU buffer of the model and its adapter. */
   release(): void {
     this.releaseLora();
-    releaseWeights(this.model.weights);
+    for (const t of this.model.weightTensors()) t.release();
     this.model.rope.cos.release();
     this.model.rope.sin.release();
   }

@@ -1,7 +1,7 @@
 // Text generation with a KV cache, as transformers' generate() runs it: the prompt goes through
 // the network once, then one token at a time, each choosing the next by ./sampling.ts, until an
 // end-of-sequence token or the length limit. num_return_sequences draws independent sequences.
-import type { LlamaModel } from '../model/llama';
+import type { CausalLM } from '../model/causal-lm';
 import { checkSampling, nextToken, type SamplingSettings } from './sampling';
 
 export interface GenerateSettings extends SamplingSettings {
@@ -28,7 +28,7 @@ export function seededRandom(seed: number): () => number {
 
 /** The new token ids of each returned sequence (prompt excluded). */
 export async function generate(
-  model: LlamaModel, prompt: number[], s: GenerateSettings, onToken?: (sequence: number, id: number) => void,
+  model: CausalLM, prompt: number[], s: GenerateSettings, onToken?: (sequence: number, id: number) => void,
 ): Promise<number[][]> {
   checkSampling(s);
   if (prompt.length === 0) throw new Error('the prompt is empty: give at least one token (e.g. the BOS token)');

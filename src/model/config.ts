@@ -1,7 +1,7 @@
 // A Hugging Face config.json, read into one typed description of the network. Every size is
 // checked here, before anything is allocated; an unsupported model type or feature is named.
 
-export type ModelType = 'llama' | 'mistral' | 'qwen2';
+export type ModelType = 'llama' | 'mistral' | 'qwen2' | 'falcon';
 
 export type RopeScaling =
   | { type: 'linear'; factor: number }
@@ -16,8 +16,8 @@ export interface ModelConfig {
   layers: number;
   intermediate: number;
   vocab: number;
-  norm: { kind: 'rms'; eps: number };
-  activation: 'silu';
+  norm: { kind: 'rms' | 'layer'; eps: number };
+  activation: 'silu' | 'gelu';
   rope: { theta: number; scaling: RopeScaling | null };
   tieEmbeddings: boolean;
   /** Which linear layers carry a bias: Qwen2 has them on q, k, v. */
@@ -32,13 +32,25 @@ export interface ModelConfig {
   defaultLoraTargets: string[];
   /** A bitsandbytes 4-bit checkpoint (`*-bnb-4bit`): its linear weights come NF4 already. */
   prequantized: { quantType: 'nf4'; doubleQuant: boolean } | null;
+  /** Falcon's layout: how its fused query_key_value is laid out, and its LayerNorms per layer. */
+  falcon: FalconLayout | null;
+}
+
+export interface FalconLayout {
+  /**
+   * 'multi-query': [q0 … q(H−1), k, v] (Falcon-7B); 'grouped': [q … q, k, v] per KV group
+   * (new_decoder_architecture, Falcon-40B/180B).
+   */
+  qkv: 'multi-query' | 'grouped';
+  /** new_decoder_architecture with num_ln_in_parallel_attn 2: ln_attn and ln_mlp. */
+  twoNorms: boolean;
 }
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export const SUPPORTED_MODEL_TYPES: ModelType[] = ['llama', 'mistral', 'qwen2'];
+export const SUPPORTED_MODEL_TYPES: ModelType[] = ['llama', 'mistral', 'qwen2', 'falcon'];
 const LLAMA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 export function parseModelConfig(json: unknown, source = 'config.json'): ModelConfig {
@@ -61,6 +73,7 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
     return v;
   };
 
+  if (type === 'falcon') return parseFalcon(c, fail, int, num);
   const hidden = int('hidden_size');
   const heads = int('num_attention_heads');
   const kvHeads = int('num_key_value_heads', heads);
@@ -102,6 +115,54 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
     linearModules: LLAMA_MODULES,
     defaultLoraTargets: ['q_proj', 'v_proj'], // PEFT's default for llama, mistral and qwen2
     prequantized: parseQuantization(c.quantization_config, fail),
+    falcon: null,
+  };
+}
+
+const FALCON_MODULES = ['query_key_value', 'dense', 'dense_h_to_4h', 'dense_4h_to_h'];
+
+// Falcon (transformers' FalconConfig, with its aliases n_head, n_layer, n_embed): parallel
+// attention and MLP, LayerNorm with bias, exact GELU, rotary, a fused query_key_value.
+function parseFalcon(
+  c: Record<string, unknown>, fail: (what: string) => ConfigError, int: (k: string, d?: number) => number, num: (k: string, d: number) => number,
+): ModelConfig {
+  const alias = (k: string, a: string) => (c[k] ?? c[a]);
+  const hidden = typeof alias('hidden_size', 'n_embed') === 'number' ? (alias('hidden_size', 'n_embed') as number) : int('hidden_size');
+  const heads = (alias('num_attention_heads', 'n_head') as number) ?? int('num_attention_heads');
+  const layers = (alias('num_hidden_layers', 'n_layer') as number) ?? int('num_hidden_layers');
+  for (const [k, v] of [['hidden_size', hidden], ['num_attention_heads', heads], ['num_hidden_layers', layers]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw fail(`${k} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  if (c.alibi) throw fail('alibi is true; only rotary Falcon models are supported');
+  if (c.parallel_attn === false) throw fail('parallel_attn is false; only parallel-attention Falcon models (7B, 40B, 180B) are supported');
+  const newArch = c.new_decoder_architecture === true;
+  if (!newArch && c.multi_query === false) throw fail('multi_query is false without new_decoder_architecture; that Falcon layout is not supported');
+  const kvHeads = newArch ? int('num_kv_heads', heads) : 1;
+  if (heads % kvHeads !== 0) throw fail(`num_attention_heads (${heads}) is not a multiple of num_kv_heads (${kvHeads})`);
+  if (hidden % heads !== 0) throw fail(`hidden_size (${hidden}) is not a multiple of num_attention_heads (${heads})`);
+  const headDim = hidden / heads;
+  if (headDim % 2 !== 0) throw fail(`the head size (${headDim}) must be even for rotary embeddings`);
+  const act = c.activation ?? 'gelu';
+  if (act !== 'gelu') throw fail(`activation "${String(act)}" is not supported for falcon; expected gelu`);
+  const bias = c.bias === true;
+  const eos = c.eos_token_id;
+  return {
+    modelType: 'falcon', hidden, heads, kvHeads, headDim, layers,
+    intermediate: int('ffn_hidden_size', 4 * hidden),
+    vocab: int('vocab_size'),
+    norm: { kind: 'layer', eps: num('layer_norm_epsilon', 1e-5) },
+    activation: 'gelu',
+    rope: { theta: num('rope_theta', 10000), scaling: parseRopeScaling(c.rope_scaling, fail) },
+    tieEmbeddings: c.tie_word_embeddings !== false, // FalconConfig ties by default
+    bias: { qkv: bias, o: bias, mlp: bias },
+    maxPositions: int('max_position_embeddings', 2048),
+    slidingWindow: null,
+    bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
+    eosTokenIds: typeof eos === 'number' ? [eos] : Array.isArray(eos) ? eos.filter((e): e is number => typeof e === 'number') : [],
+    linearModules: FALCON_MODULES,
+    defaultLoraTargets: ['query_key_value'], // PEFT's default for falcon
+    prequantized: parseQuantization(c.quantization_config, fail),
+    falcon: { qkv: newArch ? 'grouped' : 'multi-query', twoNorms: newArch && (c.num_ln_in_parallel_attn ?? 2) === 2 },
   };
 }
 

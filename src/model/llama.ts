@@ -10,18 +10,17 @@
 //               x = x + (silu(m Wgᵀ) ⊙ m Wuᵀ) Wdᵀ
 //   logits = rmsnorm(x) Wheadᵀ;  loss = cross-entropy, a chunk of rows at a time
 //
-// Training keeps only each layer's input; backward recomputes the layer's forward from it
-// (gradient checkpointing), then runs its backward and frees everything but the gradient.
-import type { Gpu, Tensor } from '../gpu/runtime';
+// The rest of the network (checkpointing, the chunked loss, decoding) is ./causal-lm.ts.
+import type { Tensor } from '../gpu/runtime';
 import { attentionBackward, attentionForward } from '../ops/attention';
-import { crossEntropy, halfLinear, halfLinearBackwardInput, type HalfMatrix } from '../ops/head';
 import type { LoraSaved } from '../ops/lora';
 import { swigluBackward, swigluForward } from '../ops/mlp';
 import { rmsnormBackward, rmsnormForward, type HalfVector } from '../ops/norm';
-import { ropeBackward, ropeForward, type RopeTables } from '../ops/rope';
-import { embed } from '../ops/rows';
-import type { ModelConfig } from './config';
+import { ropeBackward, ropeForward } from '../ops/rope';
+import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from './causal-lm';
 import { releaseLoraSaved, type LoraLinear } from './lora-linear';
+
+export type { Batch, KvCache } from './causal-lm';
 
 export interface LayerWeights {
   inputNorm: HalfVector;
@@ -35,37 +34,13 @@ export interface LayerWeights {
   down: LoraLinear;
 }
 
-export interface LlamaWeights {
-  embed: HalfMatrix; // [V, H]
+export interface LlamaWeights extends BaseWeights {
   layers: LayerWeights[];
   norm: HalfVector;
-  head: HalfMatrix; // [V, H]; the embedding itself when tied
 }
-
-/** One packed micro-batch: token ids, labels (−100 ignored), RoPE positions, attention starts. */
-export interface Batch {
-  ids: Tensor; // u32 [T]
-  labels: Tensor; // i32 [T]
-  positions: Tensor; // u32 [T]
-  start: Tensor; // u32 [T]: the first token each token may attend to
-}
-
-/** What the decoder layers read of a batch (decoding has no labels). */
-type Placement = Pick<Batch, 'positions' | 'start'>;
 
 const MODULES = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 type Module = (typeof MODULES)[number];
-
-/** Keys and values of the tokens so far, per layer, for decoding one token at a time. */
-export interface KvCache {
-  k: Tensor[]; // [capacity, Hkv, d] per layer
-  v: Tensor[];
-  length: number;
-  capacity: number;
-}
-
-/** Rows of logits made at once: a multiple of 64 keeps every chunk's views 256-byte aligned. */
-const LOSS_CHUNK_ROWS = 256;
 
 interface LayerSaved {
   a: Tensor; q: Tensor; k: Tensor; v: Tensor; P: Tensor; attn: Tensor;
@@ -73,32 +48,36 @@ interface LayerSaved {
   lora: Partial<Record<Module, LoraSaved | null>>;
 }
 
-export class LlamaModel {
-  constructor(
-    readonly gpu: Gpu,
-    readonly config: ModelConfig,
-    readonly weights: LlamaWeights,
-    readonly rope: RopeTables,
-  ) {}
+export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
+  protected finalNorm(x: Tensor): Tensor {
+    return rmsnormForward(this.gpu, x, this.weights.norm, this.config.norm.eps);
+  }
 
-  /** The seed of one module's dropout mask in one layer at one step: the same in the recompute. */
-  private seed(step: number, layer: number, module: Module): number {
-    return (Math.imul(step + 1, 0x9e3779b1) ^ Math.imul(layer * 8 + MODULES.indexOf(module) + 1, 0x85ebca6b)) >>> 0;
+  protected finalNormBackward(x: Tensor, dy: Tensor): Tensor {
+    return rmsnormBackward(this.gpu, x, this.weights.norm, dy, this.config.norm.eps);
+  }
+
+  weightTensors(): Tensor[] {
+    const w = this.weights;
+    const out = new Set<Tensor>([w.embed.words, w.head.words, w.norm.words]);
+    for (const l of w.layers) {
+      out.add(l.inputNorm.words).add(l.postNorm.words);
+      for (const m of [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]) for (const t of m.frozenTensors()) out.add(t);
+    }
+    return [...out];
   }
 
   // ---- one decoder layer: forward (optionally saving for backward) and backward -----------
 
   // forward: x → x + attention block → + MLP block. `dropout` for training; `save` keeps the
   // intermediates for backward (the recompute), otherwise they are freed at once.
-  private layerForward(
-    l: number, x: Tensor, b: Placement, o: { dropout: boolean; save: boolean; step: number; cache?: KvCache },
-  ): { out: Tensor; saved: LayerSaved | null } {
+  protected layerForward(l: number, x: Tensor, b: Placement, o: LayerOptions): { out: Tensor; saved: LayerSaved | null } {
     const { gpu, config: c } = this;
     const w = this.weights.layers[l];
     const T = x.shape[0];
     const lora: LayerSaved['lora'] = {};
     const lin = (m: Module, input: Tensor, opt: { y?: Tensor; accumulate?: boolean } = {}) => {
-      const r = w[m].forward(gpu, input, { ...opt, dropout: o.dropout, save: o.save, seed: this.seed(o.step, l, m) });
+      const r = w[m].forward(gpu, input, { ...opt, dropout: o.dropout, save: o.save, seed: this.seed(o.step, l, MODULES.indexOf(m)) });
       lora[m] = r.saved;
       return r.y;
     };
@@ -136,12 +115,12 @@ export class LlamaModel {
   }
 
   // backward: dOut = dL/d(layer output) → dL/d(layer input); LoRA gradients accumulate
-  private layerBackward(l: number, x: Tensor, s: LayerSaved, dOut: Tensor, b: Placement, step: number): Tensor {
+  protected layerBackward(l: number, x: Tensor, s: LayerSaved, dOut: Tensor, b: Placement, step: number): Tensor {
     const { gpu, config: c } = this;
     const w = this.weights.layers[l];
     const T = x.shape[0];
     const back = (m: Module, dy: Tensor, dx?: Tensor) =>
-      w[m].backward(gpu, dy, s.lora[m] ?? null, { dx, accumulate: !!dx, seed: this.seed(step, l, m) });
+      w[m].backward(gpu, dy, s.lora[m] ?? null, { dx, accumulate: !!dx, seed: this.seed(step, l, MODULES.indexOf(m)) });
     // x_out = x2 + down(swiglu(gate(m), up(m))),  m = rmsnorm(x2)
     const dh = back('down', dOut);
     const { dg, du } = swigluBackward(gpu, s.g, s.u, dh);
@@ -166,125 +145,6 @@ export class LlamaModel {
     return dx;
   }
 
-  // ---- the whole network --------------------------------------------------------------
-
-  newCache(capacity: number): KvCache {
-    const { gpu, config: c } = this;
-    if (capacity > this.rope.positions) throw new Error(`a cache of ${capacity} tokens is longer than the ${this.rope.positions} positions prepared`);
-    const make = () => Array.from({ length: c.layers }, () => gpu.tensor([capacity, c.kvHeads, c.headDim]));
-    return { k: make(), v: make(), length: 0, capacity };
-  }
-
-  releaseCache(cache: KvCache): void {
-    for (const t of [...cache.k, ...cache.v]) t.release();
-  }
-
-  /**
-   * Run new tokens (the prompt, then one token at a time) through the network, appending to
-   * the cache; returns the logits of the last one, [1, V].
-   */
-  decode(ids: ArrayLike<number>, cache: KvCache): Tensor {
-    const { gpu, config: c } = this;
-    const T = ids.length;
-    if (cache.length + T > cache.capacity) throw new Error(`the cache holds ${cache.capacity} tokens; ${cache.length + T} asked`);
-    for (const id of Array.from(ids)) if (!(id >= 0 && id < c.vocab)) throw new Error(`token id ${id} is outside the vocabulary of ${c.vocab}`);
-    const tokens = gpu.tensor([T], 'u32', Uint32Array.from(ids));
-    const b: Placement = {
-      positions: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => cache.length + i)),
-      start: gpu.tensor([T], 'u32', new Uint32Array(T)),
-    };
-    let x = embed(gpu, this.weights.embed, tokens);
-    for (let l = 0; l < c.layers; l++) {
-      const { out } = this.layerForward(l, x, b, { dropout: false, save: false, step: 0, cache });
-      x.release();
-      x = out;
-    }
-    cache.length += T;
-    const last = gpu.tensor([1, c.hidden]);
-    gpu.copy(x, last, { from: (T - 1) * c.hidden, count: c.hidden });
-    const xf = rmsnormForward(gpu, last, this.weights.norm, c.norm.eps);
-    const z = halfLinear(gpu, xf, this.weights.head);
-    for (const t of [x, last, xf, tokens, b.positions, b.start]) t.release();
-    return z;
-  }
-
-  /** Logits [T, V] for a batch, adapter applied (inference; no gradients). */
-  logits(b: Batch): Tensor {
-    const x = this.finalHidden(b, false, 0).x;
-    const z = halfLinear(this.gpu, x, this.weights.head);
-    x.release();
-    return z;
-  }
-
-  /** Per-token losses [T] of a batch (0 where the label is −100): evaluation, no gradients. */
-  tokenLosses(b: Batch): Tensor {
-    const { gpu, config: c } = this;
-    const T = b.ids.numel;
-    const xf = this.finalHidden(b, false, 0).x;
-    const loss = gpu.tensor([T]);
-    for (let r0 = 0; r0 < T; r0 += LOSS_CHUNK_ROWS) {
-      const rows = Math.min(LOSS_CHUNK_ROWS, T - r0);
-      const z = halfLinear(gpu, gpu.view(xf, r0 * c.hidden, [rows, c.hidden]), this.weights.head);
-      crossEntropy(gpu, z, b.labels, 1, r0, gpu.view(loss, r0, [rows])); // z becomes dL/dz, unused
-      z.release();
-    }
-    xf.release();
-    return loss;
-  }
-
-  private finalHidden(b: Batch, train: boolean, step: number): { x: Tensor; inputs: Tensor[] } {
-    const { gpu, config: c } = this;
-    const T = b.ids.numel;
-    for (const t of [b.labels, b.positions, b.start]) if (t.numel !== T) throw new Error('batch: ids, labels, positions and start must have one entry per token');
-    let x = embed(gpu, this.weights.embed, b.ids);
-    const inputs: Tensor[] = [];
-    for (let l = 0; l < c.layers; l++) {
-      const { out } = this.layerForward(l, x, b, { dropout: train, save: false, step });
-      if (train) inputs.push(x);
-      else x.release();
-      x = out;
-    }
-    if (train) inputs.push(x);
-    const xf = rmsnormForward(gpu, x, this.weights.norm, c.norm.eps);
-    if (!train) x.release();
-    return { x: xf, inputs };
-  }
-
-  /**
-   * Forward and backward over one micro-batch: LoRA gradients accumulate into their flat
-   * buffer (zero it at the start of each optimizer step). `scale` is 1 / (tokens counted in
-   * the whole optimizer step). Returns the per-token losses [T] (0 where ignored).
-   */
-  forwardBackward(b: Batch, scale: number, step: number): Tensor {
-    const { gpu, config: c } = this;
-    const T = b.ids.numel;
-    const { x: xf, inputs } = this.finalHidden(b, true, step);
-    // loss and dL/d(final hidden), a chunk of rows at a time
-    const loss = gpu.tensor([T]);
-    const dxf = gpu.tensor([T, c.hidden]);
-    for (let r0 = 0; r0 < T; r0 += LOSS_CHUNK_ROWS) {
-      const rows = Math.min(LOSS_CHUNK_ROWS, T - r0);
-      const xc = gpu.view(xf, r0 * c.hidden, [rows, c.hidden]);
-      const z = halfLinear(gpu, xc, this.weights.head);
-      crossEntropy(gpu, z, b.labels, scale, r0, gpu.view(loss, r0, [rows]));
-      halfLinearBackwardInput(gpu, z, this.weights.head, gpu.view(dxf, r0 * c.hidden, [rows, c.hidden]));
-      z.release();
-    }
-    xf.release();
-    let dx = rmsnormBackward(gpu, inputs[c.layers], this.weights.norm, dxf, c.norm.eps);
-    dxf.release();
-    inputs[c.layers].release();
-    for (let l = c.layers - 1; l >= 0; l--) {
-      const { out, saved } = this.layerForward(l, inputs[l], b, { dropout: true, save: true, step }); // recompute
-      out.release();
-      const dIn = this.layerBackward(l, inputs[l], saved!, dx, b, step);
-      dx.release();
-      inputs[l].release();
-      dx = dIn;
-    }
-    dx.release();
-    return loss;
-  }
 }
 
 function releaseSaved(s: LayerSaved, all: boolean): void {

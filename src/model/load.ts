@@ -1,4 +1,4 @@
-// Loading a Llama-family checkpoint (config.json + safetensors, sharded or not) onto the GPU:
+// Loading a checkpoint (Llama family or Falcon) (config.json + safetensors, sharded or not) onto the GPU:
 // linear weights are quantized to NF4 on the GPU as each tensor arrives (or kept 16-bit with
 // load_in_4bit false), embeddings, norms, biases and the head stay 16-bit. Shards are
 // streamed tensor by tensor; no shard is ever held whole.
@@ -11,7 +11,11 @@ import type { HalfVector } from '../ops/norm';
 import { packHalf, type HalfDtype } from '../quant/half';
 import { dequantizeAbsmax, quantizeAbsmax } from '../quant/nf4';
 import { parseModelConfig, type ModelConfig } from './config';
-import type { LayerWeights, LlamaWeights } from './llama';
+import type { CausalLM } from './causal-lm';
+import { ropeInverseFrequencies } from './config';
+import { FalconModel, type FalconLayerWeights, type FalconWeights } from './falcon';
+import { LlamaModel, type LayerWeights, type LlamaWeights } from './llama';
+import { ropeTables } from '../ops/rope';
 import { LoraLinear, type FrozenWeight } from './lora-linear';
 
 /** Where checkpoint files come from: a local folder, the Hub, the store, or memory in tests. */
@@ -48,12 +52,12 @@ const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
 
 export interface LoadedModel {
   config: ModelConfig;
-  weights: LlamaWeights;
+  weights: LlamaWeights | FalconWeights;
   /** Every frozen linear layer by module path, for attaching LoRA. */
   linears: LoraLinear[];
 }
 
-export async function loadLlamaCheckpoint(gpu: Gpu, files: CheckpointFiles, s: LoadSettings, onTensor?: (name: string) => void): Promise<LoadedModel> {
+export async function loadCheckpoint(gpu: Gpu, files: CheckpointFiles, s: LoadSettings, onTensor?: (name: string) => void): Promise<LoadedModel> {
   const configText = await files.text('config.json');
   if (configText === null) throw new CheckpointError('config.json is missing: this is not a transformers checkpoint');
   const c = parseConfigText(configText);
@@ -85,7 +89,6 @@ export function parseConfigText(text: string): ModelConfig {
   return parseModelConfig(json);
 }
 
-const isLinearName = (name: string) => /\.(q|k|v|o|gate|up|down)_proj\.weight$/.test(name);
 
 /**
  * A checkpoint's tensors on the GPU as they arrive, checked against the config: linear weights
@@ -100,12 +103,17 @@ export class GpuTensors {
   private bnb: Bnb4bitCollector | null;
 
   constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly settings: LoadSettings) {
-    this.expected = expectedShapes(config);
+    this.expected = config.falcon ? falconShapes(config) : expectedShapes(config);
     const pre = config.prequantized;
     if (pre && !settings.load_in_4bit) {
       throw new CheckpointError('this checkpoint is bitsandbytes 4-bit already: it loads as NF4 (load_in_4bit true), or use its 16-bit original');
     }
     this.bnb = pre ? new Bnb4bitCollector(pre.doubleQuant) : null;
+  }
+
+  /** A frozen linear weight (one LoRA may adapt), by the module names of the architecture. */
+  private isLinear(name: string): boolean {
+    return this.config.linearModules.some((m) => name.endsWith(`.${m}.weight`));
   }
 
   /** Pre-quantized modules with parts still to come: a resumable point has none. */
@@ -116,7 +124,7 @@ export class GpuTensors {
   /** Whether a tensor of the checkpoint is one the network uses (false: to skip). */
   check(info: Pick<TensorInfo, 'name' | 'shape' | 'dtype'>, file: string): boolean {
     if (IGNORED.test(info.name)) return false;
-    if (this.bnb && bnbPartOf(info, isLinearName(info.name))) return true; // its shape is checked once whole
+    if (this.bnb && bnbPartOf(info, this.isLinear(info.name))) return true; // its shape is checked once whole
     const shape = this.expected.get(info.name);
     if (!shape) throw new CheckpointError(`${file}: unexpected tensor ${info.name} for a ${this.config.modelType} model`);
     if (info.shape.join() !== shape.join()) throw new CheckpointError(`${file}: ${info.name} is [${info.shape}], the config implies [${shape}]`);
@@ -131,14 +139,14 @@ export class GpuTensors {
   async add(info: TensorInfo, data: Uint8Array, file: string): Promise<string | null> {
     if (!this.check(info, file)) return null;
     const { gpu, settings: s } = this;
-    const weight = this.bnb && bnbPartOf(info, isLinearName(info.name));
+    const weight = this.bnb && bnbPartOf(info, this.isLinear(info.name));
     if (weight) {
       const whole = this.bnb!.add(weight, info, data);
       if (!whole) return null;
       this.addNF4(weight, uploadNF4(gpu, whole.q, whole.shape));
       return weight;
     }
-    if (isLinearName(info.name) && s.load_in_4bit) {
+    if (this.isLinear(info.name) && s.load_in_4bit) {
       const w = gpu.tensor(info.shape, 'f32', toFloat32(info.dtype, data));
       const q = quantizeNF4Gpu(gpu, w, s.blocksize ?? 64);
       w.release();
@@ -162,7 +170,7 @@ export class GpuTensors {
 
   /** A 16-bit tensor already on the GPU. */
   addHalf(name: string, shape: number[], h: HalfVector): void {
-    if (isLinearName(name)) this.linear.set(name, { kind: 'half', w: { ...h, shape: [shape[0], shape[1]] } });
+    if (this.isLinear(name)) this.linear.set(name, { kind: 'half', w: { ...h, shape: [shape[0], shape[1]] } });
     else this.halves.set(name, { ...h, shape });
   }
 
@@ -197,25 +205,83 @@ export class GpuTensors {
       const h = halves.get(n)!;
       return { ...h, shape: [h.shape[0], h.shape[1]] };
     };
-    const linears: LoraLinear[] = [];
-    const layers: LayerWeights[] = [];
-    for (let l = 0; l < c.layers; l++) {
-      const p = `model.layers.${l}`;
-      const mods = {} as Record<Linear, LoraLinear>;
-      for (const [path, key] of Object.entries(LINEARS) as [keyof typeof LINEARS, Linear][]) {
-        const bias = halves.get(`${p}.${path}.bias`) ?? null;
-        const m = new LoraLinear(`${p}.${path}`, linear.get(`${p}.${path}.weight`)!, bias);
-        mods[key] = m;
-        linears.push(m);
-      }
-      layers.push({ inputNorm: vec(`${p}.input_layernorm.weight`), postNorm: vec(`${p}.post_attention_layernorm.weight`), ...mods });
-    }
-    const embed = mat('model.embed_tokens.weight');
-    const weights: LlamaWeights = {
-      embed, layers, norm: vec('model.norm.weight'), head: c.tieEmbeddings ? embed : mat('lm_head.weight'),
-    };
-    return { config: c, weights, linears };
+    const lin = (path: string) => new LoraLinear(path, linear.get(`${path}.weight`)!, halves.get(`${path}.bias`) ?? null);
+    return c.falcon ? assembleFalcon(c, vec, mat, lin) : assembleLlama(c, vec, mat, lin);
   }
+}
+
+type Get<T> = (name: string) => T;
+
+function assembleLlama(c: ModelConfig, vec: Get<HalfVector>, mat: Get<HalfMatrix>, lin: Get<LoraLinear>): LoadedModel {
+  const linears: LoraLinear[] = [];
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < c.layers; l++) {
+    const p = `model.layers.${l}`;
+    const mods = {} as Record<Linear, LoraLinear>;
+    for (const [path, key] of Object.entries(LINEARS) as [keyof typeof LINEARS, Linear][]) {
+      mods[key] = lin(`${p}.${path}`);
+      linears.push(mods[key]);
+    }
+    layers.push({ inputNorm: vec(`${p}.input_layernorm.weight`), postNorm: vec(`${p}.post_attention_layernorm.weight`), ...mods });
+  }
+  const embed = mat('model.embed_tokens.weight');
+  const weights: LlamaWeights = { embed, layers, norm: vec('model.norm.weight'), head: c.tieEmbeddings ? embed : mat('lm_head.weight') };
+  return { config: c, weights, linears };
+}
+
+function assembleFalcon(c: ModelConfig, vec: Get<HalfVector>, mat: Get<HalfMatrix>, lin: Get<LoraLinear>): LoadedModel {
+  const linears: LoraLinear[] = [];
+  const norm = (p: string) => ({ w: vec(`${p}.weight`), b: vec(`${p}.bias`) });
+  const layers: FalconLayerWeights[] = [];
+  for (let l = 0; l < c.layers; l++) {
+    const p = `transformer.h.${l}`;
+    const mods = {
+      qkv: lin(`${p}.self_attention.query_key_value`), dense: lin(`${p}.self_attention.dense`),
+      up: lin(`${p}.mlp.dense_h_to_4h`), down: lin(`${p}.mlp.dense_4h_to_h`),
+    };
+    linears.push(mods.qkv, mods.dense, mods.up, mods.down);
+    const two = c.falcon!.twoNorms;
+    layers.push({ ln: norm(two ? `${p}.ln_attn` : `${p}.input_layernorm`), lnMlp: two ? norm(`${p}.ln_mlp`) : null, ...mods });
+  }
+  const embed = mat('transformer.word_embeddings.weight');
+  const weights: FalconWeights = { embed, layers, lnF: norm('transformer.ln_f'), head: c.tieEmbeddings ? embed : mat('lm_head.weight') };
+  return { config: c, weights, linears };
+}
+
+/** Falcon's tensor names and shapes (transformers' FalconForCausalLM). */
+function falconShapes(c: ModelConfig): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  const d = c.headDim, H = c.hidden;
+  m.set('transformer.word_embeddings.weight', [c.vocab, H]);
+  if (!c.tieEmbeddings) m.set('lm_head.weight', [c.vocab, H]);
+  const norm = (p: string) => {
+    m.set(`${p}.weight`, [H]);
+    m.set(`${p}.bias`, [H]);
+  };
+  norm('transformer.ln_f');
+  for (let l = 0; l < c.layers; l++) {
+    const p = `transformer.h.${l}`;
+    if (c.falcon!.twoNorms) {
+      norm(`${p}.ln_attn`);
+      norm(`${p}.ln_mlp`);
+    } else norm(`${p}.input_layernorm`);
+    const shapes: Record<string, [number, number]> = {
+      'self_attention.query_key_value': [(c.heads + 2 * c.kvHeads) * d, H], 'self_attention.dense': [H, c.heads * d],
+      'mlp.dense_h_to_4h': [c.intermediate, H], 'mlp.dense_4h_to_h': [H, c.intermediate],
+    };
+    for (const [path, shape] of Object.entries(shapes)) {
+      m.set(`${p}.${path}.weight`, shape);
+      if (c.bias.qkv) m.set(`${p}.${path}.bias`, [shape[0]]);
+    }
+  }
+  return m;
+}
+
+/** The network for a loaded checkpoint, by its architecture. */
+export function buildModel(gpu: Gpu, loaded: LoadedModel): CausalLM {
+  const c = loaded.config;
+  const rope = ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions);
+  return c.falcon ? new FalconModel(gpu, c, loaded.weights as FalconWeights, rope) : new LlamaModel(gpu, c, loaded.weights as LlamaWeights, rope);
 }
 
 /** Every tensor name the config implies, with its shape. */
@@ -259,27 +325,6 @@ function toHalf(gpu: Gpu, info: TensorInfo, data: Uint8Array): HalfVector {
     throw new CheckpointError(`${info.name} is ${info.dtype}; weights must be F32, F16 or BF16`);
   }
   return { words: gpu.tensor([words.length], 'u32', words), length: n, dtype };
-}
-
-/** Frees a loaded network's buffers (a tied head is the embedding: freed once). */
-export function releaseWeights(w: LlamaWeights): void {
-  const seen = new Set<Tensor>();
-  const free = (t: Tensor) => {
-    if (!seen.has(t)) t.release();
-    seen.add(t);
-  };
-  free(w.embed.words);
-  free(w.head.words);
-  free(w.norm.words);
-  for (const l of w.layers) {
-    free(l.inputNorm.words);
-    free(l.postNorm.words);
-    for (const m of [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]) {
-      if (m.bias) free(m.bias.words);
-      if (m.base.kind === 'nf4') [m.base.w.packed, m.base.w.absmax].forEach(free);
-      else free(m.base.w.words);
-    }
-  }
 }
 
 function releaseFrozen(f: FrozenWeight): void {

@@ -31,6 +31,12 @@ export class LoraLinear {
   /** False runs the frozen layer alone (generation with the adapter off); training needs true. */
   adapterOn = true;
 
+  /** The frozen weight's (and bias') buffers. */
+  frozenTensors(): Tensor[] {
+    const w = this.base.kind === 'nf4' ? [this.base.w.packed, this.base.w.absmax] : [this.base.w.words];
+    return this.bias ? [...w, this.bias.words] : w;
+  }
+
   get outFeatures(): number {
     return this.base.w.shape[0];
   }

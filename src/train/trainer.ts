@@ -3,7 +3,7 @@
 // norm clipping, AdamW, and the schedule's learning rate. Everything stays on the GPU until the
 // step's one readback of its losses and gradient norm.
 import type { Gpu } from '../gpu/runtime';
-import type { Batch, LlamaModel } from '../model/llama';
+import type { Batch, CausalLM } from '../model/causal-lm';
 import type { LoraSet } from '../model/lora-linear';
 import { adamwState, adamwStep, type AdamWSettings, type AdamWState } from '../ops/optim';
 import { lrMultiplier, type SchedulerType } from './schedule';
@@ -34,7 +34,7 @@ export class Trainer {
 
   constructor(
     readonly gpu: Gpu,
-    readonly model: LlamaModel,
+    readonly model: CausalLM,
     readonly lora: LoraSet,
     readonly settings: TrainSettings,
   ) {

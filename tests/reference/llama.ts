@@ -32,7 +32,7 @@ export interface RefModel {
   invFreq: ArrayLike<number>;
 }
 
-function linear(x: Float64Array, T: number, L: RefLinear): Float64Array {
+export function linear(x: Float64Array, T: number, L: RefLinear): Float64Array {
   const y = new Float64Array(T * L.out);
   for (let t = 0; t < T; t++) {
     const h = new Float64Array(L.r ?? 0);
@@ -72,10 +72,13 @@ export function llamaLogitsRef(m: RefModel, ids: ArrayLike<number>, pos: ArrayLi
 
 /** Token-weighted mean cross-entropy over labels ≥ 0. */
 export function llamaLossRef(m: RefModel, ids: ArrayLike<number>, labels: ArrayLike<number>, pos: ArrayLike<number>, start: ArrayLike<number>): number {
-  const z = llamaLogitsRef(m, ids, pos, start);
-  const V = m.c.vocab;
+  return meanLossRef(llamaLogitsRef(m, ids, pos, start), labels, m.c.vocab);
+}
+
+/** Token-weighted mean cross-entropy of logits z [T, V] over labels ≥ 0. */
+export function meanLossRef(z: Float64Array, labels: ArrayLike<number>, V: number): number {
   let total = 0, count = 0;
-  for (let t = 0; t < ids.length; t++) {
+  for (let t = 0; t < labels.length; t++) {
     if (labels[t] < 0) continue;
     let mx = -Infinity;
     for (let i = 0; i < V; i++) mx = Math.max(mx, z[t * V + i]);

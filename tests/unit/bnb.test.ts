@@ -9,11 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensorsSync, writeSafetensors } from '../../src/formats/safetensors';
 import type { Gpu } from '../../src/gpu/runtime';
-import { ropeInverseFrequencies, type ModelConfig } from '../../src/model/config';
-import { LlamaModel, type LlamaWeights } from '../../src/model/llama';
-import { loadLlamaCheckpoint } from '../../src/model/load';
+import { buildModel, loadCheckpoint, type LoadedModel } from '../../src/model/load';
 import { localCheckpoint } from '../../src/node/local-files';
-import { ropeTables } from '../../src/ops/rope';
 import { downloadModel } from '../../src/store/download';
 import { loadStoredModel } from '../../src/store/load-stored';
 import { testGpu } from '../gpu';
@@ -33,8 +30,9 @@ beforeAll(async () => {
 });
 afterAll(() => hub.close());
 
-async function logitsOf(weights: LlamaWeights, c: ModelConfig): Promise<number[]> {
-  const model = new LlamaModel(gpu, c, weights, ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions));
+async function logitsOf(loaded: LoadedModel): Promise<number[]> {
+  const model = buildModel(gpu, loaded);
+  const c = loaded.config;
   const T = 11;
   const b = {
     ids: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => (i * 53 + 7) % c.vocab)),
@@ -47,11 +45,11 @@ async function logitsOf(weights: LlamaWeights, c: ModelConfig): Promise<number[]
 
 describe('bitsandbytes 4-bit checkpoints', () => {
   it("load without requantizing, to the logits of quantizing the 16-bit twin (double quantization)", async () => {
-    const bnb = await loadLlamaCheckpoint(gpu, localCheckpoint(join(root, 'bnb')), { load_in_4bit: true });
+    const bnb = await loadCheckpoint(gpu, localCheckpoint(join(root, 'bnb')), { load_in_4bit: true });
     expect(bnb.config.prequantized).toEqual({ quantType: 'nf4', doubleQuant: true });
-    const twin = await loadLlamaCheckpoint(gpu, localCheckpoint(join(root, 'twin')), { load_in_4bit: true, nested: true });
-    const plain = await loadLlamaCheckpoint(gpu, localCheckpoint(join(root, 'twin')), { load_in_4bit: true });
-    const [a, b, c] = [await logitsOf(bnb.weights, bnb.config), await logitsOf(twin.weights, twin.config), await logitsOf(plain.weights, plain.config)];
+    const twin = await loadCheckpoint(gpu, localCheckpoint(join(root, 'twin')), { load_in_4bit: true, nested: true });
+    const plain = await loadCheckpoint(gpu, localCheckpoint(join(root, 'twin')), { load_in_4bit: true });
+    const [a, b, c] = [await logitsOf(bnb), await logitsOf(twin), await logitsOf(plain)];
     expect(a).toEqual(b);
     expect(a).not.toEqual(c); // double quantization does change the weights a little
   });
@@ -59,8 +57,8 @@ describe('bitsandbytes 4-bit checkpoints', () => {
   it('stream into the page store as they are, and load back to the same logits', async () => {
     const m = await downloadModel(gpu, 'tiny-random/llama-bnb-4bit', { endpoint: hub.url });
     const stored = await loadStoredModel(gpu, m.key);
-    const direct = await loadLlamaCheckpoint(gpu, localCheckpoint(join(root, 'bnb')), { load_in_4bit: true });
-    expect(await logitsOf(stored.loaded.weights, stored.loaded.config)).toEqual(await logitsOf(direct.weights, direct.config));
+    const direct = await loadCheckpoint(gpu, localCheckpoint(join(root, 'bnb')), { load_in_4bit: true });
+    expect(await logitsOf(stored.loaded)).toEqual(await logitsOf(direct));
   });
 
   it('refuse a missing part, a foreign quant_map, fp4 and 8-bit, by name', async () => {
@@ -73,15 +71,15 @@ describe('bitsandbytes 4-bit checkpoints', () => {
       writeFile(shard, writeSafetensors(f(tensors).map(({ info, data }) => ({ name: info.name, dtype: info.dtype, shape: info.shape, data }))));
     const map = tensors.find((t) => t.info.name.endsWith('.quant_map'))!;
     await rewrite((ts) => ts.filter((t) => t !== map));
-    await expect(loadLlamaCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(/lacks parts of 1 4-bit module\(s\): model\.layers\.\d\.\w+\.\w+_proj\.weight/);
+    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(/lacks parts of 1 4-bit module\(s\): model\.layers\.\d\.\w+\.\w+_proj\.weight/);
     const wrong = new Float32Array(16).fill(0.5);
     await rewrite((ts) => ts.map((t) => (t === map ? { info: t.info, data: new Uint8Array(wrong.buffer) } : t)));
-    await expect(loadLlamaCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(/quant_map is not bitsandbytes' NF4 code/);
-    await expect(loadLlamaCheckpoint(gpu, localCheckpoint(join(root, 'bnb')), { load_in_4bit: false })).rejects.toThrow(/bitsandbytes 4-bit already/);
+    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(/quant_map is not bitsandbytes' NF4 code/);
+    await expect(loadCheckpoint(gpu, localCheckpoint(join(root, 'bnb')), { load_in_4bit: false })).rejects.toThrow(/bitsandbytes 4-bit already/);
     const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
     await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, quantization_config: { ...config.quantization_config, bnb_4bit_quant_type: 'fp4' } }));
-    await expect(loadLlamaCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(/bnb_4bit_quant_type is "fp4"; only nf4/);
+    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(/bnb_4bit_quant_type is "fp4"; only nf4/);
     await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, quantization_config: { quant_method: 'bitsandbytes', load_in_8bit: true } }));
-    await expect(loadLlamaCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(/bitsandbytes 8-bit/);
+    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(/bitsandbytes 8-bit/);
   });
 });

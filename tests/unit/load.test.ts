@@ -2,9 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensors, type TensorToWrite } from '../../src/formats/safetensors';
 import type { Gpu } from '../../src/gpu/runtime';
 import { parseModelConfig, ropeInverseFrequencies } from '../../src/model/config';
-import { LlamaModel } from '../../src/model/llama';
-import { loadLlamaCheckpoint, type CheckpointFiles } from '../../src/model/load';
-import { ropeTables } from '../../src/ops/rope';
+import { buildModel, loadCheckpoint, type CheckpointFiles } from '../../src/model/load';
 import { packHalf } from '../../src/quant/half';
 import { dequantizeNF4, quantizeNF4 } from '../../src/quant/nf4';
 import { testGpu } from '../gpu';
@@ -90,11 +88,11 @@ describe('loading a sharded BF16 checkpoint', () => {
     const seed = freshSeed();
     const { files, ref } = checkpoint(seed);
     const seen: string[] = [];
-    const loaded = await loadLlamaCheckpoint(gpu, source(files), { load_in_4bit: true }, (n) => seen.push(n));
+    const loaded = await loadCheckpoint(gpu, source(files), { load_in_4bit: true }, (n) => seen.push(n));
     expect(seen.length).toBe(3 + 2 * (2 + 7 + 3));
     expect(loaded.linears.map((l) => l.path)).toContain('model.layers.1.mlp.down_proj');
     const c = loaded.config;
-    const model = new LlamaModel(gpu, c, loaded.weights, ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions));
+    const model = buildModel(gpu, loaded);
     const b = packedBatch(gpu, c, rng(seed + 1));
     const logits = await gpu.read(model.logits(b.batch));
     expect(relError(logits, llamaLogitsRef(ref, b.ids, b.positions, b.start)), `seed ${seed}`).toBeLessThan(1e-4);
@@ -102,15 +100,15 @@ describe('loading a sharded BF16 checkpoint', () => {
 
   it('refuses a truncated shard, a missing tensor, a wrong shape and an unknown model type, clearly', async () => {
     const { files, names } = checkpoint(1);
-    await expect(loadLlamaCheckpoint(gpu, source(files, 5), { load_in_4bit: true })).rejects.toThrow(/model-0000\d-of-00002.safetensors ended at byte \d+, inside tensor .*: it is truncated/);
+    await expect(loadCheckpoint(gpu, source(files, 5), { load_in_4bit: true })).rejects.toThrow(/model-0000\d-of-00002.safetensors ended at byte \d+, inside tensor .*: it is truncated/);
     const missing = new Map(files);
     missing.set(names[1], writeSafetensors([]));
-    await expect(loadLlamaCheckpoint(gpu, source(missing), { load_in_4bit: false })).rejects.toThrow(/lacks \d+ tensor\(s\) the config needs/);
+    await expect(loadCheckpoint(gpu, source(missing), { load_in_4bit: false })).rejects.toThrow(/lacks \d+ tensor\(s\) the config needs/);
     const wrong = new Map(files);
     wrong.set('config.json', JSON.stringify({ ...CONFIG, intermediate_size: 80 }));
-    await expect(loadLlamaCheckpoint(gpu, source(wrong), { load_in_4bit: true })).rejects.toThrow(/mlp\.(gate|up|down)_proj\.weight is \[[\d,]+\], the config implies/);
+    await expect(loadCheckpoint(gpu, source(wrong), { load_in_4bit: true })).rejects.toThrow(/mlp\.(gate|up|down)_proj\.weight is \[[\d,]+\], the config implies/);
     const alien = new Map(files);
     alien.set('config.json', JSON.stringify({ ...CONFIG, model_type: 'gpt_neox' }));
-    await expect(loadLlamaCheckpoint(gpu, source(alien), { load_in_4bit: true })).rejects.toThrow(/model_type "gpt_neox" is not supported yet/);
+    await expect(loadCheckpoint(gpu, source(alien), { load_in_4bit: true })).rejects.toThrow(/model_type "gpt_neox" is not supported yet/);
   });
 });

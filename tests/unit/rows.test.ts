@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
 import { addBias, embed } from '../../src/ops/rows';
 import { packHalf } from '../../src/quant/half';
+import { gatherHeads, scatterHeads } from '../../src/ops/heads';
 import { testGpu } from '../gpu';
 import { POISON, freshSeed, randn, rng } from '../reference/random';
 
@@ -29,6 +30,40 @@ describe('16-bit embedding and bias', () => {
       addBias(gpu, x, { words: gpu.tensor([b.words.length], 'u32', b.words), length: H, dtype });
       const withBias = want.map((v, i) => Math.fround(v + b.rounded[i % H]));
       expect(Array.from(await gpu.read(x)), `seed ${seed}`).toEqual(Array.from(withBias));
+    });
+  }
+});
+
+describe('heads out of a fused projection and back', () => {
+  // Falcon-7B's layout [q0 … q(H−1), k, v], and the grouped one of new_decoder_architecture
+  // ([q, q, k, v] per KV group), on odd sizes
+  for (const [name, maps] of [
+    ['multi-query', { q: [0, 1, 2, 3, 4], k: [5], v: [6] }],
+    ['grouped', { q: [0, 1, 4, 5, 8, 9], k: [2, 6, 10], v: [3, 7, 11] }],
+  ] as [string, Record<'q' | 'k' | 'v', number[]>][]) {
+    it(`gathers q, k, v exactly and scatters their gradients back (${name})`, async () => {
+      const seed = freshSeed();
+      const r = rng(seed);
+      const [T, d] = [5, 3];
+      const Ns = maps.q.length + maps.k.length + maps.v.length;
+      const fused = randn(r, T * Ns * d);
+      const src = gpu.tensor([T, Ns, d], 'f32', fused);
+      const back = gpu.tensor([T, Ns, d]);
+      gpu.fill(back, POISON);
+      for (const part of ['q', 'k', 'v'] as const) {
+        const map = gpu.tensor([maps[part].length], 'u32', Uint32Array.from(maps[part]));
+        const piece = gpu.tensor([T, maps[part].length, d]);
+        gpu.fill(piece, POISON);
+        gatherHeads(gpu, src, map, piece);
+        const got = await gpu.read(piece);
+        const want = Float32Array.from({ length: T * maps[part].length * d }, (_, i) => {
+          const e = i % d, j = Math.floor(i / d) % maps[part].length, t = Math.floor(i / (d * maps[part].length));
+          return fused[(t * Ns + maps[part][j]) * d + e];
+        });
+        expect(Array.from(got), `${part} seed ${seed}`).toEqual(Array.from(want));
+        scatterHeads(gpu, piece, map, back);
+      }
+      expect(Array.from(await gpu.read(back)), `seed ${seed}`).toEqual(Array.from(Float32Array.from(fused)));
     });
   }
 });

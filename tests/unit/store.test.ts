@@ -8,11 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
-import { ropeInverseFrequencies } from '../../src/model/config';
-import { LlamaModel, type LlamaWeights } from '../../src/model/llama';
-import { loadLlamaCheckpoint } from '../../src/model/load';
+import { buildModel, loadCheckpoint, type LoadedModel } from '../../src/model/load';
 import { localCheckpoint } from '../../src/node/local-files';
-import { ropeTables } from '../../src/ops/rope';
 import { downloadModel, QuotaError } from '../../src/store/download';
 import { loadStoredModel } from '../../src/store/load-stored';
 import { deleteModel, listModels, modelKey, ModelStore } from '../../src/store/model-store';
@@ -35,8 +32,9 @@ beforeAll(async () => {
 });
 afterAll(() => hub.close());
 
-async function logitsOf(weights: LlamaWeights, c: Parameters<typeof ropeInverseFrequencies>[0]): Promise<Float32Array> {
-  const model = new LlamaModel(gpu, c, weights, ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions));
+async function logitsOf(loaded: LoadedModel): Promise<Float32Array> {
+  const model = buildModel(gpu, loaded);
+  const c = loaded.config;
   const T = 9;
   const batch = {
     ids: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => (i * 37) % c.vocab)),
@@ -63,8 +61,8 @@ describe('the model store', () => {
     expect(progress.at(-1)).toBe(m.downloadBytes);
     expect(Object.values(m.tensors).filter((t) => t.kind === 'nf4').length).toBe(2 * 7);
     const stored = await loadStoredModel(gpu, m.key);
-    const direct = await loadLlamaCheckpoint(gpu, localCheckpoint(join(root, 'llama')), { load_in_4bit: true });
-    const [a, b] = [await logitsOf(stored.loaded.weights, stored.loaded.config), await logitsOf(direct.weights, direct.config)];
+    const direct = await loadCheckpoint(gpu, localCheckpoint(join(root, 'llama')), { load_in_4bit: true });
+    const [a, b] = [await logitsOf(stored.loaded), await logitsOf(direct)];
     expect(Array.from(a)).toEqual(Array.from(b));
     // a second call finds it complete and asks the Hub nothing
     const before = hub.log.length;

@@ -6,13 +6,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
 import { generate } from '../../src/generate/generate';
 import { SAMPLING_DEFAULTS } from '../../src/generate/sampling';
-import { ropeInverseFrequencies } from '../../src/model/config';
-import { LlamaModel } from '../../src/model/llama';
-import { loadLlamaCheckpoint } from '../../src/model/load';
+import { buildModel, loadCheckpoint } from '../../src/model/load';
 import { attachLora } from '../../src/model/lora-linear';
 import { localCheckpoint } from '../../src/node/local-files';
 import { ADAMW_DEFAULTS } from '../../src/ops/optim';
-import { ropeTables } from '../../src/ops/rope';
 import { Trainer } from '../../src/train/trainer';
 import { testGpu } from '../gpu';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
@@ -31,9 +28,8 @@ describe.each(['llama', 'qwen2'] as const)('the tiny %s checkpoint, from files t
   it('loads with its tokenizer, learns one exchange by QLoRA, and says it back', async () => {
     await writeTinyCheckpoint(join(root, `tiny-${kind}`), kind, 3);
     const tokenizer = await AutoTokenizer.from_pretrained(`tiny-${kind}`);
-    const loaded = await loadLlamaCheckpoint(gpu, localCheckpoint(join(root, `tiny-${kind}`)), { load_in_4bit: true });
-    const c = loaded.config;
-    const model = new LlamaModel(gpu, c, loaded.weights, ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions));
+    const loaded = await loadCheckpoint(gpu, localCheckpoint(join(root, `tiny-${kind}`)), { load_in_4bit: true });
+    const model = buildModel(gpu, loaded);
     const lora = attachLora(gpu, loaded.linears, { r: 8, alpha: 16, dropout: 0, random: rng(5) });
 
     const prompt = '### Human: Say hi. ### Assistant:';

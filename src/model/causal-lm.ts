@@ -1,0 +1,189 @@
+// A decoder-only causal language model on WebGPU, whatever its layers: embedding, the stack
+// of decoder layers, the final norm, the output head and the loss — and the parts every
+// architecture shares: gradient checkpointing, the chunked loss, KV-cache decoding. Each
+// architecture (llama.ts, falcon.ts) gives its layer's forward and backward, side by side,
+// and its final norm.
+//
+// Training keeps only each layer's input; backward recomputes the layer's forward from it
+// (gradient checkpointing), then runs its backward and frees everything but the gradient.
+import type { Gpu, Tensor } from '../gpu/runtime';
+import { crossEntropy, halfLinear, halfLinearBackwardInput, type HalfMatrix } from '../ops/head';
+import type { RopeTables } from '../ops/rope';
+import { embed } from '../ops/rows';
+import type { ModelConfig } from './config';
+
+/** One packed micro-batch: token ids, labels (−100 ignored), RoPE positions, attention starts. */
+export interface Batch {
+  ids: Tensor; // u32 [T]
+  labels: Tensor; // i32 [T]
+  positions: Tensor; // u32 [T]
+  start: Tensor; // u32 [T]: the first token each token may attend to
+}
+
+/** What the decoder layers read of a batch (decoding has no labels). */
+export type Placement = Pick<Batch, 'positions' | 'start'>;
+
+/** Keys and values of the tokens so far, per layer, for decoding one token at a time. */
+export interface KvCache {
+  k: Tensor[]; // [capacity, Hkv, d] per layer
+  v: Tensor[];
+  length: number;
+  capacity: number;
+}
+
+/** What every architecture's weights have: the embedding and the output head. */
+export interface BaseWeights {
+  embed: HalfMatrix; // [V, H]
+  head: HalfMatrix; // [V, H]; the embedding itself when tied
+}
+
+export interface LayerOptions {
+  dropout: boolean;
+  save: boolean;
+  step: number;
+  cache?: KvCache;
+}
+
+/** Rows of logits made at once: a multiple of 64 keeps every chunk's views 256-byte aligned. */
+const LOSS_CHUNK_ROWS = 256;
+
+export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown> {
+  constructor(
+    readonly gpu: Gpu,
+    readonly config: ModelConfig,
+    readonly weights: W,
+    readonly rope: RopeTables,
+  ) {}
+
+  /** The seed of one module's dropout mask in one layer at one step: the same in the recompute. */
+  protected seed(step: number, layer: number, module: number): number {
+    return (Math.imul(step + 1, 0x9e3779b1) ^ Math.imul(layer * 8 + module + 1, 0x85ebca6b)) >>> 0;
+  }
+
+  // forward: x → the layer's output; `save` keeps what its backward needs (the recompute)
+  protected abstract layerForward(l: number, x: Tensor, b: Placement, o: LayerOptions): { out: Tensor; saved: S | null };
+  // backward: dOut = dL/d(layer output) → dL/d(layer input); LoRA gradients accumulate
+  protected abstract layerBackward(l: number, x: Tensor, saved: S, dOut: Tensor, b: Placement, step: number): Tensor;
+  protected abstract finalNorm(x: Tensor): Tensor;
+  protected abstract finalNormBackward(x: Tensor, dy: Tensor): Tensor;
+  /** Every GPU buffer the weights own (each once). */
+  abstract weightTensors(): Tensor[];
+
+  newCache(capacity: number): KvCache {
+    const { gpu, config: c } = this;
+    if (capacity > this.rope.positions) throw new Error(`a cache of ${capacity} tokens is longer than the ${this.rope.positions} positions prepared`);
+    const make = () => Array.from({ length: c.layers }, () => gpu.tensor([capacity, c.kvHeads, c.headDim]));
+    return { k: make(), v: make(), length: 0, capacity };
+  }
+
+  releaseCache(cache: KvCache): void {
+    for (const t of [...cache.k, ...cache.v]) t.release();
+  }
+
+  /**
+   * Run new tokens (the prompt, then one token at a time) through the network, appending to
+   * the cache; returns the logits of the last one, [1, V].
+   */
+  decode(ids: ArrayLike<number>, cache: KvCache): Tensor {
+    const { gpu, config: c } = this;
+    const T = ids.length;
+    if (cache.length + T > cache.capacity) throw new Error(`the cache holds ${cache.capacity} tokens; ${cache.length + T} asked`);
+    for (const id of Array.from(ids)) if (!(id >= 0 && id < c.vocab)) throw new Error(`token id ${id} is outside the vocabulary of ${c.vocab}`);
+    const tokens = gpu.tensor([T], 'u32', Uint32Array.from(ids));
+    const b: Placement = {
+      positions: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => cache.length + i)),
+      start: gpu.tensor([T], 'u32', new Uint32Array(T)),
+    };
+    let x = embed(gpu, this.weights.embed, tokens);
+    for (let l = 0; l < c.layers; l++) {
+      const { out } = this.layerForward(l, x, b, { dropout: false, save: false, step: 0, cache });
+      x.release();
+      x = out;
+    }
+    cache.length += T;
+    const last = gpu.tensor([1, c.hidden]);
+    gpu.copy(x, last, { from: (T - 1) * c.hidden, count: c.hidden });
+    const xf = this.finalNorm(last);
+    const z = halfLinear(gpu, xf, this.weights.head);
+    for (const t of [x, last, xf, tokens, b.positions, b.start]) t.release();
+    return z;
+  }
+
+  /** Logits [T, V] for a batch, adapter applied (inference; no gradients). */
+  logits(b: Batch): Tensor {
+    const x = this.finalHidden(b, false, 0).x;
+    const z = halfLinear(this.gpu, x, this.weights.head);
+    x.release();
+    return z;
+  }
+
+  /** Per-token losses [T] of a batch (0 where the label is −100): evaluation, no gradients. */
+  tokenLosses(b: Batch): Tensor {
+    const { gpu, config: c } = this;
+    const T = b.ids.numel;
+    const xf = this.finalHidden(b, false, 0).x;
+    const loss = gpu.tensor([T]);
+    for (let r0 = 0; r0 < T; r0 += LOSS_CHUNK_ROWS) {
+      const rows = Math.min(LOSS_CHUNK_ROWS, T - r0);
+      const z = halfLinear(gpu, gpu.view(xf, r0 * c.hidden, [rows, c.hidden]), this.weights.head);
+      crossEntropy(gpu, z, b.labels, 1, r0, gpu.view(loss, r0, [rows])); // z becomes dL/dz, unused
+      z.release();
+    }
+    xf.release();
+    return loss;
+  }
+
+  private finalHidden(b: Batch, train: boolean, step: number): { x: Tensor; inputs: Tensor[] } {
+    const { gpu, config: c } = this;
+    const T = b.ids.numel;
+    for (const t of [b.labels, b.positions, b.start]) if (t.numel !== T) throw new Error('batch: ids, labels, positions and start must have one entry per token');
+    let x = embed(gpu, this.weights.embed, b.ids);
+    const inputs: Tensor[] = [];
+    for (let l = 0; l < c.layers; l++) {
+      const { out } = this.layerForward(l, x, b, { dropout: train, save: false, step });
+      if (train) inputs.push(x);
+      else x.release();
+      x = out;
+    }
+    if (train) inputs.push(x);
+    const xf = this.finalNorm(x);
+    if (!train) x.release();
+    return { x: xf, inputs };
+  }
+
+  /**
+   * Forward and backward over one micro-batch: LoRA gradients accumulate into their flat
+   * buffer (zero it at the start of each optimizer step). `scale` is 1 / (tokens counted in
+   * the whole optimizer step). Returns the per-token losses [T] (0 where ignored).
+   */
+  forwardBackward(b: Batch, scale: number, step: number): Tensor {
+    const { gpu, config: c } = this;
+    const T = b.ids.numel;
+    const { x: xf, inputs } = this.finalHidden(b, true, step);
+    // loss and dL/d(final hidden), a chunk of rows at a time
+    const loss = gpu.tensor([T]);
+    const dxf = gpu.tensor([T, c.hidden]);
+    for (let r0 = 0; r0 < T; r0 += LOSS_CHUNK_ROWS) {
+      const rows = Math.min(LOSS_CHUNK_ROWS, T - r0);
+      const xc = gpu.view(xf, r0 * c.hidden, [rows, c.hidden]);
+      const z = halfLinear(gpu, xc, this.weights.head);
+      crossEntropy(gpu, z, b.labels, scale, r0, gpu.view(loss, r0, [rows]));
+      halfLinearBackwardInput(gpu, z, this.weights.head, gpu.view(dxf, r0 * c.hidden, [rows, c.hidden]));
+      z.release();
+    }
+    xf.release();
+    let dx = this.finalNormBackward(inputs[c.layers], dxf);
+    dxf.release();
+    inputs[c.layers].release();
+    for (let l = c.layers - 1; l >= 0; l--) {
+      const { out, saved } = this.layerForward(l, inputs[l], b, { dropout: true, save: true, step }); // recompute
+      out.release();
+      const dIn = this.layerBackward(l, inputs[l], saved as S, dx, b, step);
+      dx.release();
+      inputs[l].release();
+      dx = dIn;
+    }
+    dx.release();
+    return loss;
+  }
+}
