@@ -16,14 +16,36 @@ export interface MemoryEstimate {
   largestBuffer: number;
 }
 
+/** [in, out] of every linear module of one layer, by PEFT's module name. */
+export function moduleShapes(c: ModelConfig): Record<string, [number, number]> {
+  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  if (c.falcon) {
+    return {
+      query_key_value: [c.hidden, qd + 2 * kvd], dense: [qd, c.hidden],
+      dense_h_to_4h: [c.hidden, c.intermediate], dense_4h_to_h: [c.intermediate, c.hidden],
+    };
+  }
+  return {
+    q_proj: [c.hidden, qd], k_proj: [c.hidden, kvd], v_proj: [c.hidden, kvd], o_proj: [qd, c.hidden],
+    gate_proj: [c.hidden, c.intermediate], up_proj: [c.hidden, c.intermediate], down_proj: [c.intermediate, c.hidden],
+  };
+}
+
 /** Element counts of the linear weights and of the 16-bit tensors. */
 function counts(c: ModelConfig): { linear: number; half: number; largestHalf: number } {
-  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
-  const perLayer = c.hidden * (qd + 2 * kvd) + qd * c.hidden + 3 * c.hidden * c.intermediate;
+  const shapes = Object.values(moduleShapes(c));
+  const perLayer = shapes.reduce((n, [i, o]) => n + i * o, 0);
   const embed = c.vocab * c.hidden;
-  const biases = (c.bias.qkv ? qd + 2 * kvd : 0) + (c.bias.o ? c.hidden : 0) + (c.bias.mlp ? 2 * c.intermediate + c.hidden : 0);
-  const half = embed * (c.tieEmbeddings ? 1 : 2) + c.layers * (2 * c.hidden + biases) + c.hidden;
+  const biases = c.bias.qkv ? shapes.reduce((n, [, o]) => n + o, 0) : 0;
+  const norms = c.norm.kind === 'layer' ? 2 * c.hidden * (c.falcon?.twoNorms ? 2 : 1) : 2 * c.hidden;
+  const half = embed * (c.tieEmbeddings ? 1 : 2) + c.layers * (norms + biases) + c.hidden * (c.norm.kind === 'layer' ? 2 : 1);
   return { linear: c.layers * perLayer, half, largestHalf: embed };
+}
+
+/** Every weight of the checkpoint, frozen ones all (the embedding once when tied). */
+export function parameterCount(c: ModelConfig): number {
+  const { linear, half } = counts(c);
+  return linear + half;
 }
 
 /** NF4: half a byte per weight and an f32 absmax per block of 64; 16-bit: two bytes. */
@@ -38,10 +60,7 @@ export function estimateTrainingMemory(
 ): MemoryEstimate {
   const T = o.max_length * o.batch;
   const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
-  const dims: Record<string, [number, number]> = {
-    q_proj: [c.hidden, qd], k_proj: [c.hidden, kvd], v_proj: [c.hidden, kvd], o_proj: [qd, c.hidden],
-    gate_proj: [c.hidden, c.intermediate], up_proj: [c.hidden, c.intermediate], down_proj: [c.intermediate, c.hidden],
-  };
+  const dims = moduleShapes(c);
   const loraParams = o.targets.reduce((n, t) => n + (dims[t] ? o.r * (dims[t][0] + dims[t][1]) : 0), 0) * c.layers;
   const f = 4;
   // per-layer checkpoints, one layer's saved intermediates (attention probabilities included),
@@ -53,7 +72,7 @@ export function estimateTrainingMemory(
   const weights = estimateStoreBytes(c, o.load_in_4bit);
   const adapter = loraParams * f * 4;
   const { largestHalf } = counts(c);
-  const largestLinear = c.hidden * c.intermediate * (o.load_in_4bit ? 0.5 : 2);
+  const largestLinear = Math.max(...Object.values(dims).map(([i, out]) => i * out)) * (o.load_in_4bit ? 0.5 : 2);
   const largestBuffer = Math.max(largestHalf * 2, largestLinear, f * c.heads * o.max_length * T);
   return { weights, adapter, activations, total: weights + adapter + activations, largestBuffer };
 }

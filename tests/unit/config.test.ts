@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseModelConfig, ropeInverseFrequencies } from '../../src/model/config';
+import { estimateStoreBytes, estimateTrainingMemory, parameterCount } from '../../src/model/estimate';
 
 // config.json values of real checkpoints (their Hub repos), trimmed to the fields read.
 const SMOLLM2_135M = {
@@ -11,6 +12,12 @@ const QWEN25_05B = {
   model_type: 'qwen2', hidden_size: 896, num_attention_heads: 14, num_key_value_heads: 2, num_hidden_layers: 24,
   intermediate_size: 4864, vocab_size: 151936, rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true,
   hidden_act: 'silu', max_position_embeddings: 32768, use_sliding_window: false, sliding_window: 32768, eos_token_id: 151645,
+};
+// tiiuae/falcon-7b's config.json (the worked example), with its n_head / n_layer aliases
+const FALCON_7B = {
+  model_type: 'falcon', hidden_size: 4544, n_head: 71, n_layer: 32, vocab_size: 65024, layer_norm_epsilon: 1e-5,
+  multi_query: true, parallel_attn: true, bias: false, alibi: false, new_decoder_architecture: false,
+  bos_token_id: 11, eos_token_id: 11, torch_dtype: 'bfloat16',
 };
 const LLAMA32_1B = {
   model_type: 'llama', hidden_size: 2048, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64, num_hidden_layers: 16,
@@ -64,5 +71,24 @@ describe('config.json', () => {
     expect(() => parseModelConfig({ ...SMOLLM2_135M, hidden_act: 'gelu' })).toThrow(/hidden_act "gelu" is not supported/);
     expect(() => parseModelConfig({ ...SMOLLM2_135M, rope_scaling: { type: 'yarn', factor: 4 } })).toThrow(/rope_scaling type "yarn" is not supported/);
     expect(() => parseModelConfig([])).toThrow(/has no model_type/);
+  });
+
+  it("reads Falcon: tiiuae/falcon-7b's 6.92B parameters, multi-query, tied head, and what it takes to train", () => {
+    const c = parseModelConfig(FALCON_7B);
+    expect(c).toMatchObject({
+      modelType: 'falcon', hidden: 4544, heads: 71, kvHeads: 1, headDim: 64, layers: 32, intermediate: 18176, vocab: 65024,
+      norm: { kind: 'layer', eps: 1e-5 }, activation: 'gelu', tieEmbeddings: true, falcon: { qkv: 'multi-query', twoNorms: false },
+      linearModules: ['query_key_value', 'dense', 'dense_h_to_4h', 'dense_4h_to_h'], defaultLoraTargets: ['query_key_value'],
+    });
+    expect(parameterCount(c)).toBe(6_921_720_704); // as the Hub's model card counts it
+    const store = estimateStoreBytes(c);
+    expect(store / 1e9).toBeCloseTo(4.32, 2); // NF4 linears (4.5 bits a weight) + BF16 embedding
+    const m = estimateTrainingMemory(c, { max_length: 512, batch: 1, r: 16, targets: c.linearModules, load_in_4bit: true });
+    expect(m.adapter).toBe(32 * 16 * (4544 + 4672 + 4544 + 4544 + 4544 + 18176 + 18176 + 4544) * 16); // params, grads, two moments
+    expect(m.largestBuffer).toBe(65024 * 4544 * 2); // the BF16 embedding: over a 128 MiB binding limit
+    expect(() => parseModelConfig({ ...FALCON_7B, alibi: true })).toThrow(/alibi is true/);
+    const grouped = parseModelConfig({ ...FALCON_7B, new_decoder_architecture: true, num_kv_heads: 8, n_head: 128, hidden_size: 8192 });
+    expect(grouped.falcon).toEqual({ qkv: 'grouped', twoNorms: true });
+    expect(grouped.kvHeads).toBe(8);
   });
 });
