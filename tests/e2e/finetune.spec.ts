@@ -131,6 +131,34 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
   expect(errors).toEqual([]);
 });
 
+for (const model of ['tiny-random/falcon', 'tiny-random/llama-bnb-4bit']) {
+  test(`${model} downloads, trains and generates in the page`, async ({ page }) => {
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await open(page, model);
+    await page.getByRole('button', { name: 'Check size' }).click();
+    await expect(page.locator('#plan-table')).toContainText('can hold it');
+    await page.getByRole('button', { name: 'Download', exact: true }).click();
+    await expect(page.locator('#model-status')).toContainText(`Loaded ${model}`, { timeout: 120_000 });
+    await page.locator('#max-length').fill('48');
+    await page.getByRole('button', { name: 'Prepare' }).click();
+    await expect(page.locator('#data-status')).toContainText('4 rows');
+    for (const [id, v] of [['lora-r', '8'], ['lora-alpha', '16'], ['lora-dropout', '0'], ['lr', '0.03'], ['steps', '8'], ['batch', '4'], ['accumulation', '1']]) {
+      await page.locator(`#${id}`).fill(v);
+    }
+    await page.locator('#scheduler').selectOption('constant');
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await expect(page.locator('#train-status')).toContainText('Trained 8 steps', { timeout: 300_000 });
+    const losses = JSON.parse((await page.locator('#chart').getAttribute('data-losses'))!) as number[];
+    expect(losses[7], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0]);
+    await page.locator('#max-new').fill('8');
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await expect(page.locator('#outputs pre[data-done]')).toHaveCount(1, { timeout: 120_000 });
+    await shot(page, `app-${model.split('/')[1]}`);
+    expect(errors).toEqual([]);
+  });
+}
+
 test('a connection dropped mid-shard resumes, and the store equals a clean download', async ({ page }) => {
   await open(page, 'tiny-random/llama');
   await page.getByRole('button', { name: 'Download', exact: true }).click();

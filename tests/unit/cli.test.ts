@@ -27,6 +27,7 @@ beforeAll(async () => {
   data = await writeTinyDataset(join(root, 'data'));
   await writeTinyCheckpoint(join(root, 'tiny-llama'), 'llama', 3);
   await writeTinyCheckpoint(join(root, 'tiny-qwen2'), 'qwen2', 4);
+  await writeTinyCheckpoint(join(root, 'tiny-falcon'), 'falcon', 5);
   // a data set repo laid out as the Hub's Parquet conversion lays one out
   await mkdir(join(root, 'hub-data', 'data'), { recursive: true });
   await copyFile(data.parquet, join(root, 'hub-data', 'data', 'train-00000-of-00001.parquet'));
@@ -68,6 +69,7 @@ const CASES: [string, () => string, () => string, string[], string[]][] = [
   ['llama', () => join(root, 'tiny-llama'), () => data.jsonl, ['--lora_target_modules', 'q_proj', 'v_proj'], []],
   // from the (local test) Hub: a model id and a data set id
   ['qwen2', () => 'tiny-random/qwen2', () => 'tiny-random/guanaco', ['--lora_target_modules', 'all-linear'], ['--packing', 'true', '--max_length', '48']],
+  ['falcon', () => join(root, 'tiny-falcon'), () => data.csv, ['--lora_target_modules', 'query_key_value,dense,dense_h_to_4h,dense_4h_to_h'], []],
 ];
 
 describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, modelOf, dataOf, loraFlags, dataFlags) => {
@@ -94,11 +96,16 @@ describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, modelOf, dataO
     // PEFT's files, named and shaped as PEFT writes them
     const config = parseAdapterConfig(await readFile(join(out, 'adapter_config.json'), 'utf8'));
     expect(config).toMatchObject({ r: 8, lora_alpha: 16, base_model_name_or_path: model });
-    const expectedTargets = kind === 'llama' ? ['q_proj', 'v_proj'] : ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'];
+    const expectedTargets = {
+      llama: ['q_proj', 'v_proj'], qwen2: ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'],
+      falcon: ['dense', 'dense_4h_to_h', 'dense_h_to_4h', 'query_key_value'],
+    }[kind]!;
     expect(config.target_modules).toEqual(expectedTargets);
     const tensors = readSafetensorsSync(new Uint8Array(await readFile(join(out, 'adapter_model.safetensors'))));
     expect(tensors.length).toBe(2 * 2 * expectedTargets.length);
-    expect(tensors.map((x) => x.info.name)).toContain('base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight');
+    expect(tensors.map((x) => x.info.name)).toContain(kind === 'falcon'
+      ? 'base_model.model.transformer.h.1.self_attention.query_key_value.lora_B.weight'
+      : 'base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight');
 
     // eval: the adapter lowers the loss, and resuming from it starts exactly there
     const evalArgs = ['--model_name_or_path', model, '--dataset_name', dataset, '--json', 'true', ...dataFlags];
