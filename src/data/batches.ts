@@ -17,7 +17,11 @@ export interface HostBatch {
   counted: number;
 }
 
-export function hostBatch(blocks: Block[]): HostBatch {
+/**
+ * `slidingWindow` (Mistral, Phi-3): a token sees only the last `window` tokens of its
+ * sequence, itself included, as transformers masks them.
+ */
+export function hostBatch(blocks: Block[], slidingWindow: number | null = null): HostBatch {
   const T = blocks.reduce((n, b) => n + b.input_ids.length, 0);
   const h: HostBatch = {
     ids: new Uint32Array(T), labels: new Int32Array(T), positions: new Uint32Array(T), start: new Uint32Array(T), counted: 0,
@@ -33,7 +37,7 @@ export function hostBatch(blocks: Block[]): HostBatch {
       h.ids[at + t] = b.input_ids[t];
       h.labels[at + t] = label;
       h.positions[at + t] = b.position_ids[t];
-      h.start[at + t] = seqStart;
+      h.start[at + t] = slidingWindow ? Math.max(seqStart, at + t - slidingWindow + 1) : seqStart;
       if (label !== -100) h.counted++;
     }
     at += L;

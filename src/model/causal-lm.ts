@@ -92,7 +92,8 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     const tokens = gpu.tensor([T], 'u32', Uint32Array.from(ids));
     const b: Placement = {
       positions: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => cache.length + i)),
-      start: gpu.tensor([T], 'u32', new Uint32Array(T)),
+      // keys are cache positions; a sliding window (Mistral, Phi-3) hides the older ones
+      start: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => (c.slidingWindow ? Math.max(0, cache.length + i - c.slidingWindow + 1) : 0))),
     };
     let x = embed(gpu, this.weights.embed, tokens);
     for (let l = 0; l < c.layers; l++) {

@@ -1,7 +1,7 @@
 // A Hugging Face config.json, read into one typed description of the network. Every size is
 // checked here, before anything is allocated; an unsupported model type or feature is named.
 
-export type ModelType = 'llama' | 'mistral' | 'qwen2' | 'falcon';
+export type ModelType = 'llama' | 'mistral' | 'qwen2' | 'phi3' | 'falcon';
 
 export type RopeScaling =
   | { type: 'linear'; factor: number }
@@ -32,6 +32,8 @@ export interface ModelConfig {
   defaultLoraTargets: string[];
   /** A bitsandbytes 4-bit checkpoint (`*-bnb-4bit`): its linear weights come NF4 already. */
   prequantized: { quantType: 'nf4'; doubleQuant: boolean } | null;
+  /** Phi-3's fused projections: qkv_proj = [q; k; v], gate_up_proj = [gate; up]. */
+  fused: { qkv: boolean; gateUp: boolean };
   /** Falcon's layout: how its fused query_key_value is laid out, and its LayerNorms per layer. */
   falcon: FalconLayout | null;
 }
@@ -50,8 +52,9 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export const SUPPORTED_MODEL_TYPES: ModelType[] = ['llama', 'mistral', 'qwen2', 'falcon'];
+export const SUPPORTED_MODEL_TYPES: ModelType[] = ['llama', 'mistral', 'qwen2', 'phi3', 'falcon'];
 const LLAMA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+const PHI3_MODULES = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'];
 
 export function parseModelConfig(json: unknown, source = 'config.json'): ModelConfig {
   const fail = (what: string) => new ConfigError(`${source}: ${what}`);
@@ -86,8 +89,9 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
   if (act !== 'silu') throw fail(`hidden_act "${String(act)}" is not supported for ${type}; expected silu`);
   if (c.partial_rotary_factor != null && c.partial_rotary_factor !== 1) throw fail('partial_rotary_factor other than 1 is not supported');
 
+  const phi3 = type === 'phi3';
   const slidingWindow =
-    type === 'mistral' ? (typeof c.sliding_window === 'number' ? c.sliding_window : null)
+    type === 'mistral' || phi3 ? (typeof c.sliding_window === 'number' ? c.sliding_window : null)
     : type === 'qwen2' && c.use_sliding_window ? int('sliding_window') : null;
   const eos = c.eos_token_id;
   return {
@@ -112,9 +116,11 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
     slidingWindow,
     bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
     eosTokenIds: typeof eos === 'number' ? [eos] : Array.isArray(eos) ? eos.filter((e): e is number => typeof e === 'number') : [],
-    linearModules: LLAMA_MODULES,
-    defaultLoraTargets: ['q_proj', 'v_proj'], // PEFT's default for llama, mistral and qwen2
+    linearModules: phi3 ? PHI3_MODULES : LLAMA_MODULES,
+    // PEFT's defaults: q_proj, v_proj for llama, mistral and qwen2; qkv_proj for phi3
+    defaultLoraTargets: phi3 ? ['qkv_proj'] : ['q_proj', 'v_proj'],
     prequantized: parseQuantization(c.quantization_config, fail),
+    fused: { qkv: phi3, gateUp: phi3 },
     falcon: null,
   };
 }
@@ -162,6 +168,7 @@ function parseFalcon(
     linearModules: FALCON_MODULES,
     defaultLoraTargets: ['query_key_value'], // PEFT's default for falcon
     prequantized: parseQuantization(c.quantization_config, fail),
+    fused: { qkv: true, gateUp: false },
     falcon: { qkv: newArch ? 'grouped' : 'multi-query', twoNorms: newArch && (c.num_ln_in_parallel_attn ?? 2) === 2 },
   };
 }

@@ -26,8 +26,12 @@ export function moduleShapes(c: ModelConfig): Record<string, [number, number]> {
     };
   }
   return {
-    q_proj: [c.hidden, qd], k_proj: [c.hidden, kvd], v_proj: [c.hidden, kvd], o_proj: [qd, c.hidden],
-    gate_proj: [c.hidden, c.intermediate], up_proj: [c.hidden, c.intermediate], down_proj: [c.intermediate, c.hidden],
+    ...(c.fused.qkv ? { qkv_proj: [c.hidden, qd + 2 * kvd] as [number, number] }
+      : { q_proj: [c.hidden, qd], k_proj: [c.hidden, kvd], v_proj: [c.hidden, kvd] } as Record<string, [number, number]>),
+    o_proj: [qd, c.hidden],
+    ...(c.fused.gateUp ? { gate_up_proj: [c.hidden, 2 * c.intermediate] as [number, number] }
+      : { gate_proj: [c.hidden, c.intermediate], up_proj: [c.hidden, c.intermediate] } as Record<string, [number, number]>),
+    down_proj: [c.intermediate, c.hidden],
   };
 }
 

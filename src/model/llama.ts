@@ -1,4 +1,4 @@
-// The Llama family (llama, mistral, qwen2) on WebGPU: the whole network in one file, forward
+// The Llama family (llama, mistral, qwen2; phi3 with its fused qkv and gate_up) on WebGPU: the whole network in one file, forward
 // and backward side by side, with gradients for the LoRA weights only.
 //
 //   x = embed(ids)
@@ -16,21 +16,25 @@ import { attentionBackward, attentionForward } from '../ops/attention';
 import type { LoraSaved } from '../ops/lora';
 import { swigluBackward, swigluForward } from '../ops/mlp';
 import { rmsnormBackward, rmsnormForward, type HalfVector } from '../ops/norm';
+import { gatherHeads, scatterHeads } from '../ops/heads';
 import { ropeBackward, ropeForward } from '../ops/rope';
 import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from './causal-lm';
 import { releaseLoraSaved, type LoraLinear } from './lora-linear';
 
 export type { Batch, KvCache } from './causal-lm';
 
+/** A layer's linears: q, k, v and gate, up apart, or fused as Phi-3 has them (qkv, gateUp). */
 export interface LayerWeights {
   inputNorm: HalfVector;
   postNorm: HalfVector;
-  q: LoraLinear;
-  k: LoraLinear;
-  v: LoraLinear;
+  q?: LoraLinear;
+  k?: LoraLinear;
+  v?: LoraLinear;
+  qkv?: LoraLinear; // [q; k; v] rows
   o: LoraLinear;
-  gate: LoraLinear;
-  up: LoraLinear;
+  gate?: LoraLinear;
+  up?: LoraLinear;
+  gateUp?: LoraLinear; // [gate; up] rows
   down: LoraLinear;
 }
 
@@ -39,16 +43,30 @@ export interface LlamaWeights extends BaseWeights {
   norm: HalfVector;
 }
 
-const MODULES = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+const MODULES = ['q', 'k', 'v', 'o', 'gate', 'up', 'down', 'qkv', 'gateUp'] as const;
 type Module = (typeof MODULES)[number];
 
 interface LayerSaved {
   a: Tensor; q: Tensor; k: Tensor; v: Tensor; P: Tensor; attn: Tensor;
   x2: Tensor; m: Tensor; g: Tensor; u: Tensor; h: Tensor;
   lora: Partial<Record<Module, LoraSaved | null>>;
+  /** Every tensor the layer made for backward (views excluded), P and LoRA's aside. */
+  owned: Tensor[];
 }
 
 export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
+  /** Heads of Phi-3's fused projections: q, k, v of qkv_proj; gate, up of gate_up_proj. */
+  private maps: Record<'q' | 'k' | 'v' | 'gate' | 'up', Tensor> | null = null;
+
+  private fusedMaps(): Record<'q' | 'k' | 'v' | 'gate' | 'up', Tensor> {
+    const { gpu, config: c } = this;
+    const range = (from: number, n: number) => gpu.tensor([n], 'u32', Uint32Array.from({ length: n }, (_, i) => from + i));
+    this.maps ??= {
+      q: range(0, c.heads), k: range(c.heads, c.kvHeads), v: range(c.heads + c.kvHeads, c.kvHeads), gate: range(0, 1), up: range(1, 1),
+    };
+    return this.maps;
+  }
+
   protected finalNorm(x: Tensor): Tensor {
     return rmsnormForward(this.gpu, x, this.weights.norm, this.config.norm.eps);
   }
@@ -62,8 +80,9 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     const out = new Set<Tensor>([w.embed.words, w.head.words, w.norm.words]);
     for (const l of w.layers) {
       out.add(l.inputNorm.words).add(l.postNorm.words);
-      for (const m of [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]) for (const t of m.frozenTensors()) out.add(t);
+      for (const m of [l.q, l.k, l.v, l.qkv, l.o, l.gate, l.up, l.gateUp, l.down]) for (const t of m?.frozenTensors() ?? []) out.add(t);
     }
+    for (const t of Object.values(this.maps ?? {})) out.add(t);
     return [...out];
   }
 
@@ -77,14 +96,25 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     const T = x.shape[0];
     const lora: LayerSaved['lora'] = {};
     const lin = (m: Module, input: Tensor, opt: { y?: Tensor; accumulate?: boolean } = {}) => {
-      const r = w[m].forward(gpu, input, { ...opt, dropout: o.dropout, save: o.save, seed: this.seed(o.step, l, MODULES.indexOf(m)) });
+      const r = w[m]!.forward(gpu, input, { ...opt, dropout: o.dropout, save: o.save, seed: this.seed(o.step, l, MODULES.indexOf(m)) });
       lora[m] = r.saved;
       return r.y;
     };
-    const a = rmsnormForward(gpu, x, w.inputNorm, c.norm.eps);
-    const q = gpu.view(lin('q', a), 0, [T, c.heads, c.headDim]);
-    const k = gpu.view(lin('k', a), 0, [T, c.kvHeads, c.headDim]);
-    const v = gpu.view(lin('v', a), 0, [T, c.kvHeads, c.headDim]);
+    const owned: Tensor[] = [];
+    const own = (t: Tensor) => (owned.push(t.parent ?? t), t);
+    const a = own(rmsnormForward(gpu, x, w.inputNorm, c.norm.eps));
+    let q: Tensor, k: Tensor, v: Tensor;
+    if (w.qkv) {
+      const maps = this.fusedMaps();
+      const qkv = own(gpu.view(lin('qkv', a), 0, [T, c.heads + 2 * c.kvHeads, c.headDim]));
+      q = own(gatherHeads(gpu, qkv, maps.q, gpu.tensor([T, c.heads, c.headDim])));
+      k = own(gatherHeads(gpu, qkv, maps.k, gpu.tensor([T, c.kvHeads, c.headDim])));
+      v = own(gatherHeads(gpu, qkv, maps.v, gpu.tensor([T, c.kvHeads, c.headDim])));
+    } else {
+      q = own(gpu.view(lin('q', a), 0, [T, c.heads, c.headDim]));
+      k = own(gpu.view(lin('k', a), 0, [T, c.kvHeads, c.headDim]));
+      v = own(gpu.view(lin('v', a), 0, [T, c.kvHeads, c.headDim]));
+    }
     ropeForward(gpu, q, b.positions, this.rope);
     ropeForward(gpu, k, b.positions, this.rope);
     let keys = k, values = v;
@@ -97,18 +127,26 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       values = gpu.view(o.cache.v[l], 0, [past + T, c.kvHeads, c.headDim]);
     }
     const { o: attn, P } = attentionForward(gpu, q, keys, values, b.start);
-    const attn2 = gpu.view(attn, 0, [T, c.heads * c.headDim]);
-    const x2 = gpu.tensor([T, c.hidden]);
+    const attn2 = own(gpu.view(attn, 0, [T, c.heads * c.headDim]));
+    const x2 = own(gpu.tensor([T, c.hidden]));
     gpu.copy(x, x2);
     lin('o', attn2, { y: x2, accumulate: true });
-    const m = rmsnormForward(gpu, x2, w.postNorm, c.norm.eps);
-    const g = lin('gate', m);
-    const u = lin('up', m);
-    const h = swigluForward(gpu, g, u);
+    const m = own(rmsnormForward(gpu, x2, w.postNorm, c.norm.eps));
+    let g: Tensor, u: Tensor;
+    if (w.gateUp) {
+      const maps = this.fusedMaps();
+      const gu = own(gpu.view(lin('gateUp', m), 0, [T, 2, c.intermediate]));
+      g = own(gpu.view(gatherHeads(gpu, gu, maps.gate, gpu.tensor([T, 1, c.intermediate])), 0, [T, c.intermediate]));
+      u = own(gpu.view(gatherHeads(gpu, gu, maps.up, gpu.tensor([T, 1, c.intermediate])), 0, [T, c.intermediate]));
+    } else {
+      g = own(lin('gate', m));
+      u = own(lin('up', m));
+    }
+    const h = own(swigluForward(gpu, g, u));
     const out = gpu.tensor([T, c.hidden]);
     gpu.copy(x2, out);
     lin('down', h, { y: out, accumulate: true });
-    const saved: LayerSaved = { a, q, k, v, P, attn: attn2, x2, m, g, u, h, lora };
+    const saved: LayerSaved = { a, q, k, v, P, attn: attn2, x2, m, g, u, h, lora, owned };
     if (o.save) return { out, saved };
     releaseSaved(saved, true);
     return { out, saved: null };
@@ -120,12 +158,23 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     const w = this.weights.layers[l];
     const T = x.shape[0];
     const back = (m: Module, dy: Tensor, dx?: Tensor) =>
-      w[m].backward(gpu, dy, s.lora[m] ?? null, { dx, accumulate: !!dx, seed: this.seed(step, l, MODULES.indexOf(m)) });
+      w[m]!.backward(gpu, dy, s.lora[m] ?? null, { dx, accumulate: !!dx, seed: this.seed(step, l, MODULES.indexOf(m)) });
+    const temps: Tensor[] = [];
     // x_out = x2 + down(swiglu(gate(m), up(m))),  m = rmsnorm(x2)
     const dh = back('down', dOut);
     const { dg, du } = swigluBackward(gpu, s.g, s.u, dh);
-    const dm = back('gate', dg);
-    back('up', du, dm);
+    let dm: Tensor;
+    if (w.gateUp) {
+      const maps = this.fusedMaps();
+      const dgu = gpu.tensor([T, 2, c.intermediate]);
+      scatterHeads(gpu, gpu.view(dg, 0, [T, 1, c.intermediate]), maps.gate, dgu);
+      scatterHeads(gpu, gpu.view(du, 0, [T, 1, c.intermediate]), maps.up, dgu);
+      dm = back('gateUp', gpu.view(dgu, 0, [T, 2 * c.intermediate]));
+      temps.push(dgu);
+    } else {
+      dm = back('gate', dg);
+      back('up', du, dm);
+    }
     const dx2 = gpu.tensor([T, c.hidden]);
     gpu.copy(dOut, dx2);
     rmsnormBackward(gpu, s.x2, w.postNorm, dm, c.norm.eps, dx2, true);
@@ -134,13 +183,25 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     const g = attentionBackward(gpu, s.q, s.k, s.v, s.P, gpu.view(dAttn, 0, [T, c.heads, c.headDim]));
     ropeBackward(gpu, g.dq, b.positions, this.rope);
     ropeBackward(gpu, g.dk, b.positions, this.rope);
-    const da = back('q', gpu.view(g.dq, 0, [T, c.heads * c.headDim]));
-    back('k', gpu.view(g.dk, 0, [T, c.kvHeads * c.headDim]), da);
-    back('v', gpu.view(g.dv, 0, [T, c.kvHeads * c.headDim]), da);
+    let da: Tensor;
+    if (w.qkv) {
+      const maps = this.fusedMaps();
+      const nf = c.heads + 2 * c.kvHeads;
+      const dqkv = gpu.tensor([T, nf, c.headDim]);
+      scatterHeads(gpu, g.dq, maps.q, dqkv);
+      scatterHeads(gpu, g.dk, maps.k, dqkv);
+      scatterHeads(gpu, g.dv, maps.v, dqkv);
+      da = back('qkv', gpu.view(dqkv, 0, [T, nf * c.headDim]));
+      temps.push(dqkv);
+    } else {
+      da = back('q', gpu.view(g.dq, 0, [T, c.heads * c.headDim]));
+      back('k', gpu.view(g.dk, 0, [T, c.kvHeads * c.headDim]), da);
+      back('v', gpu.view(g.dv, 0, [T, c.kvHeads * c.headDim]), da);
+    }
     const dx = gpu.tensor([T, c.hidden]);
     gpu.copy(dx2, dx);
     rmsnormBackward(gpu, x, w.inputNorm, da, c.norm.eps, dx, true);
-    for (const t of [dh, dg, du, dm, dx2, dAttn, g.dq, g.dk, g.dv, da]) t.release();
+    for (const t of [dh, dg, du, dm, dx2, dAttn, g.dq, g.dk, g.dv, da, ...temps]) t.release();
     releaseSaved(s, false); // P and the LoRA state were consumed by their backward passes
     return dx;
   }
@@ -148,8 +209,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
 }
 
 function releaseSaved(s: LayerSaved, all: boolean): void {
-  // q, k, v, attn are views of the projections' outputs: release their parents.
-  for (const t of [s.a, s.q.parent!, s.k.parent!, s.v.parent!, s.attn.parent!, s.x2, s.m, s.g, s.u, s.h]) t.release();
+  for (const t of new Set(s.owned)) t.release();
   if (!all) return;
   s.P.release();
   for (const saved of Object.values(s.lora)) if (saved) releaseLoraSaved(saved);

@@ -42,11 +42,15 @@ export class CheckpointError extends Error {
   override name = 'CheckpointError';
 }
 
-const LINEARS = {
-  'self_attn.q_proj': 'q', 'self_attn.k_proj': 'k', 'self_attn.v_proj': 'v', 'self_attn.o_proj': 'o',
-  'mlp.gate_proj': 'gate', 'mlp.up_proj': 'up', 'mlp.down_proj': 'down',
-} as const;
-type Linear = (typeof LINEARS)[keyof typeof LINEARS];
+/** The Llama layer's linear modules by checkpoint path, apart or fused (Phi-3). */
+function llamaLinears(c: ModelConfig): Record<string, keyof LayerWeights> {
+  return {
+    ...(c.fused.qkv ? { 'self_attn.qkv_proj': 'qkv' } : { 'self_attn.q_proj': 'q', 'self_attn.k_proj': 'k', 'self_attn.v_proj': 'v' }),
+    'self_attn.o_proj': 'o',
+    ...(c.fused.gateUp ? { 'mlp.gate_up_proj': 'gateUp' } : { 'mlp.gate_proj': 'gate', 'mlp.up_proj': 'up' }),
+    'mlp.down_proj': 'down',
+  };
+}
 /** Tensors some checkpoints carry that the network recomputes. */
 const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
 
@@ -217,12 +221,13 @@ function assembleLlama(c: ModelConfig, vec: Get<HalfVector>, mat: Get<HalfMatrix
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.layers; l++) {
     const p = `model.layers.${l}`;
-    const mods = {} as Record<Linear, LoraLinear>;
-    for (const [path, key] of Object.entries(LINEARS) as [keyof typeof LINEARS, Linear][]) {
-      mods[key] = lin(`${p}.${path}`);
-      linears.push(mods[key]);
+    const layer = { inputNorm: vec(`${p}.input_layernorm.weight`), postNorm: vec(`${p}.post_attention_layernorm.weight`) } as LayerWeights;
+    for (const [path, key] of Object.entries(llamaLinears(c))) {
+      const m = lin(`${p}.${path}`);
+      Object.assign(layer, { [key]: m });
+      linears.push(m);
     }
-    layers.push({ inputNorm: vec(`${p}.input_layernorm.weight`), postNorm: vec(`${p}.post_attention_layernorm.weight`), ...mods });
+    layers.push(layer);
   }
   const embed = mat('model.embed_tokens.weight');
   const weights: LlamaWeights = { embed, layers, norm: vec('model.norm.weight'), head: c.tieEmbeddings ? embed : mat('lm_head.weight') };
@@ -296,9 +301,12 @@ function expectedShapes(c: ModelConfig): Map<string, number[]> {
     m.set(`${p}.input_layernorm.weight`, [c.hidden]);
     m.set(`${p}.post_attention_layernorm.weight`, [c.hidden]);
     const shapes: Record<string, [number, number]> = {
-      'self_attn.q_proj': [qd, c.hidden], 'self_attn.k_proj': [kvd, c.hidden], 'self_attn.v_proj': [kvd, c.hidden],
-      'self_attn.o_proj': [c.hidden, qd], 'mlp.gate_proj': [c.intermediate, c.hidden],
-      'mlp.up_proj': [c.intermediate, c.hidden], 'mlp.down_proj': [c.hidden, c.intermediate],
+      ...(c.fused.qkv ? { 'self_attn.qkv_proj': [qd + 2 * kvd, c.hidden] as [number, number] }
+        : { 'self_attn.q_proj': [qd, c.hidden], 'self_attn.k_proj': [kvd, c.hidden], 'self_attn.v_proj': [kvd, c.hidden] } as Record<string, [number, number]>),
+      'self_attn.o_proj': [c.hidden, qd],
+      ...(c.fused.gateUp ? { 'mlp.gate_up_proj': [2 * c.intermediate, c.hidden] as [number, number] }
+        : { 'mlp.gate_proj': [c.intermediate, c.hidden], 'mlp.up_proj': [c.intermediate, c.hidden] } as Record<string, [number, number]>),
+      'mlp.down_proj': [c.hidden, c.intermediate],
     };
     for (const [path, shape] of Object.entries(shapes)) m.set(`${p}.${path}.weight`, shape);
     if (c.bias.qkv) for (const x of ['q', 'k', 'v']) m.set(`${p}.self_attn.${x}_proj.bias`, [x === 'q' ? qd : kvd]);

@@ -125,6 +125,12 @@ describe('blocks to batches', () => {
     expect(h.counted).toBe(5);
   });
 
+  it("hides keys older than a sliding window, within each sequence, as transformers' mask does", () => {
+    const one: Block = { input_ids: [1, 2, 3, 4, 5], labels: [1, 2, 3, 4, 5], position_ids: [0, 1, 2, 0, 1] };
+    expect([...hostBatch([one], 2).start]).toEqual([0, 0, 1, 3, 3]);
+    expect([...hostBatch([one], 8).start]).toEqual([0, 0, 0, 3, 3]);
+  });
+
   it('shuffles each epoch differently, the same way for the same seed', () => {
     const o1 = epochOrder(20, 0, 42, true), o2 = epochOrder(20, 1, 42, true);
     expect([...o1].sort((x, y) => x - y)).toEqual([...Array(20).keys()]);
