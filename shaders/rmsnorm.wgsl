@@ -1,9 +1,12 @@
 // RMSNorm with a frozen 16-bit weight, forward and backward (appended to half.wgsl + reduce.wgsl).
-//   forward   y = x · r · w,   r = 1 / √(mean(x²) + eps)          x, y: [T, H], w: [H]
+//   forward   y = x · r · w,   r = 1 / √(mean(x²) + eps)          x, y: [T, H], w: [H] (+ OFFSET)
 //   backward  dx = r · (w ⊙ dy) − x · r³ / H · Σ_j w_j dy_j x_j   (w is frozen: no dw)
 // One workgroup per row; the row's sums are reduced in workgroup memory.
 
 override ACCUMULATE: bool = false;   // backward adds into dx (the residual's gradient)
+override OFFSET: f32 = 0.0;          // Gemma scales by (1 + w): the weight is stored minus one
+
+fn weight(i: u32) -> f32 { return OFFSET + half16(w[i >> 1u], i); }
 
 struct Params { T: u32, H: u32, eps: f32 }
 
@@ -27,7 +30,7 @@ fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   var ss = 0.0;
   for (var i = lid.x; i < p.H; i += WG) { ss += x[base + i] * x[base + i]; }
   let r = inverseSqrt(workgroupSum(ss, lid.x) / f32(p.H) + p.eps);
-  for (var i = lid.x; i < p.H; i += WG) { y[base + i] = x[base + i] * r * half16(w[i >> 1u], i); }
+  for (var i = lid.x; i < p.H; i += WG) { y[base + i] = x[base + i] * r * weight(i); }
 }
 
 @compute @workgroup_size(WG)
@@ -41,12 +44,12 @@ fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   for (var i = lid.x; i < q.H; i += WG) {
     let xi = x[base + i];
     ss += xi * xi;
-    dot += half16(w[i >> 1u], i) * dy[base + i] * xi;
+    dot += weight(i) * dy[base + i] * xi;
   }
   let r = inverseSqrt(workgroupSum(ss, lid.x) / f32(q.H) + q.eps);
   let c = workgroupSum(dot, lid.x) * r * r * r / f32(q.H);
   for (var i = lid.x; i < q.H; i += WG) {
-    let v = r * half16(w[i >> 1u], i) * dy[base + i] - x[base + i] * c;
+    let v = r * weight(i) * dy[base + i] - x[base + i] * c;
     if (ACCUMULATE) { dx[base + i] += v; } else { dx[base + i] = v; }
   }
 }

@@ -26,20 +26,21 @@ function check(op: string, x: Tensor, w: HalfVector): [number, number] {
 }
 
 // forward: y = x · r · w
-export function rmsnormForward(gpu: Gpu, x: Tensor, w: HalfVector, eps: number, y = gpu.tensor(x.shape)): Tensor {
+// `offset`: the weight applied is offset + w (Gemma stores its RMSNorm weights minus one).
+export function rmsnormForward(gpu: Gpu, x: Tensor, w: HalfVector, eps: number, y = gpu.tensor(x.shape), offset = 0): Tensor {
   const [T, H] = check('rmsnormForward', x, w);
   expectShape('rmsnormForward', 'y', y, [T, H]);
-  const k = gpu.kernel(RMSNORM, 'rmsnorm_forward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16' });
+  const k = gpu.kernel(RMSNORM, 'rmsnorm_forward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', OFFSET: offset });
   gpu.dispatch1D(k, [x, w.words, y], [T, H, f32(eps)], T);
   return y;
 }
 
 // backward: dx (+)= r · (w ⊙ dy) − x · r³ / H · Σ w dy x    (w is frozen)
-export function rmsnormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, eps: number, dx = gpu.tensor(x.shape), accumulate = false): Tensor {
+export function rmsnormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, eps: number, dx = gpu.tensor(x.shape), accumulate = false, offset = 0): Tensor {
   const [T, H] = check('rmsnormBackward', x, w);
   expectShape('rmsnormBackward', 'dY', dy, [T, H]);
   expectShape('rmsnormBackward', 'dX', dx, [T, H]);
-  const k = gpu.kernel(RMSNORM, 'rmsnorm_backward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', ACCUMULATE: accumulate });
+  const k = gpu.kernel(RMSNORM, 'rmsnorm_backward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', ACCUMULATE: accumulate, OFFSET: offset });
   gpu.dispatch1D(k, [x, w.words, dy, dx], [T, H, f32(eps)], T);
   return dx;
 }

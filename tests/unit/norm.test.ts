@@ -52,6 +52,22 @@ describe('RMSNorm against float64', () => {
     });
   }
 
+  it("scales by 1 + w when the weight is stored minus one (Gemma's RMSNorm)", async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const [T, H, eps] = [6, 96, 1e-6];
+    const x = randn(r, T * H), dy = randn(r, T * H);
+    const { words, rounded: w } = packHalf(randn(r, H, 0.3), 'BF16');
+    const weight: HalfVector = { words: gpu.tensor([words.length], 'u32', words), length: H, dtype: 'BF16' };
+    const tx = gpu.tensor([T, H], 'f32', x);
+    const y = rmsnormForward(gpu, tx, weight, eps, undefined, 1);
+    const dx = rmsnormBackward(gpu, tx, weight, gpu.tensor([T, H], 'f32', dy), eps, undefined, false, 1);
+    const w1 = Float64Array.from(w, (v) => 1 + v);
+    expect(relError(await gpu.read(y), rmsnormRef(x, w1, T, H, eps)), `seed ${seed}`).toBeLessThan(1e-5);
+    const loss = (v: Float64Array) => rmsnormRef(v, w1, T, H, eps).reduce((s, yi, i) => s + yi * dy[i], 0);
+    expect(relError(await gpu.read(dx), finiteDifferences(loss, x, 1e-5)), `seed ${seed}`).toBeLessThan(1e-4);
+  });
+
   it('adds into dx when asked (the residual stream already holds a gradient)', async () => {
     const seed = freshSeed();
     const r = rng(seed);

@@ -30,6 +30,9 @@ describe('16-bit embedding and bias', () => {
       addBias(gpu, x, { words: gpu.tensor([b.words.length], 'u32', b.words), length: H, dtype });
       const withBias = want.map((v, i) => Math.fround(v + b.rounded[i % H]));
       expect(Array.from(await gpu.read(x)), `seed ${seed}`).toEqual(Array.from(withBias));
+      // Gemma scales the embeddings by √H
+      const scaled = embed(gpu, table, gpu.tensor([T], 'u32', ids), undefined, 8);
+      expect(Array.from(await gpu.read(scaled)), `seed ${seed}`).toEqual(Array.from(want, (v) => Math.fround(v * 8)));
     });
   }
 });
