@@ -1,7 +1,10 @@
-// SwiGLU, the Llama MLP's gate, forward and backward, elementwise over [T, I]:
-//   forward   h  = silu(g) ⊙ u,   silu(g) = g · σ(g)           g = gate_proj(x), u = up_proj(x)
-//   backward  dg = dh ⊙ u ⊙ σ(g) · (1 + g · (1 − σ(g)))
-//             du = dh ⊙ silu(g)
+// Gated MLP activations, forward and backward, elementwise over [T, I] (after activations.wgsl):
+//   SwiGLU (Llama)   h = silu(g) ⊙ u,   silu(g) = g · σ(g)       g = gate_proj(x), u = up_proj(x)
+//   GeGLU (Gemma 2)  h = gelu_tanh(g) ⊙ u                        (GEGLU with TANH)
+//   backward         dg = dh ⊙ u ⊙ act'(g),   du = dh ⊙ act(g)
+//   silu'(g) = σ(g) · (1 + g · (1 − σ(g)))
+
+override GEGLU: bool = false;
 
 override WG: u32 = 256;
 
@@ -17,20 +20,28 @@ struct Params { n: u32 }
 @group(0) @binding(4) var<storage, read_write> du: array<f32>;
 @group(0) @binding(5) var<uniform> q: Params;
 
-fn sigmoid(v: f32) -> f32 { return 1.0 / (1.0 + exp(-v)); }
+fn act(v: f32) -> f32 {
+  if (GEGLU) { return gelu(v); }
+  return v * sigmoid(v);
+}
+
+fn actGrad(v: f32) -> f32 {
+  if (GEGLU) { return geluGrad(v); }
+  let s = sigmoid(v);
+  return s * (1.0 + v * (1.0 - s));
+}
 
 @compute @workgroup_size(WG)
 fn swiglu_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.n) { return; }
-  h[i] = g[i] * sigmoid(g[i]) * u[i];
+  h[i] = act(g[i]) * u[i];
 }
 
 @compute @workgroup_size(WG)
 fn swiglu_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * WG;
   if (i >= q.n) { return; }
-  let s = sigmoid(g[i]);
-  dg[i] = dh[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
-  du[i] = dh[i] * g[i] * s;
+  dg[i] = dh[i] * u[i] * actGrad(g[i]);
+  du[i] = dh[i] * act(g[i]);
 }

@@ -13,23 +13,27 @@ beforeAll(async () => {
   gpu = await testGpu();
 });
 
-describe('SwiGLU against float64', () => {
-  for (const [T, I] of [[7, 65], [4, 128], [1, 3]]) {
-    it(`forward and backward at T=${T} I=${I}`, async () => {
-      const seed = freshSeed();
-      const r = rng(seed);
-      const g = randn(r, T * I, 2), u = randn(r, T * I), dh = randn(r, T * I);
-      const tg = gpu.tensor([T, I], 'f32', g), tu = gpu.tensor([T, I], 'f32', u);
-      const h = gpu.tensor([T, I]), dg = gpu.tensor([T, I]), du = gpu.tensor([T, I]);
-      for (const t of [h, dg, du]) gpu.fill(t, POISON);
-      swigluForward(gpu, tg, tu, h);
-      swigluBackward(gpu, tg, tu, gpu.tensor([T, I], 'f32', dh), dg, du);
-      expect(relError(await gpu.read(h), swigluRef(g, u)), `seed ${seed}`).toBeLessThan(1e-5);
-      const fdG = finiteDifferences((v) => dot(swigluRef(v, u), dh), g);
-      const fdU = finiteDifferences((v) => dot(swigluRef(g, v), dh), u);
-      expect(relError(await gpu.read(dg), fdG), `seed ${seed}`).toBeLessThan(1e-4);
-      expect(relError(await gpu.read(du), fdU), `seed ${seed}`).toBeLessThan(1e-4);
-    });
+describe('SwiGLU and GeGLU against float64', () => {
+  for (const act of ['silu', 'gelu_tanh'] as const) {
+    for (const [T, I] of [[7, 65], [4, 128], [1, 3]]) {
+      it(`${act === 'silu' ? 'SwiGLU' : 'GeGLU (gelu_tanh)'} forward and backward at T=${T} I=${I}`, async () => {
+        const seed = freshSeed();
+        const r = rng(seed);
+        const g = randn(r, T * I, 2), u = randn(r, T * I), dh = randn(r, T * I);
+        const tg = gpu.tensor([T, I], 'f32', g), tu = gpu.tensor([T, I], 'f32', u);
+        const h = gpu.tensor([T, I]), dg = gpu.tensor([T, I]), du = gpu.tensor([T, I]);
+        for (const t of [h, dg, du]) gpu.fill(t, POISON);
+        swigluForward(gpu, tg, tu, h, act);
+        swigluBackward(gpu, tg, tu, gpu.tensor([T, I], 'f32', dh), dg, du, act);
+        const ref = (gv: ArrayLike<number>, uv: ArrayLike<number>) =>
+          act === 'silu' ? swigluRef(gv, uv) : geluRef(gv, 'tanh').map((a, i) => a * uv[i]);
+        expect(relError(await gpu.read(h), ref(g, u)), `seed ${seed}`).toBeLessThan(1e-5);
+        const fdG = finiteDifferences((v) => dot(ref(v, u), dh), g);
+        const fdU = finiteDifferences((v) => dot(ref(g, v), dh), u);
+        expect(relError(await gpu.read(dg), fdG), `seed ${seed}`).toBeLessThan(1e-4);
+        expect(relError(await gpu.read(du), fdU), `seed ${seed}`).toBeLessThan(1e-4);
+      });
+    }
   }
 });
 
