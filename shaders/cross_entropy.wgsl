@@ -4,7 +4,16 @@
 // A label of −100 is ignored: zero loss, zero gradient. `scale` is 1 / (tokens counted in
 // the whole optimizer step), so gradients summed over chunks and micro-batches are those of
 // the token-weighted mean, as transformers computes it under gradient accumulation.
+// With CAP > 0 (Gemma 2's final_logit_softcapping) the logits are first capped,
+// c = CAP · tanh(z / CAP), and the gradient carries the cap's derivative (1 − (c / CAP)²).
 // One workgroup per row. Appended to reduce.wgsl.
+
+override CAP: f32 = 0.0;
+
+fn capped(v: f32) -> f32 {
+  if (CAP > 0.0) { return CAP * tanh(clamp(v / CAP, -15.0, 15.0)); }
+  return v;
+}
 
 struct Params { T: u32, V: u32, scale: f32, rowOffset: u32 }
 
@@ -21,19 +30,21 @@ fn cross_entropy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
   let base = t * p.V;
   let label = labels[p.rowOffset + t];
   var m = -3.0e38;
-  for (var i = lid.x; i < p.V; i += WG) { m = max(m, z[base + i]); }
+  for (var i = lid.x; i < p.V; i += WG) { m = max(m, capped(z[base + i])); }
   m = workgroupMax(m, lid.x);
   var s = 0.0;
-  for (var i = lid.x; i < p.V; i += WG) { s += exp(z[base + i] - m); }
+  for (var i = lid.x; i < p.V; i += WG) { s += exp(capped(z[base + i]) - m); }
   s = workgroupSum(s, lid.x);
   let lse = m + log(s);
   var zl = 0.0;
-  if (label >= 0) { zl = z[base + u32(label)]; }
+  if (label >= 0) { zl = capped(z[base + u32(label)]); }
   storageBarrier();   // every thread has read the label's logit before any overwrites it
   if (lid.x == 0u) { loss[t] = select(lse - zl, 0.0, label < 0); }
   for (var i = lid.x; i < p.V; i += WG) {
-    var gi = exp(z[base + i] - lse);
+    let c = capped(z[base + i]);
+    var gi = exp(c - lse);
     if (i32(i) == label) { gi -= 1.0; }
+    if (CAP > 0.0) { gi *= 1.0 - (c / CAP) * (c / CAP); }
     z[base + i] = select(p.scale * gi, 0.0, label < 0);
   }
 }

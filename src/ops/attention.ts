@@ -7,12 +7,22 @@
 // q, o: [Tq, H, d]; k, v: [Tk, Hkv, d]; start: u32 [Tq], the first key each query may see (0 for
 // plain causal attention, its sequence's first token when sequences are packed). Training has
 // Tq = Tk; decoding with a KV cache has the Tq new queries at the last Tq of Tk positions.
+// Options (Gemma 2): `scale` other than 1/√d, and `softcap`: S ← cap · tanh(S / cap) before
+// the softmax; its backward recomputes S (one more product) rather than keeping it.
 // P [H, T, T] is kept from forward to backward; with gradient checkpointing, per layer.
 import attention from '../../shaders/attention.wgsl?raw';
 import reduce from '../../shaders/reduce.wgsl?raw';
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { rowWorkgroupSize } from './check';
 import { gemm } from './matmul';
+import { softcap, softcapBackward } from './softcap';
+
+export interface AttentionOptions {
+  /** The scores' scale: 1/√d by default; Gemma 2 uses query_pre_attn_scalar^−½. */
+  scale?: number;
+  /** Gemma 2's attn_logit_softcapping. */
+  softcap?: number | null;
+}
 
 const WG = 256;
 const shader = `${reduce}\n${attention}`;
@@ -36,28 +46,42 @@ function dims(q: Tensor, k: Tensor, v: Tensor, training = true): AttentionDims &
 }
 
 // forward: o = softmax(scale · q kᵀ, mask) v; returns P [H, Tq, Tk] for the backward pass
-export function attentionForward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, start: Tensor, o = gpu.tensor(q.shape)): { o: Tensor; P: Tensor } {
+export function attentionForward(
+  gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, start: Tensor, o = gpu.tensor(q.shape), opt: AttentionOptions = {},
+): { o: Tensor; P: Tensor } {
   const { T, Tk, heads: H, kvHeads: Hkv, headDim: d } = dims(q, k, v, false);
   const group = H / Hkv;
-  const scale = 1 / Math.sqrt(d);
-  const P = gpu.tensor([H, T, Tk]);
-  // S_h = scale · Q_h K_jᵀ     [Tq, d] · [Tk, d]ᵀ
-  gemm(gpu, q, k, P, T, Tk, d, { transB: true, alpha: scale, batch: H, strides: [d, d, T * Tk], ld: [H * d, Hkv * d, Tk], groupB: group });
+  const P = scores(gpu, q, k, T, Tk, H, Hkv, d, opt.scale ?? 1 / Math.sqrt(d));
+  if (opt.softcap) softcap(gpu, P, opt.softcap);
   gpu.dispatch1D(gpu.kernel(shader, 'softmax_forward', { WG: rowWorkgroupSize(Tk) }), [P, start], [T, H, d, group, Tk], H * T);
   // O_h = P_h V_j              [Tq, Tk] · [Tk, d]
   gemm(gpu, P, v, o, T, d, Tk, { batch: H, strides: [T * Tk, d, d], ld: [Tk, Hkv * d, H * d], groupB: group });
   return { o, P };
 }
 
+// S_h = scale · Q_h K_jᵀ     [Tq, d] · [Tk, d]ᵀ  →  [H, Tq, Tk]
+function scores(gpu: Gpu, q: Tensor, k: Tensor, T: number, Tk: number, H: number, Hkv: number, d: number, scale: number): Tensor {
+  const S = gpu.tensor([H, T, Tk]);
+  gemm(gpu, q, k, S, T, Tk, d, { transB: true, alpha: scale, batch: H, strides: [d, d, T * Tk], ld: [H * d, Hkv * d, Tk], groupB: H / Hkv });
+  return S;
+}
+
 // backward: dq, dk, dv from dO and the forward's P (released here; P already holds the mask)
-export function attentionBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, P: Tensor, dout: Tensor): { dq: Tensor; dk: Tensor; dv: Tensor } {
+export function attentionBackward(
+  gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, P: Tensor, dout: Tensor, opt: AttentionOptions = {},
+): { dq: Tensor; dk: Tensor; dv: Tensor } {
   const { T, heads: H, kvHeads: Hkv, headDim: d } = dims(q, k, v);
   const group = H / Hkv;
-  const scale = 1 / Math.sqrt(d);
+  const scale = opt.scale ?? 1 / Math.sqrt(d);
   const dS = gpu.tensor([H, T, T]);
-  // dP_h = dO_h V_jᵀ, then dS in place
+  // dP_h = dO_h V_jᵀ, then dS in place (w.r.t. the capped scores, then the raw ones)
   gemm(gpu, dout, v, dS, T, T, d, { transB: true, batch: H, strides: [d, d, T * T], ld: [H * d, Hkv * d, T], groupB: group });
   gpu.dispatch1D(gpu.kernel(shader, 'softmax_backward', { WG: rowWorkgroupSize(T) }), [dS, P], [T, H, d, group, T], H * T);
+  if (opt.softcap) {
+    const S = scores(gpu, q, k, T, T, H, Hkv, d, scale);
+    softcapBackward(gpu, dS, S, opt.softcap);
+    S.release();
+  }
   // dQ_h = scale · dS_h K_j
   const dq = gpu.tensor(q.shape);
   gemm(gpu, dS, k, dq, T, d, T, { alpha: scale, batch: H, strides: [T * T, d, d], ld: [T, Hkv * d, H * d], groupB: group });

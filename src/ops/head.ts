@@ -50,14 +50,14 @@ export function halfLinearBackwardInput(gpu: Gpu, dz: Tensor, w: HalfMatrix, dx?
 }
 
 /**
- * Cross-entropy of a chunk of rows, in place: `z` [Tc, V] becomes dL/dz, `loss` [Tc] gets each
+ * Cross-entropy of a chunk of rows, in place (of soft-capped logits where `softcap` > 0): `z` [Tc, V] becomes dL/dz, `loss` [Tc] gets each
  * row's loss (0 where the label is −100). `labels` is i32 for all rows; `rowOffset` is the
  * chunk's first row in it.
  */
-export function crossEntropy(gpu: Gpu, z: Tensor, labels: Tensor, scale: number, rowOffset = 0, loss = gpu.tensor([z.shape[0]])): Tensor {
+export function crossEntropy(gpu: Gpu, z: Tensor, labels: Tensor, scale: number, rowOffset = 0, loss = gpu.tensor([z.shape[0]]), softcap = 0): Tensor {
   const [T, V] = rows2d('crossEntropy', 'z', z);
   if (rowOffset + T > labels.numel) throw new Error(`crossEntropy: rows ${rowOffset}..${rowOffset + T} past ${labels.numel} labels`);
   expectShape('crossEntropy', 'loss', loss, [T]);
-  gpu.dispatch1D(gpu.kernel(CROSS_ENTROPY, 'cross_entropy', { WG: rowWorkgroupSize(V) }), [z, labels, loss], [T, V, f32(scale), rowOffset], T);
+  gpu.dispatch1D(gpu.kernel(CROSS_ENTROPY, 'cross_entropy', { WG: rowWorkgroupSize(V), CAP: softcap }), [z, labels, loss], [T, V, f32(scale), rowOffset], T);
   return loss;
 }

@@ -53,6 +53,26 @@ describe('causal grouped-query attention against float64', () => {
     });
   }
 
+  it("takes Gemma 2's scale and soft-capped scores, forward and backward", async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const [T, H, Hkv, d] = [6, 4, 2, 8];
+    const opt = { scale: 1 / Math.sqrt(12), softcap: 1.5 }; // a small cap, so that it bites
+    const q = randn(r, T * H * d, 2), k = randn(r, T * Hkv * d, 2), v = randn(r, T * Hkv * d), G = randn(r, T * H * d);
+    const start = new Uint32Array(T);
+    const tq = gpu.tensor([T, H, d], 'f32', q), tk = gpu.tensor([T, Hkv, d], 'f32', k), tv = gpu.tensor([T, Hkv, d], 'f32', v);
+    const { o, P } = attentionForward(gpu, tq, tk, tv, gpu.tensor([T], 'u32', start), undefined, opt);
+    const msg = `seed ${seed}`;
+    const ref = attentionRef(q, k, v, start, T, H, Hkv, d, opt);
+    expect(relError(await gpu.read(o), ref), msg).toBeLessThan(1e-5);
+    expect(relError(ref, attentionRef(q, k, v, start, T, H, Hkv, d, { scale: opt.scale }))).toBeGreaterThan(1e-2); // the cap matters here
+    const g = attentionBackward(gpu, tq, tk, tv, P, gpu.tensor([T, H, d], 'f32', G), opt);
+    const loss = (qq: ArrayLike<number>, kk: ArrayLike<number>, vv: ArrayLike<number>) => dot(attentionRef(qq, kk, vv, start, T, H, Hkv, d, opt), G);
+    expect(relError(await gpu.read(g.dq), finiteDifferences((x) => loss(x, k, v), q)), `dq, ${msg}`).toBeLessThan(1e-4);
+    expect(relError(await gpu.read(g.dk), finiteDifferences((x) => loss(q, x, v), k)), `dk, ${msg}`).toBeLessThan(1e-4);
+    expect(relError(await gpu.read(g.dv), finiteDifferences((x) => loss(q, k, x), v)), `dv, ${msg}`).toBeLessThan(1e-4);
+  });
+
   it('refuses q, k, v that do not fit together', () => {
     const q = gpu.tensor([4, 3, 8]), k = gpu.tensor([4, 2, 8]);
     expect(() => attentionForward(gpu, q, k, k, gpu.tensor([4], 'u32'))).toThrow(/3 query heads do not share 2 KV heads evenly/);

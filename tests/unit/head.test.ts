@@ -63,6 +63,21 @@ describe('cross-entropy against float64', () => {
     });
   }
 
+  it("soft-caps the logits first, as Gemma 2's final_logit_softcapping does, gradient included", async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const [T, V, cap] = [5, 23, 4];
+    const z = randn(r, T * V, 6); // beyond the cap, so that it bites
+    const labels = Int32Array.from({ length: T }, (_, t) => (t === 2 ? -100 : Math.floor(r() * V)));
+    const counted = labels.filter((l) => l >= 0).length;
+    const tz = gpu.tensor([T, V], 'f32', z);
+    const loss = await gpu.read(crossEntropy(gpu, tz, gpu.tensor([T], 'i32', labels), 1 / counted, 0, undefined, cap));
+    const capped = (v: ArrayLike<number>) => Float64Array.from(v, (x) => cap * Math.tanh(x / cap));
+    expect(relError(loss, crossEntropyRef(capped(z), labels, T, V).loss), `seed ${seed}`).toBeLessThan(1e-5);
+    const mean = (v: Float64Array) => crossEntropyRef(capped(v), labels, T, V).loss.reduce((a, b) => a + b, 0) / counted;
+    expect(relError(await gpu.read(tz), finiteDifferences(mean, z)), `seed ${seed}`).toBeLessThan(1e-4);
+  });
+
   it('takes a chunk of rows at an offset into the labels', async () => {
     const V = 11;
     const z = randn(rng(5), 2 * V);
