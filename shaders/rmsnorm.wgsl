@@ -3,7 +3,7 @@
 //   backward  dx = r · (w ⊙ dy) − x · r³ / H · Σ_j w_j dy_j x_j   (w is frozen: no dw)
 // One workgroup per row; the row's sums are reduced in workgroup memory.
 
-override ACCUMULATE: bool = false;   // backward adds into dx (the residual's gradient)
+override ACCUMULATE: bool = false;   // add into y / dx (Gemma's post-norms feed the residual)
 override OFFSET: f32 = 0.0;          // Gemma scales by (1 + w): the weight is stored minus one
 
 fn weight(i: u32) -> f32 { return OFFSET + half16(w[i >> 1u], i); }
@@ -30,7 +30,10 @@ fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   var ss = 0.0;
   for (var i = lid.x; i < p.H; i += WG) { ss += x[base + i] * x[base + i]; }
   let r = inverseSqrt(workgroupSum(ss, lid.x) / f32(p.H) + p.eps);
-  for (var i = lid.x; i < p.H; i += WG) { y[base + i] = x[base + i] * r * weight(i); }
+  for (var i = lid.x; i < p.H; i += WG) {
+    let v = x[base + i] * r * weight(i);
+    if (ACCUMULATE) { y[base + i] += v; } else { y[base + i] = v; }
+  }
 }
 
 @compute @workgroup_size(WG)

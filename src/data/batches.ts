@@ -13,6 +13,8 @@ export interface HostBatch {
   labels: Int32Array; // shifted: labels[t] is the target of position t, −100 for none
   positions: Uint32Array;
   start: Uint32Array; // index of the first token of t's sequence
+  /** Gemma 2's sliding layers: the first token each token sees there (`layerWindow`). */
+  startSliding?: Uint32Array;
   /** Tokens with a target: the loss's weight. */
   counted: number;
 }
@@ -21,11 +23,12 @@ export interface HostBatch {
  * `slidingWindow` (Mistral, Phi-3): a token sees only the last `window` tokens of its
  * sequence, itself included, as transformers masks them.
  */
-export function hostBatch(blocks: Block[], slidingWindow: number | null = null): HostBatch {
+export function hostBatch(blocks: Block[], slidingWindow: number | null = null, layerWindow: number | null = null): HostBatch {
   const T = blocks.reduce((n, b) => n + b.input_ids.length, 0);
   const h: HostBatch = {
     ids: new Uint32Array(T), labels: new Int32Array(T), positions: new Uint32Array(T), start: new Uint32Array(T), counted: 0,
   };
+  if (layerWindow) h.startSliding = new Uint32Array(T);
   let at = 0;
   for (const b of blocks) {
     const L = b.input_ids.length;
@@ -38,6 +41,7 @@ export function hostBatch(blocks: Block[], slidingWindow: number | null = null):
       h.labels[at + t] = label;
       h.positions[at + t] = b.position_ids[t];
       h.start[at + t] = slidingWindow ? Math.max(seqStart, at + t - slidingWindow + 1) : seqStart;
+      if (h.startSliding) h.startSliding[at + t] = Math.max(seqStart, at + t - layerWindow! + 1);
       if (label !== -100) h.counted++;
     }
     at += L;
@@ -52,11 +56,12 @@ export function uploadBatch(gpu: Gpu, h: HostBatch): Batch {
     labels: gpu.tensor([T], 'i32', h.labels),
     positions: gpu.tensor([T], 'u32', h.positions),
     start: gpu.tensor([T], 'u32', h.start),
+    ...(h.startSliding ? { startSliding: gpu.tensor([T], 'u32', h.startSliding) } : {}),
   };
 }
 
 export function releaseBatch(b: Batch): void {
-  for (const t of [b.ids, b.labels, b.positions, b.start]) t.release();
+  for (const t of [b.ids, b.labels, b.positions, b.start, b.startSliding]) t?.release();
 }
 
 /** The blocks' order in one epoch: shuffled by (seed, epoch), as a seeded sampler does. */

@@ -199,7 +199,7 @@ export class Session {
   }
 
   private async trainStep(trainer: Trainer, micro: Block[][]) {
-    const hosts = micro.map((m) => hostBatch(m, this.config.slidingWindow)).filter((h) => h.counted > 0);
+    const hosts = micro.map((m) => hostBatch(m, this.config.slidingWindow, this.config.gemma?.slidingWindow ?? null)).filter((h) => h.counted > 0);
     if (hosts.length === 0) return null;
     const batches: MicroBatch[] = hosts.map((h) => ({ batch: uploadBatch(this.gpu, h), counted: h.counted }));
     try {
@@ -214,7 +214,7 @@ export class Session {
     let total = 0, tokens = 0;
     const micros = microBatches(blocks, blocks.map((_, i) => i), batchSize);
     for (const [i, m] of micros.entries()) {
-      const h = hostBatch(m, this.config.slidingWindow);
+      const h = hostBatch(m, this.config.slidingWindow, this.config.gemma?.slidingWindow ?? null);
       if (h.counted === 0) continue;
       const b = uploadBatch(this.gpu, h);
       const loss = this.model.tokenLosses(b);

@@ -10,6 +10,7 @@ import type { Gpu, Tensor } from '../gpu/runtime';
 import { crossEntropy, halfLinear, halfLinearBackwardInput, type HalfMatrix } from '../ops/head';
 import type { RopeTables } from '../ops/rope';
 import { embed } from '../ops/rows';
+import { softcap } from '../ops/softcap';
 import type { ModelConfig } from './config';
 
 /** One packed micro-batch: token ids, labels (−100 ignored), RoPE positions, attention starts. */
@@ -18,10 +19,11 @@ export interface Batch {
   labels: Tensor; // i32 [T]
   positions: Tensor; // u32 [T]
   start: Tensor; // u32 [T]: the first token each token may attend to
+  startSliding?: Tensor; // u32 [T]: the same in Gemma 2's sliding-window layers
 }
 
 /** What the decoder layers read of a batch (decoding has no labels). */
-export type Placement = Pick<Batch, 'positions' | 'start'>;
+export type Placement = Pick<Batch, 'positions' | 'start' | 'startSliding'>;
 
 /** Keys and values of the tokens so far, per layer, for decoding one token at a time. */
 export interface KvCache {
@@ -69,6 +71,15 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
   /** Every GPU buffer the weights own (each once). */
   abstract weightTensors(): Tensor[];
 
+  /** Gemma 2 soft-caps its final logits (0: no cap). */
+  private get finalSoftcap(): number {
+    return this.config.gemma?.finalSoftcap ?? 0;
+  }
+
+  private capLogits(z: Tensor): Tensor {
+    return this.finalSoftcap ? softcap(this.gpu, z, this.finalSoftcap) : z;
+  }
+
   newCache(capacity: number): KvCache {
     const { gpu, config: c } = this;
     if (capacity > this.rope.positions) throw new Error(`a cache of ${capacity} tokens is longer than the ${this.rope.positions} positions prepared`);
@@ -95,7 +106,9 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
       // keys are cache positions; a sliding window (Mistral, Phi-3) hides the older ones
       start: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => (c.slidingWindow ? Math.max(0, cache.length + i - c.slidingWindow + 1) : 0))),
     };
-    let x = embed(gpu, this.weights.embed, tokens);
+    const layerWindow = c.gemma?.slidingWindow;
+    if (layerWindow) b.startSliding = gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => Math.max(0, cache.length + i - layerWindow + 1)));
+    let x = embed(gpu, this.weights.embed, tokens, undefined, this.config.gemma?.embedScale ?? 1);
     for (let l = 0; l < c.layers; l++) {
       const { out } = this.layerForward(l, x, b, { dropout: false, save: false, step: 0, cache });
       x.release();
@@ -105,15 +118,15 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     const last = gpu.tensor([1, c.hidden]);
     gpu.copy(x, last, { from: (T - 1) * c.hidden, count: c.hidden });
     const xf = this.finalNorm(last);
-    const z = halfLinear(gpu, xf, this.weights.head);
-    for (const t of [x, last, xf, tokens, b.positions, b.start]) t.release();
+    const z = this.capLogits(halfLinear(gpu, xf, this.weights.head));
+    for (const t of [x, last, xf, tokens, b.positions, b.start, b.startSliding]) t?.release();
     return z;
   }
 
   /** Logits [T, V] for a batch, adapter applied (inference; no gradients). */
   logits(b: Batch): Tensor {
     const x = this.finalHidden(b, false, 0).x;
-    const z = halfLinear(this.gpu, x, this.weights.head);
+    const z = this.capLogits(halfLinear(this.gpu, x, this.weights.head));
     x.release();
     return z;
   }
@@ -127,7 +140,7 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     for (let r0 = 0; r0 < T; r0 += LOSS_CHUNK_ROWS) {
       const rows = Math.min(LOSS_CHUNK_ROWS, T - r0);
       const z = halfLinear(gpu, gpu.view(xf, r0 * c.hidden, [rows, c.hidden]), this.weights.head);
-      crossEntropy(gpu, z, b.labels, 1, r0, gpu.view(loss, r0, [rows])); // z becomes dL/dz, unused
+      crossEntropy(gpu, z, b.labels, 1, r0, gpu.view(loss, r0, [rows]), this.finalSoftcap); // z becomes dL/dz, unused
       z.release();
     }
     xf.release();
@@ -138,7 +151,7 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     const { gpu, config: c } = this;
     const T = b.ids.numel;
     for (const t of [b.labels, b.positions, b.start]) if (t.numel !== T) throw new Error('batch: ids, labels, positions and start must have one entry per token');
-    let x = embed(gpu, this.weights.embed, b.ids);
+    let x = embed(gpu, this.weights.embed, b.ids, undefined, this.config.gemma?.embedScale ?? 1);
     const inputs: Tensor[] = [];
     for (let l = 0; l < c.layers; l++) {
       const { out } = this.layerForward(l, x, b, { dropout: train, save: false, step });
@@ -168,7 +181,7 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
       const rows = Math.min(LOSS_CHUNK_ROWS, T - r0);
       const xc = gpu.view(xf, r0 * c.hidden, [rows, c.hidden]);
       const z = halfLinear(gpu, xc, this.weights.head);
-      crossEntropy(gpu, z, b.labels, scale, r0, gpu.view(loss, r0, [rows]));
+      crossEntropy(gpu, z, b.labels, scale, r0, gpu.view(loss, r0, [rows]), this.finalSoftcap);
       halfLinearBackwardInput(gpu, z, this.weights.head, gpu.view(dxf, r0 * c.hidden, [rows, c.hidden]));
       z.release();
     }

@@ -1,7 +1,8 @@
 // A Hugging Face config.json, read into one typed description of the network. Every size is
 // checked here, before anything is allocated; an unsupported model type or feature is named.
+import { halfBitsToFloat, toBF16Bits } from '../quant/half';
 
-export type ModelType = 'llama' | 'mistral' | 'qwen2' | 'phi3' | 'falcon';
+export type ModelType = 'llama' | 'mistral' | 'qwen2' | 'phi3' | 'gemma2' | 'falcon';
 
 export type RopeScaling =
   | { type: 'linear'; factor: number }
@@ -34,8 +35,21 @@ export interface ModelConfig {
   prequantized: { quantType: 'nf4'; doubleQuant: boolean } | null;
   /** Phi-3's fused projections: qkv_proj = [q; k; v], gate_up_proj = [gate; up]. */
   fused: { qkv: boolean; gateUp: boolean };
+  /** Gemma 2's differences from Llama (null for the others). */
+  gemma: GemmaOptions | null;
   /** Falcon's layout: how its fused query_key_value is laid out, and its LayerNorms per layer. */
   falcon: FalconLayout | null;
+}
+
+export interface GemmaOptions {
+  /** Attention scores are scaled by query_pre_attn_scalar^−½ (not head_dim^−½). */
+  queryPreAttnScalar: number;
+  attnSoftcap: number | null;
+  finalSoftcap: number | null;
+  /** Even layers attend within this many tokens; odd layers see the whole sequence. */
+  slidingWindow: number | null;
+  /** The embeddings' scale, √hidden rounded to BF16 as transformers computes it in a BF16 model. */
+  embedScale: number;
 }
 
 export interface FalconLayout {
@@ -52,7 +66,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export const SUPPORTED_MODEL_TYPES: ModelType[] = ['llama', 'mistral', 'qwen2', 'phi3', 'falcon'];
+export const SUPPORTED_MODEL_TYPES: ModelType[] = ['llama', 'mistral', 'qwen2', 'phi3', 'gemma2', 'falcon'];
 const LLAMA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const PHI3_MODULES = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'];
 
@@ -85,13 +99,16 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
   const headDim = int('head_dim', hidden / heads);
   if (headDim % 2 !== 0) throw fail(`head_dim (${headDim}) must be even for rotary embeddings`);
 
-  const act = c.hidden_act ?? 'silu';
-  if (act !== 'silu') throw fail(`hidden_act "${String(act)}" is not supported for ${type}; expected silu`);
+  const gemma = type === 'gemma2';
+  const act = gemma ? (c.hidden_activation ?? c.hidden_act ?? 'gelu_pytorch_tanh') : (c.hidden_act ?? 'silu');
+  const expectedAct = gemma ? 'gelu_pytorch_tanh' : 'silu';
+  if (act !== expectedAct) throw fail(`hidden_act "${String(act)}" is not supported for ${type}; expected ${expectedAct}`);
   if (c.partial_rotary_factor != null && c.partial_rotary_factor !== 1) throw fail('partial_rotary_factor other than 1 is not supported');
 
   const phi3 = type === 'phi3';
   const slidingWindow =
     type === 'mistral' || phi3 ? (typeof c.sliding_window === 'number' ? c.sliding_window : null)
+    : gemma ? null // per layer: GemmaOptions
     : type === 'qwen2' && c.use_sliding_window ? int('sliding_window') : null;
   const eos = c.eos_token_id;
   return {
@@ -104,9 +121,9 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
     intermediate: int('intermediate_size'),
     vocab: int('vocab_size'),
     norm: { kind: 'rms', eps: num('rms_norm_eps', 1e-6) },
-    activation: 'silu',
+    activation: gemma ? 'gelu' : 'silu',
     rope: { theta: num('rope_theta', 10000), scaling: parseRopeScaling(c.rope_scaling, fail) },
-    tieEmbeddings: c.tie_word_embeddings === true,
+    tieEmbeddings: gemma ? c.tie_word_embeddings !== false : c.tie_word_embeddings === true,
     bias: {
       qkv: type === 'qwen2' || c.attention_bias === true,
       o: c.attention_bias === true,
@@ -121,6 +138,13 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
     defaultLoraTargets: phi3 ? ['qkv_proj'] : ['q_proj', 'v_proj'],
     prequantized: parseQuantization(c.quantization_config, fail),
     fused: { qkv: phi3, gateUp: phi3 },
+    gemma: gemma ? {
+      queryPreAttnScalar: num('query_pre_attn_scalar', headDim),
+      attnSoftcap: typeof c.attn_logit_softcapping === 'number' ? c.attn_logit_softcapping : null,
+      finalSoftcap: typeof c.final_logit_softcapping === 'number' ? c.final_logit_softcapping : null,
+      slidingWindow: typeof c.sliding_window === 'number' ? c.sliding_window : null,
+      embedScale: halfBitsToFloat(toBF16Bits(Math.sqrt(hidden)), 'BF16'),
+    } : null,
     falcon: null,
   };
 }
@@ -169,6 +193,7 @@ function parseFalcon(
     defaultLoraTargets: ['query_key_value'], // PEFT's default for falcon
     prequantized: parseQuantization(c.quantization_config, fail),
     fused: { qkv: true, gateUp: false },
+    gemma: null,
     falcon: { qkv: newArch ? 'grouped' : 'multi-query', twoNorms: newArch && (c.num_ln_in_parallel_attn ?? 2) === 2 },
   };
 }

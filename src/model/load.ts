@@ -14,6 +14,7 @@ import { parseModelConfig, type ModelConfig } from './config';
 import type { CausalLM } from './causal-lm';
 import { ropeInverseFrequencies } from './config';
 import { FalconModel, type FalconLayerWeights, type FalconWeights } from './falcon';
+import { GemmaModel, type GemmaLayerWeights, type GemmaWeights } from './gemma';
 import { LlamaModel, type LayerWeights, type LlamaWeights } from './llama';
 import { ropeTables } from '../ops/rope';
 import { LoraLinear, type FrozenWeight } from './lora-linear';
@@ -56,7 +57,7 @@ const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
 
 export interface LoadedModel {
   config: ModelConfig;
-  weights: LlamaWeights | FalconWeights;
+  weights: LlamaWeights | GemmaWeights | FalconWeights;
   /** Every frozen linear layer by module path, for attaching LoRA. */
   linears: LoraLinear[];
 }
@@ -210,7 +211,7 @@ export class GpuTensors {
       return { ...h, shape: [h.shape[0], h.shape[1]] };
     };
     const lin = (path: string) => new LoraLinear(path, linear.get(`${path}.weight`)!, halves.get(`${path}.bias`) ?? null);
-    return c.falcon ? assembleFalcon(c, vec, mat, lin) : assembleLlama(c, vec, mat, lin);
+    return c.falcon ? assembleFalcon(c, vec, mat, lin) : c.gemma ? assembleGemma(c, vec, mat, lin) : assembleLlama(c, vec, mat, lin);
   }
 }
 
@@ -231,6 +232,28 @@ function assembleLlama(c: ModelConfig, vec: Get<HalfVector>, mat: Get<HalfMatrix
   }
   const embed = mat('model.embed_tokens.weight');
   const weights: LlamaWeights = { embed, layers, norm: vec('model.norm.weight'), head: c.tieEmbeddings ? embed : mat('lm_head.weight') };
+  return { config: c, weights, linears };
+}
+
+function assembleGemma(c: ModelConfig, vec: Get<HalfVector>, mat: Get<HalfMatrix>, lin: Get<LoraLinear>): LoadedModel {
+  const linears: LoraLinear[] = [];
+  const layers: GemmaLayerWeights[] = [];
+  for (let l = 0; l < c.layers; l++) {
+    const p = `model.layers.${l}`;
+    const m = (path: string) => {
+      const x = lin(`${p}.${path}`);
+      linears.push(x);
+      return x;
+    };
+    layers.push({
+      inputNorm: vec(`${p}.input_layernorm.weight`), postAttnNorm: vec(`${p}.post_attention_layernorm.weight`),
+      preFfNorm: vec(`${p}.pre_feedforward_layernorm.weight`), postFfNorm: vec(`${p}.post_feedforward_layernorm.weight`),
+      q: m('self_attn.q_proj'), k: m('self_attn.k_proj'), v: m('self_attn.v_proj'), o: m('self_attn.o_proj'),
+      gate: m('mlp.gate_proj'), up: m('mlp.up_proj'), down: m('mlp.down_proj'),
+    });
+  }
+  const embed = mat('model.embed_tokens.weight');
+  const weights: GemmaWeights = { embed, layers, norm: vec('model.norm.weight'), head: c.tieEmbeddings ? embed : mat('lm_head.weight') };
   return { config: c, weights, linears };
 }
 
@@ -286,7 +309,9 @@ function falconShapes(c: ModelConfig): Map<string, number[]> {
 export function buildModel(gpu: Gpu, loaded: LoadedModel): CausalLM {
   const c = loaded.config;
   const rope = ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions);
-  return c.falcon ? new FalconModel(gpu, c, loaded.weights as FalconWeights, rope) : new LlamaModel(gpu, c, loaded.weights as LlamaWeights, rope);
+  if (c.falcon) return new FalconModel(gpu, c, loaded.weights as FalconWeights, rope);
+  if (c.gemma) return new GemmaModel(gpu, c, loaded.weights as GemmaWeights, rope);
+  return new LlamaModel(gpu, c, loaded.weights as LlamaWeights, rope);
 }
 
 /** Every tensor name the config implies, with its shape. */
@@ -300,6 +325,7 @@ function expectedShapes(c: ModelConfig): Map<string, number[]> {
     const p = `model.layers.${l}`;
     m.set(`${p}.input_layernorm.weight`, [c.hidden]);
     m.set(`${p}.post_attention_layernorm.weight`, [c.hidden]);
+    if (c.gemma) for (const n of ['pre_feedforward_layernorm', 'post_feedforward_layernorm']) m.set(`${p}.${n}.weight`, [c.hidden]);
     const shapes: Record<string, [number, number]> = {
       ...(c.fused.qkv ? { 'self_attn.qkv_proj': [qd + 2 * kvd, c.hidden] as [number, number] }
         : { 'self_attn.q_proj': [qd, c.hidden], 'self_attn.k_proj': [kvd, c.hidden], 'self_attn.v_proj': [kvd, c.hidden] } as Record<string, [number, number]>),

@@ -26,11 +26,12 @@ function check(op: string, x: Tensor, w: HalfVector): [number, number] {
 }
 
 // forward: y = x · r · w
-// `offset`: the weight applied is offset + w (Gemma stores its RMSNorm weights minus one).
-export function rmsnormForward(gpu: Gpu, x: Tensor, w: HalfVector, eps: number, y = gpu.tensor(x.shape), offset = 0): Tensor {
+// `offset`: the weight applied is offset + w (Gemma stores its RMSNorm weights minus one);
+// `accumulate` adds into y (Gemma's post-norms feed the residual stream).
+export function rmsnormForward(gpu: Gpu, x: Tensor, w: HalfVector, eps: number, y = gpu.tensor(x.shape), offset = 0, accumulate = false): Tensor {
   const [T, H] = check('rmsnormForward', x, w);
   expectShape('rmsnormForward', 'y', y, [T, H]);
-  const k = gpu.kernel(RMSNORM, 'rmsnorm_forward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', OFFSET: offset });
+  const k = gpu.kernel(RMSNORM, 'rmsnorm_forward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', OFFSET: offset, ACCUMULATE: accumulate });
   gpu.dispatch1D(k, [x, w.words, y], [T, H, f32(eps)], T);
   return y;
 }

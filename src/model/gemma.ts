@@ -1,0 +1,166 @@
+// Gemma 2 on WebGPU: the decoder layer, forward and backward side by side, with gradients for
+// the LoRA weights only. Llama's projections, with Gemma 2's differences:
+//
+//   per layer:  a = rmsnorm₁₊(x)                         every norm scales by (1 + w)
+//               q, k, v = a Wqᵀ, a Wkᵀ, a Wvᵀ;  q, k = rope(q), rope(k)
+//               s = attention(q, k, v)                   scores · query_pre_attn_scalar^−½,
+//                                                        soft-capped; even layers: sliding window
+//               x2 = x + rmsnorm₁₊(s Woᵀ)                (post-attention norm)
+//               m = rmsnorm₁₊(x2)                        (pre-feedforward norm)
+//               out = x2 + rmsnorm₁₊((gelu_tanh(m Wgᵀ) ⊙ m Wuᵀ) Wdᵀ)   (post-feedforward norm)
+//   embeddings scaled by √hidden; logits = softcap(rmsnorm₁₊(x) Wheadᵀ)
+//
+// The rest of the network (checkpointing, the chunked loss, decoding) is ./causal-lm.ts.
+import type { Tensor } from '../gpu/runtime';
+import { attentionBackward, attentionForward, type AttentionOptions } from '../ops/attention';
+import type { LoraSaved } from '../ops/lora';
+import { swigluBackward, swigluForward } from '../ops/mlp';
+import { rmsnormBackward, rmsnormForward, type HalfVector } from '../ops/norm';
+import { ropeBackward, ropeForward } from '../ops/rope';
+import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from './causal-lm';
+import { releaseLoraSaved, type LoraLinear } from './lora-linear';
+
+export interface GemmaLayerWeights {
+  inputNorm: HalfVector;
+  postAttnNorm: HalfVector;
+  preFfNorm: HalfVector;
+  postFfNorm: HalfVector;
+  q: LoraLinear; k: LoraLinear; v: LoraLinear; o: LoraLinear;
+  gate: LoraLinear; up: LoraLinear; down: LoraLinear;
+}
+
+export interface GemmaWeights extends BaseWeights {
+  layers: GemmaLayerWeights[];
+  norm: HalfVector;
+}
+
+const MODULES = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+type Module = (typeof MODULES)[number];
+
+interface LayerSaved {
+  a: Tensor; q: Tensor; k: Tensor; v: Tensor; P: Tensor; attn: Tensor; ao: Tensor;
+  x2: Tensor; m: Tensor; g: Tensor; u: Tensor; h: Tensor; d: Tensor;
+  lora: Partial<Record<Module, LoraSaved | null>>;
+}
+
+export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
+  /** Gemma stores its norm weights minus one; `into` adds the result to a residual. */
+  private norm(x: Tensor, w: HalfVector, into?: Tensor): Tensor {
+    return rmsnormForward(this.gpu, x, w, this.config.norm.eps, into ?? this.gpu.tensor(x.shape), 1, !!into);
+  }
+
+  private normBackward(x: Tensor, w: HalfVector, dy: Tensor, dx?: Tensor): Tensor {
+    return rmsnormBackward(this.gpu, x, w, dy, this.config.norm.eps, dx ?? this.gpu.tensor(x.shape), !!dx, 1);
+  }
+
+  protected finalNorm(x: Tensor): Tensor {
+    return this.norm(x, this.weights.norm);
+  }
+
+  protected finalNormBackward(x: Tensor, dy: Tensor): Tensor {
+    return this.normBackward(x, this.weights.norm, dy);
+  }
+
+  weightTensors(): Tensor[] {
+    const w = this.weights;
+    const out = new Set<Tensor>([w.embed.words, w.head.words, w.norm.words]);
+    for (const l of w.layers) {
+      for (const n of [l.inputNorm, l.postAttnNorm, l.preFfNorm, l.postFfNorm]) out.add(n.words);
+      for (const m of [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]) for (const t of m.frozenTensors()) out.add(t);
+    }
+    return [...out];
+  }
+
+  /** This layer's attention: Gemma 2's scale and cap; even layers see a sliding window. */
+  private attention(l: number, b: Placement): { start: Tensor; opt: AttentionOptions } {
+    const g = this.config.gemma!;
+    const sliding = l % 2 === 0 && g.slidingWindow !== null;
+    if (sliding && !b.startSliding) throw new Error('Gemma 2: the batch lacks startSliding (build it with hostBatch and the layer window)');
+    return { start: sliding ? b.startSliding! : b.start, opt: { scale: 1 / Math.sqrt(g.queryPreAttnScalar), softcap: g.attnSoftcap } };
+  }
+
+  protected layerForward(l: number, x: Tensor, b: Placement, o: LayerOptions): { out: Tensor; saved: LayerSaved | null } {
+    const { gpu, config: c } = this;
+    const w = this.weights.layers[l];
+    const T = x.shape[0], d = c.headDim;
+    const lora: LayerSaved['lora'] = {};
+    const lin = (m: Module, input: Tensor) => {
+      const r = w[m].forward(gpu, input, { dropout: o.dropout, save: o.save, seed: this.seed(o.step, l, MODULES.indexOf(m)) });
+      lora[m] = r.saved;
+      return r.y;
+    };
+    const a = this.norm(x, w.inputNorm);
+    const q = gpu.view(lin('q', a), 0, [T, c.heads, d]);
+    const k = gpu.view(lin('k', a), 0, [T, c.kvHeads, d]);
+    const v = gpu.view(lin('v', a), 0, [T, c.kvHeads, d]);
+    ropeForward(gpu, q, b.positions, this.rope);
+    ropeForward(gpu, k, b.positions, this.rope);
+    let keys = k, values = v;
+    if (o.cache) {
+      const kv = c.kvHeads * d, past = o.cache.length;
+      gpu.copy(k, o.cache.k[l], { to: past * kv });
+      gpu.copy(v, o.cache.v[l], { to: past * kv });
+      keys = gpu.view(o.cache.k[l], 0, [past + T, c.kvHeads, d]);
+      values = gpu.view(o.cache.v[l], 0, [past + T, c.kvHeads, d]);
+    }
+    const { start, opt } = this.attention(l, b);
+    const { o: attn, P } = attentionForward(gpu, q, keys, values, start, undefined, opt);
+    const ao = lin('o', gpu.view(attn, 0, [T, c.heads * d]));
+    const x2 = gpu.tensor([T, c.hidden]);
+    gpu.copy(x, x2);
+    this.norm(ao, w.postAttnNorm, x2);
+    const m = this.norm(x2, w.preFfNorm);
+    const g = lin('gate', m);
+    const u = lin('up', m);
+    const h = swigluForward(gpu, g, u, undefined, 'gelu_tanh');
+    const dn = lin('down', h);
+    const out = gpu.tensor([T, c.hidden]);
+    gpu.copy(x2, out);
+    this.norm(dn, w.postFfNorm, out);
+    const saved: LayerSaved = { a, q, k, v, P, attn, ao, x2, m, g, u, h, d: dn, lora };
+    if (o.save) return { out, saved };
+    releaseSaved(saved, true);
+    return { out, saved: null };
+  }
+
+  protected layerBackward(l: number, x: Tensor, s: LayerSaved, dOut: Tensor, b: Placement, step: number): Tensor {
+    const { gpu, config: c } = this;
+    const w = this.weights.layers[l];
+    const T = x.shape[0], d = c.headDim;
+    const back = (m: Module, dy: Tensor, dx?: Tensor) =>
+      w[m].backward(gpu, dy, s.lora[m] ?? null, { dx, accumulate: !!dx, seed: this.seed(step, l, MODULES.indexOf(m)) });
+    // out = x2 + norm_postff(down(geglu(gate(m), up(m)))),  m = norm_preff(x2)
+    const dd = this.normBackward(s.d, w.postFfNorm, dOut);
+    const dh = back('down', dd);
+    const { dg, du } = swigluBackward(gpu, s.g, s.u, dh, undefined, undefined, 'gelu_tanh');
+    const dm = back('gate', dg);
+    back('up', du, dm);
+    const dx2 = gpu.tensor([T, c.hidden]);
+    gpu.copy(dOut, dx2);
+    this.normBackward(s.x2, w.preFfNorm, dm, dx2);
+    // x2 = x + norm_postattn(o(attention(rope(q(a)), rope(k(a)), v(a)))),  a = norm_in(x)
+    const dao = this.normBackward(s.ao, w.postAttnNorm, dx2);
+    const dAttn = back('o', dao);
+    const { opt } = this.attention(l, b);
+    const g = attentionBackward(gpu, s.q, s.k, s.v, s.P, gpu.view(dAttn, 0, [T, c.heads, d]), opt);
+    ropeBackward(gpu, g.dq, b.positions, this.rope);
+    ropeBackward(gpu, g.dk, b.positions, this.rope);
+    const da = back('q', gpu.view(g.dq, 0, [T, c.heads * d]));
+    back('k', gpu.view(g.dk, 0, [T, c.kvHeads * d]), da);
+    back('v', gpu.view(g.dv, 0, [T, c.kvHeads * d]), da);
+    const dx = gpu.tensor([T, c.hidden]);
+    gpu.copy(dx2, dx);
+    this.normBackward(x, w.inputNorm, da, dx);
+    for (const t of [dd, dh, dg, du, dm, dx2, dao, dAttn, g.dq, g.dk, g.dv, da]) t.release();
+    releaseSaved(s, false);
+    return dx;
+  }
+}
+
+function releaseSaved(s: LayerSaved, all: boolean): void {
+  // q, k, v are views of the projections' outputs: release their parents
+  for (const t of [s.a, s.q.parent!, s.k.parent!, s.v.parent!, s.attn, s.ao, s.x2, s.m, s.g, s.u, s.h, s.d]) t.release();
+  if (!all) return;
+  s.P.release();
+  for (const saved of Object.values(s.lora)) if (saved) releaseLoraSaved(saved);
+}

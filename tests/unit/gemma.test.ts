@@ -1,0 +1,143 @@
+// Gemma 2 against float64, through its checkpoint: (1 + w) norms around every block, embeddings
+// scaled by √hidden, GeGLU, its own attention scale, soft-capped scores and logits, and a
+// sliding window on alternate layers — the reference logits and loss in 16 and 4 bits, LoRA
+// gradients by finite differences, KV-cache decoding as the full pass computes, learning, and
+// adapter keys as PEFT names them.
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { hostBatch, uploadBatch } from '../../src/data/batches';
+import { readSafetensorsSync, toFloat32 } from '../../src/formats/safetensors';
+import type { Gpu } from '../../src/gpu/runtime';
+import { exportAdapter } from '../../src/model/adapter';
+import { ropeInverseFrequencies, type ModelConfig } from '../../src/model/config';
+import { buildModel, loadCheckpoint } from '../../src/model/load';
+import { attachLora } from '../../src/model/lora-linear';
+import { localCheckpoint } from '../../src/node/local-files';
+import { ADAMW_DEFAULTS } from '../../src/ops/optim';
+import { dequantizeNF4, quantizeNF4 } from '../../src/quant/nf4';
+import { Trainer } from '../../src/train/trainer';
+import { testGpu } from '../gpu';
+import { gemmaLogitsRef, gemmaLossRef, type RefGemma, type RefGemmaLayer } from '../reference/gemma';
+import type { RefLinear } from '../reference/llama';
+import { freshSeed, randn, relError, rng } from '../reference/random';
+import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
+
+let gpu: Gpu;
+let root: string;
+beforeAll(async () => {
+  gpu = await testGpu();
+  root = await mkdtemp(join(tmpdir(), 'gemma-'));
+});
+
+async function reference(dir: string, nf4: boolean, c: ModelConfig): Promise<{ ref: RefGemma; linears: Map<string, RefLinear> }> {
+  const values = new Map<string, Float32Array>();
+  for (const shard of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
+    for (const { info, data } of readSafetensorsSync(new Uint8Array(await readFile(join(dir, shard))))) values.set(info.name, toFloat32(info.dtype, data));
+  }
+  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  const linears = new Map<string, RefLinear>();
+  const lin = (path: string, out: number, inF: number): RefLinear => {
+    const w = values.get(`${path}.weight`)!;
+    const L: RefLinear = { w: nf4 ? dequantizeNF4(quantizeNF4(w, 64)) : w, out, in: inF };
+    linears.set(path, L);
+    return L;
+  };
+  const layers: RefGemmaLayer[] = Array.from({ length: c.layers }, (_, l) => {
+    const p = `model.layers.${l}`;
+    const v = (n: string) => values.get(`${p}.${n}.weight`)!;
+    return {
+      inputNorm: v('input_layernorm'), postAttnNorm: v('post_attention_layernorm'), preFfNorm: v('pre_feedforward_layernorm'), postFfNorm: v('post_feedforward_layernorm'),
+      q: lin(`${p}.self_attn.q_proj`, qd, c.hidden), k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden), v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden),
+      o: lin(`${p}.self_attn.o_proj`, c.hidden, qd), gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden),
+      up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden), down: lin(`${p}.mlp.down_proj`, c.hidden, c.intermediate),
+    };
+  });
+  return { ref: { c, embed: values.get('model.embed_tokens.weight')!, layers, norm: values.get('model.norm.weight')!, invFreq: ropeInverseFrequencies(c) }, linears };
+}
+
+/** Two packed sequences of 6 and 7 tokens, batched as training batches them. */
+function batchOf(r: () => number, c: ModelConfig, T = 13, split = 6) {
+  const ids = Array.from({ length: T }, () => 2 + Math.floor(r() * (c.vocab - 2)));
+  const h = hostBatch([{ input_ids: ids, labels: ids, position_ids: ids.map((_, t) => (t < split ? t : t - split)) }], c.slidingWindow, c.gemma!.slidingWindow);
+  return { ids, h, batch: uploadBatch(gpu, h) };
+}
+
+describe('Gemma 2 against float64', () => {
+  it('loads by transformers names and gives the reference logits, loss and LoRA gradients, in 16 and 4 bits', async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const dir = join(root, `gemma-${seed}`);
+    await writeTinyCheckpoint(dir, 'gemma2', seed);
+    for (const nf4 of [false, true]) {
+      const loaded = await loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: nf4 });
+      const c = loaded.config;
+      expect(c.gemma).toMatchObject({ queryPreAttnScalar: 20, attnSoftcap: 1, finalSoftcap: 3, slidingWindow: 4, embedScale: 8 });
+      expect(c.headDim).toBe(24);
+      const model = buildModel(gpu, loaded);
+      const { ref, linears } = await reference(dir, nf4, c);
+      const set = attachLora(gpu, loaded.linears, { r: 4, alpha: 8, dropout: 0, random: r });
+      for (const m of loaded.linears) gpu.write(m.lora!.B, randn(r, m.lora!.B.numel, 0.05));
+      for (const m of loaded.linears) {
+        Object.assign(linears.get(m.path)!, { A: Float64Array.from(await gpu.read(m.lora!.A)), B: Float64Array.from(await gpu.read(m.lora!.B)), r: 4, scale: 2 });
+      }
+      const { h, batch } = batchOf(r, c);
+      const msg = `${nf4 ? 'NF4' : 'BF16'}, seed ${seed}`;
+      expect(relError(await gpu.read(model.logits(batch)), gemmaLogitsRef(ref, h.ids, h.positions, h.start)), `logits, ${msg}`).toBeLessThan(1e-4);
+      const losses = await gpu.read(model.forwardBackward(batch, 1 / h.counted, 0));
+      const loss = losses.reduce((s, v) => s + v, 0) / h.counted;
+      const refLoss = gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start);
+      expect(Math.abs(loss - refLoss) / refLoss, `loss, ${msg}`).toBeLessThan(1e-5);
+      const grads = await gpu.read(set.grads);
+      const got: number[] = [], want: number[] = [];
+      for (const m of loaded.linears) {
+        const L = linears.get(m.path)!;
+        for (const which of ['A', 'B'] as const) {
+          const view = which === 'A' ? m.lora!.dA : m.lora!.dB;
+          const values = L[which] as Float64Array;
+          for (let s = 0; s < 3; s++) {
+            const j = Math.floor(r() * values.length);
+            const keep = values[j], eps = 1e-4;
+            values[j] = keep + eps;
+            const lp = gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start);
+            values[j] = keep - eps;
+            const lm = gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start);
+            values[j] = keep;
+            want.push((lp - lm) / (2 * eps));
+            got.push(grads[view.offset / 4 + j]);
+          }
+        }
+      }
+      expect(relError(got, want), `LoRA gradients, ${msg}`).toBeLessThan(1e-4);
+      for (const t of [...model.weightTensors(), set.params, set.grads]) t.release();
+    }
+  });
+
+  it('decodes with a KV cache as the full pass computes, learns, and names its adapter as PEFT does', async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const dir = join(root, `gemma-train-${seed}`);
+    await writeTinyCheckpoint(dir, 'gemma2', seed);
+    const loaded = await loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true });
+    const c = loaded.config;
+    const model = buildModel(gpu, loaded);
+    const lora = attachLora(gpu, loaded.linears, { r: 8, alpha: 16, dropout: 0, random: r });
+    const T = 12;
+    const { ids, h, batch } = batchOf(r, c, T, T);
+    const trainer = new Trainer(gpu, model, lora, { ...ADAMW_DEFAULTS, learning_rate: 2e-2, lr_scheduler_type: 'constant', warmup_steps: 0, max_steps: 20 });
+    const losses: number[] = [];
+    for (let s = 0; s < 20; s++) losses.push((await trainer.trainStep([{ batch, counted: h.counted }])).loss);
+    expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] * 0.7);
+    const full = await gpu.read(model.logits(batch));
+    const cache = model.newCache(T);
+    const rows = [await gpu.read(model.decode(ids.slice(0, T - 2), cache))];
+    rows.push(await gpu.read(model.decode([ids[T - 2]], cache)), await gpu.read(model.decode([ids[T - 1]], cache)));
+    model.releaseCache(cache);
+    rows.forEach((row, i) => expect(relError(row, full.subarray((T - 3 + i) * c.vocab, (T - 2 + i) * c.vocab)), `decode ${i}, seed ${seed}`).toBeLessThan(1e-5));
+    const files = await exportAdapter(gpu, lora, { base_model_name_or_path: 'google/gemma-2-2b', revision: null, lora_alpha: 16, lora_dropout: 0, use_rslora: false });
+    const names = readSafetensorsSync(files['adapter_model.safetensors']).map((t) => t.info.name);
+    expect(names).toContain('base_model.model.model.layers.1.mlp.gate_proj.lora_A.weight');
+    expect(names.length).toBe(2 * 7 * 2);
+  });
+});
