@@ -131,7 +131,7 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
   expect(errors).toEqual([]);
 });
 
-for (const model of ['tiny-random/falcon', 'tiny-random/llama-bnb-4bit']) {
+for (const model of ['tiny-random/falcon', 'tiny-random/phi3', 'tiny-random/gemma2', 'tiny-random/llama-bnb-4bit']) {
   test(`${model} downloads, trains and generates in the page`, async ({ page }) => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));

@@ -144,6 +144,25 @@ describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, modelOf, dataO
   });
 });
 
+describe.each(['phi3', 'gemma2'] as const)('finetune on the tiny %s checkpoint', (kind) => {
+  it('trains, evaluates with the adapter and generates', async () => {
+    const model = join(root, `tiny-${kind}`);
+    await writeTinyCheckpoint(model, kind, 8);
+    const out = join(root, `out-${kind}`);
+    const t = await finetune('train', '--model_name_or_path', model, '--dataset_name', data.txt, '--output_dir', out, ...TRAIN.map((x) => (x === '8' ? '6' : x)), '--lora_target_modules', 'all-linear');
+    expect(t.code, t.stderr).toBe(0);
+    const losses = t.lines.filter((l) => 'step' in l).map((l) => l.loss as number);
+    expect(losses.length).toBe(6);
+    expect(losses[5], losses.join(' ')).toBeLessThan(losses[0]);
+    const e = await finetune('eval', '--model_name_or_path', model, '--dataset_name', data.txt, '--adapter', out, '--json', 'true');
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.lines.at(-1)!.eval_loss as number).toBeLessThan(losses[0]);
+    const g = await finetune('generate', '--model_name_or_path', model, '--adapter', out, '--prompt', PROMPT, '--max_new_tokens', '6', '--json', 'true');
+    expect(g.code, g.stderr).toBe(0);
+    expect((g.lines.at(-1)!.tokens as number[])[0]).toBeGreaterThan(0);
+  });
+});
+
 describe('finetune refuses bad input clearly', () => {
   it('names an unknown flag, a bad value and a missing requirement, with exit code 2', async () => {
     const a = await finetune('train', '--model_name_or_path', 'x', '--dataset_name', 'y', '--max_step', '3');
