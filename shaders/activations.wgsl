@@ -19,18 +19,19 @@ fn erfc(x: f32) -> f32 {
   return select(2.0 - r, r, x >= 0.0);
 }
 
-fn tanhArg(v: f32) -> f32 { return clamp(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v), -15.0, 15.0); }
+// tanh GELU as x · σ(2u), the same as ½ x (1 + tanh u) without the cancellation in 1 + tanh u
+// for negative u (where tanh is near −1 and the difference would keep few correct bits)
+fn tanhArg(v: f32) -> f32 { return clamp(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v), -40.0, 40.0); }
 
 fn gelu(v: f32) -> f32 {
-  if (TANH) { return 0.5 * v * (1.0 + tanh(tanhArg(v))); }
+  if (TANH) { return v * sigmoid(2.0 * tanhArg(v)); }
   return v * 0.5 * erfc(-v * 0.7071067811865476);
 }
 
 fn geluGrad(v: f32) -> f32 {
   if (TANH) {
-    let th = tanh(tanhArg(v));
-    return 0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * v * v);
+    let s = sigmoid(2.0 * tanhArg(v));   // ½ (1 + tanh u);  ½ (1 − tanh² u) = 2 s (1 − s)
+    return s + v * 2.0 * s * (1.0 - s) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * v * v);
   }
   return 0.5 * erfc(-v * 0.7071067811865476) + v * INV_SQRT_2PI * exp(-0.5 * v * v);
 }
-

@@ -1,6 +1,6 @@
 // GELU, elementwise over [T, I], forward and backward (Falcon: exact; Gemma 2: tanh):
 //   exact   h = a · Φ(a),  Φ(a) = ½ erfc(−a / √2)          dh/da = Φ(a) + a · φ(a)
-//   tanh    h = ½ a (1 + tanh(u)),  u = √(2/π) (a + 0.044715 a³)
+//   tanh    h = ½ a (1 + tanh(u)) = a · σ(2u),  u = √(2/π) (a + 0.044715 a³)
 //           dh/da = ½ (1 + tanh u) + ½ a (1 − tanh² u) √(2/π) (1 + 3 · 0.044715 a²)
 // The functions are shaders/activations.wgsl, prepended.
 

@@ -7,6 +7,7 @@ import { Gpu } from '../gpu/runtime';
 import { nf4Linear, quantizeNF4Gpu, readNF4Bytes } from '../ops/nf4';
 import { dequantizeNF4, quantizeNF4 } from '../quant/nf4';
 import { fetchFile, fileUrl, repoSnapshot, type HubOptions } from '../hub/hub';
+import { Checksum, fileBytes, verifySha256 } from '../hub/transfer';
 import { dataFiles } from '../hub/select';
 import { parseConfigText } from '../model/load';
 import { estimateStoreBytes, estimateTrainingMemory, type MemoryEstimate } from '../model/estimate';
@@ -185,10 +186,11 @@ export class Engine {
   async train(lora: LoraSettings, s: TrainLoopSettings, onLog?: (log: TrainLog) => void | Promise<void>): Promise<TrainSummary> {
     const { session } = this.ready();
     if (this.blocks.length === 0) throw new Error('prepare a data set first');
+    if (this.training) throw new Error('training is already running: stop it first');
     if (!session.lora) session.attachLora(lora, s.seed);
     this.training = new AbortController();
+    const run = session.train(this.blocks, s, this.training.signal);
     try {
-      const run = session.train(this.blocks, s, this.training.signal);
       for (;;) {
         const next = await run.next();
         if (next.done) return next.value;
@@ -196,6 +198,7 @@ export class Engine {
         while (this.paused && !this.training.signal.aborted) await new Promise<void>((r) => (this.unpause = r));
       }
     } finally {
+      await run.return(undefined as never); // frees the optimizer state if the loop left early
       this.training = null;
       this.paused = false;
     }
@@ -230,12 +233,15 @@ export class Engine {
     const { session, tokenizer } = this.ready();
     session.setAdapterEnabled(adapterOn);
     const ids: number[][] = [];
-    const out = await session.generate(tokenizer.encode(prompt), s, (n, id) => {
-      (ids[n] ??= []).push(id);
-      onText?.(n, tokenizer.decode(ids[n], { skip_special_tokens: true }));
-    });
-    session.setAdapterEnabled(true);
-    return out.map((x) => tokenizer.decode(x, { skip_special_tokens: true }));
+    try {
+      const out = await session.generate(tokenizer.encode(prompt), s, (n, id) => {
+        (ids[n] ??= []).push(id);
+        onText?.(n, tokenizer.decode(ids[n], { skip_special_tokens: true }));
+      });
+      return out.map((x) => tokenizer.decode(x, { skip_special_tokens: true }));
+    } finally {
+      session.setAdapterEnabled(true);
+    }
   }
 
   /** PEFT's two files, named for download. */
@@ -248,10 +254,9 @@ export class Engine {
     };
   }
 
+  /** Replaces the adapter with PEFT's files; a file that does not fit leaves the current one. */
   async importAdapter(config: string, weights: Uint8Array): Promise<void> {
-    const { session } = this.ready();
-    session.releaseLora();
-    session.loadAdapter({ config, weights });
+    this.ready().session.loadAdapter({ config, weights }, { replace: true });
   }
 
   /** Quantize a random weight on the GPU and multiply by it, checked against the CPU. */
@@ -301,13 +306,19 @@ export class Engine {
   }
 }
 
-/** A Hub data set's train files, fetched whole (data sets for fine-tuning are small). */
+/** A Hub data set's train files, fetched whole and checked (data sets for fine-tuning are small). */
 async function hubDataFiles(id: string, hub: HubOptions): Promise<{ name: string; blob: Blob }[]> {
   const snapshot = await repoSnapshot(id, 'dataset', hub);
   const out: { name: string; blob: Blob }[] = [];
   for (const f of dataFiles(snapshot.files, id)) {
-    const blob = await new Response(await fetchFile(fileUrl(snapshot, f.path, hub), f.size, 0, hub)).blob();
-    out.push({ name: f.path, blob });
+    const chunks: Uint8Array[] = [];
+    const sum = await Checksum.create();
+    for await (const c of fileBytes(fileUrl(snapshot, f.path, hub), f, 0, hub)) {
+      chunks.push(c);
+      sum.update(c);
+    }
+    verifySha256(f, sum.hex());
+    out.push({ name: f.path, blob: new Blob(chunks as BlobPart[]) });
   }
   return out;
 }

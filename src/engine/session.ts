@@ -106,19 +106,35 @@ export class Session {
     this.loraConfig = s;
   }
 
-  /** A PEFT adapter (adapter_config.json + adapter_model.safetensors), to use or train on. */
-  loadAdapter(files: { config: string; weights: Uint8Array }): LoraConfig {
+  /**
+   * A PEFT adapter (adapter_config.json + adapter_model.safetensors), to use or train on.
+   * `replace` swaps it for the current one, which stays if the files do not fit this model.
+   */
+  loadAdapter(files: { config: string; weights: Uint8Array }, o: { replace?: boolean } = {}): LoraConfig {
     const configParsed = parseAdapterConfig(files.config);
     const s: LoraSettings = {
       r: configParsed.r, lora_alpha: configParsed.lora_alpha, lora_dropout: configParsed.lora_dropout,
       target_modules: configParsed.target_modules, use_rslora: configParsed.use_rslora,
     };
-    this.attachLora(s, 0);
+    const old = o.replace && this.lora ? { set: this.lora, config: this.loraConfig, params: this.lora.modules.map((m) => [m, m.lora] as const) } : null;
+    if (old) {
+      for (const m of old.set.modules) m.lora = null;
+      this.lora = null;
+    }
     try {
+      this.attachLora(s, 0);
       importAdapter(this.gpu, this.lora!, files);
     } catch (e) {
       this.releaseLora();
+      if (old) {
+        for (const [m, p] of old.params) m.lora = p;
+        [this.lora, this.loraConfig] = [old.set, old.config];
+      }
       throw e;
+    }
+    if (old) {
+      old.set.params.release();
+      old.set.grads.release();
     }
     return configParsed;
   }
@@ -161,41 +177,45 @@ export class Session {
     const { maxSteps } = Session.plannedSteps(blocks.length, s);
     const trainer = new Trainer(this.gpu, this.model, lora, { ...s, max_steps: maxSteps });
     const t0 = performance.now();
-    let epoch = 0, micros: Block[][] = [], next = 0;
-    let sinceLog = { loss: 0, steps: 0, tokens: 0 }, totalLoss = 0, totalTokens = 0;
-    while (trainer.step < maxSteps) {
-      if (signal?.aborted) break;
-      if (next >= micros.length) {
-        micros = microBatches(blocks, epochOrder(blocks.length, epoch++, s.seed, s.shuffle), s.per_device_train_batch_size);
-        next = 0;
+    try {
+      let epoch = 0, micros: Block[][] = [], next = 0;
+      let sinceLog = { loss: 0, steps: 0, tokens: 0 }, totalLoss = 0, totalTokens = 0;
+      while (trainer.step < maxSteps) {
+        if (signal?.aborted) break;
+        if (next >= micros.length) {
+          micros = microBatches(blocks, epochOrder(blocks.length, epoch++, s.seed, s.shuffle), s.per_device_train_batch_size);
+          next = 0;
+        }
+        // a step takes gradient_accumulation_steps micro-batches, fewer at an epoch's end
+        const take = micros.slice(next, next + s.gradient_accumulation_steps);
+        next += take.length;
+        const step = await this.trainStep(trainer, take);
+        if (step === null) continue; // every label masked in these micro-batches: nothing to learn
+        totalLoss += step.loss;
+        totalTokens += step.tokens;
+        sinceLog = { loss: sinceLog.loss + step.loss, steps: sinceLog.steps + 1, tokens: sinceLog.tokens + step.tokens };
+        if (trainer.step % s.logging_steps === 0 || trainer.step === maxSteps) {
+          yield {
+            step: trainer.step,
+            epoch: round4((epoch - 1) + next / micros.length),
+            loss: sinceLog.loss / sinceLog.steps,
+            learning_rate: s.learning_rate * lrMultiplier(s.lr_scheduler_type, trainer.step, s.warmup_steps, maxSteps),
+            grad_norm: step.grad_norm,
+            tokens: sinceLog.tokens,
+            max_steps: maxSteps,
+          };
+          sinceLog = { loss: 0, steps: 0, tokens: 0 };
+        }
       }
-      // a step takes gradient_accumulation_steps micro-batches, fewer at an epoch's end
-      const take = micros.slice(next, next + s.gradient_accumulation_steps);
-      next += take.length;
-      const step = await this.trainStep(trainer, take);
-      if (step === null) continue; // every label masked in these micro-batches: nothing to learn
-      totalLoss += step.loss;
-      totalTokens += step.tokens;
-      sinceLog = { loss: sinceLog.loss + step.loss, steps: sinceLog.steps + 1, tokens: sinceLog.tokens + step.tokens };
-      if (trainer.step % s.logging_steps === 0 || trainer.step === maxSteps) {
-        yield {
-          step: trainer.step,
-          epoch: round4((epoch - 1) + next / micros.length),
-          loss: sinceLog.loss / sinceLog.steps,
-          learning_rate: s.learning_rate * lrMultiplier(s.lr_scheduler_type, trainer.step, s.warmup_steps, maxSteps),
-          grad_norm: step.grad_norm,
-          tokens: sinceLog.tokens,
-          max_steps: maxSteps,
-        };
-        sinceLog = { loss: 0, steps: 0, tokens: 0 };
-      }
+      return {
+        train_loss: trainer.step ? totalLoss / trainer.step : NaN,
+        global_step: trainer.step,
+        tokens: totalTokens,
+        train_runtime: (performance.now() - t0) / 1000,
+      };
+    } finally {
+      trainer.release(); // also when the caller stops early (return() on the generator)
     }
-    return {
-      train_loss: trainer.step ? totalLoss / trainer.step : NaN,
-      global_step: trainer.step,
-      tokens: totalTokens,
-      train_runtime: (performance.now() - t0) / 1000,
-    };
   }
 
   private async trainStep(trainer: Trainer, micro: Block[][]) {

@@ -55,13 +55,19 @@ export async function repoSnapshot(repo: string, type: RepoType, o: HubOptions =
       ? await modelInfo({ name: repo, hubUrl, revision, additionalFields: ['sha'], fetch: o.fetch, ...credentials })
       : await datasetInfo({ name: repo, hubUrl, revision, additionalFields: ['sha'], fetch: o.fetch, ...credentials });
     commit = (info as { sha?: string }).sha ?? revision;
+    if (!/^[0-9a-f]{40}$/.test(commit)) throw new HubError(`the Hub answered commit ${JSON.stringify(commit).slice(0, 60)} for ${repo}, which is not a commit hash`);
   } catch (e) {
     throw describeFailure(e, `${type} ${repo}`, !!o.token);
   }
   const files: RepoFile[] = [];
   try {
     for await (const f of listFiles({ repo: { type, name: repo }, revision: commit, recursive: true, hubUrl, fetch: o.fetch, ...credentials })) {
-      if (f.type === 'file') files.push({ path: f.path, size: f.lfs?.size ?? f.size, sha256: f.lfs?.oid ?? null });
+      if (f.type !== 'file') continue;
+      // paths become file names in caches: refuse anything that could leave the repo's folder
+      if (f.path.split('/').some((part) => part === '' || part === '.' || part === '..') || /^[/\\]|\\/.test(f.path)) {
+        throw new HubError(`the Hub listed a file named ${JSON.stringify(f.path).slice(0, 80)} in ${repo}, which is not a safe path`);
+      }
+      files.push({ path: f.path, size: f.lfs?.size ?? f.size, sha256: f.lfs?.oid ?? null });
     }
   } catch (e) {
     throw describeFailure(e, `${type} ${repo}`, !!o.token);
@@ -99,7 +105,8 @@ export async function fetchFile(url: string, size: number, offset: number, o: Hu
     await res.body?.cancel();
     throw new HubError(`${name}: the server ignored the Range request (status ${res.status}), so the download cannot resume`, res.status);
   }
-  const length = Number(res.headers.get('content-length') ?? NaN);
+  // (an encoded response's length is the encoded one: nothing to compare)
+  const length = res.headers.get('content-encoding') ? NaN : Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(length) && length !== size - offset) {
     await res.body?.cancel();
     throw new HubError(`${name}: the server sends ${length} bytes from offset ${offset}; the repo lists the file at ${size} bytes`);

@@ -30,6 +30,6 @@ export function dataFiles(files: RepoFile[], repo: string): RepoFile[] {
     }
   });
   if (data.length === 0) throw new HubError(`the data set ${repo} has no .jsonl, .json, .csv, .parquet or .txt files`);
-  const train = data.filter((f) => /(^|[-_./])train([-_.\d]|$)/.test(f.path));
+  const train = data.filter((f) => /(^|[-_./])train([-_./\d]|$)/.test(f.path));
   return train.length ? train : data;
 }

@@ -30,6 +30,8 @@ export async function* fileBytes(url: string, file: RepoFile, offset: number, o:
           yield value;
         }
       } finally {
+        // a consumer that stops early (an error downstream) closes the connection too
+        if (at < file.size) await reader.cancel().catch(() => {});
         reader.releaseLock();
       }
       if (at < file.size) throw new DroppedError();

@@ -71,6 +71,22 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
   /** Every GPU buffer the weights own (each once). */
   abstract weightTensors(): Tensor[];
 
+  /**
+   * The keys and values a layer attends over: its own, or with a KV cache (decoding) this
+   * step's appended to the cache and all of it.
+   */
+  protected keysValues(l: number, k: Tensor, v: Tensor, cache?: KvCache): { keys: Tensor; values: Tensor } {
+    if (!cache) return { keys: k, values: v };
+    const { gpu, config: c } = this;
+    const kv = c.kvHeads * c.headDim, past = cache.length, T = k.shape[0];
+    gpu.copy(k, cache.k[l], { to: past * kv });
+    gpu.copy(v, cache.v[l], { to: past * kv });
+    return {
+      keys: gpu.view(cache.k[l], 0, [past + T, c.kvHeads, c.headDim]),
+      values: gpu.view(cache.v[l], 0, [past + T, c.kvHeads, c.headDim]),
+    };
+  }
+
   /** Gemma 2 soft-caps its final logits (0: no cap). */
   private get finalSoftcap(): number {
     return this.config.gemma?.finalSoftcap ?? 0;

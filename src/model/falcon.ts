@@ -117,14 +117,7 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
     const v = gatherHeads(gpu, qkv, this.maps.v, gpu.tensor([T, c.kvHeads, d]));
     ropeForward(gpu, q, b.positions, this.rope);
     ropeForward(gpu, k, b.positions, this.rope);
-    let keys = k, values = v;
-    if (o.cache) {
-      const kv = c.kvHeads * d, past = o.cache.length;
-      gpu.copy(k, o.cache.k[l], { to: past * kv });
-      gpu.copy(v, o.cache.v[l], { to: past * kv });
-      keys = gpu.view(o.cache.k[l], 0, [past + T, c.kvHeads, d]);
-      values = gpu.view(o.cache.v[l], 0, [past + T, c.kvHeads, d]);
-    }
+    const { keys, values } = this.keysValues(l, k, v, o.cache);
     const { o: attn, P } = attentionForward(gpu, q, keys, values, b.start);
     const out = gpu.tensor([T, c.hidden]);
     gpu.copy(x, out);

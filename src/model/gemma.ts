@@ -95,14 +95,7 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     const v = gpu.view(lin('v', a), 0, [T, c.kvHeads, d]);
     ropeForward(gpu, q, b.positions, this.rope);
     ropeForward(gpu, k, b.positions, this.rope);
-    let keys = k, values = v;
-    if (o.cache) {
-      const kv = c.kvHeads * d, past = o.cache.length;
-      gpu.copy(k, o.cache.k[l], { to: past * kv });
-      gpu.copy(v, o.cache.v[l], { to: past * kv });
-      keys = gpu.view(o.cache.k[l], 0, [past + T, c.kvHeads, d]);
-      values = gpu.view(o.cache.v[l], 0, [past + T, c.kvHeads, d]);
-    }
+    const { keys, values } = this.keysValues(l, k, v, o.cache);
     const { start, opt } = this.attention(l, b);
     const { o: attn, P } = attentionForward(gpu, q, keys, values, start, undefined, opt);
     const ao = lin('o', gpu.view(attn, 0, [T, c.heads * d]));

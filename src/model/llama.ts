@@ -117,15 +117,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     }
     ropeForward(gpu, q, b.positions, this.rope);
     ropeForward(gpu, k, b.positions, this.rope);
-    let keys = k, values = v;
-    if (o.cache) {
-      // append this step's keys and values, then attend over everything cached
-      const kv = c.kvHeads * c.headDim, past = o.cache.length;
-      gpu.copy(k, o.cache.k[l], { to: past * kv });
-      gpu.copy(v, o.cache.v[l], { to: past * kv });
-      keys = gpu.view(o.cache.k[l], 0, [past + T, c.kvHeads, c.headDim]);
-      values = gpu.view(o.cache.v[l], 0, [past + T, c.kvHeads, c.headDim]);
-    }
+    const { keys, values } = this.keysValues(l, k, v, o.cache);
     const { o: attn, P } = attentionForward(gpu, q, keys, values, b.start);
     const attn2 = own(gpu.view(attn, 0, [T, c.heads * c.headDim]));
     const x2 = own(gpu.tensor([T, c.hidden]));

@@ -179,6 +179,12 @@ export class GpuTensors {
     else this.halves.set(name, { ...h, shape });
   }
 
+  /** The tensors the config needs that are neither here nor in `elsewhere`. */
+  missing(elsewhere: string[]): string[] {
+    const have = new Set(elsewhere);
+    return [...this.expected.keys()].filter((n) => !have.has(n) && !this.halves.has(n) && !this.linear.has(n));
+  }
+
   /** The linear weights as stored: NF4, or 16-bit where load_in_4bit is false. */
   frozen(name: string): FrozenWeight | undefined {
     return this.linear.get(name);

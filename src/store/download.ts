@@ -83,14 +83,34 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
 
   const order = shardOrder(manifest, await store.get<string>('file:model.safetensors.index.json'));
   const tensors = new GpuTensors(gpu, config, { load_in_4bit, blocksize: manifest.blocksize });
-  for (const f of order) {
-    if (f.done) continue;
-    await downloadShard(gpu, store, manifest, snapshot, f, tensors, o, (n) => {
-      received += n;
-      progress(f.path);
-    });
+  // A pre-quantized module's parts may span shards and are held in memory until whole: a
+  // download resumed in a new session must read again the shards that left parts pending.
+  for (const path of manifest.pendingFrom ?? []) {
+    const f = manifest.files.find((x) => x.path === path)!;
+    Object.assign(f, { offset: 0, hashState: undefined, header: undefined, done: false });
+    for (const t of Object.values(manifest.tensors)) {
+      if (t.shard !== path) continue;
+      manifest.storedBytes -= t.bytes;
+      delete manifest.tensors[t.name];
+    }
+  }
+  manifest.pendingFrom = [];
+  try {
+    for (const f of order) {
+      if (f.done) continue;
+      await downloadShard(gpu, store, manifest, snapshot, f, tensors, o, (n) => {
+        received += n;
+        progress(f.path);
+      });
+      if (tensors.pendingParts) manifest.pendingFrom.push(f.path);
+    }
+    const missing = tensors.missing(Object.keys(manifest.tensors));
+    if (missing.length) throw new HubError(`${id}'s shards lack ${missing.length} tensor(s) the config needs, e.g. ${missing[0]}: the checkpoint is incomplete`);
+  } finally {
+    tensors.release();
   }
   manifest.complete = true;
+  manifest.pendingFrom = [];
   await store.commit(manifest);
   return manifest;
 }
@@ -137,6 +157,14 @@ async function downloadShard(
 async function storedForm(gpu: Gpu, tensors: GpuTensors, info: TensorInfo, data: Uint8Array, file: string, m: Manifest): Promise<[string, unknown][]> {
   const name = await tensors.add(info, data, file);
   if (name === null) return [];
+  try {
+    return await readBack(gpu, tensors, name, info, file, m);
+  } finally {
+    tensors.release(); // the GPU copy was only for quantizing: the model loads from the store
+  }
+}
+
+async function readBack(gpu: Gpu, tensors: GpuTensors, name: string, info: TensorInfo, file: string, m: Manifest): Promise<[string, unknown][]> {
   const frozen = tensors.frozen(name);
   const half = tensors.half(name);
   const values: [string, unknown][] = [];
@@ -145,7 +173,7 @@ async function storedForm(gpu: Gpu, tensors: GpuTensors, info: TensorInfo, data:
     const packed = splitParts(await readNF4Bytes(gpu, frozen.w));
     const absmax = splitParts(new Uint8Array(await gpu.readBytes(frozen.w.absmax)));
     t = {
-      name, shape: frozen.w.shape, kind: 'nf4', blocksize: frozen.w.blocksize,
+      name, shard: file, shape: frozen.w.shape, kind: 'nf4', blocksize: frozen.w.blocksize,
       parts: packed.map((_, i) => `t:${name}:packed:${i}`), absmaxParts: absmax.map((_, i) => `t:${name}:absmax:${i}`),
       bytes: packed.reduce((n, p) => n + p.length, 0) + absmax.reduce((n, p) => n + p.length, 0),
     };
@@ -155,10 +183,9 @@ async function storedForm(gpu: Gpu, tensors: GpuTensors, info: TensorInfo, data:
     const h = frozen?.kind === 'half' ? frozen.w : half!;
     const bytes = new Uint8Array(await gpu.readBytes(h.words, h.length * 2));
     const parts = splitParts(bytes);
-    t = { name, shape: info.shape, kind: 'half', dtype: h.dtype, parts: parts.map((_, i) => `t:${name}:half:${i}`), bytes: bytes.length };
+    t = { name, shard: file, shape: info.shape, kind: 'half', dtype: h.dtype, parts: parts.map((_, i) => `t:${name}:half:${i}`), bytes: bytes.length };
     parts.forEach((p, i) => values.push([t.parts[i], p]));
   }
-  tensors.release(); // the GPU copy was only for quantizing: the model loads from the store
   m.tensors[name] = t;
   m.storedBytes += t.bytes;
   return values;

@@ -24,7 +24,10 @@ export async function loadStoredModel(gpu: Gpu, key: string, onTensor?: (done: n
       else {
         const n = t.shape.reduce((a, b) => a * b, 1);
         const words = gpu.tensor([Math.ceil(n / 2)], 'u32');
-        await writeParts(gpu, store, t.parts, words);
+        await writeParts(gpu, store, t.parts, words).catch((e) => {
+          words.release();
+          throw e;
+        });
         tensors.addHalf(t.name, t.shape, { words, length: n, dtype: t.dtype! });
       }
       onTensor?.(i + 1, all.length);
@@ -44,8 +47,14 @@ async function uploadNF4Parts(gpu: Gpu, store: ModelStore, t: StoredTensor): Pro
     shape: [t.shape[0], t.shape[1]],
     blocksize: t.blocksize!,
   };
-  await writeParts(gpu, store, t.parts, w.packed);
-  await writeParts(gpu, store, t.absmaxParts!, w.absmax);
+  try {
+    await writeParts(gpu, store, t.parts, w.packed);
+    await writeParts(gpu, store, t.absmaxParts!, w.absmax);
+  } catch (e) {
+    w.packed.release();
+    w.absmax.release();
+    throw e;
+  }
   return w;
 }
 

@@ -3,13 +3,15 @@
 // scales), the rest 16-bit, each in parts of at most PART_BYTES. Every write of tensor data
 // goes in one transaction with the manifest that records it, so the store is consistent after
 // any interruption: what the manifest lists is there, and a download resumes from it.
-import { createStore, del, delMany, get, getMany, keys, set, setMany, type UseStore } from 'idb-keyval';
+import { clear, createStore, del, delMany, get, getMany, keys, set, setMany, type UseStore } from 'idb-keyval';
 
 export const PART_BYTES = 32 << 20;
 const REGISTRY = createLazyStore('qlora-models', 'models');
 
 export interface StoredTensor {
   name: string;
+  /** The checkpoint file it came from. */
+  shard: string;
   shape: number[];
   kind: 'nf4' | 'half';
   /** 16-bit tensors: their dtype. */
@@ -47,6 +49,8 @@ export interface Manifest {
   tensors: Record<string, StoredTensor>;
   storedBytes: number;
   downloadBytes: number;
+  /** Shards that ended with a pre-quantized module's parts still to come (read again on resume). */
+  pendingFrom?: string[];
   complete: boolean;
   createdAt: number;
 }
@@ -57,12 +61,17 @@ export class StorageFullError extends Error {
   override name = 'StorageFullError';
 }
 
+const OPEN = new Map<string, ModelStore>();
+
 /** One model's database. */
 export class ModelStore {
-  private constructor(readonly key: string, private db: UseStore) {}
+  private constructor(readonly key: string, readonly db: UseStore) {}
 
+  /** One store object per key: idb-keyval opens one connection per store object. */
   static open(key: string): ModelStore {
-    return new ModelStore(key, createStore(`qlora-model:${key}`, 'data'));
+    let s = OPEN.get(key);
+    if (!s) OPEN.set(key, (s = new ModelStore(key, createStore(`qlora-model:${key}`, 'data'))));
+    return s;
   }
 
   manifest(): Promise<Manifest | undefined> {
@@ -108,14 +117,13 @@ export async function listModels(): Promise<Manifest[]> {
   return out.sort((a, b) => b.createdAt - a.createdAt);
 }
 
+/**
+ * Removes a model: its data first, then its entry. The database itself stays, empty: idb-keyval
+ * keeps its connection open, which would hold a deleteDatabase back until the page closes.
+ */
 export async function deleteModel(key: string): Promise<void> {
+  await clear(ModelStore.open(key).db);
   await del(key, REGISTRY());
-  await new Promise<void>((resolve, reject) => {
-    const req = indexedDB.deleteDatabase(`qlora-model:${key}`);
-    req.onsuccess = () => resolve();
-    req.onerror = () => reject(req.error);
-    req.onblocked = () => resolve(); // finishes when the open connections close
-  });
 }
 
 /** Split bytes into parts of at most PART_BYTES. */

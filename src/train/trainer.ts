@@ -45,6 +45,12 @@ export class Trainer {
     return this.state.step;
   }
 
+  /** Frees the optimizer's moments (the adapter itself belongs to its LoraSet). */
+  release(): void {
+    this.state.m.release();
+    this.state.v.release();
+  }
+
   async trainStep(micro: MicroBatch[]): Promise<StepLog> {
     const { gpu, settings: s } = this;
     const counted = micro.reduce((n, m) => n + m.counted, 0);

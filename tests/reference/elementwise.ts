@@ -7,9 +7,10 @@ export function swigluRef(g: ArrayLike<number>, u: ArrayLike<number>): Float64Ar
 }
 
 /**
- * erf in float64: its Maclaurin series below |x| = 3 (alternating terms, a few digits lost to
- * cancellation, far under f32's), and erfc's continued fraction above (60 terms, evaluated
- * from the tail).
+ * erf and erfc in float64: erf's Maclaurin series below |x| = 3 (alternating terms, a few
+ * digits lost to cancellation, far under f32's), erfc's continued fraction above (60 terms,
+ * evaluated from the tail). erfc is computed directly in the upper tail, where 1 − erf would
+ * cancel to nothing.
  */
 export function erfRef(x: number): number {
   const z = Math.abs(x);
@@ -22,17 +23,30 @@ export function erfRef(x: number): number {
     }
     return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
   }
-  let k = z;
-  for (let n = 60; n >= 1; n--) k = z + n / 2 / k;
-  return Math.sign(x) * (1 - Math.exp(-z * z) / (Math.sqrt(Math.PI) * k));
+  return Math.sign(x) * (1 - erfcTail(z));
 }
 
-/** GELU: exact, a · ½ (1 + erf(a / √2)), or transformers' tanh approximation. */
+export function erfcRef(x: number): number {
+  if (x >= 3) return erfcTail(x);
+  if (x <= -3) return 2 - erfcTail(-x);
+  return 1 - erfRef(x);
+}
+
+function erfcTail(z: number): number {
+  let k = z;
+  for (let n = 60; n >= 1; n--) k = z + n / 2 / k;
+  return Math.exp(-z * z) / (Math.sqrt(Math.PI) * k);
+}
+
+/**
+ * GELU: exact, a · ½ erfc(−a / √2), or transformers' tanh approximation written as
+ * a · σ(2u) = ½ a (1 + tanh u) — both free of cancellation in the negative tail.
+ */
 export function geluRef(a: ArrayLike<number>, approximate: 'none' | 'tanh'): Float64Array {
   return Float64Array.from(a, (v) =>
     approximate === 'tanh'
-      ? 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))
-      : 0.5 * v * (1 + erfRef(v / Math.SQRT2)));
+      ? v / (1 + Math.exp(-2 * Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))
+      : 0.5 * v * erfcRef(-v / Math.SQRT2));
 }
 
 /** Rotate-half RoPE on x [T, heads, d]; the angle is f32(pos · f32(inv_freq)), as transformers has it. */

@@ -1,4 +1,11 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { Session } from '../../src/engine/session';
+import { readAdapterSafetensors, writeAdapterSafetensors } from '../../src/formats/peft';
+import { localCheckpoint } from '../../src/node/local-files';
+import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
 import type { Gpu } from '../../src/gpu/runtime';
 import { generate } from '../../src/generate/generate';
 import { SAMPLING_DEFAULTS } from '../../src/generate/sampling';
@@ -8,7 +15,7 @@ import { attachLora } from '../../src/model/lora-linear';
 import { ADAMW_DEFAULTS } from '../../src/ops/optim';
 import { Trainer } from '../../src/train/trainer';
 import { testGpu } from '../gpu';
-import { freshSeed, rng } from '../reference/random';
+import { freshSeed, randn, rng } from '../reference/random';
 import { TINY, buildTinyModel, packedBatch } from '../tiny-model';
 
 let gpu: Gpu;
@@ -46,5 +53,33 @@ describe('a trained adapter through PEFT files and back', () => {
     const setC = attachLora(gpu, other.modules, { r: 8, alpha: 16, dropout: 0, random: rng(1) });
     expect(() => importAdapter(gpu, setC, { config: files['adapter_config.json'], weights: files['adapter_model.safetensors'] }))
       .toThrow(/model\.layers\.0\.\w+\.\w+_proj: the adapter's A is \[4, \d+\].*another base model or rank/);
+  });
+});
+
+describe('replacing a session adapter', () => {
+  it('keeps the current adapter when the new files do not fit, and takes them when they do', async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const dir = await mkdtemp(join(tmpdir(), 'replace-'));
+    await writeTinyCheckpoint(dir, 'llama', 3);
+    const session = await Session.load(gpu, localCheckpoint(dir), { name: 'tiny', load_in_4bit: true });
+    session.attachLora({ r: 4, lora_alpha: 8, lora_dropout: 0, target_modules: ['q_proj', 'v_proj'], use_rslora: false }, seed);
+    for (const m of session.lora!.modules) gpu.write(m.lora!.B, randn(r, m.lora!.B.numel, 0.05));
+    const before = await session.exportAdapter();
+    // an adapter for a wider model: every lora_A has 96 inputs where q_proj and v_proj have 64
+    const wide = readAdapterSafetensors(before['adapter_model.safetensors'], 4).map((l) => ({ ...l, inFeatures: 96, A: new Float32Array(4 * 96) }));
+    expect(() => session.loadAdapter({ config: before['adapter_config.json'], weights: writeAdapterSafetensors(wide) }, { replace: true }))
+      .toThrow(/another base model or rank/);
+    const after = await session.exportAdapter();
+    expect(Buffer.from(after['adapter_model.safetensors']).equals(Buffer.from(before['adapter_model.safetensors'])), `seed ${seed}`).toBe(true);
+    // a fitting one (all-linear, rank 2) replaces it
+    const other = await Session.load(gpu, localCheckpoint(dir), { name: 'tiny', load_in_4bit: true });
+    other.attachLora({ r: 2, lora_alpha: 4, lora_dropout: 0, target_modules: 'all-linear', use_rslora: false }, seed + 1);
+    const files = await other.exportAdapter();
+    session.loadAdapter({ config: files['adapter_config.json'], weights: files['adapter_model.safetensors'] }, { replace: true });
+    expect(session.lora!.modules.length).toBe(2 * 7);
+    expect(Buffer.from((await session.exportAdapter())['adapter_model.safetensors']).equals(Buffer.from(files['adapter_model.safetensors']))).toBe(true);
+    session.release();
+    other.release();
   });
 });

@@ -22,6 +22,7 @@ import { falconLogitsRef, falconLossRef, type RefFalcon, type RefFalconLayer } f
 import type { RefLinear } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
+import { decodeError, sampledLoraGradients } from '../model-checks';
 
 let gpu: Gpu;
 let root: string;
@@ -99,26 +100,8 @@ for (const kind of ['falcon', 'falcon-grouped'] as const) {
         const loss = losses.reduce((s, v) => s + v, 0) / counted;
         const refLoss = falconLossRef(ref, b.ids, b.labels, b.positions, b.start);
         expect(Math.abs(loss - refLoss) / refLoss, `loss, ${msg}`).toBeLessThan(1e-5);
-        const grads = await gpu.read(set.grads);
-        const got: number[] = [], want: number[] = [];
-        for (const m of loaded.linears) {
-          const L = linears.get(m.path)!;
-          for (const which of ['A', 'B'] as const) {
-            const view = which === 'A' ? m.lora!.dA : m.lora!.dB;
-            const values = L[which] as Float64Array;
-            for (let s = 0; s < 3; s++) {
-              const j = Math.floor(r() * values.length);
-              const keep = values[j], eps = 1e-4;
-              values[j] = keep + eps;
-              const lp = falconLossRef(ref, b.ids, b.labels, b.positions, b.start);
-              values[j] = keep - eps;
-              const lm = falconLossRef(ref, b.ids, b.labels, b.positions, b.start);
-              values[j] = keep;
-              want.push((lp - lm) / (2 * eps));
-              got.push(grads[view.offset / 4 + j]);
-            }
-          }
-        }
+        const { got, want } = sampledLoraGradients(loaded.linears, await gpu.read(set.grads), (m, which) => linears.get(m.path)![which] as Float64Array,
+          () => falconLossRef(ref, b.ids, b.labels, b.positions, b.start), r);
         expect(relError(got, want), `LoRA gradients, ${msg}`).toBeLessThan(1e-4);
         for (const t of [...model.weightTensors(), set.params, set.grads]) t.release();
       }
@@ -147,13 +130,7 @@ for (const kind of ['falcon', 'falcon-grouped'] as const) {
       expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] / 2);
 
       // the prompt, then two tokens one at a time, against the logits of the whole sequence
-      const full = await gpu.read(model.logits(batch));
-      const cache = model.newCache(T);
-      const rows = [await gpu.read(model.decode(ids.slice(0, T - 2), cache))];
-      rows.push(await gpu.read(model.decode([ids[T - 2]], cache)), await gpu.read(model.decode([ids[T - 1]], cache)));
-      model.releaseCache(cache);
-      const V = c.vocab;
-      rows.forEach((row, i) => expect(relError(row, full.subarray((T - 3 + i) * V, (T - 2 + i) * V)), `decode ${i}, seed ${seed}`).toBeLessThan(1e-5));
+      expect(await decodeError(gpu, model, ids, batch), `decode, seed ${seed}`).toBeLessThan(1e-5);
 
       const files = await exportAdapter(gpu, lora, { base_model_name_or_path: 'tiiuae/falcon-7b', revision: null, lora_alpha: 16, lora_dropout: 0, use_rslora: false });
       expect(JSON.parse(files['adapter_config.json']).target_modules).toEqual(['dense', 'dense_4h_to_h', 'dense_h_to_4h', 'query_key_value']);

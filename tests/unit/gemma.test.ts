@@ -23,6 +23,7 @@ import { gemmaLogitsRef, gemmaLossRef, type RefGemma, type RefGemmaLayer } from 
 import type { RefLinear } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
+import { decodeError, sampledLoraGradients } from '../model-checks';
 
 let gpu: Gpu;
 let root: string;
@@ -89,26 +90,8 @@ describe('Gemma 2 against float64', () => {
       const loss = losses.reduce((s, v) => s + v, 0) / h.counted;
       const refLoss = gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start);
       expect(Math.abs(loss - refLoss) / refLoss, `loss, ${msg}`).toBeLessThan(1e-5);
-      const grads = await gpu.read(set.grads);
-      const got: number[] = [], want: number[] = [];
-      for (const m of loaded.linears) {
-        const L = linears.get(m.path)!;
-        for (const which of ['A', 'B'] as const) {
-          const view = which === 'A' ? m.lora!.dA : m.lora!.dB;
-          const values = L[which] as Float64Array;
-          for (let s = 0; s < 3; s++) {
-            const j = Math.floor(r() * values.length);
-            const keep = values[j], eps = 1e-4;
-            values[j] = keep + eps;
-            const lp = gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start);
-            values[j] = keep - eps;
-            const lm = gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start);
-            values[j] = keep;
-            want.push((lp - lm) / (2 * eps));
-            got.push(grads[view.offset / 4 + j]);
-          }
-        }
-      }
+      const { got, want } = sampledLoraGradients(loaded.linears, await gpu.read(set.grads), (m, which) => linears.get(m.path)![which] as Float64Array,
+        () => gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start), r);
       expect(relError(got, want), `LoRA gradients, ${msg}`).toBeLessThan(1e-4);
       for (const t of [...model.weightTensors(), set.params, set.grads]) t.release();
     }
@@ -129,12 +112,7 @@ describe('Gemma 2 against float64', () => {
     const losses: number[] = [];
     for (let s = 0; s < 20; s++) losses.push((await trainer.trainStep([{ batch, counted: h.counted }])).loss);
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] * 0.7);
-    const full = await gpu.read(model.logits(batch));
-    const cache = model.newCache(T);
-    const rows = [await gpu.read(model.decode(ids.slice(0, T - 2), cache))];
-    rows.push(await gpu.read(model.decode([ids[T - 2]], cache)), await gpu.read(model.decode([ids[T - 1]], cache)));
-    model.releaseCache(cache);
-    rows.forEach((row, i) => expect(relError(row, full.subarray((T - 3 + i) * c.vocab, (T - 2 + i) * c.vocab)), `decode ${i}, seed ${seed}`).toBeLessThan(1e-5));
+    expect(await decodeError(gpu, model, ids, batch), `decode, seed ${seed}`).toBeLessThan(1e-5);
     const files = await exportAdapter(gpu, lora, { base_model_name_or_path: 'google/gemma-2-2b', revision: null, lora_alpha: 16, lora_dropout: 0, use_rslora: false });
     const names = readSafetensorsSync(files['adapter_model.safetensors']).map((t) => t.info.name);
     expect(names).toContain('base_model.model.model.layers.1.mlp.gate_proj.lora_A.weight');

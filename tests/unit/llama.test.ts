@@ -6,6 +6,7 @@ import { testGpu } from '../gpu';
 import { llamaLogitsRef, llamaLossRef } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { TINY, buildTinyModel, packedBatch } from '../tiny-model';
+import { sampledLoraGradients } from '../model-checks';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -43,25 +44,9 @@ for (const [name, extra] of [
 
       // LoRA gradients against central differences of the float64 loss, at sampled entries of
       // every module's A and B.
-      const grads = await gpu.read(set.grads);
-      const got: number[] = [], want: number[] = [];
-      for (const [i, m] of modules.entries()) {
-        for (const which of ['A', 'B'] as const) {
-          const view = which === 'A' ? m.lora!.dA : m.lora!.dB;
-          const values = refLinears[i][which] as Float64Array;
-          for (let s = 0; s < 3; s++) {
-            const j = Math.floor(r() * values.length);
-            const keep = values[j], eps = 1e-4;
-            values[j] = keep + eps;
-            const lp = llamaLossRef(ref, b.ids, b.labels, b.positions, b.start);
-            values[j] = keep - eps;
-            const lm = llamaLossRef(ref, b.ids, b.labels, b.positions, b.start);
-            values[j] = keep;
-            want.push((lp - lm) / (2 * eps));
-            got.push(grads[view.offset / 4 + j]);
-          }
-        }
-      }
+      const index = new Map(modules.map((m, i) => [m, i]));
+      const { got, want } = sampledLoraGradients(modules, await gpu.read(set.grads), (m, which) => refLinears[index.get(m)!][which] as Float64Array,
+        () => llamaLossRef(ref, b.ids, b.labels, b.positions, b.start), r);
       expect(relError(got, want), `LoRA gradients, ${msg}`).toBeLessThan(1e-4);
     });
   });

@@ -22,6 +22,7 @@ import { testGpu } from '../gpu';
 import { llamaLogitsRef, llamaLossRef, type RefLayer, type RefLinear, type RefModel } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
+import { decodeError, sampledLoraGradients } from '../model-checks';
 
 let gpu: Gpu;
 let root: string;
@@ -107,25 +108,8 @@ describe('Phi-3 (fused qkv_proj and gate_up_proj, sliding window) against float6
       const loss = losses.reduce((s, v) => s + v, 0) / h.counted;
       const refLoss = llamaLossRef(ref, h.ids, h.labels, h.positions, h.start);
       expect(Math.abs(loss - refLoss) / refLoss, `loss, ${msg}`).toBeLessThan(1e-5);
-      const grads = await gpu.read(set.grads);
-      const got: number[] = [], want: number[] = [];
-      for (const m of loaded.linears) {
-        for (const which of ['A', 'B'] as const) {
-          const view = which === 'A' ? m.lora!.dA : m.lora!.dB;
-          const values = lora.get(m.path)![which];
-          for (let s = 0; s < 3; s++) {
-            const j = Math.floor(r() * values.length);
-            const keep = values[j], eps = 1e-4;
-            values[j] = keep + eps;
-            const lp = llamaLossRef(ref, h.ids, h.labels, h.positions, h.start);
-            values[j] = keep - eps;
-            const lm = llamaLossRef(ref, h.ids, h.labels, h.positions, h.start);
-            values[j] = keep;
-            want.push((lp - lm) / (2 * eps));
-            got.push(grads[view.offset / 4 + j]);
-          }
-        }
-      }
+      const { got, want } = sampledLoraGradients(loaded.linears, await gpu.read(set.grads), (m, which) => lora.get(m.path)![which],
+        () => llamaLossRef(ref, h.ids, h.labels, h.positions, h.start), r);
       expect(relError(got, want), `LoRA gradients, ${msg}`).toBeLessThan(1e-4);
       for (const t of [...model.weightTensors(), set.params, set.grads]) t.release();
     }
@@ -151,12 +135,7 @@ describe('Phi-3 (fused qkv_proj and gate_up_proj, sliding window) against float6
     const losses: number[] = [];
     for (let s = 0; s < 20; s++) losses.push((await trainer.trainStep([{ batch, counted: h.counted }])).loss);
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] / 2);
-    const full = await gpu.read(model.logits(batch));
-    const cache = model.newCache(T);
-    const rows = [await gpu.read(model.decode(ids.slice(0, T - 2), cache))];
-    rows.push(await gpu.read(model.decode([ids[T - 2]], cache)), await gpu.read(model.decode([ids[T - 1]], cache)));
-    model.releaseCache(cache);
-    rows.forEach((row, i) => expect(relError(row, full.subarray((T - 3 + i) * c.vocab, (T - 2 + i) * c.vocab)), `decode ${i}, seed ${seed}`).toBeLessThan(1e-5));
+    expect(await decodeError(gpu, model, ids, batch), `decode, seed ${seed}`).toBeLessThan(1e-5);
     const files = await exportAdapter(gpu, lora, { base_model_name_or_path: 'microsoft/Phi-3-mini-4k-instruct', revision: null, lora_alpha: 16, lora_dropout: 0, use_rslora: false });
     expect(JSON.parse(files['adapter_config.json']).target_modules).toEqual(['down_proj', 'gate_up_proj', 'o_proj', 'qkv_proj']);
     const names = readSafetensorsSync(files['adapter_model.safetensors']).map((t) => t.info.name);

@@ -1,0 +1,50 @@
+// Checks every model family's tests make: LoRA gradients against central differences of the
+// float64 loss at sampled entries, and KV-cache decoding against the full forward pass.
+import type { Gpu } from '../src/gpu/runtime';
+import type { Batch, CausalLM } from '../src/model/causal-lm';
+import type { LoraLinear } from '../src/model/lora-linear';
+import { relError } from './reference/random';
+
+/**
+ * The GPU's LoRA gradients (from `grads`, the flat buffer) and central differences of `loss`,
+ * at `perTensor` random entries of every module's A and B. `values(m, which)` are the float64
+ * arrays the reference reads, perturbed in place and restored.
+ */
+export function sampledLoraGradients(
+  modules: LoraLinear[], grads: Float32Array, values: (m: LoraLinear, which: 'A' | 'B') => Float64Array,
+  loss: () => number, r: () => number, perTensor = 3,
+): { got: number[]; want: number[] } {
+  const got: number[] = [], want: number[] = [];
+  for (const m of modules) {
+    for (const which of ['A', 'B'] as const) {
+      const view = which === 'A' ? m.lora!.dA : m.lora!.dB;
+      const v = values(m, which);
+      for (let s = 0; s < perTensor; s++) {
+        const j = Math.floor(r() * v.length);
+        const keep = v[j], eps = 1e-4;
+        v[j] = keep + eps;
+        const lp = loss();
+        v[j] = keep - eps;
+        const lm = loss();
+        v[j] = keep;
+        want.push((lp - lm) / (2 * eps));
+        got.push(grads[view.offset / 4 + j]);
+      }
+    }
+  }
+  return { got, want };
+}
+
+/**
+ * Decodes `ids` with a KV cache (all but the last two at once, then one at a time) and returns
+ * the largest relative error of each step's logits against the full pass over `batch`.
+ */
+export async function decodeError(gpu: Gpu, model: CausalLM, ids: number[], batch: Batch): Promise<number> {
+  const T = ids.length, V = model.config.vocab;
+  const full = await gpu.read(model.logits(batch));
+  const cache = model.newCache(T);
+  const rows = [await gpu.read(model.decode(ids.slice(0, T - 2), cache))];
+  rows.push(await gpu.read(model.decode([ids[T - 2]], cache)), await gpu.read(model.decode([ids[T - 1]], cache)));
+  model.releaseCache(cache);
+  return Math.max(...rows.map((row, i) => relError(row, full.subarray((T - 3 + i) * V, (T - 2 + i) * V))));
+}
