@@ -71,11 +71,12 @@ async function* lines(file: Blob): AsyncGenerator<string> {
     const { done, value } = await reader.read();
     if (done) break;
     rest += value;
-    let nl: number;
-    while ((nl = rest.indexOf('\n')) >= 0) {
-      yield rest.slice(0, nl).replace(/\r$/, '');
-      rest = rest.slice(nl + 1);
+    let from = 0, nl: number;
+    while ((nl = rest.indexOf('\n', from)) >= 0) {
+      yield rest.slice(from, nl).replace(/\r$/, '');
+      from = nl + 1;
     }
+    rest = rest.slice(from); // only the unfinished line is carried to the next chunk
   }
   if (rest !== '') yield rest.replace(/\r$/, '');
 }

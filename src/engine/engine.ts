@@ -6,11 +6,11 @@ import type { AdapterSummary } from '../gpu/device';
 import { Gpu } from '../gpu/runtime';
 import { nf4Linear, quantizeNF4Gpu, readNF4Bytes } from '../ops/nf4';
 import { dequantizeNF4, quantizeNF4 } from '../quant/nf4';
-import { fetchFile, fileUrl, repoSnapshot, type HubOptions } from '../hub/hub';
-import { Checksum, fileBytes, verifySha256 } from '../hub/transfer';
+import { fileUrl, repoSnapshot, type HubOptions } from '../hub/hub';
+import { fetchWhole } from '../hub/transfer';
 import { dataFiles } from '../hub/select';
 import { parseConfigText } from '../model/load';
-import { estimateStoreBytes, estimateTrainingMemory, type MemoryEstimate } from '../model/estimate';
+import { estimateStoreBytes, estimateTrainingMemory, formatBytes, type MemoryEstimate } from '../model/estimate';
 import { downloadModel, type DownloadProgress } from '../store/download';
 import { loadStoredModel } from '../store/load-stored';
 import { deleteModel, listModels, type Manifest } from '../store/model-store';
@@ -112,7 +112,7 @@ export class Engine {
     const snapshot = await repoSnapshot(id, 'model', hub);
     const configFile = snapshot.files.find((f) => f.path === 'config.json');
     if (!configFile) throw new Error(`${id} has no config.json: it is not a transformers model`);
-    const text = await new Response(await fetchFile(fileUrl(snapshot, 'config.json', hub), configFile.size, 0, hub)).text();
+    const text = new TextDecoder().decode(await fetchWhole(fileUrl(snapshot, 'config.json', hub), configFile, hub));
     const c = parseConfigText(text);
     const targets = o.targets === 'all-linear' ? c.linearModules : o.targets;
     const memory = estimateTrainingMemory(c, { ...o, targets });
@@ -122,9 +122,9 @@ export class Engine {
     const storeBytes = estimateStoreBytes(c, o.load_in_4bit);
     const limits = this.device().limits;
     const problems: string[] = [];
-    if (freeBytes !== null && storeBytes > freeBytes) problems.push(`it needs ${mb(storeBytes)} of storage; this browser allows ${mb(freeBytes)}`);
+    if (freeBytes !== null && storeBytes > freeBytes) problems.push(`it needs ${formatBytes(storeBytes)} of storage; this browser allows ${formatBytes(freeBytes)}`);
     if (memory.largestBuffer > limits.maxStorageBufferBindingSize) {
-      problems.push(`its largest buffer is ${mb(memory.largestBuffer)}; this GPU binds at most ${mb(limits.maxStorageBufferBindingSize)} at once`);
+      problems.push(`its largest buffer is ${formatBytes(memory.largestBuffer)}; this GPU binds at most ${formatBytes(limits.maxStorageBufferBindingSize)} at once`);
     }
     return {
       id, modelType: c.modelType, layers: c.layers, hidden: c.hidden, downloadBytes: weights.reduce((n, f) => n + f.size, 0),
@@ -311,17 +311,9 @@ async function hubDataFiles(id: string, hub: HubOptions): Promise<{ name: string
   const snapshot = await repoSnapshot(id, 'dataset', hub);
   const out: { name: string; blob: Blob }[] = [];
   for (const f of dataFiles(snapshot.files, id)) {
-    const chunks: Uint8Array[] = [];
-    const sum = await Checksum.create();
-    for await (const c of fileBytes(fileUrl(snapshot, f.path, hub), f, 0, hub)) {
-      chunks.push(c);
-      sum.update(c);
-    }
-    verifySha256(f, sum.hex());
-    out.push({ name: f.path, blob: new Blob(chunks as BlobPart[]) });
+    out.push({ name: f.path, blob: new Blob([await fetchWhole(fileUrl(snapshot, f.path, hub), f, hub) as BlobPart]) });
   }
   return out;
 }
 
-const mb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
 

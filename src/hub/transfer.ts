@@ -85,6 +85,20 @@ export class Checksum {
   }
 }
 
+/** A small file whole (config, tokenizer, a data file), checked against its size and SHA-256. */
+export async function fetchWhole(url: string, file: RepoFile, o: TransferOptions = {}): Promise<Uint8Array> {
+  const all = new Uint8Array(file.size);
+  const sum = await Checksum.create();
+  let at = 0;
+  for await (const c of fileBytes(url, file, 0, o)) {
+    all.set(c, at);
+    at += c.length;
+    sum.update(c);
+  }
+  verifySha256(file, sum.hex());
+  return all;
+}
+
 /** Throws when a complete file's hash is not the listed one. */
 export function verifySha256(file: RepoFile, hex: string): void {
   if (file.sha256 && hex !== file.sha256) {

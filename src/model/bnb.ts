@@ -51,7 +51,7 @@ export class Bnb4bitCollector {
     const parts = this.pending.get(weight) ?? {};
     const suffix = info.name === weight ? 'weight' : info.name.slice(weight.length + 1);
     const key = suffix === 'quant_state.bitsandbytes__nf4' ? 'state' : (suffix as keyof Parts);
-    parts[key] = { info, data: data.slice() };
+    parts[key] = { info, data };
     this.pending.set(weight, parts);
     const needed: (keyof Parts)[] = ['weight', 'absmax', 'quant_map', 'state', ...(this.doubleQuant ? ['nested_absmax', 'nested_quant_map'] as const : [])];
     if (!needed.every((k) => parts[k])) return null;

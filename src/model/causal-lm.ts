@@ -57,9 +57,13 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     readonly rope: RopeTables,
   ) {}
 
-  /** The seed of one module's dropout mask in one layer at one step: the same in the recompute. */
+  /**
+   * The seed of one module's dropout mask in one layer at one step: the same in the recompute.
+   * (layer, module) is packed as layer · 64 + module, so no two modules of any family (Llama's
+   * layer has nine) share a seed.
+   */
   protected seed(step: number, layer: number, module: number): number {
-    return (Math.imul(step + 1, 0x9e3779b1) ^ Math.imul(layer * 8 + module + 1, 0x85ebca6b)) >>> 0;
+    return (Math.imul(step + 1, 0x9e3779b1) ^ Math.imul(layer * 64 + module + 1, 0x85ebca6b)) >>> 0;
   }
 
   // forward: x → the layer's output; `save` keeps what its backward needs (the recompute)

@@ -80,3 +80,8 @@ export function estimateTrainingMemory(
   const largestBuffer = Math.max(largestHalf * 2, largestLinear, f * c.heads * o.max_length * T);
   return { weights, adapter, activations, total: weights + adapter + activations, largestBuffer };
 }
+
+/** Bytes for people: MB below a gigabyte, GB above (decimal units, as the Hub shows sizes). */
+export function formatBytes(n: number): string {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`;
+}

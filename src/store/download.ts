@@ -8,10 +8,10 @@ import type { Gpu } from '../gpu/runtime';
 import { parseHeader, parseShardIndex, readSafetensors, type TensorInfo } from '../formats/safetensors';
 import { fileUrl, HubError, repoSnapshot, type RepoFile, type RepoSnapshot } from '../hub/hub';
 import { modelFiles } from '../hub/select';
-import { Checksum, fileBytes, verifySha256, type TransferOptions } from '../hub/transfer';
+import { Checksum, fetchWhole, fileBytes, verifySha256, type TransferOptions } from '../hub/transfer';
 import { GpuTensors, parseConfigText } from '../model/load';
 import { readNF4Bytes } from '../ops/nf4';
-import { estimateStoreBytes } from '../model/estimate';
+import { estimateStoreBytes, formatBytes } from '../model/estimate';
 import { modelKey, ModelStore, splitParts, type Manifest, type StoredFile, type StoredTensor } from './model-store';
 
 export interface DownloadProgress {
@@ -69,7 +69,7 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
   const need = estimateStoreBytes(config, load_in_4bit) + textBytes - manifest.storedBytes;
   const free = await (o.freeBytes ?? browserFreeBytes)();
   if (free !== null && need > free) {
-    throw new QuotaError(`${id} needs ${gb(need)} of storage and this browser allows ${gb(free)} more: free some space (delete cached models) or pick a smaller model`);
+    throw new QuotaError(`${id} needs ${formatBytes(need)} of storage and this browser allows ${formatBytes(free)} more: free some space (delete cached models) or pick a smaller model`);
   }
   for (const f of manifest.files.filter((x) => x.kind === 'text' && !x.done)) {
     const text = f.path === 'config.json' ? configText : await fetchText(snapshot, f, o);
@@ -208,21 +208,7 @@ async function discardShard(store: ModelStore, m: Manifest, f: StoredFile): Prom
 }
 
 async function fetchText(snapshot: RepoSnapshot, f: StoredFile, o: TransferOptions): Promise<string> {
-  const file: RepoFile = { path: f.path, size: f.size, sha256: f.sha256 };
-  const chunks: Uint8Array[] = [];
-  const sum = await Checksum.create();
-  for await (const c of fileBytes(fileUrl(snapshot, f.path, o), file, 0, o)) {
-    chunks.push(c);
-    sum.update(c);
-  }
-  verifySha256(file, sum.hex());
-  const all = new Uint8Array(f.size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return new TextDecoder().decode(all);
+  return new TextDecoder().decode(await fetchWhole(fileUrl(snapshot, f.path, o), f, o));
 }
 
 /** Shards in the index's order (or the one model.safetensors). */
@@ -240,4 +226,3 @@ async function browserFreeBytes(): Promise<number | null> {
   return e?.quota !== undefined ? e.quota - (e.usage ?? 0) : null;
 }
 
-const gb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);

@@ -7,6 +7,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { EngineApi } from '../worker/engine.worker';
 import type { StoredModel } from '../engine/engine';
+import { formatBytes } from '../model/estimate';
 import type { DownloadProgress } from '../store/download';
 import type { TrainLog } from '../engine/session';
 
@@ -18,7 +19,6 @@ const num = (id: string) => Number(input(id).value);
 const checked = (id: string) => input(id).checked;
 const TOKEN_KEY = 'hf-token'; // this origin's storage only; sent to the Hub endpoint only
 
-const mb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
 const clock = (s: number) => (Number.isFinite(s) ? `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}` : '–');
 
 function rows(table: HTMLElement, entries: [string, string][]): void {
@@ -104,7 +104,7 @@ function modelRow(m: StoredModel): HTMLTableRowElement {
   const name = document.createElement('td');
   name.textContent = `${m.id}${m.revision === 'main' ? '' : `@${m.revision}`}`;
   const size = document.createElement('td');
-  size.textContent = m.complete ? `${mb(m.storedBytes)} stored` : `partial: ${Math.round(m.progress * 100)}% downloaded`;
+  size.textContent = m.complete ? `${formatBytes(m.storedBytes)} stored` : `partial: ${Math.round(m.progress * 100)}% downloaded`;
   const buttons = document.createElement('td');
   const button = (label: string, f: () => Promise<void>) => {
     const b = document.createElement('button');
@@ -132,9 +132,9 @@ async function plan(): Promise<void> {
   t.hidden = false;
   rows(t, [
     ['Architecture', `${p.modelType}, ${p.layers} layers, hidden ${p.hidden}`],
-    ['Download', mb(p.downloadBytes)],
-    ['Stored (NF4 + 16-bit)', mb(p.storeBytes) + (p.freeBytes !== null ? ` of ${mb(p.freeBytes)} free` : '')],
-    ['GPU memory to train', `about ${mb(p.memory.total)} (weights ${mb(p.memory.weights)}, adapter ${mb(p.memory.adapter)}, activations ${mb(p.memory.activations)})`],
+    ['Download', formatBytes(p.downloadBytes)],
+    ['Stored (NF4 + 16-bit)', formatBytes(p.storeBytes) + (p.freeBytes !== null ? ` of ${formatBytes(p.freeBytes)} free` : '')],
+    ['GPU memory to train', `about ${formatBytes(p.memory.total)} (weights ${formatBytes(p.memory.weights)}, adapter ${formatBytes(p.memory.adapter)}, activations ${formatBytes(p.memory.activations)})`],
     ['This device', p.problems.length ? `cannot: ${p.problems.join('; ')}` : 'can hold it'],
   ]);
 }
@@ -147,9 +147,9 @@ async function download(id = input('model-id').value.trim()): Promise<void> {
     const m = await engine.downloadModel(id, { ...hub(), load_in_4bit: checked('load-4bit') }, Comlink.proxy((p: DownloadProgress) => {
       $<HTMLProgressElement>('download-bar').value = p.total ? p.done / p.total : 0;
       const left = p.bytesPerSecond > 0 ? (p.total - p.done) / p.bytesPerSecond : NaN;
-      $('download-text').textContent = `${mb(p.done)} of ${mb(p.total)} · ${mb(p.bytesPerSecond)}/s · ${clock(left)} left · ${p.file}`;
+      $('download-text').textContent = `${formatBytes(p.done)} of ${formatBytes(p.total)} · ${formatBytes(p.bytesPerSecond)}/s · ${clock(left)} left · ${p.file}`;
     }));
-    $('download-text').textContent = `Downloaded and stored ${m.id} (${mb(m.storedBytes)}) in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+    $('download-text').textContent = `Downloaded and stored ${m.id} (${formatBytes(m.storedBytes)}) in ${((performance.now() - started) / 1000).toFixed(1)} s`;
     await refreshModels();
     await loadModel(m.key);
   } catch (e) {
@@ -243,7 +243,7 @@ async function train(): Promise<void> {
           ['Tokens / s', (log.tokens / stepTime).toFixed(0)],
           ['Step time', `${stepTime.toFixed(2)} s`],
           ['Time left', clock((log.max_steps - log.step) * stepTime)],
-          ['GPU memory in use', `${mb(mem.inUse)} between steps, ${mb(mem.peak)} at most`],
+          ['GPU memory in use', `${formatBytes(mem.inUse)} between steps, ${formatBytes(mem.peak)} at most`],
         ]);
         const paused = $('pause-training').getAttribute('aria-pressed') === 'true';
         $('train-status').textContent = `Training: step ${log.step} of ${log.max_steps}${paused ? ' (paused: Continue goes on from here)' : ''}`;
