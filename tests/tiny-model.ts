@@ -4,7 +4,7 @@ import type { Gpu } from '../src/gpu/runtime';
 import { ropeInverseFrequencies, type ModelConfig } from '../src/model/config';
 import { LlamaModel, type Batch, type LlamaWeights } from '../src/model/llama';
 import { LoraLinear } from '../src/model/lora-linear';
-import type { HalfMatrix } from '../src/ops/head';
+import { uploadHalf, type HalfMatrix } from '../src/ops/half-matrix';
 import { uploadNF4 } from '../src/ops/nf4';
 import type { HalfVector } from '../src/ops/norm';
 import { ropeTables } from '../src/ops/rope';
@@ -25,8 +25,8 @@ export function buildTinyModel(gpu: Gpu, c: ModelConfig, r: () => number) {
     return { v: { words: gpu.tensor([words.length], 'u32', words), length: values.length, dtype: 'BF16' }, rounded };
   };
   const matrix = (rows: number, cols: number, scale: number): { m: HalfMatrix; rounded: Float32Array } => {
-    const { v, rounded } = half(randn(r, rows * cols, scale));
-    return { m: { ...v, shape: [rows, cols] }, rounded };
+    const { words, rounded } = packHalf(randn(r, rows * cols, scale), 'BF16');
+    return { m: uploadHalf(gpu, [rows, cols], 'BF16', words), rounded };
   };
   const norm = () => half(randn(r, c.hidden, 0.1).map((x) => 1 + x));
   const modules: LoraLinear[] = [];

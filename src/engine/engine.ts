@@ -120,11 +120,11 @@ export class Engine {
     const e = await globalThis.navigator?.storage?.estimate?.();
     const freeBytes = e?.quota !== undefined ? e.quota - (e.usage ?? 0) : null;
     const storeBytes = estimateStoreBytes(c, o.load_in_4bit);
-    const limits = this.device().limits;
+    const binding = this.device().maxBinding;
     const problems: string[] = [];
     if (freeBytes !== null && storeBytes > freeBytes) problems.push(`it needs ${formatBytes(storeBytes)} of storage; this browser allows ${formatBytes(freeBytes)}`);
-    if (memory.largestBuffer > limits.maxStorageBufferBindingSize) {
-      problems.push(`its largest buffer is ${formatBytes(memory.largestBuffer)}; this GPU binds at most ${formatBytes(limits.maxStorageBufferBindingSize)} at once`);
+    if (memory.largestBuffer > binding) {
+      problems.push(`one of its buffers (an NF4 weight, or one layer's attention scores) needs ${formatBytes(memory.largestBuffer)}; this GPU binds at most ${formatBytes(binding)} at once: a shorter max length shrinks the scores`);
     }
     return {
       id, modelType: c.modelType, layers: c.layers, hidden: c.hidden, downloadBytes: weights.reduce((n, f) => n + f.size, 0),

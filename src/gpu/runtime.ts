@@ -97,6 +97,10 @@ export class Gpu {
   get limits(): GPUSupportedLimits {
     return this.device.limits;
   }
+  /** The most bytes one buffer can hold and bind to a kernel. */
+  get maxBinding(): number {
+    return Math.min(this.limits.maxBufferSize, this.limits.maxStorageBufferBindingSize);
+  }
   hasFeature(name: GPUFeatureName): boolean {
     return this.device.features.has(name);
   }
@@ -114,7 +118,7 @@ export class Gpu {
     const numel = shape.reduce((a, b) => a * b, 1);
     if (!Number.isInteger(numel) || numel < 0) throw new GpuError(`bad tensor shape [${shape.join(', ')}]`);
     const bytes = numel * 4;
-    const max = Math.min(this.limits.maxBufferSize, this.limits.maxStorageBufferBindingSize);
+    const max = this.maxBinding;
     if (bytes > max) {
       throw new GpuError(
         `a tensor of shape [${shape.join(', ')}] needs ${bytes} bytes, more than this GPU binds in one ` +

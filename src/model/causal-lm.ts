@@ -7,7 +7,8 @@
 // Training keeps only each layer's input; backward recomputes the layer's forward from it
 // (gradient checkpointing), then runs its backward and frees everything but the gradient.
 import type { Gpu, Tensor } from '../gpu/runtime';
-import { crossEntropy, halfLinear, halfLinearBackwardInput, type HalfMatrix } from '../ops/head';
+import { crossEntropy, halfLinear, halfLinearBackwardInput } from '../ops/head';
+import type { HalfMatrix } from '../ops/half-matrix';
 import type { RopeTables } from '../ops/rope';
 import { embed } from '../ops/rows';
 import { softcap } from '../ops/softcap';
@@ -46,8 +47,6 @@ export interface LayerOptions {
   cache?: KvCache;
 }
 
-/** Rows of logits made at once: a multiple of 64 keeps every chunk's views 256-byte aligned. */
-const LOSS_CHUNK_ROWS = 256;
 
 export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown> {
   constructor(
@@ -89,6 +88,15 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
       keys: gpu.view(cache.k[l], 0, [past + T, c.kvHeads, c.headDim]),
       values: gpu.view(cache.v[l], 0, [past + T, c.kvHeads, c.headDim]),
     };
+  }
+
+  /**
+   * Rows of logits made at once: 256, or fewer where [rows, vocab] f32 would outgrow one binding
+   * (Gemma 2's 256k vocabulary). A multiple of 64 keeps every chunk's views 256-byte aligned.
+   */
+  private get lossChunkRows(): number {
+    const fit = Math.floor(this.gpu.maxBinding / (4 * this.config.vocab) / 64) * 64;
+    return Math.max(64, Math.min(256, fit));
   }
 
   /** Gemma 2 soft-caps its final logits (0: no cap). */
@@ -157,8 +165,9 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     const T = b.ids.numel;
     const xf = this.finalHidden(b, false, 0).x;
     const loss = gpu.tensor([T]);
-    for (let r0 = 0; r0 < T; r0 += LOSS_CHUNK_ROWS) {
-      const rows = Math.min(LOSS_CHUNK_ROWS, T - r0);
+    const chunk = this.lossChunkRows;
+    for (let r0 = 0; r0 < T; r0 += chunk) {
+      const rows = Math.min(chunk, T - r0);
       const z = halfLinear(gpu, gpu.view(xf, r0 * c.hidden, [rows, c.hidden]), this.weights.head);
       crossEntropy(gpu, z, b.labels, 1, r0, gpu.view(loss, r0, [rows]), this.finalSoftcap); // z becomes dL/dz, unused
       z.release();
@@ -197,8 +206,9 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     // loss and dL/d(final hidden), a chunk of rows at a time
     const loss = gpu.tensor([T]);
     const dxf = gpu.tensor([T, c.hidden]);
-    for (let r0 = 0; r0 < T; r0 += LOSS_CHUNK_ROWS) {
-      const rows = Math.min(LOSS_CHUNK_ROWS, T - r0);
+    const chunk = this.lossChunkRows;
+    for (let r0 = 0; r0 < T; r0 += chunk) {
+      const rows = Math.min(chunk, T - r0);
       const xc = gpu.view(xf, r0 * c.hidden, [rows, c.hidden]);
       const z = halfLinear(gpu, xc, this.weights.head);
       crossEntropy(gpu, z, b.labels, scale, r0, gpu.view(loss, r0, [rows]), this.finalSoftcap);

@@ -12,7 +12,11 @@ export interface MemoryEstimate {
   /** Activations of one micro-batch with per-layer recomputation. */
   activations: number;
   total: number;
-  /** The largest single buffer: it must fit the device's maxStorageBufferBindingSize. */
+  /**
+   * The largest buffer that cannot be split: it must fit the device's binding limit. 16-bit
+   * tables split into row blocks and the logits into fewer rows, so this is the largest of an
+   * NF4 weight, the attention scores of one layer, one activation and 64 rows of logits.
+   */
   largestBuffer: number;
 }
 
@@ -36,14 +40,14 @@ export function moduleShapes(c: ModelConfig): Record<string, [number, number]> {
 }
 
 /** Element counts of the linear weights and of the 16-bit tensors. */
-function counts(c: ModelConfig): { linear: number; half: number; largestHalf: number } {
+function counts(c: ModelConfig): { linear: number; half: number } {
   const shapes = Object.values(moduleShapes(c));
   const perLayer = shapes.reduce((n, [i, o]) => n + i * o, 0);
   const embed = c.vocab * c.hidden;
   const biases = c.bias.qkv ? shapes.reduce((n, [, o]) => n + o, 0) : 0;
   const norms = c.norm.kind === 'layer' ? 2 * c.hidden * (c.falcon?.twoNorms ? 2 : 1) : (c.gemma ? 4 : 2) * c.hidden;
   const half = embed * (c.tieEmbeddings ? 1 : 2) + c.layers * (norms + biases) + c.hidden * (c.norm.kind === 'layer' ? 2 : 1);
-  return { linear: c.layers * perLayer, half, largestHalf: embed };
+  return { linear: c.layers * perLayer, half };
 }
 
 /** Every weight of the checkpoint, frozen ones all (the embedding once when tied). */
@@ -75,9 +79,9 @@ export function estimateTrainingMemory(
   const activations = checkpoints + 2 * layer + logits;
   const weights = estimateStoreBytes(c, o.load_in_4bit);
   const adapter = loraParams * f * 4;
-  const { largestHalf } = counts(c);
-  const largestLinear = Math.max(...Object.values(dims).map(([i, out]) => i * out)) * (o.load_in_4bit ? 0.5 : 2);
-  const largestBuffer = Math.max(largestHalf * 2, largestLinear, f * c.heads * o.max_length * T);
+  const widest = Math.max(...Object.values(dims).map(([i, out]) => Math.max(i, out)));
+  const largestNF4 = o.load_in_4bit ? Math.max(...Object.values(dims).map(([i, out]) => i * out)) / 2 : 0;
+  const largestBuffer = Math.max(largestNF4, f * c.heads * o.max_length * T, f * T * widest, f * 64 * c.vocab);
   return { weights, adapter, activations, total: weights + adapter + activations, largestBuffer };
 }
 

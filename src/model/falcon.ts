@@ -17,6 +17,7 @@ import { gatherHeads, scatterHeads } from '../ops/heads';
 import type { LoraSaved } from '../ops/lora';
 import { geluBackward, geluForward } from '../ops/mlp';
 import { layernormBackward, layernormForward, type HalfVector } from '../ops/norm';
+import { halfBuffers } from '../ops/half-matrix';
 import { ropeBackward, ropeForward, type RopeTables } from '../ops/rope';
 import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from './causal-lm';
 import type { ModelConfig } from './config';
@@ -90,7 +91,7 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
 
   weightTensors(): Tensor[] {
     const w = this.weights;
-    const out = new Set<Tensor>([w.embed.words, w.head.words, w.lnF.w.words, w.lnF.b.words, ...Object.values(this.maps)]);
+    const out = new Set<Tensor>([...halfBuffers(w.embed), ...halfBuffers(w.head), w.lnF.w.words, w.lnF.b.words, ...Object.values(this.maps)]);
     for (const l of w.layers) {
       for (const n of [l.ln, l.lnMlp]) if (n) out.add(n.w.words).add(n.b.words);
       for (const m of [l.qkv, l.dense, l.up, l.down]) for (const t of m.frozenTensors()) out.add(t);

@@ -16,6 +16,7 @@ import { attentionBackward, attentionForward, type AttentionOptions } from '../o
 import type { LoraSaved } from '../ops/lora';
 import { swigluBackward, swigluForward } from '../ops/mlp';
 import { rmsnormBackward, rmsnormForward, type HalfVector } from '../ops/norm';
+import { halfBuffers } from '../ops/half-matrix';
 import { ropeBackward, ropeForward } from '../ops/rope';
 import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from './causal-lm';
 import { releaseLoraSaved, type LoraLinear } from './lora-linear';
@@ -63,7 +64,7 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
 
   weightTensors(): Tensor[] {
     const w = this.weights;
-    const out = new Set<Tensor>([w.embed.words, w.head.words, w.norm.words]);
+    const out = new Set<Tensor>([...halfBuffers(w.embed), ...halfBuffers(w.head), w.norm.words]);
     for (const l of w.layers) {
       for (const n of [l.inputNorm, l.postAttnNorm, l.preFfNorm, l.postFfNorm]) out.add(n.words);
       for (const m of [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]) for (const t of m.frozenTensors()) out.add(t);

@@ -16,6 +16,7 @@ import { attentionBackward, attentionForward } from '../ops/attention';
 import type { LoraSaved } from '../ops/lora';
 import { swigluBackward, swigluForward } from '../ops/mlp';
 import { rmsnormBackward, rmsnormForward, type HalfVector } from '../ops/norm';
+import { halfBuffers } from '../ops/half-matrix';
 import { gatherHeads, scatterHeads } from '../ops/heads';
 import { ropeBackward, ropeForward } from '../ops/rope';
 import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from './causal-lm';
@@ -77,7 +78,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
 
   weightTensors(): Tensor[] {
     const w = this.weights;
-    const out = new Set<Tensor>([w.embed.words, w.head.words, w.norm.words]);
+    const out = new Set<Tensor>([...halfBuffers(w.embed), ...halfBuffers(w.head), w.norm.words]);
     for (const l of w.layers) {
       out.add(l.inputNorm.words).add(l.postNorm.words);
       for (const m of [l.q, l.k, l.v, l.qkv, l.o, l.gate, l.up, l.gateUp, l.down]) for (const t of m?.frozenTensors() ?? []) out.add(t);

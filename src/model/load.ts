@@ -4,8 +4,8 @@
 // streamed tensor by tensor; no shard is ever held whole.
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { parseShardIndex, readSafetensors, toFloat32, type TensorInfo } from '../formats/safetensors';
-import type { HalfMatrix } from '../ops/head';
-import { quantizeNF4Gpu, uploadNF4, type NF4Weight } from '../ops/nf4';
+import { halfBuffers, halfVector, releaseHalf, uploadHalf, type HalfMatrix } from '../ops/half-matrix';
+import { quantizeNF4Host, uploadNF4, type NF4Weight } from '../ops/nf4';
 import { Bnb4bitCollector, bnbPartOf } from './bnb';
 import type { HalfVector } from '../ops/norm';
 import { packHalf, type HalfDtype } from '../quant/half';
@@ -37,6 +37,12 @@ export interface LoadSettings {
    * The kernels read f32 absmax, so the memory it saves in bitsandbytes is not saved here.
    */
   nested?: boolean;
+  /**
+   * The most bytes one frozen tensor is staged in: 16-bit matrices split into row blocks of at
+   * most this, and f32 weights go to the quantizer in bands of at most this. Default: the
+   * device's binding limit; lower it to exercise the split on a device that does not need it.
+   */
+  maxBlockBytes?: number;
 }
 
 export class CheckpointError extends Error {
@@ -100,7 +106,7 @@ export function parseConfigText(text: string): ModelConfig {
  * NF4 (quantized here) or 16-bit, the rest 16-bit. `assemble` builds the network once all are in.
  */
 export class GpuTensors {
-  private halves = new Map<string, HalfVector & { shape: number[] }>();
+  private halves = new Map<string, HalfMatrix>();
   private linear = new Map<string, FrozenWeight>();
   private expected: Map<string, number[]>;
 
@@ -152,13 +158,12 @@ export class GpuTensors {
       return weight;
     }
     if (this.isLinear(info.name) && s.load_in_4bit) {
-      const w = gpu.tensor(info.shape, 'f32', toFloat32(info.dtype, data));
-      const q = quantizeNF4Gpu(gpu, w, s.blocksize ?? 64);
-      w.release();
+      const q = quantizeNF4Host(gpu, toFloat32(info.dtype, data), [info.shape[0], info.shape[1]], s.blocksize ?? 64, this.maxBlockBytes);
       if (s.nested) gpu.write(q.absmax, dequantizeAbsmax(quantizeAbsmax(await gpu.read(q.absmax))));
       this.linear.set(info.name, { kind: 'nf4', w: q });
     } else {
-      this.addHalf(info.name, info.shape, toHalf(gpu, info, data));
+      const { words, dtype } = toHalf(info, data);
+      this.addHalf(info.name, uploadHalf(gpu, info.shape, dtype, words, this.maxBlockBytes));
     }
     return info.name;
   }
@@ -173,10 +178,15 @@ export class GpuTensors {
     this.linear.set(name, { kind: 'nf4', w });
   }
 
+  /** Where 16-bit matrices split, and f32 weights are quantized in bands. */
+  get maxBlockBytes(): number {
+    return this.settings.maxBlockBytes ?? this.gpu.maxBinding;
+  }
+
   /** A 16-bit tensor already on the GPU. */
-  addHalf(name: string, shape: number[], h: HalfVector): void {
-    if (this.isLinear(name)) this.linear.set(name, { kind: 'half', w: { ...h, shape: [shape[0], shape[1]] } });
-    else this.halves.set(name, { ...h, shape });
+  addHalf(name: string, h: HalfMatrix): void {
+    if (this.isLinear(name)) this.linear.set(name, { kind: 'half', w: h });
+    else this.halves.set(name, h);
   }
 
   /** The tensors the config needs that are neither here nor in `elsewhere`. */
@@ -190,12 +200,12 @@ export class GpuTensors {
     return this.linear.get(name);
   }
 
-  half(name: string): (HalfVector & { shape: number[] }) | undefined {
+  half(name: string): HalfMatrix | undefined {
     return this.halves.get(name);
   }
 
   release(): void {
-    for (const h of this.halves.values()) h.words.release();
+    for (const h of this.halves.values()) releaseHalf(h);
     for (const l of this.linear.values()) releaseFrozen(l);
     this.halves.clear();
     this.linear.clear();
@@ -211,12 +221,12 @@ export class GpuTensors {
     if (missing.length) {
       throw new CheckpointError(`the checkpoint lacks ${missing.length} tensor(s) the config needs: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
     }
-    const vec = (n: string): HalfVector => halves.get(n)!;
-    const mat = (n: string): HalfMatrix => {
-      const h = halves.get(n)!;
-      return { ...h, shape: [h.shape[0], h.shape[1]] };
+    const vec = (n: string): HalfVector => halfVector(halves.get(n)!);
+    const mat = (n: string): HalfMatrix => halves.get(n)!;
+    const lin = (path: string) => {
+      const bias = halves.get(`${path}.bias`);
+      return new LoraLinear(path, linear.get(`${path}.weight`)!, bias ? halfVector(bias) : null);
     };
-    const lin = (path: string) => new LoraLinear(path, linear.get(`${path}.weight`)!, halves.get(`${path}.bias`) ?? null);
     return c.falcon ? assembleFalcon(c, vec, mat, lin) : c.gemma ? assembleGemma(c, vec, mat, lin) : assembleLlama(c, vec, mat, lin);
   }
 }
@@ -350,7 +360,7 @@ function expectedShapes(c: ModelConfig): Map<string, number[]> {
 }
 
 /** 16-bit tensors go to the GPU as their bytes; F32 ones are rounded to BF16 first. */
-function toHalf(gpu: Gpu, info: TensorInfo, data: Uint8Array): HalfVector {
+function toHalf(info: TensorInfo, data: Uint8Array): { words: Uint32Array; dtype: HalfDtype } {
   const n = info.shape.reduce((a, b) => a * b, 1);
   let words: Uint32Array;
   let dtype: HalfDtype;
@@ -364,10 +374,10 @@ function toHalf(gpu: Gpu, info: TensorInfo, data: Uint8Array): HalfVector {
   } else {
     throw new CheckpointError(`${info.name} is ${info.dtype}; weights must be F32, F16 or BF16`);
   }
-  return { words: gpu.tensor([words.length], 'u32', words), length: n, dtype };
+  return { words, dtype };
 }
 
 function releaseFrozen(f: FrozenWeight): void {
-  const tensors: Tensor[] = f.kind === 'nf4' ? [f.w.packed, f.w.absmax] : [f.w.words];
+  const tensors: Tensor[] = f.kind === 'nf4' ? [f.w.packed, f.w.absmax] : halfBuffers(f.w);
   for (const t of tensors) t.release();
 }

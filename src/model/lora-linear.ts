@@ -2,7 +2,8 @@
 //   y = x Wᵀ (+ b) + s · dropout(x) Aᵀ Bᵀ
 // W is NF4 (QLoRA) or 16-bit (load_in_4bit false); b is a frozen 16-bit bias (Qwen2's q, k, v).
 import type { Gpu, Tensor } from '../gpu/runtime';
-import { halfLinear, halfLinearBackwardInput, type HalfMatrix } from '../ops/head';
+import { halfLinear, halfLinearBackwardInput } from '../ops/head';
+import { halfBuffers, type HalfMatrix } from '../ops/half-matrix';
 import { loraBackward, loraForward, type LoraSaved } from '../ops/lora';
 import { nf4Linear, nf4LinearBackwardInput, type NF4Weight } from '../ops/nf4';
 import type { HalfVector } from '../ops/norm';
@@ -33,7 +34,7 @@ export class LoraLinear {
 
   /** The frozen weight's (and bias') buffers. */
   frozenTensors(): Tensor[] {
-    const w = this.base.kind === 'nf4' ? [this.base.w.packed, this.base.w.absmax] : [this.base.w.words];
+    const w = this.base.kind === 'nf4' ? [this.base.w.packed, this.base.w.absmax] : halfBuffers(this.base.w);
     return this.bias ? [...w, this.bias.words] : w;
   }
 

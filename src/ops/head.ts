@@ -1,6 +1,7 @@
 // The output head and the loss. The head's weight stays 16-bit (transformers keeps lm_head out
-// of 4-bit); logits are made a chunk of rows at a time and turned into their gradient in place,
-// so the full [T, vocab] never exists.
+// of 4-bit), in row blocks where it outgrows one binding (half-matrix.ts); logits are made a
+// chunk of rows at a time and turned into their gradient in place, so the full [T, vocab]
+// never exists.
 //   forward   z  = x · Wᵀ              x: [Tc, H], W: 16-bit [V, H], z: [Tc, V]
 //   loss      ℓ_t = lse(z_t) − z_t[label_t];  z ← scale · (softmax(z) − onehot)   (in place)
 //   backward  dX = dZ · W              dX: [Tc, H]
@@ -12,40 +13,55 @@ import reduce from '../../shaders/reduce.wgsl?raw';
 import { f32, type Gpu, type Tensor } from '../gpu/runtime';
 import { expectShape, rowWorkgroupSize, rows2d } from './check';
 import { GEMM_TILE } from './matmul';
-import type { HalfVector } from './norm';
+import type { HalfBlock, HalfMatrix } from './half-matrix';
 
 const GEMM_HALF = `${half}\n${variant}\n${core}`;
 const CROSS_ENTROPY = `${reduce}\n${ce}`;
 
-/** A frozen 16-bit matrix [rows, cols], two values per u32. */
-export interface HalfMatrix extends HalfVector {
-  shape: [number, number];
+interface HalfGemm {
+  M: number; N: number; K: number;
+  transB: boolean; accumulate: boolean;
+  lda: number; ldc: number; aOffset: number; cOffset: number; wOffset: number;
 }
 
-function halfGemm(gpu: Gpu, a: Tensor, w: HalfMatrix, c: Tensor, M: number, N: number, K: number, transB: boolean, accumulate: boolean, wOffset: number): void {
+// C[:, cOffset…] (+)= A[:, aOffset…] · op(W_b) for one row block W_b of a 16-bit matrix
+function halfGemm(gpu: Gpu, a: Tensor, w: HalfBlock, dtype: HalfMatrix['dtype'], c: Tensor, g: HalfGemm): void {
   const tile = GEMM_TILE.WG * 4;
-  const kernel = gpu.kernel(GEMM_HALF, 'main', { ...GEMM_TILE, TRANS_B: transB, ACCUMULATE: accumulate, BF16: w.dtype === 'BF16' });
-  gpu.dispatch(kernel, [a, w.words, c], [M, N, K, f32(1), M * K, 0, M * N, wOffset], [Math.ceil(N / tile), Math.ceil(M / tile), 1]);
+  const kernel = gpu.kernel(GEMM_HALF, 'main', { ...GEMM_TILE, TRANS_B: g.transB, ACCUMULATE: g.accumulate, BF16: dtype === 'BF16' });
+  gpu.dispatch(kernel, [a, w.words, c], [g.M, g.N, g.K, f32(1), g.lda, g.ldc, g.aOffset, g.cOffset, g.wOffset], [Math.ceil(g.N / tile), Math.ceil(g.M / tile), 1]);
 }
 
-// forward: z = x · W[rows]ᵀ for a block of W's rows (a vocabulary chunk [row0, row0 + z.cols))
+// forward: z (+)= x · W[row0 : row0 + rows]ᵀ    x: [T, H], W: 16-bit [V, H], z: [T, rows]
+// (a vocabulary chunk of the head, or all of W). Each row block of W that overlaps the chunk
+// writes its own columns of z.
 export function halfLinear(gpu: Gpu, x: Tensor, w: HalfMatrix, z?: Tensor, row0 = 0, rows = w.shape[0], accumulate = false): Tensor {
   const [T, H] = rows2d('halfLinear', 'x', x);
   if (w.shape[1] !== H) throw new Error(`halfLinear: x has ${H} features, W is [${w.shape.join(', ')}]`);
   if (row0 + rows > w.shape[0]) throw new Error(`halfLinear: rows ${row0}..${row0 + rows} past W's ${w.shape[0]}`);
   z ??= gpu.tensor([T, rows]);
   expectShape('halfLinear', 'z', z, [T, rows]);
-  halfGemm(gpu, x, w, z, T, rows, H, true, accumulate, row0 * H);
+  for (const b of w.blocks) {
+    const lo = Math.max(row0, b.row0), hi = Math.min(row0 + rows, b.row0 + b.rows);
+    if (lo >= hi) continue;
+    halfGemm(gpu, x, b, w.dtype, z, {
+      M: T, N: hi - lo, K: H, transB: true, accumulate,
+      lda: H, ldc: rows, aOffset: 0, cOffset: lo - row0, wOffset: (lo - b.row0) * H,
+    });
+  }
   return z;
 }
 
-// backward: dX (+)= dZ · W         dZ: [T, V], W: [V, H], dX: [T, H]
+// backward: dX (+)= dZ · W = Σ_blocks dZ[:, block's rows] · W_b     dZ: [T, V], W: [V, H], dX: [T, H]
 export function halfLinearBackwardInput(gpu: Gpu, dz: Tensor, w: HalfMatrix, dx?: Tensor, accumulate = false): Tensor {
   const [T, V] = rows2d('halfLinearBackwardInput', 'dZ', dz);
   if (w.shape[0] !== V) throw new Error(`halfLinearBackwardInput: dZ has ${V} columns, W is [${w.shape.join(', ')}]`);
-  dx ??= gpu.tensor([T, w.shape[1]]);
-  expectShape('halfLinearBackwardInput', 'dX', dx, [T, w.shape[1]]);
-  halfGemm(gpu, dz, w, dx, T, w.shape[1], V, false, accumulate, 0);
+  const H = w.shape[1];
+  dx ??= gpu.tensor([T, H]);
+  expectShape('halfLinearBackwardInput', 'dX', dx, [T, H]);
+  w.blocks.forEach((b, i) => halfGemm(gpu, dz, b, w.dtype, dx, {
+    M: T, N: H, K: b.rows, transB: false, accumulate: accumulate || i > 0,
+    lda: V, ldc: H, aOffset: b.row0, cOffset: 0, wOffset: 0,
+  }));
   return dx;
 }
 

@@ -56,6 +56,40 @@ export function quantizeNF4Gpu(gpu: Gpu, w: Tensor, blocksize = 64): NF4Weight {
   return q;
 }
 
+/**
+ * Quantize a host f32 weight [out, in] on the GPU. Its f32 copy goes up a band of rows at a
+ * time where it would outgrow `maxBytes` (one binding: falcon-40b's dense_h_to_4h is 1.07 GB
+ * in f32, 134 MB in NF4); each band holds whole blocks, so the result is the same bytes.
+ */
+export function quantizeNF4Host(gpu: Gpu, values: Float32Array, shape: [number, number], blocksize = 64, maxBytes = gpu.maxBinding): NF4Weight {
+  const [outF, inF] = shape;
+  const n = outF * inF;
+  if (values.length !== n) throw new Error(`quantizeNF4Host: shape [${shape}] does not hold ${values.length} values`);
+  const quantizeBand = (r0: number, rows: number): NF4Weight => {
+    const w = gpu.tensor([rows, inF], 'f32', values.subarray(r0 * inF, (r0 + rows) * inF));
+    const q = quantizeNF4Gpu(gpu, w, blocksize);
+    w.release();
+    return q;
+  };
+  if (n * 4 <= maxBytes) return quantizeBand(0, outF);
+  const unit = blocksize / gcd(inF, blocksize); // rows that make whole blocks (and whole words: blocksize ≥ 64)
+  const band = Math.floor(maxBytes / (4 * inF * unit)) * unit;
+  if (band < 1) throw new Error(`quantizeNF4Host: ${unit} rows of ${inF} f32 values do not fit a binding of ${maxBytes} bytes`);
+  const q: NF4Weight = { packed: gpu.tensor([Math.ceil(n / 8)], 'u32'), absmax: gpu.tensor([Math.ceil(n / blocksize)], 'f32'), shape, blocksize };
+  for (let r0 = 0; r0 < outF; r0 += band) {
+    const part = quantizeBand(r0, Math.min(band, outF - r0));
+    gpu.copy(part.packed, q.packed, { to: (r0 * inF) / 8 });
+    gpu.copy(part.absmax, q.absmax, { to: (r0 * inF) / blocksize });
+    part.packed.release();
+    part.absmax.release();
+  }
+  return q;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
 /** The packed bytes exactly as bitsandbytes stores them: ceil(n / 2) bytes. */
 export async function readNF4Bytes(gpu: Gpu, q: NF4Weight): Promise<Uint8Array> {
   const n = q.shape[0] * q.shape[1];

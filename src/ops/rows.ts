@@ -3,20 +3,23 @@
 import half from '../../shaders/half.wgsl?raw';
 import rows from '../../shaders/rows.wgsl?raw';
 import { f32, type Gpu, type Tensor } from '../gpu/runtime';
-import type { HalfMatrix } from './head';
+import type { HalfMatrix } from './half-matrix';
 import type { HalfVector } from './norm';
 import { rows2d } from './check';
 
 const ROWS = `${half}\n${rows}`;
 const WG = 256;
 
-/** x[t] = E[ids[t]] · scale; `ids` is u32 [T], checked against the vocabulary by the caller. */
+/**
+ * x[t] = E[ids[t]] · scale; `ids` is u32 [T], checked against the vocabulary by the caller.
+ * Each row block of E fills the tokens whose ids fall in it.
+ */
 export function embed(gpu: Gpu, table: HalfMatrix, ids: Tensor, x = gpu.tensor([ids.numel, table.shape[1]]), scale = 1): Tensor {
   const [V, H] = table.shape;
   const T = ids.numel;
   if (x.shape[0] !== T || x.shape[1] !== H) throw new Error(`embed: x must be [${T}, ${H}], got [${x.shape.join(', ')}]`);
   const k = gpu.kernel(ROWS, 'embed', { WG, BF16: table.dtype === 'BF16' });
-  gpu.dispatch1D(k, [table.words, ids, x], [T, H, V, f32(scale)], Math.ceil((T * H) / WG));
+  for (const b of table.blocks) gpu.dispatch1D(k, [b.words, ids, x], [T, H, V, f32(scale), b.row0, b.rows], Math.ceil((T * H) / WG));
   return x;
 }
 
@@ -25,5 +28,5 @@ export function addBias(gpu: Gpu, y: Tensor, b: HalfVector): void {
   const [T, N] = rows2d('addBias', 'y', y);
   if (b.length !== N) throw new Error(`addBias: the bias has ${b.length} values, y has ${N} columns`);
   const k = gpu.kernel(ROWS, 'add_bias', { WG, BF16: b.dtype === 'BF16' });
-  gpu.dispatch1D(k, [b.words, y], [T, N, 0, f32(1)], Math.ceil((T * N) / WG));
+  gpu.dispatch1D(k, [b.words, y], [T, N, 0, f32(1), 0, 0], Math.ceil((T * N) / WG));
 }

@@ -10,6 +10,7 @@ import { fileUrl, HubError, repoSnapshot, type RepoFile, type RepoSnapshot } fro
 import { modelFiles } from '../hub/select';
 import { Checksum, fetchWhole, fileBytes, verifySha256, type TransferOptions } from '../hub/transfer';
 import { GpuTensors, parseConfigText } from '../model/load';
+import { readHalf } from '../ops/half-matrix';
 import { readNF4Bytes } from '../ops/nf4';
 import { estimateStoreBytes, formatBytes } from '../model/estimate';
 import { modelKey, ModelStore, splitParts, type Manifest, type StoredFile, type StoredTensor } from './model-store';
@@ -181,7 +182,7 @@ async function readBack(gpu: Gpu, tensors: GpuTensors, name: string, info: Tenso
     absmax.forEach((p, i) => values.push([t.absmaxParts![i], p]));
   } else {
     const h = frozen?.kind === 'half' ? frozen.w : half!;
-    const bytes = new Uint8Array(await gpu.readBytes(h.words, h.length * 2));
+    const bytes = await readHalf(gpu, h);
     const parts = splitParts(bytes);
     t = { name, shard: file, shape: info.shape, kind: 'half', dtype: h.dtype, parts: parts.map((_, i) => `t:${name}:half:${i}`), bytes: bytes.length };
     parts.forEach((p, i) => values.push([t.parts[i], p]));

@@ -1,7 +1,8 @@
 // A stored model onto the GPU: each tensor's parts are read from IndexedDB and written into
 // its GPU buffer part by part (NF4 as it was quantized at download, 16-bit as it came), so
 // loading needs no network and no requantization.
-import type { Gpu, Tensor } from '../gpu/runtime';
+import type { Gpu } from '../gpu/runtime';
+import { allocHalf, releaseHalf, writeHalf } from '../ops/half-matrix';
 import type { NF4Weight } from '../ops/nf4';
 import { GpuTensors, parseConfigText, type LoadedModel } from '../model/load';
 import { ModelStore, type Manifest, type StoredTensor } from './model-store';
@@ -22,13 +23,12 @@ export async function loadStoredModel(gpu: Gpu, key: string, onTensor?: (done: n
     for (const [i, t] of all.entries()) {
       if (t.kind === 'nf4') tensors.addNF4(t.name, await uploadNF4Parts(gpu, store, t));
       else {
-        const n = t.shape.reduce((a, b) => a * b, 1);
-        const words = gpu.tensor([Math.ceil(n / 2)], 'u32');
-        await writeParts(gpu, store, t.parts, words).catch((e) => {
-          words.release();
+        const h = allocHalf(gpu, t.shape, t.dtype!, tensors.maxBlockBytes);
+        await writeParts(store, t.parts, (bytes, at) => writeHalf(gpu, h, bytes, at)).catch((e) => {
+          releaseHalf(h);
           throw e;
         });
-        tensors.addHalf(t.name, t.shape, { words, length: n, dtype: t.dtype! });
+        tensors.addHalf(t.name, h);
       }
       onTensor?.(i + 1, all.length);
     }
@@ -48,8 +48,8 @@ async function uploadNF4Parts(gpu: Gpu, store: ModelStore, t: StoredTensor): Pro
     blocksize: t.blocksize!,
   };
   try {
-    await writeParts(gpu, store, t.parts, w.packed);
-    await writeParts(gpu, store, t.absmaxParts!, w.absmax);
+    await writeParts(store, t.parts, (bytes, at) => gpu.write(w.packed, bytes, at));
+    await writeParts(store, t.absmaxParts!, (bytes, at) => gpu.write(w.absmax, bytes, at));
   } catch (e) {
     w.packed.release();
     w.absmax.release();
@@ -58,15 +58,15 @@ async function uploadNF4Parts(gpu: Gpu, store: ModelStore, t: StoredTensor): Pro
   return w;
 }
 
-/** Parts end to end into a buffer (parts are whole multiples of 4 bytes but the last). */
-async function writeParts(gpu: Gpu, store: ModelStore, keys: string[], into: Tensor): Promise<void> {
+/** Parts end to end, each written at its byte offset (parts are whole multiples of 4 bytes but the last). */
+async function writeParts(store: ModelStore, keys: string[], write: (bytes: Uint8Array, at: number) => void): Promise<void> {
   let at = 0;
   for (const k of keys) {
     const part = await store.get<Uint8Array>(k);
     if (!part) throw new StoreError(`the store lacks ${k}: it is damaged; delete the model and download it again`);
     const data = part.length % 4 ? new Uint8Array(part.length + 4 - (part.length % 4)) : part;
     if (data !== part) data.set(part);
-    gpu.write(into, data, at);
+    write(data, at);
     at += part.length;
   }
 }

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
-import { crossEntropy, halfLinear, halfLinearBackwardInput, type HalfMatrix } from '../../src/ops/head';
+import { crossEntropy, halfLinear, halfLinearBackwardInput } from '../../src/ops/head';
+import { uploadHalf, type HalfMatrix } from '../../src/ops/half-matrix';
 import { packHalf, type HalfDtype } from '../../src/quant/half';
 import { testGpu } from '../gpu';
 import { finiteDifferences, gemmRef } from '../reference/linalg';
@@ -12,18 +13,23 @@ beforeAll(async () => {
   gpu = await testGpu();
 });
 
-function halfMatrix(values: Float32Array, rows: number, cols: number, dtype: HalfDtype): { w: HalfMatrix; rounded: Float32Array } {
+function halfMatrix(values: Float32Array, rows: number, cols: number, dtype: HalfDtype, maxBytes?: number): { w: HalfMatrix; rounded: Float32Array } {
   const { words, rounded } = packHalf(values, dtype);
-  return { w: { words: gpu.tensor([words.length], 'u32', words), length: values.length, dtype, shape: [rows, cols] }, rounded };
+  return { w: uploadHalf(gpu, [rows, cols], dtype, words, maxBytes), rounded };
 }
 
 describe('16-bit output head against float64', () => {
-  for (const [T, H, V, dtype] of [[7, 65, 33, 'BF16'], [70, 64, 129, 'F16'], [3, 13, 1001, 'BF16']] as [number, number, number, HalfDtype][]) {
-    it(`z = x Wᵀ, by vocabulary chunks, and dX = dZ W at T=${T} H=${H} V=${V}, ${dtype}`, async () => {
+  // blockRows: W held in row blocks of this many rows (as a table larger than one binding is)
+  for (const [T, H, V, dtype, blockRows] of [
+    [7, 65, 33, 'BF16', 0], [70, 64, 129, 'F16', 0], [3, 13, 1001, 'BF16', 0],
+    [7, 65, 33, 'BF16', 10], [70, 64, 129, 'F16', 50], [3, 13, 1001, 'BF16', 250],
+  ] as [number, number, number, HalfDtype, number][]) {
+    it(`z = x Wᵀ, by vocabulary chunks, and dX = dZ W at T=${T} H=${H} V=${V}, ${dtype}${blockRows ? `, in blocks of ${blockRows} rows` : ''}`, async () => {
       const seed = freshSeed();
       const r = rng(seed);
       const x = randn(r, T * H), dz = randn(r, T * V);
-      const { w, rounded } = halfMatrix(randn(r, V * H, 0.1), V, H, dtype);
+      const { w, rounded } = halfMatrix(randn(r, V * H, 0.1), V, H, dtype, blockRows ? blockRows * H * 2 : undefined);
+      expect(w.blocks.length).toBe(blockRows ? Math.ceil(V / blockRows) : 1);
       const tx = gpu.tensor([T, H], 'f32', x);
       const full = gemmRef(x, rounded, T, V, H, { transB: true });
       const row0 = Math.floor(V / 3), rows = V - row0 - 1; // a chunk from the middle, odd length

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
 import { addBias, embed } from '../../src/ops/rows';
+import { uploadHalf } from '../../src/ops/half-matrix';
 import { packHalf } from '../../src/quant/half';
 import { gatherHeads, scatterHeads } from '../../src/ops/heads';
 import { testGpu } from '../gpu';
@@ -12,15 +13,18 @@ beforeAll(async () => {
 });
 
 describe('16-bit embedding and bias', () => {
-  for (const dtype of ['BF16', 'F16'] as const) {
-    it(`looks up rows and adds a bias exactly, ${dtype}`, async () => {
+  // blockRows: the table in row blocks of this many rows (one larger than a binding is split)
+  for (const [dtype, blockRows] of [['BF16', 0], ['F16', 0], ['BF16', 8], ['F16', 6]] as const) {
+    it(`looks up rows and adds a bias exactly, ${dtype}${blockRows ? `, table in blocks of ${blockRows} rows` : ''}`, async () => {
       const seed = freshSeed();
       const r = rng(seed);
       const [V, H, T] = [37, 13, 9];
       const e = packHalf(randn(r, V * H), dtype);
-      const table = { words: gpu.tensor([e.words.length], 'u32', e.words), length: V * H, dtype, shape: [V, H] as [number, number] };
+      const table = uploadHalf(gpu, [V, H], dtype, e.words, blockRows ? blockRows * H * 2 : undefined);
+      expect(table.blocks.length).toBe(blockRows ? Math.ceil(V / blockRows) : 1);
       const ids = Uint32Array.from({ length: T }, () => Math.floor(r() * V));
       ids[0] = V - 1;
+      ids[1] = 0;
       const x = gpu.tensor([T, H]);
       gpu.fill(x, POISON);
       embed(gpu, table, gpu.tensor([T], 'u32', ids), x);
