@@ -13,11 +13,18 @@ const MODEL: FlagSpecs = {
   json: { type: 'bool', default: false, help: 'write one JSON object per line to stdout instead of the human-readable log' },
 };
 
+const SPLITS = ['train', 'validation', 'test'];
+
 const DATA: FlagSpecs = {
-  dataset_name: { type: 'string', required: true, help: 'a Hub data set id, or a local .jsonl, .json, .csv, .parquet or .txt file, or a folder of them' },
-  dataset_text_field: { type: 'string', default: 'text', help: 'the column that holds the text to train on' },
+  dataset_name: { type: 'string', required: true, help: 'a Hub data set id, or a local .jsonl, .json, .csv, .parquet or .txt file, or a folder of them (files split by their names: train, validation, test)' },
+  dataset_train_split: { type: 'string', default: 'train', choices: SPLITS, help: 'the split to train on' },
+  dataset_test_split: { type: 'string', default: 'test', choices: SPLITS, help: 'the split to evaluate on (eval: where the data set has it; its training split otherwise)' },
+  dataset_text_field: { type: 'string', default: 'text', help: 'the column that holds the text, for data sets without prompt/completion or messages columns' },
   max_length: { type: 'int', default: 1024, help: 'tokens per packed block, or the truncation length without packing' },
-  packing: { type: 'bool', default: false, help: "join the tokenized texts (EOS between them) and cut them into max_length blocks (TRL's wrapped packing)" },
+  packing: { type: 'bool', default: false, help: 'pack several examples into each block of max_length' },
+  packing_strategy: { type: 'string', default: 'bfd', choices: ['bfd', 'wrapped'], help: 'bfd: best-fit bins, each example its own sequence (positions restart, attention stays inside it); wrapped: all examples end to end, cut every max_length' },
+  completion_only_loss: { type: 'bool', default: null, help: 'the loss on the completion only, for prompt/completion data (default: true for such data)' },
+  assistant_only_loss: { type: 'bool', default: false, help: "the loss on the assistant's turns only, for conversations (messages)" },
 };
 
 export const TRAIN: FlagSpecs = {
@@ -47,6 +54,10 @@ export const TRAIN: FlagSpecs = {
   seed: { type: 'int', default: 42, help: "seed of the adapter's initialisation, the shuffling and the dropout" },
   shuffle: { type: 'bool', default: true, help: 'reshuffle the blocks every epoch' },
   gradient_checkpointing: { type: 'bool', default: true, help: 'recompute each layer in backward (always on here)' },
+  eval_strategy: { type: 'string', default: 'no', choices: ['no', 'steps'], help: 'steps: evaluate every eval_steps steps (and after the last)' },
+  eval_steps: { type: 'int', default: null, help: 'steps between evaluations (default: logging_steps)' },
+  test_size: { type: 'number', default: null, help: 'without that split, hold out this fraction of the training examples to evaluate on (e.g. 0.1)' },
+  per_device_eval_batch_size: { type: 'int', default: 8, help: 'blocks per forward pass when evaluating' },
 };
 
 export const EVAL: FlagSpecs = {
@@ -54,6 +65,15 @@ export const EVAL: FlagSpecs = {
   ...DATA,
   adapter: { type: 'string', default: null, help: 'a PEFT adapter folder to evaluate with; the base model alone otherwise' },
   per_device_eval_batch_size: { type: 'int', default: 8, help: 'blocks per forward pass' },
+};
+
+export const PREVIEW: FlagSpecs = {
+  model_name_or_path: { type: 'string', required: true, help: 'the model whose tokenizer (and chat template) prepares the data: a Hub id or a local checkpoint folder' },
+  model_revision: { type: 'string', default: 'main', help: "the Hub model's branch, tag or commit" },
+  ...DATA,
+  num_blocks: { type: 'int', default: 3, help: 'how many training blocks to show' },
+  per_device_train_batch_size: { type: 'int', default: 8, help: 'blocks per micro-batch: for the padding numbers' },
+  json: { type: 'bool', default: false, help: 'one JSON object per block (input_ids, labels, position_ids, sequence_lengths), then the numbers' },
 };
 
 export const GENERATE: FlagSpecs = {

@@ -3,28 +3,31 @@
 //   finetune train     QLoRA fine-tuning (flags as trl sft), the adapter written in PEFT's files
 //   finetune eval      the token-weighted mean loss of a model, with or without an adapter
 //   finetune generate  text from a prompt, with or without an adapter
+//   finetune preview   the first training blocks exactly as the model will see them
 // With --json, stdout carries one JSON object per line and nothing else.
 import { openAsBlob } from 'node:fs';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PreTrainedTokenizer } from '@huggingface/transformers';
-import { readRows, SkipCounts, type Row } from '../data/read';
-import { toBlocks, tokenizeRows, type Block } from '../data/sft';
+import { prepareData, splitFiles, type DataSplits, type PreparedData, type PrepareSettings, type SplitName } from '../data/prepare';
+import { blockSegments, paddingSaved, padToken, sequenceLengths, type Block } from '../data/sft';
 import { Session, type TrainSummary } from '../engine/session';
+import { parseConfigText } from '../model/load';
 import type { SchedulerType } from '../train/schedule';
 import { localCheckpoint } from '../node/local-files';
-import { localAdapter, localDataFiles, localTokenizer, type DataFile } from '../node/local-data';
+import { localAdapter, localDataSplits, localTokenizer } from '../node/local-data';
 import { cacheDataset, cacheModel, hubOptionsFromEnv } from '../node/hub-cache';
 import { isRepoId, type RepoFile } from '../hub/hub';
 import { nodeGpu } from '../node/dawn';
 import { helpText, parseFlags, UsageError, type FlagSpecs, type FlagValues } from './args';
-import { EVAL, GENERATE, TRAIN } from './commands';
+import { EVAL, GENERATE, PREVIEW, TRAIN } from './commands';
 import { Reporter } from './report';
 
 const COMMANDS: Record<string, { summary: string; flags: FlagSpecs; run: (f: FlagValues, r: Reporter) => Promise<void> }> = {
   train: { summary: 'fine-tune a LoRA adapter on a data set (QLoRA)', flags: TRAIN, run: train },
   eval: { summary: 'the mean loss per token of a model on a data set', flags: EVAL, run: evaluate },
   generate: { summary: 'continue a prompt', flags: GENERATE, run: generateText },
+  preview: { summary: 'the first training blocks, as the model will see them', flags: PREVIEW, run: preview },
 };
 
 const USAGE = `usage: finetune <command> [--flag value ...]
@@ -95,12 +98,12 @@ async function modelFolder(name: string, revision: string, r: Reporter): Promise
   return dir;
 }
 
-async function dataFilesFor(name: string, r: Reporter): Promise<DataFile[]> {
-  if (await stat(name).then(() => true, () => false)) return localDataFiles(name);
+async function dataSplitsFor(name: string, r: Reporter): Promise<DataSplits> {
+  if (await stat(name).then(() => true, () => false)) return localDataSplits(name);
   if (!isRepoId(name)) throw new UsageError(`--dataset_name ${name} is neither a local file or folder nor a Hub id (owner/name)`);
   const { dir, files } = await cacheDataset(name, { ...hubOptionsFromEnv(), onFile: download(r) });
   r.endProgress();
-  return Promise.all(files.map(async (x) => ({ name: x.path, blob: await openAsBlob(join(dir, x.path)) })));
+  return splitFiles(await Promise.all(files.map(async (x) => ({ name: x.path, blob: await openAsBlob(join(dir, x.path)) }))));
 }
 
 function download(r: Reporter) {
@@ -111,20 +114,33 @@ function download(r: Reporter) {
   };
 }
 
-async function loadBlocks(f: FlagValues, tokenizer: PreTrainedTokenizer, vocab: number, r: Reporter): Promise<Block[]> {
-  const files = await dataFilesFor(f.dataset_name as string, r);
-  const skipped = new SkipCounts();
-  async function* rows(): AsyncGenerator<Row> {
-    for (const file of files) yield* readRows(file.name, file.blob, skipped);
-  }
-  const settings = { dataset_text_field: f.dataset_text_field as string, max_length: f.max_length as number, packing: f.packing as boolean };
-  const examples = await tokenizeRows(rows(), tokenizer, settings, skipped, vocab);
-  const blocks = toBlocks(examples, settings);
-  const tokens = examples.reduce((n, e) => n + e.input_ids.length, 0);
-  r.info(`data: ${files.map((x) => x.name).join(', ')}: ${examples.length} examples, ${tokens} tokens → ${blocks.length} ${settings.packing ? `packed blocks of ${settings.max_length}` : 'sequences'}`);
-  if (skipped.total) r.warn(`skipped ${skipped.total} rows: ${skipped}`);
-  r.event({ dataset: files.map((x) => x.name), examples: examples.length, tokens, blocks: blocks.length, skipped: skipped.total });
-  return blocks;
+/** The data set, prepared as the flags say (`split`: the one to read; evaluation data when asked for). */
+async function loadData(f: FlagValues, tokenizer: PreTrainedTokenizer, vocab: number, r: Reporter, o: { split?: SplitName; evaluate?: boolean } = {}): Promise<PreparedData> {
+  const splits = await dataSplitsFor(f.dataset_name as string, r);
+  const s: PrepareSettings = {
+    dataset_text_field: f.dataset_text_field as string, max_length: f.max_length as number, packing: f.packing as boolean,
+    packing_strategy: f.packing_strategy as 'bfd' | 'wrapped', completion_only_loss: f.completion_only_loss as boolean | null,
+    assistant_only_loss: f.assistant_only_loss as boolean, dataset_train_split: o.split ?? (f.dataset_train_split as SplitName),
+    dataset_test_split: f.dataset_test_split as SplitName, evaluate: !!o.evaluate, test_size: (f.test_size as number | null) ?? null,
+    seed: (f.seed as number | undefined) ?? 42, batch: (f.per_device_train_batch_size ?? f.per_device_eval_batch_size ?? 8) as number,
+  };
+  const d = await prepareData(splits, tokenizer, s, vocab);
+  const st = d.stats;
+  const layout = s.packing ? `${st.blocks} blocks of up to ${s.max_length} (${s.packing_strategy} packing)` : `${st.blocks} sequences`;
+  r.info(`data: ${d.files.join(', ')}: ${st.examples} examples (${d.kind.replace(/_/g, ' ')}), ${st.keptTokens} tokens → ${layout}; ${st.targets} tokens with a loss target`);
+  if (st.truncated) r.info(`data: ${st.truncated} examples longer than ${s.max_length} tokens truncated (${st.tokens - st.keptTokens} tokens dropped)`);
+  const padding = paddingSaved(st);
+  r.info(`data: micro-batches of ${s.batch} examples padded to their longest would hold ${padding.unpacked} pad tokens of ${st.paddedUnpacked}` +
+    (s.packing ? `; packed, ${padding.packed} of ${st.paddedPacked} (packing saves ${padding.saved})` : ''));
+  const pad = padToken(tokenizer);
+  r.info(`data: pad token ${pad.token ?? 'none'}${pad.from === 'eos' ? ' (EOS, as the worked example sets it)' : ''}; batches are laid end to end, never padded`);
+  if (d.eval) r.info(`evaluation: ${d.eval.examples.length} examples from ${d.eval.source} → ${d.eval.blocks.length} blocks`);
+  if (d.skipped.total) r.warn(`skipped ${d.skipped.total} rows: ${d.skipped}`);
+  r.event({
+    dataset: d.files, format: d.kind, rows: d.rows, ...st, skipped: d.skipped.total, skipped_why: Object.fromEntries(d.skipped.reasons),
+    ...(d.eval ? { eval_examples: d.eval.examples.length, eval_blocks: d.eval.blocks.length, eval_source: d.eval.source } : {}),
+  });
+  return d;
 }
 
 // ---- commands -----------------------------------------------------------------------------
@@ -133,7 +149,9 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
   if (!f.use_peft) throw new UsageError('--use_peft false asks for full fine-tuning; this tool trains LoRA adapters only');
   if (!f.gradient_checkpointing) r.warn('--gradient_checkpointing false is ignored: layers are always recomputed in backward');
   const { session, tokenizer } = await openModel(f, r);
-  const blocks = await loadBlocks(f, tokenizer, session.config.vocab, r);
+  const evaluate = f.eval_strategy === 'steps';
+  const data = await loadData(f, tokenizer, session.config.vocab, r, { evaluate });
+  const blocks = data.train.blocks;
   if (f.init_adapter) {
     const config = session.loadAdapter(await localAdapter(f.init_adapter as string));
     r.info(`adapter: ${f.init_adapter} (r ${config.r}, alpha ${config.lora_alpha}, ${config.target_modules.join(' ')})`);
@@ -164,7 +182,10 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
   const history: object[] = [];
   let summary: TrainSummary;
   try {
-    const run = session.train(blocks, settings, abort.signal);
+    const evaluation = data.eval
+      ? { blocks: data.eval.blocks, steps: (f.eval_steps as number | null) ?? settings.logging_steps, batch: f.per_device_eval_batch_size as number }
+      : undefined;
+    const run = session.train(blocks, settings, abort.signal, evaluation);
     const { maxSteps } = Session.plannedSteps(blocks.length, settings);
     r.progress('training', 0, maxSteps, '');
     for (;;) {
@@ -175,7 +196,8 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
       }
       const { max_steps, ...log } = next.value;
       history.push(log);
-      r.stepLog(log, max_steps);
+      if ('eval_loss' in log) r.evalLog(log, max_steps);
+      else r.stepLog(log, max_steps);
     }
   } finally {
     process.off('SIGINT', onSigint);
@@ -193,7 +215,10 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
 
 async function evaluate(f: FlagValues, r: Reporter): Promise<void> {
   const { session, tokenizer } = await openModel(f, r);
-  const blocks = await loadBlocks(f, tokenizer, session.config.vocab, r);
+  // the test split where the data set has one, else its training files
+  const splits = await dataSplitsFor(f.dataset_name as string, r);
+  const split = splits[f.dataset_test_split as SplitName] ? (f.dataset_test_split as SplitName) : (f.dataset_train_split as SplitName);
+  const blocks = (await loadData(f, tokenizer, session.config.vocab, r, { split })).train.blocks;
   await useAdapter(session, f, r);
   const batch = f.per_device_eval_batch_size as number;
   const total = Math.ceil(blocks.length / batch);
@@ -229,6 +254,30 @@ async function generateText(f: FlagValues, r: Reporter): Promise<void> {
   r.stream('\n');
   const texts = sequences.map((s) => tokenizer.decode(s, { skip_special_tokens: true }));
   r.result({ prompt: f.prompt, texts, tokens: sequences.map((s) => s.length) }, null);
+}
+
+async function preview(f: FlagValues, r: Reporter): Promise<void> {
+  const dir = await modelFolder(f.model_name_or_path as string, f.model_revision as string, r);
+  const tokenizer = await localTokenizer(dir);
+  const { vocab } = parseConfigText(await readFile(join(dir, 'config.json'), 'utf8'));
+  const data = await loadData(f, tokenizer, vocab, r);
+  const shown = data.train.blocks.slice(0, f.num_blocks as number);
+  shown.forEach((b, i) => {
+    const lengths = sequenceLengths(b);
+    r.event({ block: i, input_ids: b.input_ids, labels: b.labels, position_ids: b.position_ids, sequence_lengths: lengths });
+    if (!r.json) r.stream(`--- block ${i}: ${b.input_ids.length} tokens, sequences of ${lengths.join(', ')} ---\n${renderBlock(b, tokenizer, isTty())}\n`);
+  });
+  r.result({ format: data.kind, ...data.stats }, `${data.stats.blocks} blocks in all; ${shown.length} shown. ${isTty() ? 'Dim' : 'Text in «»'}: no loss taken; ┃ : a new sequence (attention does not cross it).`);
+}
+
+const isTty = () => !!process.stdout.isTTY;
+
+/** A block's text with special tokens as they are, tokens without a target dimmed (or in «»), sequences apart. */
+function renderBlock(b: Block, tokenizer: PreTrainedTokenizer, tty: boolean): string {
+  return blockSegments(b).map((g) => {
+    const text = tokenizer.decode(g.ids, { skip_special_tokens: false });
+    return (g.newSequence ? ' ┃ ' : '') + (g.masked ? (tty ? `\x1b[2m${text}\x1b[22m` : `«${text}»`) : text);
+  }).join('');
 }
 
 async function useAdapter(session: Session, f: FlagValues, r: Reporter): Promise<void> {

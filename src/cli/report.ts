@@ -45,6 +45,11 @@ export class Reporter {
     this.progress('training', log.step, maxSteps, `${(perStep / 1000).toFixed(2)} s/step, ${clock(left)} left`);
   }
 
+  evalLog(log: { step: number; eval_loss: number; eval_tokens: number; eval_runtime: number; epoch: number }, maxSteps: number): void {
+    if (this.json) this.out.write(JSON.stringify(log) + '\n');
+    else this.line(`step ${log.step}/${maxSteps}  eval_loss ${log.eval_loss.toFixed(4)}  eval_tokens ${log.eval_tokens}  (${log.eval_runtime.toFixed(1)} s)`);
+  }
+
   /** A progress bar on a terminal; nothing elsewhere (logs stay clean). */
   progress(label: string, done: number, total: number | null, extra: string): void {
     if (!this.tty) return;

@@ -1,12 +1,22 @@
 // Rows of a data set file, as Hugging Face `datasets` reads them: JSON Lines, JSON (an array
 // of rows, or JSON Lines under a .json name), CSV with a header, Parquet, and plain text (one
 // row per line, in a `text` column). The file is a Blob: a File in the page, `openAsBlob` in
-// Node. Text formats are streamed line by line and Parquet row group by row group, so a large
-// file is never held whole. A malformed row is skipped and counted, never a crash.
+// Node, a HubBlob for a Hub file (src/hub/hub-blob.ts). Text formats are streamed line by
+// line and Parquet row group by row group, so a large file is never held whole. A malformed
+// row is skipped and counted, never a crash.
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 
 export type Row = Record<string, unknown>;
+
+/** What of a Blob the reader uses; a File, a Blob and a HubBlob all have it. */
+export interface DataBlob {
+  readonly size: number;
+  slice(start?: number, end?: number): DataBlob;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  text(): Promise<string>;
+  stream(): ReadableStream<Uint8Array>;
+}
 export type DataFormat = 'jsonl' | 'json' | 'csv' | 'parquet' | 'txt';
 
 export class DataError extends Error {
@@ -40,7 +50,7 @@ export function dataFormat(name: string): DataFormat {
   return f;
 }
 
-export async function* readRows(name: string, file: Blob, skipped: SkipCounts): AsyncGenerator<Row> {
+export async function* readRows(name: string, file: DataBlob, skipped: SkipCounts): AsyncGenerator<Row> {
   const format = dataFormat(name);
   const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
   const isParquet = head.length === 4 && String.fromCharCode(...head) === 'PAR1';
@@ -58,14 +68,19 @@ export async function* readRows(name: string, file: Blob, skipped: SkipCounts): 
   } else yield* jsonRows(name, file, format, skipped);
 }
 
-async function looksBinary(file: Blob): Promise<boolean> {
+/** The file's text as it streams in (UTF-8). */
+function decoded(file: DataBlob): ReadableStream<string> {
+  return (file.stream() as ReadableStream<BufferSource>).pipeThrough(new TextDecoderStream());
+}
+
+async function looksBinary(file: DataBlob): Promise<boolean> {
   const bytes = new Uint8Array(await file.slice(0, 4096).arrayBuffer());
   return bytes.includes(0);
 }
 
 /** Lines of a UTF-8 file, streamed (\n or \r\n). */
-async function* lines(file: Blob): AsyncGenerator<string> {
-  const reader = file.stream().pipeThrough(new TextDecoderStream()).getReader();
+async function* lines(file: DataBlob): AsyncGenerator<string> {
+  const reader = decoded(file).getReader();
   let rest = '';
   for (;;) {
     const { done, value } = await reader.read();
@@ -83,7 +98,7 @@ async function* lines(file: Blob): AsyncGenerator<string> {
 
 // JSON Lines, one object per line; a .json file that is one array is read whole (JSON arrays
 // cannot be streamed without a streaming parser, and data sets that large ship as JSONL).
-async function* jsonRows(name: string, file: Blob, format: DataFormat, skipped: SkipCounts): AsyncGenerator<Row> {
+async function* jsonRows(name: string, file: DataBlob, format: DataFormat, skipped: SkipCounts): AsyncGenerator<Row> {
   const first = (await file.slice(0, 1024).text()).trimStart()[0];
   if (format === 'json' && first === '[') {
     let all: unknown;
@@ -125,7 +140,7 @@ const isRow = (x: unknown): x is Row => typeof x === 'object' && x !== null && !
 
 // CSV as RFC 4180 writes it (and pandas' to_csv): a header row, fields separated by commas,
 // quoted fields may hold commas, doubled quotes and newlines. Streamed field by field.
-async function* csvRows(name: string, file: Blob, skipped: SkipCounts): AsyncGenerator<Row> {
+async function* csvRows(name: string, file: DataBlob, skipped: SkipCounts): AsyncGenerator<Row> {
   let header: string[] | null = null;
   for await (const record of csvRecords(file)) {
     if (!header) {
@@ -143,8 +158,8 @@ async function* csvRows(name: string, file: Blob, skipped: SkipCounts): AsyncGen
   if (!header) throw new DataError(`${name} is empty: a CSV file needs a header row`);
 }
 
-async function* csvRecords(file: Blob): AsyncGenerator<string[]> {
-  const reader = file.stream().pipeThrough(new TextDecoderStream()).getReader();
+async function* csvRecords(file: DataBlob): AsyncGenerator<string[]> {
+  const reader = decoded(file).getReader();
   let record: string[] = [];
   let field = '';
   let quoted = false; // inside quotes
@@ -184,7 +199,7 @@ async function* csvRecords(file: Blob): AsyncGenerator<string[]> {
   }
 }
 
-async function* parquetRows(name: string, file: Blob): AsyncGenerator<Row> {
+async function* parquetRows(name: string, file: DataBlob): AsyncGenerator<Row> {
   const buffer: AsyncBuffer = { byteLength: file.size, slice: (start, end) => file.slice(start, end).arrayBuffer() };
   let metadata;
   try {

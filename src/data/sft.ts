@@ -1,28 +1,64 @@
-// From rows to training blocks, as TRL's SFTTrainer prepares a language-modelling data set:
-//   tokenize   text column → input_ids (the tokenizer's special tokens, then EOS appended when
-//              the text does not already end with it); rows holding input_ids pass untouched
-//   packing    wrapped: every example's ids joined into one stream, cut into blocks of
-//              max_length (the last one shorter), as trl.pack_dataset does
-//   no packing each example truncated to max_length, one block each
+// From rows to training blocks, as TRL's SFTTrainer prepares a data set:
+//
+//   format     detected from the first row, as TRL detects it: `input_ids` (used as they are),
+//              `messages` (a conversation), `prompt` + `completion` (strings, or conversations),
+//              else the text column (`dataset_text_field`)
+//   tokenize   text: the tokenizer's special tokens, EOS appended to the text when it does not
+//              end with it; prompt/completion: prompt and prompt + completion (+ EOS) tokenized
+//              apart, the completion being what the second adds; conversations: rendered by the
+//              tokenizer's chat template (prompts with the generation prompt), special tokens
+//              coming from the template alone
+//   mask       the loss is taken on the completion only (completion_only_loss, on by default
+//              for prompt/completion data) or on the assistant's turns only (assistant_only_loss)
+//   truncate   to max_length, keeping the start (not with wrapped packing, which cuts instead)
+//   pack       wrapped: every example end to end, cut into blocks of max_length (sequences see
+//              each other); bfd: best-fit-decreasing bins of at most max_length, position ids
+//              restarting per sequence, so that attention stays inside each sequence
+//
 // A block keeps unshifted labels (−100 where no loss is taken) and position ids; a position id
 // of 0 starts a sequence, which attention does not look across (./batches.ts).
 import { DataError, SkipCounts, type Row } from './read';
 
+/** A chat message, as chat templates take them. */
+export interface Message {
+  role: string;
+  content: string;
+}
+
 /** What of a tokenizer the data pipeline uses (transformers.js' PreTrainedTokenizer has it). */
 export interface TextTokenizer {
-  encode(text: string): number[];
+  encode(text: string, o?: { add_special_tokens?: boolean }): number[];
   eos_token_id?: number | null;
+  eos_token?: string | null;
+  pad_token?: string | null;
+  pad_token_id?: number | null;
+  /** Renders a conversation with the tokenizer's chat template (tokenize: false gives text). */
+  apply_chat_template?(messages: Message[], o: { tokenize: false; add_generation_prompt?: boolean }): unknown;
 }
+
+export type DataKind = 'text' | 'prompt_completion' | 'messages' | 'chat_prompt_completion' | 'tokens';
+export type PackingStrategy = 'bfd' | 'wrapped';
 
 export interface SftDataSettings {
   dataset_text_field: string;
   /** Block length for packing, truncation length otherwise; null keeps whole examples. */
   max_length: number | null;
   packing: boolean;
+  packing_strategy: PackingStrategy;
+  /** The loss on completions only; null: on for prompt/completion data, as TRL defaults. */
+  completion_only_loss: boolean | null;
+  /** The loss on the assistant's turns only, for conversations. */
+  assistant_only_loss: boolean;
 }
+
+export const SFT_DEFAULTS: SftDataSettings = {
+  dataset_text_field: 'text', max_length: 1024, packing: false, packing_strategy: 'bfd', completion_only_loss: null, assistant_only_loss: false,
+};
 
 export interface Example {
   input_ids: number[];
+  /** 1 where the token is a target of the loss; absent: every token is. */
+  mask?: number[];
 }
 
 export interface Block {
@@ -31,72 +67,332 @@ export interface Block {
   position_ids: number[];
 }
 
-/** Tokenize every usable row; the unusable ones are skipped and counted in `skipped`. */
+/** The format of a data set, from its first row, as TRL tells them apart. */
+export function detectKind(row: Row, s: Pick<SftDataSettings, 'dataset_text_field'>): DataKind {
+  if ('input_ids' in row) return 'tokens';
+  if ('messages' in row) return 'messages';
+  if ('prompt' in row && 'completion' in row) return Array.isArray(row.prompt) ? 'chat_prompt_completion' : 'prompt_completion';
+  if (s.dataset_text_field in row) return 'text';
+  throw new DataError(
+    `the first row has none of the columns SFT reads (its columns: ${Object.keys(row).join(', ') || 'none'}): ` +
+      `give a "${s.dataset_text_field}" column (or set --dataset_text_field), "prompt" and "completion", "messages", or "input_ids"`,
+  );
+}
+
+/** Tokenized examples of every usable row, and the data set's format; unusable rows are skipped and counted. */
 export async function tokenizeRows(
   rows: AsyncIterable<Row>, tokenizer: TextTokenizer, s: SftDataSettings, skipped: SkipCounts, vocab?: number,
-): Promise<Example[]> {
-  const out: Example[] = [];
-  const eos = tokenizer.eos_token_id ?? null;
+): Promise<{ examples: Example[]; kind: DataKind }> {
+  const examples: Example[] = [];
+  let kind: DataKind | null = null;
   let seen = 0;
   for await (const row of rows) {
     seen++;
-    if ('input_ids' in row) {
-      const ids = tokenIds(row.input_ids, vocab);
-      if (typeof ids === 'string') skipped.add(ids);
-      else out.push({ input_ids: ids });
-      continue;
-    }
-    const text = row[s.dataset_text_field];
-    if (text === undefined || text === null) {
-      skipped.add(`rows without a "${s.dataset_text_field}" field`);
-      continue;
-    }
-    if (typeof text !== 'string') {
-      skipped.add(`rows whose "${s.dataset_text_field}" is not a string`);
-      continue;
-    }
-    if (text.trim() === '') {
-      skipped.add(`rows whose "${s.dataset_text_field}" is empty`);
-      continue;
-    }
-    const ids = tokenizer.encode(text);
-    if (eos !== null && ids[ids.length - 1] !== eos) ids.push(eos);
-    out.push({ input_ids: ids });
+    kind ??= detectKind(row, s);
+    // a row holding input_ids is used as it is, whatever the others hold
+    const e = tokenizeRow(row, 'input_ids' in row ? 'tokens' : kind, tokenizer, s, vocab);
+    if (typeof e === 'string') skipped.add(e);
+    else examples.push(e);
   }
-  if (out.length === 0) {
+  if (examples.length === 0) {
     const why = skipped.total ? `: all ${seen} rows were skipped (${skipped})` : '';
-    throw new DataError(`the data set has no usable rows${why}. Set --dataset_text_field to the column that holds the text.`);
+    const hint = kind === 'text' ? ' Set --dataset_text_field to the column that holds the text.' : '';
+    throw new DataError(`the data set has no usable rows${why}.${hint}`);
   }
-  return out;
+  return { examples, kind: kind! };
+}
+
+/** One row as an example, or why it is skipped. */
+export function tokenizeRow(row: Row, kind: DataKind, tok: TextTokenizer, s: SftDataSettings, vocab?: number): Example | string {
+  const completionOnly = s.completion_only_loss ?? true;
+  switch (kind) {
+    case 'tokens':
+      return tokenIds(row.input_ids, vocab);
+    case 'text': {
+      const text = stringField(row, s.dataset_text_field);
+      if (typeof text !== 'string') return text.reason;
+      return { input_ids: tok.encode(withEos(text, tok)) };
+    }
+    case 'prompt_completion': {
+      const prompt = stringField(row, 'prompt', true), completion = stringField(row, 'completion');
+      if (typeof prompt !== 'string') return prompt.reason;
+      if (typeof completion !== 'string') return completion.reason;
+      const promptIds = tok.encode(prompt);
+      const ids = tok.encode(prompt + withEos(completion, tok));
+      return completionOnly ? { input_ids: ids, mask: ids.map((_, t) => (t < promptIds.length ? 0 : 1)) } : { input_ids: ids };
+    }
+    case 'chat_prompt_completion': {
+      const prompt = messagesField(row, 'prompt'), completion = messagesField(row, 'completion');
+      if (!Array.isArray(prompt)) return prompt.reason;
+      if (!Array.isArray(completion)) return completion.reason;
+      const promptIds = chatIds(tok, prompt, true);
+      const ids = chatIds(tok, [...prompt, ...completion], false);
+      return completionOnly ? { input_ids: ids, mask: ids.map((_, t) => (t < promptIds.length ? 0 : 1)) } : { input_ids: ids };
+    }
+    case 'messages': {
+      const messages = messagesField(row, 'messages');
+      if (!Array.isArray(messages)) return messages.reason;
+      const ids = chatIds(tok, messages, false);
+      if (!s.assistant_only_loss) return { input_ids: ids };
+      const mask = assistantMask(tok, messages, ids);
+      return mask ? { input_ids: ids, mask } : 'conversations the chat template does not render turn by turn (assistant_only_loss needs each turn to extend the one before)';
+    }
+  }
+}
+
+/** TRL appends the EOS token to the text when it does not end with it already. */
+function withEos(text: string, tok: TextTokenizer): string {
+  const eos = tok.eos_token;
+  return eos && !text.endsWith(eos) ? text + eos : text;
+}
+
+function stringField(row: Row, name: string, mayBeEmpty = false): string | { reason: string } {
+  const v = row[name];
+  if (v === undefined || v === null) return { reason: `rows without a "${name}" field` };
+  if (typeof v !== 'string') return { reason: `rows whose "${name}" is not a string` };
+  if (!mayBeEmpty && v.trim() === '') return { reason: `rows whose "${name}" is empty` };
+  return v;
+}
+
+function messagesField(row: Row, name: string): Message[] | { reason: string } {
+  const v = row[name];
+  if (v === undefined || v === null) return { reason: `rows without a "${name}" field` };
+  const ok = Array.isArray(v) && v.length > 0 && v.every((m) => typeof m === 'object' && m !== null && typeof m.role === 'string' && typeof m.content === 'string');
+  if (!ok) return { reason: `rows whose "${name}" is not a list of {role, content} messages` };
+  return (v as Message[]).map((m) => ({ role: m.role, content: m.content }));
+}
+
+/** A conversation rendered by the chat template and tokenized without adding special tokens (the template has them). */
+export function chatIds(tok: TextTokenizer, messages: Message[], generationPrompt: boolean): number[] {
+  if (!tok.apply_chat_template) throw new DataError('this tokenizer cannot render conversations: it has no apply_chat_template');
+  let text: unknown;
+  try {
+    text = tok.apply_chat_template(messages, { tokenize: false, add_generation_prompt: generationPrompt });
+  } catch (e) {
+    const m = (e as Error).message;
+    if (/chat_template/.test(m)) {
+      throw new DataError(`the data set holds conversations, but the tokenizer has no chat template (tokenizer_config.json's "chat_template"): use a chat model's tokenizer, or give a "text" column`);
+    }
+    throw new DataError(`the chat template failed on a conversation: ${m}`);
+  }
+  if (typeof text !== 'string') throw new DataError('the chat template did not render text');
+  return tok.encode(text, { add_special_tokens: false });
+}
+
+/**
+ * 1 on the assistant's turns: the tokens each assistant message adds to the conversation
+ * before it (rendered with the generation prompt). Null where the template does not render
+ * turn by turn (a conversation's tokens must extend its prefix's).
+ */
+function assistantMask(tok: TextTokenizer, messages: Message[], ids: number[]): number[] | null {
+  const mask = new Array<number>(ids.length).fill(0);
+  const isPrefix = (p: number[]) => p.length <= ids.length && p.every((x, i) => x === ids[i]);
+  for (let i = 0; i < messages.length; i++) {
+    if (messages[i].role !== 'assistant') continue;
+    const before = chatIds(tok, messages.slice(0, i), true);
+    const through = chatIds(tok, messages.slice(0, i + 1), false);
+    if (!isPrefix(before) || !isPrefix(through)) return null;
+    for (let t = before.length; t < through.length; t++) mask[t] = 1;
+  }
+  return mask;
 }
 
 /** A row's own input_ids, checked: a list of token ids inside the vocabulary. */
-function tokenIds(x: unknown, vocab?: number): number[] | string {
+function tokenIds(x: unknown, vocab?: number): Example | string {
   if (!Array.isArray(x) || x.length === 0) return 'rows whose input_ids is not a non-empty list';
   const ids = x.map(Number); // Parquet int64 columns arrive as bigint
   if (!ids.every((i) => Number.isInteger(i) && i >= 0 && (vocab === undefined || i < vocab))) {
     return `rows whose input_ids are not token ids${vocab ? ` below the vocabulary size ${vocab}` : ''}`;
   }
-  return ids;
+  return { input_ids: ids };
 }
 
+/** Examples to blocks: truncated, packed (wrapped or bfd) or one block each. */
 export function toBlocks(examples: Example[], s: SftDataSettings): Block[] {
-  if (s.max_length !== null && !(Number.isInteger(s.max_length) && s.max_length >= 2)) {
-    throw new DataError(`max_length must be an integer ≥ 2, not ${s.max_length}`);
-  }
+  const L = s.max_length;
+  if (L !== null && !(Number.isInteger(L) && L >= 2)) throw new DataError(`max_length must be an integer ≥ 2, not ${L}`);
   if (s.packing) {
-    if (s.max_length === null) throw new DataError('packing needs a max_length: the length of the packed blocks');
-    return packWrapped(examples, s.max_length);
+    if (L === null) throw new DataError('packing needs a max_length: the length of the packed blocks');
+    return s.packing_strategy === 'wrapped' ? packWrapped(examples, L) : packBfd(examples.map((e) => truncate(e, L)), L);
   }
-  return examples.map((e) => block(s.max_length === null ? e.input_ids : e.input_ids.slice(0, s.max_length)));
+  return examples.map((e) => sequenceBlock(L === null ? e : truncate(e, L)));
 }
 
-/** trl.pack_dataset: all ids end to end, cut every `length` tokens; the last block may be short. */
+/** The first `length` tokens (TRL's truncation keeps the start). */
+export function truncate(e: Example, length: number): Example {
+  if (e.input_ids.length <= length) return e;
+  return { input_ids: e.input_ids.slice(0, length), ...(e.mask ? { mask: e.mask.slice(0, length) } : {}) };
+}
+
+/** Wrapped packing (trl.pack_dataset "wrapped"): all ids end to end, cut every `length`; the last block may be short. */
 export function packWrapped(examples: Example[], length: number): Block[] {
-  const all = examples.flatMap((e) => e.input_ids);
+  const ids = examples.flatMap((e) => e.input_ids);
+  const labels = examples.flatMap(labelsOf);
   const blocks: Block[] = [];
-  for (let i = 0; i < all.length; i += length) blocks.push(block(all.slice(i, i + length)));
+  for (let i = 0; i < ids.length; i += length) {
+    const n = Math.min(length, ids.length - i);
+    blocks.push({ input_ids: ids.slice(i, i + n), labels: labels.slice(i, i + n), position_ids: range(n) });
+  }
   return blocks;
 }
 
-const block = (ids: number[]): Block => ({ input_ids: ids, labels: [...ids], position_ids: ids.map((_, t) => t) });
+/**
+ * Best-fit-decreasing packing (trl.pack_dataset "bfd"): longest first, each example into the
+ * fullest bin that still has room for it, else a new bin; every bin at most `length` tokens.
+ * Position ids restart at each example, so attention does not cross them.
+ */
+export function packBfd(examples: Example[], length: number): Block[] {
+  const order = examples.map((_, i) => i).sort((a, b) => examples[b].input_ids.length - examples[a].input_ids.length || a - b);
+  const bins: { used: number; members: number[] }[] = [];
+  for (const i of order) {
+    const n = examples[i].input_ids.length;
+    if (n > length) throw new DataError(`an example of ${n} tokens does not fit a block of ${length}: truncate before packing`);
+    let best = -1;
+    for (let b = 0; b < bins.length; b++) {
+      if (bins[b].used + n <= length && (best < 0 || bins[b].used > bins[best].used)) best = b;
+    }
+    if (best < 0) bins.push({ used: n, members: [i] });
+    else {
+      bins[best].used += n;
+      bins[best].members.push(i);
+    }
+  }
+  return bins.map((bin) => ({
+    input_ids: bin.members.flatMap((i) => examples[i].input_ids),
+    labels: bin.members.flatMap((i) => labelsOf(examples[i])),
+    position_ids: bin.members.flatMap((i) => range(examples[i].input_ids.length)),
+  }));
+}
+
+function sequenceBlock(e: Example): Block {
+  return { input_ids: e.input_ids, labels: labelsOf(e), position_ids: range(e.input_ids.length) };
+}
+
+const labelsOf = (e: Example): number[] => (e.mask ? e.input_ids.map((id, t) => (e.mask![t] ? id : -100)) : [...e.input_ids]);
+const range = (n: number): number[] => Array.from({ length: n }, (_, t) => t);
+
+/** Where each block's sequences start and how long they are (position id 0 starts one). */
+export function sequenceLengths(b: Block): number[] {
+  const out: number[] = [];
+  b.position_ids.forEach((p, t) => (p === 0 || t === 0 ? out.push(1) : out[out.length - 1]++));
+  return out;
+}
+
+/**
+ * The pad token: the tokenizer's, or EOS where it has none, as the worked example sets it
+ * (tokenizer.pad_token = tokenizer.eos_token). Batches here are laid end to end and never
+ * padded, so it never reaches the model; it is what a padded layout would be filled with.
+ */
+export function padToken(tok: TextTokenizer): { token: string | null; id: number | null; from: 'tokenizer' | 'eos' } {
+  const own = tok.pad_token_id !== undefined && tok.pad_token_id !== null && tok.pad_token_id !== tok.eos_token_id;
+  if (own) return { token: tok.pad_token ?? null, id: tok.pad_token_id!, from: 'tokenizer' };
+  return { token: tok.eos_token ?? null, id: tok.eos_token_id ?? null, from: 'eos' }; // transformers.js may have set it to EOS already
+}
+
+/** A run of a block's tokens shown alike: all with or all without a loss target, inside one sequence. */
+export interface Segment {
+  ids: number[];
+  masked: boolean;
+  /** It starts a sequence other than the block's first. */
+  newSequence: boolean;
+}
+
+export function blockSegments(b: Block): Segment[] {
+  const out: Segment[] = [];
+  b.input_ids.forEach((id, t) => {
+    const masked = b.labels[t] === -100, starts = t > 0 && b.position_ids[t] === 0;
+    const last = out[out.length - 1];
+    if (last && last.masked === masked && !starts) last.ids.push(id);
+    else out.push({ ids: [id], masked, newSequence: starts });
+  });
+  return out;
+}
+
+/** What packing made of the examples: sizes, and the padding a padded batch would carry. */
+export interface PackingStats {
+  examples: number;
+  /** Tokens of the examples as tokenized, and after truncation (what training sees). */
+  tokens: number;
+  keptTokens: number;
+  truncated: number;
+  blocks: number;
+  /** Tokens with a loss target (labels shifted inside each sequence). */
+  targets: number;
+  /**
+   * Tokens a padding trainer spends: without packing, micro-batches of `batch` examples each
+   * padded to its longest (TRL's collator); as packed here, wrapped blocks padded the same way,
+   * bfd blocks padding-free (TRL runs bfd without padding, as these batches always run).
+   * `unpackedTokens` are the real tokens without packing (each example truncated).
+   */
+  paddedUnpacked: number;
+  unpackedTokens: number;
+  paddedPacked: number;
+}
+
+/** Pad tokens without packing and as packed, and the share of the batch they take. */
+export interface PaddingSaved {
+  unpacked: number;
+  packed: number;
+  unpackedShare: number;
+  packedShare: number;
+  saved: number;
+}
+
+export function paddingSaved(st: PackingStats): PaddingSaved {
+  const unpacked = st.paddedUnpacked - st.unpackedTokens, packed = st.paddedPacked - st.keptTokens;
+  return { unpacked, packed, unpackedShare: unpacked / Math.max(1, st.paddedUnpacked), packedShare: packed / Math.max(1, st.paddedPacked), saved: unpacked - packed };
+}
+
+export function packingStats(examples: Example[], blocks: Block[], s: SftDataSettings, batch: number): PackingStats {
+  const L = s.max_length;
+  const cut = (n: number) => (L === null ? n : Math.min(n, L));
+  const unpacked = examples.map((e) => cut(e.input_ids.length));
+  const padded = (lengths: number[]) => {
+    let n = 0;
+    for (let i = 0; i < lengths.length; i += batch) {
+      const group = lengths.slice(i, i + batch);
+      n += group.length * Math.max(...group);
+    }
+    return n;
+  };
+  let targets = 0;
+  for (const b of blocks) {
+    for (let t = 0; t + 1 < b.input_ids.length; t++) if (b.position_ids[t + 1] !== 0 && b.labels[t + 1] !== -100) targets++;
+  }
+  return {
+    examples: examples.length,
+    tokens: examples.reduce((n, e) => n + e.input_ids.length, 0),
+    keptTokens: blocks.reduce((n, b) => n + b.input_ids.length, 0),
+    truncated: L === null || (s.packing && s.packing_strategy === 'wrapped') ? 0 : examples.filter((e) => e.input_ids.length > L).length,
+    blocks: blocks.length,
+    targets,
+    paddedUnpacked: padded(unpacked),
+    unpackedTokens: unpacked.reduce((a, b) => a + b, 0),
+    paddedPacked: !s.packing ? padded(unpacked) : s.packing_strategy === 'bfd' ? blocks.reduce((n, b) => n + b.input_ids.length, 0) : padded(blocks.map((b) => b.input_ids.length)),
+  };
+}
+
+/** Counts of example lengths in at most `bins` equal bins from the shortest to the longest: bin i holds [start + i·width, start + (i+1)·width). */
+export function lengthHistogram(lengths: number[], bins = 20): { start: number; width: number; counts: number[] } {
+  let min = Infinity, max = -Infinity;
+  for (const n of lengths) [min, max] = [Math.min(min, n), Math.max(max, n)];
+  if (!lengths.length) return { start: 0, width: 1, counts: [] };
+  const width = Math.max(1, Math.ceil((max - min + 1) / bins));
+  const counts = new Array<number>(Math.ceil((max - min + 1) / width)).fill(0);
+  for (const n of lengths) counts[Math.floor((n - min) / width)]++;
+  return { start: min, width, counts };
+}
+
+/** A held-out evaluation split, as datasets' train_test_split(test_size, seed) takes one. */
+export function holdOut<T>(items: T[], testSize: number, random: () => number): { train: T[]; test: T[] } {
+  if (!(testSize > 0 && testSize < 1)) throw new DataError(`the held-out fraction must be between 0 and 1, not ${testSize}`);
+  const n = Math.max(1, Math.round(items.length * testSize));
+  if (n >= items.length) throw new DataError(`holding out ${testSize} of ${items.length} examples leaves none to train on`);
+  const order = items.map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const test = new Set(order.slice(0, n));
+  return { train: items.filter((_, i) => !test.has(i)), test: items.filter((_, i) => test.has(i)) };
+}

@@ -8,15 +8,17 @@ import { nf4Linear, quantizeNF4Gpu, readNF4Bytes } from '../ops/nf4';
 import { dequantizeNF4, quantizeNF4 } from '../quant/nf4';
 import { fileUrl, repoSnapshot, type HubOptions } from '../hub/hub';
 import { fetchWhole } from '../hub/transfer';
-import { dataFiles } from '../hub/select';
+import { datasetFiles } from '../hub/select';
+import { HubBlob } from '../hub/hub-blob';
 import { parseConfigText } from '../model/load';
 import { estimateStoreBytes, estimateTrainingMemory, formatBytes, type MemoryEstimate } from '../model/estimate';
 import { downloadModel, type DownloadProgress } from '../store/download';
 import { loadStoredModel } from '../store/load-stored';
 import { deleteModel, listModels, type Manifest } from '../store/model-store';
-import { readRows, SkipCounts, type Row } from '../data/read';
-import { toBlocks, tokenizeRows, type Block, type SftDataSettings } from '../data/sft';
-import { Session, type LoraSettings, type TrainLog, type TrainLoopSettings, type TrainSummary } from './session';
+import { prepareData, splitFiles, type PrepareSettings } from '../data/prepare';
+import type { DataBlob } from '../data/read';
+import { blockSegments, lengthHistogram, paddingSaved, padToken, type Block, type DataKind, type PackingStats, type PaddingSaved, type TextTokenizer } from '../data/sft';
+import { Session, type EvalLog, type LoraSettings, type TrainLog, type TrainLoopSettings, type TrainSummary } from './session';
 import { storeTokenizer, type Tokenizer } from './tokenizer';
 import type { GenerateSettings } from '../generate/generate';
 
@@ -58,13 +60,19 @@ export interface ModelPlan {
 export interface DataSummary {
   files: string[];
   rows: number;
-  examples: number;
-  tokens: number;
-  blocks: number;
+  kind: DataKind;
+  stats: PackingStats;
+  padding: PaddingSaved;
   skipped: number;
   skippedWhy: string;
-  /** The first blocks as text, special tokens visible. */
-  preview: string[];
+  /** What a padded layout would be filled with (the tokenizer's, or EOS as the worked example sets it). */
+  pad: string;
+  /** Where evaluation data comes from, and how much. */
+  eval: { examples: number; blocks: number; source: string } | null;
+  /** Token counts of the training examples (before truncation). */
+  histogram: { start: number; width: number; counts: number[] };
+  /** The first blocks as text, special tokens visible, runs without a loss target marked. */
+  preview: { text: string; masked: boolean; newSequence: boolean }[][];
 }
 
 export type DataSource = { kind: 'hub'; id: string } | { kind: 'file'; file: File };
@@ -79,6 +87,7 @@ export class Engine {
   private session: Session | null = null;
   private tokenizer: Tokenizer | null = null;
   private blocks: Block[] = [];
+  private evalBlocks: Block[] | null = null;
   private download: AbortController | null = null;
   private training: AbortController | null = null;
 
@@ -161,35 +170,33 @@ export class Engine {
 
   // ---- data ------------------------------------------------------------------------------
 
-  async prepareData(source: DataSource, s: SftDataSettings, hub: HubOptions = {}): Promise<DataSummary> {
+  async prepareData(source: DataSource, s: PrepareSettings, hub: HubOptions = {}): Promise<DataSummary> {
     const { session, tokenizer } = this.ready();
-    const files = source.kind === 'file' ? [{ name: source.file.name, blob: source.file as Blob }] : await hubDataFiles(source.id, hub);
-    const skipped = new SkipCounts();
-    let rows = 0;
-    async function* all(): AsyncGenerator<Row> {
-      for (const f of files) for await (const r of readRows(f.name, f.blob, skipped)) {
-        rows++;
-        yield r;
-      }
-    }
-    const examples = await tokenizeRows(all(), tokenizer, s, skipped, session.config.vocab);
-    this.blocks = toBlocks(examples, s);
+    const splits = source.kind === 'file' ? { train: [{ name: source.file.name, blob: source.file as Blob }] } : splitFiles(await hubDataFiles(source.id, hub));
+    const d = await prepareData(splits, tokenizer, s, session.config.vocab);
+    this.blocks = d.train.blocks;
+    this.evalBlocks = d.eval?.blocks ?? null;
     return {
-      files: files.map((f) => f.name), rows, examples: examples.length, tokens: examples.reduce((n, e) => n + e.input_ids.length, 0),
-      blocks: this.blocks.length, skipped: skipped.total, skippedWhy: String(skipped),
-      preview: this.blocks.slice(0, 3).map((b) => tokenizer.decode(b.input_ids, { skip_special_tokens: false })),
+      files: d.files, rows: d.rows, kind: d.kind, stats: d.stats, padding: paddingSaved(d.stats), skipped: d.skipped.total, skippedWhy: String(d.skipped), pad: describePad(tokenizer),
+      eval: d.eval ? { examples: d.eval.examples.length, blocks: d.eval.blocks.length, source: d.eval.source } : null,
+      histogram: lengthHistogram(d.train.examples.map((e) => e.input_ids.length)),
+      preview: d.train.blocks.slice(0, 3).map((b) => blockSegments(b).map((g) => ({
+        text: tokenizer.decode(g.ids, { skip_special_tokens: false }), masked: g.masked, newSequence: g.newSequence,
+      }))),
     };
   }
 
   // ---- training --------------------------------------------------------------------------
 
-  async train(lora: LoraSettings, s: TrainLoopSettings, onLog?: (log: TrainLog) => void | Promise<void>): Promise<TrainSummary> {
+  /** `eval_steps` > 0 evaluates on the prepared evaluation blocks that often. */
+  async train(lora: LoraSettings, s: TrainLoopSettings & { eval_steps?: number }, onLog?: (log: TrainLog | EvalLog) => void | Promise<void>): Promise<TrainSummary> {
     const { session } = this.ready();
     if (this.blocks.length === 0) throw new Error('prepare a data set first');
     if (this.training) throw new Error('training is already running: stop it first');
     if (!session.lora) session.attachLora(lora, s.seed);
     this.training = new AbortController();
-    const run = session.train(this.blocks, s, this.training.signal);
+    const evaluation = s.eval_steps && this.evalBlocks ? { blocks: this.evalBlocks, steps: s.eval_steps, batch: s.per_device_train_batch_size } : undefined;
+    const run = session.train(this.blocks, s, this.training.signal, evaluation);
     try {
       for (;;) {
         const next = await run.next();
@@ -307,13 +314,15 @@ export class Engine {
 }
 
 /** A Hub data set's train files, fetched whole and checked (data sets for fine-tuning are small). */
-async function hubDataFiles(id: string, hub: HubOptions): Promise<{ name: string; blob: Blob }[]> {
-  const snapshot = await repoSnapshot(id, 'dataset', hub);
-  const out: { name: string; blob: Blob }[] = [];
-  for (const f of dataFiles(snapshot.files, id)) {
-    out.push({ name: f.path, blob: new Blob([await fetchWhole(fileUrl(snapshot, f.path, hub), f, hub) as BlobPart]) });
-  }
-  return out;
+/** A Hub data set's files, read lazily from the Hub as the pipeline asks (src/hub/hub-blob.ts). */
+async function hubDataFiles(id: string, hub: HubOptions): Promise<{ name: string; blob: DataBlob }[]> {
+  const { snapshot, files } = await datasetFiles(id, hub);
+  return files.map((f) => ({ name: f.path, blob: HubBlob.of(snapshot, f, hub) }));
 }
 
 
+
+function describePad(tokenizer: TextTokenizer): string {
+  const p = padToken(tokenizer);
+  return `${p.token ?? 'none'}${p.id !== null ? ` (id ${p.id})` : ''}${p.from === 'eos' ? ', the EOS token, as the worked example sets it' : ''}`;
+}

@@ -51,6 +51,23 @@ export interface TrainLog {
   max_steps: number;
 }
 
+/** What transformers' Trainer logs after an evaluation (eval_strategy "steps"). */
+export interface EvalLog {
+  step: number;
+  epoch: number;
+  eval_loss: number;
+  eval_tokens: number;
+  eval_runtime: number; // seconds
+  max_steps: number;
+}
+
+/** Evaluation during training: on `blocks`, every `steps` optimizer steps and after the last. */
+export interface EvalDuringTraining {
+  blocks: Block[];
+  steps: number;
+  batch: number;
+}
+
 export interface TrainSummary {
   train_loss: number; // mean of every step's loss
   global_step: number;
@@ -168,9 +185,10 @@ export class Session {
    * data cycles through epochs (reshuffled each) until max_steps. `signal` stops it between
    * steps, with the adapter as trained so far.
    */
-  async *train(blocks: Block[], s: TrainLoopSettings, signal?: AbortSignal): AsyncGenerator<TrainLog, TrainSummary> {
+  async *train(blocks: Block[], s: TrainLoopSettings, signal?: AbortSignal, evaluation?: EvalDuringTraining): AsyncGenerator<TrainLog | EvalLog, TrainSummary> {
     const lora = this.requireLora();
     checkTrain(s);
+    if (evaluation && !(Number.isInteger(evaluation.steps) && evaluation.steps >= 1)) throw new Error(`eval_steps must be a positive integer, not ${evaluation.steps}`);
     if (blocks.length === 0) throw new Error('there is nothing to train on: the data set gave no blocks');
     this.setAdapterEnabled(true);
     if (!blocks.some((b) => hostBatch([b]).counted > 0)) throw new Error('there is nothing to learn: no token of the data set has a label');
@@ -205,6 +223,14 @@ export class Session {
             max_steps: maxSteps,
           };
           sinceLog = { loss: 0, steps: 0, tokens: 0 };
+        }
+        if (evaluation && (trainer.step % evaluation.steps === 0 || trainer.step === maxSteps)) {
+          const e0 = performance.now();
+          const { eval_loss, tokens } = await this.evaluate(evaluation.blocks, evaluation.batch);
+          yield {
+            step: trainer.step, epoch: round4((epoch - 1) + next / micros.length), eval_loss, eval_tokens: tokens,
+            eval_runtime: (performance.now() - e0) / 1000, max_steps: maxSteps,
+          };
         }
       }
       return {

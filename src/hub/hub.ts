@@ -82,13 +82,15 @@ export function fileUrl(snapshot: Pick<RepoSnapshot, 'repo' | 'type' | 'commit'>
 }
 
 /**
- * A file's bytes from `offset` on. The server must honour the Range (206), or send the whole
- * file (200) when offset is 0; its length must be what the listing said.
+ * A file's bytes from `offset` up to `end` (default: its end). The server must honour the
+ * Range (206), or send the whole file (200) when the whole file is asked for; the length must
+ * be what the listing implies.
  */
-export async function fetchFile(url: string, size: number, offset: number, o: HubOptions & { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
+export async function fetchFile(url: string, size: number, offset: number, o: HubOptions & { signal?: AbortSignal } = {}, end = size): Promise<ReadableStream<Uint8Array>> {
   const headers: Record<string, string> = {};
   if (o.token) headers.Authorization = `Bearer ${o.token}`;
-  if (offset > 0) headers.Range = `bytes=${offset}-`;
+  const ranged = offset > 0 || end < size;
+  if (ranged) headers.Range = `bytes=${offset}-${end < size ? end - 1 : ''}`;
   const name = url.slice(url.lastIndexOf('/') + 1);
   let res: Response;
   try {
@@ -101,15 +103,17 @@ export async function fetchFile(url: string, size: number, offset: number, o: Hu
     await res.body?.cancel();
     throw statusError(res.status, name, !!o.token, offset);
   }
-  if (offset > 0 && res.status !== 206) {
+  if (ranged && res.status !== 206) {
     await res.body?.cancel();
     throw new HubError(`${name}: the server ignored the Range request (status ${res.status}), so the download cannot resume`, res.status);
   }
   // (an encoded response's length is the encoded one: nothing to compare)
   const length = res.headers.get('content-encoding') ? NaN : Number(res.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(length) && length !== size - offset) {
+  if (Number.isFinite(length) && length !== end - offset) {
     await res.body?.cancel();
-    throw new HubError(`${name}: the server sends ${length} bytes from offset ${offset}; the repo lists the file at ${size} bytes`);
+    throw new HubError(end === size
+      ? `${name}: the server sends ${length} bytes from offset ${offset}; the repo lists the file at ${size} bytes`
+      : `${name}: the server sends ${length} bytes from offset ${offset}; ${end - offset} were asked of its ${size}`);
   }
   if (!res.body) throw new HubError(`${name}: the response has no body`);
   return res.body;

@@ -1,8 +1,8 @@
 // Which of a repo's files to download: for a model, its config, tokenizer and safetensors
-// weights (not PyTorch .bin, ONNX or GGUF copies); for a data set, its data files of the train
-// split where the files are named by split, as `datasets` picks them.
+// weights (not PyTorch .bin, ONNX or GGUF copies); for a data set, its data files (split by
+// their names afterwards, src/data/prepare.ts).
 import { dataFormat } from '../data/read';
-import { HubError, type RepoFile } from './hub';
+import { HubError, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapshot } from './hub';
 
 const MODEL_TEXT = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'model.safetensors.index.json'];
 
@@ -30,6 +30,29 @@ export function dataFiles(files: RepoFile[], repo: string): RepoFile[] {
     }
   });
   if (data.length === 0) throw new HubError(`the data set ${repo} has no .jsonl, .json, .csv, .parquet or .txt files`);
-  const train = data.filter((f) => /(^|[-_./])train([-_./\d]|$)/.test(f.path));
-  return train.length ? train : data;
+  return data;
+}
+
+/** The branch where the Hub keeps its Parquet conversion of a data set, one folder per config. */
+export const PARQUET_REVISION = 'refs/convert/parquet';
+
+/**
+ * A data set's snapshot and data files: its own, or, where it has none readable here (a loading
+ * script, an archive), the Hub's Parquet conversion of its default config.
+ */
+export async function datasetFiles(id: string, o: HubOptions = {}): Promise<{ snapshot: RepoSnapshot; files: RepoFile[] }> {
+  const main = await repoSnapshot(id, 'dataset', o);
+  try {
+    return { snapshot: main, files: dataFiles(main.files, id) };
+  } catch (e) {
+    if (!(e instanceof HubError) || o.revision === PARQUET_REVISION) throw e;
+  }
+  const converted = await repoSnapshot(id, 'dataset', { ...o, revision: PARQUET_REVISION }).catch(() => null);
+  const parquet = converted?.files.filter((f) => f.path.endsWith('.parquet')) ?? [];
+  if (!converted || parquet.length === 0) {
+    throw new HubError(`the data set ${id} has no .jsonl, .json, .csv, .parquet or .txt files, and the Hub has no Parquet conversion of it (${PARQUET_REVISION})`);
+  }
+  const configs = [...new Set(parquet.map((f) => f.path.split('/')[0]))].sort();
+  const config = configs.includes('default') ? 'default' : configs[0];
+  return { snapshot: converted, files: parquet.filter((f) => f.path.startsWith(`${config}/`)) };
 }

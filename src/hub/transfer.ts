@@ -1,4 +1,4 @@
-// A Hub file's bytes from an offset to its end, reconnecting with a Range request where the
+// A Hub file's bytes from an offset to its end (or a range of them), reconnecting with a Range request where the
 // connection drops, and checked: the byte count must be the listed size, and the SHA-256 (for
 // LFS files) the listed one. The hash state can be saved with what is stored and restored, so
 // a download resumed in a later session is still checked over all of its bytes.
@@ -13,28 +13,28 @@ export interface TransferOptions extends HubOptions {
   backoff?: number;
 }
 
-/** Bytes of `file` from `offset` to its end, in the order they arrive. */
-export async function* fileBytes(url: string, file: RepoFile, offset: number, o: TransferOptions = {}): AsyncGenerator<Uint8Array> {
+/** Bytes of `file` from `offset` to `end` (default: its end), in the order they arrive. */
+export async function* fileBytes(url: string, file: RepoFile, offset: number, o: TransferOptions = {}, end = file.size): AsyncGenerator<Uint8Array> {
   if (offset > file.size) throw new HubError(`${file.path}: ${offset} bytes are stored, more than its ${file.size}; delete the stored part and download again`);
   let at = offset, failures = 0;
-  while (at < file.size) {
+  while (at < end) {
     try {
-      const reader = (await fetchFile(url, file.size, at, o)).getReader();
+      const reader = (await fetchFile(url, file.size, at, o, end)).getReader();
       try {
         for (;;) {
           const { done, value } = await reader.read();
           if (done) break;
-          if (at + value.length > file.size) throw new HubError(`${file.path}: the server sent more than the listed ${file.size} bytes`);
+          if (at + value.length > end) throw new HubError(`${file.path}: the server sent more than the ${end - offset} bytes asked from its ${file.size}`);
           at += value.length;
           failures = 0;
           yield value;
         }
       } finally {
         // a consumer that stops early (an error downstream) closes the connection too
-        if (at < file.size) await reader.cancel().catch(() => {});
+        if (at < end) await reader.cancel().catch(() => {});
         reader.releaseLock();
       }
-      if (at < file.size) throw new DroppedError();
+      if (at < end) throw new DroppedError();
     } catch (e) {
       if (o.signal?.aborted) throw o.signal.reason ?? e;
       // a dropped connection (undici reports it as a TypeError), the network, a 5xx: try again

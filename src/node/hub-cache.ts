@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileUrl, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapshot, type RepoType } from '../hub/hub';
 import { Checksum, fileBytes, verifySha256, type TransferOptions } from '../hub/transfer';
-import { dataFiles, modelFiles } from '../hub/select';
+import { datasetFiles, modelFiles } from '../hub/select';
 
 export function hubCacheDir(): string {
   return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'webgpu-qlora', 'hub');
@@ -31,8 +31,12 @@ export interface CacheOptions extends TransferOptions {
  */
 export async function cacheRepo(repo: string, type: RepoType, pick: (files: RepoFile[]) => RepoFile[], o: CacheOptions = {}): Promise<{ dir: string; snapshot: RepoSnapshot; files: RepoFile[] }> {
   const snapshot = await repoSnapshot(repo, type, o);
-  const dir = join(o.cacheDir ?? hubCacheDir(), `${type}s`, repo, snapshot.commit);
-  const files = pick(snapshot.files);
+  return cacheFiles(snapshot, pick(snapshot.files), o);
+}
+
+/** Download `files` of a snapshot into the cache (those already there are not fetched again). */
+async function cacheFiles(snapshot: RepoSnapshot, files: RepoFile[], o: CacheOptions): Promise<{ dir: string; snapshot: RepoSnapshot; files: RepoFile[] }> {
+  const dir = join(o.cacheDir ?? hubCacheDir(), `${snapshot.type}s`, snapshot.repo, snapshot.commit);
   const total = files.reduce((n, f) => n + f.size, 0);
   let done = 0;
   for (const f of files) {
@@ -78,6 +82,8 @@ async function cacheFile(s: RepoSnapshot, f: RepoFile, path: string, o: CacheOpt
   await rename(part, path);
 }
 
-export function cacheDataset(repo: string, o: CacheOptions = {}) {
-  return cacheRepo(repo, 'dataset', (files) => dataFiles(files, repo), o);
+/** A data set's data files (or the Hub's Parquet conversion of it, src/hub/select.ts). */
+export async function cacheDataset(repo: string, o: CacheOptions = {}) {
+  const { snapshot, files } = await datasetFiles(repo, o);
+  return cacheFiles(snapshot, files, o);
 }

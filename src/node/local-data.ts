@@ -5,24 +5,20 @@ import { openAsBlob } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+import { splitFiles, type DataSplits } from '../data/prepare';
 import { DataError, dataFormat } from '../data/read';
 
-export interface DataFile {
-  name: string;
-  blob: Blob;
-}
-
 /**
- * A data file, or a folder of them (as a data set repo lays them out: data files at the top
- * or under data/; where some are named for the train split, only those).
+ * A data file (the training split), or a folder of them as a data set repo lays them out:
+ * data files at the top or under data/, in splits by their names (train, validation, test).
  */
-export async function localDataFiles(path: string): Promise<DataFile[]> {
+export async function localDataSplits(path: string): Promise<DataSplits> {
   const info = await stat(path).catch(() => {
     throw new DataError(`${path} does not exist: give a .jsonl, .json, .csv, .parquet or .txt file, or a folder of them`);
   });
   if (info.isFile()) {
     dataFormat(path); // a clear error for an unknown extension, before anything is read
-    return [{ name: basename(path), blob: await openAsBlob(path) }];
+    return { train: [{ name: basename(path), blob: await openAsBlob(path) }] };
   }
   const found: string[] = [];
   for (const dir of [path, join(path, 'data')]) {
@@ -38,9 +34,8 @@ export async function localDataFiles(path: string): Promise<DataFile[]> {
     }
   }
   if (found.length === 0) throw new DataError(`${path} holds no .jsonl, .json, .csv, .parquet or .txt file`);
-  const train = found.filter((f) => /(^|[-_./])train([-_.]|$)/.test(basename(f)));
-  const chosen = (train.length ? train : found).sort();
-  return Promise.all(chosen.map(async (f) => ({ name: basename(f), blob: await openAsBlob(f) })));
+  const files = await Promise.all(found.sort().map(async (f) => ({ name: basename(f), blob: await openAsBlob(f) })));
+  return splitFiles(files);
 }
 
 /** The tokenizer of a checkpoint folder (tokenizer.json + tokenizer_config.json), offline. */

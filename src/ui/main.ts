@@ -9,7 +9,7 @@ import type { EngineApi } from '../worker/engine.worker';
 import type { StoredModel } from '../engine/engine';
 import { formatBytes } from '../model/estimate';
 import type { DownloadProgress } from '../store/download';
-import type { TrainLog } from '../engine/session';
+import type { EvalLog, TrainLog } from '../engine/session';
 
 const engine = Comlink.wrap<EngineApi>(new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module' }));
 
@@ -185,19 +185,74 @@ async function prepare(): Promise<void> {
   if (kind === 'file' && !file) throw new Error('choose a data file (JSONL, JSON, CSV, TXT or Parquet), or pick the Hub data set');
   const source = kind === 'file' ? { kind: 'file' as const, file: file! } : { kind: 'hub' as const, id: input('data-id').value.trim() };
   $('data-status').textContent = 'Reading and tokenizing…';
-  const s = await engine.prepareData(source, { dataset_text_field: input('text-field').value.trim(), max_length: num('max-length'), packing: checked('packing') }, hub());
-  $('data-status').textContent = `${s.files.join(', ')}: ${s.rows} rows → ${s.examples} examples, ${s.tokens} tokens → ${s.blocks} ${checked('packing') ? 'packed blocks' : 'sequences'}` +
+  const packing = checked('packing'), strategy = input('packing-strategy').value as 'bfd' | 'wrapped';
+  const s = await engine.prepareData(source, {
+    dataset_text_field: input('text-field').value.trim(), max_length: num('max-length'), packing, packing_strategy: strategy,
+    completion_only_loss: checked('completion-only'), assistant_only_loss: checked('assistant-only'),
+    dataset_train_split: 'train', dataset_test_split: 'test', evaluate: num('eval-steps') > 0, test_size: num('test-size') || null,
+    seed: num('seed'), batch: num('batch'),
+  }, hub());
+  const st = s.stats;
+  $('data-status').textContent = `${s.files.join(', ')}: ${s.rows} rows → ${st.examples} examples → ${st.blocks} ${packing ? `blocks (${strategy} packing)` : 'sequences'}` +
     (s.skipped ? `; skipped ${s.skipped} (${s.skippedWhy})` : '');
-  const pre = $('data-preview');
-  pre.hidden = false;
-  pre.textContent = s.preview.map((p, i) => `— block ${i + 1} —\n${p}`).join('\n');
+  const table = $('data-stats');
+  table.hidden = false;
+  const pct = (share: number) => `${(100 * share).toFixed(1)}%`;
+  const pad = s.padding;
+  rows(table, [
+    ['Format', s.kind.replace(/_/g, ' ')],
+    ['Tokens', `${st.tokens} tokenized, ${st.keptTokens} kept${st.truncated ? ` (${st.truncated} examples truncated to ${num('max-length')})` : ''}; ${st.targets} with a loss target`],
+    ['Blocks', `${st.blocks} from ${plural(st.examples, 'example')}`],
+    ['Padding', `batches of ${num('batch')} examples padded to their longest: ${pad.unpacked} pad tokens (${pct(pad.unpackedShare)} of ${st.paddedUnpacked})` +
+      (packing ? `; packed: ${pad.packed} (${pct(pad.packedShare)} of ${st.paddedPacked}); packing saves ${pad.saved} pad tokens` : '')],
+    ['Pad token', `${s.pad}; batches here are laid end to end and never padded`],
+    ['Evaluation', s.eval ? `${plural(s.eval.examples, 'example')} from ${s.eval.source} → ${plural(s.eval.blocks, 'block')}` : 'none'],
+    ['Skipped rows', s.skipped ? `${s.skipped}: ${s.skippedWhy}` : 'none'],
+  ]);
+  const bars = $('lengths-bars');
+  const top = Math.max(...s.histogram.counts);
+  bars.replaceChildren(...s.histogram.counts.map((n, i) => {
+    const bar = document.createElement('div');
+    bar.style.height = `${(100 * n) / top}%`;
+    const from = s.histogram.start + i * s.histogram.width;
+    bar.title = `${from}–${from + s.histogram.width - 1} tokens: ${plural(n, 'example')}`;
+    return bar;
+  }));
+  const h = s.histogram;
+  $('lengths-range').textContent = `${h.start} to ${h.start + h.counts.length * h.width - 1} tokens; ${plural(st.examples, 'example')}`;
+  $('lengths').hidden = false;
+  const preview = $('data-preview');
+  preview.hidden = false;
+  preview.replaceChildren(...s.preview.map((segments, i) => {
+    const block = document.createElement('pre');
+    block.append(`— block ${i + 1} —\n`);
+    for (const g of segments) {
+      if (g.newSequence) block.append(Object.assign(document.createElement('span'), { className: 'boundary', textContent: ' ┃ ', title: 'a new sequence: attention does not cross it' }));
+      const span = Object.assign(document.createElement('span'), { textContent: g.text });
+      if (g.masked) Object.assign(span, { className: 'masked', title: 'no loss taken on these tokens' });
+      block.append(span);
+    }
+    return block;
+  }));
   $<HTMLButtonElement>('train').disabled = false;
+}
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+/** The worked example's data: guanaco's train split, its text column, 512 tokens, wrapped packing. */
+function guanacoPreset(): void {
+  (document.querySelector('input[name="data-kind"][value="hub"]') as HTMLInputElement).checked = true;
+  input('data-id').value = 'timdettmers/openassistant-guanaco';
+  input('text-field').value = 'text';
+  input('max-length').value = '512';
+  input('packing').checked = true;
+  input('packing-strategy').value = 'wrapped';
 }
 
 // ---- 5. Train -------------------------------------------------------------------------------
 
 let chart: uPlot | null = null;
-const series: [number[], number[], number[]] = [[], [], []];
+const series: [number[], number[], number[], (number | null)[]] = [[], [], [], []];
 
 function resetChart(): void {
   series.forEach((s) => (s.length = 0));
@@ -205,7 +260,10 @@ function resetChart(): void {
   chart = new uPlot({
     width: Math.min(760, $('chart').clientWidth || 760), height: 260,
     scales: { x: { time: false }, lr: { auto: true } },
-    series: [{ label: 'step' }, { label: 'loss', stroke: '#d9480f', width: 2 }, { label: 'learning rate', stroke: '#1971c2', scale: 'lr' }],
+    series: [
+      { label: 'step' }, { label: 'loss', stroke: '#d9480f', width: 2 }, { label: 'learning rate', stroke: '#1971c2', scale: 'lr' },
+      { label: 'eval loss', stroke: '#2b8a3e', width: 2, spanGaps: true, points: { show: true, size: 7 } },
+    ],
     axes: [{ label: 'step' }, { label: 'loss' }, { side: 1, scale: 'lr', label: 'learning rate', grid: { show: false } }],
   }, series, $('chart'));
 }
@@ -224,15 +282,22 @@ async function train(): Promise<void> {
         learning_rate: num('lr'), adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, weight_decay: 0, max_grad_norm: 1,
         lr_scheduler_type: input('scheduler').value as 'linear', warmup_steps: num('warmup'), max_steps: num('steps') || -1,
         num_train_epochs: num('epochs'), per_device_train_batch_size: num('batch'), gradient_accumulation_steps: num('accumulation'),
-        seed: num('seed'), shuffle: true, logging_steps: 1,
+        seed: num('seed'), shuffle: true, logging_steps: 1, eval_steps: num('eval-steps'),
       },
-      Comlink.proxy(async (log: TrainLog) => {
+      Comlink.proxy(async (log: TrainLog | EvalLog) => {
+        if ('eval_loss' in log) { // after the step's own log: its point goes on that step
+          series[3][series[3].length - 1] = log.eval_loss;
+          chart?.setData(series);
+          $('chart').dataset.evalLosses = JSON.stringify(series[3].filter((v) => v !== null));
+          return;
+        }
         const now = performance.now();
         const stepTime = (now - last.time) / 1000 / Math.max(1, log.step - last.step);
         last = { time: now, step: log.step };
         series[0].push(log.step);
         series[1].push(log.loss);
         series[2].push(log.learning_rate);
+        series[3].push(null);
         chart?.setData(series);
         const mem = await engine.gpuBytes();
         rows($('train-stats'), [
@@ -360,6 +425,7 @@ $('plan').addEventListener('click', () => void act('plan', plan));
 $('download').addEventListener('click', () => void act('download', () => download()));
 $('pause').addEventListener('click', () => void engine.pauseDownload());
 $('prepare').addEventListener('click', () => void act('prepare', prepare));
+$('guanaco').addEventListener('click', guanacoPreset);
 $('train').addEventListener('click', () => void act('train', train));
 $('stop').addEventListener('click', () => void engine.stopTraining());
 $('pause-training').addEventListener('click', () => void togglePause().catch(showError));

@@ -7,6 +7,7 @@ import { unzipSync } from 'fflate';
 import { parseAdapterConfig } from '../../src/formats/peft';
 import { readSafetensorsSync } from '../../src/formats/safetensors';
 import { GATED_TOKEN } from '../fixtures/serve-hub';
+import { writeTinyDataset, writeTinyFormats } from '../fixtures/tiny-data';
 import { HUB } from './servers';
 
 const shot = (page: Page, name: string) => page.screenshot({ path: `test-results/screenshots/${name}.png`, fullPage: true });
@@ -233,4 +234,58 @@ test('a gated model asks for a token, and downloads with it', async ({ page }) =
   await page.getByRole('button', { name: 'Download', exact: true }).click();
   await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/gated', { timeout: 120_000 });
   expect(await page.locator('body').textContent()).not.toContain(GATED_TOKEN);
+});
+
+test('prompt/completion and chat files: masks in the preview, packing numbers, evaluation on the chart', async ({ page }) => {
+  test.setTimeout(600_000);
+  const formats = await writeTinyFormats(test.info().outputPath('formats'));
+  await open(page, 'tiny-random/llama');
+  await page.getByRole('button', { name: 'Download', exact: true }).click();
+  await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/llama', { timeout: 120_000 });
+  for (const [id, v] of [['lora-r', '8'], ['lora-alpha', '16'], ['lora-dropout', '0'], ['lr', '0.03'], ['steps', '4'], ['batch', '4'], ['accumulation', '1'], ['max-length', '128']]) {
+    await page.locator(`#${id}`).fill(v);
+  }
+  await page.locator('#scheduler').selectOption('constant');
+
+  // prompt/completion: the prompts greyed (no loss), a quarter held out, evaluated every 2 steps
+  await page.getByLabel('A file (or drop one here)').check();
+  await page.locator('#data-file').setInputFiles(formats.promptCompletion);
+  await page.locator('#packing-strategy').selectOption('bfd');
+  await page.locator('#eval-steps').fill('2');
+  await page.locator('#test-size').fill('0.25');
+  await page.getByRole('button', { name: 'Prepare' }).click();
+  await expect(page.locator('#data-stats')).toContainText('prompt completion');
+  await expect(page.locator('#data-stats')).toContainText('1 example from a held-out 0.25 of the training split');
+  await expect(page.locator('#data-stats')).toContainText('10 pad tokens (7.1% of 141); packed: 0 (0.0% of 131); packing saves 10 pad tokens');
+  await expect(page.locator('#data-preview .masked').first()).toContainText('### Human:');
+  await expect(page.locator('#data-preview .boundary').first()).toBeVisible(); // bfd: several examples a block
+  await expect(page.locator('#lengths-bars > div').first()).toBeVisible();
+  await shot(page, 'app-data-prompt-completion');
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  await expect(page.locator('#train-status')).toContainText('Trained 4 steps', { timeout: 300_000 });
+  const evals = JSON.parse((await page.locator('#chart').getAttribute('data-eval-losses'))!) as number[];
+  expect(evals.length).toBe(2); // steps 2 and 4
+  await shot(page, 'app-eval-chart');
+
+  // conversations: rendered by the chat template, only the assistant's turns trained on
+  await page.locator('#data-file').setInputFiles(formats.messages);
+  await page.locator('#assistant-only').check();
+  await page.locator('#eval-steps').fill('0');
+  await page.getByRole('button', { name: 'Prepare' }).click();
+  await expect(page.locator('#data-stats')).toContainText('messages');
+  await expect(page.locator('#data-preview .masked').first()).toContainText('### system:\nAnswer briefly.');
+  await expect(page.locator('#data-preview pre').first()).not.toContainText('### Human'); // a fresh data set, not the last
+  await shot(page, 'app-data-messages');
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  await expect(page.locator('#train-status')).toContainText('Trained 4 steps', { timeout: 300_000 });
+
+  // and a text file, wrapped: every token a target, EOS between the texts
+  const texts = await writeTinyDataset(test.info().outputPath('texts'));
+  await page.locator('#data-file').setInputFiles(texts.jsonl);
+  await page.locator('#packing-strategy').selectOption('wrapped');
+  await page.getByRole('button', { name: 'Prepare' }).click();
+  await expect(page.locator('#data-stats')).toContainText('Formattext');
+  await expect(page.locator('#data-preview .masked')).toHaveCount(0);
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  await expect(page.locator('#train-status')).toContainText('Trained 4 steps', { timeout: 300_000 });
 });

@@ -1,5 +1,6 @@
-// The data pipeline on the CPU: every file format to the same rows, TRL's tokenization and
-// wrapped packing to exact blocks, and blocks to the model's shifted, sequence-bounded batches.
+// The data pipeline on the CPU: every file format to the same rows, malformed rows skipped and
+// counted, and blocks to the model's shifted, sequence-bounded batches (TRL's tokenization and
+// packing are in sft.test.ts).
 import { openAsBlob } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import { parquetMetadata } from 'hyparquet';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { epochOrder, hostBatch } from '../../src/data/batches';
 import { DataError, readRows, SkipCounts, type Row } from '../../src/data/read';
-import { toBlocks, tokenizeRows, type Block } from '../../src/data/sft';
+import { SFT_DEFAULTS, tokenizeRows, type Block } from '../../src/data/sft';
 import { tinyTexts, writeTinyDataset } from '../fixtures/tiny-data';
 
 let dir: string;
@@ -26,8 +27,8 @@ async function* each<T>(xs: T[]): AsyncGenerator<T> {
   yield* xs;
 }
 
-/** BOS 0, then one token per character, as a byte-level tokenizer with no merges would. */
-const charTokenizer = { encode: (t: string) => [0, ...[...t].map((c) => c.charCodeAt(0))], eos_token_id: 1 };
+/** BOS 0, then one token per character, as a byte-level tokenizer with no merges would (EOS is "\u0001"). */
+const charTokenizer = { encode: (t: string) => [0, ...[...t].map((c) => c.charCodeAt(0))], eos_token: '\u0001', eos_token_id: 1 };
 
 describe('reading data files', () => {
   it('gives the same rows from JSONL, JSON, CSV, TXT and a Parquet file of several row groups', async () => {
@@ -55,7 +56,7 @@ describe('reading data files', () => {
     const skipped = new SkipCounts();
     const rows = await rowsOf(path, skipped);
     expect(rows.length).toBe(7); // the broken line and the array are skipped while reading
-    const examples = await tokenizeRows(each(rows), charTokenizer, { dataset_text_field: 'text', max_length: 64, packing: false }, skipped, 1000);
+    const { examples } = await tokenizeRows(each(rows), charTokenizer, SFT_DEFAULTS, skipped, 1000);
     expect(examples.map((e) => e.input_ids.length)).toEqual([10, 3, 10]);
     expect(examples[1].input_ids).toEqual([5, 6, 7]); // input_ids rows pass untokenised, no EOS added
     expect(skipped.total).toBe(6);
@@ -68,8 +69,8 @@ describe('reading data files', () => {
   it('says clearly when no row is usable, or a file is not what its name says', async () => {
     const none = join(dir, 'none.jsonl');
     await writeFile(none, '{"content": "a"}\n{"content": "b"}\n');
-    await expect(tokenizeRows(each(await rowsOf(none)), charTokenizer, { dataset_text_field: 'text', max_length: 8, packing: false }, new SkipCounts()))
-      .rejects.toThrow(/no usable rows: all 2 rows were skipped \(2 rows without a "text" field\).*--dataset_text_field/);
+    await expect(tokenizeRows(each(await rowsOf(none)), charTokenizer, SFT_DEFAULTS, new SkipCounts()))
+      .rejects.toThrow(/none of the columns SFT reads \(its columns: content\)/);
     const paths = await writeTinyDataset(join(dir, 'liars'));
     const fakeJsonl = join(dir, 'fake.jsonl');
     await writeFile(fakeJsonl, new Uint8Array(await (await openAsBlob(paths.parquet)).arrayBuffer()));
@@ -84,31 +85,6 @@ describe('reading data files', () => {
     const notJson = join(dir, 'prose.jsonl');
     await writeFile(notJson, 'just some words\nand more\n');
     await expect(rowsOf(notJson)).rejects.toThrow(/none of its 2 lines is a JSON object/);
-  });
-});
-
-describe('TRL tokenization and packing', () => {
-  const texts = ['ab', 'cde', 'f'];
-  const tokenize = async (max_length: number | null, packing: boolean) => {
-    const s = { dataset_text_field: 'text', max_length, packing };
-    return toBlocks(await tokenizeRows(each(texts.map((text) => ({ text }))), charTokenizer, s, new SkipCounts()), s);
-  };
-  const [a, b, c, d, e, f] = [...'abcdef'].map((ch) => ch.charCodeAt(0));
-
-  it('appends EOS to each text and packs them end to end into blocks, the last one short', async () => {
-    // examples: [0 a b 1] [0 c d e 1] [0 f 1] → 12 tokens → blocks of 5, 5, 2
-    const blocks = await tokenize(5, true);
-    expect(blocks.map((x) => x.input_ids)).toEqual([[0, a, b, 1, 0], [c, d, e, 1, 0], [f, 1]]);
-    for (const x of blocks) {
-      expect(x.labels).toEqual(x.input_ids);
-      expect(x.position_ids).toEqual(x.input_ids.map((_, t) => t)); // wrapped blocks are one sequence each
-    }
-  });
-
-  it('without packing, truncates each example to max_length', async () => {
-    expect((await tokenize(4, false)).map((x) => x.input_ids)).toEqual([[0, a, b, 1], [0, c, d, e], [0, f, 1]]);
-    expect((await tokenize(null, false)).map((x) => x.input_ids.length)).toEqual([4, 5, 3]);
-    await expect(tokenize(null, true)).rejects.toThrow(/packing needs a max_length/);
   });
 });
 

@@ -1,15 +1,21 @@
 // Hub downloads against the local test hub: listing, caching, resuming a dropped connection
-// with a Range request, refusing corrupt bytes, gated repos and missing ones.
+// with a Range request, refusing corrupt bytes, gated repos and missing ones; data sets read
+// lazily (Parquet by ranges, text streamed), split by file names, or taken from the Hub's
+// Parquet conversion.
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { splitFiles } from '../../src/data/prepare';
+import { readRows, SkipCounts, type Row } from '../../src/data/read';
 import { isRepoId, repoSnapshot } from '../../src/hub/hub';
+import { HubBlob } from '../../src/hub/hub-blob';
+import { datasetFiles } from '../../src/hub/select';
 import { cacheDataset, cacheModel } from '../../src/node/hub-cache';
 import { startHub, type TestHub } from '../fixtures/hub-server';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
-import { writeTinyDataset } from '../fixtures/tiny-data';
+import { tinyTexts, writeTinyDataset } from '../fixtures/tiny-data';
 
 let root: string;
 let hub: TestHub;
@@ -19,11 +25,19 @@ const fast = { backoff: 10 };
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'hub-'));
   await writeTinyCheckpoint(join(root, 'llama'), 'llama', 3);
-  await writeTinyDataset(join(root, 'data'));
+  const data = await writeTinyDataset(join(root, 'data'));
+  // a data set only a loading script reads, and the Hub's Parquet conversion of it
+  await mkdir(join(root, 'scripted'));
+  await writeFile(join(root, 'scripted', 'scripted.py'), 'import datasets\n');
+  for (const split of ['train', 'test']) {
+    await mkdir(join(root, 'converted', 'default', split), { recursive: true });
+    await copyFile(data.parquet, join(root, 'converted', 'default', split, '0000.parquet'));
+  }
   hub = await startHub([
     { type: 'model', id: 'tiny-random/llama', dir: join(root, 'llama') },
     { type: 'model', id: 'tiny-random/gated', dir: join(root, 'llama'), token: 'hf_secret' },
     { type: 'dataset', id: 'tiny-random/guanaco', dir: join(root, 'data') },
+    { type: 'dataset', id: 'tiny-random/scripted', dir: join(root, 'scripted'), parquet: join(root, 'converted') },
   ]);
 });
 afterAll(() => hub.close());
@@ -82,9 +96,49 @@ describe('Hub downloads', () => {
     expect(isRepoId('timdettmers/openassistant-guanaco')).toBe(true);
   });
 
-  it("takes a data set's files for the train split", async () => {
+  it("takes a data set's files, and splits them by their names", async () => {
     const { dir, files } = await cacheDataset('tiny-random/guanaco', { endpoint: hub.url, cacheDir: join(root, 'cache-e') });
     expect(files.map((f) => f.path).sort()).toEqual(['tiny.csv', 'tiny.json', 'tiny.jsonl', 'tiny.parquet', 'tiny.txt']);
     expect((await stat(join(dir, 'tiny.parquet'))).size).toBeGreaterThan(0);
+    const named = ['openassistant_best_replies_train.jsonl', 'openassistant_best_replies_eval.jsonl', 'data/validation-00000-of-00001.parquet', 'default/test/0000.parquet', 'README.md'];
+    expect(splitFiles(named.map((name) => ({ name })))).toEqual({
+      train: [{ name: named[0] }], test: [{ name: named[1] }, { name: named[3] }], validation: [{ name: named[2] }],
+    });
+    expect(splitFiles([{ name: 'a.jsonl' }, { name: 'b.csv' }])).toEqual({ train: [{ name: 'a.jsonl' }, { name: 'b.csv' }] });
+  });
+
+  it('reads a Hub data set lazily: Parquet by byte ranges, a row group at a time; JSONL streamed and checked', async () => {
+    const o = { endpoint: hub.url, ...fast };
+    const { snapshot, files } = await datasetFiles('tiny-random/guanaco', o);
+    const read = async (path: string) => {
+      const rows: Row[] = [];
+      for await (const r of readRows(path, HubBlob.of(snapshot, files.find((f) => f.path === path)!, o), new SkipCounts())) rows.push(r);
+      return rows;
+    };
+    const expected = tinyTexts().map((text) => ({ text }));
+    hub.log.length = 0;
+    expect(await read('tiny.parquet')).toEqual(expected);
+    // the footer is read first (hyparquet reads the last 512 KiB, here the whole tiny file), then
+    // each of the two row groups by its own byte range
+    const ranges = hub.log.filter((l) => l.startsWith('tiny-random/guanaco/tiny.parquet') && /bytes=\d+-\d+$/.test(l));
+    expect(ranges.length, hub.log.join('\n')).toBeGreaterThanOrEqual(3);
+    expect(await read('tiny.jsonl')).toEqual(expected);
+    hub.fault('tiny.jsonl', { kind: 'corrupt', at: 3 });
+    await expect(read('tiny.jsonl')).rejects.toThrow(/tiny.jsonl is corrupt: its SHA-256/);
+    // the first two requests (the 4-byte head, the whole file) are cut at byte 40: the second resumes
+    hub.fault('tiny.jsonl', { kind: 'drop', after: 40, times: 2 });
+    expect(await read('tiny.jsonl')).toEqual(expected); // a dropped connection resumes by a Range request
+    expect(hub.log).toContain('tiny-random/guanaco/tiny.jsonl bytes=40-');
+    hub.clearFaults();
+  });
+
+  it("takes the Hub's Parquet conversion of a data set it cannot read itself, with its splits", async () => {
+    const o = { endpoint: hub.url };
+    const { snapshot, files } = await datasetFiles('tiny-random/scripted', o);
+    expect(files.map((f) => f.path)).toEqual(['default/test/0000.parquet', 'default/train/0000.parquet']);
+    expect(snapshot.commit).not.toBe((await repoSnapshot('tiny-random/scripted', 'dataset', o)).commit);
+    const splits = splitFiles(files);
+    expect(Object.keys(splits).sort()).toEqual(['test', 'train']);
+    await expect(datasetFiles('tiny-random/llama-less', o)).rejects.toThrow(/not found|does not exist/i);
   });
 });

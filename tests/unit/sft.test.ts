@@ -1,0 +1,205 @@
+// TRL's SFT data preparation, token by token: every format (text, prompt/completion, chat
+// messages, chat prompt/completion, pre-tokenized), the completion-only and assistant-only
+// masks, truncation, and both packing modes, against layouts computed by hand with a tokenizer
+// whose ids can be read off the text (one id per character). Then the same with the real
+// transformers.js tokenizer and a Jinja chat template with a system prompt.
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { hostBatch } from '../../src/data/batches';
+import { SkipCounts, type Row } from '../../src/data/read';
+import {
+  SFT_DEFAULTS, holdOut, lengthHistogram, packBfd, packingStats, paddingSaved, padToken, sequenceLengths, toBlocks, tokenizeRows,
+  type Example, type Message, type SftDataSettings,
+} from '../../src/data/sft';
+import { localTokenizer } from '../../src/node/local-data';
+import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
+import { rng } from '../reference/random';
+
+/**
+ * BOS is 0 and EOS 1 (written "<s>" and "</s>"); every other character is its code. A chat
+ * template in the usual shape: BOS, then "[role]content</s>" per message, and "[assistant]"
+ * as the generation prompt.
+ */
+const tok = {
+  eos_token: '</s>', eos_token_id: 1,
+  encode(text: string, o: { add_special_tokens?: boolean } = {}): number[] {
+    const ids = o.add_special_tokens === false ? [] : [0];
+    for (const piece of text.split(/(<s>|<\/s>)/)) {
+      if (piece === '<s>') ids.push(0);
+      else if (piece === '</s>') ids.push(1);
+      else ids.push(...[...piece].map((c) => c.charCodeAt(0)));
+    }
+    return ids;
+  },
+  apply_chat_template(messages: Message[], o: { add_generation_prompt?: boolean }): string {
+    return `<s>${messages.map((m) => `[${m.role}]${m.content}</s>`).join('')}${o.add_generation_prompt ? '[assistant]' : ''}`;
+  },
+};
+const ids = (text: string) => tok.encode(text, { add_special_tokens: false });
+const masked = (text: string) => ids(text).map(() => -100);
+
+async function* each<T>(xs: T[]): AsyncGenerator<T> {
+  yield* xs;
+}
+
+async function prepare(rows: Row[], s: Partial<SftDataSettings> = {}) {
+  const settings = { ...SFT_DEFAULTS, ...s };
+  const skipped = new SkipCounts();
+  const { examples, kind } = await tokenizeRows(each(rows), tok, settings, skipped, 1000);
+  return { examples, kind, blocks: toBlocks(examples, settings), skipped };
+}
+
+describe('formats, as TRL tokenizes them', () => {
+  it('text: special tokens, then EOS appended unless the text ends with it', async () => {
+    const { kind, blocks } = await prepare([{ text: 'ab' }, { text: 'cd</s>' }]);
+    expect(kind).toBe('text');
+    expect(blocks.map((b) => b.input_ids)).toEqual([[0, ...ids('ab'), 1], [0, ...ids('cd'), 1]]);
+    expect(blocks.map((b) => b.labels)).toEqual(blocks.map((b) => b.input_ids)); // every token a target
+  });
+
+  it('prompt/completion: the loss on the completion and its EOS only, unless completion_only_loss is false', async () => {
+    const rows = [{ prompt: 'Q: hi ', completion: 'yo' }];
+    const { kind, blocks } = await prepare(rows);
+    expect(kind).toBe('prompt_completion');
+    expect(blocks[0].input_ids).toEqual([0, ...ids('Q: hi yo'), 1]);
+    expect(blocks[0].labels).toEqual([-100, ...masked('Q: hi '), ...ids('yo'), 1]);
+    const all = await prepare(rows, { completion_only_loss: false });
+    expect(all.blocks[0].labels).toEqual(all.blocks[0].input_ids);
+  });
+
+  it('messages: rendered by the chat template (system prompt included), the loss on every turn or on the assistant’s only', async () => {
+    const messages = [
+      { role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' },
+      { role: 'user', content: 'Bye' }, { role: 'assistant', content: 'Ciao' },
+    ];
+    const { kind, blocks } = await prepare([{ messages }]);
+    expect(kind).toBe('messages');
+    const text = '<s>[system]Be brief.</s>[user]Hi</s>[assistant]Hello</s>[user]Bye</s>[assistant]Ciao</s>';
+    expect(blocks[0].input_ids).toEqual(ids(text)); // no BOS beyond the template's own
+    expect(blocks[0].labels).toEqual(blocks[0].input_ids);
+    const only = await prepare([{ messages }], { assistant_only_loss: true });
+    expect(only.blocks[0].labels).toEqual([
+      ...masked('<s>[system]Be brief.</s>[user]Hi</s>[assistant]'), ...ids('Hello</s>'),
+      ...masked('[user]Bye</s>[assistant]'), ...ids('Ciao</s>'),
+    ]);
+  });
+
+  it('conversational prompt/completion: the prompt with the generation prompt, the loss on the completion', async () => {
+    const { kind, blocks } = await prepare([{ prompt: [{ role: 'user', content: 'Hi' }], completion: [{ role: 'assistant', content: 'Yo' }] }]);
+    expect(kind).toBe('chat_prompt_completion');
+    expect(blocks[0].input_ids).toEqual(ids('<s>[user]Hi</s>[assistant]Yo</s>'));
+    expect(blocks[0].labels).toEqual([...masked('<s>[user]Hi</s>[assistant]'), ...ids('Yo</s>')]);
+  });
+
+  it('input_ids rows are used as they are', async () => {
+    const { kind, blocks } = await prepare([{ input_ids: [5, 6, 7] }, { input_ids: [8n, 9n] }]);
+    expect(kind).toBe('tokens');
+    expect(blocks.map((b) => b.input_ids)).toEqual([[5, 6, 7], [8, 9]]);
+  });
+
+  it('skips and counts malformed rows of each format, and names the columns it reads when none fits', async () => {
+    const { examples, skipped } = await prepare([
+      { prompt: 'a', completion: 'b' }, { prompt: 'a' }, { prompt: 3, completion: 'b' }, { prompt: 'a', completion: ' ' },
+    ]);
+    expect(examples.length).toBe(1);
+    expect(Object.fromEntries(skipped.reasons)).toEqual({
+      'rows without a "completion" field': 1, 'rows whose "prompt" is not a string': 1, 'rows whose "completion" is empty': 1,
+    });
+    const chats = await prepare([{ messages: [{ role: 'user', content: 'x' }] }, { messages: 'hi' }, { messages: [{ role: 'user' }] }, { messages: [] }]);
+    expect(chats.examples.length).toBe(1);
+    expect(Object.fromEntries(chats.skipped.reasons)).toEqual({ 'rows whose "messages" is not a list of {role, content} messages': 3 });
+    await expect(prepare([{ question: 'a', answer: 'b' }])).rejects.toThrow(/none of the columns SFT reads \(its columns: question, answer\)/);
+    await expect(prepare([{ text: '' }, { text: 7 }])).rejects.toThrow(
+      'no usable rows: all 2 rows were skipped (1 rows whose "text" is empty, 1 rows whose "text" is not a string). Set --dataset_text_field');
+    await expect(prepare([{ prompt: 'a', completion: 3 }])).rejects.toThrow(/no usable rows: all 1 rows were skipped \(1 rows whose "completion" is not a string\)\.$/);
+  });
+});
+
+describe('sequences: truncation and packing', () => {
+  // lengths 5, 3, 4, 3, 6 (BOS and EOS included), each example its own letter
+  const rows = ['aaa', 'b', 'cc', 'd', 'eeee'].map((text) => ({ text }));
+  const [a, b, c, d, e] = [...'abcde'].map((ch) => ch.charCodeAt(0));
+
+  it('without packing, truncates each example to max_length, keeping its start (masks too)', async () => {
+    const { blocks } = await prepare(rows, { max_length: 4 });
+    expect(blocks.map((x) => x.input_ids)).toEqual([[0, a, a, a], [0, b, 1], [0, c, c, 1], [0, d, 1], [0, e, e, e]]);
+    const pc = await prepare([{ prompt: 'pp', completion: 'qq' }], { max_length: 4 });
+    expect(pc.blocks[0].labels).toEqual([-100, -100, -100, 'q'.charCodeAt(0)]);
+  });
+
+  it('wrapped: every example end to end, cut into blocks of max_length, one sequence each', async () => {
+    const { blocks } = await prepare(rows, { packing: true, packing_strategy: 'wrapped', max_length: 8 });
+    expect(blocks.map((x) => x.input_ids)).toEqual([
+      [0, a, a, a, 1, 0, b, 1], [0, c, c, 1, 0, d, 1, 0], [e, e, e, e, 1],
+    ]);
+    for (const x of blocks) expect(x.position_ids).toEqual(x.input_ids.map((_, t) => t));
+  });
+
+  it('bfd: longest first, each into the fullest bin it fits, positions restarting per sequence', async () => {
+    // lengths: aaa 5, b 3, cc 4, d 3, eeee 6 → bins of 8: [eeee 6] [aaa 5, b 3] [cc 4, d 3]
+    const { blocks } = await prepare(rows, { packing: true, packing_strategy: 'bfd', max_length: 8 });
+    expect(blocks.map((x) => x.input_ids)).toEqual([
+      [0, e, e, e, e, 1], [0, a, a, a, 1, 0, b, 1], [0, c, c, 1, 0, d, 1],
+    ]);
+    expect(blocks.map((x) => x.position_ids)).toEqual([[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 0, 1, 2], [0, 1, 2, 3, 0, 1, 2]]);
+    expect(blocks.map(sequenceLengths)).toEqual([[6], [5, 3], [4, 3]]);
+    // the batch: labels shifted inside each sequence, attention starting at each sequence
+    const h = hostBatch([blocks[1]]);
+    expect([...h.labels]).toEqual([a, a, a, 1, -100, b, 1, -100]);
+    expect([...h.start]).toEqual([0, 0, 0, 0, 0, 5, 5, 5]);
+  });
+
+  it('bfd truncates an example longer than a block, and packs masks with their tokens', async () => {
+    const blocks = packBfd([{ input_ids: [1, 2, 3], mask: [0, 1, 1] }, { input_ids: [4, 5], mask: [1, 0] }], 5);
+    expect(blocks).toEqual([{ input_ids: [1, 2, 3, 4, 5], labels: [-100, 2, 3, 4, -100], position_ids: [0, 1, 2, 0, 1] }]);
+    const { blocks: cut } = await prepare([{ text: 'abcdefghij' }], { packing: true, packing_strategy: 'bfd', max_length: 4 });
+    expect(cut.map((x) => x.input_ids)).toEqual([[0, a, b, c]]);
+  });
+
+  it('counts what packing saves: blocks, padding, truncation and targets', async () => {
+    const s = { ...SFT_DEFAULTS, packing: true, packing_strategy: 'bfd' as const, max_length: 8 };
+    const { examples, blocks } = await prepare(rows, s);
+    const stats = packingStats(examples, blocks, s, 2);
+    // unpacked, batches of two padded to their longest: [5,3]→10 [4,3]→8 [6]→6; bfd: no padding, 21
+    expect(stats).toEqual({ examples: 5, tokens: 21, keptTokens: 21, truncated: 0, blocks: 3, targets: 16, paddedUnpacked: 24, unpackedTokens: 21, paddedPacked: 21 });
+    expect(paddingSaved(stats)).toEqual({ unpacked: 3, packed: 0, unpackedShare: 3 / 24, packedShare: 0, saved: 3 });
+    // wrapped blocks [8, 8] [5] padded per batch of two: 16 + 5
+    const w = { ...s, packing_strategy: 'wrapped' as const };
+    expect(packingStats(examples, toBlocks(examples, w), w, 2).paddedPacked).toBe(21);
+    const short = { ...s, max_length: 4 }; // aaa (5) and eeee (6) lose their ends
+    // unpacked [4,3] [4,3] [4] → 8 + 8 + 4 = 20 for 18 tokens
+    expect(packingStats(examples, toBlocks(examples, short), short, 2)).toMatchObject({ truncated: 2, keptTokens: 18, unpackedTokens: 18, paddedUnpacked: 20 });
+    expect(lengthHistogram([1, 2, 2, 9], 3)).toEqual({ start: 1, width: 3, counts: [3, 0, 1] });
+    expect(lengthHistogram([7, 7], 20)).toEqual({ start: 7, width: 1, counts: [2] });
+  });
+
+  it('holds out a seeded fraction for evaluation', () => {
+    const items = Array.from({ length: 10 }, (_, i) => i);
+    const { train, test } = holdOut(items, 0.2, rng(7));
+    expect(test.length).toBe(2);
+    expect([...train, ...test].sort((x, y) => x - y)).toEqual(items);
+    expect(holdOut(items, 0.2, rng(7))).toEqual({ train, test });
+    expect(() => holdOut([1], 0.5, rng(1))).toThrow(/leaves none to train on/);
+  });
+});
+
+describe('with the real tokenizer and its Jinja chat template', () => {
+  it('renders a conversation with a system prompt and masks all but the assistant turns', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sft-'));
+    await writeTinyCheckpoint(dir, 'llama');
+    const tokenizer = await localTokenizer(dir);
+    const messages = [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'the sea' }, { role: 'assistant', content: 'is salty' }];
+    const settings = { ...SFT_DEFAULTS, assistant_only_loss: true };
+    const { examples } = await tokenizeRows(each([{ messages }]), tokenizer, settings, new SkipCounts());
+    const [example] = examples as Example[];
+    const rendered = tokenizer.apply_chat_template(messages, { tokenize: false }) as string;
+    expect(rendered).toBe('<s>### system:\nYou are terse.</s>\n### user:\nthe sea</s>\n### assistant:\nis salty</s>\n');
+    expect(example.input_ids).toEqual(tokenizer.encode(rendered, { add_special_tokens: false }));
+    const target = example.input_ids.filter((_, t) => example.mask![t]);
+    expect(tokenizer.decode(target, { skip_special_tokens: false })).toBe('is salty</s>\n');
+    expect(padToken(tokenizer)).toEqual({ token: '</s>', id: 1, from: 'eos' }); // no pad token of its own: EOS, as the worked example sets
+    expect(padToken({ ...tok, pad_token: '<pad>', pad_token_id: 7 })).toEqual({ token: '<pad>', id: 7, from: 'tokenizer' });
+  });
+});
