@@ -180,7 +180,15 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
   };
   process.on('SIGINT', onSigint);
   const history: object[] = [];
+  const dir = f.output_dir as string;
+  const save = async (state: object) => {
+    await mkdir(dir, { recursive: true });
+    const files = await session.exportAdapter();
+    for (const [name, data] of Object.entries(files)) await writeFile(join(dir, name), data);
+    await writeFile(join(dir, 'trainer_state.json'), JSON.stringify({ ...state, log_history: history }, null, 2) + '\n');
+  };
   let summary: TrainSummary;
+  let lastStep = 0;
   try {
     const evaluation = data.eval
       ? { blocks: data.eval.blocks, steps: (f.eval_steps as number | null) ?? settings.logging_steps, batch: f.per_device_eval_batch_size as number }
@@ -196,19 +204,25 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
       }
       const { max_steps, ...log } = next.value;
       history.push(log);
+      lastStep = log.step;
       if ('eval_loss' in log) r.evalLog(log, max_steps);
       else r.stepLog(log, max_steps);
     }
+  } catch (e) {
+    // what was trained is not lost: the adapter as it stood when the error came is saved
+    if (lastStep > 0) {
+      const state = { last_logged_step: lastStep, max_steps: Session.plannedSteps(blocks.length, settings).maxSteps, stopped_by: (e as Error).message };
+      await save(state).then(
+        () => r.warn(`training stopped by an error (after logged step ${lastStep}); the adapter trained so far is saved in ${dir}`),
+        (saveError: Error) => r.warn(`training stopped by an error, and the adapter could not be saved either (${saveError.message})`),
+      );
+    }
+    throw e;
   } finally {
     process.off('SIGINT', onSigint);
     r.endProgress();
   }
-  const dir = f.output_dir as string;
-  await mkdir(dir, { recursive: true });
-  const files = await session.exportAdapter();
-  for (const [name, data] of Object.entries(files)) await writeFile(join(dir, name), data);
-  const state = { global_step: summary.global_step, max_steps: Session.plannedSteps(blocks.length, settings).maxSteps, log_history: history, train_loss: summary.train_loss };
-  await writeFile(join(dir, 'trainer_state.json'), JSON.stringify(state, null, 2) + '\n');
+  await save({ global_step: summary.global_step, max_steps: Session.plannedSteps(blocks.length, settings).maxSteps, train_loss: summary.train_loss });
   r.result({ train_loss: summary.train_loss, global_step: summary.global_step, tokens: summary.tokens, train_runtime: round(summary.train_runtime, 3), output_dir: dir },
     `trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: train_loss ${summary.train_loss.toFixed(4)}; adapter saved to ${dir}`);
 }

@@ -18,21 +18,26 @@ export type DataSplits = Partial<Record<SplitName, DataFile[]>>;
 
 const SPLIT_WORDS: [SplitName, string][] = [['train', 'train|training'], ['validation', 'validation|valid|val|dev'], ['test', 'test|testing|eval|evaluation']];
 
-/** The split a file's path names (…_train.jsonl, data/test-00000-of-00001.parquet, default/validation/0000.parquet), or null. */
+/**
+ * The split a file's path names (…_train.jsonl, data/test-00000-of-00001.parquet,
+ * default/validation/0000.parquet), or null: the file name first, then its folders from the
+ * nearest (a train_sub/test/0000.parquet is test).
+ */
 export function splitOfPath(path: string): SplitName | null {
-  for (const [split, words] of SPLIT_WORDS) if (new RegExp(`(^|[-_./ ])(${words})([-_./ \\d]|$)`).test(path.toLowerCase())) return split;
+  for (const part of path.toLowerCase().split('/').reverse()) {
+    for (const [split, words] of SPLIT_WORDS) if (new RegExp(`(^|[-_. ])(${words})([-_. \\d]|$)`).test(part)) return split;
+  }
   return null;
 }
 
-/** Files into splits by their names; with no split named, all of them are the training split. */
+/**
+ * Files into splits by their names. Files that name no split are training files, as `datasets`
+ * takes them; a file named for another split never is.
+ */
 export function splitFiles<T extends { name: string } | { path: string }>(files: T[]): Partial<Record<SplitName, T[]>> {
   const out: Partial<Record<SplitName, T[]>> = {};
   const nameOf = (f: T) => ('name' in f ? f.name : f.path);
-  for (const f of files) {
-    const split = splitOfPath(nameOf(f));
-    if (split) (out[split] ??= []).push(f);
-  }
-  if (!out.train) return { train: files };
+  for (const f of files) (out[splitOfPath(nameOf(f)) ?? 'train'] ??= []).push(f);
   return out;
 }
 
@@ -88,11 +93,15 @@ export async function prepareData(splits: DataSplits, tokenizer: TextTokenizer, 
     source = `a held-out ${s.test_size} of the training split`;
   }
   const blocks = toBlocks(train, s);
+  const evalBlocks = evalExamples ? toBlocks(evalExamples, s) : null;
+  if (evalBlocks && packingStats(evalExamples!, evalBlocks, s, s.batch).targets === 0) {
+    throw new DataError(`the evaluation data (${source}) has no token with a loss target: its examples are all prompt, or truncated to max_length before their completion`);
+  }
   return {
     kind, rows, skipped,
     files: [...trainFiles, ...(testFiles ?? [])].map((f) => f.name),
     train: { examples: train, blocks },
-    eval: evalExamples ? { examples: evalExamples, blocks: toBlocks(evalExamples, s), source } : null,
+    eval: evalBlocks ? { examples: evalExamples!, blocks: evalBlocks, source } : null,
     stats: packingStats(train, blocks, s, s.batch),
   };
 }

@@ -6,6 +6,7 @@
 // row is skipped and counted, never a crash.
 import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
+import { streamChunks } from '../formats/streams';
 
 export type Row = Record<string, unknown>;
 
@@ -68,9 +69,9 @@ export async function* readRows(name: string, file: DataBlob, skipped: SkipCount
   } else yield* jsonRows(name, file, format, skipped);
 }
 
-/** The file's text as it streams in (UTF-8). */
-function decoded(file: DataBlob): ReadableStream<string> {
-  return (file.stream() as ReadableStream<BufferSource>).pipeThrough(new TextDecoderStream());
+/** The file's text as it streams in (UTF-8); a reader that stops early cancels the stream (and a Hub connection). */
+function textChunks(file: DataBlob): AsyncGenerator<string> {
+  return streamChunks((file.stream() as ReadableStream<BufferSource>).pipeThrough(new TextDecoderStream()));
 }
 
 async function looksBinary(file: DataBlob): Promise<boolean> {
@@ -80,11 +81,8 @@ async function looksBinary(file: DataBlob): Promise<boolean> {
 
 /** Lines of a UTF-8 file, streamed (\n or \r\n). */
 async function* lines(file: DataBlob): AsyncGenerator<string> {
-  const reader = decoded(file).getReader();
   let rest = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
+  for await (const value of textChunks(file)) {
     rest += value;
     let from = 0, nl: number;
     while ((nl = rest.indexOf('\n', from)) >= 0) {
@@ -159,15 +157,12 @@ async function* csvRows(name: string, file: DataBlob, skipped: SkipCounts): Asyn
 }
 
 async function* csvRecords(file: DataBlob): AsyncGenerator<string[]> {
-  const reader = decoded(file).getReader();
   let record: string[] = [];
   let field = '';
   let quoted = false; // inside quotes
   let pendingQuote = false; // a quote seen inside quotes: its end, or the first of a doubled pair
   let any = false;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
+  for await (const value of textChunks(file)) {
     for (const ch of value) {
       any = true;
       if (pendingQuote) {

@@ -1,8 +1,9 @@
 // From rows to training blocks, as TRL's SFTTrainer prepares a data set:
 //
-//   format     detected from the first row, as TRL detects it: `input_ids` (used as they are),
-//              `messages` (a conversation), `prompt` + `completion` (strings, or conversations),
-//              else the text column (`dataset_text_field`)
+//   format     detected from the first row, as TRL detects it: `input_ids` (used as they are,
+//              with a `completion_mask` or `assistant_masks` if they have one), `messages` (a
+//              conversation; ShareGPT's `conversations` of from/value is converted as TRL does),
+//              `prompt` + `completion` (strings, or conversations), else the text column
 //   tokenize   text: the tokenizer's special tokens, EOS appended to the text when it does not
 //              end with it; prompt/completion: prompt and prompt + completion (+ EOS) tokenized
 //              apart, the completion being what the second adds; conversations: rendered by the
@@ -70,7 +71,7 @@ export interface Block {
 /** The format of a data set, from its first row, as TRL tells them apart. */
 export function detectKind(row: Row, s: Pick<SftDataSettings, 'dataset_text_field'>): DataKind {
   if ('input_ids' in row) return 'tokens';
-  if ('messages' in row) return 'messages';
+  if ('messages' in row || 'conversations' in row) return 'messages';
   if ('prompt' in row && 'completion' in row) return Array.isArray(row.prompt) ? 'chat_prompt_completion' : 'prompt_completion';
   if (s.dataset_text_field in row) return 'text';
   throw new DataError(
@@ -106,8 +107,15 @@ export async function tokenizeRows(
 export function tokenizeRow(row: Row, kind: DataKind, tok: TextTokenizer, s: SftDataSettings, vocab?: number): Example | string {
   const completionOnly = s.completion_only_loss ?? true;
   switch (kind) {
-    case 'tokens':
-      return tokenIds(row.input_ids, vocab);
+    case 'tokens': {
+      const e = tokenIds(row.input_ids, vocab);
+      if (typeof e === 'string') return e;
+      const masks = [completionOnly ? row.completion_mask : undefined, s.assistant_only_loss ? row.assistant_masks : undefined].filter((m) => m !== undefined);
+      for (const m of masks) {
+        if (!Array.isArray(m) || m.length !== e.input_ids.length) return 'rows whose completion_mask or assistant_masks is not one 0 or 1 per token';
+      }
+      return masks.length ? { ...e, mask: e.input_ids.map((_, t) => (masks.every((m) => Number((m as unknown[])[t]) === 1) ? 1 : 0)) } : e;
+    }
     case 'text': {
       const text = stringField(row, s.dataset_text_field);
       if (typeof text !== 'string') return text.reason;
@@ -126,16 +134,21 @@ export function tokenizeRow(row: Row, kind: DataKind, tok: TextTokenizer, s: Sft
       if (!Array.isArray(prompt)) return prompt.reason;
       if (!Array.isArray(completion)) return completion.reason;
       const promptIds = chatIds(tok, prompt, true);
-      const ids = chatIds(tok, [...prompt, ...completion], false);
-      return completionOnly ? { input_ids: ids, mask: ids.map((_, t) => (t < promptIds.length ? 0 : 1)) } : { input_ids: ids };
+      const all = [...prompt, ...completion];
+      const ids = chatIds(tok, all, false);
+      const completionMask = completionOnly ? ids.map((_, t) => (t < promptIds.length ? 0 : 1)) : null;
+      if (!s.assistant_only_loss) return completionMask ? { input_ids: ids, mask: completionMask } : { input_ids: ids };
+      const assistant = assistantMask(tok, all, ids);
+      if (typeof assistant === 'string') return assistant;
+      return { input_ids: ids, mask: assistant.map((m, t) => (completionMask ? m & completionMask[t] : m)) };
     }
     case 'messages': {
-      const messages = messagesField(row, 'messages');
+      const messages = 'messages' in row ? messagesField(row, 'messages') : shareGpt(row.conversations);
       if (!Array.isArray(messages)) return messages.reason;
       const ids = chatIds(tok, messages, false);
       if (!s.assistant_only_loss) return { input_ids: ids };
       const mask = assistantMask(tok, messages, ids);
-      return mask ? { input_ids: ids, mask } : 'conversations the chat template does not render turn by turn (assistant_only_loss needs each turn to extend the one before)';
+      return typeof mask === 'string' ? mask : { input_ids: ids, mask };
     }
   }
 }
@@ -181,20 +194,31 @@ export function chatIds(tok: TextTokenizer, messages: Message[], generationPromp
 
 /**
  * 1 on the assistant's turns: the tokens each assistant message adds to the conversation
- * before it (rendered with the generation prompt). Null where the template does not render
- * turn by turn (a conversation's tokens must extend its prefix's).
+ * before it (rendered with the generation prompt). Why not, where the template does not render
+ * turn by turn (a conversation's tokens must extend its prefix's) or there is no assistant turn
+ * (TRL refuses those too).
  */
-function assistantMask(tok: TextTokenizer, messages: Message[], ids: number[]): number[] | null {
+function assistantMask(tok: TextTokenizer, messages: Message[], ids: number[]): number[] | string {
   const mask = new Array<number>(ids.length).fill(0);
   const isPrefix = (p: number[]) => p.length <= ids.length && p.every((x, i) => x === ids[i]);
   for (let i = 0; i < messages.length; i++) {
     if (messages[i].role !== 'assistant') continue;
     const before = chatIds(tok, messages.slice(0, i), true);
     const through = chatIds(tok, messages.slice(0, i + 1), false);
-    if (!isPrefix(before) || !isPrefix(through)) return null;
+    if (!isPrefix(before) || !isPrefix(through)) {
+      return 'conversations the chat template does not render turn by turn (assistant_only_loss needs each turn to extend the one before)';
+    }
     for (let t = before.length; t < through.length; t++) mask[t] = 1;
   }
-  return mask;
+  return mask.includes(1) ? mask : 'conversations without an assistant turn (assistant_only_loss trains on those only)';
+}
+
+/** ShareGPT's conversations ({from, value}; human, gpt, system) as messages, as TRL's maybe_convert_to_chatml converts them. */
+function shareGpt(v: unknown): Message[] | { reason: string } {
+  const roles: Record<string, string> = { human: 'user', gpt: 'assistant', system: 'system', user: 'user', assistant: 'assistant' };
+  const ok = Array.isArray(v) && v.length > 0 && v.every((m) => typeof m === 'object' && m !== null && typeof m.from === 'string' && typeof m.value === 'string');
+  if (!ok) return { reason: 'rows whose "conversations" is not a list of {from, value} turns' };
+  return (v as { from: string; value: string }[]).map((m) => ({ role: roles[m.from] ?? m.from, content: m.value }));
 }
 
 /** A row's own input_ids, checked: a list of token ids inside the vocabulary. */
@@ -239,29 +263,63 @@ export function packWrapped(examples: Example[], length: number): Block[] {
 /**
  * Best-fit-decreasing packing (trl.pack_dataset "bfd"): longest first, each example into the
  * fullest bin that still has room for it, else a new bin; every bin at most `length` tokens.
- * Position ids restart at each example, so attention does not cross them.
+ * Position ids restart at each example, so attention does not cross them. Bins are kept by how
+ * full they are, so finding the fullest that fits takes O(log length), as TRL's segment tree.
  */
 export function packBfd(examples: Example[], length: number): Block[] {
   const order = examples.map((_, i) => i).sort((a, b) => examples[b].input_ids.length - examples[a].input_ids.length || a - b);
-  const bins: { used: number; members: number[] }[] = [];
+  const bins: number[][] = [];
+  const byUsed: number[][] = Array.from({ length: length + 1 }, () => []); // bins holding u tokens
+  const used = new PresentSet(length + 1);
   for (const i of order) {
     const n = examples[i].input_ids.length;
     if (n > length) throw new DataError(`an example of ${n} tokens does not fit a block of ${length}: truncate before packing`);
-    let best = -1;
-    for (let b = 0; b < bins.length; b++) {
-      if (bins[b].used + n <= length && (best < 0 || bins[b].used > bins[best].used)) best = b;
-    }
-    if (best < 0) bins.push({ used: n, members: [i] });
+    const u = used.largestAtMost(length - n);
+    let bin: number;
+    if (u < 0) bin = bins.push([]) - 1;
     else {
-      bins[best].used += n;
-      bins[best].members.push(i);
+      bin = byUsed[u].pop()!;
+      if (byUsed[u].length === 0) used.remove(u);
     }
+    bins[bin].push(i);
+    const now = (u < 0 ? 0 : u) + n;
+    if (byUsed[now].push(bin) === 1) used.add(now);
   }
-  return bins.map((bin) => ({
-    input_ids: bin.members.flatMap((i) => examples[i].input_ids),
-    labels: bin.members.flatMap((i) => labelsOf(examples[i])),
-    position_ids: bin.members.flatMap((i) => range(examples[i].input_ids.length)),
+  return bins.map((members) => ({
+    input_ids: members.flatMap((i) => examples[i].input_ids),
+    labels: members.flatMap((i) => labelsOf(examples[i])),
+    position_ids: members.flatMap((i) => range(examples[i].input_ids.length)),
   }));
+}
+
+/** A set of the integers 0..n−1 that finds its largest member ≤ x in O(log n) (a binary tree of counts). */
+class PresentSet {
+  private size = 1;
+  private count: Int32Array;
+  constructor(n: number) {
+    while (this.size < n) this.size *= 2;
+    this.count = new Int32Array(2 * this.size);
+  }
+  add(v: number): void {
+    for (let i = v + this.size; i >= 1; i >>= 1) this.count[i]++;
+  }
+  remove(v: number): void {
+    for (let i = v + this.size; i >= 1; i >>= 1) this.count[i]--;
+  }
+  /** The largest member ≤ x, or −1. */
+  largestAtMost(x: number): number {
+    if (x < 0) return -1;
+    let i = Math.min(x, this.size - 1) + this.size;
+    if (this.count[i]) return i - this.size;
+    for (; i > 1; i >>= 1) {
+      if (i & 1 && this.count[i - 1]) {
+        // the subtree just left of the path: its rightmost member
+        for (i -= 1; i < this.size; ) i = this.count[2 * i + 1] ? 2 * i + 1 : 2 * i;
+        return i - this.size;
+      }
+    }
+    return -1;
+  }
 }
 
 function sequenceBlock(e: Example): Block {

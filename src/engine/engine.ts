@@ -195,6 +195,7 @@ export class Engine {
     if (this.training) throw new Error('training is already running: stop it first');
     if (!session.lora) session.attachLora(lora, s.seed);
     this.training = new AbortController();
+    if (s.eval_steps && !this.evalBlocks) throw new Error('evaluating every few steps needs evaluation data, and the data was prepared without it: press Prepare again');
     const evaluation = s.eval_steps && this.evalBlocks ? { blocks: this.evalBlocks, steps: s.eval_steps, batch: s.per_device_train_batch_size } : undefined;
     const run = session.train(this.blocks, s, this.training.signal, evaluation);
     try {

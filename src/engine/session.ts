@@ -192,6 +192,7 @@ export class Session {
     if (blocks.length === 0) throw new Error('there is nothing to train on: the data set gave no blocks');
     this.setAdapterEnabled(true);
     if (!blocks.some((b) => hostBatch([b]).counted > 0)) throw new Error('there is nothing to learn: no token of the data set has a label');
+    if (evaluation && !evaluation.blocks.some((b) => hostBatch([b]).counted > 0)) throw new Error('there is nothing to evaluate: no token of the evaluation data has a label');
     const { maxSteps } = Session.plannedSteps(blocks.length, s);
     const trainer = new Trainer(this.gpu, this.model, lora, { ...s, max_steps: maxSteps });
     const t0 = performance.now();
@@ -263,10 +264,13 @@ export class Session {
       const h = hostBatch(m, this.config.slidingWindow, this.config.gemma?.slidingWindow ?? null);
       if (h.counted === 0) continue;
       const b = uploadBatch(this.gpu, h);
-      const loss = this.model.tokenLosses(b);
-      releaseBatch(b);
-      const values = await this.gpu.read(loss);
-      loss.release();
+      let values: Float32Array;
+      try {
+        const loss = this.model.tokenLosses(b);
+        values = await this.gpu.read(loss).finally(() => loss.release());
+      } finally {
+        releaseBatch(b);
+      }
       for (const v of values) total += v;
       tokens += h.counted;
       onProgress?.(i + 1);

@@ -9,6 +9,7 @@
 // shape times its dtype size, and tensors lie inside the data without overlapping.
 
 import { halfBitsToFloat } from '../quant/half';
+import { streamChunks } from './streams';
 
 export type Dtype = 'F32' | 'F16' | 'BF16' | 'U8' | 'I8' | 'I32' | 'I64';
 
@@ -115,20 +116,8 @@ function parseEntry(name: string, entry: unknown, bad: (what: string) => Safeten
 type Chunks = AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>;
 
 async function* chunksOf(source: Chunks): AsyncGenerator<Uint8Array> {
-  if (Symbol.asyncIterator in source) {
-    yield* source as AsyncIterable<Uint8Array>;
-    return;
-  }
-  const reader = (source as ReadableStream<Uint8Array>).getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      yield value;
-    }
-  } finally {
-    reader.releaseLock();
-  }
+  if (Symbol.asyncIterator in source) yield* source as AsyncIterable<Uint8Array>;
+  else yield* streamChunks(source as ReadableStream<Uint8Array>);
 }
 
 /** Bytes received and not yet consumed, kept as the chunks they came in (no re-copying). */

@@ -105,7 +105,9 @@ export async function fetchFile(url: string, size: number, offset: number, o: Hu
   }
   if (ranged && res.status !== 206) {
     await res.body?.cancel();
-    throw new HubError(`${name}: the server ignored the Range request (status ${res.status}), so the download cannot resume`, res.status);
+    throw new HubError(end < size
+      ? `${name}: the server ignored the Range request (status ${res.status}), so the file cannot be read in parts`
+      : `${name}: the server ignored the Range request (status ${res.status}), so the download cannot resume`, res.status);
   }
   // (an encoded response's length is the encoded one: nothing to compare)
   const length = res.headers.get('content-encoding') ? NaN : Number(res.headers.get('content-length') ?? NaN);

@@ -19,9 +19,12 @@ export function modelFiles(files: RepoFile[]): RepoFile[] {
   return [...files.filter((f) => MODEL_TEXT.includes(f.path)), ...weights];
 }
 
+/** JSON files of a data set repo that describe it rather than hold rows. */
+const METADATA = /(^|\/)(dataset_infos?|dataset_dict|state|config|package(-lock)?|tsconfig)\.json$/i;
+
 export function dataFiles(files: RepoFile[], repo: string): RepoFile[] {
   const data = files.filter((f) => {
-    if (f.path.startsWith('.') || /(^|\/)README\.md$/i.test(f.path)) return false;
+    if (f.path.startsWith('.') || /(^|\/)README\.md$/i.test(f.path) || METADATA.test(f.path)) return false;
     try {
       dataFormat(f.path);
       return true;
@@ -37,19 +40,24 @@ export function dataFiles(files: RepoFile[], repo: string): RepoFile[] {
 export const PARQUET_REVISION = 'refs/convert/parquet';
 
 /**
- * A data set's snapshot and data files: its own, or, where it has none readable here (a loading
- * script, an archive), the Hub's Parquet conversion of its default config.
+ * A data set's snapshot and data files: its own, or the Hub's Parquet conversion of its default
+ * config where it has none readable here (an archive) or a loading script builds its rows (a
+ * top-level .py: its own files are the script's inputs, not rows).
  */
 export async function datasetFiles(id: string, o: HubOptions = {}): Promise<{ snapshot: RepoSnapshot; files: RepoFile[] }> {
   const main = await repoSnapshot(id, 'dataset', o);
+  const scripted = main.files.some((f) => /^[^/]+\.py$/.test(f.path));
+  let own: RepoFile[] | null = null;
   try {
-    return { snapshot: main, files: dataFiles(main.files, id) };
+    own = dataFiles(main.files, id);
   } catch (e) {
     if (!(e instanceof HubError) || o.revision === PARQUET_REVISION) throw e;
   }
-  const converted = await repoSnapshot(id, 'dataset', { ...o, revision: PARQUET_REVISION }).catch(() => null);
+  if (own && !scripted) return { snapshot: main, files: own };
+  const converted = o.revision === PARQUET_REVISION ? null : await repoSnapshot(id, 'dataset', { ...o, revision: PARQUET_REVISION }).catch(() => null);
   const parquet = converted?.files.filter((f) => f.path.endsWith('.parquet')) ?? [];
   if (!converted || parquet.length === 0) {
+    if (own) return { snapshot: main, files: own };
     throw new HubError(`the data set ${id} has no .jsonl, .json, .csv, .parquet or .txt files, and the Hub has no Parquet conversion of it (${PARQUET_REVISION})`);
   }
   const configs = [...new Set(parquet.map((f) => f.path.split('/')[0]))].sort();

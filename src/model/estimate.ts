@@ -74,14 +74,15 @@ export function estimateTrainingMemory(
   // per-layer checkpoints, one layer's saved intermediates (attention probabilities included),
   // about as much again for its backward, and one chunk of logits
   const checkpoints = (c.layers + 1) * T * c.hidden * f;
-  const layer = f * (T * (4 * c.hidden + qd + 2 * kvd + 3 * c.intermediate) + c.heads * o.max_length * T);
+  // attention scores span the whole micro-batch laid end to end: [heads, T, T]
+  const layer = f * (T * (4 * c.hidden + qd + 2 * kvd + 3 * c.intermediate) + c.heads * T * T);
   const logits = f * (256 * c.vocab + 2 * T * c.hidden);
   const activations = checkpoints + 2 * layer + logits;
   const weights = estimateStoreBytes(c, o.load_in_4bit);
   const adapter = loraParams * f * 4;
   const widest = Math.max(...Object.values(dims).map(([i, out]) => Math.max(i, out)));
   const largestNF4 = o.load_in_4bit ? Math.max(...Object.values(dims).map(([i, out]) => i * out)) / 2 : 0;
-  const largestBuffer = Math.max(largestNF4, f * c.heads * o.max_length * T, f * T * widest, f * 64 * c.vocab);
+  const largestBuffer = Math.max(largestNF4, f * c.heads * T * T, f * T * widest, f * 64 * c.vocab);
   return { weights, adapter, activations, total: weights + adapter + activations, largestBuffer };
 }
 

@@ -76,12 +76,18 @@ export function quantizeNF4Host(gpu: Gpu, values: Float32Array, shape: [number, 
   const band = Math.floor(maxBytes / (4 * inF * unit)) * unit;
   if (band < 1) throw new Error(`quantizeNF4Host: ${unit} rows of ${inF} f32 values do not fit a binding of ${maxBytes} bytes`);
   const q: NF4Weight = { packed: gpu.tensor([Math.ceil(n / 8)], 'u32'), absmax: gpu.tensor([Math.ceil(n / blocksize)], 'f32'), shape, blocksize };
-  for (let r0 = 0; r0 < outF; r0 += band) {
-    const part = quantizeBand(r0, Math.min(band, outF - r0));
-    gpu.copy(part.packed, q.packed, { to: (r0 * inF) / 8 });
-    gpu.copy(part.absmax, q.absmax, { to: (r0 * inF) / blocksize });
-    part.packed.release();
-    part.absmax.release();
+  try {
+    for (let r0 = 0; r0 < outF; r0 += band) {
+      const part = quantizeBand(r0, Math.min(band, outF - r0));
+      gpu.copy(part.packed, q.packed, { to: (r0 * inF) / 8 });
+      gpu.copy(part.absmax, q.absmax, { to: (r0 * inF) / blocksize });
+      part.packed.release();
+      part.absmax.release();
+    }
+  } catch (e) {
+    q.packed.release();
+    q.absmax.release();
+    throw e;
   }
   return q;
 }

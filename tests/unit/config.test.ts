@@ -88,6 +88,8 @@ describe('config.json', () => {
     // the BF16 embedding (591 MB) splits into row blocks: what must fit one binding is the
     // attention scores of one layer, 71 heads × 512 × 512 f32, under the spec's 128 MiB
     expect(m.largestBuffer).toBe(71 * 512 * 512 * 4);
+    // the scores span the micro-batch laid end to end: four blocks of 512 need [71, 2048, 2048]
+    expect(estimateTrainingMemory(c, { max_length: 512, batch: 4, r: 16, targets: c.linearModules, load_in_4bit: true }).largestBuffer).toBe(71 * 2048 * 2048 * 4);
     expect(() => parseModelConfig({ ...FALCON_7B, alibi: true })).toThrow(/alibi is true/);
     const grouped = parseModelConfig({ ...FALCON_7B, new_decoder_architecture: true, num_kv_heads: 8, n_head: 128, hidden_size: 8192 });
     expect(grouped.falcon).toEqual({ qkv: 'grouped', twoNorms: true });

@@ -66,6 +66,30 @@ describe('reading data files', () => {
     });
   });
 
+  it('cancels the stream (and so a Hub connection) when the reader stops early', async () => {
+    for (const [name, text] of [['a.jsonl', '{"text": "x"}\n'], ['a.csv', 'text\nx\n'], ['a.txt', 'x\n']]) {
+      let cancelled = false;
+      const bytes = new TextEncoder().encode(text.repeat(1000));
+      const blob = new Blob([bytes]);
+      const watched = {
+        size: blob.size, slice: (a?: number, b?: number) => blob.slice(a, b), arrayBuffer: () => blob.arrayBuffer(), text: () => blob.text(),
+        stream: () => new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(bytes.subarray(0, 64)); // more stays unsent until asked
+          },
+          cancel() {
+            cancelled = true;
+          },
+        }),
+      };
+      for await (const row of readRows(name, watched, new SkipCounts())) {
+        expect(row).toEqual({ text: 'x' });
+        break;
+      }
+      expect(cancelled, name).toBe(true);
+    }
+  });
+
   it('says clearly when no row is usable, or a file is not what its name says', async () => {
     const none = join(dir, 'none.jsonl');
     await writeFile(none, '{"content": "a"}\n{"content": "b"}\n');

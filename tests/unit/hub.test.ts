@@ -11,7 +11,7 @@ import { splitFiles } from '../../src/data/prepare';
 import { readRows, SkipCounts, type Row } from '../../src/data/read';
 import { isRepoId, repoSnapshot } from '../../src/hub/hub';
 import { HubBlob } from '../../src/hub/hub-blob';
-import { datasetFiles } from '../../src/hub/select';
+import { dataFiles, datasetFiles } from '../../src/hub/select';
 import { cacheDataset, cacheModel } from '../../src/node/hub-cache';
 import { startHub, type TestHub } from '../fixtures/hub-server';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
@@ -29,6 +29,8 @@ beforeAll(async () => {
   // a data set only a loading script reads, and the Hub's Parquet conversion of it
   await mkdir(join(root, 'scripted'));
   await writeFile(join(root, 'scripted', 'scripted.py'), 'import datasets\n');
+  await writeFile(join(root, 'scripted', 'dataset_infos.json'), '{"default": {}}\n');
+  await writeFile(join(root, 'scripted', 'raw.txt'), 'the script reads this\n'); // not rows: the script's input
   for (const split of ['train', 'test']) {
     await mkdir(join(root, 'converted', 'default', split), { recursive: true });
     await copyFile(data.parquet, join(root, 'converted', 'default', split, '0000.parquet'));
@@ -100,11 +102,13 @@ describe('Hub downloads', () => {
     const { dir, files } = await cacheDataset('tiny-random/guanaco', { endpoint: hub.url, cacheDir: join(root, 'cache-e') });
     expect(files.map((f) => f.path).sort()).toEqual(['tiny.csv', 'tiny.json', 'tiny.jsonl', 'tiny.parquet', 'tiny.txt']);
     expect((await stat(join(dir, 'tiny.parquet'))).size).toBeGreaterThan(0);
-    const named = ['openassistant_best_replies_train.jsonl', 'openassistant_best_replies_eval.jsonl', 'data/validation-00000-of-00001.parquet', 'default/test/0000.parquet', 'README.md'];
+    const named = ['openassistant_best_replies_train.jsonl', 'openassistant_best_replies_eval.jsonl', 'data/validation-00000-of-00001.parquet', 'default/test/0000.parquet', 'train_sub/test/0001.parquet'];
     expect(splitFiles(named.map((name) => ({ name })))).toEqual({
-      train: [{ name: named[0] }], test: [{ name: named[1] }, { name: named[3] }], validation: [{ name: named[2] }],
+      train: [{ name: named[0] }], test: [{ name: named[1] }, { name: named[3] }, { name: named[4] }], validation: [{ name: named[2] }],
     });
     expect(splitFiles([{ name: 'a.jsonl' }, { name: 'b.csv' }])).toEqual({ train: [{ name: 'a.jsonl' }, { name: 'b.csv' }] });
+    // a file that names no split is for training; one named for evaluation never is
+    expect(splitFiles([{ name: 'data.jsonl' }, { name: 'eval.jsonl' }])).toEqual({ train: [{ name: 'data.jsonl' }], test: [{ name: 'eval.jsonl' }] });
   });
 
   it('reads a Hub data set lazily: Parquet by byte ranges, a row group at a time; JSONL streamed and checked', async () => {
@@ -140,5 +144,7 @@ describe('Hub downloads', () => {
     const splits = splitFiles(files);
     expect(Object.keys(splits).sort()).toEqual(['test', 'train']);
     await expect(datasetFiles('tiny-random/llama-less', o)).rejects.toThrow(/not found|does not exist/i);
+    const f = (path: string) => ({ path, size: 1, sha256: null });
+    expect(dataFiles([f('dataset_infos.json'), f('data/train.jsonl'), f('README.md'), f('.gitattributes')], 'x').map((x) => x.path)).toEqual(['data/train.jsonl']);
   });
 });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hostBatch } from '../../src/data/batches';
+import { prepareData } from '../../src/data/prepare';
 import { SkipCounts, type Row } from '../../src/data/read';
 import {
   SFT_DEFAULTS, holdOut, lengthHistogram, packBfd, packingStats, paddingSaved, padToken, sequenceLengths, toBlocks, tokenizeRows,
@@ -15,7 +16,7 @@ import {
 } from '../../src/data/sft';
 import { localTokenizer } from '../../src/node/local-data';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
-import { rng } from '../reference/random';
+import { freshSeed, rng } from '../reference/random';
 
 /**
  * BOS is 0 and EOS 1 (written "<s>" and "</s>"); every other character is its code. A chat
@@ -86,6 +87,26 @@ describe('formats, as TRL tokenizes them', () => {
     ]);
   });
 
+  it("ShareGPT's conversations (from/value) are messages; a conversation with no assistant turn has nothing to learn", async () => {
+    const sharegpt = await prepare([{ conversations: [{ from: 'system', value: 'S' }, { from: 'human', value: 'Hi' }, { from: 'gpt', value: 'Yo' }] }], { assistant_only_loss: true });
+    const messages = await prepare([{ messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Yo' }] }], { assistant_only_loss: true });
+    expect(sharegpt.kind).toBe('messages');
+    expect(sharegpt.blocks).toEqual(messages.blocks);
+    const { examples, skipped } = await prepare([{ messages: [{ role: 'user', content: 'a' }] }, { messages: [{ role: 'user', content: 'b' }, { role: 'assistant', content: 'c' }] }], { assistant_only_loss: true });
+    expect(examples.length).toBe(1);
+    expect(Object.fromEntries(skipped.reasons)).toEqual({ 'conversations without an assistant turn (assistant_only_loss trains on those only)': 1 });
+  });
+
+  it('pre-tokenized rows keep their completion_mask (and assistant_masks when asked)', async () => {
+    const { blocks, skipped } = await prepare([
+      { input_ids: [5, 6, 7, 8], completion_mask: [0, 0, 1, 1], assistant_masks: [0, 1, 1, 0] }, { input_ids: [5, 6], completion_mask: [1] },
+    ], { assistant_only_loss: true });
+    expect(blocks.map((b) => b.labels)).toEqual([[-100, -100, 7, -100]]); // both masks
+    expect(skipped.total).toBe(1);
+    const only = await prepare([{ input_ids: [5, 6, 7, 8], completion_mask: [0, 0, 1, 1] }]);
+    expect(only.blocks[0].labels).toEqual([-100, -100, 7, 8]);
+  });
+
   it('conversational prompt/completion: the prompt with the generation prompt, the loss on the completion', async () => {
     const { kind, blocks } = await prepare([{ prompt: [{ role: 'user', content: 'Hi' }], completion: [{ role: 'assistant', content: 'Yo' }] }]);
     expect(kind).toBe('chat_prompt_completion');
@@ -151,6 +172,30 @@ describe('sequences: truncation and packing', () => {
     expect([...h.start]).toEqual([0, 0, 0, 0, 0, 5, 5, 5]);
   });
 
+  it('bfd is best fit, not first fit, and fills bins as a plain search over every bin does', () => {
+    const of = (lengths: number[]) => lengths.map((n, i) => ({ input_ids: new Array<number>(n).fill(i) }));
+    // first fit would give [8, 1] [6, 4] [5, 4]
+    expect(packBfd(of([8, 6, 5, 4, 4, 1]), 10).map(sequenceLengths)).toEqual([[8], [6, 4], [5, 4, 1]]);
+    // against the obvious O(examples × bins) search, on random lengths: the same bin fills
+    const seed = freshSeed();
+    const r = rng(seed);
+    for (let trial = 0; trial < 20; trial++) {
+      const L = 2 + Math.floor(r() * 60);
+      const lengths = Array.from({ length: 1 + Math.floor(r() * 80) }, () => 1 + Math.floor(r() * L));
+      const fills: number[] = [];
+      for (const n of [...lengths].sort((x, y) => y - x)) {
+        let best = -1;
+        fills.forEach((u, b) => {
+          if (u + n <= L && (best < 0 || u > fills[best])) best = b;
+        });
+        if (best < 0) fills.push(n);
+        else fills[best] += n;
+      }
+      const got = packBfd(of(lengths), L).map((b) => b.input_ids.length);
+      expect(got.sort((x, y) => x - y), `seed ${seed}, trial ${trial}`).toEqual(fills.sort((x, y) => x - y));
+    }
+  });
+
   it('bfd truncates an example longer than a block, and packs masks with their tokens', async () => {
     const blocks = packBfd([{ input_ids: [1, 2, 3], mask: [0, 1, 1] }, { input_ids: [4, 5], mask: [1, 0] }], 5);
     expect(blocks).toEqual([{ input_ids: [1, 2, 3, 4, 5], labels: [-100, 2, 3, 4, -100], position_ids: [0, 1, 2, 0, 1] }]);
@@ -173,6 +218,15 @@ describe('sequences: truncation and packing', () => {
     expect(packingStats(examples, toBlocks(examples, short), short, 2)).toMatchObject({ truncated: 2, keptTokens: 18, unpackedTokens: 18, paddedUnpacked: 20 });
     expect(lengthHistogram([1, 2, 2, 9], 3)).toEqual({ start: 1, width: 3, counts: [3, 0, 1] });
     expect(lengthHistogram([7, 7], 20)).toEqual({ start: 7, width: 1, counts: [2] });
+  });
+
+  it('refuses evaluation data with nothing to evaluate, before any training', async () => {
+    const file = (rows: object[]) => ({ name: 'x.jsonl', blob: new Blob([rows.map((r) => JSON.stringify(r)).join('\n')]) });
+    const settings = { ...SFT_DEFAULTS, max_length: 4, dataset_train_split: 'train' as const, dataset_test_split: 'test' as const, evaluate: true, test_size: null, seed: 1, batch: 2 };
+    const splits = { train: [file([{ prompt: 'a', completion: 'b' }])], test: [file([{ prompt: 'a long prompt', completion: 'b' }])] };
+    await expect(prepareData(splits, tok, settings)).rejects.toThrow(/the evaluation data \(the "test" split\) has no token with a loss target/);
+    const ok = await prepareData({ ...splits, test: splits.train }, tok, settings);
+    expect(ok.eval?.blocks.length).toBe(1);
   });
 
   it('holds out a seeded fraction for evaluation', () => {

@@ -14,7 +14,7 @@ import type { BaseWeights } from '../../src/model/causal-lm';
 import { buildModel, loadCheckpoint } from '../../src/model/load';
 import { attachLora } from '../../src/model/lora-linear';
 import { localCheckpoint } from '../../src/node/local-files';
-import { allocHalf, readHalf, releaseHalf, writeHalf } from '../../src/ops/half-matrix';
+import { allocHalf, readHalf, releaseHalf, rowsPerBlock, writeHalf } from '../../src/ops/half-matrix';
 import { quantizeNF4Host, readNF4Bytes } from '../../src/ops/nf4';
 import { nf4Absmax, quantizeNF4 } from '../../src/quant/nf4';
 import { writeTinyCheckpoint, type TinyKind } from '../fixtures/tiny-checkpoint';
@@ -39,6 +39,9 @@ describe('a 16-bit matrix in row blocks', () => {
     const [rows, cols] = [37, 13]; // odd columns: blocks hold an even number of rows
     const m = allocHalf(gpu, [rows, cols], 'BF16', 6 * cols * 2 + 5);
     expect(m.blocks.map((b) => b.rows)).toEqual([6, 6, 6, 6, 6, 6, 1]);
+    expect(rowsPerBlock(37, 13, 7 * 13 * 2)).toBe(6); // 7 rows of 13 would end a block mid-word
+    expect(rowsPerBlock(37, 14, 7 * 14 * 2)).toBe(7);
+    expect(() => rowsPerBlock(3, 1000, 1000)).toThrow(/does not fit a binding of 1000 bytes/);
     const bytes = Uint8Array.from({ length: rows * cols * 2 }, () => Math.floor(r() * 256));
     for (let at = 0; at < bytes.length; at += 68) writeHalf(gpu, m, bytes.subarray(at, at + 68), at); // pieces straddle blocks
     expect(Array.from(await readHalf(gpu, m)), `seed ${seed}`).toEqual(Array.from(bytes));

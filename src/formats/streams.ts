@@ -1,0 +1,20 @@
+// A ReadableStream as an async generator that, when its consumer stops early (a break, an
+// error downstream), cancels the stream: a Hub connection or a file read does not stay open.
+// (ReadableStream's own async iteration does this, but Chrome has it only since version 124.)
+export async function* streamChunks<T>(stream: ReadableStream<T>): AsyncGenerator<T> {
+  const reader = stream.getReader();
+  let done = false;
+  try {
+    for (;;) {
+      const next = await reader.read();
+      if (next.done) {
+        done = true;
+        return;
+      }
+      yield next.value;
+    }
+  } finally {
+    if (!done) await reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+}
