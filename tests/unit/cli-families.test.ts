@@ -1,0 +1,39 @@
+// The `finetune` command line on the Phi-3 and Gemma 2 fixtures: trains, evaluates with the
+// adapter and generates (cli.test.ts has the Llama, Qwen2 and Falcon runs).
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { finetuneRunner, PROMPT, trainSteps } from '../cli-run';
+import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
+import { writeTinyDataset } from '../fixtures/tiny-data';
+
+let root: string;
+let data: Awaited<ReturnType<typeof writeTinyDataset>>;
+let finetune: ReturnType<typeof finetuneRunner>;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'finetune-families-'));
+  data = await writeTinyDataset(join(root, 'data'));
+  finetune = finetuneRunner(root);
+});
+
+describe.each(['phi3', 'gemma2'] as const)('finetune on the tiny %s checkpoint', (kind) => {
+  it('trains, evaluates with the adapter and generates', async () => {
+    const model = join(root, `tiny-${kind}`);
+    await writeTinyCheckpoint(model, kind, 8);
+    const out = join(root, `out-${kind}`);
+    const t = await finetune('train', '--model_name_or_path', model, '--dataset_name', data.txt, '--output_dir', out, ...trainSteps(6), '--lora_target_modules', 'all-linear');
+    expect(t.code, t.stderr).toBe(0);
+    const losses = t.lines.filter((l) => 'step' in l).map((l) => l.loss as number);
+    expect(losses.length).toBe(6);
+    expect(losses[5], losses.join(' ')).toBeLessThan(losses[0]);
+    const e = await finetune('eval', '--model_name_or_path', model, '--dataset_name', data.txt, '--adapter', out, '--json', 'true');
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.lines.at(-1)!.eval_loss as number).toBeLessThan(losses[0]);
+    const g = await finetune('generate', '--model_name_or_path', model, '--adapter', out, '--prompt', PROMPT, '--max_new_tokens', '6', '--json', 'true');
+    expect(g.code, g.stderr).toBe(0);
+    expect((g.lines.at(-1)!.tokens as number[])[0]).toBeGreaterThan(0);
+  });
+});
+
