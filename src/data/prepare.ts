@@ -61,6 +61,7 @@ export interface Prepared {
 export interface PreparedData {
   kind: DataKind;
   files: string[];
+  /** Rows read of the training split. */
   rows: number;
   skipped: SkipCounts;
   train: Prepared;
@@ -72,20 +73,20 @@ export async function prepareData(splits: DataSplits, tokenizer: TextTokenizer, 
   const trainFiles = splits[s.dataset_train_split];
   if (!trainFiles?.length) throw new DataError(`the data set has no "${s.dataset_train_split}" split (it has ${Object.keys(splits).join(', ') || 'no data files'})`);
   const skipped = new SkipCounts();
-  let rows = 0;
-  const read = async function* (files: DataFile[]): AsyncGenerator<Row> {
+  let rows = 0; // of the training split
+  const read = async function* (files: DataFile[], counted: boolean): AsyncGenerator<Row> {
     for (const f of files) {
       for await (const r of readRows(f.name, f.blob, skipped)) {
-        rows++;
+        if (counted) rows++;
         yield r;
       }
     }
   };
-  const { examples: all, kind } = await tokenizeRows(read(trainFiles), tokenizer, s, skipped, vocab);
+  const { examples: all, kind } = await tokenizeRows(read(trainFiles, true), tokenizer, s, skipped, vocab);
   let train = all, evalExamples: Example[] | null = null, source = '';
   const testFiles = s.evaluate ? splits[s.dataset_test_split] : undefined;
   if (testFiles?.length) {
-    evalExamples = (await tokenizeRows(read(testFiles), tokenizer, s, skipped, vocab)).examples;
+    evalExamples = (await tokenizeRows(read(testFiles, false), tokenizer, s, skipped, vocab)).examples;
     source = `the "${s.dataset_test_split}" split`;
   } else if (s.evaluate) {
     if (s.test_size === null) throw new DataError(`the data set has no "${s.dataset_test_split}" split to evaluate on: hold out part of the training rows (test_size, e.g. 0.1)`);

@@ -225,8 +225,9 @@ describe('sequences: truncation and packing', () => {
     const settings = { ...SFT_DEFAULTS, max_length: 4, dataset_train_split: 'train' as const, dataset_test_split: 'test' as const, evaluate: true, test_size: null, seed: 1, batch: 2 };
     const splits = { train: [file([{ prompt: 'a', completion: 'b' }])], test: [file([{ prompt: 'a long prompt', completion: 'b' }])] };
     await expect(prepareData(splits, tok, settings)).rejects.toThrow(/the evaluation data \(the "test" split\) has no token with a loss target/);
-    const ok = await prepareData({ ...splits, test: splits.train }, tok, settings);
-    expect(ok.eval?.blocks.length).toBe(1);
+    const ok = await prepareData({ ...splits, test: [file([{ prompt: 'a', completion: 'b' }, { prompt: 'c', completion: 'd' }])] }, tok, settings);
+    expect(ok.eval?.blocks.length).toBe(2);
+    expect(ok.rows).toBe(1); // the training split's
   });
 
   it('holds out a seeded fraction for evaluation', () => {
