@@ -4,7 +4,7 @@
 // rows held out, as datasets' train_test_split), and the numbers both show.
 import { seededRandom } from '../generate/generate';
 import { DataError, readRows, SkipCounts, type DataBlob, type Row } from './read';
-import { holdOut, packingStats, toBlocks, tokenizeRows, type Block, type DataKind, type Example, type PackingStats, type SftDataSettings, type TextTokenizer } from './sft';
+import { countTargets, holdOut, packingStats, toBlocks, tokenizeRows, type Block, type DataKind, type Example, type PackingStats, type SftDataSettings, type TextTokenizer } from './sft';
 
 export interface DataFile {
   name: string;
@@ -95,7 +95,7 @@ export async function prepareData(splits: DataSplits, tokenizer: TextTokenizer, 
   }
   const blocks = toBlocks(train, s);
   const evalBlocks = evalExamples ? toBlocks(evalExamples, s) : null;
-  if (evalBlocks && packingStats(evalExamples!, evalBlocks, s, s.batch).targets === 0) {
+  if (evalBlocks && countTargets(evalBlocks) === 0) {
     throw new DataError(`the evaluation data (${source}) has no token with a loss target: its examples are all prompt, or truncated to max_length before their completion`);
   }
   return {

@@ -387,6 +387,15 @@ export interface PackingStats {
   paddedPacked: number;
 }
 
+/** Tokens with a loss target: labels shifted inside each sequence, as the batches shift them. */
+export function countTargets(blocks: Block[]): number {
+  let n = 0;
+  for (const b of blocks) {
+    for (let t = 0; t + 1 < b.input_ids.length; t++) if (b.position_ids[t + 1] !== 0 && b.labels[t + 1] !== -100) n++;
+  }
+  return n;
+}
+
 /** Pad tokens without packing and as packed, and the share of the batch they take. */
 export interface PaddingSaved {
   unpacked: number;
@@ -413,10 +422,7 @@ export function packingStats(examples: Example[], blocks: Block[], s: SftDataSet
     }
     return n;
   };
-  let targets = 0;
-  for (const b of blocks) {
-    for (let t = 0; t + 1 < b.input_ids.length; t++) if (b.position_ids[t + 1] !== 0 && b.labels[t + 1] !== -100) targets++;
-  }
+  const targets = countTargets(blocks);
   return {
     examples: examples.length,
     tokens: examples.reduce((n, e) => n + e.input_ids.length, 0),
