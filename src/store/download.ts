@@ -5,7 +5,9 @@
 // of the last stored tensor, the shard's SHA-256 state restored, so the whole file is still
 // checked; a file that fails its check is discarded from the store, never kept.
 import type { Gpu } from '../gpu/runtime';
-import { parseHeader, parseShardIndex, readSafetensors, type TensorInfo } from '../formats/safetensors';
+import {
+  checkShardAgainstIndex, parseHeader, parseShardIndex, readSafetensors, type ShardIndex, type TensorInfo,
+} from '../formats/safetensors';
 import { fileUrl, HubError, repoSnapshot, type RepoFile, type RepoSnapshot } from '../hub/hub';
 import { modelFiles } from '../hub/select';
 import { Checksum, fetchWhole, fileBytes, verifySha256, type TransferOptions } from '../hub/transfer';
@@ -13,6 +15,8 @@ import { GpuTensors, parseConfigText } from '../model/load';
 import { readHalf } from '../ops/half-matrix';
 import { readNF4Bytes } from '../ops/nf4';
 import { estimateStoreBytes, formatBytes } from '../model/estimate';
+import { HUB_ENDPOINT } from '../hub/hub';
+import { checkEndpoint } from '../hub/token-policy';
 import { modelKey, ModelStore, splitParts, type Manifest, type StoredFile, type StoredTensor } from './model-store';
 
 export interface DownloadProgress {
@@ -40,15 +44,18 @@ export class QuotaError extends Error {
 export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {}): Promise<Manifest> {
   const revision = o.revision ?? 'main';
   const load_in_4bit = o.load_in_4bit ?? true;
-  const store = ModelStore.open(modelKey(id, revision, load_in_4bit));
+  // part of the key: a foreign Hub's model never takes a trusted name
+  const endpoint = checkEndpoint(o.endpoint ?? HUB_ENDPOINT);
+  const store = ModelStore.open(modelKey(id, revision, load_in_4bit, endpoint));
   let m = await store.manifest();
   if (m?.complete) return m;
   const snapshot = await repoSnapshot(id, 'model', { ...o, revision });
-  const files = modelFiles(snapshot.files);
+  const files = modelFiles(snapshot.files, id);
   if (!m || m.commit !== snapshot.commit) {
     if (m) await store.drop((await store.allKeys()).filter((k) => k !== 'manifest')); // the revision moved: start over
     m = {
-      version: 1, key: store.key, id, revision, commit: snapshot.commit, load_in_4bit, blocksize: o.blocksize ?? 64,
+      version: 1, key: store.key, id, revision, endpoint, commit: snapshot.commit, load_in_4bit,
+      blocksize: o.blocksize ?? 64,
       files: files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256, kind: f.path.endsWith('.safetensors') ? 'shard' : 'text', offset: 0, done: false })),
       tensors: {}, storedBytes: 0, downloadBytes: files.reduce((n, f) => n + f.size, 0), complete: false, createdAt: Date.now(),
     };
@@ -82,7 +89,9 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
   }
   await globalThis.navigator?.storage?.persist?.().catch(() => false);
 
-  const order = shardOrder(manifest, await store.get<string>('file:model.safetensors.index.json'));
+  const indexText = await store.get<string>('file:model.safetensors.index.json');
+  const index = indexText ? parseShardIndex(indexText) : null;
+  const order = shardOrder(manifest, index);
   const tensors = new GpuTensors(gpu, config, { load_in_4bit, blocksize: manifest.blocksize });
   // A pre-quantized module's parts may span shards and are held in memory until whole: a
   // download resumed in a new session must read again the shards that left parts pending.
@@ -99,7 +108,7 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
   try {
     for (const f of order) {
       if (f.done) continue;
-      await downloadShard(gpu, store, manifest, snapshot, f, tensors, o, (n) => {
+      await downloadShard(gpu, store, manifest, snapshot, f, tensors, index, o, (n) => {
         received += n;
         progress(f.path);
       });
@@ -118,18 +127,24 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
 
 async function downloadShard(
   gpu: Gpu, store: ModelStore, m: Manifest, snapshot: RepoSnapshot, f: StoredFile, tensors: GpuTensors,
-  o: DownloadOptions, onBytes: (n: number) => void,
+  index: ShardIndex | null, o: DownloadOptions, onBytes: (n: number) => void,
 ): Promise<void> {
   const file: RepoFile = { path: f.path, size: f.size, sha256: f.sha256 };
   const sum = await Checksum.create(f.hashState);
   const resume = f.header && f.offset > 0 ? { header: parseHeader(f.header, f.size, f.path), offset: f.offset } : undefined;
   if (!resume && f.offset > 0) f.offset = 0; // nothing usable stored yet
-  const source = fileBytes(fileUrl(snapshot, f.path, o), file, f.offset, o);
+  const url = fileUrl(snapshot, f.path, o);
+  const source = fileBytes(url, file, f.offset, o);
   let counted = f.offset;
   try {
     for await (const { info, data } of readSafetensors(source, {
       fileSize: f.size, file: f.path, resume,
-      onHeader: (_, bytes) => (f.header = bytes),
+      // the whole header is checked (against the index and the config) before any tensor's bytes are read
+      onHeader: (h, bytes) => {
+        if (index) checkShardAgainstIndex(index, f.path, h);
+        tensors.checkHeader(h, f.path);
+        f.header = bytes;
+      },
       onBytes: (bytes) => {
         sum.update(bytes);
         counted += bytes.length;
@@ -144,7 +159,7 @@ async function downloadShard(
       }
       await store.commit(m, values);
     }
-    verifySha256(file, sum.hex());
+    verifySha256(file, sum.hex(), url);
   } catch (e) {
     if (e instanceof HubError && /is corrupt/.test(e.message)) await discardShard(store, m, f);
     else if ((e as Error).name === 'SafetensorsError' || (e as Error).name === 'CheckpointError') await discardShard(store, m, f);
@@ -213,10 +228,10 @@ async function fetchText(snapshot: RepoSnapshot, f: StoredFile, o: TransferOptio
 }
 
 /** Shards in the index's order (or the one model.safetensors). */
-function shardOrder(m: Manifest, index: string | undefined): StoredFile[] {
+function shardOrder(m: Manifest, index: ShardIndex | null): StoredFile[] {
   const shards = m.files.filter((f) => f.kind === 'shard');
   if (!index) return shards;
-  const names = [...parseShardIndex(index).shards.keys()];
+  const names = [...index.shards.keys()];
   const missing = names.filter((n) => !shards.some((s) => s.path === n));
   if (missing.length) throw new HubError(`the shard index names ${missing.join(', ')}, which the repo does not have`);
   return names.map((n) => shards.find((s) => s.path === n)!);

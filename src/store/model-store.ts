@@ -4,6 +4,8 @@
 // goes in one transaction with the manifest that records it, so the store is consistent after
 // any interruption: what the manifest lists is there, and a download resumes from it.
 import { clear, createStore, del, delMany, get, getMany, keys, set, setMany, type UseStore } from 'idb-keyval';
+import { HUB_ENDPOINT } from '../hub/hub';
+import { checkEndpoint } from '../hub/token-policy';
 
 export const PART_BYTES = 32 << 20;
 const REGISTRY = createLazyStore('qlora-models', 'models');
@@ -42,6 +44,8 @@ export interface Manifest {
   key: string;
   id: string;
   revision: string;
+  /** The Hub it came from; absent in models stored before endpoints were recorded (huggingface.co's). */
+  endpoint?: string;
   commit: string;
   load_in_4bit: boolean;
   blocksize: number;
@@ -55,7 +59,19 @@ export interface Manifest {
   createdAt: number;
 }
 
-export const modelKey = (id: string, revision: string, load_in_4bit = true) => `${id}@${revision}${load_in_4bit ? '' : ':16bit'}`;
+/**
+ * A stored model's key: its Hub, repo, revision and precision. huggingface.co's models keep the
+ * key they always had (`owner/name@main`), so models stored before endpoints were recorded still
+ * list and load as huggingface.co's; any other Hub's key starts with its endpoint, so a model
+ * from a local or foreign Hub can never take a huggingface.co model's name.
+ */
+export function modelKey(id: string, revision: string, load_in_4bit = true, endpoint = HUB_ENDPOINT): string {
+  const hub = checkEndpoint(endpoint);
+  return `${hub === HUB_ENDPOINT ? '' : `${hub} `}${id}@${revision}${load_in_4bit ? '' : ':16bit'}`;
+}
+
+/** The Hub a stored model came from (models stored before endpoints were recorded: huggingface.co). */
+export const manifestEndpoint = (m: Pick<Manifest, 'endpoint'>): string => m.endpoint ?? HUB_ENDPOINT;
 
 export class StorageFullError extends Error {
   override name = 'StorageFullError';

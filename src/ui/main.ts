@@ -2,7 +2,11 @@
 // chat, adapter. All the work happens in the engine worker; this file reads the form, calls
 // the worker, and shows what comes back.
 import * as Comlink from 'comlink';
-import { unzipSync, zipSync } from 'fflate';
+import { zipSync } from 'fflate';
+import {
+  MAX_ADAPTER_CONFIG_BYTES, MAX_ADAPTER_WEIGHTS_BYTES, readAdapterZip, type AdapterFiles,
+} from '../formats/adapter-zip';
+import { AdapterError } from '../formats/peft';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { EngineApi } from '../worker/engine.worker';
@@ -10,6 +14,8 @@ import type { StoredModel } from '../engine/engine';
 import { formatBytes } from '../model/estimate';
 import type { DownloadProgress } from '../store/download';
 import type { EvalLog, TrainLog } from '../engine/session';
+import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
+import { TokenStore } from './token-store';
 
 const engine = Comlink.wrap<EngineApi>(new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module' }));
 
@@ -17,7 +23,7 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getEleme
 const input = (id: string) => $<HTMLInputElement>(id);
 const num = (id: string) => Number(input(id).value);
 const checked = (id: string) => input(id).checked;
-const TOKEN_KEY = 'hf-token'; // this origin's storage only; sent to the Hub endpoint only
+const tokens = new TokenStore(); // one token per Hub origin, encrypted at rest (token-store.ts)
 
 const clock = (s: number) => (Number.isFinite(s) ? `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}` : '–');
 
@@ -58,8 +64,52 @@ async function act(button: string | HTMLButtonElement, f: () => Promise<void>): 
   }
 }
 
-function hub() {
-  return { endpoint: input('hub-endpoint').value.trim(), token: input('hub-token').value.trim() || null };
+// ---- the Hub and its token ------------------------------------------------------------------
+// The token field shows the token of one Hub origin, `tokenOrigin`: the endpoint field's. When
+// the endpoint changes, the field is emptied at once and refilled with the new origin's own token
+// (if one was ever entered for it), so a token typed for one Hub is never sent to, or saved for,
+// another. A link's `?hub=` is just such a change.
+let tokenOrigin: string | null = null;
+
+/** The Hub options for a request: an endpoint (checked), and the token saved for its origin only. */
+async function hub(endpoint = input('hub-endpoint').value.trim()): Promise<{ endpoint: string; token: string | null }> {
+  const origin = hubOrigin(endpoint); // a clear HubError for plain http:// to another machine, or no URL
+  const field = input('hub-token').value.trim();
+  return { endpoint, token: origin === tokenOrigin ? field || null : await tokens.load(origin) };
+}
+
+/** After the endpoint changed: the notice under the model field, and the token field for the new origin. */
+async function endpointChanged(): Promise<void> {
+  const endpoint = input('hub-endpoint').value.trim();
+  tokenOrigin = null;
+  input('hub-token').value = '';
+  let origin: string | null = null, refused = '';
+  try {
+    origin = hubOrigin(endpoint);
+  } catch (e) {
+    refused = (e as Error).message;
+  }
+  const token = origin ? await tokens.load(origin) : null;
+  if (input('hub-endpoint').value.trim() !== endpoint) return; // changed again meanwhile: that call fills it
+  tokenOrigin = origin;
+  input('hub-token').value = token ?? '';
+  input('hub-token').disabled = !origin;
+  const notice = $('hub-notice');
+  notice.hidden = origin === DEFAULT_HUB_ORIGIN;
+  notice.dataset.refused = String(!origin);
+  const sent = token ? `the token saved for ${origin} is sent to it` : 'no token is sent';
+  notice.textContent = `Hub: ${endpoint} — ${origin ? `not huggingface.co; ${sent}` : `refused: ${refused}`}`;
+}
+
+/** The token field was changed: save it for the origin it was entered for, and no other. */
+async function tokenChanged(): Promise<void> {
+  if (!tokenOrigin) {
+    throw new Error('fix the Hub endpoint first: a token is saved for one Hub, and this endpoint is not one');
+  }
+  const origin = tokenOrigin;
+  await tokens.save(origin, input('hub-token').value.trim() || null);
+  input('hub-token').dataset.savedFor = origin; // for a script or a test to see it is kept
+  if (tokenOrigin !== DEFAULT_HUB_ORIGIN) await endpointChanged(); // the notice says whether a token goes
 }
 
 function targets(): string[] | 'all-linear' {
@@ -103,6 +153,11 @@ function modelRow(m: StoredModel): HTMLTableRowElement {
   tr.dataset.key = m.key;
   const name = document.createElement('td');
   name.textContent = `${m.id}${m.revision === 'main' ? '' : `@${m.revision}`}`;
+  if (m.endpoint !== DEFAULT_HUB_ORIGIN) { // a model from another Hub says where it came from
+    const from = name.appendChild(document.createElement('small'));
+    from.className = 'endpoint';
+    from.textContent = ` from ${m.endpoint}`;
+  }
   const size = document.createElement('td');
   size.textContent = m.complete ? `${formatBytes(m.storedBytes)} stored` : `partial: ${Math.round(m.progress * 100)}% downloaded`;
   const buttons = document.createElement('td');
@@ -114,7 +169,7 @@ function modelRow(m: StoredModel): HTMLTableRowElement {
     buttons.append(b);
   };
   if (m.complete) button(loadedKey === m.key ? 'Loaded' : 'Load', () => loadModel(m.key));
-  else button('Resume', () => download(m.id));
+  else button('Resume', () => download(m.id, m.endpoint));
   button('Delete', async () => {
     await engine.deleteModel(m.key);
     if (loadedKey === m.key) setLoaded(null, '');
@@ -125,7 +180,7 @@ function modelRow(m: StoredModel): HTMLTableRowElement {
 }
 
 async function plan(): Promise<void> {
-  const p = await engine.planModel(input('model-id').value.trim(), hub(), {
+  const p = await engine.planModel(input('model-id').value.trim(), await hub(), {
     max_length: num('max-length'), batch: num('batch'), r: num('lora-r'), targets: targets(), load_in_4bit: checked('load-4bit'),
   });
   const t = $('plan-table');
@@ -139,12 +194,14 @@ async function plan(): Promise<void> {
   ]);
 }
 
-async function download(id = input('model-id').value.trim()): Promise<void> {
+async function download(id = input('model-id').value.trim(), endpoint?: string): Promise<void> {
+  const from = await hub(endpoint);
   $('download-progress').hidden = false;
   $('pause').hidden = false;
   const started = performance.now();
   try {
-    const m = await engine.downloadModel(id, { ...hub(), load_in_4bit: checked('load-4bit') }, Comlink.proxy((p: DownloadProgress) => {
+    const settings = { ...from, load_in_4bit: checked('load-4bit') };
+    const m = await engine.downloadModel(id, settings, Comlink.proxy((p: DownloadProgress) => {
       $<HTMLProgressElement>('download-bar').value = p.total ? p.done / p.total : 0;
       const left = p.bytesPerSecond > 0 ? (p.total - p.done) / p.bytesPerSecond : NaN;
       $('download-text').textContent = `${formatBytes(p.done)} of ${formatBytes(p.total)} · ${formatBytes(p.bytesPerSecond)}/s · ${clock(left)} left · ${p.file}`;
@@ -191,7 +248,7 @@ async function prepare(): Promise<void> {
     completion_only_loss: checked('completion-only'), assistant_only_loss: checked('assistant-only'),
     dataset_train_split: 'train', dataset_test_split: 'test', evaluate: num('eval-steps') > 0, test_size: num('test-size') || null,
     seed: num('seed'), batch: num('batch'),
-  }, hub());
+  }, source.kind === 'hub' ? await hub() : {}); // a file of one's own needs no Hub (nor a valid endpoint)
   const st = s.stats;
   $('data-status').textContent = `${s.files.join(', ')}: ${s.rows} rows → ${st.examples} examples → ${st.blocks} ${packing ? `blocks (${strategy} packing)` : 'sequences'}` +
     (s.skipped ? `; skipped ${s.skipped} (${s.skippedWhy})` : '');
@@ -374,17 +431,32 @@ async function saveAdapter(): Promise<void> {
 
 async function loadAdapter(): Promise<void> {
   const chosen = [...(input('load-adapter').files ?? [])];
-  const files: Record<string, Uint8Array> = {};
-  for (const f of chosen) {
-    const bytes = new Uint8Array(await f.arrayBuffer());
-    if (f.name.endsWith('.zip')) Object.assign(files, unzipSync(bytes));
-    else files[f.name] = bytes;
+  // sizes are checked before a file is read; a zip's entries before they are inflated (adapter-zip.ts)
+  const zip = chosen.find((f) => f.name.toLowerCase().endsWith('.zip'));
+  let files: AdapterFiles;
+  if (zip) {
+    if (zip.size > MAX_ADAPTER_WEIGHTS_BYTES) {
+      throw new AdapterError(`${zip.name} is ${zip.size} bytes: too large to be an adapter zip`);
+    }
+    files = readAdapterZip(new Uint8Array(await zip.arrayBuffer()), zip.name);
+  } else {
+    const pick = async (want: string, max: number) => {
+      const f = chosen.find((x) => x.name === want);
+      if (!f) {
+        throw new AdapterError(
+          'an adapter is adapter_config.json and adapter_model.safetensors: choose both, or a zip holding them',
+        );
+      }
+      if (f.size > max) {
+        throw new AdapterError(`${want} is ${f.size} bytes, over the ${max} bytes it may take: it is not an adapter`);
+      }
+      return new Uint8Array(await f.arrayBuffer());
+    };
+    const config = await pick('adapter_config.json', MAX_ADAPTER_CONFIG_BYTES);
+    const weights = await pick('adapter_model.safetensors', MAX_ADAPTER_WEIGHTS_BYTES);
+    files = { config: new TextDecoder().decode(config), weights };
   }
-  const pick = (suffix: string) => Object.entries(files).find(([k]) => k.endsWith(suffix))?.[1];
-  const config = pick('adapter_config.json');
-  const weights = pick('adapter_model.safetensors');
-  if (!config || !weights) throw new Error('an adapter is adapter_config.json and adapter_model.safetensors: choose both, or a zip holding them');
-  await engine.importAdapter(new TextDecoder().decode(config), weights);
+  await engine.importAdapter(files.config, files.weights);
   $('adapter-status').textContent = `Loaded the adapter from ${chosen.map((f) => f.name).join(', ')}.`;
   input('load-adapter').value = '';
 }
@@ -396,12 +468,10 @@ async function start(): Promise<void> {
   if (params.get('hub')) input('hub-endpoint').value = params.get('hub')!;
   if (params.get('model')) input('model-id').value = params.get('model')!;
   if (params.get('data')) input('data-id').value = params.get('data')!;
-  input('hub-token').value = localStorage.getItem(TOKEN_KEY) ?? '';
-  input('hub-token').addEventListener('change', () => {
-    const t = input('hub-token').value.trim();
-    if (t) localStorage.setItem(TOKEN_KEY, t);
-    else localStorage.removeItem(TOKEN_KEY);
-  });
+  input('hub-endpoint').addEventListener('input', () => void endpointChanged().catch(showError));
+  input('hub-token').addEventListener('change', () => void tokenChanged().catch(showError));
+  await tokens.migrate(localStorage).catch(showError); // the old page's plain-text token: huggingface.co's
+  await endpointChanged().catch(showError);
   try {
     const info = await engine.init();
     rows($('adapter'), [

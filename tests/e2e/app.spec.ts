@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 
 test('the page gets a WebGPU device in its worker and runs the NF4 kernels', async ({ page }, info) => {
   const errors: string[] = [];

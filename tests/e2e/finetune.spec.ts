@@ -2,7 +2,8 @@
 // download a tiny model into IndexedDB, train it, chat with it, keep the adapter, come back
 // later; and the ways downloads go wrong. Every state is screenshotted for a person to look at.
 import { readFile } from 'node:fs/promises';
-import { expect, test, type Page } from '@playwright/test';
+import type { Page } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { unzipSync } from 'fflate';
 import { parseAdapterConfig } from '../../src/formats/peft';
 import { readSafetensorsSync } from '../../src/formats/safetensors';
@@ -174,7 +175,9 @@ test('a connection dropped mid-shard resumes, and the store equals a clean downl
   const requests = (await hubLog()).slice(start).filter((l) => l.includes('model-00002-of-00002.safetensors'));
   expect(requests).toHaveLength(2);
   expect(requests[1]).toMatch(/bytes=\d+-$/);
-  expect(await storeDigest(page, 'tiny-random/llama-copy@main')).toEqual(await storeDigest(page, 'tiny-random/llama@main'));
+  // the local Hub is part of a stored model's key (src/store/model-store.ts)
+  const copy = await storeDigest(page, `${HUB} tiny-random/llama-copy@main`);
+  expect(copy).toEqual(await storeDigest(page, `${HUB} tiny-random/llama@main`));
   await shot(page, 'app-resumed');
 });
 
@@ -207,18 +210,18 @@ test('a corrupt shard is refused with a clear message and the store stays consis
   await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/qwen2', { timeout: 120_000 });
 });
 
-test('too little storage is refused before any weights are downloaded, and nothing is lost', async ({ page }) => {
+test('too little storage is refused with a clear message, and nothing is lost', async ({ page }) => {
   await open(page, 'tiny-random/llama');
   // Chromium enforces an overridden quota on writes but still reports the real one from
-  // navigator.storage.estimate(), so the refusal here comes from IndexedDB's own check (the
-  // estimate-based one, which runs first, is tested in tests/unit/store.test.ts)
+  // navigator.storage.estimate(), so the refusal here comes from IndexedDB's own check, at the
+  // first write that does not fit (Chromium 150 lets the small text files in and refuses the
+  // first tensor). The estimate-based refusal, which runs before any weights are requested, is
+  // tested in tests/unit/store.test.ts.
   const cdp = await page.context().newCDPSession(page);
   const origin = new URL(page.url()).origin;
   await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 20_000 });
-  const start = (await hubLog()).length;
   await page.getByRole('button', { name: 'Download', exact: true }).click();
   await expect(page.getByRole('alert')).toContainText(/needs .* of storage and this browser allows|storage for the page is full/, { timeout: 60_000 });
-  expect((await hubLog()).slice(start).filter((l) => l.includes('.safetensors '))).toEqual([]);
   await shot(page, 'app-quota');
   await cdp.send('Storage.overrideQuotaForOrigin', { origin });
   await page.getByRole('button', { name: 'Download', exact: true }).click();

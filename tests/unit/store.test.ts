@@ -12,7 +12,7 @@ import { buildModel, loadCheckpoint, type LoadedModel } from '../../src/model/lo
 import { localCheckpoint } from '../../src/node/local-files';
 import { downloadModel, QuotaError } from '../../src/store/download';
 import { loadStoredModel } from '../../src/store/load-stored';
-import { deleteModel, listModels, modelKey, ModelStore } from '../../src/store/model-store';
+import { deleteModel, listModels, manifestEndpoint, modelKey, ModelStore } from '../../src/store/model-store';
 import { testGpu } from '../gpu';
 import { startHub, type TestHub } from '../fixtures/hub-server';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
@@ -31,6 +31,9 @@ beforeAll(async () => {
   hub = await startHub(ids.map((id) => ({ type: 'model' as const, id, dir: join(root, 'llama') })));
 });
 afterAll(() => hub.close());
+
+/** A model's key in the store: the local test Hub is part of it. */
+const keyOf = (id: string) => modelKey(id, 'main', true, hub.url);
 
 async function logitsOf(loaded: LoadedModel): Promise<Float32Array> {
   const model = buildModel(gpu, loaded);
@@ -71,6 +74,29 @@ describe('the model store', () => {
     expect((await listModels()).map((x) => x.id)).toContain(ids[0]);
   });
 
+  it("keys a model by its Hub: another Hub's model never takes huggingface.co's name; old keys stay", async () => {
+    expect(keyOf(ids[0])).toBe(`${hub.url} ${ids[0]}@main`);
+    expect(modelKey(ids[0], 'main')).toBe(`${ids[0]}@main`); // huggingface.co's: the key models always had
+    expect(modelKey(ids[0], 'main', true, 'https://huggingface.co/')).toBe(`${ids[0]}@main`);
+    expect(() => modelKey(ids[0], 'main', true, 'http://hub.example.com')).toThrow(/plain http:\/\/.*use https:\/\//);
+    const m = (await ModelStore.open(keyOf(ids[0])).manifest())!;
+    expect(m).toMatchObject({ key: keyOf(ids[0]), endpoint: hub.url });
+    expect(await ModelStore.open(modelKey(ids[0], 'main')).manifest()).toBeUndefined();
+    // a model stored before endpoints were recorded: its old key and a manifest without one
+    const legacy = ModelStore.open(modelKey('tiny-random/legacy', 'main'));
+    const { endpoint: _dropped, ...old } = m;
+    const keys = (await ModelStore.open(m.key).allKeys()).filter((k) => k !== 'manifest');
+    const values = await ModelStore.open(m.key).getMany(keys);
+    await legacy.commit({ ...old, key: legacy.key, id: 'tiny-random/legacy' }, keys.map((k, i) => [k, values[i]]));
+    const listed = (await listModels()).map((x) => [x.key, manifestEndpoint(x)]);
+    expect(listed).toContainEqual(['tiny-random/legacy@main', 'https://huggingface.co']);
+    expect(listed).toContainEqual([keyOf(ids[0]), hub.url]);
+    const back = await loadStoredModel(gpu, legacy.key);
+    const again = (await loadStoredModel(gpu, m.key)).loaded;
+    expect(Array.from(await logitsOf(back.loaded))).toEqual(Array.from(await logitsOf(again)));
+    await deleteModel(legacy.key);
+  });
+
   it('resumes a connection dropped mid-shard from the last stored tensor, to a byte-identical store', async () => {
     hub.fault(SHARD2, { kind: 'drop', after: 20000, times: 1 });
     const start = hub.log.length;
@@ -82,13 +108,13 @@ describe('the model store', () => {
     const resumedAt = Number(requests[1].match(/bytes=(\d+)-/)![1]);
     expect(resumedAt).toBeGreaterThan(0);
     expect(resumedAt).toBeLessThanOrEqual(20000); // at a tensor boundary at or before the drop
-    expect(await contents(modelKey(ids[1], 'main'))).toEqual(await contents(modelKey(ids[0], 'main')));
+    expect(await contents(keyOf(ids[1]))).toEqual(await contents(keyOf(ids[0])));
   });
 
   it('a download stopped and started again later resumes from the store', async () => {
     hub.fault(SHARD1, { kind: 'drop', after: 60000 }); // every time: the first attempt gives up
     await expect(downloadModel(gpu, ids[3], { endpoint: hub.url, backoff: 1, retries: 1 })).rejects.toThrow(/failed at byte 60000/);
-    const partial = (await ModelStore.open(modelKey(ids[3], 'main')).manifest())!;
+    const partial = (await ModelStore.open(keyOf(ids[3])).manifest())!;
     expect(partial.complete).toBe(false);
     const stored = partial.files.find((f) => f.path === SHARD1)!.offset;
     expect(stored).toBeGreaterThan(0);
@@ -96,13 +122,13 @@ describe('the model store', () => {
     const start = hub.log.length;
     await downloadModel(gpu, ids[3], { endpoint: hub.url });
     expect(hub.log.slice(start).find((l) => l.includes(SHARD1))).toBe(`${ids[3]}/${SHARD1} bytes=${stored}-`);
-    expect(await contents(modelKey(ids[3], 'main'))).toEqual(await contents(modelKey(ids[0], 'main')));
+    expect(await contents(keyOf(ids[3]))).toEqual(await contents(keyOf(ids[0])));
   });
 
   it('discards a corrupt shard with a clear message, keeping the store consistent', async () => {
     hub.fault(SHARD2, { kind: 'corrupt', at: 30000, times: 1 });
     await expect(downloadModel(gpu, ids[2], { endpoint: hub.url })).rejects.toThrow(/model-00002-of-00002.safetensors is corrupt/);
-    const m = (await ModelStore.open(modelKey(ids[2], 'main')).manifest())!;
+    const m = (await ModelStore.open(keyOf(ids[2])).manifest())!;
     const shard = m.files.find((f) => f.path === SHARD2)!;
     expect(shard).toMatchObject({ offset: 0, done: false });
     // what the manifest lists is exactly what the database holds
@@ -111,7 +137,7 @@ describe('the model store', () => {
     expect(held.sort()).toEqual(listed.sort());
     hub.clearFaults();
     await downloadModel(gpu, ids[2], { endpoint: hub.url });
-    expect(await contents(m.key)).toEqual(await contents(modelKey(ids[0], 'main')));
+    expect(await contents(m.key)).toEqual(await contents(keyOf(ids[0])));
     await deleteModel(m.key);
     expect((await listModels()).map((x) => x.id)).not.toContain(ids[2]);
   });
@@ -120,19 +146,20 @@ describe('the model store', () => {
     hub.fault(SHARD1, { kind: 'corrupt', at: 12, times: 1 }); // inside the header's JSON
     const header = downloadModel(gpu, ids[4], { endpoint: hub.url });
     await expect(header).rejects.toThrow(/model-00001-of-00002.safetensors.*header/);
-    const m = (await ModelStore.open(modelKey(ids[4], 'main')).manifest())!;
+    const m = (await ModelStore.open(keyOf(ids[4])).manifest())!;
     expect(m.files.find((f) => f.path === SHARD1)).toMatchObject({ offset: 0, done: false });
     expect(Object.keys(m.tensors)).toEqual([]);
     hub.fault('tokenizer.json', { kind: 'status', status: 404, times: 1 });
-    await expect(downloadModel(gpu, ids[5], { endpoint: hub.url })).rejects.toThrow(/tokenizer.json was not found on the Hub \(404\)/);
+    await expect(downloadModel(gpu, ids[5], { endpoint: hub.url }))
+      .rejects.toThrow(/tokenizer.json.* was not found on the Hub \(404\)/);
     hub.clearFaults();
     await downloadModel(gpu, ids[4], { endpoint: hub.url });
-    expect(await contents(modelKey(ids[4], 'main'))).toEqual(await contents(modelKey(ids[0], 'main')));
+    expect(await contents(keyOf(ids[4]))).toEqual(await contents(keyOf(ids[0])));
   });
 
   it('refuses a model larger than the free quota before any weights are fetched', async () => {
     const start = hub.log.length;
-    const key = modelKey('tiny-random/small', 'main', false);
+    const key = modelKey('tiny-random/small', 'main', false, hub.url);
     await expect(downloadModel(gpu, 'tiny-random/small', { endpoint: hub.url, load_in_4bit: false, freeBytes: async () => 1000 }))
       .rejects.toThrow(QuotaError);
     expect(hub.log.slice(start).map((l) => l.split(' ')[0])).toEqual(['tiny-random/small/config.json']); // nothing else
