@@ -5,7 +5,7 @@
 // A stream over the whole file is checked against the Hub's SHA-256 when it ends.
 import type { DataBlob } from '../data/read';
 import { fileUrl, type RepoFile, type RepoSnapshot } from './hub';
-import { Checksum, fileBytes, verifySha256, type TransferOptions } from './transfer';
+import { Checksum, fileBytes, GrowingBytes, verifySha256, type TransferOptions } from './transfer';
 
 export class HubBlob implements DataBlob {
   /** A file of a repo snapshot, whole. */
@@ -32,14 +32,11 @@ export class HubBlob implements DataBlob {
     return new HubBlob(this.url, this.file, this.o, this.start + a, this.start + Math.max(a, b));
   }
 
+  /** The range's bytes, in a buffer that grows as they arrive: a listing's size reserves nothing. */
   async arrayBuffer(): Promise<ArrayBuffer> {
-    const out = new Uint8Array(this.size);
-    let at = 0;
-    for await (const chunk of this.chunks()) {
-      out.set(chunk, at);
-      at += chunk.length;
-    }
-    return out.buffer;
+    const out = new GrowingBytes(this.size);
+    for await (const chunk of this.chunks()) out.push(chunk);
+    return out.bytes().buffer as ArrayBuffer;
   }
 
   async text(): Promise<string> {
@@ -72,6 +69,6 @@ export class HubBlob implements DataBlob {
       sum?.update(chunk);
       yield chunk;
     }
-    if (sum) verifySha256(this.file, sum.hex());
+    if (sum) verifySha256(this.file, sum.hex(), this.url);
   }
 }

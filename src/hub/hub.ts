@@ -4,6 +4,9 @@
 // configurable (huggingface.co by default; the tests serve a local one); an access token, when
 // given, is sent to that endpoint only and never written to a log or an error message.
 import { listFiles, modelInfo, datasetInfo } from '@huggingface/hub';
+import { authorization, checkEndpoint, redactToken, tokenGuardedFetch } from './token-policy';
+import { idleFetch, shownUrl } from './idle-fetch';
+import { ListingCheck, shown } from './listing';
 
 export const HUB_ENDPOINT = 'https://huggingface.co';
 
@@ -12,7 +15,16 @@ export interface HubOptions {
   token?: string | null;
   revision?: string;
   fetch?: typeof fetch;
+  /** The caller's abort (a pause): ends any request with its reason, never taken for a timeout. */
+  signal?: AbortSignal;
+  /** Milliseconds a request may wait for the server's headers, then each chunk (default 30 s, idle-fetch.ts). */
+  idleMs?: number;
 }
+
+/** An API answer (repo info, a page of a listing) over this is refused: the largest real ones are a few MB. */
+export const API_MAX_BYTES = 64 * 2 ** 20;
+/** Pages of a listing: a server whose `Link: next` never ends is refused after these. */
+const MAX_PAGES = 1000;
 
 export type RepoType = 'model' | 'dataset';
 
@@ -48,31 +60,35 @@ export async function repoSnapshot(repo: string, type: RepoType, o: HubOptions =
   if (!isRepoId(repo)) throw new HubError(`"${repo}" is not a Hub repo id (owner/name)`);
   const hubUrl = endpoint(o);
   const credentials = o.token ? { accessToken: o.token } : {};
+  o = { ...o, fetch: apiFetch(o, `${type} ${repo}`) }; // time limits and a size cap on every API call
+  // the library sends the token with every request it makes (a listing's `Link: next` page too):
+  // the guard takes it off any request not bound for the endpoint's origin (src/hub/token-policy.ts)
+  o = { ...o, fetch: tokenGuardedFetch(hubUrl, o.fetch) };
   const revision = o.revision ?? 'main';
   let commit: string;
   try {
     const info = type === 'model'
       ? await modelInfo({ name: repo, hubUrl, revision, additionalFields: ['sha'], fetch: o.fetch, ...credentials })
       : await datasetInfo({ name: repo, hubUrl, revision, additionalFields: ['sha'], fetch: o.fetch, ...credentials });
-    commit = (info as { sha?: string }).sha ?? revision;
-    if (!/^[0-9a-f]{40}$/.test(commit)) throw new HubError(`the Hub answered commit ${JSON.stringify(commit).slice(0, 60)} for ${repo}, which is not a commit hash`);
+    // the commit names cache folders and every file URL: 40 hex digits, nothing else
+    const sha = (info as { sha?: unknown } | null)?.sha ?? (/^[0-9a-f]{40}$/.test(revision) ? revision : undefined);
+    if (typeof sha !== 'string' || !/^[0-9a-f]{40}$/.test(sha)) {
+      throw new HubError(`the Hub's info for ${type} ${repo} gives sha ${shown(sha)}, which is not a commit `
+        + '(40 hex digits); check the Hub endpoint');
+    }
+    commit = sha;
   } catch (e) {
-    throw describeFailure(e, `${type} ${repo}`, !!o.token);
+    throw describeFailure(e, `${type} ${repo}`, o.token, 'info');
   }
-  const files: RepoFile[] = [];
+  const listing = new ListingCheck(`${type} ${repo}`);
   try {
     for await (const f of listFiles({ repo: { type, name: repo }, revision: commit, recursive: true, hubUrl, fetch: o.fetch, ...credentials })) {
-      if (f.type !== 'file') continue;
-      // paths become file names in caches: refuse anything that could leave the repo's folder
-      if (f.path.split('/').some((part) => part === '' || part === '.' || part === '..') || /^[/\\]|\\/.test(f.path)) {
-        throw new HubError(`the Hub listed a file named ${JSON.stringify(f.path).slice(0, 80)} in ${repo}, which is not a safe path`);
-      }
-      files.push({ path: f.path, size: f.lfs?.size ?? f.size, sha256: f.lfs?.oid ?? null });
+      listing.add(f);
     }
   } catch (e) {
-    throw describeFailure(e, `${type} ${repo}`, !!o.token);
+    throw describeFailure(e, `${type} ${repo}`, o.token, 'listing');
   }
-  return { repo, type, commit, files };
+  return { repo, type, commit, files: listing.done() };
 }
 
 export function fileUrl(snapshot: Pick<RepoSnapshot, 'repo' | 'type' | 'commit'>, path: string, o: HubOptions = {}): string {
@@ -88,17 +104,14 @@ export function fileUrl(snapshot: Pick<RepoSnapshot, 'repo' | 'type' | 'commit'>
  */
 export async function fetchFile(url: string, size: number, offset: number, o: HubOptions & { signal?: AbortSignal } = {}, end = size): Promise<ReadableStream<Uint8Array>> {
   const headers: Record<string, string> = {};
-  if (o.token) headers.Authorization = `Bearer ${o.token}`;
+  const auth = authorization(url, endpoint(o), o.token); // the endpoint's own origin only, over https or loopback
+  if (auth) headers.Authorization = auth;
   const ranged = offset > 0 || end < size;
   if (ranged) headers.Range = `bytes=${offset}-${end < size ? end - 1 : ''}`;
-  const name = url.slice(url.lastIndexOf('/') + 1);
-  let res: Response;
-  try {
-    res = await (o.fetch ?? fetch)(url, { headers, signal: o.signal });
-  } catch (e) {
-    if ((e as Error).name === 'AbortError') throw e;
-    throw new HubError(`could not reach the Hub for ${name} (${(e as Error).message}); check the connection and try again: the download resumes`, undefined, true);
-  }
+  // errors name the file and where it was asked for (the URL holds the repo; never the token)
+  const name = `${url.slice(url.lastIndexOf('/') + 1)} (${shownUrl(url)})`;
+  // a stall, a redirect loop or a network failure is a HubError; the caller's abort is its own reason
+  const res = await idleFetch(url, { headers }, o);
   if (!res.ok) {
     await res.body?.cancel();
     throw statusError(res.status, name, !!o.token, offset);
@@ -121,8 +134,25 @@ export async function fetchFile(url: string, size: number, offset: number, o: Hu
   return res.body;
 }
 
+/**
+ * The fetch @huggingface/hub is given: idleFetch's time limits and size cap on each call, the
+ * caller's abort passed on, and a bound on the pages of a listing.
+ */
+function apiFetch(o: HubOptions, what: string): typeof fetch {
+  let calls = 0;
+  return (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (++calls > MAX_PAGES) {
+      return Promise.reject(new HubError(`the Hub's listing of ${what} did not end after ${MAX_PAGES} pages `
+        + `(${shownUrl(url)}); check the Hub endpoint`));
+    }
+    return idleFetch(url, init ?? {}, { fetch: o.fetch, signal: o.signal, idleMs: o.idleMs, maxBytes: API_MAX_BYTES });
+  };
+}
+
+/** The endpoint without trailing slashes; plain http to another machine is refused (token-policy.ts). */
 function endpoint(o: HubOptions): string {
-  return (o.endpoint ?? HUB_ENDPOINT).replace(/\/+$/, '');
+  return checkEndpoint(o.endpoint ?? HUB_ENDPOINT);
 }
 
 function statusError(status: number, what: string, hasToken: boolean, offset = 0): HubError {
@@ -136,8 +166,18 @@ function statusError(status: number, what: string, hasToken: boolean, offset = 0
   return new HubError(`${what}: the Hub answered ${status}; try again later`, status, status >= 500 || status === 429);
 }
 
-function describeFailure(e: unknown, what: string, hasToken: boolean): HubError {
+function describeFailure(e: unknown, what: string, token: string | null | undefined, part: 'info' | 'listing',
+): HubError {
   const status = (e as { statusCode?: number }).statusCode;
-  if (typeof status === 'number') return statusError(status, what, hasToken);
-  return new HubError(`could not read ${what} from the Hub (${(e as Error).message})`);
+  if (typeof status === 'number') return statusError(status, what, !!token);
+  if (e instanceof HubError) return e; // ours: a stall, a redirect loop, a bad entry; each names the repo or its URL
+  // the network's failures are HubErrors (idle-fetch.ts): what is left is the library choking on the answer;
+  // its message may quote the server's answer, which could echo the token back
+  const why = redactToken(String((e as Error)?.message ?? e), token);
+  const shape = part === 'info' ? 'a JSON object with the commit in "sha"' : 'a JSON array of file entries';
+  if (e instanceof SyntaxError || e instanceof TypeError) {
+    return new HubError(`the Hub's ${part} for ${what} is not what a Hub sends (${why}): it is ${shape}; `
+      + 'check the Hub endpoint');
+  }
+  return new HubError(`could not read ${what} from the Hub (${why})`);
 }

@@ -6,15 +6,19 @@ import { HubError, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapsh
 
 const MODEL_TEXT = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'model.safetensors.index.json'];
 
-export function modelFiles(files: RepoFile[]): RepoFile[] {
+/** `repo` names the repo in messages. */
+export function modelFiles(files: RepoFile[], repo = 'this repo'): RepoFile[] {
   const has = (p: string) => files.some((f) => f.path === p);
-  if (!has('config.json')) throw new HubError('this repo has no config.json: it is not a transformers model');
-  if (!has('tokenizer.json')) throw new HubError('this repo has no tokenizer.json (a fast tokenizer); pick a model that ships one');
+  if (!has('config.json')) throw new HubError(`${repo} has no config.json: it is not a transformers model`);
+  if (!has('tokenizer.json')) {
+    throw new HubError(`${repo} has no tokenizer.json (a fast tokenizer); pick a model that ships one`);
+  }
   // the sharded or single checkpoint at the top level (Mistral repos also carry consolidated.safetensors)
   const weights = files.filter((f) => /^model(-\d+-of-\d+)?\.safetensors$/.test(f.path));
   if (weights.length === 0) {
     const bin = files.some((f) => f.path.endsWith('.bin'));
-    throw new HubError(`this repo has no safetensors weights${bin ? ' (only PyTorch .bin files, which are not read here)' : ''}`);
+    const only = bin ? ' (only PyTorch .bin files, which are not read here)' : '';
+    throw new HubError(`${repo} has no safetensors weights${only}`);
   }
   return [...files.filter((f) => MODEL_TEXT.includes(f.path)), ...weights];
 }

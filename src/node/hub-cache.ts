@@ -6,8 +6,10 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileUrl, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapshot, type RepoType } from '../hub/hub';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import {
+  fileUrl, HubError, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapshot, type RepoType,
+} from '../hub/hub';
 import { Checksum, fileBytes, verifySha256, type TransferOptions } from '../hub/transfer';
 import { datasetFiles, modelFiles } from '../hub/select';
 
@@ -29,9 +31,11 @@ export interface CacheOptions extends TransferOptions {
  * Download `pick(files)` of a repo at a revision into the cache; returns the folder. Files
  * already there are not fetched again.
  */
-export async function cacheRepo(repo: string, type: RepoType, pick: (files: RepoFile[]) => RepoFile[], o: CacheOptions = {}): Promise<{ dir: string; snapshot: RepoSnapshot; files: RepoFile[] }> {
+export async function cacheRepo(
+  repo: string, type: RepoType, pick: (files: RepoFile[], repo: string) => RepoFile[], o: CacheOptions = {},
+): Promise<{ dir: string; snapshot: RepoSnapshot; files: RepoFile[] }> {
   const snapshot = await repoSnapshot(repo, type, o);
-  return cacheFiles(snapshot, pick(snapshot.files), o);
+  return cacheFiles(snapshot, pick(snapshot.files, repo), o);
 }
 
 /** Download `files` of a snapshot into the cache (those already there are not fetched again). */
@@ -40,10 +44,25 @@ async function cacheFiles(snapshot: RepoSnapshot, files: RepoFile[], o: CacheOpt
   const total = files.reduce((n, f) => n + f.size, 0);
   let done = 0;
   for (const f of files) {
-    await cacheFile(snapshot, f, join(dir, f.path), o, (n) => o.onFile?.(f, done + n, total));
+    await cacheFile(snapshot, f, insideFolder(dir, f.path, snapshot), o, (n) => o.onFile?.(f, done + n, total));
     done += f.size;
   }
   return { dir, snapshot, files };
+}
+
+/**
+ * Where a repo file goes in its snapshot's folder. The listing's paths are checked already
+ * (src/hub/listing.ts); this is the last word, at the point of writing: a path that would land
+ * outside the folder (or on the folder itself) is refused, whatever the checks before it missed.
+ */
+function insideFolder(dir: string, path: string, s: RepoSnapshot): string {
+  const target = resolve(dir, path);
+  const rel = relative(resolve(dir), target);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel) || path.includes('\\')) {
+    throw new HubError(`the Hub lists ${JSON.stringify(path).slice(0, 80)} in ${s.type} ${s.repo}, a path outside `
+      + "the repo's cache folder; it was not written: check the Hub endpoint");
+  }
+  return target;
 }
 
 export function cacheModel(repo: string, o: CacheOptions = {}) {
@@ -63,8 +82,9 @@ async function cacheFile(s: RepoSnapshot, f: RepoFile, path: string, o: CacheOpt
   const sum = await Checksum.create();
   if (offset > 0) for await (const chunk of createReadStream(part)) sum.update(chunk as Uint8Array);
   const out = await open(part, 'a');
+  const url = fileUrl(s, f.path, o);
   try {
-    for await (const chunk of fileBytes(fileUrl(s, f.path, o), f, offset, o)) {
+    for await (const chunk of fileBytes(url, f, offset, o)) {
       await out.write(chunk);
       sum.update(chunk);
       offset += chunk.length;
@@ -74,7 +94,7 @@ async function cacheFile(s: RepoSnapshot, f: RepoFile, path: string, o: CacheOpt
     await out.close();
   }
   try {
-    verifySha256(f, sum.hex());
+    verifySha256(f, sum.hex(), url);
   } catch (e) {
     await rm(part);
     throw e;

@@ -9,11 +9,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { splitFiles } from '../../src/data/prepare';
 import { readRows, SkipCounts, type Row } from '../../src/data/read';
-import { isRepoId, repoSnapshot } from '../../src/hub/hub';
+import { fileUrl, HubError, isRepoId, repoSnapshot } from '../../src/hub/hub';
 import { HubBlob } from '../../src/hub/hub-blob';
 import { dataFiles, datasetFiles } from '../../src/hub/select';
+import { fetchWhole } from '../../src/hub/transfer';
 import { cacheDataset, cacheModel } from '../../src/node/hub-cache';
-import { startHub, type TestHub } from '../fixtures/hub-server';
+import { API_INFO, startHub, type TestHub } from '../fixtures/hub-server';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
 import { tinyTexts, writeTinyDataset } from '../fixtures/tiny-data';
 
@@ -122,10 +123,10 @@ describe('Hub downloads', () => {
     const expected = tinyTexts().map((text) => ({ text }));
     hub.log.length = 0;
     expect(await read('tiny.parquet')).toEqual(expected);
-    // the footer is read first (hyparquet reads the last 512 KiB, here the whole tiny file), then
-    // each of the two row groups by its own byte range
-    const ranges = hub.log.filter((l) => l.startsWith('tiny-random/guanaco/tiny.parquet') && /bytes=\d+-\d+$/.test(l));
-    expect(ranges.length, hub.log.join('\n')).toBeGreaterThanOrEqual(3);
+    // the footer is read first, then the row groups, each read by a byte range: never the whole file
+    const parquet = hub.log.filter((l) => l.startsWith('tiny-random/guanaco/tiny.parquet'));
+    expect(parquet.filter((l) => /bytes=\d+-\d*$/.test(l)).length, parquet.join('\n')).toBeGreaterThanOrEqual(3);
+    expect(parquet.filter((l) => l.endsWith(' all')), parquet.join('\n')).toEqual([]);
     expect(await read('tiny.jsonl')).toEqual(expected);
     hub.fault('tiny.jsonl', { kind: 'corrupt', at: 3 });
     await expect(read('tiny.jsonl')).rejects.toThrow(/tiny.jsonl is corrupt: its SHA-256/);
@@ -146,5 +147,95 @@ describe('Hub downloads', () => {
     await expect(datasetFiles('tiny-random/llama-less', o)).rejects.toThrow(/not found|does not exist/i);
     const f = (path: string) => ({ path, size: 1, sha256: null });
     expect(dataFiles([f('dataset_infos.json'), f('data/train.jsonl'), f('README.md'), f('.gitattributes')], 'x').map((x) => x.path)).toEqual(['data/train.jsonl']);
+  });
+});
+
+describe('a Hub that stalls, storms or lies', () => {
+  // short limits: a read waits 300 ms for the server, a file loses at most 1 s to failures
+  const limits = { idleMs: 300, retryBudgetMs: 1000, backoff: 20 };
+  const model = async () => {
+    const o = { endpoint: hub.url, ...limits };
+    const snapshot = await repoSnapshot('tiny-random/llama', 'model', o);
+    const file = (path: string) => snapshot.files.find((f) => f.path === path)!;
+    return { o, snapshot, file, url: (path: string) => fileUrl(snapshot, path, o) };
+  };
+
+  it('ends a stall before the headers or mid-body in a HubError naming the URL; a pause stays a pause', async () => {
+    const { o, file, url } = await model();
+    for (const fault of [{ kind: 'stall' } as const, { kind: 'stall', after: 100 } as const]) {
+      hub.fault('config.json', fault);
+      const read = fetchWhole(url('config.json'), file('config.json'), o);
+      await expect(read).rejects.toThrow(HubError);
+      const stalled = /llama\/resolve\/[0-9a-f]{40}\/config\.json: the server sent no (answer|bytes) for 300 ms/;
+      await expect(read).rejects.toThrow(stalled);
+    }
+    hub.fault(API_INFO, { kind: 'stall' });
+    await expect(repoSnapshot('tiny-random/llama', 'model', o))
+      .rejects.toThrow(/api\/models\/tiny-random\/llama\/revision\/main: the server sent no answer/);
+    // the user's abort during a stall is an AbortError, not a timeout
+    hub.fault('config.json', { kind: 'stall' });
+    const pause = new AbortController();
+    const paused = fetchWhole(url('config.json'), file('config.json'), { ...o, idleMs: 60_000, signal: pause.signal });
+    setTimeout(() => pause.abort(), 50);
+    await expect(paused).rejects.toMatchObject({ name: 'AbortError' });
+    hub.clearFaults();
+  });
+
+  it('stops a 5xx storm at the retry budget, not after retries times a growing backoff', async () => {
+    const { o, file, url } = await model();
+    hub.fault('config.json', { kind: 'status', status: 503 });
+    const before = hub.log.length;
+    const storm = fetchWhole(url('config.json'), file('config.json'), { ...o, retries: 1000, backoff: 100 });
+    await expect(storm).rejects.toThrow(
+      /config.json \(http:.*\): the download failed at byte 0 of \d+ \(.*answered 503.* s lost to failures\) and/);
+    // the backoffs alone (100, 200, 400 ms, then 800) pass the 1 s budget by the fifth request, however slow
+    const requests = hub.log.length - before;
+    expect(requests).toBeGreaterThan(1);
+    expect(requests).toBeLessThanOrEqual(5);
+    hub.clearFaults();
+  });
+
+  it('believes no size a listing or a server gives: nothing is allocated on their word', async () => {
+    const { o, file, url } = await model();
+    const before = hub.log.length;
+    const huge = { ...file('config.json'), size: 3e9 };
+    await expect(fetchWhole(url('config.json'), huge, o))
+      .rejects.toThrow(/config.json .* is listed at 3000000000 bytes; a config.json is read whole only up to 16 MiB/);
+    expect(hub.log.length).toBe(before); // refused before asking
+    // a HubBlob's listed size reserves nothing either: the server's real bytes end it
+    const { snapshot, files } = await datasetFiles('tiny-random/guanaco', o);
+    const parquet = files.find((f) => f.path === 'tiny.parquet')!;
+    await expect(HubBlob.of(snapshot, { ...parquet, size: 2 ** 44 }, o).arrayBuffer())
+      .rejects.toThrow(/tiny.parquet .*: the server sends \d+ bytes from offset 0; the repo lists the file at 175921/);
+    hub.fault('config.json', { kind: 'oversend', bytes: 5 });
+    await expect(fetchWhole(url('config.json'), file('config.json'), o))
+      .rejects.toThrow(/config.json .*: the server sent more than the \d+ bytes asked/);
+    hub.clearFaults();
+  });
+
+  it('refuses a listing that is not a list of safe files, naming the repo and the field', async () => {
+    const o = { endpoint: hub.url, ...limits };
+    const cases: [unknown, RegExp][] = [
+      [{ files: [] }, /the Hub's listing for model tiny-random\/llama is not what a Hub sends .* a JSON array of file/],
+      [[{ type: 'file', path: '../../.bashrc', size: 1 }],
+        /listing of model tiny-random\/llama is not usable: entry 0: path "..\/..\/.bashrc" could leave the repo's/],
+      [[{ type: 'file', path: 'a.bin', size: -1 }],
+        /listing of model tiny-random\/llama .*entry 0 \(a.bin\): size is -1; a file's size is a whole number/],
+      [[{ type: 'file', path: 'a.bin', size: 1, lfs: { oid: 'xyz', size: 1 } }],
+        /entry 0 \(a.bin\): lfs.oid is "xyz"; it is a SHA-256, 64 lowercase hex digits/],
+    ];
+    for (const [tree, message] of cases) {
+      hub.answer('tiny-random/llama', 'tree', tree);
+      await expect(repoSnapshot('tiny-random/llama', 'model', o)).rejects.toThrow(message);
+    }
+    hub.clearFaults();
+    hub.answer('tiny-random/llama', 'revision', { sha: '../../../etc' });
+    await expect(repoSnapshot('tiny-random/llama', 'model', o))
+      .rejects.toThrow(/info for model tiny-random\/llama gives sha "..\/..\/..\/etc", which is not a commit/);
+    hub.clearFaults();
+    hub.fault(API_INFO, { kind: 'redirect-loop' });
+    await expect(repoSnapshot('tiny-random/llama', 'model', o))
+      .rejects.toThrow(/tiny-random\/llama\/revision\/main: the server redirects without end/);
+    hub.clearFaults();
   });
 });
