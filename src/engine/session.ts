@@ -6,10 +6,12 @@ import type { Gpu } from '../gpu/runtime';
 import { hostBatch, epochOrder, microBatches, releaseBatch, uploadBatch } from '../data/batches';
 import type { Block } from '../data/sft';
 import type { LoraConfig } from '../formats/peft';
-import { AdapterError, parseAdapterConfig } from '../formats/peft';
+import { AdapterError, parseAdapterConfig, readAdapterSafetensors } from '../formats/peft';
+import { quoted } from '../formats/safetensors';
 import { generate, seededRandom, type GenerateSettings } from '../generate/generate';
-import { exportAdapter, importAdapter } from '../model/adapter';
-import type { ModelConfig } from '../model/config';
+import { adaptedModules, exportAdapter, writeAdapter } from '../model/adapter';
+import { ConfigError, type ModelConfig } from '../model/config';
+import { adapterWeightsBound } from '../model/estimate';
 import type { CausalLM } from '../model/causal-lm';
 import { buildModel, loadCheckpoint, type CheckpointFiles, type LoadedModel, type LoadSettings } from '../model/load';
 import { attachLora, type LoraLinear, type LoraSet } from '../model/lora-linear';
@@ -133,6 +135,24 @@ export class Session {
       r: configParsed.r, lora_alpha: configParsed.lora_alpha, lora_dropout: configParsed.lora_dropout,
       target_modules: configParsed.target_modules, use_rslora: configParsed.use_rslora,
     };
+    const unknown = configParsed.target_modules.find((n) => !this.config.linearModules.includes(n));
+    if (unknown !== undefined) {
+      throw new AdapterError(
+        `adapter_config.json: target_modules names ${quoted(unknown)}, ` +
+          `not a linear layer of this ${this.config.modelType} model ` +
+          `(it has ${this.config.linearModules.join(', ')}): the adapter was made for another architecture`,
+      );
+    }
+    const bound = this.adapterWeightsBound(configParsed);
+    if (files.weights.length > bound) {
+      throw new AdapterError(
+        `adapter_model.safetensors is ${files.weights.length} bytes; ` +
+          `r ${configParsed.r} on ${configParsed.target_modules.join(', ')} ` +
+          `of this model needs at most ${bound}: it was made for another base model`,
+      );
+    }
+    // every shape is checked against the config's r and this model's layers before a buffer is made
+    const layers = readAdapterSafetensors(files.weights, s.r, adaptedModules(this.targets(s.target_modules)));
     const old = o.replace && this.lora ? { set: this.lora, config: this.loraConfig, params: this.lora.modules.map((m) => [m, m.lora] as const) } : null;
     if (old) {
       for (const m of old.set.modules) m.lora = null;
@@ -140,7 +160,7 @@ export class Session {
     }
     try {
       this.attachLora(s, 0);
-      importAdapter(this.gpu, this.lora!, files);
+      writeAdapter(this.gpu, this.lora!, configParsed, layers);
     } catch (e) {
       this.releaseLora();
       if (old) {
@@ -154,6 +174,11 @@ export class Session {
       old.set.grads.release();
     }
     return configParsed;
+  }
+
+  /** The most bytes a PEFT adapter_model.safetensors can hold for this model with `c`'s rank and modules. */
+  adapterWeightsBound(c: Pick<LoraConfig, 'r' | 'target_modules'>): number {
+    return adapterWeightsBound(this.config, c.r, c.target_modules);
   }
 
   /** Generation and evaluation with or without the adapter; training always uses it. */
@@ -190,6 +215,8 @@ export class Session {
     checkTrain(s);
     if (evaluation && !(Number.isInteger(evaluation.steps) && evaluation.steps >= 1)) throw new Error(`eval_steps must be a positive integer, not ${evaluation.steps}`);
     if (blocks.length === 0) throw new Error('there is nothing to train on: the data set gave no blocks');
+    checkPositions(blocks, this.config, 'training');
+    if (evaluation) checkPositions(evaluation.blocks, this.config, 'evaluation');
     this.setAdapterEnabled(true);
     if (!blocks.some((b) => hostBatch([b]).counted > 0)) throw new Error('there is nothing to learn: no token of the data set has a label');
     if (evaluation && !evaluation.blocks.some((b) => hostBatch([b]).counted > 0)) throw new Error('there is nothing to evaluate: no token of the evaluation data has a label');
@@ -259,6 +286,7 @@ export class Session {
   /** The token-weighted mean loss over `blocks`, `batchSize` blocks at a time. */
   async evaluate(blocks: Block[], batchSize = 1, onProgress?: (done: number) => void): Promise<{ eval_loss: number; tokens: number }> {
     let total = 0, tokens = 0;
+    checkPositions(blocks, this.config, 'evaluation');
     const micros = microBatches(blocks, blocks.map((_, i) => i), batchSize);
     for (const [i, m] of micros.entries()) {
       const h = hostBatch(m, this.config.slidingWindow, this.config.gemma?.slidingWindow ?? null);
@@ -313,6 +341,24 @@ function checkLora(s: LoraSettings): void {
   if (!(Number.isInteger(s.r) && s.r >= 1)) throw new AdapterError(`lora_r must be a positive integer, not ${s.r}`);
   if (!(s.lora_alpha > 0)) throw new AdapterError(`lora_alpha must be positive, not ${s.lora_alpha}`);
   if (!(s.lora_dropout >= 0 && s.lora_dropout < 1)) throw new AdapterError(`lora_dropout must be in [0, 1), not ${s.lora_dropout}`);
+}
+
+/**
+ * The RoPE tables hold max_position_embeddings rows (config.json): a block longer than that, or
+ * a position past the table, would be read past its end on the GPU. Refused before any step.
+ */
+export function checkPositions(blocks: Block[], c: ModelConfig, what: string): void {
+  const max = c.maxPositions;
+  for (const b of blocks) {
+    let top = 0;
+    for (const p of b.position_ids) if (!(p <= top)) top = p; // NaN counts as past the end
+    if (b.input_ids.length > max || !(top < max)) {
+      throw new ConfigError(
+        `max_length: a ${what} block of ${b.input_ids.length} tokens (positions up to ${top}) is beyond this model's ` +
+          `max_position_embeddings of ${max} (config.json): set max_length to at most ${max}`,
+      );
+    }
+  }
 }
 
 function checkTrain(s: TrainLoopSettings): void {

@@ -3,7 +3,9 @@
 //   adapter_config.json          the LoraConfig
 //   adapter_model.safetensors    base_model.model.<module>.lora_A.weight [r, in]
 //                                base_model.model.<module>.lora_B.weight [out, r]
-import { readSafetensorsSync, toFloat32, writeSafetensors, type TensorToWrite } from './safetensors';
+import {
+  nameOf, parseHeader, quoted, toFloat32, writeSafetensors, type SafetensorsHeader, type TensorToWrite,
+} from './safetensors';
 
 export interface LoraConfig {
   base_model_name_or_path: string;
@@ -45,39 +47,73 @@ export function adapterConfigJson(c: LoraConfig): string {
   return JSON.stringify(json, null, 2) + '\n';
 }
 
-export function parseAdapterConfig(text: string): LoraConfig {
-  let j: Record<string, unknown>;
+/** The largest LoRA rank accepted: PEFT's own examples stop at 256; more is a corrupt or hostile file. */
+export const MAX_LORA_RANK = 1024;
+
+export function parseAdapterConfig(text: string, file = 'adapter_config.json'): LoraConfig {
+  let parsed: unknown;
   try {
-    j = JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch (e) {
-    throw new AdapterError(`adapter_config.json is not valid JSON (${(e as Error).message})`);
+    throw new AdapterError(`${file} is not valid JSON (${(e as Error).message})`);
   }
-  const fail = (what: string) => new AdapterError(`adapter_config.json: ${what}`);
-  if (j.peft_type !== 'LORA') throw fail(`peft_type is ${JSON.stringify(j.peft_type)}; only LORA adapters load here`);
+  const fail = (what: string) => new AdapterError(`${file}: ${what}`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw fail(`must be a JSON object (PEFT's LoraConfig), got ${quoted(parsed)}`);
+  }
+  const j = parsed as Record<string, unknown>;
+  if (j.peft_type !== 'LORA') throw fail(`peft_type is ${quoted(j.peft_type)}; only LORA adapters load here`);
+  if (j.use_dora != null && typeof j.use_dora !== 'boolean') {
+    throw fail(`use_dora must be true or false, got ${quoted(j.use_dora)}`);
+  }
   if (j.use_dora) throw fail('use_dora is true; DoRA adapters are not supported');
   for (const k of ['rank_pattern', 'alpha_pattern'] as const) {
-    if (j[k] && Object.keys(j[k] as object).length) throw fail(`${k} is set; per-module ranks and alphas are not supported`);
+    const v = j[k];
+    if (v == null) continue;
+    if (typeof v !== 'object' || Array.isArray(v)) throw fail(`${k} must be an object, got ${quoted(v)}`);
+    if (Object.keys(v).length) throw fail(`${k} is set; per-module ranks and alphas are not supported`);
   }
-  if (j.modules_to_save && (j.modules_to_save as unknown[]).length) throw fail('modules_to_save is set; only LoRA weights load here');
-  if (j.bias !== undefined && j.bias !== 'none') throw fail(`bias is ${JSON.stringify(j.bias)}; only "none" is supported`);
-  if (j.fan_in_fan_out) throw fail('fan_in_fan_out is true; only [out, in] linear weights are supported');
+  const save = j.modules_to_save;
+  if (save != null && !(Array.isArray(save) && save.length === 0)) {
+    throw fail(`modules_to_save is ${quoted(save)}; only LoRA weights load here`);
+  }
+  if (j.bias != null && j.bias !== 'none') throw fail(`bias is ${quoted(j.bias)}; only "none" is supported`);
+  if (j.fan_in_fan_out != null && j.fan_in_fan_out !== false) {
+    throw fail(`fan_in_fan_out is ${quoted(j.fan_in_fan_out)}; only [out, in] linear weights (false) are supported`);
+  }
+  if (j.use_rslora != null && typeof j.use_rslora !== 'boolean') {
+    throw fail(`use_rslora must be true or false, got ${quoted(j.use_rslora)}`);
+  }
   const r = j.r;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) throw fail(`r must be a positive integer, got ${JSON.stringify(r)}`);
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1 || r > MAX_LORA_RANK) {
+    throw fail(`r must be a positive integer up to ${MAX_LORA_RANK}, got ${quoted(r)}`);
+  }
   const alpha = j.lora_alpha ?? 8;
-  if (typeof alpha !== 'number' || !(alpha > 0)) throw fail(`lora_alpha must be a positive number, got ${JSON.stringify(alpha)}`);
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || !(alpha > 0)) {
+    throw fail(`lora_alpha must be a finite number > 0, got ${quoted(alpha)}`);
+  }
   const dropout = j.lora_dropout ?? 0;
-  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw fail(`lora_dropout must be in [0, 1), got ${JSON.stringify(dropout)}`);
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) {
+    throw fail(`lora_dropout must be in [0, 1), got ${quoted(dropout)}`);
+  }
   const tm = j.target_modules;
   const target = typeof tm === 'string' ? [tm] : tm;
-  if (!Array.isArray(target) || !target.every((t) => typeof t === 'string')) throw fail('target_modules must be a list of module names');
+  const moduleName = (t: unknown) => typeof t === 'string' && /^[\w.-]{1,100}$/.test(t);
+  if (!Array.isArray(target) || target.length === 0 || target.length > 64 || !target.every(moduleName)) {
+    throw fail(`target_modules must be a list of module names (q_proj, …), got ${quoted(tm)}`);
+  }
+  const base = j.base_model_name_or_path;
+  if (base != null && typeof base !== 'string') {
+    throw fail(`base_model_name_or_path must be a string, got ${quoted(base)}`);
+  }
   return {
-    base_model_name_or_path: String(j.base_model_name_or_path ?? ''),
+    base_model_name_or_path: base ?? '',
     revision: typeof j.revision === 'string' ? j.revision : null,
     r,
     lora_alpha: alpha,
     lora_dropout: dropout,
     target_modules: target as string[],
-    use_rslora: !!j.use_rslora,
+    use_rslora: j.use_rslora === true,
     bias: 'none',
   };
 }
@@ -108,24 +144,76 @@ export function writeAdapterSafetensors(layers: AdapterTensors[]): Uint8Array {
   return writeSafetensors(tensors, { format: 'pt' });
 }
 
-/** Read PEFT's adapter weights; every module must have both A [r, in] and B [out, r] with one r. */
-export function readAdapterSafetensors(file: Uint8Array, r: number): AdapterTensors[] {
-  const parts = new Map<string, { A?: [number[], Float32Array]; B?: [number[], Float32Array] }>();
-  for (const { info, data } of readSafetensorsSync(file, 'adapter_model.safetensors')) {
+/** An adapted layer's sizes in the base model, by module path. */
+export type AdapterModules = Map<string, { inFeatures: number; outFeatures: number }>;
+
+/**
+ * An adapter's header against its config's rank and, given `modules`, the model's layers: every
+ * tensor a LoRA weight of a known module with the right shape and a float dtype, A and B in pairs,
+ * every module present. Runs before any weight is converted or any GPU buffer made.
+ */
+export function checkAdapterHeader(
+  h: SafetensorsHeader, r: number, modules?: AdapterModules, file = 'adapter_model.safetensors',
+): string[] {
+  const fail = (what: string) => new AdapterError(`${file}: ${what}`);
+  const parts = new Map<string, { A?: number[]; B?: number[] }>();
+  for (const info of h.tensors) {
     const m = KEY.exec(info.name);
-    if (!m) throw new AdapterError(`adapter_model.safetensors has ${info.name}, not a LoRA weight (base_model.model.<module>.lora_A/B.weight)`);
-    if (info.shape.length !== 2) throw new AdapterError(`${info.name} has shape [${info.shape}], expected 2-D`);
+    if (!m) throw fail(`holds ${nameOf(info.name)}, not a LoRA weight (base_model.model.<module>.lora_A/B.weight)`);
+    if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
+      throw fail(`${nameOf(info.name)} is ${info.dtype}; LoRA weights are F32, F16 or BF16`);
+    }
+    if (info.shape.length !== 2) throw fail(`${nameOf(info.name)} has shape [${info.shape}], expected 2-D`);
     const entry = parts.get(m[1]) ?? {};
-    entry[m[2] as 'A' | 'B'] = [info.shape, toFloat32(info.dtype, data)];
+    entry[m[2] as 'A' | 'B'] = info.shape;
+    parts.set(m[1], entry);
+  }
+  for (const [module, { A, B }] of parts) {
+    const name = nameOf(module);
+    if (!A || !B) throw fail(`${name} has lora_${A ? 'A' : 'B'} but no lora_${A ? 'B' : 'A'}`);
+    if (A[0] !== r || B[1] !== r) {
+      throw fail(`${name}: lora_A is [${A}] and lora_B is [${B}], but adapter_config.json says r = ${r}`);
+    }
+    if (!modules) continue;
+    const want = modules.get(module);
+    if (!want) {
+      throw fail(`holds ${name}, which this model's adapter does not target (target_modules in adapter_config.json)`);
+    }
+    if (A[1] !== want.inFeatures || B[0] !== want.outFeatures) {
+      throw fail(
+        `${name}: the adapter's A is [${A.join(', ')}] and B [${B.join(', ')}], the model needs [${r}, ` +
+          `${want.inFeatures}] and ` +
+          `[${want.outFeatures}, ${r}]: it was trained on another base model or rank`,
+      );
+    }
+  }
+  if (modules && parts.size !== modules.size) {
+    const lacking = [...modules.keys()].filter((m) => !parts.has(m));
+    throw fail(`lacks ${lacking.length} module(s) its config targets in this model: ${lacking.slice(0, 3).join(', ')}`);
+  }
+  return [...parts.keys()];
+}
+
+/**
+ * Read PEFT's adapter weights; every module must have both A [r, in] and B [out, r] with one r
+ * (and, given `modules`, the model's sizes). Everything is checked before anything is converted.
+ */
+export function readAdapterSafetensors(
+  file: Uint8Array, r: number, modules?: AdapterModules, name = 'adapter_model.safetensors',
+): AdapterTensors[] {
+  const h = parseHeader(file, file.length, name);
+  checkAdapterHeader(h, r, modules, name);
+  const parts = new Map<string, { A?: [number[], Float32Array]; B?: [number[], Float32Array] }>();
+  for (const info of h.tensors) {
+    const m = KEY.exec(info.name)!;
+    const entry = parts.get(m[1]) ?? {};
+    const bytes = file.subarray(h.dataOffset + info.begin, h.dataOffset + info.end);
+    entry[m[2] as 'A' | 'B'] = [info.shape, toFloat32(info.dtype, bytes)];
     parts.set(m[1], entry);
   }
   const out: AdapterTensors[] = [];
   for (const [module, { A, B }] of parts) {
-    if (!A || !B) throw new AdapterError(`${module} has lora_${A ? 'A' : 'B'} but no lora_${A ? 'B' : 'A'}`);
-    if (A[0][0] !== r || B[0][1] !== r) {
-      throw new AdapterError(`${module}: lora_A is [${A[0]}] and lora_B is [${B[0]}], but the config says r = ${r}`);
-    }
-    out.push({ module, A: A[1], B: B[1], r, inFeatures: A[0][1], outFeatures: B[0][0] });
+    out.push({ module, A: A![1], B: B![1], r, inFeatures: A![0][1], outFeatures: B![0][0] });
   }
   return out.sort((a, b) => (a.module < b.module ? -1 : 1));
 }

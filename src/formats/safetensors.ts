@@ -72,9 +72,13 @@ export function parseHeader(bytes: Uint8Array, fileSize?: number, file = 'the fi
   const tensors: TensorInfo[] = [];
   for (const [name, entry] of Object.entries(json as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw bad('__metadata__ is not an object');
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+        throw bad('__metadata__ is not an object of strings');
+      }
       for (const [k, v] of Object.entries(entry)) {
-        if (typeof v !== 'string') throw bad(`__metadata__.${k} is not a string`);
+        if (typeof v !== 'string') {
+          throw bad(`__metadata__[${quoted(k)}] is ${quoted(v)}; __metadata__ must map strings to strings`);
+        }
         metadata[k] = v;
       }
       continue;
@@ -83,32 +87,66 @@ export function parseHeader(bytes: Uint8Array, fileSize?: number, file = 'the fi
   }
   tensors.sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < tensors.length; i++) {
-    if (tensors[i].begin < tensors[i - 1].end) throw bad(`tensors ${tensors[i - 1].name} and ${tensors[i].name} overlap`);
+    if (tensors[i].begin < tensors[i - 1].end) {
+      throw bad(`tensors ${nameOf(tensors[i - 1].name)} and ${nameOf(tensors[i].name)} overlap`);
+    }
   }
   const dataOffset = 8 + n;
-  if (fileSize !== undefined && tensors.length) {
+  if (fileSize !== undefined) {
+    // as the safetensors library requires: the data section is exactly the tensors' bytes, so
+    // the size the listing (or the file system) gives must agree with the header
     const last = tensors[tensors.length - 1];
-    if (dataOffset + last.end > fileSize) {
-      throw bad(`tensor ${last.name} ends at byte ${dataOffset + last.end}, past the end of the ${fileSize}-byte file: it is truncated`);
+    const end = dataOffset + (last?.end ?? 0);
+    if (end > fileSize) {
+      throw bad(`tensor ${nameOf(last.name)} ends at byte ${end}, past the end of the ${fileSize}-byte file: ` +
+        `it is truncated`);
+    }
+    if (end < fileSize) {
+      throw bad(`the header accounts for ${end} bytes but the file is ${fileSize} bytes long: it is corrupt, ` +
+        `or its listed size is wrong`);
     }
   }
   return { dataOffset, tensors, metadata };
 }
 
+/** A name or value from a file, quoted for an error message: control characters escaped, cut short. */
+export function quoted(v: unknown, max = 80): string {
+  // JSON would show Infinity and NaN (what 1e999 parses to) as null
+  const s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/**
+ * A name from a file (a tensor, a module, a zip entry) for a message: as it is when it is made of
+ * the characters names are made of, else quoted with its control characters escaped, cut short.
+ * What reaches a terminal is never an escape sequence.
+ */
+export function nameOf(name: string, max = 200): string {
+  return /^[\w.\-/]{1,200}$/.test(name) ? name : quoted(name, max);
+}
+
+/** Dimensions a tensor may have; PyTorch's own limit is 64, real checkpoints use at most 4. */
+const MAX_RANK = 8;
+
 function parseEntry(name: string, entry: unknown, bad: (what: string) => SafetensorsError): TensorInfo {
-  if (typeof entry !== 'object' || entry === null) throw bad(`entry ${name} is not an object`);
+  const q = nameOf(name);
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw bad(`entry ${q} is not an object`);
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
-  if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
-    throw bad(`tensor ${name} has dtype ${JSON.stringify(dtype)}; supported: ${Object.keys(DTYPE_BYTES).join(', ')}`);
+  if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) {
+    throw bad(`tensor ${q} has dtype ${quoted(dtype)}; supported: ${Object.keys(DTYPE_BYTES).join(', ')}`);
   }
   const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-  if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`tensor ${name} has a malformed shape ${JSON.stringify(shape)}`);
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[1] < offsets[0]) {
-    throw bad(`tensor ${name} has malformed data_offsets ${JSON.stringify(offsets)}`);
+  if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(isCount)) {
+    throw bad(`tensor ${q} has a malformed shape ${quoted(shape)}: a list of at most ${MAX_RANK} integers ≥ 0`);
   }
-  const bytes = shape.reduce((a: number, b: number) => a * b, 1) * DTYPE_BYTES[dtype as Dtype];
-  if (offsets[1] - offsets[0] !== bytes) {
-    throw bad(`tensor ${name} [${shape.join(', ')}] ${dtype} needs ${bytes} bytes, its offsets span ${offsets[1] - offsets[0]}`);
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[1] < offsets[0]) {
+    throw bad(`tensor ${q} has malformed data_offsets ${quoted(offsets)}: [begin, end], integers with begin ≤ end`);
+  }
+  // exact arithmetic: a product of safe integers can pass 2^53 and round to a matching span
+  const bytes = shape.reduce((a: bigint, b: number) => a * BigInt(b), 1n) * BigInt(DTYPE_BYTES[dtype as Dtype]);
+  if (BigInt(offsets[1] - offsets[0]) !== bytes) {
+    throw bad(`tensor ${q} [${shape.join(', ')}] ${dtype} needs ${bytes} bytes, ` +
+      `its data_offsets span ${offsets[1] - offsets[0]}`);
   }
   return { name, dtype: dtype as Dtype, shape: shape as number[], begin: offsets[0], end: offsets[1] };
 }
@@ -212,7 +250,8 @@ export async function* readSafetensors(
   if (!header) throw new SafetensorsError(`${file} ended before its header was complete: it is truncated`);
   if (next < header.tensors.length) {
     const t = header.tensors[next];
-    throw new SafetensorsError(`${file} ended at byte ${pos + queue.length}, inside tensor ${t.name}: it is truncated`);
+    throw new SafetensorsError(`${file} ended at byte ${pos + queue.length}, inside tensor ${nameOf(t.name)}: ` +
+      `it is truncated`);
   }
   if (queue.length) consume(queue.length); // bytes after the last tensor still count for a checksum
 }
@@ -268,6 +307,9 @@ export interface ShardIndex {
   totalSize?: number;
 }
 
+/** Tensors a shard index may list: far more than any real checkpoint (Llama 3.1 405B: 1138). */
+export const MAX_INDEXED_TENSORS = 1_000_000;
+
 /** `model.safetensors.index.json`: { metadata: { total_size }, weight_map: { tensor: file } }. */
 export function parseShardIndex(text: string, file = 'model.safetensors.index.json'): ShardIndex {
   let json: unknown;
@@ -276,17 +318,58 @@ export function parseShardIndex(text: string, file = 'model.safetensors.index.js
   } catch (e) {
     throw new SafetensorsError(`${file} is not valid JSON (${(e as Error).message})`);
   }
-  const map = (json as { weight_map?: unknown })?.weight_map;
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new SafetensorsError(`${file} has no weight_map object`);
-  const shards = new Map<string, string[]>();
-  for (const [tensor, shard] of Object.entries(map)) {
-    if (typeof shard !== 'string' || !/^[\w.-]+\.safetensors$/.test(shard)) {
-      throw new SafetensorsError(`${file} maps ${tensor} to ${JSON.stringify(shard)}, not a .safetensors file name`);
-    }
-    shards.set(shard, [...(shards.get(shard) ?? []), tensor]);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new SafetensorsError(`${file} is not a JSON object`);
   }
-  const total = (json as { metadata?: { total_size?: unknown } }).metadata?.total_size;
+  const map = (json as { weight_map?: unknown }).weight_map;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) {
+    throw new SafetensorsError(`${file} has no weight_map object (tensor name → shard file name)`);
+  }
+  const entries = Object.entries(map);
+  if (entries.length === 0 || entries.length > MAX_INDEXED_TENSORS) {
+    throw new SafetensorsError(`${file}: weight_map lists ${entries.length} tensors; ` +
+      `it must list 1 to ${MAX_INDEXED_TENSORS}`);
+  }
+  const shards = new Map<string, string[]>();
+  for (const [tensor, shard] of entries) {
+    // a plain file name in the same folder: no paths, so nothing outside the checkpoint is named
+    const plainName = typeof shard === 'string' && shard.length <= 255 && !shard.startsWith('.');
+    if (!plainName || !/^[\w.-]+\.safetensors$/.test(shard)) {
+      throw new SafetensorsError(`${file} maps ${nameOf(tensor)} to ${quoted(shard)}, ` +
+        `not a .safetensors file name in the same folder`);
+    }
+    const list = shards.get(shard);
+    if (list) list.push(tensor);
+    else shards.set(shard, [tensor]);
+  }
+  const metadata = (json as { metadata?: unknown }).metadata;
+  if (metadata != null && (typeof metadata !== 'object' || Array.isArray(metadata))) {
+    throw new SafetensorsError(`${file}: metadata must be an object, got ${quoted(metadata)}`);
+  }
+  const total = (metadata as { total_size?: unknown } | null | undefined)?.total_size;
+  if (total != null && !(typeof total === 'number' && Number.isSafeInteger(total) && total >= 0)) {
+    throw new SafetensorsError(`${file}: metadata.total_size must be a byte count (an integer ≥ 0), ` +
+      `got ${quoted(total)}`);
+  }
   return { shards, totalSize: typeof total === 'number' ? total : undefined };
+}
+
+/**
+ * A shard's header against the index: every tensor the index places in `shard` must be in its
+ * header (the index is what a loader trusts to find a tensor).
+ */
+export function checkShardAgainstIndex(
+  index: ShardIndex, shard: string, header: SafetensorsHeader, file = 'model.safetensors.index.json',
+): void {
+  const held = new Set(header.tensors.map((t) => t.name));
+  const absent = (index.shards.get(shard) ?? []).filter((n) => !held.has(n));
+  if (absent.length) {
+    throw new SafetensorsError(
+      `${file} places ${absent.length} tensor(s) in ${shard} that its header does not hold, ` +
+        `e.g. ${nameOf(absent[0])}: ` +
+        'the index and the shard disagree; download the checkpoint again',
+    );
+  }
 }
 
 // ---- 16-bit floats ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // the network once, then one token at a time, each choosing the next by ./sampling.ts, until an
 // end-of-sequence token or the length limit. num_return_sequences draws independent sequences.
 import type { CausalLM } from '../model/causal-lm';
+import { ConfigError } from '../model/config';
 import { checkSampling, nextToken, type SamplingSettings } from './sampling';
 
 export interface GenerateSettings extends SamplingSettings {
@@ -33,6 +34,18 @@ export async function generate(
   checkSampling(s);
   if (prompt.length === 0) throw new Error('the prompt is empty: give at least one token (e.g. the BOS token)');
   const maxNew = s.max_new_tokens ?? Math.max(0, (s.max_length ?? 20) - prompt.length);
+  if (!Number.isSafeInteger(maxNew) || maxNew < 0) {
+    throw new Error(`max_new_tokens must be an integer ≥ 0, got ${maxNew}`);
+  }
+  // the KV cache and the RoPE table hold max_position_embeddings positions: never read past them
+  const positions = model.config.maxPositions;
+  if (prompt.length + maxNew > positions) {
+    throw new ConfigError(
+      `the prompt (${prompt.length} tokens) plus max_new_tokens (${maxNew}) is ${prompt.length + maxNew} positions, ` +
+        `beyond this ` +
+        `model's max_position_embeddings of ${positions} (config.json): shorten the prompt or lower max_new_tokens`,
+    );
+  }
   const eos = new Set(s.eos_token_id ?? model.config.eosTokenIds);
   const random = seededRandom(s.seed);
   const out: number[][] = [];

@@ -1,6 +1,9 @@
 // The adapter on the GPU to and from PEFT's files (formats/peft.ts): one readback of the flat
 // parameter buffer out, one write per tensor in.
-import { adapterConfigJson, parseAdapterConfig, readAdapterSafetensors, writeAdapterSafetensors, AdapterError, type LoraConfig } from '../formats/peft';
+import {
+  adapterConfigJson, parseAdapterConfig, readAdapterSafetensors, writeAdapterSafetensors, AdapterError,
+  type AdapterModules, type AdapterTensors, type LoraConfig,
+} from '../formats/peft';
 import type { Gpu } from '../gpu/runtime';
 import type { LoraLinear, LoraSet } from './lora-linear';
 
@@ -29,28 +32,37 @@ export async function exportAdapter(
   };
 }
 
+/** The sizes of the layers an adapter set adapts, by module path: what its files must match. */
+export function adaptedModules(modules: LoraLinear[]): AdapterModules {
+  return new Map(modules.map((m) => [m.path, { inFeatures: m.inFeatures, outFeatures: m.outFeatures }]));
+}
+
 /**
  * Read PEFT's files into an attached adapter of the same shape: every module of the file must
- * be attached with the same rank, and every attached module must be in the file.
+ * be attached with the same rank, and every attached module must be in the file. Every shape is
+ * checked (against the config's r and the model) before anything is converted or written.
  */
 export function importAdapter(gpu: Gpu, set: LoraSet, files: { config: string; weights: Uint8Array }): LoraConfig {
   const config = parseAdapterConfig(files.config);
-  const layers = readAdapterSafetensors(files.weights, config.r);
+  const rank = set.modules[0]?.lora?.A.shape[0];
+  if (rank !== undefined && rank !== config.r) {
+    throw new AdapterError(`adapter_config.json: r is ${config.r}, the model's adapter has rank ${rank}: ` +
+      `it was trained on another base model or rank`);
+  }
+  const layers = readAdapterSafetensors(files.weights, config.r, adaptedModules(set.modules));
+  writeAdapter(gpu, set, config, layers);
+  return config;
+}
+
+/** Checked adapter weights into the attached adapter's buffers. */
+export function writeAdapter(gpu: Gpu, set: LoraSet, config: LoraConfig, layers: AdapterTensors[]): void {
   const byPath = new Map<string, LoraLinear>(set.modules.map((m) => [m.path, m]));
   for (const l of layers) {
     const m = byPath.get(l.module);
-    if (!m?.lora) throw new AdapterError(`the adapter has ${l.module}, which this model's adapter does not target`);
-    if (m.lora.A.shape[0] !== l.r || l.inFeatures !== m.inFeatures || l.outFeatures !== m.outFeatures) {
-      throw new AdapterError(
-        `${l.module}: the adapter's A is [${l.r}, ${l.inFeatures}] and B [${l.outFeatures}, ${l.r}], the model needs ` +
-          `[${m.lora.A.shape}] and [${m.lora.B.shape}]: it was trained on another base model or rank`,
-      );
+    if (!m?.lora || m.lora.A.numel !== l.A.length || m.lora.B.numel !== l.B.length) {
+      throw new AdapterError(`${l.module}: the adapter's weights do not fit the attached adapter: ` +
+        `it was trained on another base model or rank`);
     }
-  }
-  if (layers.length !== set.modules.length) {
-    const have = new Set(layers.map((l) => l.module));
-    const lacking = set.modules.filter((m) => !have.has(m.path)).map((m) => m.path);
-    throw new AdapterError(`the adapter lacks ${lacking.length} module(s) the model targets: ${lacking.slice(0, 3).join(', ')}`);
   }
   for (const l of layers) {
     const m = byPath.get(l.module)!;
@@ -58,5 +70,4 @@ export function importAdapter(gpu: Gpu, set: LoraSet, files: { config: string; w
     gpu.write(m.lora!.B, l.B);
     m.lora!.scale = config.use_rslora ? config.lora_alpha / Math.sqrt(config.r) : config.lora_alpha / config.r;
   }
-  return config;
 }

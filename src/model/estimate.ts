@@ -86,6 +86,19 @@ export function estimateTrainingMemory(
   return { weights, adapter, activations, total: weights + adapter + activations, largestBuffer };
 }
 
+/**
+ * The most bytes an adapter_model.safetensors can hold for this model at rank `r` on these
+ * modules (all-linear: every one): f32 A [r, in] and B [out, r] per adapted layer, plus its
+ * header (a few hundred bytes of JSON per tensor). An adapter file or zip entry declaring more is
+ * refused before it is read or inflated.
+ */
+export function adapterWeightsBound(c: ModelConfig, r: number, targets: string[] | 'all-linear'): number {
+  const dims = moduleShapes(c);
+  const names = targets === 'all-linear' ? Object.keys(dims) : targets.filter((t) => dims[t]);
+  const values = names.reduce((n, t) => n + r * (dims[t][0] + dims[t][1]), 0) * c.layers;
+  return 4 * values + 8 + 65536 + 1024 * 2 * names.length * c.layers;
+}
+
 /** Bytes for people: MB below a gigabyte, GB above (decimal units, as the Hub shows sizes). */
 export function formatBytes(n: number): string {
   return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`;

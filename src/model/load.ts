@@ -3,7 +3,9 @@
 // load_in_4bit false), embeddings, norms, biases and the head stay 16-bit. Shards are
 // streamed tensor by tensor; no shard is ever held whole.
 import type { Gpu, Tensor } from '../gpu/runtime';
-import { parseShardIndex, readSafetensors, toFloat32, type TensorInfo } from '../formats/safetensors';
+import {
+  checkShardAgainstIndex, nameOf, parseShardIndex, readSafetensors, toFloat32, type SafetensorsHeader, type TensorInfo,
+} from '../formats/safetensors';
 import { halfBuffers, halfVector, releaseHalf, uploadHalf, type HalfMatrix } from '../ops/half-matrix';
 import { quantizeNF4Host, uploadNF4, type NF4Weight } from '../ops/nf4';
 import { Bnb4bitCollector, bnbPartOf } from './bnb';
@@ -73,12 +75,18 @@ export async function loadCheckpoint(gpu: Gpu, files: CheckpointFiles, s: LoadSe
   if (configText === null) throw new CheckpointError('config.json is missing: this is not a transformers checkpoint');
   const c = parseConfigText(configText);
   const indexText = await files.text('model.safetensors.index.json');
-  const shards = indexText ? [...parseShardIndex(indexText).shards.keys()] : ['model.safetensors'];
+  const index = indexText ? parseShardIndex(indexText) : null;
+  const shards = index ? [...index.shards.keys()] : ['model.safetensors'];
   const tensors = new GpuTensors(gpu, c, s);
   try {
     for (const shard of shards) {
       const { chunks, size } = await files.stream(shard);
-      for await (const { info, data } of readSafetensors(chunks, { fileSize: size, file: shard })) {
+      // the whole header is checked (against the index and the config) before any tensor's bytes are read
+      const onHeader = (h: SafetensorsHeader) => {
+        if (index) checkShardAgainstIndex(index, shard, h);
+        tensors.checkHeader(h, shard);
+      };
+      for await (const { info, data } of readSafetensors(chunks, { fileSize: size, file: shard, onHeader })) {
         await tensors.add(info, data, shard);
         onTensor?.(info.name);
       }
@@ -95,7 +103,7 @@ export function parseConfigText(text: string): ModelConfig {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new CheckpointError(`config.json is not valid JSON (${(e as Error).message})`);
+    throw new CheckpointError(`config.json is not valid JSON (${(e as Error).message}): the checkpoint is corrupt`);
   }
   return parseModelConfig(json);
 }
@@ -119,7 +127,7 @@ export class GpuTensors {
     if (pre && !settings.load_in_4bit) {
       throw new CheckpointError('this checkpoint is bitsandbytes 4-bit already: it loads as NF4 (load_in_4bit true), or use its 16-bit original');
     }
-    this.bnb = pre ? new Bnb4bitCollector(pre.doubleQuant) : null;
+    this.bnb = pre ? new Bnb4bitCollector(pre.doubleQuant, (w) => this.expected.get(w)) : null;
   }
 
   /** A frozen linear weight (one LoRA may adapt), by the module names of the architecture. */
@@ -137,9 +145,39 @@ export class GpuTensors {
     if (IGNORED.test(info.name)) return false;
     if (this.bnb && bnbPartOf(info, this.isLinear(info.name))) return true; // its shape is checked once whole
     const shape = this.expected.get(info.name);
-    if (!shape) throw new CheckpointError(`${file}: unexpected tensor ${info.name} for a ${this.config.modelType} model`);
-    if (info.shape.join() !== shape.join()) throw new CheckpointError(`${file}: ${info.name} is [${info.shape}], the config implies [${shape}]`);
+    if (!shape) {
+      throw new CheckpointError(`${file}: unexpected tensor ${nameOf(info.name)} for a ${this.config.modelType} ` +
+        `model as config.json describes it`);
+    }
+    if (info.shape.join() !== shape.join()) {
+      throw new CheckpointError(`${file}: ${nameOf(info.name)} is [${info.shape}], config.json implies [${shape}]: ` +
+        `the two disagree`);
+    }
     return true;
+  }
+
+  /**
+   * Every tensor of a shard's header against the config, before any of its bytes are read: a
+   * header that declares a giant or misshapen tensor is refused before that tensor is assembled.
+   */
+  checkHeader(h: SafetensorsHeader, file: string): void {
+    for (const t of h.tensors) {
+      if (!this.check(t, file)) continue;
+      const weight = this.bnb && bnbPartOf(t, this.isLinear(t.name));
+      // a pre-quantized weight's packed bytes: two 4-bit codes per byte of the [out, in] matrix
+      const shape = weight === t.name ? this.expected.get(weight) : undefined;
+      if (shape) {
+        const bytes = Math.ceil((shape[0] * shape[1]) / 2);
+        const numel = t.shape.reduce((a, b) => a * b, 1);
+        if (numel !== bytes) {
+          throw new CheckpointError(`${file}: ${nameOf(t.name)} holds ${numel} packed bytes; ` +
+            `[${shape}] in 4 bits needs ${bytes}`);
+        }
+      } else if (weight && !this.expected.has(weight)) {
+        throw new CheckpointError(`${file}: unexpected tensor ${nameOf(t.name)} for a ${this.config.modelType} ` +
+          `model as config.json describes it`);
+      }
+    }
   }
 
   /**
@@ -152,7 +190,7 @@ export class GpuTensors {
     const { gpu, settings: s } = this;
     const weight = this.bnb && bnbPartOf(info, this.isLinear(info.name));
     if (weight) {
-      const whole = this.bnb!.add(weight, info, data);
+      const whole = this.bnb!.add(weight, info, data, file);
       if (!whole) return null;
       this.addNF4(weight, uploadNF4(gpu, whole.q, whole.shape));
       return weight;
@@ -324,6 +362,15 @@ function falconShapes(c: ModelConfig): Map<string, number[]> {
 /** The network for a loaded checkpoint, by its architecture. */
 export function buildModel(gpu: Gpu, loaded: LoadedModel): CausalLM {
   const c = loaded.config;
+  // config.json bounds the table (CONFIG_LIMITS); this device must also bind it whole
+  const ropeBytes = c.maxPositions * (c.headDim / 2) * 4;
+  if (ropeBytes > gpu.maxBinding) {
+    throw new CheckpointError(
+      `config.json's max_position_embeddings ${c.maxPositions} needs RoPE tables of ${ropeBytes} bytes each, ` +
+        `over this ` +
+        `device's ${gpu.maxBinding}-byte binding limit: lower max_position_embeddings in config.json`,
+    );
+  }
   const rope = ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions);
   if (c.falcon) return new FalconModel(gpu, c, loaded.weights as FalconWeights, rope);
   if (c.gemma) return new GemmaModel(gpu, c, loaded.weights as GemmaWeights, rope);

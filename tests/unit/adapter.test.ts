@@ -52,7 +52,7 @@ describe('a trained adapter through PEFT files and back', () => {
     const other = buildTinyModel(gpu, c, rng(seed));
     const setC = attachLora(gpu, other.modules, { r: 8, alpha: 16, dropout: 0, random: rng(1) });
     expect(() => importAdapter(gpu, setC, { config: files['adapter_config.json'], weights: files['adapter_model.safetensors'] }))
-      .toThrow(/model\.layers\.0\.\w+\.\w+_proj: the adapter's A is \[4, \d+\].*another base model or rank/);
+      .toThrow(/adapter_config.json: r is 4, the model's adapter has rank 8: it was trained on another base model/);
   });
 });
 

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { parseModelConfig, ropeInverseFrequencies } from '../../src/model/config';
 import { estimateStoreBytes, estimateTrainingMemory, parameterCount } from '../../src/model/estimate';
+import { checkPositions } from '../../src/engine/session';
+import { generate } from '../../src/generate/generate';
+import { SAMPLING_DEFAULTS } from '../../src/generate/sampling';
+import type { CausalLM } from '../../src/model/causal-lm';
 
 // config.json values of real checkpoints (their Hub repos), trimmed to the fields read.
 const SMOLLM2_135M = {
@@ -95,4 +99,80 @@ describe('config.json', () => {
     expect(grouped.falcon).toEqual({ qkv: 'grouped', twoNorms: true });
     expect(grouped.kvHeads).toBe(8);
   });
+
+  it('admits the largest real models of each family, and nothing far beyond them', () => {
+    // meta-llama/Llama-3.1-405B, google/gemma-2-27b, tiiuae/falcon-180B, Qwen/Qwen2.5-7B-Instruct-1M
+    const llama405b = {
+      ...LLAMA32_1B, hidden_size: 16384, num_attention_heads: 128, num_key_value_heads: 8, head_dim: 128,
+      num_hidden_layers: 126, intermediate_size: 53248, tie_word_embeddings: false,
+      rope_scaling: {
+        rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192,
+      },
+    };
+    expect(parseModelConfig(llama405b))
+      .toMatchObject({ layers: 126, hidden: 16384, vocab: 128256, maxPositions: 131072 });
+    const gemma27b = {
+      model_type: 'gemma2', hidden_size: 4608, num_attention_heads: 32, num_key_value_heads: 16, head_dim: 128,
+      num_hidden_layers: 46, intermediate_size: 36864, vocab_size: 256000, rms_norm_eps: 1e-6, rope_theta: 10000,
+      max_position_embeddings: 8192, hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: 144,
+      attn_logit_softcapping: 50, final_logit_softcapping: 30, sliding_window: 4096,
+    };
+    expect(parseModelConfig(gemma27b).gemma).toMatchObject({ attnSoftcap: 50, finalSoftcap: 30, slidingWindow: 4096 });
+    const falcon180b = {
+      ...FALCON_7B, hidden_size: 14848, n_head: 232, num_kv_heads: 8, n_layer: 80, new_decoder_architecture: true,
+      max_position_embeddings: 2048,
+    };
+    expect(parseModelConfig(falcon180b)).toMatchObject({ layers: 80, heads: 232, kvHeads: 8, headDim: 64 });
+    const qwen1m = {
+      ...QWEN25_05B, hidden_size: 3584, num_attention_heads: 28, num_key_value_heads: 4,
+      max_position_embeddings: 1010000,
+    };
+    expect(parseModelConfig(qwen1m).maxPositions).toBe(1010000);
+
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ num_hidden_layers: 1e9 },
+        /config.json: num_hidden_layers must be a positive integer up to 512, got 1000000000/],
+      [{ max_position_embeddings: 1e9 }, /max_position_embeddings must be a positive integer up to 2097152/],
+      [{ max_position_embeddings: 2 ** 21, head_dim: 1024 }, /needs a RoPE table of 1073741824 values/],
+      [{ rms_norm_eps: Infinity }, /rms_norm_eps must be a number in \(0, 1\), got Infinity/],
+      [{ rms_norm_eps: 0 }, /rms_norm_eps must be a number in \(0, 1\)/],
+      [{ rope_theta: -5 }, /rope_theta must be a finite number > 0, got -5/],
+      [{ model_type: 'mistral', sliding_window: -4 }, /sliding_window must be a positive integer up to \d+ or null/],
+      [{ vocab_size: 2 ** 22 }, /vocab_size must be a positive integer up to 2097152/],
+      [{ tie_word_embeddings: 'yes' }, /tie_word_embeddings must be true or false, got "yes"/],
+      [{ eos_token_id: [-1] }, /eos_token_id must be a token id/],
+      [{ rope_scaling: { rope_type: 'linear', factor: Infinity } }, /rope_scaling.factor must be a finite number > 0/],
+      [{ model_type: '\u001b[2J' }, /model_type "\\u001b\[2J" is not supported/],
+    ];
+    for (const [patch, message] of bad) {
+      expect(() => parseModelConfig({ ...SMOLLM2_135M, ...patch }), JSON.stringify(patch)).toThrow(message);
+    }
+    expect(() => parseModelConfig({ ...gemma27b, attn_logit_softcapping: -1 }))
+      .toThrow(/attn_logit_softcapping must be a finite number > 0 or null/);
+    expect(() => parseModelConfig({ ...FALCON_7B, n_layer: 1e9 }))
+      .toThrow(/n_layer must be a positive integer up to 512/);
+    expect(() => parseModelConfig(null)).toThrow(/config.json: is not a JSON object \(got null\)/);
+  });
+
+  it('refuses a training or evaluation block longer than max_position_embeddings, before any step', () => {
+    const c = parseModelConfig({ ...SMOLLM2_135M, max_position_embeddings: 16 });
+    const block = (n: number, positions = Array.from({ length: n }, (_, i) => i)) =>
+      ({ input_ids: Array(n).fill(1), labels: Array(n).fill(1), position_ids: positions });
+    expect(() => checkPositions([block(16), block(3)], c, 'training')).not.toThrow();
+    expect(() => checkPositions([block(3), block(17)], c, 'training'))
+      .toThrow(/max_length: a training block of 17 tokens \(positions up to 16\) is beyond .* of 16/);
+    expect(() => checkPositions([block(2, [0, 40])], c, 'evaluation')).toThrow(/positions up to 40/);
+  });
+
+  it('refuses generation that would run past the RoPE table, before the cache is made', async () => {
+    const config = parseModelConfig({ ...SMOLLM2_135M, max_position_embeddings: 16 });
+    const model = { config, newCache: () => { throw new Error('allocated'); } } as unknown as CausalLM;
+    const s = { ...SAMPLING_DEFAULTS, num_return_sequences: 1, seed: 1 };
+    await expect(generate(model, [1, 2, 3, 4, 5, 6], { ...s, max_new_tokens: 11 }))
+      .rejects.toThrow(/the prompt \(6 tokens\) plus max_new_tokens \(11\) is 17 positions, beyond .* of 16/);
+    await expect(generate(model, [1], { ...s, max_new_tokens: 1e12 })).rejects.toThrow(/beyond this model/);
+    // within the table: on to the cache
+    await expect(generate(model, [1], { ...s, max_new_tokens: 10 })).rejects.toThrow(/allocated/);
+  });
 });
+

@@ -103,10 +103,17 @@ describe('loading a sharded BF16 checkpoint', () => {
     await expect(loadCheckpoint(gpu, source(files, 5), { load_in_4bit: true })).rejects.toThrow(/model-0000\d-of-00002.safetensors ended at byte \d+, inside tensor .*: it is truncated/);
     const missing = new Map(files);
     missing.set(names[1], writeSafetensors([]));
+    await expect(loadCheckpoint(gpu, source(missing), { load_in_4bit: false }))
+      .rejects.toThrow(/index.json places \d+ tensor\(s\) in model-0000\d-of-00002.safetensors that its header/);
+    // the index agreeing with the emptied shard: the config's tensors are still missing
+    const index = JSON.parse(files.get('model.safetensors.index.json') as string);
+    for (const [k, v] of Object.entries(index.weight_map)) if (v === names[1]) delete index.weight_map[k];
+    missing.set('model.safetensors.index.json', JSON.stringify(index));
     await expect(loadCheckpoint(gpu, source(missing), { load_in_4bit: false })).rejects.toThrow(/lacks \d+ tensor\(s\) the config needs/);
     const wrong = new Map(files);
     wrong.set('config.json', JSON.stringify({ ...CONFIG, intermediate_size: 80 }));
-    await expect(loadCheckpoint(gpu, source(wrong), { load_in_4bit: true })).rejects.toThrow(/mlp\.(gate|up|down)_proj\.weight is \[[\d,]+\], the config implies/);
+    await expect(loadCheckpoint(gpu, source(wrong), { load_in_4bit: true }))
+      .rejects.toThrow(/mlp\.(gate|up|down)_proj\.weight is \[[\d,]+\], config.json implies/);
     const alien = new Map(files);
     alien.set('config.json', JSON.stringify({ ...CONFIG, model_type: 'gpt_neox' }));
     await expect(loadCheckpoint(gpu, source(alien), { load_in_4bit: true })).rejects.toThrow(/model_type "gpt_neox" is not supported yet/);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  MAX_HEADER_BYTES, parseHeader, parseShardIndex, readSafetensors, toFloat32, writeSafetensors, type TensorToWrite,
+  checkShardAgainstIndex, MAX_HEADER_BYTES, parseHeader, parseShardIndex, readSafetensors, toFloat32, writeSafetensors,
+  type TensorToWrite,
 } from '../../src/formats/safetensors';
 import { freshSeed, rng } from '../reference/random';
 
@@ -89,10 +90,12 @@ describe('safetensors', () => {
     expect(() => parseHeader(forge({ a: { ...entry, dtype: 'F8_E4M3' } }, data))).toThrow(/dtype "F8_E4M3"; supported: F32, F16, BF16/);
     expect(() => parseHeader(forge({ a: { ...entry, shape: [2.5] } }, data))).toThrow(/malformed shape/);
     expect(() => parseHeader(forge({ a: { ...entry, data_offsets: [8, 0] } }, data))).toThrow(/malformed data_offsets/);
-    expect(() => parseHeader(forge({ a: { ...entry, shape: [3] } }, data))).toThrow(/needs 12 bytes, its offsets span 8/);
+    expect(() => parseHeader(forge({ a: { ...entry, shape: [3] } }, data)))
+      .toThrow(/needs 12 bytes, its data_offsets span 8/);
     expect(() => parseHeader(forge({ a: entry, b: { ...entry, data_offsets: [4, 12] } }, data))).toThrow(/overlap/);
     expect(() => parseHeader(forge({ a: { ...entry, data_offsets: [16, 24] } }, data), 8 + 60 + 16)).toThrow(/truncated/);
-    expect(() => parseHeader(forge({ __metadata__: { a: 1 }, a: entry }, data))).toThrow(/__metadata__.a is not a string/);
+    expect(() => parseHeader(forge({ __metadata__: { a: 1 }, a: entry }, data)))
+      .toThrow(/__metadata__\["a"\] is 1; __metadata__ must map strings to strings/);
     expect(() => parseHeader(Uint8Array.of(1, 2, 3))).toThrow(/too short to be safetensors/);
   });
 
@@ -107,4 +110,25 @@ describe('safetensors', () => {
     expect(() => parseShardIndex('{"weight_map": {"a": "../../etc/passwd"}}')).toThrow(/not a .safetensors file name/);
     expect(() => parseShardIndex('{}')).toThrow(/no weight_map/);
   });
+
+  it('checks a header with exact sizes, and a shard against its index', () => {
+    const file = writeSafetensors(sample());
+    // the data section must be exactly the tensors' bytes: a listed size that disagrees is refused
+    expect(() => parseHeader(file, file.length + 4, 'x.safetensors'))
+      .toThrow(/x.safetensors: the header accounts for \d+ bytes but the file is \d+ bytes long/);
+    const h = parseHeader(file, file.length);
+    const map = Object.fromEntries([...h.tensors.map((t) => [t.name, 'a.safetensors']), ['ghost', 'a.safetensors']]);
+    const index = parseShardIndex(JSON.stringify({ weight_map: map }));
+    expect(() => checkShardAgainstIndex(index, 'a.safetensors', h))
+      .toThrow(/places 1 tensor\(s\) in a.safetensors that its header does not hold, e.g. ghost/);
+    expect(() => parseShardIndex('{"weight_map": {}}')).toThrow(/weight_map lists 0 tensors/);
+    expect(() => parseShardIndex('null')).toThrow(/is not a JSON object/);
+    expect(() => parseShardIndex('{"weight_map": {"a": "x.safetensors"}, "metadata": {"total_size": -1}}'))
+      .toThrow(/total_size must be a byte count/);
+    // names from the file are quoted with their control characters escaped
+    const evil = writeSafetensors([{ name: '\u001b[2Jx', dtype: 'F32', shape: [1], data: new Uint8Array(4) }]);
+    const text = new TextDecoder().decode(evil).replace('"shape":[1]', '"shape":[2]');
+    expect(() => parseHeader(new TextEncoder().encode(text))).toThrow(/tensor "\\u001b\[2Jx" \[2\] F32 needs 8 bytes/);
+  });
 });
+
