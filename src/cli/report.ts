@@ -2,6 +2,24 @@
 // summary, one per logged step, the final result, or {"error": ...}) and nothing else.
 // Without: a readable log on stderr, a progress bar where stderr is a terminal, and the
 // result (or the generated text) on stdout.
+//
+// Text that came from a file or the Hub (data rows, generated text, tensor and data set names
+// in messages) could hold terminal escape sequences: to retitle the window, hide or rewrite
+// lines, or reverse text with bidi overrides. Everything written for people goes through
+// escapeControl, and JSON lines escape the same characters as \u escapes.
+
+/** Control characters a terminal acts on: C0 but \t and \n, DEL, C1, and the bidi overrides and isolates. */
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+const hex = (c: string, digits: number) => c.charCodeAt(0).toString(16).padStart(digits, '0');
+
+/** `text` with each control character shown as a visible escape (ESC as \x1b, U+202E as \u202e); \n and \t kept. */
+export function escapeControl(text: string): string {
+  return text.replace(CONTROL, (c) => (c.charCodeAt(0) < 0x100 ? `\\x${hex(c, 2)}` : `\\u${hex(c, 4)}`));
+}
+
+/** One JSON line: C1 controls and bidi overrides, which JSON.stringify leaves raw, as \u escapes too. */
+const jsonLine = (o: object): string => JSON.stringify(o).replace(CONTROL, (c) => `\\u${hex(c, 4)}`) + '\n';
 
 export class Reporter {
   private bar = false;
@@ -28,12 +46,12 @@ export class Reporter {
 
   /** A machine-readable fact (JSON mode only). */
   event(o: object): void {
-    if (this.json) this.out.write(JSON.stringify(o) + '\n');
+    if (this.json) this.out.write(jsonLine(o));
   }
 
   stepLog(log: { step: number; loss: number; learning_rate: number; grad_norm: number; tokens: number; epoch: number }, maxSteps: number): void {
     if (this.json) {
-      this.out.write(JSON.stringify(log) + '\n');
+      this.out.write(jsonLine(log));
       return;
     }
     const now = performance.now();
@@ -46,7 +64,7 @@ export class Reporter {
   }
 
   evalLog(log: { step: number; eval_loss: number; eval_tokens: number; eval_runtime: number; epoch: number }, maxSteps: number): void {
-    if (this.json) this.out.write(JSON.stringify(log) + '\n');
+    if (this.json) this.out.write(jsonLine(log));
     else this.line(`step ${log.step}/${maxSteps}  eval_loss ${log.eval_loss.toFixed(4)}  eval_tokens ${log.eval_tokens}  (${log.eval_runtime.toFixed(1)} s)`);
   }
 
@@ -68,24 +86,29 @@ export class Reporter {
   /** The command's result: a JSON line, or `text` on stdout. */
   result(o: object, text: string | null): void {
     this.endProgress();
-    if (this.json) this.out.write(JSON.stringify(o) + '\n');
+    if (this.json) this.out.write(jsonLine(o));
     else if (text !== null) this.out.write(text + '\n');
   }
 
-  /** Generated text as it comes (human mode). */
+  /** Generated text as it comes (human mode), control characters escaped. */
   stream(text: string): void {
+    if (!this.json) this.out.write(escapeControl(text));
+  }
+
+  /** Text whose parts from files the caller has escaped already, around styling of its own (preview's dimming). */
+  streamStyled(text: string): void {
     if (!this.json) this.out.write(text);
   }
 
   fail(e: Error): void {
     this.endProgress();
-    if (this.json) this.out.write(JSON.stringify({ error: e.message }) + '\n');
-    this.err.write(`error: ${e.message}\n`);
+    if (this.json) this.out.write(jsonLine({ error: e.message }));
+    this.err.write(`error: ${escapeControl(e.message)}\n`);
   }
 
   private line(s: string): void {
     this.endProgress();
-    this.err.write(s + '\n');
+    this.err.write(escapeControl(s) + '\n');
   }
 }
 

@@ -1,12 +1,18 @@
 // Rows of a data set file, as Hugging Face `datasets` reads them: JSON Lines, JSON (an array
 // of rows, or JSON Lines under a .json name), CSV with a header, Parquet, and plain text (one
 // row per line, in a `text` column). The file is a Blob: a File in the page, `openAsBlob` in
-// Node, a HubBlob for a Hub file (src/hub/hub-blob.ts). Text formats are streamed line by
-// line and Parquet row group by row group, so a large file is never held whole. A malformed
-// row is skipped and counted, never a crash.
-import { parquetMetadataAsync, parquetReadObjects, type AsyncBuffer } from 'hyparquet';
-import { compressors } from 'hyparquet-compressors';
-import { streamChunks } from '../formats/streams';
+// Node, a HubBlob for a Hub file (src/hub/hub-blob.ts). Every format is streamed, in time
+// linear in the file and memory bounded by the largest row allowed: text line by line
+// (./lines.ts, ./csv.ts), a JSON array element by element (./json-array.ts), Parquet a batch of
+// row groups at a time after its footer is checked (./parquet-rows.ts). A malformed or
+// oversized row is skipped and counted; a file that cannot be read is a DataError naming it.
+import { csvRecords } from './csv';
+import { DataError, megabytes, SkipCounts } from './data-error';
+import { jsonArrayElements, MAX_DEPTH, tooDeep } from './json-array';
+import { fileLines } from './lines';
+import { parquetRows } from './parquet-rows';
+
+export { DataError, SkipCounts };
 
 export type Row = Record<string, unknown>;
 
@@ -20,25 +26,13 @@ export interface DataBlob {
 }
 export type DataFormat = 'jsonl' | 'json' | 'csv' | 'parquet' | 'txt';
 
-export class DataError extends Error {
-  override name = 'DataError';
+export interface ReadOptions {
+  /** The longest row read (a line, a CSV record, a JSON array element), in bytes; longer ones are skipped, counted. */
+  maxRowBytes?: number;
 }
 
-/** Why rows were skipped, with how many each. */
-export class SkipCounts {
-  readonly reasons = new Map<string, number>();
-  add(reason: string): void {
-    this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + 1);
-  }
-  get total(): number {
-    let n = 0;
-    for (const k of this.reasons.values()) n += k;
-    return n;
-  }
-  toString(): string {
-    return [...this.reasons].map(([r, n]) => `${n} ${r}`).join(', ');
-  }
-}
+/** Rows longer than this are skipped: far above any training example, well below what would exhaust memory. */
+export const MAX_ROW_BYTES = 32 * 2 ** 20;
 
 const EXTENSIONS: Record<string, DataFormat> = {
   jsonl: 'jsonl', ndjson: 'jsonl', json: 'json', csv: 'csv', parquet: 'parquet', txt: 'txt', text: 'txt',
@@ -51,27 +45,35 @@ export function dataFormat(name: string): DataFormat {
   return f;
 }
 
-export async function* readRows(name: string, file: DataBlob, skipped: SkipCounts): AsyncGenerator<Row> {
+export async function* readRows(
+  name: string, file: DataBlob, skipped: SkipCounts, o: ReadOptions = {},
+): AsyncGenerator<Row> {
   const format = dataFormat(name);
+  const maxBytes = o.maxRowBytes ?? MAX_ROW_BYTES;
+  if (file.size === 0) throw new DataError(`${name} is empty (0 bytes): give a file that holds rows`);
   const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
   const isParquet = head.length === 4 && String.fromCharCode(...head) === 'PAR1';
   if (format === 'parquet' && !isParquet) throw new DataError(`${name} is not a Parquet file: it does not start with "PAR1"`);
   if (format !== 'parquet' && (isParquet || (await looksBinary(file)))) {
-    throw new DataError(`${name} is not a ${format.toUpperCase()} text file: it holds binary data${isParquet ? ' (it is Parquet; name it .parquet)' : ''}`);
+    const why = isParquet ? ' (it is Parquet; name it .parquet)' : ' (a NUL byte in its first 4 KB)';
+    throw new DataError(`${name} is not a ${format.toUpperCase()} text file: it holds binary data${why}`);
   }
+  const tooLong = `rows longer than ${megabytes(maxBytes)}`; // a reason rows are skipped
   if (format === 'parquet') yield* parquetRows(name, file);
-  else if (format === 'csv') yield* csvRows(name, file, skipped);
+  else if (format === 'csv') yield* csvRows(name, file, skipped, maxBytes, tooLong);
   else if (format === 'txt') {
-    for await (const line of lines(file)) {
-      if (line.trim() === '') skipped.add('empty lines');
-      else yield { text: line };
+    for await (const { text } of fileLines(name, file, { maxBytes })) {
+      if (text === null) skipped.add(tooLong);
+      else if (text.trim() === '') skipped.add('empty lines');
+      else yield { text };
     }
-  } else yield* jsonRows(name, file, format, skipped);
-}
-
-/** The file's text as it streams in (UTF-8); a reader that stops early cancels the stream (and a Hub connection). */
-function textChunks(file: DataBlob): AsyncGenerator<string> {
-  return streamChunks((file.stream() as ReadableStream<BufferSource>).pipeThrough(new TextDecoderStream()));
+  } else if (format === 'json' && (await firstByte(file)) === 0x5b) {
+    for await (const element of jsonArrayElements(name, file, maxBytes)) {
+      if ('skipped' in element) skipped.add(element.skipped === 'too long' ? tooLong : TOO_DEEP);
+      else if (isRow(element.value)) yield element.value;
+      else skipped.add('rows that are not JSON objects');
+    }
+  } else yield* jsonLines(name, file, skipped, maxBytes, tooLong);
 }
 
 async function looksBinary(file: DataBlob): Promise<boolean> {
@@ -79,45 +81,35 @@ async function looksBinary(file: DataBlob): Promise<boolean> {
   return bytes.includes(0);
 }
 
-/** Lines of a UTF-8 file, streamed (\n or \r\n). */
-async function* lines(file: DataBlob): AsyncGenerator<string> {
-  let rest = '';
-  for await (const value of textChunks(file)) {
-    rest += value;
-    let from = 0, nl: number;
-    while ((nl = rest.indexOf('\n', from)) >= 0) {
-      yield rest.slice(from, nl).replace(/\r$/, '');
-      from = nl + 1;
-    }
-    rest = rest.slice(from); // only the unfinished line is carried to the next chunk
-  }
-  if (rest !== '') yield rest.replace(/\r$/, '');
+/** The file's first byte that is not whitespace or a BOM (a JSON file's "[" or "{"), looked for in its first 1 MB. */
+async function firstByte(file: DataBlob): Promise<number | undefined> {
+  const bytes = new Uint8Array(await file.slice(0, 2 ** 20).arrayBuffer());
+  const from = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  for (let i = from; i < bytes.length; i++) if (![0x20, 0x0a, 0x0d, 0x09].includes(bytes[i])) return bytes[i];
+  return undefined;
 }
 
-// JSON Lines, one object per line; a .json file that is one array is read whole (JSON arrays
-// cannot be streamed without a streaming parser, and data sets that large ship as JSONL).
-async function* jsonRows(name: string, file: DataBlob, format: DataFormat, skipped: SkipCounts): AsyncGenerator<Row> {
-  const first = (await file.slice(0, 1024).text()).trimStart()[0];
-  if (format === 'json' && first === '[') {
-    let all: unknown;
-    try {
-      all = JSON.parse(await file.text());
-    } catch (e) {
-      throw new DataError(`${name} is not valid JSON (${(e as Error).message})`);
-    }
-    for (const row of all as unknown[]) {
-      if (isRow(row)) yield row;
-      else skipped.add('rows that are not JSON objects');
-    }
-    return;
-  }
-  let n = 0, parsed = 0;
-  for await (const line of lines(file)) {
+// JSON Lines, one object per line (a .json file that is not one array is read this way too, as
+// `datasets` does).
+async function* jsonLines(
+  name: string, file: DataBlob, skipped: SkipCounts, maxBytes: number, tooLong: string,
+): AsyncGenerator<Row> {
+  let n = 0, parsed = 0, long = 0;
+  for await (const { text } of fileLines(name, file, { maxBytes })) {
     n++;
-    if (line.trim() === '') continue;
+    if (text === null) {
+      long++;
+      skipped.add(tooLong);
+      continue;
+    }
+    if (text.trim() === '') continue;
+    if (tooDeep(text)) {
+      skipped.add(TOO_DEEP);
+      continue;
+    }
     let row: unknown;
     try {
-      row = JSON.parse(line);
+      row = JSON.parse(text);
     } catch {
       skipped.add('lines that are not valid JSON');
       continue;
@@ -130,83 +122,44 @@ async function* jsonRows(name: string, file: DataBlob, format: DataFormat, skipp
     yield row;
   }
   if (n > 0 && parsed === 0) {
-    throw new DataError(`${name}: none of its ${n} lines is a JSON object; a JSON Lines file holds one {"text": ...} object per line`);
+    const why = long ? ` (${long} longer than ${megabytes(maxBytes)} skipped)` : '';
+    const allowed = 'a JSON Lines file holds one {"text": ...} object per line';
+    throw new DataError(`${name}: none of its ${n} lines is a JSON object${why}; ${allowed}`);
   }
 }
+
+const TOO_DEEP = `rows nested deeper than ${MAX_DEPTH} levels`;
 
 const isRow = (x: unknown): x is Row => typeof x === 'object' && x !== null && !Array.isArray(x);
 
-// CSV as RFC 4180 writes it (and pandas' to_csv): a header row, fields separated by commas,
-// quoted fields may hold commas, doubled quotes and newlines. Streamed field by field.
-async function* csvRows(name: string, file: DataBlob, skipped: SkipCounts): AsyncGenerator<Row> {
+// CSV with a header row (./csv.ts reads the records).
+async function* csvRows(
+  name: string, file: DataBlob, skipped: SkipCounts, maxBytes: number, tooLong: string,
+): AsyncGenerator<Row> {
   let header: string[] | null = null;
-  for await (const record of csvRecords(file)) {
+  for await (const { fields, line } of csvRecords(name, file, maxBytes)) {
     if (!header) {
-      header = record;
-      if (new Set(header).size !== header.length) throw new DataError(`${name}: the header row repeats a column name`);
+      if (!fields) throw new DataError(`${name}, line ${line}: the header row is longer than ${megabytes(maxBytes)}`);
+      header = fields;
+      const repeated = header.find((h, i) => header!.indexOf(h) !== i);
+      if (repeated !== undefined) {
+        const column = JSON.stringify(repeated.slice(0, 100));
+        throw new DataError(`${name}: the header row repeats the column name ${column}; give each column its name`);
+      }
       continue;
     }
-    if (record.length === 1 && record[0] === '') continue; // a blank line
-    if (record.length !== header.length) {
+    if (!fields) {
+      skipped.add(tooLong);
+      continue;
+    }
+    if (fields.length === 1 && fields[0] === '') continue; // a blank line
+    if (fields.length !== header.length) {
       skipped.add(`CSV rows without ${header.length} fields`);
       continue;
     }
-    yield Object.fromEntries(header.map((h, i) => [h, record[i]]));
+    const row: Row = {};
+    header.forEach((h, i) => (row[h] = fields[i]));
+    yield row;
   }
   if (!header) throw new DataError(`${name} is empty: a CSV file needs a header row`);
-}
-
-async function* csvRecords(file: DataBlob): AsyncGenerator<string[]> {
-  let record: string[] = [];
-  let field = '';
-  let quoted = false; // inside quotes
-  let pendingQuote = false; // a quote seen inside quotes: its end, or the first of a doubled pair
-  let any = false;
-  for await (const value of textChunks(file)) {
-    for (const ch of value) {
-      any = true;
-      if (pendingQuote) {
-        pendingQuote = false;
-        if (ch === '"') {
-          field += '"';
-          continue;
-        }
-        quoted = false;
-      }
-      if (quoted) {
-        if (ch === '"') pendingQuote = true;
-        else field += ch;
-      } else if (ch === '"' && field === '') quoted = true;
-      else if (ch === ',') {
-        record.push(field);
-        field = '';
-      } else if (ch === '\n') {
-        record.push(field.replace(/\r$/, ''));
-        yield record;
-        record = [];
-        field = '';
-      } else field += ch;
-    }
-  }
-  if (any && (field !== '' || record.length > 0)) {
-    record.push(field.replace(/\r$/, ''));
-    yield record;
-  }
-}
-
-async function* parquetRows(name: string, file: DataBlob): AsyncGenerator<Row> {
-  const buffer: AsyncBuffer = { byteLength: file.size, slice: (start, end) => file.slice(start, end).arrayBuffer() };
-  let metadata;
-  try {
-    metadata = await parquetMetadataAsync(buffer);
-  } catch (e) {
-    throw new DataError(`${name} is not a readable Parquet file (${(e as Error).message})`);
-  }
-  let start = 0;
-  for (const group of metadata.row_groups) {
-    const end = start + Number(group.num_rows);
-    const rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: end, compressors });
-    for (const row of rows) yield row as Row;
-    start = end;
-  }
 }

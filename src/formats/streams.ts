@@ -18,3 +18,15 @@ export async function* streamChunks<T>(stream: ReadableStream<T>): AsyncGenerato
     reader.releaseLock();
   }
 }
+
+/** Chunks (holding `bytes` in all) as one array; a single chunk is returned as it is. */
+export function concatBytes(parts: Uint8Array[], bytes: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(bytes);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

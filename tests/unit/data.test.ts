@@ -6,8 +6,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parquetMetadata } from 'hyparquet';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { epochOrder, hostBatch } from '../../src/data/batches';
+import { escapeControl, Reporter } from '../../src/cli/report';
 import { DataError, readRows, SkipCounts, type Row } from '../../src/data/read';
 import { SFT_DEFAULTS, tokenizeRows, type Block } from '../../src/data/sft';
 import { tinyTexts, writeTinyDataset } from '../fixtures/tiny-data';
@@ -17,9 +19,9 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'data-'));
 });
 
-async function rowsOf(path: string, skipped = new SkipCounts()): Promise<Row[]> {
+async function rowsOf(path: string, skipped = new SkipCounts(), maxRowBytes?: number): Promise<Row[]> {
   const out: Row[] = [];
-  for await (const r of readRows(path, await openAsBlob(path), skipped)) out.push(r);
+  for await (const r of readRows(path, await openAsBlob(path), skipped, { maxRowBytes })) out.push(r);
   return out;
 }
 
@@ -28,7 +30,9 @@ async function* each<T>(xs: T[]): AsyncGenerator<T> {
 }
 
 /** BOS 0, then one token per character, as a byte-level tokenizer with no merges would (EOS is "\u0001"). */
-const charTokenizer = { encode: (t: string) => [0, ...[...t].map((c) => c.charCodeAt(0))], eos_token: '\u0001', eos_token_id: 1 };
+const charTokenizer = {
+  encode: async (t: string) => [0, ...[...t].map((c) => c.charCodeAt(0))], eos_token: '\u0001', eos_token_id: 1,
+};
 
 describe('reading data files', () => {
   it('gives the same rows from JSONL, JSON, CSV, TXT and a Parquet file of several row groups', async () => {
@@ -109,6 +113,99 @@ describe('reading data files', () => {
     const notJson = join(dir, 'prose.jsonl');
     await writeFile(notJson, 'just some words\nand more\n');
     await expect(rowsOf(notJson)).rejects.toThrow(/none of its 2 lines is a JSON object/);
+  });
+});
+
+describe('reading hostile data files: linear, bounded, clear', () => {
+  it('skips and counts rows over the cap (lines, CSV records, JSON array elements), keeps the rest', async () => {
+    const long = 'x'.repeat(3000);
+    const files: [string, string, Row[]][] = [
+      ['cap.jsonl', `{"text": "${long}"}\n{"text": "kept"}\n`, [{ text: 'kept' }]],
+      ['cap.txt', `${long}\nkept\n`, [{ text: 'kept' }]],
+      ['cap.csv', `text\n"${long}\n${long}"\n"kept, with ""quotes""\nand a line"\n`,
+        [{ text: 'kept, with "quotes"\nand a line' }]],
+      ['cap.json', `[{"text": "${long}"}, {"text": "kept"}]`, [{ text: 'kept' }]],
+    ];
+    for (const [name, text, rows] of files) {
+      const path = join(dir, name);
+      await writeFile(path, text);
+      const skipped = new SkipCounts();
+      expect(await rowsOf(path, skipped, 2000), name).toEqual(rows);
+      expect(Object.fromEntries(skipped.reasons), name).toEqual({ 'rows longer than 2000 bytes': 1 });
+    }
+  });
+
+  it('reads CRLF, a BOM and a quote inside an unquoted CSV field as datasets does', async () => {
+    const bom = '\ufeff';
+    const cases: [string, string, Row[]][] = [
+      ['crlf.jsonl', `${bom}{"text": "a"}\r\n{"text": "b"}\r\n`, [{ text: 'a' }, { text: 'b' }]],
+      ['crlf.csv', `${bom}"text",n\r\n"two\r\nlines",1\r\nHe is 5'10" tall,2\r\n`,
+        [{ text: 'two\r\nlines', n: '1' }, { text: 'He is 5\'10" tall', n: '2' }]],
+      ['bom.json', `${bom} [ {"text": "a\\"]"} , {"text": "b"} ] `, [{ text: 'a"]' }, { text: 'b' }]],
+      ['crlf.txt', `${bom}a\r\nb`, [{ text: 'a' }, { text: 'b' }]],
+    ];
+    for (const [name, text, rows] of cases) {
+      const path = join(dir, name);
+      await writeFile(path, text);
+      expect(await rowsOf(path), name).toEqual(rows);
+    }
+  });
+
+  it('refuses bad UTF-8, empty files, broken JSON arrays, open CSV quotes, naming the file and line', async () => {
+    const cases: [string, Uint8Array | string, RegExp][] = [
+      ['bad.jsonl', new Uint8Array([...new TextEncoder().encode('{"text": "a"}\n'), 0xff, 0x0a]),
+        /bad.jsonl, line 2: not valid UTF-8/],
+      ['empty.txt', '', /empty.txt is empty/],
+      ['broken.json', '[{"text": "a"},\n {"text": }]',
+        /broken.json, line 2 \(byte 17\): element 1 of the array is not valid JSON/],
+      ['cut.json', '[{"text": "a"}, {"te', /cut.json: the file ends inside the array \(in a string\)/],
+      ['after.json', '[{"text": "a"}] x', /after.json, line 1 \(byte 16\): text after the array's closing "]"/],
+      ['open.csv', 'text\nok\n"never closed\n', /open.csv, line 3: a quoted field starts in this record and is never/],
+    ];
+    for (const [name, bytes, error] of cases) {
+      const path = join(dir, name);
+      await writeFile(path, bytes);
+      await expect(rowsOf(path), name).rejects.toThrow(DataError);
+      await expect(rowsOf(path), name).rejects.toThrow(error);
+    }
+  });
+
+  it('reads a Parquet file of many row groups in order, a batch of groups at a time; checks its footer', async () => {
+    const texts = Array.from({ length: 1500 }, (_, i) => `row ${i}`);
+    const path = join(dir, 'groups.parquet');
+    const parquet = (data: string[], rowGroupSize?: number) =>
+      new Uint8Array(parquetWriteBuffer({ columnData: [{ name: 'text', data, type: 'STRING' }], rowGroupSize }));
+    await writeFile(path, parquet(texts, 1));
+    expect((await rowsOf(path)).map((r) => r.text)).toEqual(texts);
+    const bytes = parquet(texts.slice(0, 3));
+    new DataView(bytes.buffer).setUint32(bytes.length - 8, 2 ** 31, true);
+    const broken = join(dir, 'footer.parquet');
+    await writeFile(broken, bytes);
+    await expect(rowsOf(broken)).rejects.toThrow(/footer.parquet: its footer declares 2147483648 bytes of metadata/);
+  });
+
+  it('escapes control characters and bidi overrides for the terminal, keeping newlines and tabs', () => {
+    expect(escapeControl('a\x1b]0;title\x07b\r\n\tc\u202ed\u009be\x7f'))
+      .toBe('a\\x1b]0;title\\x07b\\x0d\n\tc\\u202ed\\x9be\\x7f');
+ 
+    // the command line's log, errors and JSON lines: nothing a terminal acts on gets through
+    let out = '', err = '';
+    type Sink = NodeJS.WritableStream;
+    const sink = (add: (s: string) => void) => ({ write: (s: string) => (add(s), true) }) as unknown as Sink;
+    const human = new Reporter(false, sink((s) => (out += s)), sink((s) => (err += s)));
+    human.info('data: \x1b[2Jevil.jsonl');
+    human.fail(new DataError('model.safetensors: tensor "\u202eevil\x1b]0;x\x07" is not in the checkpoint'));
+    human.stream('generated \x9b31m text\n');
+    expect(err.split('\n')).toEqual([
+      'data: \\x1b[2Jevil.jsonl',
+      'error: model.safetensors: tensor "\\u202eevil\\x1b]0;x\\x07" is not in the checkpoint',
+      '',
+    ]);
+    expect(out).toBe('generated \\x9b31m text\n');
+    out = '';
+    new Reporter(true, sink((s) => (out += s)), sink(() => {})).result({ text: '\x1b\x9b\u2066' }, null);
+    expect(out).toBe('{"text":"\\u001b\\u009b\\u2066"}\n');
+    expect(JSON.parse(out)).toEqual({ text: '\x1b\x9b\u2066' });
   });
 });
 
