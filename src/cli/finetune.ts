@@ -8,20 +8,20 @@
 import { openAsBlob } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PreTrainedTokenizer } from '@huggingface/transformers';
+import type { TokenizerClient } from '../engine/tokenizer-client';
 import { prepareData, splitFiles, type DataSplits, type PreparedData, type PrepareSettings, type SplitName } from '../data/prepare';
 import { blockSegments, paddingSaved, padToken, sequenceLengths, type Block } from '../data/sft';
 import { Session, type TrainSummary } from '../engine/session';
 import { parseConfigText } from '../model/load';
 import type { SchedulerType } from '../train/schedule';
-import { localCheckpoint } from '../node/local-files';
-import { localAdapter, localDataSplits, localTokenizer } from '../node/local-data';
+import { localAdapterFiles, localCheckpoint } from '../node/local-files';
+import { localDataSplits, localTokenizer } from '../node/local-data';
 import { cacheDataset, cacheModel, hubOptionsFromEnv } from '../node/hub-cache';
 import { isRepoId, type RepoFile } from '../hub/hub';
 import { nodeGpu } from '../node/dawn';
 import { helpText, parseFlags, UsageError, type FlagSpecs, type FlagValues } from './args';
 import { EVAL, GENERATE, PREVIEW, TRAIN } from './commands';
-import { Reporter } from './report';
+import { escapeControl, Reporter } from './report';
 
 const COMMANDS: Record<string, { summary: string; flags: FlagSpecs; run: (f: FlagValues, r: Reporter) => Promise<void> }> = {
   train: { summary: 'fine-tune a LoRA adapter on a data set (QLoRA)', flags: TRAIN, run: train },
@@ -73,9 +73,10 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
 
 // ---- shared steps -------------------------------------------------------------------------
 
-async function openModel(f: FlagValues, r: Reporter): Promise<{ session: Session; tokenizer: PreTrainedTokenizer }> {
+async function openModel(f: FlagValues, r: Reporter): Promise<{ session: Session; tokenizer: TokenizerClient }> {
   const dir = await modelFolder(f.model_name_or_path as string, f.model_revision as string, r);
-  const tokenizer = await localTokenizer(dir);
+  const { vocab } = parseConfigText(await readFile(join(dir, 'config.json'), 'utf8'));
+  const tokenizer = await localTokenizer(dir, { vocabSize: vocab });
   const gpu = await nodeGpu();
   r.info(`device: ${gpu.info.description || gpu.info.vendor || 'WebGPU adapter'}`);
   let tensors = 0;
@@ -115,7 +116,10 @@ function download(r: Reporter) {
 }
 
 /** The data set, prepared as the flags say (`split`: the one to read; evaluation data when asked for). */
-async function loadData(f: FlagValues, tokenizer: PreTrainedTokenizer, vocab: number, r: Reporter, o: { split?: SplitName; evaluate?: boolean } = {}): Promise<PreparedData> {
+async function loadData(
+  f: FlagValues, tokenizer: TokenizerClient, vocab: number, r: Reporter,
+  o: { split?: SplitName; evaluate?: boolean } = {},
+): Promise<PreparedData> {
   const splits = await dataSplitsFor(f.dataset_name as string, r);
   const s: PrepareSettings = {
     dataset_text_field: f.dataset_text_field as string, max_length: f.max_length as number, packing: f.packing as boolean,
@@ -153,7 +157,8 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
   const data = await loadData(f, tokenizer, session.config.vocab, r, { evaluate });
   const blocks = data.train.blocks;
   if (f.init_adapter) {
-    const config = session.loadAdapter(await localAdapter(f.init_adapter as string));
+    const files = await localAdapterFiles(f.init_adapter as string, (c) => session.adapterWeightsBound(c));
+    const config = session.loadAdapter(files);
     r.info(`adapter: ${f.init_adapter} (r ${config.r}, alpha ${config.lora_alpha}, ${config.target_modules.join(' ')})`);
   } else {
     const t = f.lora_target_modules as string[] | null;
@@ -244,16 +249,17 @@ async function evaluate(f: FlagValues, r: Reporter): Promise<void> {
 async function generateText(f: FlagValues, r: Reporter): Promise<void> {
   const { session, tokenizer } = await openModel(f, r);
   await useAdapter(session, f, r);
-  const prompt = tokenizer.encode(f.prompt as string);
+  const prompt = await tokenizer.encode(f.prompt as string);
   const settings = {
     do_sample: f.do_sample as boolean, temperature: f.temperature as number, top_k: f.top_k as number, top_p: f.top_p as number,
     repetition_penalty: f.repetition_penalty as number, num_return_sequences: f.num_return_sequences as number, seed: f.seed as number,
     ...(f.max_new_tokens !== null ? { max_new_tokens: f.max_new_tokens as number } : { max_length: f.max_length as number }),
   };
   // stream each sequence's text as its tokens come (decoding the whole so far: tokens may
-  // join into one character only together)
+  // join into one character only together); the tokenizer's worker answers in order
   const shown: string[] = [];
   const ids: number[][] = [];
+  let failed: unknown = null;
   const sequences = await session.generate(prompt, settings, (n, id) => {
     if (!ids[n]) {
       ids[n] = [];
@@ -261,25 +267,29 @@ async function generateText(f: FlagValues, r: Reporter): Promise<void> {
       r.stream(`${n ? '\n' : ''}${settings.num_return_sequences > 1 ? `--- sequence ${n + 1} ---\n` : ''}${f.prompt}`);
     }
     ids[n].push(id);
-    const text = tokenizer.decode(ids[n], { skip_special_tokens: true });
-    if (text.startsWith(shown[n])) r.stream(text.slice(shown[n].length));
-    shown[n] = text;
+    tokenizer.decode([...ids[n]], { skip_special_tokens: true }).then((text) => {
+      if (text.startsWith(shown[n])) r.stream(text.slice(shown[n].length));
+      shown[n] = text;
+    }, (e) => (failed ??= e));
   });
+  const texts = await Promise.all(sequences.map((s) => tokenizer.decode(s, { skip_special_tokens: true })));
+  if (failed) throw failed;
   r.stream('\n');
-  const texts = sequences.map((s) => tokenizer.decode(s, { skip_special_tokens: true }));
   r.result({ prompt: f.prompt, texts, tokens: sequences.map((s) => s.length) }, null);
 }
 
 async function preview(f: FlagValues, r: Reporter): Promise<void> {
   const dir = await modelFolder(f.model_name_or_path as string, f.model_revision as string, r);
-  const tokenizer = await localTokenizer(dir);
   const { vocab } = parseConfigText(await readFile(join(dir, 'config.json'), 'utf8'));
+  const tokenizer = await localTokenizer(dir, { vocabSize: vocab });
   const data = await loadData(f, tokenizer, vocab, r);
   const shown = data.train.blocks.slice(0, f.num_blocks as number);
+  const texts = await Promise.all(shown.map((b) => renderBlock(b, tokenizer, isTty())));
   shown.forEach((b, i) => {
     const lengths = sequenceLengths(b);
     r.event({ block: i, input_ids: b.input_ids, labels: b.labels, position_ids: b.position_ids, sequence_lengths: lengths });
-    if (!r.json) r.stream(`--- block ${i}: ${b.input_ids.length} tokens, sequences of ${lengths.join(', ')} ---\n${renderBlock(b, tokenizer, isTty())}\n`);
+    const head = `--- block ${i}: ${b.input_ids.length} tokens, sequences of ${lengths.join(', ')} ---`;
+    if (!r.json) r.streamStyled(`${head}\n${texts[i]}\n`);
   });
   r.result({ format: data.kind, ...data.stats }, `${data.stats.blocks} blocks in all; ${shown.length} shown. ${isTty() ? 'Dim' : 'Text in «»'}: no loss taken; ┃ : a new sequence (attention does not cross it).`);
 }
@@ -287,11 +297,13 @@ async function preview(f: FlagValues, r: Reporter): Promise<void> {
 const isTty = () => !!process.stdout.isTTY;
 
 /** A block's text with special tokens as they are, tokens without a target dimmed (or in «»), sequences apart. */
-function renderBlock(b: Block, tokenizer: PreTrainedTokenizer, tty: boolean): string {
-  return blockSegments(b).map((g) => {
-    const text = tokenizer.decode(g.ids, { skip_special_tokens: false });
+async function renderBlock(b: Block, tokenizer: TokenizerClient, tty: boolean): Promise<string> {
+  const parts = await Promise.all(blockSegments(b).map(async (g) => {
+    // the data's text, escaped: a file's control characters never reach the terminal
+    const text = escapeControl(await tokenizer.decode(g.ids, { skip_special_tokens: false }));
     return (g.newSequence ? ' ┃ ' : '') + (g.masked ? (tty ? `\x1b[2m${text}\x1b[22m` : `«${text}»`) : text);
-  }).join('');
+  }));
+  return parts.join('');
 }
 
 async function useAdapter(session: Session, f: FlagValues, r: Reporter): Promise<void> {
@@ -299,7 +311,8 @@ async function useAdapter(session: Session, f: FlagValues, r: Reporter): Promise
     r.info('adapter: none (the base model)');
     return;
   }
-  const config = session.loadAdapter(await localAdapter(f.adapter as string));
+  const files = await localAdapterFiles(f.adapter as string, (c) => session.adapterWeightsBound(c));
+  const config = session.loadAdapter(files);
   r.info(`adapter: ${f.adapter} (r ${config.r}, alpha ${config.lora_alpha}, ${config.target_modules.join(' ')})`);
 }
 

@@ -26,15 +26,36 @@ export interface Message {
   content: string;
 }
 
-/** What of a tokenizer the data pipeline uses (transformers.js' PreTrainedTokenizer has it). */
+/**
+ * What of a tokenizer the data pipeline uses: the tokenizer worker's client has it
+ * (src/engine/tokenizer-client.ts). Asynchronous, as the tokenizer runs in a worker of its own.
+ */
 export interface TextTokenizer {
-  encode(text: string, o?: { add_special_tokens?: boolean }): number[];
+  encode(text: string, o?: { add_special_tokens?: boolean }): Promise<number[]>;
   eos_token_id?: number | null;
   eos_token?: string | null;
   pad_token?: string | null;
   pad_token_id?: number | null;
-  /** Renders a conversation with the tokenizer's chat template (tokenize: false gives text). */
-  apply_chat_template?(messages: Message[], o: { tokenize: false; add_generation_prompt?: boolean }): unknown;
+  /** Renders a conversation with the tokenizer's chat template, as text. */
+  apply_chat_template?(messages: Message[], o: { add_generation_prompt?: boolean }): Promise<string>;
+}
+
+/**
+ * Rows tokenized at once: the tokenizer's worker gets them in a few large messages and is never
+ * idle waiting for the next row.
+ */
+const ROWS_IN_FLIGHT = 256;
+
+/**
+ * The longest row tokenized, in characters (UTF-16 code units): 32 per token of max_length, and
+ * at least 64 Ki (1 Mi without a max_length). A token is 3 to 5 characters of ordinary text, so
+ * a longer row is 6 to 10 blocks' worth or more. Such a row is skipped and counted, not cut by
+ * characters: which characters make the first max_length tokens is not knowable without
+ * tokenizing (a pre-tokenizer's regex or a merge may look past any cut), and wrapped packing
+ * keeps every token of a row anyway. Tokenizing a 6 MB row whole took 17 s and 729 MB.
+ */
+export function rowCharLimit(maxLength: number | null): number {
+  return Math.max(64 * 1024, 32 * (maxLength ?? 32 * 1024));
 }
 
 export type DataKind = 'text' | 'prompt_completion' | 'messages' | 'chat_prompt_completion' | 'tokens';
@@ -87,14 +108,27 @@ export async function tokenizeRows(
   const examples: Example[] = [];
   let kind: DataKind | null = null;
   let seen = 0;
+  const limit = rowCharLimit(s.max_length);
+  // rows in flight, settled in their order
+  const pending: Promise<Example | string>[] = [];
+  const settle = (e: Example | string) => (typeof e === 'string' ? skipped.add(e) : examples.push(e));
   for await (const row of rows) {
     seen++;
     kind ??= detectKind(row, s);
     // a row holding input_ids is used as it is, whatever the others hold
-    const e = tokenizeRow(row, 'input_ids' in row ? 'tokens' : kind, tokenizer, s, vocab);
-    if (typeof e === 'string') skipped.add(e);
-    else examples.push(e);
+    const rowKind = 'input_ids' in row ? 'tokens' : kind;
+    if (rowChars(row, rowKind, s) > limit) {
+      const why = `rows longer than ${limit} characters ` +
+        `(too long to tokenize for max_length ${s.max_length ?? 'none'})`;
+      pending.push(Promise.resolve(why));
+      continue;
+    }
+    const e = tokenizeRow(row, rowKind, tokenizer, s, vocab);
+    e.catch(() => {}); // awaited below, in order; a rejection before then is not unhandled
+    pending.push(e);
+    if (pending.length >= ROWS_IN_FLIGHT) settle(await pending.shift()!);
   }
+  for (const e of pending) settle(await e);
   if (examples.length === 0) {
     const why = skipped.total ? `: all ${seen} rows were skipped (${skipped})` : '';
     const hint = kind === 'text' ? ' Set --dataset_text_field to the column that holds the text.' : '';
@@ -103,8 +137,26 @@ export async function tokenizeRows(
   return { examples, kind: kind! };
 }
 
+/** The characters a row gives the tokenizer (its text, prompt and completion, or messages' contents). */
+function rowChars(row: Row, kind: DataKind, s: SftDataSettings): number {
+  const len = (v: unknown): number => {
+    if (typeof v === 'string') return v.length;
+    if (Array.isArray(v)) return v.reduce((n: number, x) => n + len(x), 0);
+    const turn = v as Record<string, unknown> | null; // a message's content, a ShareGPT turn's value
+    return typeof turn === 'object' && turn !== null ? len(turn.content) + len(turn.value) : 0;
+  };
+  switch (kind) {
+    case 'tokens': return 0;
+    case 'text': return len(row[s.dataset_text_field]);
+    case 'prompt_completion': case 'chat_prompt_completion': return len(row.prompt) + len(row.completion);
+    case 'messages': return len(row.messages) + len(row.conversations);
+  }
+}
+
 /** One row as an example, or why it is skipped. */
-export function tokenizeRow(row: Row, kind: DataKind, tok: TextTokenizer, s: SftDataSettings, vocab?: number): Example | string {
+export async function tokenizeRow(
+  row: Row, kind: DataKind, tok: TextTokenizer, s: SftDataSettings, vocab?: number,
+): Promise<Example | string> {
   const completionOnly = s.completion_only_loss ?? true;
   switch (kind) {
     case 'tokens': {
@@ -119,35 +171,33 @@ export function tokenizeRow(row: Row, kind: DataKind, tok: TextTokenizer, s: Sft
     case 'text': {
       const text = stringField(row, s.dataset_text_field);
       if (typeof text !== 'string') return text.reason;
-      return { input_ids: tok.encode(withEos(text, tok)) };
+      return { input_ids: await tok.encode(withEos(text, tok)) };
     }
     case 'prompt_completion': {
       const prompt = stringField(row, 'prompt', true), completion = stringField(row, 'completion');
       if (typeof prompt !== 'string') return prompt.reason;
       if (typeof completion !== 'string') return completion.reason;
-      const promptIds = tok.encode(prompt);
-      const ids = tok.encode(prompt + withEos(completion, tok));
+      const [promptIds, ids] = await Promise.all([tok.encode(prompt), tok.encode(prompt + withEos(completion, tok))]);
       return completionOnly ? { input_ids: ids, mask: ids.map((_, t) => (t < promptIds.length ? 0 : 1)) } : { input_ids: ids };
     }
     case 'chat_prompt_completion': {
       const prompt = messagesField(row, 'prompt'), completion = messagesField(row, 'completion');
       if (!Array.isArray(prompt)) return prompt.reason;
       if (!Array.isArray(completion)) return completion.reason;
-      const promptIds = chatIds(tok, prompt, true);
       const all = [...prompt, ...completion];
-      const ids = chatIds(tok, all, false);
+      const [promptIds, ids] = await Promise.all([chatIds(tok, prompt, true), chatIds(tok, all, false)]);
       const completionMask = completionOnly ? ids.map((_, t) => (t < promptIds.length ? 0 : 1)) : null;
       if (!s.assistant_only_loss) return completionMask ? { input_ids: ids, mask: completionMask } : { input_ids: ids };
-      const assistant = assistantMask(tok, all, ids);
+      const assistant = await assistantMask(tok, all, ids);
       if (typeof assistant === 'string') return assistant;
       return { input_ids: ids, mask: assistant.map((m, t) => (completionMask ? m & completionMask[t] : m)) };
     }
     case 'messages': {
       const messages = 'messages' in row ? messagesField(row, 'messages') : shareGpt(row.conversations);
       if (!Array.isArray(messages)) return messages.reason;
-      const ids = chatIds(tok, messages, false);
+      const ids = await chatIds(tok, messages, false);
       if (!s.assistant_only_loss) return { input_ids: ids };
-      const mask = assistantMask(tok, messages, ids);
+      const mask = await assistantMask(tok, messages, ids);
       return typeof mask === 'string' ? mask : { input_ids: ids, mask };
     }
   }
@@ -176,19 +226,10 @@ function messagesField(row: Row, name: string): Message[] | { reason: string } {
 }
 
 /** A conversation rendered by the chat template and tokenized without adding special tokens (the template has them). */
-export function chatIds(tok: TextTokenizer, messages: Message[], generationPrompt: boolean): number[] {
+export async function chatIds(tok: TextTokenizer, messages: Message[], generationPrompt: boolean): Promise<number[]> {
   if (!tok.apply_chat_template) throw new DataError('this tokenizer cannot render conversations: it has no apply_chat_template');
-  let text: unknown;
-  try {
-    text = tok.apply_chat_template(messages, { tokenize: false, add_generation_prompt: generationPrompt });
-  } catch (e) {
-    const m = (e as Error).message;
-    if (/chat_template/.test(m)) {
-      throw new DataError(`the data set holds conversations, but the tokenizer has no chat template (tokenizer_config.json's "chat_template"): use a chat model's tokenizer, or give a "text" column`);
-    }
-    throw new DataError(`the chat template failed on a conversation: ${m}`);
-  }
-  if (typeof text !== 'string') throw new DataError('the chat template did not render text');
+  // the tokenizer's errors name tokenizer_config.json's chat_template and say what to do
+  const text = await tok.apply_chat_template(messages, { add_generation_prompt: generationPrompt });
   return tok.encode(text, { add_special_tokens: false });
 }
 
@@ -198,13 +239,16 @@ export function chatIds(tok: TextTokenizer, messages: Message[], generationPromp
  * turn by turn (a conversation's tokens must extend its prefix's) or there is no assistant turn
  * (TRL refuses those too).
  */
-function assistantMask(tok: TextTokenizer, messages: Message[], ids: number[]): number[] | string {
+async function assistantMask(tok: TextTokenizer, messages: Message[], ids: number[]): Promise<number[] | string> {
   const mask = new Array<number>(ids.length).fill(0);
   const isPrefix = (p: number[]) => p.length <= ids.length && p.every((x, i) => x === ids[i]);
+  // every turn's two prefixes asked for at once: one message to the tokenizer's worker
+  const turns = await Promise.all(messages.map((m, i) => (m.role !== 'assistant' ? null
+    : Promise.all([chatIds(tok, messages.slice(0, i), true), chatIds(tok, messages.slice(0, i + 1), false)]))));
   for (let i = 0; i < messages.length; i++) {
-    if (messages[i].role !== 'assistant') continue;
-    const before = chatIds(tok, messages.slice(0, i), true);
-    const through = chatIds(tok, messages.slice(0, i + 1), false);
+    const turn = turns[i];
+    if (!turn) continue;
+    const [before, through] = turn;
     if (!isPrefix(before) || !isPrefix(through)) {
       return 'conversations the chat template does not render turn by turn (assistant_only_loss needs each turn to extend the one before)';
     }

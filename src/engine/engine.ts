@@ -14,12 +14,16 @@ import { parseConfigText } from '../model/load';
 import { estimateStoreBytes, estimateTrainingMemory, formatBytes, type MemoryEstimate } from '../model/estimate';
 import { downloadModel, type DownloadProgress } from '../store/download';
 import { loadStoredModel } from '../store/load-stored';
-import { deleteModel, listModels, type Manifest } from '../store/model-store';
+import { deleteModel, listModels, manifestEndpoint, type Manifest } from '../store/model-store';
 import { prepareData, splitFiles, type PrepareSettings } from '../data/prepare';
 import type { DataBlob } from '../data/read';
-import { blockSegments, lengthHistogram, paddingSaved, padToken, type Block, type DataKind, type PackingStats, type PaddingSaved, type TextTokenizer } from '../data/sft';
+import {
+  blockSegments, lengthHistogram, paddingSaved, padToken,
+  type Block, type DataKind, type PackingStats, type PaddingSaved, type Segment, type TextTokenizer,
+} from '../data/sft';
 import { Session, type EvalLog, type LoraSettings, type TrainLog, type TrainLoopSettings, type TrainSummary } from './session';
 import { storeTokenizer, type Tokenizer } from './tokenizer';
+import type { SpawnTokenizerWorker } from './tokenizer-client';
 import type { GenerateSettings } from '../generate/generate';
 
 export interface KernelCheck {
@@ -36,6 +40,8 @@ export interface StoredModel {
   key: string;
   id: string;
   revision: string;
+  /** The Hub it came from (https://huggingface.co for models stored before endpoints were recorded). */
+  endpoint: string;
   storedBytes: number;
   downloadBytes: number;
   complete: boolean;
@@ -78,11 +84,19 @@ export interface DataSummary {
 export type DataSource = { kind: 'hub'; id: string } | { kind: 'file'; file: File };
 
 const summary = (m: Manifest): StoredModel => ({
-  key: m.key, id: m.id, revision: m.revision, storedBytes: m.storedBytes, downloadBytes: m.downloadBytes, complete: m.complete,
+  key: m.key, id: m.id, revision: m.revision, endpoint: manifestEndpoint(m),
+  storedBytes: m.storedBytes, downloadBytes: m.downloadBytes, complete: m.complete,
   progress: m.downloadBytes ? m.files.reduce((n, f) => n + f.offset, 0) / m.downloadBytes : 0,
 });
 
 export class Engine {
+  /**
+   * `tokenizerWorker` starts the worker the tokenizer runs in (a nested Worker in the page, a
+   * worker thread in Node; src/engine/tokenizer-client.ts): a hostile tokenizer file stalls that
+   * worker, which is stopped, never the engine.
+   */
+  constructor(private readonly ports: { tokenizerWorker?: SpawnTokenizerWorker } = {}) {}
+
   private gpu: Gpu | null = null;
   private session: Session | null = null;
   private tokenizer: Tokenizer | null = null;
@@ -163,7 +177,16 @@ export class Engine {
     const gpu = this.device();
     const { loaded, manifest, store } = await loadStoredModel(gpu, key, onProgress);
     this.session = Session.fromLoaded(gpu, loaded, manifest.id, manifest.revision);
-    this.tokenizer = await storeTokenizer(store, manifest.id);
+    const spawn = this.ports.tokenizerWorker;
+    if (!spawn) {
+      throw new Error('this engine was made without a tokenizer worker: pass tokenizerWorker to new Engine()');
+    }
+    try {
+      this.tokenizer = await storeTokenizer(store, manifest.id, spawn, { vocabSize: loaded.config.vocab });
+    } catch (e) {
+      this.unload();
+      throw e;
+    }
     this.loadedKey = key;
     return { id: manifest.id, modelType: loaded.config.modelType, layers: loaded.config.layers };
   }
@@ -176,13 +199,17 @@ export class Engine {
     const d = await prepareData(splits, tokenizer, s, session.config.vocab);
     this.blocks = d.train.blocks;
     this.evalBlocks = d.eval?.blocks ?? null;
+    // the preview's text: every run of the first blocks decoded at once (one message to the tokenizer's worker)
+    const segment = async (g: Segment) => ({
+      text: await tokenizer.decode(g.ids, { skip_special_tokens: false }), masked: g.masked, newSequence: g.newSequence,
+    });
+    const firstBlocks = d.train.blocks.slice(0, 3);
+    const preview = await Promise.all(firstBlocks.map((b) => Promise.all(blockSegments(b).map(segment))));
     return {
       files: d.files, rows: d.rows, kind: d.kind, stats: d.stats, padding: paddingSaved(d.stats), skipped: d.skipped.total, skippedWhy: String(d.skipped), pad: describePad(tokenizer),
       eval: d.eval ? { examples: d.eval.examples.length, blocks: d.eval.blocks.length, source: d.eval.source } : null,
       histogram: lengthHistogram(d.train.examples.map((e) => e.input_ids.length)),
-      preview: d.train.blocks.slice(0, 3).map((b) => blockSegments(b).map((g) => ({
-        text: tokenizer.decode(g.ids, { skip_special_tokens: false }), masked: g.masked, newSequence: g.newSequence,
-      }))),
+      preview,
     };
   }
 
@@ -242,11 +269,17 @@ export class Engine {
     session.setAdapterEnabled(adapterOn);
     const ids: number[][] = [];
     try {
-      const out = await session.generate(tokenizer.encode(prompt), s, (n, id) => {
+      // each token's text streamed as the worker decodes it; its answers come in order, and the
+      // last of them before the final decode below
+      let failed: unknown = null;
+      const out = await session.generate(await tokenizer.encode(prompt), s, (n, id) => {
         (ids[n] ??= []).push(id);
-        onText?.(n, tokenizer.decode(ids[n], { skip_special_tokens: true }));
+        const shown = tokenizer.decode([...ids[n]], { skip_special_tokens: true });
+        shown.then((text) => onText?.(n, text), (e) => (failed ??= e));
       });
-      return out.map((x) => tokenizer.decode(x, { skip_special_tokens: true }));
+      const texts = await Promise.all(out.map((x) => tokenizer.decode(x, { skip_special_tokens: true })));
+      if (failed) throw failed;
+      return texts;
     } finally {
       session.setAdapterEnabled(true);
     }
@@ -298,6 +331,7 @@ export class Engine {
   private unload(): void {
     this.session?.release();
     this.session = null;
+    this.tokenizer?.close();
     this.tokenizer = null;
     this.loadedKey = null;
     this.blocks = [];

@@ -1,26 +1,19 @@
-// The tokenizer of a stored model, through @huggingface/transformers: its files are served from
-// the store (transformers.js' custom cache), so loading it fetches nothing.
-import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+// The tokenizer of a stored model: its two files read from the store and handed to a tokenizer
+// worker (./tokenizer-client.ts). Nothing is fetched: transformers.js' from_pretrained, which
+// asked the Hub whether a file exists even with the files in a custom cache, is not used.
 import type { ModelStore } from '../store/model-store';
+import { TokenizerClient, TokenizerError, type SpawnTokenizerWorker, type TokenizerOptions } from './tokenizer-client';
 
-export type Tokenizer = PreTrainedTokenizer;
+export type Tokenizer = TokenizerClient;
 
-export async function storeTokenizer(store: ModelStore, id: string): Promise<Tokenizer> {
-  const files = new Map<string, string>();
-  for (const name of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json']) {
-    const text = await store.get<string>(`file:${name}`);
-    if (text !== undefined) files.set(name, text);
+export async function storeTokenizer(
+  store: ModelStore, id: string, spawn: SpawnTokenizerWorker, o: TokenizerOptions = {},
+): Promise<Tokenizer> {
+  const json = await store.get<string>('file:tokenizer.json');
+  const config = await store.get<string>('file:tokenizer_config.json');
+  if (typeof json !== 'string') {
+    throw new TokenizerError(`${id}: no tokenizer.json in the store; download the model again`);
   }
-  env.allowLocalModels = false;
-  env.useBrowserCache = false;
-  env.useCustomCache = true;
-  env.customCache = {
-    // transformers.js asks by URL or path; the file name is what identifies it here
-    async match(request: string) {
-      const text = files.get(request.slice(request.lastIndexOf('/') + 1));
-      return text === undefined ? undefined : new Response(text, { headers: { 'Content-Type': 'application/json' } });
-    },
-    async put() {},
-  };
-  return AutoTokenizer.from_pretrained(id);
+  const files = { 'tokenizer.json': json, ...(typeof config === 'string' ? { 'tokenizer_config.json': config } : {}) };
+  return TokenizerClient.create(spawn, files, { where: `${id}: `, ...o });
 }

@@ -3,8 +3,9 @@
 // same things from the Hub, IndexedDB and dropped Files instead.
 import { openAsBlob } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+import { basename, join } from 'node:path';
+import { TokenizerClient, TokenizerError, type TokenizerOptions } from '../engine/tokenizer-client';
+import { nodeTokenizerWorker } from './tokenizer-worker';
 import { splitFiles, type DataSplits } from '../data/prepare';
 import { DataError, dataFormat } from '../data/read';
 
@@ -38,26 +39,34 @@ export async function localDataSplits(path: string): Promise<DataSplits> {
   return splitFiles(files);
 }
 
-/** The tokenizer of a checkpoint folder (tokenizer.json + tokenizer_config.json), offline. */
-export async function localTokenizer(dir: string): Promise<PreTrainedTokenizer> {
-  const abs = resolve(dir);
-  env.allowRemoteModels = false;
-  env.localModelPath = dirname(abs) + '/';
-  try {
-    return await AutoTokenizer.from_pretrained(basename(abs));
-  } catch (e) {
-    throw new Error(`${dir}: its tokenizer does not load (${(e as Error).message}); a checkpoint folder needs tokenizer.json and tokenizer_config.json`);
-  }
-}
+/** The largest tokenizer files read (Gemma's 256k-token tokenizer.json is 33 MB; chat templates are kilobytes). */
+const TOKENIZER_FILE_BYTES = { 'tokenizer.json': 128 << 20, 'tokenizer_config.json': 16 << 20 };
 
-/** An adapter folder's two PEFT files. */
-export async function localAdapter(dir: string): Promise<{ config: string; weights: Uint8Array }> {
-  const read = async <T>(name: string, f: (p: string) => Promise<T>) =>
-    f(join(dir, name)).catch((e: NodeJS.ErrnoException) => {
-      throw new Error(e.code === 'ENOENT' ? `${dir} has no ${name}: an adapter folder holds adapter_config.json and adapter_model.safetensors` : `${join(dir, name)}: ${e.message}`);
-    });
-  return {
-    config: await read('adapter_config.json', (p) => readFile(p, 'utf8')),
-    weights: await read('adapter_model.safetensors', (p) => readFile(p).then((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength))),
+/**
+ * The tokenizer of a checkpoint folder (tokenizer.json, and tokenizer_config.json if it has one),
+ * in a worker thread of its own (src/engine/tokenizer-client.ts); nothing is fetched.
+ */
+export async function localTokenizer(dir: string, o: TokenizerOptions & { heapMb?: number } = {}) {
+  const read = async (name: keyof typeof TOKENIZER_FILE_BYTES): Promise<string | undefined> => {
+    const path = join(dir, name);
+    const info = await stat(path).catch(() => null);
+    if (!info?.isFile()) return undefined;
+    if (info.size > TOKENIZER_FILE_BYTES[name]) {
+      const most = TOKENIZER_FILE_BYTES[name];
+      throw new TokenizerError(
+        `${path} is ${info.size} bytes, more than the ${most} a tokenizer file may be: use the model's own`,
+      );
+    }
+    return readFile(path, 'utf8');
   };
+  const json = await read('tokenizer.json');
+  if (json === undefined) {
+    throw new TokenizerError(
+      `${dir} has no tokenizer.json: a checkpoint folder needs one (and tokenizer_config.json for chats)`,
+    );
+  }
+  const config = await read('tokenizer_config.json');
+  const files = { 'tokenizer.json': json, ...(config !== undefined ? { 'tokenizer_config.json': config } : {}) };
+  const where = `${dir.replace(/\/+$/, '')}/`;
+  return TokenizerClient.create(nodeTokenizerWorker({ heapMb: o.heapMb }), files, { where, ...o });
 }

@@ -3,8 +3,14 @@
 // This is the only place (with ui/) that touches `navigator`.
 import * as Comlink from 'comlink';
 import { Engine } from '../engine/engine';
+import { webWorkerPort } from '../engine/tokenizer-client';
 
-const engine = new Engine();
+// the tokenizer runs in a worker of its own, nested in this one, so that a hostile tokenizer file can be stopped
+const engine = new Engine({
+  tokenizerWorker: () => webWorkerPort(
+    new Worker(new URL('./tokenizer.worker.ts', import.meta.url), { type: 'module' }),
+  ),
+});
 
 const api = {
   init: () => engine.init(navigator.gpu),

@@ -10,7 +10,8 @@ import { parseAdapterConfig, readAdapterSafetensors, writeAdapterSafetensors } f
 import { readSafetensorsSync } from '../../src/formats/safetensors';
 import { Session } from '../../src/engine/session';
 import { localCheckpoint } from '../../src/node/local-files';
-import { localAdapter, localTokenizer } from '../../src/node/local-data';
+import { localTokenizer } from '../../src/node/local-data';
+import { localAdapterFiles } from '../../src/node/local-files';
 import { testGpu } from '../gpu';
 import { finetuneRunner, PROMPT, TRAIN, trainSteps } from '../cli-run';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
@@ -109,12 +110,16 @@ describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, modelOf, dataO
     const gpu = await testGpu();
     const dir = join(root, `tiny-${kind}`); // the same files the Hub served
     const session = await Session.load(gpu, localCheckpoint(dir), { name: model, load_in_4bit: true });
-    session.loadAdapter(await localAdapter(out));
+    session.loadAdapter(await localAdapterFiles(out));
     const tokenizer = await localTokenizer(dir);
-    const [ids] = await session.generate(tokenizer.encode(PROMPT), { do_sample: false, temperature: 1, top_k: 50, top_p: 1, repetition_penalty: 1, max_new_tokens: 10, num_return_sequences: 1, seed: 0 });
-    expect(texts).toEqual([tokenizer.decode(ids, { skip_special_tokens: true })]);
+    const greedy = {
+      do_sample: false, temperature: 1, top_k: 50, top_p: 1, repetition_penalty: 1, max_new_tokens: 10,
+      num_return_sequences: 1, seed: 0,
+    };
+    const [ids] = await session.generate(await tokenizer.encode(PROMPT), greedy);
+    expect(texts).toEqual([await tokenizer.decode(ids, { skip_special_tokens: true })]);
     session.setAdapterEnabled(false);
-    const [plain] = await session.generate(tokenizer.encode(PROMPT), { do_sample: false, temperature: 1, top_k: 50, top_p: 1, repetition_penalty: 1, max_new_tokens: 10, num_return_sequences: 1, seed: 0 });
+    const [plain] = await session.generate(await tokenizer.encode(PROMPT), greedy);
     expect(plain).not.toEqual(ids); // the adapter changed what the model says
     if (kind === 'qwen2') {
       // the Hub was asked once for each file: eval and generate ran from the cache

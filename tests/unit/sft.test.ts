@@ -11,8 +11,10 @@ import { hostBatch } from '../../src/data/batches';
 import { prepareData } from '../../src/data/prepare';
 import { SkipCounts, type Row } from '../../src/data/read';
 import {
-  SFT_DEFAULTS, holdOut, lengthHistogram, packBfd, packingStats, paddingSaved, padToken, sequenceLengths, toBlocks, tokenizeRows,
-  type Example, type Message, type SftDataSettings,
+  SFT_DEFAULTS, holdOut, lengthHistogram, packBfd, packingStats, paddingSaved, padToken, rowCharLimit, sequenceLengths,
+  toBlocks,
+  tokenizeRows,
+  type Example, type Message, type SftDataSettings, type TextTokenizer,
 } from '../../src/data/sft';
 import { localTokenizer } from '../../src/node/local-data';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
@@ -21,11 +23,18 @@ import { freshSeed, rng } from '../reference/random';
 /**
  * BOS is 0 and EOS 1 (written "<s>" and "</s>"); every other character is its code. A chat
  * template in the usual shape: BOS, then "[role]content</s>" per message, and "[assistant]"
- * as the generation prompt.
+ * as the generation prompt. Asynchronous, as the real tokenizer (in its worker) is.
  */
 const tok = {
   eos_token: '</s>', eos_token_id: 1,
-  encode(text: string, o: { add_special_tokens?: boolean } = {}): number[] {
+  encode: async (text: string, o: { add_special_tokens?: boolean } = {}) => encodeChars(text, o),
+  async apply_chat_template(messages: Message[], o: { add_generation_prompt?: boolean }): Promise<string> {
+    const turns = messages.map((m) => `[${m.role}]${m.content}</s>`).join('');
+    return `<s>${turns}${o.add_generation_prompt ? '[assistant]' : ''}`;
+  },
+};
+
+function encodeChars(text: string, o: { add_special_tokens?: boolean } = {}): number[] {
     const ids = o.add_special_tokens === false ? [] : [0];
     for (const piece of text.split(/(<s>|<\/s>)/)) {
       if (piece === '<s>') ids.push(0);
@@ -33,22 +42,18 @@ const tok = {
       else ids.push(...[...piece].map((c) => c.charCodeAt(0)));
     }
     return ids;
-  },
-  apply_chat_template(messages: Message[], o: { add_generation_prompt?: boolean }): string {
-    return `<s>${messages.map((m) => `[${m.role}]${m.content}</s>`).join('')}${o.add_generation_prompt ? '[assistant]' : ''}`;
-  },
-};
-const ids = (text: string) => tok.encode(text, { add_special_tokens: false });
+}
+const ids = (text: string) => encodeChars(text, { add_special_tokens: false });
 const masked = (text: string) => ids(text).map(() => -100);
 
 async function* each<T>(xs: T[]): AsyncGenerator<T> {
   yield* xs;
 }
 
-async function prepare(rows: Row[], s: Partial<SftDataSettings> = {}) {
+async function prepare(rows: Row[], s: Partial<SftDataSettings> = {}, tokenizer: TextTokenizer = tok) {
   const settings = { ...SFT_DEFAULTS, ...s };
   const skipped = new SkipCounts();
-  const { examples, kind } = await tokenizeRows(each(rows), tok, settings, skipped, 1000);
+  const { examples, kind } = await tokenizeRows(each(rows), tokenizer, settings, skipped, 1000);
   return { examples, kind, blocks: toBlocks(examples, settings), skipped };
 }
 
@@ -249,12 +254,52 @@ describe('with the real tokenizer and its Jinja chat template', () => {
     const settings = { ...SFT_DEFAULTS, assistant_only_loss: true };
     const { examples } = await tokenizeRows(each([{ messages }]), tokenizer, settings, new SkipCounts());
     const [example] = examples as Example[];
-    const rendered = tokenizer.apply_chat_template(messages, { tokenize: false }) as string;
+    const rendered = await tokenizer.apply_chat_template(messages);
     expect(rendered).toBe('<s>### system:\nYou are terse.</s>\n### user:\nthe sea</s>\n### assistant:\nis salty</s>\n');
-    expect(example.input_ids).toEqual(tokenizer.encode(rendered, { add_special_tokens: false }));
+    expect(example.input_ids).toEqual(await tokenizer.encode(rendered, { add_special_tokens: false }));
     const target = example.input_ids.filter((_, t) => example.mask![t]);
-    expect(tokenizer.decode(target, { skip_special_tokens: false })).toBe('is salty</s>\n');
+    expect(await tokenizer.decode(target, { skip_special_tokens: false })).toBe('is salty</s>\n');
     expect(padToken(tokenizer)).toEqual({ token: '</s>', id: 1, from: 'eos' }); // no pad token of its own: EOS, as the worked example sets
     expect(padToken({ ...tok, pad_token: '<pad>', pad_token_id: 7 })).toEqual({ token: '<pad>', id: 7, from: 'tokenizer' });
+    tokenizer.close();
+  });
+});
+
+describe('rows in flight, and rows too long to tokenize', () => {
+  it('keeps the rows’ order when the tokenizer answers out of order', async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const shuffled = { ...tok, encode: (text: string, o?: { add_special_tokens?: boolean }) =>
+      new Promise<number[]>((done) => setTimeout(() => done(encodeChars(text, o)), Math.floor(r() * 5))) };
+    const texts = Array.from({ length: 600 }, (_, i) => `row ${i}`);
+    const skipped = new SkipCounts();
+    const rows = [...texts.map((text) => ({ text })), { text: '' }];
+    const { examples } = await tokenizeRows(each(rows), shuffled, SFT_DEFAULTS, skipped);
+    expect(examples.map((e) => e.input_ids), `seed ${seed}`).toEqual(texts.map((t) => [0, ...ids(t), 1]));
+    expect(skipped.total).toBe(1);
+  });
+
+  it('skips and counts a row over max(64 Ki, 32 × max_length) characters, untokenized (a 6 MB row)', async () => {
+    expect([rowCharLimit(512), rowCharLimit(4096), rowCharLimit(null)]).toEqual([65536, 131072, 1 << 20]);
+    const longest: number[] = [];
+    const recording = {
+      ...tok,
+      encode: (text: string, o?: { add_special_tokens?: boolean }) => (longest.push(text.length), tok.encode(text, o)),
+    };
+    const huge = 'a'.repeat(6 << 20);
+    const rows = [{ text: 'ab' }, { text: huge }, { text: 'x'.repeat(65_537) }, { text: 'c'.repeat(65_000) }];
+    const { examples, skipped } = await prepare(rows, { max_length: 512 }, recording);
+    expect(examples.map((e) => e.input_ids.length)).toEqual([4, 65_002]); // BOS + text + EOS
+    expect(Math.max(...longest)).toBe(65_000 + '</s>'.length);
+    const why = 'rows longer than 65536 characters (too long to tokenize for max_length 512)';
+    expect(Object.fromEntries(skipped.reasons)).toEqual({ [why]: 2 });
+    // conversations count their contents; the real tokenizer's worker never sees the 6 MB
+    const dir = await mkdtemp(join(tmpdir(), 'sft-'));
+    await writeTinyCheckpoint(dir, 'llama');
+    const tokenizer = await localTokenizer(dir);
+    const chatRows = [{ messages: [{ role: 'user', content: huge }] }, { messages: [{ role: 'user', content: 'hi' }] }];
+    const chats = await tokenizeRows(each(chatRows), tokenizer, { ...SFT_DEFAULTS, max_length: 512 }, new SkipCounts());
+    expect(chats.examples.length).toBe(1);
+    tokenizer.close();
   });
 });

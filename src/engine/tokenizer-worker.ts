@@ -1,0 +1,344 @@
+// What runs inside the tokenizer's own worker (./tokenizer-client.ts starts it and talks to it).
+// tokenizer.json and tokenizer_config.json come from strangers: a pre-tokenizer regex may
+// backtrack for ever, a chat template may loop a billion times or print gigabytes. Here they
+// can only stall this worker, which the client stops after its time budget; the page's engine
+// and the command line's main thread stay free.
+//
+// The tokenizer is built from the two files' text alone (transformers.js' PreTrainedTokenizer
+// from the JSON objects), never through from_pretrained: that path asks the Hub whether
+// tokenizer_config.json exists, a request that can go to the network and hang.
+import * as transformers from '@huggingface/transformers';
+import type { Message } from '../data/sft';
+
+/** The files a tokenizer is made of, as text (tokenizer_config.json may be missing). */
+export interface TokenizerFiles {
+  'tokenizer.json': string;
+  'tokenizer_config.json'?: string;
+}
+
+/** What the client needs to know of the tokenizer without asking again. */
+export interface TokenizerInfo {
+  eos_token: string | null;
+  eos_token_id: number | null;
+  pad_token: string | null;
+  pad_token_id: number | null;
+  bos_token: string | null;
+  /** The largest token id the tokenizer can give. */
+  maxId: number;
+  hasChatTemplate: boolean;
+}
+
+export type Op =
+  | { op: 'encode'; text: string; add_special_tokens: boolean }
+  | { op: 'render'; messages: Message[]; add_generation_prompt: boolean; maxChars: number }
+  | { op: 'decode'; ids: number[]; skip_special_tokens: boolean };
+
+export type Request = { id: number; load: TokenizerFiles; vocabSize?: number } | { id: number; ops: Op[] };
+
+/** An op's answer, or why it failed: `file` is the file to blame, `message` says what went wrong. */
+export type OpResult = { ok: number[] | string } | { error: string; file: string };
+
+export type Reply =
+  | { id: number; info: TokenizerInfo }
+  | { id: number; results: OpResult[] }
+  | { id: number; error: string; file: string };
+
+/** An input file that is not what it must be. */
+class FileProblem extends Error {
+  constructor(readonly file: string, message: string) {
+    super(message);
+  }
+}
+
+/** The longest a chat template's range() may be: no chat renders more turns, and a billion would fill the memory. */
+export const MAX_TEMPLATE_RANGE = 100_000;
+/**
+ * The most loop steps and range() numbers one render may take, all loops together: the bound on
+ * range() is per call, and two nested loops over range(100000) would otherwise run 10^10 times.
+ */
+export const MAX_TEMPLATE_STEPS = 1_000_000;
+
+const TOKENIZER_MODELS = ['BPE', 'WordPiece', 'Unigram', 'WordLevel'];
+const TOKEN_FIELDS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'];
+
+let tokenizer: transformers.PreTrainedTokenizer | null = null;
+let maxId = 0;
+
+/** Answers the client's requests on `port` (the worker's global scope, or Node's parentPort). */
+export function serveTokenizer(port: { postMessage(m: Reply): void; onMessage(handle: (r: Request) => void): void }) {
+  port.onMessage((r) => port.postMessage(answer(r)));
+}
+
+function answer(r: Request): Reply {
+  try {
+    if ('load' in r) return { id: r.id, info: load(r.load, r.vocabSize) };
+    return { id: r.id, results: r.ops.map(run) };
+  } catch (e) {
+    return { id: r.id, ...blame(e, 'tokenizer.json') };
+  }
+}
+
+function blame(e: unknown, file: string): { error: string; file: string } {
+  if (e instanceof FileProblem) return { error: e.message, file: e.file };
+  const m = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return { error: `failed (${m.slice(0, 500)})`, file };
+}
+
+function load(files: TokenizerFiles, vocabSize?: number): TokenizerInfo {
+  tokenizer = null;
+  const json = parseObject('tokenizer.json', files['tokenizer.json']);
+  const configText = files['tokenizer_config.json'];
+  const config = configText === undefined ? {} : parseObject('tokenizer_config.json', configText);
+  checkTokenizerJson(json);
+  checkTokenizerConfig(config);
+  // before anything is built: transformers.js lays the vocabulary out as an array indexed by id
+  maxId = largestId(json);
+  if (vocabSize !== undefined && maxId >= vocabSize) {
+    const why = `config.json's vocab_size is ${vocabSize}: the two files are not of the same model`;
+    throw new FileProblem('tokenizer.json', `has token ids up to ${maxId}, but ${why}`);
+  }
+  // the class tokenizer_config.json names (LlamaTokenizerFast → LlamaTokenizer), as AutoTokenizer picks it
+  const name = typeof config.tokenizer_class === 'string' ? config.tokenizer_class.replace(/Fast$/, '') : '';
+  const named = (transformers as Record<string, unknown>)[name];
+  const Class = typeof named === 'function' && named.prototype instanceof transformers.PreTrainedTokenizer
+    ? (named as typeof transformers.PreTrainedTokenizer) : transformers.PreTrainedTokenizer;
+  let tok: transformers.PreTrainedTokenizer;
+  try {
+    tok = new Class(json, config);
+  } catch (e) {
+    throw new FileProblem('tokenizer.json', `does not make a tokenizer (${(e as Error).message})`);
+  }
+  tokenizer = tok;
+  const token = (t: unknown) => (typeof t === 'string' ? t : null);
+  const id = (t: unknown) => (Number.isInteger(t) ? (t as number) : null);
+  return {
+    eos_token: token(tok.eos_token), eos_token_id: id(tok.eos_token_id),
+    pad_token: token(tok.pad_token), pad_token_id: id(tok.pad_token_id),
+    bos_token: token(tok.bos_token), maxId, hasChatTemplate: !!tok.chat_template,
+  };
+}
+
+function parseObject(file: string, text: unknown): Record<string, unknown> {
+  if (typeof text !== 'string') throw new FileProblem(file, 'is missing');
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new FileProblem(file, `is not JSON (${(e as Error).message})`);
+  }
+  if (!isObject(v)) throw new FileProblem(file, `must hold a JSON object, not ${describe(v)}`);
+  return v as Record<string, unknown>;
+}
+
+const describe = (v: unknown) => {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'string' ? `a string "${v.slice(0, 40)}"` : `a ${typeof v}`;
+};
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The parts every fast tokenizer has, with the types transformers.js reads them as. */
+function checkTokenizerJson(j: Record<string, unknown>): void {
+  const fail = (field: string, allowed: string, v: unknown) => {
+    throw new FileProblem('tokenizer.json', `"${field}" must be ${allowed}, not ${describe(v)}`);
+  };
+  const m = j.model;
+  if (!isObject(m)) fail('model', 'an object', m);
+  const model = m as Record<string, unknown>;
+  // older files name no type: transformers.js infers it from the vocabulary's shape, as we let it
+  const untyped = model.type === undefined || model.type === null;
+  if (!untyped && (typeof model.type !== 'string' || !TOKENIZER_MODELS.includes(model.type))) {
+    fail('model.type', `one of ${TOKENIZER_MODELS.join(', ')} (or absent)`, model.type);
+  }
+  if (!isObject(model.vocab) && !Array.isArray(model.vocab)) fail('model.vocab', 'an object or a list', model.vocab);
+  if (model.merges !== undefined && !Array.isArray(model.merges)) fail('model.merges', 'a list', model.merges);
+  for (const part of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) {
+    const v = j[part];
+    if (v === null || v === undefined) continue;
+    if (!isObject(v) || typeof v.type !== 'string') fail(part, 'null or an object with a "type"', v);
+  }
+  if (j.added_tokens !== undefined && j.added_tokens !== null) {
+    if (!Array.isArray(j.added_tokens)) fail('added_tokens', 'a list', j.added_tokens);
+    (j.added_tokens as unknown[]).forEach((t, i) => {
+      if (!isObject(t) || !Number.isInteger(t.id) || (t.id as number) < 0 || typeof t.content !== 'string') {
+        fail(`added_tokens[${i}]`, 'an object with an integer "id" ≥ 0 and a string "content"', t);
+      }
+    });
+  }
+}
+
+/** No model's vocabulary comes near this many tokens (the largest are about 260,000). */
+const MAX_VOCAB = 1 << 22;
+
+/** The largest token id of the vocabulary and the added tokens, each checked to be an integer in bounds. */
+function largestId(j: Record<string, unknown>): number {
+  const vocab = (j.model as Record<string, unknown>).vocab;
+  let max = -1;
+  const see = (where: string, id: unknown) => {
+    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= MAX_VOCAB) {
+      const shown = JSON.stringify(id)?.slice(0, 40);
+      throw new FileProblem('tokenizer.json', `${where} has the id ${shown}: ids are integers, 0 to ${MAX_VOCAB - 1}`);
+    }
+    max = Math.max(max, id as number);
+  };
+  // a Unigram vocabulary is a list of [piece, score], its ids the positions; the others map token → id
+  if (Array.isArray(vocab)) max = vocab.length - 1;
+  else {
+    for (const [token, id] of Object.entries(vocab as object)) {
+      see(`"model.vocab" entry ${JSON.stringify(token.slice(0, 40))}`, id);
+    }
+  }
+  ((j.added_tokens ?? []) as { id: unknown }[]).forEach((t, i) => see(`added_tokens[${i}]`, t.id));
+  if (max < 0) throw new FileProblem('tokenizer.json', 'its vocabulary ("model.vocab") is empty');
+  if (max >= MAX_VOCAB) {
+    throw new FileProblem('tokenizer.json', `its vocabulary has ${max + 1} tokens, more than any model's ${MAX_VOCAB}`);
+  }
+  return max;
+}
+
+function checkTokenizerConfig(c: Record<string, unknown>): void {
+  const fail = (field: string, allowed: string, v: unknown) => {
+    throw new FileProblem('tokenizer_config.json', `"${field}" must be ${allowed}, not ${describe(v)}`);
+  };
+  for (const f of TOKEN_FIELDS) {
+    const v = c[f];
+    if (!v) continue;
+    const added = isObject(v) && v.__type === 'AddedToken' && typeof v.content === 'string';
+    if (typeof v !== 'string' && !added) fail(f, 'a string or an AddedToken object', v);
+  }
+  const named = c.tokenizer_class;
+  if (named !== undefined && named !== null && typeof named !== 'string') fail('tokenizer_class', 'a string', named);
+  const t = c.chat_template;
+  if (t === undefined || t === null || typeof t === 'string') return;
+  const isNamed = (x: unknown) => isObject(x) && typeof x.name === 'string' && typeof x.template === 'string';
+  if (!Array.isArray(t) || !t.every(isNamed)) {
+    fail('chat_template', 'a string, or a list of {name, template} strings', t);
+  }
+}
+
+function run(op: Op): OpResult {
+  if (!tokenizer) return { error: 'no tokenizer is loaded', file: 'tokenizer.json' };
+  try {
+    switch (op.op) {
+      case 'encode': return { ok: checkIds(tokenizer.encode(op.text, { add_special_tokens: op.add_special_tokens })) };
+      case 'decode': {
+        // transformers.js refuses to decode nothing; nothing is ''
+        return { ok: op.ids.length ? tokenizer.decode(op.ids, { skip_special_tokens: op.skip_special_tokens }) : '' };
+      }
+      case 'render': return { ok: render(tokenizer, op) };
+    }
+  } catch (e) {
+    return blame(e, op.op === 'render' ? 'tokenizer_config.json' : 'tokenizer.json');
+  }
+}
+
+/** Token ids are integers the vocabulary holds (a tokenizer.json whose parts disagree may give others). */
+function checkIds(ids: unknown): number[] {
+  if (!Array.isArray(ids) || !ids.every((x) => Number.isInteger(x) && x >= 0 && x <= maxId)) {
+    throw new FileProblem('tokenizer.json', `gives token ids outside its vocabulary (0 to ${maxId}): its parts differ`);
+  }
+  return ids;
+}
+
+function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 'render' }>): string {
+  if (!tok.chat_template) {
+    const what = 'use a chat model\'s tokenizer, or give a "text" column';
+    throw new FileProblem('tokenizer_config.json', `has no "chat_template" to render conversations with: ${what}`);
+  }
+  let text: unknown;
+  try {
+    compileBounded(tok);
+    steps = 0; // the budget of MAX_TEMPLATE_STEPS is per render
+    // extra keys reach the template as variables
+    const o = {
+      tokenize: false, add_generation_prompt: op.add_generation_prompt,
+      [BOUNDED_RANGE]: boundedRange, [LOOP_STEP]: loopStep,
+    };
+    text = tok.apply_chat_template(op.messages, o as { tokenize: false });
+  } catch (e) {
+    const m = e instanceof Error ? e.message : String(e);
+    const recursion = e instanceof RangeError && /call stack/.test(m);
+    const why = recursion ? 'recurses without end' : `failed (${m.slice(0, 300)})`;
+    throw new FileProblem('tokenizer_config.json', `"chat_template" ${why}`);
+  }
+  if (typeof text !== 'string') throw new FileProblem('tokenizer_config.json', '"chat_template" did not render text');
+  if (text.length > op.maxChars) {
+    const what = `renders ${text.length} characters for a conversation of ${chars(op.messages)}`;
+    throw new FileProblem('tokenizer_config.json', `"chat_template" ${what}, more than the ${op.maxChars} allowed`);
+  }
+  return text;
+}
+
+const chars = (messages: Message[]) => messages.reduce((n, m) => n + m.role.length + m.content.length, 0);
+
+const BOUNDED_RANGE = '__bounded_range';
+const LOOP_STEP = '__loop_step';
+
+interface JinjaTemplate {
+  parsed: unknown;
+}
+
+/**
+ * Compiles the chat template with its calls of range() turned into calls of a bounded range
+ * (boundedRange), and leaves it where transformers.js looks for it, in the tokenizer's cache of
+ * compiled templates. A for loop over range(1000000000) then ends at once in a clear error, not
+ * when the memory runs out (in the page a worker has no heap limit of its own). Jinja's range is
+ * a global that a render's variables cannot replace, and jinja is bundled inside transformers.js,
+ * so it is the template's syntax tree that is changed: each call's callee, and a call of loopStep
+ * first in each for loop's body, which counts the render's loop steps (it prints nothing).
+ */
+function compileBounded(tok: transformers.PreTrainedTokenizer): void {
+  const cache = (tok as unknown as { _compiled_template_cache?: Map<string, JinjaTemplate> })._compiled_template_cache;
+  if (!(cache instanceof Map)) throw new Error('this transformers.js keeps no compiled templates to bound range() in');
+  const source = tok.get_chat_template();
+  if (typeof source !== 'string' || cache.has(source)) return;
+  // the empty template renders at once; compiling it is the way to jinja's Template class
+  tok.apply_chat_template([], { tokenize: false, chat_template: '' });
+  const Template = (cache.get('') as object).constructor as new (source: string) => JinjaTemplate;
+  const compiled = new Template(source);
+  boundRangeCalls(compiled.parsed, 0);
+  cache.set(source, compiled);
+}
+
+function boundRangeCalls(node: unknown, depth: number): void {
+  if (typeof node !== 'object' || node === null || depth > 10_000) return;
+  const n = node as { type?: string; callee?: { type?: string; value?: unknown } };
+  const rangeCall = n.type === 'CallExpression' && n.callee?.type === 'Identifier' && n.callee.value === 'range';
+  if (rangeCall) n.callee!.value = BOUNDED_RANGE;
+  for (const child of Object.values(node)) boundRangeCalls(child, depth + 1);
+  // after the walk, so that the call added is not walked: `{{ __loop_step() }}` as the body's first
+  // statement (jinja's interpreter dispatches on `type`, so plain objects do; a null result prints nothing)
+  const loop = node as { type?: string; body?: unknown };
+  if (loop.type === 'For' && Array.isArray(loop.body)) {
+    loop.body.unshift({ type: 'CallExpression', callee: { type: 'Identifier', value: LOOP_STEP }, args: [] });
+  }
+}
+
+/** Loop steps and range() numbers so far in this render (render() resets it). */
+let steps = 0;
+
+/** Counts `n` more steps of the render, refusing more than MAX_TEMPLATE_STEPS in all. */
+function countSteps(n: number): void {
+  steps += n;
+  if (steps > MAX_TEMPLATE_STEPS) {
+    throw new Error(`loops more than the ${MAX_TEMPLATE_STEPS} steps allowed in one render (nested loops?)`);
+  }
+}
+
+/** Called first in each loop step of the template (boundRangeCalls puts the call there). */
+function loopStep(): void {
+  countSteps(1);
+}
+
+/** Jinja's range(), refusing more than MAX_TEMPLATE_RANGE numbers. */
+function boundedRange(start: number, stop?: number, step = 1): number[] {
+  if (stop === undefined) [start, stop] = [0, start];
+  const n = step === 0 ? Infinity : Math.ceil((stop - start) / step);
+  if (!(n <= MAX_TEMPLATE_RANGE)) {
+    throw new Error(`range(${start}, ${stop}, ${step}) is longer than the ${MAX_TEMPLATE_RANGE} allowed`);
+  }
+  countSteps(Math.max(n, 0)); // a range built and not looped over costs its length too
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(start + i * step);
+  return out;
+}
