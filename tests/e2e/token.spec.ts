@@ -82,6 +82,7 @@ test('a token goes only to its own Hub: a link to another gets none, says so, le
   await expect(notice(page)).toHaveText(`Hub: ${b.url} — not huggingface.co; no token is sent`);
   await expect(page.locator('details', { hasText: 'Hub settings' })).not.toHaveAttribute('open', '');
   expect(await page.locator('#hub-token').inputValue()).toBe('');
+  await page.screenshot({ path: 'test-results/screenshots/app-foreign-hub.png' }); // what the link's visitor sees
   await page.getByRole('button', { name: 'Check size' }).click();
   await expect(page.getByRole('alert')).toContainText('asks for an access token (401)', { timeout: 60_000 });
   await page.getByRole('button', { name: 'Download', exact: true }).click();
