@@ -2,12 +2,12 @@
 // drive. It loads a checkpoint, attaches a fresh LoRA adapter or a PEFT one, trains on blocks
 // (./../data) as transformers' Trainer loops over them, evaluates, generates, and exports the
 // adapter in PEFT's files.
+import { showValue } from '../formats/show';
 import type { Gpu } from '../gpu/runtime';
 import { hostBatch, epochOrder, microBatches, releaseBatch, uploadBatch } from '../data/batches';
 import type { Block } from '../data/sft';
 import type { LoraConfig } from '../formats/peft';
 import { AdapterError, parseAdapterConfig, readAdapterSafetensors } from '../formats/peft';
-import { quoted } from '../formats/safetensors';
 import { generate, seededRandom, type GenerateSettings } from '../generate/generate';
 import { adaptedModules, exportAdapter, writeAdapter } from '../model/adapter';
 import { ConfigError, type ModelConfig } from '../model/config';
@@ -138,7 +138,7 @@ export class Session {
     const unknown = configParsed.target_modules.find((n) => !this.config.linearModules.includes(n));
     if (unknown !== undefined) {
       throw new AdapterError(
-        `adapter_config.json: target_modules names ${quoted(unknown)}, ` +
+        `adapter_config.json: target_modules names ${showValue(unknown)}, ` +
           `not a linear layer of this ${this.config.modelType} model ` +
           `(it has ${this.config.linearModules.join(', ')}): the adapter was made for another architecture`,
       );

@@ -3,8 +3,9 @@
 //   adapter_config.json          the LoraConfig
 //   adapter_model.safetensors    base_model.model.<module>.lora_A.weight [r, in]
 //                                base_model.model.<module>.lora_B.weight [out, r]
+import { showValue } from './show';
 import {
-  nameOf, parseHeader, quoted, toFloat32, writeSafetensors, type SafetensorsHeader, type TensorToWrite,
+  nameOf, parseHeader, toFloat32, writeSafetensors, type SafetensorsHeader, type TensorToWrite,
 } from './safetensors';
 
 export interface LoraConfig {
@@ -59,52 +60,52 @@ export function parseAdapterConfig(text: string, file = 'adapter_config.json'): 
   }
   const fail = (what: string) => new AdapterError(`${file}: ${what}`);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw fail(`must be a JSON object (PEFT's LoraConfig), got ${quoted(parsed)}`);
+    throw fail(`must be a JSON object (PEFT's LoraConfig), got ${showValue(parsed)}`);
   }
   const j = parsed as Record<string, unknown>;
-  if (j.peft_type !== 'LORA') throw fail(`peft_type is ${quoted(j.peft_type)}; only LORA adapters load here`);
+  if (j.peft_type !== 'LORA') throw fail(`peft_type is ${showValue(j.peft_type)}; only LORA adapters load here`);
   if (j.use_dora != null && typeof j.use_dora !== 'boolean') {
-    throw fail(`use_dora must be true or false, got ${quoted(j.use_dora)}`);
+    throw fail(`use_dora must be true or false, got ${showValue(j.use_dora)}`);
   }
   if (j.use_dora) throw fail('use_dora is true; DoRA adapters are not supported');
   for (const k of ['rank_pattern', 'alpha_pattern'] as const) {
     const v = j[k];
     if (v == null) continue;
-    if (typeof v !== 'object' || Array.isArray(v)) throw fail(`${k} must be an object, got ${quoted(v)}`);
+    if (typeof v !== 'object' || Array.isArray(v)) throw fail(`${k} must be an object, got ${showValue(v)}`);
     if (Object.keys(v).length) throw fail(`${k} is set; per-module ranks and alphas are not supported`);
   }
   const save = j.modules_to_save;
   if (save != null && !(Array.isArray(save) && save.length === 0)) {
-    throw fail(`modules_to_save is ${quoted(save)}; only LoRA weights load here`);
+    throw fail(`modules_to_save is ${showValue(save)}; only LoRA weights load here`);
   }
-  if (j.bias != null && j.bias !== 'none') throw fail(`bias is ${quoted(j.bias)}; only "none" is supported`);
+  if (j.bias != null && j.bias !== 'none') throw fail(`bias is ${showValue(j.bias)}; only "none" is supported`);
   if (j.fan_in_fan_out != null && j.fan_in_fan_out !== false) {
-    throw fail(`fan_in_fan_out is ${quoted(j.fan_in_fan_out)}; only [out, in] linear weights (false) are supported`);
+    throw fail(`fan_in_fan_out is ${showValue(j.fan_in_fan_out)}; only [out, in] linear weights (false) are supported`);
   }
   if (j.use_rslora != null && typeof j.use_rslora !== 'boolean') {
-    throw fail(`use_rslora must be true or false, got ${quoted(j.use_rslora)}`);
+    throw fail(`use_rslora must be true or false, got ${showValue(j.use_rslora)}`);
   }
   const r = j.r;
   if (typeof r !== 'number' || !Number.isInteger(r) || r < 1 || r > MAX_LORA_RANK) {
-    throw fail(`r must be a positive integer up to ${MAX_LORA_RANK}, got ${quoted(r)}`);
+    throw fail(`r must be a positive integer up to ${MAX_LORA_RANK}, got ${showValue(r)}`);
   }
   const alpha = j.lora_alpha ?? 8;
   if (typeof alpha !== 'number' || !Number.isFinite(alpha) || !(alpha > 0)) {
-    throw fail(`lora_alpha must be a finite number > 0, got ${quoted(alpha)}`);
+    throw fail(`lora_alpha must be a finite number > 0, got ${showValue(alpha)}`);
   }
   const dropout = j.lora_dropout ?? 0;
   if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) {
-    throw fail(`lora_dropout must be in [0, 1), got ${quoted(dropout)}`);
+    throw fail(`lora_dropout must be in [0, 1), got ${showValue(dropout)}`);
   }
   const tm = j.target_modules;
   const target = typeof tm === 'string' ? [tm] : tm;
   const moduleName = (t: unknown) => typeof t === 'string' && /^[\w.-]{1,100}$/.test(t);
   if (!Array.isArray(target) || target.length === 0 || target.length > 64 || !target.every(moduleName)) {
-    throw fail(`target_modules must be a list of module names (q_proj, …), got ${quoted(tm)}`);
+    throw fail(`target_modules must be a list of module names (q_proj, …), got ${showValue(tm)}`);
   }
   const base = j.base_model_name_or_path;
   if (base != null && typeof base !== 'string') {
-    throw fail(`base_model_name_or_path must be a string, got ${quoted(base)}`);
+    throw fail(`base_model_name_or_path must be a string, got ${showValue(base)}`);
   }
   return {
     base_model_name_or_path: base ?? '',

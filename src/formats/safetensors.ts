@@ -7,7 +7,7 @@
 // Everything a file claims is checked before it is trusted: the header length is bounded, the
 // JSON is an object of well-formed entries with known dtypes, each tensor's byte length is its
 // shape times its dtype size, and tensors lie inside the data without overlapping.
-
+import { showValue } from './show';
 import { halfBitsToFloat } from '../quant/half';
 import { streamChunks } from './streams';
 
@@ -77,7 +77,7 @@ export function parseHeader(bytes: Uint8Array, fileSize?: number, file = 'the fi
       }
       for (const [k, v] of Object.entries(entry)) {
         if (typeof v !== 'string') {
-          throw bad(`__metadata__[${quoted(k)}] is ${quoted(v)}; __metadata__ must map strings to strings`);
+          throw bad(`__metadata__[${showValue(k)}] is ${showValue(v)}; __metadata__ must map strings to strings`);
         }
         metadata[k] = v;
       }
@@ -109,20 +109,13 @@ export function parseHeader(bytes: Uint8Array, fileSize?: number, file = 'the fi
   return { dataOffset, tensors, metadata };
 }
 
-/** A name or value from a file, quoted for an error message: control characters escaped, cut short. */
-export function quoted(v: unknown, max = 80): string {
-  // JSON would show Infinity and NaN (what 1e999 parses to) as null
-  const s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
-
 /**
  * A name from a file (a tensor, a module, a zip entry) for a message: as it is when it is made of
  * the characters names are made of, else quoted with its control characters escaped, cut short.
  * What reaches a terminal is never an escape sequence.
  */
 export function nameOf(name: string, max = 200): string {
-  return /^[\w.\-/]{1,200}$/.test(name) ? name : quoted(name, max);
+  return /^[\w.\-/]{1,200}$/.test(name) ? name : showValue(name, max);
 }
 
 /** Dimensions a tensor may have; PyTorch's own limit is 64, real checkpoints use at most 4. */
@@ -133,14 +126,14 @@ function parseEntry(name: string, entry: unknown, bad: (what: string) => Safeten
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw bad(`entry ${q} is not an object`);
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
   if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) {
-    throw bad(`tensor ${q} has dtype ${quoted(dtype)}; supported: ${Object.keys(DTYPE_BYTES).join(', ')}`);
+    throw bad(`tensor ${q} has dtype ${showValue(dtype)}; supported: ${Object.keys(DTYPE_BYTES).join(', ')}`);
   }
   const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(isCount)) {
-    throw bad(`tensor ${q} has a malformed shape ${quoted(shape)}: a list of at most ${MAX_RANK} integers ≥ 0`);
+    throw bad(`tensor ${q} has a malformed shape ${showValue(shape)}: a list of at most ${MAX_RANK} integers ≥ 0`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[1] < offsets[0]) {
-    throw bad(`tensor ${q} has malformed data_offsets ${quoted(offsets)}: [begin, end], integers with begin ≤ end`);
+    throw bad(`tensor ${q} has malformed data_offsets ${showValue(offsets)}: [begin, end], integers with begin ≤ end`);
   }
   // exact arithmetic: a product of safe integers can pass 2^53 and round to a matching span
   const bytes = shape.reduce((a: bigint, b: number) => a * BigInt(b), 1n) * BigInt(DTYPE_BYTES[dtype as Dtype]);
@@ -335,7 +328,7 @@ export function parseShardIndex(text: string, file = 'model.safetensors.index.js
     // a plain file name in the same folder: no paths, so nothing outside the checkpoint is named
     const plainName = typeof shard === 'string' && shard.length <= 255 && !shard.startsWith('.');
     if (!plainName || !/^[\w.-]+\.safetensors$/.test(shard)) {
-      throw new SafetensorsError(`${file} maps ${nameOf(tensor)} to ${quoted(shard)}, ` +
+      throw new SafetensorsError(`${file} maps ${nameOf(tensor)} to ${showValue(shard)}, ` +
         `not a .safetensors file name in the same folder`);
     }
     const list = shards.get(shard);
@@ -344,12 +337,12 @@ export function parseShardIndex(text: string, file = 'model.safetensors.index.js
   }
   const metadata = (json as { metadata?: unknown }).metadata;
   if (metadata != null && (typeof metadata !== 'object' || Array.isArray(metadata))) {
-    throw new SafetensorsError(`${file}: metadata must be an object, got ${quoted(metadata)}`);
+    throw new SafetensorsError(`${file}: metadata must be an object, got ${showValue(metadata)}`);
   }
   const total = (metadata as { total_size?: unknown } | null | undefined)?.total_size;
   if (total != null && !(typeof total === 'number' && Number.isSafeInteger(total) && total >= 0)) {
     throw new SafetensorsError(`${file}: metadata.total_size must be a byte count (an integer ≥ 0), ` +
-      `got ${quoted(total)}`);
+      `got ${showValue(total)}`);
   }
   return { shards, totalSize: typeof total === 'number' ? total : undefined };
 }

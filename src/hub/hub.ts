@@ -6,7 +6,8 @@
 import { listFiles, modelInfo, datasetInfo } from '@huggingface/hub';
 import { authorization, checkEndpoint, redactToken, tokenGuardedFetch } from './token-policy';
 import { idleFetch, shownUrl } from './idle-fetch';
-import { ListingCheck, shown } from './listing';
+import { ListingCheck } from './listing';
+import { showValue } from '../formats/show';
 
 export const HUB_ENDPOINT = 'https://huggingface.co';
 
@@ -73,7 +74,7 @@ export async function repoSnapshot(repo: string, type: RepoType, o: HubOptions =
     // the commit names cache folders and every file URL: 40 hex digits, nothing else
     const sha = (info as { sha?: unknown } | null)?.sha ?? (/^[0-9a-f]{40}$/.test(revision) ? revision : undefined);
     if (typeof sha !== 'string' || !/^[0-9a-f]{40}$/.test(sha)) {
-      throw new HubError(`the Hub's info for ${type} ${repo} gives sha ${shown(sha)}, which is not a commit `
+      throw new HubError(`the Hub's info for ${type} ${repo} gives sha ${showValue(sha)}, which is not a commit `
         + '(40 hex digits); check the Hub endpoint');
     }
     commit = sha;

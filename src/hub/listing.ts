@@ -4,6 +4,7 @@
 // with a safe relative path, a whole-number size within bounds and, for LFS files, a SHA-256
 // of 64 hex digits; no path twice, no file inside another file; not more files than any repo
 // we could use has. Every refusal names the repo, the entry and the field.
+import { showValue } from '../formats/show';
 import { HubError, type RepoFile } from './hub';
 
 /** Larger than any file on the Hub (its largest are tens of GB): a size above it is a lie, not a file. */
@@ -25,11 +26,11 @@ export class ListingCheck {
     const i = this.entries++;
     if (i >= MAX_FILES) this.fail(`it lists more than ${MAX_FILES} entries, more than a repo this tool can read has`);
     if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
-      this.fail(`entry ${i} is ${shown(entry)}; each entry is an object {type, path, size}`);
+      this.fail(`entry ${i} is ${showValue(entry)}; each entry is an object {type, path, size}`);
     }
     const e = entry as { type?: unknown; path?: unknown; size?: unknown; lfs?: unknown };
     if (e.type !== 'file' && e.type !== 'directory' && e.type !== 'unknown') {
-      this.fail(`entry ${i} has type ${shown(e.type)}; it is "file" or "directory"`);
+      this.fail(`entry ${i} has type ${showValue(e.type)}; it is "file" or "directory"`);
     }
     if (e.type !== 'file') return;
     const path = this.path(e.path, i);
@@ -38,10 +39,10 @@ export class ListingCheck {
     if ('lfs' in e) {
       const lfs = e.lfs as { oid?: unknown; size?: unknown } | null;
       if (lfs === null || typeof lfs !== 'object') {
-        this.fail(`entry ${i} (${path}): lfs is ${shown(lfs)}; it is an object {oid, size} or absent`);
+        this.fail(`entry ${i} (${path}): lfs is ${showValue(lfs)}; it is an object {oid, size} or absent`);
       }
       if (typeof lfs.oid !== 'string' || !/^[0-9a-f]{64}$/.test(lfs.oid)) {
-        this.fail(`entry ${i} (${path}): lfs.oid is ${shown(lfs.oid)}; it is a SHA-256, 64 lowercase hex digits`);
+        this.fail(`entry ${i} (${path}): lfs.oid is ${showValue(lfs.oid)}; it is a SHA-256, 64 lowercase hex digits`);
       }
       const lfsSize = this.size(lfs.size, `entry ${i} (${path}): lfs.size`);
       if (lfsSize !== size) {
@@ -56,13 +57,13 @@ export class ListingCheck {
   /** The files, once the listing has ended. */
   done(): RepoFile[] {
     const nested = this.files.find((f) => this.folders.has(f.path));
-    if (nested) this.fail(`path ${shown(nested.path)} is listed as a file and as a folder of other files`);
+    if (nested) this.fail(`path ${showValue(nested.path)} is listed as a file and as a folder of other files`);
     return this.files;
   }
 
   /** A path that stays inside the repo's folder wherever it is written to disk, listed once. */
   private path(path: unknown, i: number): string {
-    const bad = (why: string): never => this.fail(`entry ${i}: path ${shown(path)} ${why}`);
+    const bad = (why: string): never => this.fail(`entry ${i}: path ${showValue(path)} ${why}`);
     if (typeof path !== 'string') return bad('is not text; it is the file\'s path in the repo');
     if (path.length === 0 || path.length > 1024) bad('is empty or longer than 1024 characters');
     // paths become file names in caches: refuse anything that could leave the repo's folder
@@ -79,7 +80,7 @@ export class ListingCheck {
 
   private size(size: unknown, field: string): number {
     if (typeof size !== 'number' || !Number.isInteger(size) || size < 0 || size > MAX_FILE_BYTES) {
-      this.fail(`${field} is ${shown(size)}; a file's size is a whole number of bytes from 0 to 2^45`);
+      this.fail(`${field} is ${showValue(size)}; a file's size is a whole number of bytes from 0 to 2^45`);
     }
     return size as number;
   }
@@ -91,7 +92,3 @@ export class ListingCheck {
 }
 
 /** A value as a message shows it: short, with its quotes and escapes. */
-export function shown(v: unknown): string {
-  const s = v === undefined ? 'missing' : JSON.stringify(v) ?? String(v);
-  return s.length > 80 ? `${s.slice(0, 77)}…` : s;
-}

@@ -10,7 +10,8 @@
 //                                       nested_blocksize, nested_dtype, nested_offset
 // The parts of a module may arrive in any order (and across shards); a module is complete once
 // all of its parts are in.
-import { nameOf, quoted, toFloat32, type TensorInfo } from '../formats/safetensors';
+import { showValue } from '../formats/show';
+import { nameOf, toFloat32, type TensorInfo } from '../formats/safetensors';
 import { checkBlocksize, NF4_CODE, type NF4Tensor } from '../quant/nf4';
 
 const PART = /^(.*\.weight)\.(absmax|quant_map|nested_absmax|nested_quant_map|quant_state\.bitsandbytes__nf4)$/;
@@ -80,25 +81,25 @@ function parseQuantState(data: Uint8Array, fail: (what: string) => Bnb4bitError)
   }
   if (typeof state !== 'object' || state === null || Array.isArray(state)) {
     throw fail(`its quant_state.bitsandbytes__nf4 must be a JSON object (quant_type, blocksize, shape, …), ` +
-      `got ${quoted(state)}`);
+      `got ${showValue(state)}`);
   }
   const s = state as Record<string, unknown>;
-  if (s.quant_type !== 'nf4') throw fail(`quant_state.quant_type is ${quoted(s.quant_type)}; only "nf4" is supported`);
+  if (s.quant_type !== 'nf4') throw fail(`quant_state.quant_type is ${showValue(s.quant_type)}; only "nf4" is supported`);
   const power2 = (v: unknown, lo: number, hi: number) =>
     typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi && (v & (v - 1)) === 0;
   if (!power2(s.blocksize, 32, 4096)) {
-    throw fail(`quant_state.blocksize must be a power of two from 32 to 4096, got ${quoted(s.blocksize)}`);
+    throw fail(`quant_state.blocksize must be a power of two from 32 to 4096, got ${showValue(s.blocksize)}`);
   }
   const shape = s.shape;
   const dim = (d: unknown) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 1;
   if (!Array.isArray(shape) || shape.length !== 2 || !shape.every(dim)) {
-    throw fail(`quant_state.shape must be [out, in] (two positive integers), got ${quoted(shape)}`);
+    throw fail(`quant_state.shape must be [out, in] (two positive integers), got ${showValue(shape)}`);
   }
   if (s.nested_blocksize != null && !power2(s.nested_blocksize, 1, 65536)) {
-    throw fail(`quant_state.nested_blocksize must be a power of two up to 65536, got ${quoted(s.nested_blocksize)}`);
+    throw fail(`quant_state.nested_blocksize must be a power of two up to 65536, got ${showValue(s.nested_blocksize)}`);
   }
   if (s.nested_offset != null && !(typeof s.nested_offset === 'number' && Number.isFinite(s.nested_offset))) {
-    throw fail(`quant_state.nested_offset must be a finite number, got ${quoted(s.nested_offset)}`);
+    throw fail(`quant_state.nested_offset must be a finite number, got ${showValue(s.nested_offset)}`);
   }
   return s as unknown as QuantState;
 }

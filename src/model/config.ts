@@ -1,5 +1,6 @@
 // A Hugging Face config.json, read into one typed description of the network. Every size is
 // checked here, before anything is allocated; an unsupported model type or feature is named.
+import { showValue } from '../formats/show';
 import { halfBitsToFloat, toBF16Bits } from '../quant/half';
 
 export type ModelType = 'llama' | 'mistral' | 'qwen2' | 'phi3' | 'gemma2' | 'falcon';
@@ -90,15 +91,6 @@ export const CONFIG_LIMITS = {
   ropeTableValues: 2 ** 28,
   tokenId: 2 ** 31 - 1,
 } as const;
-
-/** A value from a file, shown in an error: JSON (control characters escaped), cut short. */
-export function showValue(v: unknown, max = 60): string {
-  // JSON would show Infinity and NaN (what 1e999 parses to) as null
-  const s = v === undefined ? 'nothing'
-    : typeof v === 'number' && !Number.isFinite(v) ? String(v)
-    : (JSON.stringify(v) ?? String(v));
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
 
 /** Readers of one config.json's fields, each checking type, range and finiteness. */
 function fieldReaders(c: Record<string, unknown>, fail: (what: string) => ConfigError) {
