@@ -133,7 +133,8 @@ function parseEntry(name: string, entry: unknown, bad: (what: string) => Safeten
     throw bad(`tensor ${q} has a malformed shape ${showValue(shape)}: a list of at most ${MAX_RANK} integers ≥ 0`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[1] < offsets[0]) {
-    throw bad(`tensor ${q} has malformed data_offsets ${showValue(offsets)}: [begin, end], integers with begin ≤ end`);
+    const shown = showValue(offsets);
+    throw bad(`tensor ${q} has malformed data_offsets ${shown}: [begin, end], integers with begin ≤ end`);
   }
   // exact arithmetic: a product of safe integers can pass 2^53 and round to a matching span
   const bytes = shape.reduce((a: bigint, b: number) => a * BigInt(b), 1n) * BigInt(DTYPE_BYTES[dtype as Dtype]);

@@ -84,7 +84,9 @@ function parseQuantState(data: Uint8Array, fail: (what: string) => Bnb4bitError)
       `got ${showValue(state)}`);
   }
   const s = state as Record<string, unknown>;
-  if (s.quant_type !== 'nf4') throw fail(`quant_state.quant_type is ${showValue(s.quant_type)}; only "nf4" is supported`);
+  if (s.quant_type !== 'nf4') {
+    throw fail(`quant_state.quant_type is ${showValue(s.quant_type)}; only "nf4" is supported`);
+  }
   const power2 = (v: unknown, lo: number, hi: number) =>
     typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi && (v & (v - 1)) === 0;
   if (!power2(s.blocksize, 32, 4096)) {

@@ -6,7 +6,8 @@ import { RAW_ERRORS, type CaseResult, type FuzzCase, type FuzzSuite, type Outcom
 
 const say = (m: unknown) => process.stdout.write(`${JSON.stringify({ fuzz: m })}\n`);
 
-export const fuzzMain = <C extends FuzzCase>(suite: FuzzSuite<C>) => ([seedText, fromText]: string[]) => runCases(suite, seedText, fromText);
+export const fuzzMain = <C extends FuzzCase>(suite: FuzzSuite<C>) =>
+  ([seedText, fromText]: string[]) => runCases(suite, seedText, fromText);
 
 async function runCases<C extends FuzzCase>(suite: FuzzSuite<C>, seedText: string, fromText: string): Promise<number> {
   const cases = await suite.cases(Number(seedText));
@@ -30,7 +31,8 @@ async function runCases<C extends FuzzCase>(suite: FuzzSuite<C>, seedText: strin
       clearTimeout(timer);
     }
     const result: CaseResult = {
-      i, what: c.what, outcome, error, ms: Math.round(performance.now() - t0), peakMb: Math.round(resourceUsage().maxRSS / 1024),
+      i, what: c.what, outcome, error, ms: Math.round(performance.now() - t0),
+      peakMb: Math.round(resourceUsage().maxRSS / 1024),
     };
     say({ result });
   }

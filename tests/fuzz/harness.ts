@@ -4,10 +4,11 @@
 // says nothing for its time limit is a hang (the process is killed and the rest go on in a new
 // one), a process that dies is a crash, and the peak memory of each case is read back.
 //
-// A suite module exports `main = fuzzMain(suite)` (child.ts), with the suite: cases drawn from a seed (replay one with TEST_SEED), and a
-// run for each that must end either normally (the input was fine) or in a clear error: an
-// Error of the project's (not a TypeError, RangeError and the like from deep inside), whose
-// message names what the case says it must (the file, the field).
+// A suite module exports `main = fuzzMain(suite)` (child.ts), with the suite: cases drawn from a
+// seed (replay one with TEST_SEED), and a run for each that must end either normally (the
+// input was fine) or in a clear error: an Error of the project's (not a TypeError, RangeError
+// and the like from deep inside), whose message names what the case says it must (the file,
+// the field).
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -51,14 +52,18 @@ export interface SuiteReport {
 }
 
 /** JavaScript's own error classes: one of these reaching the user is not a clear error. */
-export const RAW_ERRORS = ['TypeError', 'RangeError', 'SyntaxError', 'ReferenceError', 'EvalError', 'URIError', 'AggregateError'];
+export const RAW_ERRORS = [
+  'TypeError', 'RangeError', 'SyntaxError', 'ReferenceError', 'EvalError', 'URIError', 'AggregateError',
+];
 
 /**
  * Runs the suite in `file` (relative to the repository) in child processes with `heapMb` of
  * V8 heap; `graceMs` is added to each case's limit for the process's own start-up and pauses.
  * Writes the report to test-results/fuzz/<name>.json.
  */
-export async function runSuite(file: string, seed: number, o: { heapMb?: number; graceMs?: number } = {}): Promise<SuiteReport> {
+export async function runSuite(
+  file: string, seed: number, o: { heapMb?: number; graceMs?: number } = {},
+): Promise<SuiteReport> {
   const results: CaseResult[] = [];
   let from = 0, name = file, total = Infinity;
   while (from < total) {
@@ -98,9 +103,9 @@ interface ChildRun {
 
 function runChild(file: string, seed: number, from: number, heapMb: number, graceMs: number): Promise<ChildRun> {
   return new Promise((done) => {
-    const child = spawn('node', [`--max-old-space-size=${heapMb}`, resolve('bin/ts.mjs'), file, String(seed), String(from)], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VK_ICD_FILENAMES: '/usr/lib/chromium/vk_swiftshader_icd.json' },
-    });
+    const args = [`--max-old-space-size=${heapMb}`, resolve('bin/ts.mjs'), file, String(seed), String(from)];
+    const env = { ...process.env, VK_ICD_FILENAMES: '/usr/lib/chromium/vk_swiftshader_icd.json' };
+    const child = spawn('node', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const run: ChildRun = { results: [], stderr: '' };
     let current: { i: number; what: string } | null = null;
     let caseMs = 10_000, timer: NodeJS.Timeout | undefined, hung = false;
@@ -132,7 +137,9 @@ function runChild(file: string, seed: number, from: number, heapMb: number, grac
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (current) {
-        const why = hung ? `no answer within ${caseMs} ms (+${graceMs} ms grace)` : `the process died (${signal ?? `exit ${code}`}): ${run.stderr.slice(-300)}`;
+        const why = hung
+          ? `no answer within ${caseMs} ms (+${graceMs} ms grace)`
+          : `the process died (${signal ?? `exit ${code}`}): ${run.stderr.slice(-300)}`;
         run.stuck = { ...current, outcome: hung ? 'hang' : 'crash', error: why };
       }
       done(run);

@@ -12,7 +12,8 @@ class InputError extends Error {
 export const suite: FuzzSuite<Case> = {
   name: 'harness self-test',
   caseMs: 1000,
-  cases: () => (['fine', 'clear', 'raw', 'vague', 'spin', 'stall', 'die', 'after'] as const).map((kind) => ({ what: kind, kind })),
+  cases: () => (['fine', 'clear', 'raw', 'vague', 'spin', 'stall', 'die', 'after'] as const)
+    .map((kind) => ({ what: kind, kind })),
   mentions: () => 'data.jsonl',
   async run(c) {
     switch (c.kind) {
