@@ -3,7 +3,7 @@
 import { showValue } from '../formats/show';
 import { halfBitsToFloat, toBF16Bits } from '../quant/half';
 
-export type ModelType = 'llama' | 'mistral' | 'qwen2' | 'phi3' | 'gemma2' | 'falcon';
+export type ModelType = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma2' | 'falcon';
 
 export type RopeScaling =
   | { type: 'linear'; factor: number }
@@ -36,6 +36,11 @@ export interface ModelConfig {
   prequantized: { quantType: 'nf4'; doubleQuant: boolean } | null;
   /** Phi-3's fused projections: qkv_proj = [q; k; v], gate_up_proj = [gate; up]. */
   fused: { qkv: boolean; gateUp: boolean };
+  /**
+   * Qwen3: an RMSNorm over each head's head_dim values of q and of k (q_norm, k_norm, one
+   * weight [head_dim] shared by the heads, eps rms_norm_eps), after the projections, before RoPE.
+   */
+  qkNorm: boolean;
   /** Gemma 2's differences from Llama (null for the others). */
   gemma: GemmaOptions | null;
   /** Falcon's layout: how its fused query_key_value is laid out, and its LayerNorms per layer. */
@@ -67,7 +72,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export const SUPPORTED_MODEL_TYPES: ModelType[] = ['llama', 'mistral', 'qwen2', 'phi3', 'gemma2', 'falcon'];
+export const SUPPORTED_MODEL_TYPES: ModelType[] = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'falcon'];
 const LLAMA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const PHI3_MODULES = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'];
 
@@ -212,8 +217,12 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
   if (heads % kvHeads !== 0) {
     throw fail(`num_attention_heads (${heads}) is not a multiple of num_key_value_heads (${kvHeads})`);
   }
-  if (c.head_dim == null && hidden % heads !== 0) throw fail(`hidden_size (${hidden}) is not a multiple of num_attention_heads (${heads})`);
-  const headDim = f.int('head_dim', L.headDim, hidden / heads);
+  // Qwen3Config's head_dim defaults to 128, not hidden / heads (its checkpoints all write it out)
+  const defaultHeadDim = type === 'qwen3' ? 128 : hidden / heads;
+  if (c.head_dim == null && !Number.isInteger(defaultHeadDim)) {
+    throw fail(`hidden_size (${hidden}) is not a multiple of num_attention_heads (${heads})`);
+  }
+  const headDim = f.int('head_dim', L.headDim, defaultHeadDim);
   checkAttention(fail, hidden, heads, kvHeads, headDim);
   const maxPositions = f.int('max_position_embeddings', L.positions, 2048);
   checkRopeTable(fail, maxPositions, headDim);
@@ -227,11 +236,13 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
   if (c.partial_rotary_factor != null && c.partial_rotary_factor !== 1) throw fail('partial_rotary_factor other than 1 is not supported');
 
   const phi3 = type === 'phi3';
-  // a window of at least one token, or none (null); Qwen2 uses its window only with use_sliding_window
+  // Qwen3 is Qwen2 without q/k/v biases (unless attention_bias), with q/k norms and its own head_dim
+  const qwen = type === 'qwen2' || type === 'qwen3';
+  // a window of at least one token, or none (null); Qwen2 and 3 use theirs only with use_sliding_window
   const slidingWindow =
     type === 'mistral' || phi3 ? f.optionalInt('sliding_window', L.positions)
     : gemma ? null // per layer: GemmaOptions
-    : type === 'qwen2' && f.bool('use_sliding_window', false) ? f.int('sliding_window', L.positions) : null;
+    : qwen && f.bool('use_sliding_window', false) ? f.int('sliding_window', L.positions) : null;
   const attentionBias = f.bool('attention_bias', false);
   return {
     modelType: type as ModelType,
@@ -260,6 +271,7 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
     defaultLoraTargets: phi3 ? ['qkv_proj'] : ['q_proj', 'v_proj'],
     prequantized: parseQuantization(c.quantization_config, fail),
     fused: { qkv: phi3, gateUp: phi3 },
+    qkNorm: type === 'qwen3',
     gemma: gemma ? {
       queryPreAttnScalar: f.real('query_pre_attn_scalar', headDim),
       attnSoftcap: f.optionalReal('attn_logit_softcapping'),
@@ -318,6 +330,7 @@ function parseFalcon(c: Record<string, unknown>, fail: (what: string) => ConfigE
     defaultLoraTargets: ['query_key_value'], // PEFT's default for falcon
     prequantized: parseQuantization(c.quantization_config, fail),
     fused: { qkv: true, gateUp: false },
+    qkNorm: false,
     gemma: null,
     falcon: { qkv: newArch ? 'grouped' : 'multi-query', twoNorms: newArch && lnCount === 2 },
   };

@@ -45,7 +45,8 @@ function counts(c: ModelConfig): { linear: number; half: number } {
   const perLayer = shapes.reduce((n, [i, o]) => n + i * o, 0);
   const embed = c.vocab * c.hidden;
   const biases = c.bias.qkv ? shapes.reduce((n, [, o]) => n + o, 0) : 0;
-  const norms = c.norm.kind === 'layer' ? 2 * c.hidden * (c.falcon?.twoNorms ? 2 : 1) : (c.gemma ? 4 : 2) * c.hidden;
+  const norms = (c.norm.kind === 'layer' ? 2 * c.hidden * (c.falcon?.twoNorms ? 2 : 1) : (c.gemma ? 4 : 2) * c.hidden) +
+    (c.qkNorm ? 2 * c.headDim : 0); // Qwen3's q_norm and k_norm, [head_dim] each
   const half = embed * (c.tieEmbeddings ? 1 : 2) + c.layers * (norms + biases) + c.hidden * (c.norm.kind === 'layer' ? 2 : 1);
   return { linear: c.layers * perLayer, half };
 }

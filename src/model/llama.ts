@@ -1,9 +1,10 @@
-// The Llama family (llama, mistral, qwen2; phi3 with its fused qkv and gate_up) on WebGPU: the whole network in one file, forward
-// and backward side by side, with gradients for the LoRA weights only.
+// The Llama family (llama, mistral, qwen2, qwen3; phi3 with its fused qkv and gate_up) on WebGPU: the whole
+// network in one file, forward and backward side by side, with gradients for the LoRA weights only.
 //
 //   x = embed(ids)
 //   per layer:  a = rmsnorm(x)                      x: [T, H]
 //               q, k, v = a Wqᵀ, a Wkᵀ, a Wvᵀ       (+ Qwen2's biases, + LoRA)
+//               q, k = qnorm(q), knorm(k)           (Qwen3 only: RMSNorm of each head's d values)
 //               q, k = rope(q), rope(k)             q: [T, Hq, d], k, v: [T, Hkv, d]
 //               x = x + attention(q, k, v) Woᵀ
 //               m = rmsnorm(x)
@@ -28,6 +29,9 @@ export type { Batch, KvCache } from './causal-lm';
 export interface LayerWeights {
   inputNorm: HalfVector;
   postNorm: HalfVector;
+  /** Qwen3's q_norm and k_norm: [head_dim] each, shared by the heads. */
+  qNorm?: HalfVector;
+  kNorm?: HalfVector;
   q?: LoraLinear;
   k?: LoraLinear;
   v?: LoraLinear;
@@ -49,6 +53,8 @@ type Module = (typeof MODULES)[number];
 
 interface LayerSaved {
   a: Tensor; q: Tensor; k: Tensor; v: Tensor; P: Tensor; attn: Tensor;
+  /** Qwen3: q and k before their per-head norms (null without them). */
+  qPre: Tensor | null; kPre: Tensor | null;
   x2: Tensor; m: Tensor; g: Tensor; u: Tensor; h: Tensor;
   lora: Partial<Record<Module, LoraSaved | null>>;
   /** Every tensor the layer made for backward (views excluded), P and LoRA's aside. */
@@ -81,6 +87,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     const out = new Set<Tensor>([...halfBuffers(w.embed), ...halfBuffers(w.head), w.norm.words]);
     for (const l of w.layers) {
       out.add(l.inputNorm.words).add(l.postNorm.words);
+      for (const n of [l.qNorm, l.kNorm]) if (n) out.add(n.words);
       for (const m of [l.q, l.k, l.v, l.qkv, l.o, l.gate, l.up, l.gateUp, l.down]) for (const t of m?.frozenTensors() ?? []) out.add(t);
     }
     for (const t of Object.values(this.maps ?? {})) out.add(t);
@@ -116,6 +123,14 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       k = own(gpu.view(lin('k', a), 0, [T, c.kvHeads, c.headDim]));
       v = own(gpu.view(lin('v', a), 0, [T, c.kvHeads, c.headDim]));
     }
+    // Qwen3: each head's q and k through an RMSNorm over its d values ([T·heads, d] rows), before
+    // RoPE; the values before the norm are kept for its backward
+    let qPre: Tensor | null = null, kPre: Tensor | null = null;
+    if (w.qNorm && w.kNorm) {
+      [qPre, kPre] = [q, k];
+      q = own(this.headNorm(q, w.qNorm));
+      k = own(this.headNorm(k, w.kNorm));
+    }
     ropeForward(gpu, q, b.positions, this.rope);
     ropeForward(gpu, k, b.positions, this.rope);
     const { keys, values } = this.keysValues(l, k, v, o.cache);
@@ -139,7 +154,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     const out = gpu.tensor([T, c.hidden]);
     gpu.copy(x2, out);
     lin('down', h, { y: out, accumulate: true });
-    const saved: LayerSaved = { a, q, k, v, P, attn: attn2, x2, m, g, u, h, lora, owned };
+    const saved: LayerSaved = { a, q, k, v, qPre, kPre, P, attn: attn2, x2, m, g, u, h, lora, owned };
     if (o.save) return { out, saved };
     releaseSaved(saved, true);
     return { out, saved: null };
@@ -176,6 +191,11 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     const g = attentionBackward(gpu, s.q, s.k, s.v, s.P, gpu.view(dAttn, 0, [T, c.heads, c.headDim]));
     ropeBackward(gpu, g.dq, b.positions, this.rope);
     ropeBackward(gpu, g.dk, b.positions, this.rope);
+    if (w.qNorm && w.kNorm) { // Qwen3: through the per-head norms, from the saved pre-norm q and k
+      temps.push(g.dq, g.dk);
+      g.dq = this.headNormBackward(s.qPre!, w.qNorm, g.dq);
+      g.dk = this.headNormBackward(s.kPre!, w.kNorm, g.dk);
+    }
     let da: Tensor;
     if (w.qkv) {
       const maps = this.fusedMaps();
@@ -197,6 +217,20 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     for (const t of [dh, dg, du, dm, dx2, dAttn, g.dq, g.dk, g.dv, da, ...temps]) t.release();
     releaseSaved(s, false); // P and the LoRA state were consumed by their backward passes
     return dx;
+  }
+
+  // Qwen3's q/k norm: x [T, n, d] → y [T, n, d], an RMSNorm over each of the T·n rows of d values
+  private headNorm(x: Tensor, w: HalfVector): Tensor {
+    const [T, n, d] = x.shape;
+    const y = rmsnormForward(this.gpu, this.gpu.view(x, 0, [T * n, d]), w, this.config.norm.eps);
+    return this.gpu.view(y, 0, [T, n, d]);
+  }
+
+  // its backward to the input (w is frozen): x, dy [T, n, d] → dx [T·n, d], a tensor of its own
+  private headNormBackward(x: Tensor, w: HalfVector, dy: Tensor): Tensor {
+    const { gpu } = this;
+    const [T, n, d] = x.shape;
+    return rmsnormBackward(gpu, gpu.view(x, 0, [T * n, d]), w, gpu.view(dy, 0, [T * n, d]), this.config.norm.eps);
   }
 
 }

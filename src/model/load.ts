@@ -1,4 +1,4 @@
-// Loading a checkpoint (Llama family or Falcon) (config.json + safetensors, sharded or not) onto the GPU:
+// Loading a checkpoint (Llama family, Gemma 2 or Falcon) (config.json + safetensors, sharded or not) onto the GPU:
 // linear weights are quantized to NF4 on the GPU as each tensor arrives (or kept 16-bit with
 // load_in_4bit false), embeddings, norms, biases and the head stay 16-bit. Shards are
 // streamed tensor by tensor; no shard is ever held whole.
@@ -277,6 +277,9 @@ function assembleLlama(c: ModelConfig, vec: Get<HalfVector>, mat: Get<HalfMatrix
   for (let l = 0; l < c.layers; l++) {
     const p = `model.layers.${l}`;
     const layer = { inputNorm: vec(`${p}.input_layernorm.weight`), postNorm: vec(`${p}.post_attention_layernorm.weight`) } as LayerWeights;
+    if (c.qkNorm) { // Qwen3
+      Object.assign(layer, { qNorm: vec(`${p}.self_attn.q_norm.weight`), kNorm: vec(`${p}.self_attn.k_norm.weight`) });
+    }
     for (const [path, key] of Object.entries(llamaLinears(c))) {
       const m = lin(`${p}.${path}`);
       Object.assign(layer, { [key]: m });
@@ -399,6 +402,7 @@ function expectedShapes(c: ModelConfig): Map<string, number[]> {
     };
     for (const [path, shape] of Object.entries(shapes)) m.set(`${p}.${path}.weight`, shape);
     if (c.bias.qkv) for (const x of ['q', 'k', 'v']) m.set(`${p}.self_attn.${x}_proj.bias`, [x === 'q' ? qd : kvd]);
+    if (c.qkNorm) for (const x of ['q', 'k']) m.set(`${p}.self_attn.${x}_norm.weight`, [c.headDim]); // Qwen3
     if (c.bias.o) m.set(`${p}.self_attn.o_proj.bias`, [c.hidden]);
     if (c.bias.mlp) for (const x of ['gate', 'up']) m.set(`${p}.mlp.${x}_proj.bias`, [c.intermediate]);
     if (c.bias.mlp) m.set(`${p}.mlp.down_proj.bias`, [c.hidden]);

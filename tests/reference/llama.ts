@@ -20,6 +20,9 @@ export interface RefLinear {
 export interface RefLayer {
   inputNorm: ArrayLike<number>;
   postNorm: ArrayLike<number>;
+  /** Qwen3's per-head norms of q and k, [head_dim] each (absent for the other families). */
+  qNorm?: ArrayLike<number>;
+  kNorm?: ArrayLike<number>;
   q: RefLinear; k: RefLinear; v: RefLinear; o: RefLinear; gate: RefLinear; up: RefLinear; down: RefLinear;
 }
 
@@ -55,8 +58,11 @@ export function llamaLogitsRef(m: RefModel, ids: ArrayLike<number>, pos: ArrayLi
   for (let t = 0; t < T; t++) for (let i = 0; i < H; i++) x[t * H + i] = m.embed[ids[t] * H + i];
   for (const L of m.layers) {
     const a = rmsnormRef(x, L.inputNorm, T, H, c.norm.eps);
-    const q = ropeRef(linear(a, T, L.q), pos, m.invFreq, T, c.heads);
-    const k = ropeRef(linear(a, T, L.k), pos, m.invFreq, T, c.kvHeads);
+    // Qwen3: an RMSNorm over each head's d values of q and of k, rows [T·heads, d], before RoPE
+    const headNorm = (x: Float64Array, w: ArrayLike<number> | undefined, n: number) =>
+      (w ? rmsnormRef(x, w, T * n, d, c.norm.eps) : x);
+    const q = ropeRef(headNorm(linear(a, T, L.q), L.qNorm, c.heads), pos, m.invFreq, T, c.heads);
+    const k = ropeRef(headNorm(linear(a, T, L.k), L.kNorm, c.kvHeads), pos, m.invFreq, T, c.kvHeads);
     const attn = attentionRef(q, k, linear(a, T, L.v), start, T, c.heads, c.kvHeads, d);
     const o = linear(attn, T, L.o);
     const x2 = x.map((v, i) => v + o[i]);
