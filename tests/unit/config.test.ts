@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseModelConfig, ropeInverseFrequencies } from '../../src/model/config';
-import { estimateStoreBytes, estimateTrainingMemory, parameterCount } from '../../src/model/estimate';
+import { estimateStoreBytes, estimateTrainingMemory, moduleShapes, parameterCount } from '../../src/model/estimate';
 import { checkPositions } from '../../src/engine/session';
 import { generate } from '../../src/generate/generate';
 import { SAMPLING_DEFAULTS } from '../../src/generate/sampling';
@@ -16,6 +16,15 @@ const QWEN25_05B = {
   model_type: 'qwen2', hidden_size: 896, num_attention_heads: 14, num_key_value_heads: 2, num_hidden_layers: 24,
   intermediate_size: 4864, vocab_size: 151936, rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true,
   hidden_act: 'silu', max_position_embeddings: 32768, use_sliding_window: false, sliding_window: 32768, eos_token_id: 151645,
+};
+// Qwen/Qwen3-0.6B: head_dim 128 is not hidden / heads (64), so q_proj is [2048, 1024], o_proj [1024, 2048]
+const QWEN3_06B = {
+  architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', hidden_size: 1024, num_attention_heads: 16,
+  num_key_value_heads: 8, head_dim: 128, num_hidden_layers: 28, intermediate_size: 3072, vocab_size: 151936,
+  max_position_embeddings: 40960, rope_theta: 1000000, rms_norm_eps: 1e-6, tie_word_embeddings: true,
+  hidden_act: 'silu', attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: 28,
+  rope_scaling: null,
+  bos_token_id: 151643, eos_token_id: 151645, torch_dtype: 'bfloat16',
 };
 // tiiuae/falcon-7b's config.json (the worked example), with its n_head / n_layer aliases
 const FALCON_7B = {
@@ -43,6 +52,33 @@ describe('config.json', () => {
     expect(l.rope.scaling).toEqual({ type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
     expect(l.eosTokenIds).toEqual([128001, 128008, 128009]);
     expect(l.linearModules).toEqual(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
+  });
+
+  it("reads Qwen3: Qwen3-0.6B's own head_dim, q/k norms, no biases, and what it takes to train", () => {
+    const c = parseModelConfig(QWEN3_06B);
+    expect(c).toMatchObject({
+      modelType: 'qwen3', hidden: 1024, heads: 16, kvHeads: 8, headDim: 128, layers: 28, intermediate: 3072,
+      vocab: 151936, maxPositions: 40960, rope: { theta: 1000000, scaling: null }, norm: { kind: 'rms', eps: 1e-6 },
+      tieEmbeddings: true,
+      slidingWindow: null, qkNorm: true, eosTokenIds: [151645], defaultLoraTargets: ['q_proj', 'v_proj'],
+    });
+    expect(c.bias).toEqual({ qkv: false, o: false, mlp: false });
+    // [in, out]: q_proj [2048, 1024] and o_proj [1024, 2048] as [out, in]
+    expect(moduleShapes(c)).toMatchObject({ q_proj: [1024, 2048], k_proj: [1024, 1024], o_proj: [2048, 1024] });
+    // 440.5M besides the embedding (the model card's 0.44B non-embedding), q_norm and k_norm [128] included
+    expect(parameterCount(c)).toBe(151936 * 1024 + 28 * (15_728_640 + 2 * 1024 + 2 * 128) + 1024);
+    expect(estimateStoreBytes(c)).toBe(559_022_080); // NF4 linears (4.5 bits a weight) + the BF16 embedding, once
+    const settings = { max_length: 512, batch: 1, r: 16, targets: c.linearModules, load_in_4bit: true };
+    const m = estimateTrainingMemory(c, settings);
+    // r (in + out) per module: q 1024+2048, k 1024+1024, v 1024+1024, o 2048+1024, gate, up, down 1024+3072
+    expect(m.adapter).toBe(28 * 16 * 22528 * 16); // params, grads, two moments
+    expect(m).toMatchObject({ weights: 559_022_080, activations: 325_451_776, total: 1_045_954_560 });
+    expect(m.largestBuffer).toBe(64 * 151936 * 4); // 64 rows of logits, not an attention score buffer
+    // transformers' Qwen3Config defaults: head_dim 128, biases only with attention_bias, a window only when used
+    const { head_dim: _, ...noHeadDim } = QWEN3_06B;
+    expect(parseModelConfig({ ...noHeadDim, hidden_size: 1000 }).headDim).toBe(128);
+    expect(parseModelConfig({ ...QWEN3_06B, attention_bias: true }).bias).toEqual({ qkv: true, o: true, mlp: false });
+    expect(parseModelConfig({ ...QWEN3_06B, use_sliding_window: true, sliding_window: 4096 }).slidingWindow).toBe(4096);
   });
 
   it("scales RoPE frequencies as llama3 does: short wavelengths kept, long ones slowed, the band between blended", () => {
