@@ -1,4 +1,4 @@
-// The `finetune` command line on the Phi-3 and Gemma 2 fixtures: trains, evaluates with the
+// The `finetune` command line on the Phi-3, Gemma 2 and Qwen3 fixtures: trains, evaluates with the
 // adapter and generates (cli.test.ts has the Llama, Qwen2 and Falcon runs).
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ beforeAll(async () => {
   finetune = finetuneRunner(root);
 });
 
-describe.each(['phi3', 'gemma2'] as const)('finetune on the tiny %s checkpoint', (kind) => {
+describe.each(['phi3', 'gemma2', 'qwen3'] as const)('finetune on the tiny %s checkpoint', (kind) => {
   it('trains, evaluates with the adapter and generates', async () => {
     const model = join(root, `tiny-${kind}`);
     await writeTinyCheckpoint(model, kind, 8);
