@@ -143,6 +143,8 @@ export class GpuTensors {
   /** Whether a tensor of the checkpoint is one the network uses (false: to skip). */
   check(info: Pick<TensorInfo, 'name' | 'shape' | 'dtype'>, file: string): boolean {
     if (IGNORED.test(info.name)) return false;
+    // a tied head is the embedding: transformers ties it after loading, so a stored copy is not read
+    if (info.name === 'lm_head.weight' && this.config.tieEmbeddings) return false;
     if (this.bnb && bnbPartOf(info, this.isLinear(info.name))) return true; // its shape is checked once whole
     const shape = this.expected.get(info.name);
     if (!shape) {

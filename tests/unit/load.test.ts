@@ -98,6 +98,20 @@ describe('loading a sharded BF16 checkpoint', () => {
     expect(relError(logits, llamaLogitsRef(ref, b.ids, b.positions, b.start)), `seed ${seed}`).toBeLessThan(1e-4);
   });
 
+  it('reads a tied model whose checkpoint also stores lm_head.weight, ignoring that copy as transformers does', async () => {
+    const seed = freshSeed();
+    const { files, ref } = checkpoint(seed);
+    const tied = new Map(files);
+    tied.set('config.json', JSON.stringify({ ...CONFIG, tie_word_embeddings: true }));
+    const loaded = await loadCheckpoint(gpu, source(tied), { load_in_4bit: true });
+    const model = buildModel(gpu, loaded);
+    const b = packedBatch(gpu, loaded.config, rng(seed + 1));
+    const logits = await gpu.read(model.logits(b.batch));
+    // the head is the embedding, not the stored lm_head.weight (drawn apart from it)
+    const want = llamaLogitsRef({ ...ref, c: loaded.config, head: ref.embed }, b.ids, b.positions, b.start);
+    expect(relError(logits, want), `seed ${seed}`).toBeLessThan(1e-4);
+  });
+
   it('refuses a truncated shard, a missing tensor, a wrong shape and an unknown model type, clearly', async () => {
     const { files, names } = checkpoint(1);
     await expect(loadCheckpoint(gpu, source(files, 5), { load_in_4bit: true })).rejects.toThrow(/model-0000\d-of-00002.safetensors ended at byte \d+, inside tensor .*: it is truncated/);
