@@ -41,10 +41,13 @@ export function moduleShapes(c: ModelConfig): Record<string, [number, number]> {
 
 /** Element counts of the linear weights and of the 16-bit tensors. */
 function counts(c: ModelConfig): { linear: number; half: number } {
-  const shapes = Object.values(moduleShapes(c));
-  const perLayer = shapes.reduce((n, [i, o]) => n + i * o, 0);
+  const modules = Object.entries(moduleShapes(c));
+  const perLayer = modules.reduce((n, [, [i, o]]) => n + i * o, 0);
   const embed = c.vocab * c.hidden;
-  const biases = c.bias.qkv ? shapes.reduce((n, [, o]) => n + o, 0) : 0;
+  // a bias of `out` values on the modules that have one, as the loader expects them (Qwen2: q, k, v only)
+  const hasBias = (m: string) => (/^(q|k|v|qkv)_proj$|^query_key_value$/.test(m) ? c.bias.qkv
+    : /^(o_proj|dense)$/.test(m) ? c.bias.o : c.bias.mlp);
+  const biases = modules.reduce((n, [m, [, o]]) => n + (hasBias(m) ? o : 0), 0);
   const norms = (c.norm.kind === 'layer' ? 2 * c.hidden * (c.falcon?.twoNorms ? 2 : 1) : (c.gemma ? 4 : 2) * c.hidden) +
     (c.qkNorm ? 2 * c.headDim : 0); // Qwen3's q_norm and k_norm, [head_dim] each
   const half = embed * (c.tieEmbeddings ? 1 : 2) + c.layers * (norms + biases) + c.hidden * (c.norm.kind === 'layer' ? 2 : 1);

@@ -48,6 +48,8 @@ describe('config.json', () => {
     const q = parseModelConfig(QWEN25_05B);
     expect(q).toMatchObject({ modelType: 'qwen2', headDim: 64, kvHeads: 2, slidingWindow: null, eosTokenIds: [151645] });
     expect(q.bias.qkv).toBe(true);
+    // biases on q, k and v only: 494,032,768, as PyTorch counts Qwen2.5-0.5B (0.49B on its card)
+    expect(parameterCount(q)).toBe(494_032_768);
     const l = parseModelConfig(LLAMA32_1B);
     expect(l.rope.scaling).toEqual({ type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
     expect(l.eosTokenIds).toEqual([128001, 128008, 128009]);
