@@ -98,7 +98,7 @@ describe('loading a sharded BF16 checkpoint', () => {
     expect(relError(logits, llamaLogitsRef(ref, b.ids, b.positions, b.start)), `seed ${seed}`).toBeLessThan(1e-4);
   });
 
-  it('reads a tied model whose checkpoint also stores lm_head.weight, ignoring that copy as transformers does', async () => {
+  it('reads a tied model whose checkpoint also stores lm_head.weight, ignoring that copy', async () => {
     const seed = freshSeed();
     const { files, ref } = checkpoint(seed);
     const tied = new Map(files);
