@@ -1,8 +1,14 @@
 // Checks every model family's tests make: LoRA gradients against central differences of the
-// float64 loss at sampled entries, and KV-cache decoding against the full forward pass.
+// float64 loss at sampled entries, KV-cache decoding against the full forward pass; and the tiny
+// trainable model and the short training each family's learning test starts from.
 import type { Gpu } from '../src/gpu/runtime';
 import type { Batch, CausalLM } from '../src/model/causal-lm';
-import type { LoraLinear } from '../src/model/lora-linear';
+import { buildModel, loadCheckpoint } from '../src/model/load';
+import { attachLora, type LoraLinear, type LoraSet } from '../src/model/lora-linear';
+import { localCheckpoint } from '../src/node/local-files';
+import { ADAMW_DEFAULTS } from '../src/ops/optim';
+import { Trainer } from '../src/train/trainer';
+import { writeTinyCheckpoint, type TinyKind } from './fixtures/tiny-checkpoint';
 import { relError } from './reference/random';
 
 /**
@@ -47,4 +53,24 @@ export async function decodeError(gpu: Gpu, model: CausalLM, ids: number[], batc
   rows.push(await gpu.read(model.decode([ids[T - 2]], cache)), await gpu.read(model.decode([ids[T - 1]], cache)));
   model.releaseCache(cache);
   return Math.max(...rows.map((row, i) => relError(row, full.subarray((T - 3 + i) * V, (T - 2 + i) * V))));
+}
+
+/** A tiny checkpoint of `kind` written from `seed` into `dir`, loaded in NF4, with LoRA r 8 (alpha 16) attached. */
+export async function tinyWithLora(gpu: Gpu, dir: string, kind: TinyKind, seed: number, r: () => number) {
+  await writeTinyCheckpoint(dir, kind, seed);
+  const loaded = await loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true });
+  const model = buildModel(gpu, loaded);
+  const lora = attachLora(gpu, loaded.linears, { r: 8, alpha: 16, dropout: 0, random: r });
+  return { loaded, c: loaded.config, model, lora };
+}
+
+/** The losses of `steps` AdamW steps on one batch at a constant 2e-2: a model that learns brings them down. */
+export async function trainLosses(
+  gpu: Gpu, model: CausalLM, lora: LoraSet, batch: Batch, counted: number, steps = 20,
+): Promise<number[]> {
+  const trainer = new Trainer(gpu, model, lora,
+    { ...ADAMW_DEFAULTS, learning_rate: 2e-2, lr_scheduler_type: 'constant', warmup_steps: 0, max_steps: steps });
+  const losses: number[] = [];
+  for (let s = 0; s < steps; s++) losses.push((await trainer.trainStep([{ batch, counted }])).loss);
+  return losses;
 }

@@ -27,7 +27,8 @@ const bytes = (...b: number[]) => new Uint8Array(b);
 
 // Valid files to mutate: multi-byte text, quotes, commas and newlines inside values.
 const TEXTS = [
-  '### Human: Say hi. ### Assistant: Hi there!', 'Ünïcödé — 日本語 😀 text', 'a "quoted", comma\nand a newline', 'short',
+  '### Human: Say hi. ### Assistant: Hi there!', 'Ünïcödé — 日本語 😀 text',
+  'a "quoted", comma\nand a newline', 'short',
 ];
 const csvField = (t: string) => `"${t.replace(/"/g, '""')}"`;
 const VALID: Record<string, () => Uint8Array> = {

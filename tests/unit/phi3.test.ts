@@ -15,14 +15,12 @@ import { ropeInverseFrequencies, type ModelConfig } from '../../src/model/config
 import { buildModel, loadCheckpoint } from '../../src/model/load';
 import { attachLora, type LoraLinear } from '../../src/model/lora-linear';
 import { localCheckpoint } from '../../src/node/local-files';
-import { ADAMW_DEFAULTS } from '../../src/ops/optim';
 import { dequantizeNF4, quantizeNF4 } from '../../src/quant/nf4';
-import { Trainer } from '../../src/train/trainer';
 import { testGpu } from '../gpu';
 import { llamaLogitsRef, llamaLossRef, type RefLayer, type RefLinear, type RefModel } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
-import { decodeError, sampledLoraGradients } from '../model-checks';
+import { decodeError, sampledLoraGradients, tinyWithLora, trainLosses } from '../model-checks';
 
 let gpu: Gpu;
 let root: string;
@@ -119,11 +117,7 @@ describe('Phi-3 (fused qkv_proj and gate_up_proj, sliding window) against float6
     const seed = freshSeed();
     const r = rng(seed);
     const dir = join(root, `phi3-train-${seed}`);
-    await writeTinyCheckpoint(dir, 'phi3', seed);
-    const loaded = await loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true });
-    const c = loaded.config;
-    const model = buildModel(gpu, loaded);
-    const lora = attachLora(gpu, loaded.linears, { r: 8, alpha: 16, dropout: 0, random: r });
+    const { c, model, lora } = await tinyWithLora(gpu, dir, 'phi3', seed, r);
     const T = 12;
     const ids = Array.from({ length: T }, () => 2 + Math.floor(r() * (c.vocab - 2)));
     const h = hostBatch([{ input_ids: ids, labels: ids, position_ids: ids.map((_, t) => t) }], c.slidingWindow);
@@ -131,9 +125,7 @@ describe('Phi-3 (fused qkv_proj and gate_up_proj, sliding window) against float6
       ids: gpu.tensor([T], 'u32', h.ids), labels: gpu.tensor([T], 'i32', h.labels),
       positions: gpu.tensor([T], 'u32', h.positions), start: gpu.tensor([T], 'u32', h.start),
     };
-    const trainer = new Trainer(gpu, model, lora, { ...ADAMW_DEFAULTS, learning_rate: 2e-2, lr_scheduler_type: 'constant', warmup_steps: 0, max_steps: 20 });
-    const losses: number[] = [];
-    for (let s = 0; s < 20; s++) losses.push((await trainer.trainStep([{ batch, counted: h.counted }])).loss);
+    const losses = await trainLosses(gpu, model, lora, batch, h.counted);
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] / 2);
     expect(await decodeError(gpu, model, ids, batch), `decode, seed ${seed}`).toBeLessThan(1e-5);
     const files = await exportAdapter(gpu, lora, { base_model_name_or_path: 'microsoft/Phi-3-mini-4k-instruct', revision: null, lora_alpha: 16, lora_dropout: 0, use_rslora: false });

@@ -15,14 +15,12 @@ import { ropeInverseFrequencies, type ModelConfig } from '../../src/model/config
 import { buildModel, loadCheckpoint } from '../../src/model/load';
 import { attachLora } from '../../src/model/lora-linear';
 import { localCheckpoint } from '../../src/node/local-files';
-import { ADAMW_DEFAULTS } from '../../src/ops/optim';
 import { dequantizeNF4, quantizeNF4 } from '../../src/quant/nf4';
-import { Trainer } from '../../src/train/trainer';
 import { testGpu } from '../gpu';
 import { llamaLogitsRef, llamaLossRef, type RefLayer, type RefLinear, type RefModel } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
-import { decodeError, sampledLoraGradients } from '../model-checks';
+import { decodeError, sampledLoraGradients, tinyWithLora, trainLosses } from '../model-checks';
 
 let gpu: Gpu;
 let root: string;
@@ -120,17 +118,10 @@ describe('Qwen3 against float64', () => {
     const seed = freshSeed();
     const r = rng(seed);
     const dir = join(root, `qwen3-train-${seed}`);
-    await writeTinyCheckpoint(dir, 'qwen3', seed);
-    const loaded = await loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true });
-    const c = loaded.config;
-    const model = buildModel(gpu, loaded);
-    const lora = attachLora(gpu, loaded.linears, { r: 8, alpha: 16, dropout: 0, random: r });
+    const { c, model, lora } = await tinyWithLora(gpu, dir, 'qwen3', seed, r);
     const T = 12;
     const { ids, h, batch } = batchOf(r, c, T, T);
-    const trainer = new Trainer(gpu, model, lora,
-      { ...ADAMW_DEFAULTS, learning_rate: 2e-2, lr_scheduler_type: 'constant', warmup_steps: 0, max_steps: 20 });
-    const losses: number[] = [];
-    for (let s = 0; s < 20; s++) losses.push((await trainer.trainStep([{ batch, counted: h.counted }])).loss);
+    const losses = await trainLosses(gpu, model, lora, batch, h.counted);
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] * 0.7);
     // after training, so the decoded logits carry LoRA through the normed q and k too
     const decodeErr = await decodeError(gpu, model, ids, batch);
