@@ -1,8 +1,10 @@
 // Checks every model family's tests make: LoRA gradients against central differences of the
 // float64 loss at sampled entries, KV-cache decoding against the full forward pass; and the tiny
 // trainable model and the short training each family's learning test starts from.
+import { hostBatch, uploadBatch } from '../src/data/batches';
 import type { Gpu } from '../src/gpu/runtime';
 import type { Batch, CausalLM } from '../src/model/causal-lm';
+import type { ModelConfig } from '../src/model/config';
 import { buildModel, loadCheckpoint } from '../src/model/load';
 import { attachLora, type LoraLinear, type LoraSet } from '../src/model/lora-linear';
 import { localCheckpoint } from '../src/node/local-files';
@@ -73,4 +75,18 @@ export async function trainLosses(
   const losses: number[] = [];
   for (let s = 0; s < steps; s++) losses.push((await trainer.trainStep([{ batch, counted }])).loss);
   return losses;
+}
+
+/**
+ * Random token ids as one padding-free batch of two sequences, [0, split) and [split, T) (positions
+ * restart at split; split = T gives one sequence), with its host copy. `layerWindow` is a window
+ * some layers use (Gemma 2's even layers).
+ */
+export function randomBatch(
+  gpu: Gpu, r: () => number, c: ModelConfig, T = 13, split = 6, layerWindow: number | null = null,
+) {
+  const ids = Array.from({ length: T }, () => 2 + Math.floor(r() * (c.vocab - 2)));
+  const positions = ids.map((_, t) => (t < split ? t : t - split));
+  const h = hostBatch([{ input_ids: ids, labels: ids, position_ids: positions }], c.slidingWindow, layerWindow);
+  return { ids, h, batch: uploadBatch(gpu, h) };
 }

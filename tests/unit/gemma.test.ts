@@ -7,7 +7,6 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { hostBatch, uploadBatch } from '../../src/data/batches';
 import { readSafetensorsSync, toFloat32 } from '../../src/formats/safetensors';
 import type { Gpu } from '../../src/gpu/runtime';
 import { exportAdapter } from '../../src/model/adapter';
@@ -21,7 +20,7 @@ import { gemmaLogitsRef, gemmaLossRef, type RefGemma, type RefGemmaLayer } from 
 import type { RefLinear } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
-import { decodeError, sampledLoraGradients, tinyWithLora, trainLosses } from '../model-checks';
+import { decodeError, randomBatch, sampledLoraGradients, tinyWithLora, trainLosses } from '../model-checks';
 
 let gpu: Gpu;
 let root: string;
@@ -57,11 +56,6 @@ async function reference(dir: string, nf4: boolean, c: ModelConfig): Promise<{ r
 }
 
 /** Two packed sequences of 6 and 7 tokens, batched as training batches them. */
-function batchOf(r: () => number, c: ModelConfig, T = 13, split = 6) {
-  const ids = Array.from({ length: T }, () => 2 + Math.floor(r() * (c.vocab - 2)));
-  const h = hostBatch([{ input_ids: ids, labels: ids, position_ids: ids.map((_, t) => (t < split ? t : t - split)) }], c.slidingWindow, c.gemma!.slidingWindow);
-  return { ids, h, batch: uploadBatch(gpu, h) };
-}
 
 describe('Gemma 2 against float64', () => {
   it('loads by transformers names and gives the reference logits, loss and LoRA gradients, in 16 and 4 bits', async () => {
@@ -81,7 +75,7 @@ describe('Gemma 2 against float64', () => {
       for (const m of loaded.linears) {
         Object.assign(linears.get(m.path)!, { A: Float64Array.from(await gpu.read(m.lora!.A)), B: Float64Array.from(await gpu.read(m.lora!.B)), r: 4, scale: 2 });
       }
-      const { h, batch } = batchOf(r, c);
+      const { h, batch } = randomBatch(gpu, r, c, 13, 6, c.gemma!.slidingWindow);
       const msg = `${nf4 ? 'NF4' : 'BF16'}, seed ${seed}`;
       expect(relError(await gpu.read(model.logits(batch)), gemmaLogitsRef(ref, h.ids, h.positions, h.start)), `logits, ${msg}`).toBeLessThan(1e-4);
       const losses = await gpu.read(model.forwardBackward(batch, 1 / h.counted, 0));
@@ -101,7 +95,7 @@ describe('Gemma 2 against float64', () => {
     const dir = join(root, `gemma-train-${seed}`);
     const { c, model, lora } = await tinyWithLora(gpu, dir, 'gemma2', seed, r);
     const T = 12;
-    const { ids, h, batch } = batchOf(r, c, T, T);
+    const { ids, h, batch } = randomBatch(gpu, r, c, T, T, c.gemma!.slidingWindow);
     const losses = await trainLosses(gpu, model, lora, batch, h.counted);
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] * 0.7);
     expect(await decodeError(gpu, model, ids, batch), `decode, seed ${seed}`).toBeLessThan(1e-5);

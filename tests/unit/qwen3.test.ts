@@ -7,7 +7,6 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { hostBatch, uploadBatch } from '../../src/data/batches';
 import { readSafetensorsSync, toFloat32 } from '../../src/formats/safetensors';
 import type { Gpu } from '../../src/gpu/runtime';
 import { exportAdapter } from '../../src/model/adapter';
@@ -20,7 +19,7 @@ import { testGpu } from '../gpu';
 import { llamaLogitsRef, llamaLossRef, type RefLayer, type RefLinear, type RefModel } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
-import { decodeError, sampledLoraGradients, tinyWithLora, trainLosses } from '../model-checks';
+import { decodeError, randomBatch, sampledLoraGradients, tinyWithLora, trainLosses } from '../model-checks';
 
 let gpu: Gpu;
 let root: string;
@@ -65,12 +64,6 @@ async function reference(
 }
 
 /** Two packed sequences of `split` and T − split tokens, batched as training batches them. */
-function batchOf(r: () => number, c: ModelConfig, T = 13, split = 6) {
-  const ids = Array.from({ length: T }, () => 2 + Math.floor(r() * (c.vocab - 2)));
-  const positions = ids.map((_, t) => (t < split ? t : t - split));
-  const h = hostBatch([{ input_ids: ids, labels: ids, position_ids: positions }], c.slidingWindow);
-  return { ids, h, batch: uploadBatch(gpu, h) };
-}
 
 describe('Qwen3 against float64', () => {
   it('loads by transformers names; gives the reference logits, loss and LoRA gradients, in 16 and 4 bits', async () => {
@@ -93,7 +86,7 @@ describe('Qwen3 against float64', () => {
         const A = Float64Array.from(await gpu.read(m.lora!.A)), B = Float64Array.from(await gpu.read(m.lora!.B));
         Object.assign(linears.get(m.path)!, { A, B, r: 4, scale: 2 });
       }
-      const { h, batch } = batchOf(r, c);
+      const { h, batch } = randomBatch(gpu, r, c);
       const msg = `${nf4 ? 'NF4' : 'BF16'}, seed ${seed}`;
       const logitsErr = relError(await gpu.read(model.logits(batch)), llamaLogitsRef(ref, h.ids, h.positions, h.start));
       expect(logitsErr, `logits, ${msg}`).toBeLessThan(1e-5);
@@ -120,7 +113,7 @@ describe('Qwen3 against float64', () => {
     const dir = join(root, `qwen3-train-${seed}`);
     const { c, model, lora } = await tinyWithLora(gpu, dir, 'qwen3', seed, r);
     const T = 12;
-    const { ids, h, batch } = batchOf(r, c, T, T);
+    const { ids, h, batch } = randomBatch(gpu, r, c, T, T);
     const losses = await trainLosses(gpu, model, lora, batch, h.counted);
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] * 0.7);
     // after training, so the decoded logits carry LoRA through the normed q and k too
