@@ -1,7 +1,10 @@
 // Checks every model family's tests make: LoRA gradients against central differences of the
 // float64 loss at sampled entries, KV-cache decoding against the full forward pass; and the tiny
 // trainable model and the short training each family's learning test starts from.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { hostBatch, uploadBatch } from '../src/data/batches';
+import { readSafetensorsSync, toFloat32 } from '../src/formats/safetensors';
 import type { Gpu } from '../src/gpu/runtime';
 import type { Batch, CausalLM } from '../src/model/causal-lm';
 import type { ModelConfig } from '../src/model/config';
@@ -9,8 +12,10 @@ import { buildModel, loadCheckpoint } from '../src/model/load';
 import { attachLora, type LoraLinear, type LoraSet } from '../src/model/lora-linear';
 import { localCheckpoint } from '../src/node/local-files';
 import { ADAMW_DEFAULTS } from '../src/ops/optim';
+import { dequantizeNF4, quantizeNF4 } from '../src/quant/nf4';
 import { Trainer } from '../src/train/trainer';
 import { writeTinyCheckpoint, type TinyKind } from './fixtures/tiny-checkpoint';
+import type { RefLinear } from './reference/llama';
 import { relError } from './reference/random';
 
 /**
@@ -89,4 +94,29 @@ export function randomBatch(
   const positions = ids.map((_, t) => (t < split ? t : t - split));
   const h = hostBatch([{ input_ids: ids, labels: ids, position_ids: positions }], c.slidingWindow, layerWindow);
   return { ids, h, batch: uploadBatch(gpu, h) };
+}
+
+/** Every tensor of a tiny two-shard checkpoint in `dir`, as f32 (16-bit values as stored). */
+export async function checkpointValues(dir: string): Promise<Map<string, Float32Array>> {
+  const values = new Map<string, Float32Array>();
+  for (const shard of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
+    const bytes = new Uint8Array(await readFile(join(dir, shard)));
+    for (const { info, data } of readSafetensorsSync(bytes)) values.set(info.name, toFloat32(info.dtype, data));
+  }
+  return values;
+}
+
+/**
+ * The reference's linear layers read from `values` (NF4 round-tripped when `nf4`, as the GPU
+ * holds them): `lin(path, out, in)` makes one, and `linears` keeps each by module path.
+ */
+export function refLinears(values: Map<string, Float32Array>, nf4: boolean) {
+  const linears = new Map<string, RefLinear>();
+  const lin = (path: string, out: number, inF: number): RefLinear => {
+    const w = values.get(`${path}.weight`)!;
+    const L: RefLinear = { w: nf4 ? dequantizeNF4(quantizeNF4(w, 64)) : w, out, in: inF };
+    linears.set(path, L);
+    return L;
+  };
+  return { linears, lin };
 }

@@ -3,11 +3,11 @@
 // load by transformers' names, give the reference logits and loss in 16 and 4 bits, the LoRA
 // gradients of finite differences, decode with a KV cache as the full pass does, learn, and
 // export adapter keys as PEFT names Falcon's modules.
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readSafetensorsSync, toFloat32 } from '../../src/formats/safetensors';
+import { readSafetensorsSync } from '../../src/formats/safetensors';
 import type { Gpu } from '../../src/gpu/runtime';
 import { exportAdapter } from '../../src/model/adapter';
 import { ropeInverseFrequencies } from '../../src/model/config';
@@ -20,7 +20,7 @@ import { falconLogitsRef, falconLossRef, type RefFalcon, type RefFalconLayer } f
 import type { RefLinear } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
-import { decodeError, sampledLoraGradients, tinyWithLora, trainLosses } from '../model-checks';
+import { checkpointValues, decodeError, sampledLoraGradients, tinyWithLora, trainLosses } from '../model-checks';
 
 let gpu: Gpu;
 let root: string;
@@ -31,10 +31,7 @@ beforeAll(async () => {
 
 /** The checkpoint's tensors as float64-comparable values (16-bit as stored; NF4 dequantized). */
 async function reference(dir: string, nf4: boolean, c: RefFalcon['c']): Promise<{ ref: RefFalcon; linears: Map<string, RefLinear> }> {
-  const values = new Map<string, Float32Array>();
-  for (const shard of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
-    for (const { info, data } of readSafetensorsSync(new Uint8Array(await readFile(join(dir, shard))))) values.set(info.name, toFloat32(info.dtype, data));
-  }
+  const values = await checkpointValues(dir);
   const linears = new Map<string, RefLinear>();
   const lin = (path: string): RefLinear => {
     const w = values.get(`${path}.weight`)!;

@@ -3,12 +3,12 @@
 // apart (the float64 Llama reference, fed row slices of the fused weights and of LoRA's B), the
 // LoRA gradients of finite differences, the sliding window in training and in KV-cache decoding
 // alike, learning, and adapter keys as PEFT names Phi-3's modules.
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hostBatch } from '../../src/data/batches';
-import { readSafetensorsSync, toFloat32 } from '../../src/formats/safetensors';
+import { readSafetensorsSync } from '../../src/formats/safetensors';
 import type { Gpu } from '../../src/gpu/runtime';
 import { exportAdapter } from '../../src/model/adapter';
 import { ropeInverseFrequencies, type ModelConfig } from '../../src/model/config';
@@ -20,7 +20,7 @@ import { testGpu } from '../gpu';
 import { llamaLogitsRef, llamaLossRef, type RefLayer, type RefLinear, type RefModel } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
-import { decodeError, sampledLoraGradients, tinyWithLora, trainLosses } from '../model-checks';
+import { checkpointValues, decodeError, sampledLoraGradients, tinyWithLora, trainLosses } from '../model-checks';
 
 let gpu: Gpu;
 let root: string;
@@ -35,10 +35,7 @@ beforeAll(async () => {
  * finite difference through one entry moves every part that uses it.
  */
 async function reference(dir: string, nf4: boolean, c: ModelConfig, lora: Map<string, { A: Float64Array; B: Float64Array }>) {
-  const values = new Map<string, Float32Array>();
-  for (const shard of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
-    for (const { info, data } of readSafetensorsSync(new Uint8Array(await readFile(join(dir, shard))))) values.set(info.name, toFloat32(info.dtype, data));
-  }
+  const values = await checkpointValues(dir);
   const d = c.headDim, qd = c.heads * d, kvd = c.kvHeads * d, I = c.intermediate, H = c.hidden;
   const linear = (path: string, rows: [number, number][], inF: number): RefLinear[] => {
     const raw = values.get(`${path}.weight`)!;

@@ -3,23 +3,24 @@
 // a tied head — the reference logits and loss in 16 and 4 bits, LoRA gradients by finite
 // differences, KV-cache decoding as the full pass computes, learning, and adapter keys as PEFT
 // names them.
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readSafetensorsSync, toFloat32 } from '../../src/formats/safetensors';
+import { readSafetensorsSync } from '../../src/formats/safetensors';
 import type { Gpu } from '../../src/gpu/runtime';
 import { exportAdapter } from '../../src/model/adapter';
 import { ropeInverseFrequencies, type ModelConfig } from '../../src/model/config';
 import { buildModel, loadCheckpoint } from '../../src/model/load';
 import { attachLora } from '../../src/model/lora-linear';
 import { localCheckpoint } from '../../src/node/local-files';
-import { dequantizeNF4, quantizeNF4 } from '../../src/quant/nf4';
 import { testGpu } from '../gpu';
 import { llamaLogitsRef, llamaLossRef, type RefLayer, type RefLinear, type RefModel } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
-import { decodeError, randomBatch, sampledLoraGradients, tinyWithLora, trainLosses } from '../model-checks';
+import {
+  checkpointValues, decodeError, randomBatch, refLinears, sampledLoraGradients, tinyWithLora, trainLosses,
+} from '../model-checks';
 
 let gpu: Gpu;
 let root: string;
@@ -32,19 +33,9 @@ beforeAll(async () => {
 async function reference(
   dir: string, nf4: boolean, c: ModelConfig,
 ): Promise<{ ref: RefModel; linears: Map<string, RefLinear> }> {
-  const values = new Map<string, Float32Array>();
-  for (const shard of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
-    const bytes = new Uint8Array(await readFile(join(dir, shard)));
-    for (const { info, data } of readSafetensorsSync(bytes)) values.set(info.name, toFloat32(info.dtype, data));
-  }
+  const values = await checkpointValues(dir);
   const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
-  const linears = new Map<string, RefLinear>();
-  const lin = (path: string, out: number, inF: number): RefLinear => {
-    const w = values.get(`${path}.weight`)!;
-    const L: RefLinear = { w: nf4 ? dequantizeNF4(quantizeNF4(w, 64)) : w, out, in: inF };
-    linears.set(path, L);
-    return L;
-  };
+  const { linears, lin } = refLinears(values, nf4);
   const layers: RefLayer[] = Array.from({ length: c.layers }, (_, l) => {
     const p = `model.layers.${l}`;
     const v = (n: string) => values.get(`${p}.${n}.weight`)!;
