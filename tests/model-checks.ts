@@ -84,15 +84,13 @@ export async function trainLosses(
 
 /**
  * Random token ids as one padding-free batch of two sequences, [0, split) and [split, T) (positions
- * restart at split; split = T gives one sequence), with its host copy. `layerWindow` is a window
- * some layers use (Gemma 2's even layers).
+ * restart at split; split = T gives one sequence), with its host copy, windowed as the config's
+ * layers attend (Mistral's window; Gemma's local layers).
  */
-export function randomBatch(
-  gpu: Gpu, r: () => number, c: ModelConfig, T = 13, split = 6, layerWindow: number | null = null,
-) {
+export function randomBatch(gpu: Gpu, r: () => number, c: ModelConfig, T = 13, split = 6) {
   const ids = Array.from({ length: T }, () => 2 + Math.floor(r() * (c.vocab - 2)));
   const positions = ids.map((_, t) => (t < split ? t : t - split));
-  const h = hostBatch([{ input_ids: ids, labels: ids, position_ids: positions }], c.slidingWindow, layerWindow);
+  const h = hostBatch([{ input_ids: ids, labels: ids, position_ids: positions }], c.slidingWindow, c.localWindow);
   return { ids, h, batch: uploadBatch(gpu, h) };
 }
 

@@ -2,7 +2,8 @@
 // its float64 twin (tests/reference/llama.ts) holding the values the GPU holds.
 import type { Gpu } from '../src/gpu/runtime';
 import { ropeInverseFrequencies, type ModelConfig } from '../src/model/config';
-import { LlamaModel, type Batch, type LlamaWeights } from '../src/model/llama';
+import type { Batch } from '../src/model/causal-lm';
+import { LlamaModel, type LlamaWeights } from '../src/model/llama';
 import { LoraLinear } from '../src/model/lora-linear';
 import { uploadHalf, type HalfMatrix } from '../src/ops/half-matrix';
 import { uploadNF4 } from '../src/ops/nf4';

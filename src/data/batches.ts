@@ -4,7 +4,7 @@
 // inside each sequence, as transformers' causal-LM loss shifts them: token t predicts t + 1,
 // and the last token of a sequence predicts nothing.
 import type { Gpu } from '../gpu/runtime';
-import type { Batch } from '../model/llama';
+import type { Batch } from '../model/causal-lm';
 import { seededRandom } from '../generate/generate';
 import type { Block } from './sft';
 

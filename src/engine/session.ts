@@ -108,8 +108,7 @@ export class Session {
   release(): void {
     this.releaseLora();
     for (const t of this.model.weightTensors()) t.release();
-    this.model.rope.cos.release();
-    this.model.rope.sin.release();
+    for (const t of this.model.ropeTensors()) t.release();
   }
 
   get config(): ModelConfig {
@@ -273,7 +272,7 @@ export class Session {
   }
 
   private async trainStep(trainer: Trainer, micro: Block[][]) {
-    const hosts = micro.map((m) => hostBatch(m, this.config.slidingWindow, this.config.gemma?.slidingWindow ?? null)).filter((h) => h.counted > 0);
+    const hosts = micro.map((m) => hostBatch(m, this.config.slidingWindow, this.config.localWindow)).filter((h) => h.counted > 0);
     if (hosts.length === 0) return null;
     const batches: MicroBatch[] = hosts.map((h) => ({ batch: uploadBatch(this.gpu, h), counted: h.counted }));
     try {
@@ -289,7 +288,7 @@ export class Session {
     checkPositions(blocks, this.config, 'evaluation');
     const micros = microBatches(blocks, blocks.map((_, i) => i), batchSize);
     for (const [i, m] of micros.entries()) {
-      const h = hostBatch(m, this.config.slidingWindow, this.config.gemma?.slidingWindow ?? null);
+      const h = hostBatch(m, this.config.slidingWindow, this.config.localWindow);
       if (h.counted === 0) continue;
       const b = uploadBatch(this.gpu, h);
       let values: Float32Array;

@@ -1,8 +1,8 @@
 // A decoder-only causal language model on WebGPU, whatever its layers: embedding, the stack
 // of decoder layers, the final norm, the output head and the loss — and the parts every
 // architecture shares: gradient checkpointing, the chunked loss, KV-cache decoding. Each
-// architecture (llama.ts, falcon.ts) gives its layer's forward and backward, side by side,
-// and its final norm.
+// family (./llama, ./gemma, ./falcon) gives its layer's forward and backward, side by side, and
+// its final norm; what differs by layer (its RoPE, its window) is read from the config here.
 //
 // Training keeps only each layer's input; backward recomputes the layer's forward from it
 // (gradient checkpointing), then runs its backward and frees everything but the gradient.
@@ -20,7 +20,7 @@ export interface Batch {
   labels: Tensor; // i32 [T]
   positions: Tensor; // u32 [T]
   start: Tensor; // u32 [T]: the first token each token may attend to
-  startSliding?: Tensor; // u32 [T]: the same in Gemma 2's sliding-window layers
+  startSliding?: Tensor; // u32 [T]: the same in the local (sliding-window) layers of Gemma 2 and 3
 }
 
 /** What the decoder layers read of a batch (decoding has no labels). */
@@ -54,7 +54,28 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     readonly config: ModelConfig,
     readonly weights: W,
     readonly rope: RopeTables,
+    /** Gemma 3's local layers rotate by their own base (rope_local_base_freq). */
+    readonly ropeLocal: RopeTables | null = null,
   ) {}
+
+  /** The RoPE tables the model owns (released with it). */
+  ropeTensors(): Tensor[] {
+    return [this.rope, this.ropeLocal].flatMap((t) => (t ? [t.cos, t.sin] : []));
+  }
+
+  /** The RoPE layer l rotates q and k by: none in SmolLM3's NoPE layers, the local one in Gemma 3's. */
+  protected ropeOf(l: number): RopeTables | null {
+    const c = this.config;
+    if (c.noRope[l]) return null;
+    return c.localLayers[l] && this.ropeLocal ? this.ropeLocal : this.rope;
+  }
+
+  /** The first key each token may see in layer l: local layers see only their window. */
+  protected startOf(l: number, b: Placement): Tensor {
+    if (!this.config.localLayers[l]) return b.start;
+    if (!b.startSliding) throw new Error('the batch lacks startSliding (build it with hostBatch and config.localWindow)');
+    return b.startSliding;
+  }
 
   /**
    * The seed of one module's dropout mask in one layer at one step: the same in the recompute.
@@ -101,7 +122,7 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
 
   /** Gemma 2 soft-caps its final logits (0: no cap). */
   private get finalSoftcap(): number {
-    return this.config.gemma?.finalSoftcap ?? 0;
+    return this.config.finalSoftcap ?? 0;
   }
 
   private capLogits(z: Tensor): Tensor {
@@ -134,9 +155,9 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
       // keys are cache positions; a sliding window (Mistral, Phi-3) hides the older ones
       start: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => (c.slidingWindow ? Math.max(0, cache.length + i - c.slidingWindow + 1) : 0))),
     };
-    const layerWindow = c.gemma?.slidingWindow;
+    const layerWindow = c.localWindow;
     if (layerWindow) b.startSliding = gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => Math.max(0, cache.length + i - layerWindow + 1)));
-    let x = embed(gpu, this.weights.embed, tokens, undefined, this.config.gemma?.embedScale ?? 1);
+    let x = embed(gpu, this.weights.embed, tokens, undefined, this.config.embedScale);
     for (let l = 0; l < c.layers; l++) {
       const { out } = this.layerForward(l, x, b, { dropout: false, save: false, step: 0, cache });
       x.release();
@@ -180,7 +201,7 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     const { gpu, config: c } = this;
     const T = b.ids.numel;
     for (const t of [b.labels, b.positions, b.start]) if (t.numel !== T) throw new Error('batch: ids, labels, positions and start must have one entry per token');
-    let x = embed(gpu, this.weights.embed, b.ids, undefined, this.config.gemma?.embedScale ?? 1);
+    let x = embed(gpu, this.weights.embed, b.ids, undefined, this.config.embedScale);
     const inputs: Tensor[] = [];
     for (let l = 0; l < c.layers; l++) {
       const { out } = this.layerForward(l, x, b, { dropout: train, save: false, step });

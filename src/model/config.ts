@@ -1,16 +1,26 @@
 // A Hugging Face config.json, read into one typed description of the network. Every size is
 // checked here, before anything is allocated; an unsupported model type or feature is named.
+// What is common to all families lives here: the description, the bounds, the field readers and
+// the RoPE frequencies. Each family reads its own model types (./llama, ./gemma, ./falcon), and
+// ./registry.ts picks the family for a config.json's model_type.
 import { showValue } from '../formats/show';
-import { halfBitsToFloat, toBF16Bits } from '../quant/half';
-
-export type ModelType = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma2' | 'falcon';
 
 export type RopeScaling =
   | { type: 'linear'; factor: number }
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
 
+/** One RoPE: its base and scaling. */
+export interface Rope {
+  theta: number;
+  scaling: RopeScaling | null;
+}
+
+export type FamilyName = 'llama' | 'gemma' | 'falcon';
+
 export interface ModelConfig {
-  modelType: ModelType;
+  /** config.json's model_type (one the registry knows) and the family whose layer runs it. */
+  modelType: string;
+  family: FamilyName;
   hidden: number;
   heads: number;
   kvHeads: number;
@@ -20,12 +30,25 @@ export interface ModelConfig {
   vocab: number;
   norm: { kind: 'rms' | 'layer'; eps: number };
   activation: 'silu' | 'gelu';
-  rope: { theta: number; scaling: RopeScaling | null };
+  rope: Rope;
+  /** Gemma 3: the RoPE of its local (sliding-window) layers, rope_local_base_freq; null elsewhere. */
+  ropeLocal: Rope | null;
+  /** Layers that apply no RoPE at all (SmolLM3's no_rope_layers); all false for the others. */
+  noRope: boolean[];
   tieEmbeddings: boolean;
   /** Which linear layers carry a bias: Qwen2 has them on q, k, v. */
   bias: { qkv: boolean; o: boolean; mlp: boolean };
   maxPositions: number;
+  /** A window every layer attends within (Mistral, Phi-3), or null. */
   slidingWindow: number | null;
+  /** The window of the local layers (Gemma 2's even layers, Gemma 3's sliding ones), or null. */
+  localWindow: number | null;
+  /** Which layers are local: they attend within localWindow (and rotate by ropeLocal where set). */
+  localLayers: boolean[];
+  /** The scale of the embeddings (Gemma: √hidden as a BF16 model computes it), 1 for the others. */
+  embedScale: number;
+  /** Gemma 2's soft cap on the final logits, or null. */
+  finalSoftcap: number | null;
   bosTokenId: number | null;
   eosTokenIds: number[];
   /** The linear layers LoRA may target, by PEFT's module names; all-linear means all of them. */
@@ -37,11 +60,16 @@ export interface ModelConfig {
   /** Phi-3's fused projections: qkv_proj = [q; k; v], gate_up_proj = [gate; up]. */
   fused: { qkv: boolean; gateUp: boolean };
   /**
-   * Qwen3: an RMSNorm over each head's head_dim values of q and of k (q_norm, k_norm, one
-   * weight [head_dim] shared by the heads, eps rms_norm_eps), after the projections, before RoPE.
+   * Qwen3 and Gemma 3: an RMSNorm over each head's head_dim values of q and of k (q_norm, k_norm,
+   * one weight [head_dim] shared by the heads), after the projections, before RoPE.
    */
   qkNorm: boolean;
-  /** Gemma 2's differences from Llama (null for the others). */
+  /**
+   * Where the language model's tensors sit in the checkpoint: 'model.' (model.layers.N…), or
+   * 'model.language_model.' inside a Gemma 3 multimodal checkpoint.
+   */
+  prefix: string;
+  /** Gemma's attention (null for the others). */
   gemma: GemmaOptions | null;
   /** Falcon's layout: how its fused query_key_value is laid out, and its LayerNorms per layer. */
   falcon: FalconLayout | null;
@@ -50,12 +78,8 @@ export interface ModelConfig {
 export interface GemmaOptions {
   /** Attention scores are scaled by query_pre_attn_scalar^−½ (not head_dim^−½). */
   queryPreAttnScalar: number;
+  /** Gemma 2's soft cap on the attention scores, or null. */
   attnSoftcap: number | null;
-  finalSoftcap: number | null;
-  /** Even layers attend within this many tokens; odd layers see the whole sequence. */
-  slidingWindow: number | null;
-  /** The embeddings' scale, √hidden rounded to BF16 as transformers computes it in a BF16 model. */
-  embedScale: number;
 }
 
 export interface FalconLayout {
@@ -68,13 +92,17 @@ export interface FalconLayout {
   twoNorms: boolean;
 }
 
+/** The family-neutral defaults a family's parser starts from (no local layers, no NoPE layers). */
+export function plainLayers(layers: number): Pick<ModelConfig, 'noRope' | 'localLayers' | 'localWindow' | 'ropeLocal'> {
+  return { noRope: Array(layers).fill(false), localLayers: Array(layers).fill(false), localWindow: null, ropeLocal: null };
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export const SUPPORTED_MODEL_TYPES: ModelType[] = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'falcon'];
-const LLAMA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
-const PHI3_MODULES = ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'];
+export type RawConfig = Record<string, unknown>;
+export type Fail = (what: string) => ConfigError;
 
 /**
  * Bounds on what a config.json may declare, checked before anything is sized from it. Each admits
@@ -98,7 +126,7 @@ export const CONFIG_LIMITS = {
 } as const;
 
 /** Readers of one config.json's fields, each checking type, range and finiteness. */
-function fieldReaders(c: Record<string, unknown>, fail: (what: string) => ConfigError) {
+export function fieldReaders(c: Record<string, unknown>, fail: Fail) {
   /** The first of `keys` present (transformers' aliases, e.g. n_head for num_attention_heads). */
   const get = (keys: string | string[]) => {
     for (const k of [keys].flat()) if (c[k] != null) return { key: k, v: c[k] };
@@ -171,11 +199,11 @@ function fieldReaders(c: Record<string, unknown>, fail: (what: string) => Config
   };
 }
 
-type Fields = ReturnType<typeof fieldReaders>;
+export type Fields = ReturnType<typeof fieldReaders>;
 
 /** The attention shape all families share: heads, KV heads and head size, checked together. */
-function checkAttention(
-  fail: (what: string) => ConfigError, hidden: number, heads: number, kvHeads: number, headDim: number,
+export function checkAttention(
+  fail: Fail, hidden: number, heads: number, kvHeads: number, headDim: number,
 ): void {
   if (heads % kvHeads !== 0) {
     throw fail(`num_attention_heads (${heads}) is not a multiple of num_key_value_heads (${kvHeads})`);
@@ -188,7 +216,7 @@ function checkAttention(
 }
 
 /** The RoPE tables are sized from max_position_embeddings: bound them before they are allocated. */
-function checkRopeTable(fail: (what: string) => ConfigError, positions: number, headDim: number): void {
+export function checkRopeTable(fail: Fail, positions: number, headDim: number): void {
   if (positions * (headDim / 2) > CONFIG_LIMITS.ropeTableValues) {
     throw fail(
       `max_position_embeddings ${positions} × head_dim/2 ${headDim / 2} needs a RoPE table of ` +
@@ -198,145 +226,7 @@ function checkRopeTable(fail: (what: string) => ConfigError, positions: number, 
   }
 }
 
-export function parseModelConfig(json: unknown, source = 'config.json'): ModelConfig {
-  const fail = (what: string) => new ConfigError(`${source}: ${what}`);
-  if (typeof json !== 'object' || json === null) throw fail(`is not a JSON object (got ${showValue(json)})`);
-  const c = json as Record<string, unknown>;
-  const type = c.model_type;
-  if (typeof type !== 'string') throw fail('has no model_type');
-  if (!SUPPORTED_MODEL_TYPES.includes(type as ModelType)) {
-    throw fail(`model_type ${showValue(type)} is not supported yet; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
-  }
-  const f = fieldReaders(c, fail);
-  const L = CONFIG_LIMITS;
-
-  if (type === 'falcon') return parseFalcon(c, fail, f);
-  const hidden = f.int('hidden_size', L.hidden);
-  const heads = f.int('num_attention_heads', L.heads);
-  const kvHeads = f.int('num_key_value_heads', heads, heads);
-  if (heads % kvHeads !== 0) {
-    throw fail(`num_attention_heads (${heads}) is not a multiple of num_key_value_heads (${kvHeads})`);
-  }
-  // Qwen3Config's head_dim defaults to 128, not hidden / heads (its checkpoints all write it out)
-  const defaultHeadDim = type === 'qwen3' ? 128 : hidden / heads;
-  if (c.head_dim == null && !Number.isInteger(defaultHeadDim)) {
-    throw fail(`hidden_size (${hidden}) is not a multiple of num_attention_heads (${heads})`);
-  }
-  const headDim = f.int('head_dim', L.headDim, defaultHeadDim);
-  checkAttention(fail, hidden, heads, kvHeads, headDim);
-  const maxPositions = f.int('max_position_embeddings', L.positions, 2048);
-  checkRopeTable(fail, maxPositions, headDim);
-
-  const gemma = type === 'gemma2';
-  const act = gemma ? (c.hidden_activation ?? c.hidden_act ?? 'gelu_pytorch_tanh') : (c.hidden_act ?? 'silu');
-  const expectedAct = gemma ? 'gelu_pytorch_tanh' : 'silu';
-  if (act !== expectedAct) {
-    throw fail(`hidden_act ${showValue(act)} is not supported for ${type}; expected ${expectedAct}`);
-  }
-  if (c.partial_rotary_factor != null && c.partial_rotary_factor !== 1) throw fail('partial_rotary_factor other than 1 is not supported');
-
-  const phi3 = type === 'phi3';
-  // Qwen3 is Qwen2 without q/k/v biases (unless attention_bias), with q/k norms and its own head_dim
-  const qwen = type === 'qwen2' || type === 'qwen3';
-  // a window of at least one token, or none (null); Qwen2 and 3 use theirs only with use_sliding_window
-  const slidingWindow =
-    type === 'mistral' || phi3 ? f.optionalInt('sliding_window', L.positions)
-    : gemma ? null // per layer: GemmaOptions
-    : qwen && f.bool('use_sliding_window', false) ? f.int('sliding_window', L.positions) : null;
-  const attentionBias = f.bool('attention_bias', false);
-  return {
-    modelType: type as ModelType,
-    hidden,
-    heads,
-    kvHeads,
-    headDim,
-    layers: f.int('num_hidden_layers', L.layers),
-    intermediate: f.int('intermediate_size', L.intermediate),
-    vocab: f.int('vocab_size', L.vocab),
-    norm: { kind: 'rms', eps: f.real('rms_norm_eps', 1e-6, 1, false) },
-    activation: gemma ? 'gelu' : 'silu',
-    rope: { theta: f.real('rope_theta', 10000), scaling: parseRopeScaling(c.rope_scaling, fail) },
-    tieEmbeddings: f.bool('tie_word_embeddings', gemma),
-    bias: {
-      qkv: type === 'qwen2' || attentionBias,
-      o: attentionBias,
-      mlp: f.bool('mlp_bias', false),
-    },
-    maxPositions,
-    slidingWindow,
-    bosTokenId: f.tokenId('bos_token_id'),
-    eosTokenIds: f.tokenIds('eos_token_id'),
-    linearModules: phi3 ? PHI3_MODULES : LLAMA_MODULES,
-    // PEFT's defaults: q_proj, v_proj for llama, mistral and qwen2; qkv_proj for phi3
-    defaultLoraTargets: phi3 ? ['qkv_proj'] : ['q_proj', 'v_proj'],
-    prequantized: parseQuantization(c.quantization_config, fail),
-    fused: { qkv: phi3, gateUp: phi3 },
-    qkNorm: type === 'qwen3',
-    gemma: gemma ? {
-      queryPreAttnScalar: f.real('query_pre_attn_scalar', headDim),
-      attnSoftcap: f.optionalReal('attn_logit_softcapping'),
-      finalSoftcap: f.optionalReal('final_logit_softcapping'),
-      slidingWindow: f.optionalInt('sliding_window', L.positions),
-      embedScale: halfBitsToFloat(toBF16Bits(Math.sqrt(hidden)), 'BF16'),
-    } : null,
-    falcon: null,
-  };
-}
-
-const FALCON_MODULES = ['query_key_value', 'dense', 'dense_h_to_4h', 'dense_4h_to_h'];
-
-// Falcon (transformers' FalconConfig, with its aliases n_head, n_layer, n_embed): parallel
-// attention and MLP, LayerNorm with bias, exact GELU, rotary, a fused query_key_value.
-function parseFalcon(c: Record<string, unknown>, fail: (what: string) => ConfigError, f: Fields): ModelConfig {
-  const L = CONFIG_LIMITS;
-  const hidden = f.int(['hidden_size', 'n_embed'], L.hidden);
-  const heads = f.int(['num_attention_heads', 'n_head'], L.heads);
-  const layers = f.int(['num_hidden_layers', 'n_layer'], L.layers);
-  if (f.bool('alibi', false)) throw fail('alibi is true; only rotary Falcon models are supported');
-  if (!f.bool('parallel_attn', true)) {
-    throw fail('parallel_attn is false; only parallel-attention Falcon models (7B, 40B, 180B) are supported');
-  }
-  const newArch = f.bool('new_decoder_architecture', false);
-  if (!newArch && !f.bool('multi_query', true)) {
-    throw fail('multi_query is false without new_decoder_architecture; that Falcon layout is not supported');
-  }
-  const kvHeads = newArch ? f.int('num_kv_heads', heads, heads) : 1;
-  if (heads % kvHeads !== 0) throw fail(`num_attention_heads (${heads}) is not a multiple of num_kv_heads (${kvHeads})`);
-  if (hidden % heads !== 0) throw fail(`hidden_size (${hidden}) is not a multiple of num_attention_heads (${heads})`);
-  const headDim = hidden / heads;
-  if (headDim % 2 !== 0) throw fail(`the head size (${headDim}) must be even for rotary embeddings`);
-  checkAttention(fail, hidden, heads, kvHeads, headDim);
-  const maxPositions = f.int('max_position_embeddings', L.positions, 2048);
-  checkRopeTable(fail, maxPositions, headDim);
-  const act = c.activation ?? 'gelu';
-  if (act !== 'gelu') throw fail(`activation ${showValue(act)} is not supported for falcon; expected gelu`);
-  const bias = f.bool('bias', false);
-  // Falcon-40B/180B have two LayerNorms per layer (the default), Falcon2-11B one
-  const lnCount = newArch ? f.int('num_ln_in_parallel_attn', 2, 2) : 1;
-  return {
-    modelType: 'falcon', hidden, heads, kvHeads, headDim, layers,
-    intermediate: f.int('ffn_hidden_size', L.intermediate, 4 * hidden),
-    vocab: f.int('vocab_size', L.vocab),
-    norm: { kind: 'layer', eps: f.real('layer_norm_epsilon', 1e-5, 1, false) },
-    activation: 'gelu',
-    rope: { theta: f.real('rope_theta', 10000), scaling: parseRopeScaling(c.rope_scaling, fail) },
-    tieEmbeddings: f.bool('tie_word_embeddings', true), // FalconConfig ties by default
-    bias: { qkv: bias, o: bias, mlp: bias },
-    maxPositions,
-    slidingWindow: null,
-    bosTokenId: f.tokenId('bos_token_id'),
-    eosTokenIds: f.tokenIds('eos_token_id'),
-    linearModules: FALCON_MODULES,
-    defaultLoraTargets: ['query_key_value'], // PEFT's default for falcon
-    prequantized: parseQuantization(c.quantization_config, fail),
-    fused: { qkv: true, gateUp: false },
-    qkNorm: false,
-    gemma: null,
-    falcon: { qkv: newArch ? 'grouped' : 'multi-query', twoNorms: newArch && lnCount === 2 },
-  };
-}
-
-function parseQuantization(q: unknown, fail: (what: string) => ConfigError): ModelConfig['prequantized'] {
+export function parseQuantization(q: unknown, fail: Fail): ModelConfig['prequantized'] {
   if (q == null) return null;
   if (typeof q !== 'object' || Array.isArray(q)) {
     throw fail(`quantization_config must be an object, got ${showValue(q)}`);
@@ -358,7 +248,7 @@ function parseQuantization(q: unknown, fail: (what: string) => ConfigError): Mod
   return { quantType: 'nf4', doubleQuant: r.bnb_4bit_use_double_quant === true };
 }
 
-function parseRopeScaling(s: unknown, fail: (what: string) => ConfigError): RopeScaling | null {
+export function parseRopeScaling(s: unknown, fail: Fail): RopeScaling | null {
   if (s == null) return null;
   if (typeof s !== 'object' || Array.isArray(s)) {
     throw fail(`rope_scaling must be an object or null, got ${showValue(s)}`);
@@ -390,7 +280,7 @@ function parseRopeScaling(s: unknown, fail: (what: string) => ConfigError): Rope
 }
 
 /** RoPE inverse frequencies for the pairs (i, i + d/2), i < d/2, with the config's scaling. */
-export function ropeInverseFrequencies(c: ModelConfig): Float64Array {
+export function ropeInverseFrequencies(c: Pick<ModelConfig, 'headDim' | 'rope'>): Float64Array {
   const d = c.headDim;
   const inv = Float64Array.from({ length: d / 2 }, (_, i) => 1 / c.rope.theta ** ((2 * i) / d));
   const s = c.rope.scaling;
@@ -406,4 +296,45 @@ export function ropeInverseFrequencies(c: ModelConfig): Float64Array {
     const smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
     return (1 - smooth) * (f / s.factor) + smooth * f;
   });
+}
+
+/** The sizes every Llama-like decoder reads the same way, checked together. */
+export function readDecoder(c: RawConfig, f: Fields, fail: Fail, defaultHeadDim?: number) {
+  const L = CONFIG_LIMITS;
+  const hidden = f.int('hidden_size', L.hidden);
+  const heads = f.int('num_attention_heads', L.heads);
+  const kvHeads = f.int('num_key_value_heads', heads, heads);
+  if (heads % kvHeads !== 0) {
+    throw fail(`num_attention_heads (${heads}) is not a multiple of num_key_value_heads (${kvHeads})`);
+  }
+  const fallback = defaultHeadDim ?? hidden / heads;
+  if (c.head_dim == null && !Number.isInteger(fallback)) {
+    throw fail(`hidden_size (${hidden}) is not a multiple of num_attention_heads (${heads})`);
+  }
+  const headDim = f.int('head_dim', L.headDim, fallback);
+  checkAttention(fail, hidden, heads, kvHeads, headDim);
+  const maxPositions = f.int('max_position_embeddings', L.positions, 2048);
+  checkRopeTable(fail, maxPositions, headDim);
+  if (c.partial_rotary_factor != null && c.partial_rotary_factor !== 1) {
+    throw fail('partial_rotary_factor other than 1 is not supported');
+  }
+  return {
+    hidden, heads, kvHeads, headDim, maxPositions,
+    layers: f.int('num_hidden_layers', L.layers),
+    intermediate: f.int('intermediate_size', L.intermediate),
+    vocab: f.int('vocab_size', L.vocab),
+    norm: { kind: 'rms' as const, eps: f.real('rms_norm_eps', 1e-6, 1, false) },
+    bosTokenId: f.tokenId('bos_token_id'),
+    eosTokenIds: f.tokenIds('eos_token_id'),
+    prequantized: parseQuantization(c.quantization_config, fail),
+  };
+}
+
+/** A per-layer list of 0/1 or booleans (SmolLM3's no_rope_layers), checked against the layer count. */
+export function readLayerFlags(c: RawConfig, key: string, layers: number, fail: Fail): boolean[] | null {
+  const v = c[key];
+  if (v == null) return null;
+  const ok = Array.isArray(v) && v.length === layers && v.every((x) => x === 0 || x === 1 || typeof x === 'boolean');
+  if (!ok) throw fail(`${key} must list 0 or 1 for each of the ${layers} layers, got ${showValue(v)}`);
+  return (v as (number | boolean)[]).map((x) => x === 1 || x === true);
 }

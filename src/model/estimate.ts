@@ -3,6 +3,7 @@
 // rank. Estimates, within a few percent of what the runtime allocates; the page shows them next
 // to the device's limits.
 import type { ModelConfig } from './config';
+import { familyOf } from './registry';
 
 export interface MemoryEstimate {
   /** Frozen weights as the GPU holds them (the store holds the same). */
@@ -20,38 +21,24 @@ export interface MemoryEstimate {
   largestBuffer: number;
 }
 
-/** [in, out] of every linear module of one layer, by PEFT's module name. */
+/** [out, in] of every linear module of one layer, by PEFT's module name: the family's own list. */
 export function moduleShapes(c: ModelConfig): Record<string, [number, number]> {
-  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
-  if (c.falcon) {
-    return {
-      query_key_value: [c.hidden, qd + 2 * kvd], dense: [qd, c.hidden],
-      dense_h_to_4h: [c.hidden, c.intermediate], dense_4h_to_h: [c.intermediate, c.hidden],
-    };
-  }
-  return {
-    ...(c.fused.qkv ? { qkv_proj: [c.hidden, qd + 2 * kvd] as [number, number] }
-      : { q_proj: [c.hidden, qd], k_proj: [c.hidden, kvd], v_proj: [c.hidden, kvd] } as Record<string, [number, number]>),
-    o_proj: [qd, c.hidden],
-    ...(c.fused.gateUp ? { gate_up_proj: [c.hidden, 2 * c.intermediate] as [number, number] }
-      : { gate_proj: [c.hidden, c.intermediate], up_proj: [c.hidden, c.intermediate] } as Record<string, [number, number]>),
-    down_proj: [c.intermediate, c.hidden],
-  };
+  return Object.fromEntries(Object.entries(familyOf(c).linears(c)).map(([m, { shape }]) => [m, shape]));
 }
 
-/** Element counts of the linear weights and of the 16-bit tensors. */
+/**
+ * Element counts of the linear weights and of the 16-bit tensors, summed over the tensors the
+ * family's checkpoint holds: the list the loader checks every checkpoint against.
+ */
 function counts(c: ModelConfig): { linear: number; half: number } {
-  const modules = Object.entries(moduleShapes(c));
-  const perLayer = modules.reduce((n, [, [i, o]]) => n + i * o, 0);
-  const embed = c.vocab * c.hidden;
-  // a bias of `out` values on the modules that have one, as the loader expects them (Qwen2: q, k, v only)
-  const hasBias = (m: string) => (/^(q|k|v|qkv)_proj$|^query_key_value$/.test(m) ? c.bias.qkv
-    : /^(o_proj|dense)$/.test(m) ? c.bias.o : c.bias.mlp);
-  const biases = modules.reduce((n, [m, [, o]]) => n + (hasBias(m) ? o : 0), 0);
-  const norms = (c.norm.kind === 'layer' ? 2 * c.hidden * (c.falcon?.twoNorms ? 2 : 1) : (c.gemma ? 4 : 2) * c.hidden) +
-    (c.qkNorm ? 2 * c.headDim : 0); // Qwen3's q_norm and k_norm, [head_dim] each
-  const half = embed * (c.tieEmbeddings ? 1 : 2) + c.layers * (norms + biases) + c.hidden * (c.norm.kind === 'layer' ? 2 : 1);
-  return { linear: c.layers * perLayer, half };
+  let linear = 0, half = 0;
+  const linears = Object.values(familyOf(c).linears(c)).map((m) => `.${m.path}.weight`);
+  for (const [name, shape] of familyOf(c).tensors(c)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (linears.some((suffix) => name.endsWith(suffix))) linear += n;
+    else half += n;
+  }
+  return { linear, half };
 }
 
 /** Every weight of the checkpoint, frozen ones all (the embedding once when tied). */
@@ -84,8 +71,8 @@ export function estimateTrainingMemory(
   const activations = checkpoints + 2 * layer + logits;
   const weights = estimateStoreBytes(c, o.load_in_4bit);
   const adapter = loraParams * f * 4;
-  const widest = Math.max(...Object.values(dims).map(([i, out]) => Math.max(i, out)));
-  const largestNF4 = o.load_in_4bit ? Math.max(...Object.values(dims).map(([i, out]) => i * out)) / 2 : 0;
+  const widest = Math.max(...Object.values(dims).map(([out, i]) => Math.max(i, out)));
+  const largestNF4 = o.load_in_4bit ? Math.max(...Object.values(dims).map(([out, i]) => i * out)) / 2 : 0;
   const largestBuffer = Math.max(largestNF4, f * c.heads * T * T, f * T * widest, f * 64 * c.vocab);
   return { weights, adapter, activations, total: weights + adapter + activations, largestBuffer };
 }

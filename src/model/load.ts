@@ -1,7 +1,7 @@
-// Loading a checkpoint (Llama family, Gemma 2 or Falcon) (config.json + safetensors, sharded or not) onto the GPU:
+// Loading a checkpoint of any family (config.json + safetensors, sharded or not) onto the GPU:
 // linear weights are quantized to NF4 on the GPU as each tensor arrives (or kept 16-bit with
-// load_in_4bit false), embeddings, norms, biases and the head stay 16-bit. Shards are
-// streamed tensor by tensor; no shard is ever held whole.
+// load_in_4bit false), embeddings, norms, biases and the head stay 16-bit. Shards are streamed
+// tensor by tensor; no shard is ever held whole. The family names the tensors and assembles them.
 import type { Gpu, Tensor } from '../gpu/runtime';
 import {
   checkShardAgainstIndex, nameOf, parseShardIndex, readSafetensors, toFloat32, type SafetensorsHeader, type TensorInfo,
@@ -9,15 +9,13 @@ import {
 import { halfBuffers, halfVector, releaseHalf, uploadHalf, type HalfMatrix } from '../ops/half-matrix';
 import { quantizeNF4Host, uploadNF4, type NF4Weight } from '../ops/nf4';
 import { Bnb4bitCollector, bnbPartOf } from './bnb';
-import type { HalfVector } from '../ops/norm';
 import { packHalf, type HalfDtype } from '../quant/half';
 import { dequantizeAbsmax, quantizeAbsmax } from '../quant/nf4';
-import { parseModelConfig, type ModelConfig } from './config';
-import type { CausalLM } from './causal-lm';
+import { type ModelConfig } from './config';
+import { familyOf, parseModelConfig } from './registry';
+import type { BaseWeights, CausalLM } from './causal-lm';
 import { ropeInverseFrequencies } from './config';
-import { FalconModel, type FalconLayerWeights, type FalconWeights } from './falcon';
-import { GemmaModel, type GemmaLayerWeights, type GemmaWeights } from './gemma';
-import { LlamaModel, type LayerWeights, type LlamaWeights } from './llama';
+import type { Family } from './family';
 import { ropeTables } from '../ops/rope';
 import { LoraLinear, type FrozenWeight } from './lora-linear';
 
@@ -51,21 +49,12 @@ export class CheckpointError extends Error {
   override name = 'CheckpointError';
 }
 
-/** The Llama layer's linear modules by checkpoint path, apart or fused (Phi-3). */
-function llamaLinears(c: ModelConfig): Record<string, keyof LayerWeights> {
-  return {
-    ...(c.fused.qkv ? { 'self_attn.qkv_proj': 'qkv' } : { 'self_attn.q_proj': 'q', 'self_attn.k_proj': 'k', 'self_attn.v_proj': 'v' }),
-    'self_attn.o_proj': 'o',
-    ...(c.fused.gateUp ? { 'mlp.gate_up_proj': 'gateUp' } : { 'mlp.gate_proj': 'gate', 'mlp.up_proj': 'up' }),
-    'mlp.down_proj': 'down',
-  };
-}
 /** Tensors some checkpoints carry that the network recomputes. */
 const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
 
 export interface LoadedModel {
   config: ModelConfig;
-  weights: LlamaWeights | GemmaWeights | FalconWeights;
+  weights: BaseWeights;
   /** Every frozen linear layer by module path, for attaching LoRA. */
   linears: LoraLinear[];
 }
@@ -117,12 +106,14 @@ export class GpuTensors {
   private halves = new Map<string, HalfMatrix>();
   private linear = new Map<string, FrozenWeight>();
   private expected: Map<string, number[]>;
+  private family: Family;
 
   /** The parts of pre-quantized modules not yet complete (bitsandbytes 4-bit checkpoints). */
   private bnb: Bnb4bitCollector | null;
 
   constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly settings: LoadSettings) {
-    this.expected = config.falcon ? falconShapes(config) : expectedShapes(config);
+    this.family = familyOf(config);
+    this.expected = this.family.tensors(config);
     const pre = config.prequantized;
     if (pre && !settings.load_in_4bit) {
       throw new CheckpointError('this checkpoint is bitsandbytes 4-bit already: it loads as NF4 (load_in_4bit true), or use its 16-bit original');
@@ -141,6 +132,16 @@ export class GpuTensors {
   }
 
   /** Whether a tensor of the checkpoint is one the network uses (false: to skip). */
+  /**
+   * A checkpoint tensor under the name the family reads it by (a multimodal checkpoint's older
+   * names), or null for one the language model does not use.
+   */
+  private renamed<T extends Pick<TensorInfo, 'name'>>(info: T): T | null {
+    const name = this.family.rename ? this.family.rename(info.name, this.config) : info.name;
+    return name === null ? null : name === info.name ? info : { ...info, name };
+  }
+
+  /** Whether a tensor of the checkpoint (under the family's name) is one the network uses (false: to skip). */
   check(info: Pick<TensorInfo, 'name' | 'shape' | 'dtype'>, file: string): boolean {
     if (IGNORED.test(info.name)) return false;
     // a tied head is the embedding: transformers ties it after loading, so a stored copy is not read
@@ -163,8 +164,9 @@ export class GpuTensors {
    * header that declares a giant or misshapen tensor is refused before that tensor is assembled.
    */
   checkHeader(h: SafetensorsHeader, file: string): void {
-    for (const t of h.tensors) {
-      if (!this.check(t, file)) continue;
+    for (const raw of h.tensors) {
+      const t = this.renamed(raw);
+      if (!t || !this.check(t, file)) continue;
       const weight = this.bnb && bnbPartOf(t, this.isLinear(t.name));
       // a pre-quantized weight's packed bytes: two 4-bit codes per byte of the [out, in] matrix
       const shape = weight === t.name ? this.expected.get(weight) : undefined;
@@ -187,8 +189,9 @@ export class GpuTensors {
    * Returns the name of the network tensor it completed (a 4-bit module completes with its
    * last part), or null.
    */
-  async add(info: TensorInfo, data: Uint8Array, file: string): Promise<string | null> {
-    if (!this.check(info, file)) return null;
+  async add(raw: TensorInfo, data: Uint8Array, file: string): Promise<string | null> {
+    const info = this.renamed(raw);
+    if (!info || !this.check(info, file)) return null;
     const { gpu, settings: s } = this;
     const weight = this.bnb && bnbPartOf(info, this.isLinear(info.name));
     if (weight) {
@@ -261,110 +264,16 @@ export class GpuTensors {
     if (missing.length) {
       throw new CheckpointError(`the checkpoint lacks ${missing.length} tensor(s) the config needs: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
     }
-    const vec = (n: string): HalfVector => halfVector(halves.get(n)!);
-    const mat = (n: string): HalfMatrix => halves.get(n)!;
     const lin = (path: string) => {
       const bias = halves.get(`${path}.bias`);
       return new LoraLinear(path, linear.get(`${path}.weight`)!, bias ? halfVector(bias) : null);
     };
-    return c.falcon ? assembleFalcon(c, vec, mat, lin) : c.gemma ? assembleGemma(c, vec, mat, lin) : assembleLlama(c, vec, mat, lin);
+    const parts = { vec: (n: string) => halfVector(halves.get(n)!), mat: (n: string) => halves.get(n)!, lin };
+    return { config: c, ...this.family.assemble(c, parts) };
   }
 }
 
-type Get<T> = (name: string) => T;
-
-function assembleLlama(c: ModelConfig, vec: Get<HalfVector>, mat: Get<HalfMatrix>, lin: Get<LoraLinear>): LoadedModel {
-  const linears: LoraLinear[] = [];
-  const layers: LayerWeights[] = [];
-  for (let l = 0; l < c.layers; l++) {
-    const p = `model.layers.${l}`;
-    const layer = { inputNorm: vec(`${p}.input_layernorm.weight`), postNorm: vec(`${p}.post_attention_layernorm.weight`) } as LayerWeights;
-    if (c.qkNorm) { // Qwen3
-      Object.assign(layer, { qNorm: vec(`${p}.self_attn.q_norm.weight`), kNorm: vec(`${p}.self_attn.k_norm.weight`) });
-    }
-    for (const [path, key] of Object.entries(llamaLinears(c))) {
-      const m = lin(`${p}.${path}`);
-      Object.assign(layer, { [key]: m });
-      linears.push(m);
-    }
-    layers.push(layer);
-  }
-  const embed = mat('model.embed_tokens.weight');
-  const weights: LlamaWeights = { embed, layers, norm: vec('model.norm.weight'), head: c.tieEmbeddings ? embed : mat('lm_head.weight') };
-  return { config: c, weights, linears };
-}
-
-function assembleGemma(c: ModelConfig, vec: Get<HalfVector>, mat: Get<HalfMatrix>, lin: Get<LoraLinear>): LoadedModel {
-  const linears: LoraLinear[] = [];
-  const layers: GemmaLayerWeights[] = [];
-  for (let l = 0; l < c.layers; l++) {
-    const p = `model.layers.${l}`;
-    const m = (path: string) => {
-      const x = lin(`${p}.${path}`);
-      linears.push(x);
-      return x;
-    };
-    layers.push({
-      inputNorm: vec(`${p}.input_layernorm.weight`), postAttnNorm: vec(`${p}.post_attention_layernorm.weight`),
-      preFfNorm: vec(`${p}.pre_feedforward_layernorm.weight`), postFfNorm: vec(`${p}.post_feedforward_layernorm.weight`),
-      q: m('self_attn.q_proj'), k: m('self_attn.k_proj'), v: m('self_attn.v_proj'), o: m('self_attn.o_proj'),
-      gate: m('mlp.gate_proj'), up: m('mlp.up_proj'), down: m('mlp.down_proj'),
-    });
-  }
-  const embed = mat('model.embed_tokens.weight');
-  const weights: GemmaWeights = { embed, layers, norm: vec('model.norm.weight'), head: c.tieEmbeddings ? embed : mat('lm_head.weight') };
-  return { config: c, weights, linears };
-}
-
-function assembleFalcon(c: ModelConfig, vec: Get<HalfVector>, mat: Get<HalfMatrix>, lin: Get<LoraLinear>): LoadedModel {
-  const linears: LoraLinear[] = [];
-  const norm = (p: string) => ({ w: vec(`${p}.weight`), b: vec(`${p}.bias`) });
-  const layers: FalconLayerWeights[] = [];
-  for (let l = 0; l < c.layers; l++) {
-    const p = `transformer.h.${l}`;
-    const mods = {
-      qkv: lin(`${p}.self_attention.query_key_value`), dense: lin(`${p}.self_attention.dense`),
-      up: lin(`${p}.mlp.dense_h_to_4h`), down: lin(`${p}.mlp.dense_4h_to_h`),
-    };
-    linears.push(mods.qkv, mods.dense, mods.up, mods.down);
-    const two = c.falcon!.twoNorms;
-    layers.push({ ln: norm(two ? `${p}.ln_attn` : `${p}.input_layernorm`), lnMlp: two ? norm(`${p}.ln_mlp`) : null, ...mods });
-  }
-  const embed = mat('transformer.word_embeddings.weight');
-  const weights: FalconWeights = { embed, layers, lnF: norm('transformer.ln_f'), head: c.tieEmbeddings ? embed : mat('lm_head.weight') };
-  return { config: c, weights, linears };
-}
-
-/** Falcon's tensor names and shapes (transformers' FalconForCausalLM). */
-function falconShapes(c: ModelConfig): Map<string, number[]> {
-  const m = new Map<string, number[]>();
-  const d = c.headDim, H = c.hidden;
-  m.set('transformer.word_embeddings.weight', [c.vocab, H]);
-  if (!c.tieEmbeddings) m.set('lm_head.weight', [c.vocab, H]);
-  const norm = (p: string) => {
-    m.set(`${p}.weight`, [H]);
-    m.set(`${p}.bias`, [H]);
-  };
-  norm('transformer.ln_f');
-  for (let l = 0; l < c.layers; l++) {
-    const p = `transformer.h.${l}`;
-    if (c.falcon!.twoNorms) {
-      norm(`${p}.ln_attn`);
-      norm(`${p}.ln_mlp`);
-    } else norm(`${p}.input_layernorm`);
-    const shapes: Record<string, [number, number]> = {
-      'self_attention.query_key_value': [(c.heads + 2 * c.kvHeads) * d, H], 'self_attention.dense': [H, c.heads * d],
-      'mlp.dense_h_to_4h': [c.intermediate, H], 'mlp.dense_4h_to_h': [H, c.intermediate],
-    };
-    for (const [path, shape] of Object.entries(shapes)) {
-      m.set(`${p}.${path}.weight`, shape);
-      if (c.bias.qkv) m.set(`${p}.${path}.bias`, [shape[0]]);
-    }
-  }
-  return m;
-}
-
-/** The network for a loaded checkpoint, by its architecture. */
+/** The network for a loaded checkpoint, by its family. */
 export function buildModel(gpu: Gpu, loaded: LoadedModel): CausalLM {
   const c = loaded.config;
   // config.json bounds the table (CONFIG_LIMITS); this device must also bind it whole
@@ -372,44 +281,12 @@ export function buildModel(gpu: Gpu, loaded: LoadedModel): CausalLM {
   if (ropeBytes > gpu.maxBinding) {
     throw new CheckpointError(
       `config.json's max_position_embeddings ${c.maxPositions} needs RoPE tables of ${ropeBytes} bytes each, ` +
-        `over this ` +
-        `device's ${gpu.maxBinding}-byte binding limit: lower max_position_embeddings in config.json`,
+        `over this device's ${gpu.maxBinding}-byte binding limit: lower max_position_embeddings in config.json`,
     );
   }
   const rope = ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions);
-  if (c.falcon) return new FalconModel(gpu, c, loaded.weights as FalconWeights, rope);
-  if (c.gemma) return new GemmaModel(gpu, c, loaded.weights as GemmaWeights, rope);
-  return new LlamaModel(gpu, c, loaded.weights as LlamaWeights, rope);
-}
-
-/** Every tensor name the config implies, with its shape. */
-function expectedShapes(c: ModelConfig): Map<string, number[]> {
-  const m = new Map<string, number[]>();
-  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
-  m.set('model.embed_tokens.weight', [c.vocab, c.hidden]);
-  m.set('model.norm.weight', [c.hidden]);
-  if (!c.tieEmbeddings) m.set('lm_head.weight', [c.vocab, c.hidden]);
-  for (let l = 0; l < c.layers; l++) {
-    const p = `model.layers.${l}`;
-    m.set(`${p}.input_layernorm.weight`, [c.hidden]);
-    m.set(`${p}.post_attention_layernorm.weight`, [c.hidden]);
-    if (c.gemma) for (const n of ['pre_feedforward_layernorm', 'post_feedforward_layernorm']) m.set(`${p}.${n}.weight`, [c.hidden]);
-    const shapes: Record<string, [number, number]> = {
-      ...(c.fused.qkv ? { 'self_attn.qkv_proj': [qd + 2 * kvd, c.hidden] as [number, number] }
-        : { 'self_attn.q_proj': [qd, c.hidden], 'self_attn.k_proj': [kvd, c.hidden], 'self_attn.v_proj': [kvd, c.hidden] } as Record<string, [number, number]>),
-      'self_attn.o_proj': [c.hidden, qd],
-      ...(c.fused.gateUp ? { 'mlp.gate_up_proj': [2 * c.intermediate, c.hidden] as [number, number] }
-        : { 'mlp.gate_proj': [c.intermediate, c.hidden], 'mlp.up_proj': [c.intermediate, c.hidden] } as Record<string, [number, number]>),
-      'mlp.down_proj': [c.hidden, c.intermediate],
-    };
-    for (const [path, shape] of Object.entries(shapes)) m.set(`${p}.${path}.weight`, shape);
-    if (c.bias.qkv) for (const x of ['q', 'k', 'v']) m.set(`${p}.self_attn.${x}_proj.bias`, [x === 'q' ? qd : kvd]);
-    if (c.qkNorm) for (const x of ['q', 'k']) m.set(`${p}.self_attn.${x}_norm.weight`, [c.headDim]); // Qwen3
-    if (c.bias.o) m.set(`${p}.self_attn.o_proj.bias`, [c.hidden]);
-    if (c.bias.mlp) for (const x of ['gate', 'up']) m.set(`${p}.mlp.${x}_proj.bias`, [c.intermediate]);
-    if (c.bias.mlp) m.set(`${p}.mlp.down_proj.bias`, [c.hidden]);
-  }
-  return m;
+  const local = c.ropeLocal ? ropeTables(gpu, ropeInverseFrequencies({ ...c, rope: c.ropeLocal }), c.maxPositions) : null;
+  return familyOf(c).build(gpu, c, loaded.weights, rope, local);
 }
 
 /** 16-bit tensors go to the GPU as their bytes; F32 ones are rounded to BF16 first. */

@@ -1,5 +1,5 @@
 // An independent float64 Llama-family forward pass on the CPU, for the model tests: the same
-// network as src/model/llama.ts, composed of the per-op float64 references, with weights given
+// network as src/model/llama/layer.ts, composed of the per-op float64 references, with weights given
 // as the values the GPU holds (NF4 dequantized, 16-bit rounded).
 import type { ModelConfig } from '../../src/model/config';
 import { attentionRef } from './attention';
@@ -56,13 +56,15 @@ export function llamaLogitsRef(m: RefModel, ids: ArrayLike<number>, pos: ArrayLi
   const T = ids.length, H = c.hidden, d = c.headDim;
   let x = new Float64Array(T * H);
   for (let t = 0; t < T; t++) for (let i = 0; i < H; i++) x[t * H + i] = m.embed[ids[t] * H + i];
-  for (const L of m.layers) {
+  for (const [l, L] of m.layers.entries()) {
     const a = rmsnormRef(x, L.inputNorm, T, H, c.norm.eps);
+    // SmolLM3's NoPE layers rotate nothing
+    const rope = (y: Float64Array, n: number) => (c.noRope[l] ? y : ropeRef(y, pos, m.invFreq, T, n));
     // Qwen3: an RMSNorm over each head's d values of q and of k, rows [T·heads, d], before RoPE
     const headNorm = (x: Float64Array, w: ArrayLike<number> | undefined, n: number) =>
       (w ? rmsnormRef(x, w, T * n, d, c.norm.eps) : x);
-    const q = ropeRef(headNorm(linear(a, T, L.q), L.qNorm, c.heads), pos, m.invFreq, T, c.heads);
-    const k = ropeRef(headNorm(linear(a, T, L.k), L.kNorm, c.kvHeads), pos, m.invFreq, T, c.kvHeads);
+    const q = rope(headNorm(linear(a, T, L.q), L.qNorm, c.heads), c.heads);
+    const k = rope(headNorm(linear(a, T, L.k), L.kNorm, c.kvHeads), c.kvHeads);
     const attn = attentionRef(q, k, linear(a, T, L.v), start, T, c.heads, c.kvHeads, d);
     const o = linear(attn, T, L.o);
     const x2 = x.map((v, i) => v + o[i]);

@@ -10,7 +10,7 @@ import type { Gpu } from '../../src/gpu/runtime';
 import { generate } from '../../src/generate/generate';
 import { SAMPLING_DEFAULTS } from '../../src/generate/sampling';
 import { exportAdapter, importAdapter } from '../../src/model/adapter';
-import { parseModelConfig } from '../../src/model/config';
+import { parseModelConfig } from '../../src/model/registry';
 import { attachLora } from '../../src/model/lora-linear';
 import { ADAMW_DEFAULTS } from '../../src/ops/optim';
 import { Trainer } from '../../src/train/trainer';

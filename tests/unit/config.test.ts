@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseModelConfig, ropeInverseFrequencies } from '../../src/model/config';
+import { ropeInverseFrequencies } from '../../src/model/config';
+import { parseModelConfig } from '../../src/model/registry';
 import { estimateStoreBytes, estimateTrainingMemory, moduleShapes, parameterCount } from '../../src/model/estimate';
 import { checkPositions } from '../../src/engine/session';
 import { generate } from '../../src/generate/generate';
@@ -65,8 +66,7 @@ describe('config.json', () => {
       slidingWindow: null, qkNorm: true, eosTokenIds: [151645], defaultLoraTargets: ['q_proj', 'v_proj'],
     });
     expect(c.bias).toEqual({ qkv: false, o: false, mlp: false });
-    // [in, out]: q_proj [2048, 1024] and o_proj [1024, 2048] as [out, in]
-    expect(moduleShapes(c)).toMatchObject({ q_proj: [1024, 2048], k_proj: [1024, 1024], o_proj: [2048, 1024] });
+    expect(moduleShapes(c)).toMatchObject({ q_proj: [2048, 1024], k_proj: [1024, 1024], o_proj: [1024, 2048] }); // [out, in]
     // 440.5M besides the embedding (the model card's 0.44B non-embedding), q_norm and k_norm [128] included
     expect(parameterCount(c)).toBe(151936 * 1024 + 28 * (15_728_640 + 2 * 1024 + 2 * 128) + 1024);
     expect(estimateStoreBytes(c)).toBe(559_022_080); // NF4 linears (4.5 bits a weight) + the BF16 embedding, once
@@ -112,7 +112,8 @@ describe('config.json', () => {
     expect(() => parseModelConfig({ ...SMOLLM2_135M, vocab_size: -3 })).toThrow(/vocab_size must be a positive integer/);
     expect(() => parseModelConfig({ ...SMOLLM2_135M, hidden_act: 'gelu' })).toThrow(/hidden_act "gelu" is not supported/);
     expect(() => parseModelConfig({ ...SMOLLM2_135M, rope_scaling: { type: 'yarn', factor: 4 } })).toThrow(/rope_scaling type "yarn" is not supported/);
-    expect(() => parseModelConfig([])).toThrow(/has no model_type/);
+    expect(() => parseModelConfig([])).toThrow(/is not a JSON object/);
+    expect(() => parseModelConfig({})).toThrow(/has no model_type/);
   });
 
   it("reads Falcon: tiiuae/falcon-7b's 6.92B parameters, multi-query, tied head, and what it takes to train", () => {
@@ -155,7 +156,7 @@ describe('config.json', () => {
       max_position_embeddings: 8192, hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: 144,
       attn_logit_softcapping: 50, final_logit_softcapping: 30, sliding_window: 4096,
     };
-    expect(parseModelConfig(gemma27b).gemma).toMatchObject({ attnSoftcap: 50, finalSoftcap: 30, slidingWindow: 4096 });
+    expect(parseModelConfig(gemma27b)).toMatchObject({ gemma: { attnSoftcap: 50 }, finalSoftcap: 30, localWindow: 4096 });
     const falcon180b = {
       ...FALCON_7B, hidden_size: 14848, n_head: 232, num_kv_heads: 8, n_layer: 80, new_decoder_architecture: true,
       max_position_embeddings: 2048,

@@ -58,7 +58,8 @@ describe('Gemma 2 against float64', () => {
     for (const nf4 of [false, true]) {
       const loaded = await loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: nf4 });
       const c = loaded.config;
-      expect(c.gemma).toMatchObject({ queryPreAttnScalar: 20, attnSoftcap: 1, finalSoftcap: 3, slidingWindow: 4, embedScale: 8 });
+      expect(c.gemma).toEqual({ queryPreAttnScalar: 20, attnSoftcap: 1 });
+      expect(c).toMatchObject({ finalSoftcap: 3, localWindow: 4, localLayers: [true, false], embedScale: 8, qkNorm: false });
       expect(c.headDim).toBe(24);
       const model = buildModel(gpu, loaded);
       const { ref, linears } = await reference(dir, nf4, c);
@@ -67,7 +68,7 @@ describe('Gemma 2 against float64', () => {
       for (const m of loaded.linears) {
         Object.assign(linears.get(m.path)!, { A: Float64Array.from(await gpu.read(m.lora!.A)), B: Float64Array.from(await gpu.read(m.lora!.B)), r: 4, scale: 2 });
       }
-      const { h, batch } = randomBatch(gpu, r, c, 13, 6, c.gemma!.slidingWindow);
+      const { h, batch } = randomBatch(gpu, r, c, 13, 6);
       const msg = `${nf4 ? 'NF4' : 'BF16'}, seed ${seed}`;
       expect(relError(await gpu.read(model.logits(batch)), gemmaLogitsRef(ref, h.ids, h.positions, h.start)), `logits, ${msg}`).toBeLessThan(1e-4);
       const losses = await gpu.read(model.forwardBackward(batch, 1 / h.counted, 0));
@@ -87,7 +88,7 @@ describe('Gemma 2 against float64', () => {
     const dir = join(root, `gemma-train-${seed}`);
     const { c, model, lora } = await tinyWithLora(gpu, dir, 'gemma2', seed, r);
     const T = 12;
-    const { ids, h, batch } = randomBatch(gpu, r, c, T, T, c.gemma!.slidingWindow);
+    const { ids, h, batch } = randomBatch(gpu, r, c, T, T);
     const losses = await trainLosses(gpu, model, lora, batch, h.counted);
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] * 0.7);
     expect(await decodeError(gpu, model, ids, batch), `decode, seed ${seed}`).toBeLessThan(1e-5);

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
 import { generate } from '../../src/generate/generate';
 import { SAMPLING_DEFAULTS } from '../../src/generate/sampling';
-import { parseModelConfig } from '../../src/model/config';
+import { parseModelConfig } from '../../src/model/registry';
 import { attachLora } from '../../src/model/lora-linear';
 import type { LlamaModel } from '../../src/model/llama';
 import { testGpu } from '../gpu';

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
-import { parseModelConfig } from '../../src/model/config';
+import { parseModelConfig } from '../../src/model/registry';
 import { attachLora } from '../../src/model/lora-linear';
 import { testGpu } from '../gpu';
 import { llamaLogitsRef, llamaLossRef } from '../reference/llama';

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensors, type TensorToWrite } from '../../src/formats/safetensors';
 import type { Gpu } from '../../src/gpu/runtime';
-import { parseModelConfig, ropeInverseFrequencies } from '../../src/model/config';
+import { ropeInverseFrequencies } from '../../src/model/config';
+import { parseModelConfig } from '../../src/model/registry';
 import { buildModel, loadCheckpoint, type CheckpointFiles } from '../../src/model/load';
 import { packHalf } from '../../src/quant/half';
 import { dequantizeNF4, quantizeNF4 } from '../../src/quant/nf4';

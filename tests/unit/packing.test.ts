@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { hostBatch, releaseBatch, uploadBatch } from '../../src/data/batches';
 import { packBfd, packWrapped, sequenceLengths, type Block, type Example } from '../../src/data/sft';
 import type { Gpu } from '../../src/gpu/runtime';
-import { parseModelConfig } from '../../src/model/config';
+import { parseModelConfig } from '../../src/model/registry';
 import type { CausalLM } from '../../src/model/causal-lm';
 import { testGpu } from '../gpu';
 import { freshSeed, relError, rng } from '../reference/random';

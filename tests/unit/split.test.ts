@@ -77,7 +77,7 @@ describe('models whose tables outgrow one binding', () => {
           const c = loaded.config, T = 21;
           const ids = Array.from({ length: T }, () => Math.floor(r() * c.vocab));
           ids[0] = c.vocab - 1; // the last row of the last block
-          const batch = uploadBatch(gpu, hostBatch([{ input_ids: ids, labels: ids, position_ids: ids.map((_, t) => t) }], c.slidingWindow, c.gemma?.slidingWindow));
+          const batch = uploadBatch(gpu, hostBatch([{ input_ids: ids, labels: ids, position_ids: ids.map((_, t) => t) }], c.slidingWindow, c.localWindow));
           const w = loaded.weights as BaseWeights;
           const blocks = [w.embed.blocks.length, w.head.blocks.length];
           const logits = await gpu.read(model.logits(batch));

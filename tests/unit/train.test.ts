@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
-import { parseModelConfig } from '../../src/model/config';
+import { parseModelConfig } from '../../src/model/registry';
 import { attachLora } from '../../src/model/lora-linear';
 import { ADAMW_DEFAULTS } from '../../src/ops/optim';
 import { lrMultiplier } from '../../src/train/schedule';

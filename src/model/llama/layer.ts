@@ -1,29 +1,29 @@
-// The Llama family (llama, mistral, qwen2, qwen3; phi3 with its fused qkv and gate_up) on WebGPU: the whole
-// network in one file, forward and backward side by side, with gradients for the LoRA weights only.
+// The Llama family's decoder layer (llama, mistral, qwen2, qwen3, smollm3; phi3 with its fused qkv and
+// gate_up) on WebGPU, forward and backward side by side, with gradients for the LoRA weights only.
 //
 //   x = embed(ids)
 //   per layer:  a = rmsnorm(x)                      x: [T, H]
 //               q, k, v = a Wqᵀ, a Wkᵀ, a Wvᵀ       (+ Qwen2's biases, + LoRA)
 //               q, k = qnorm(q), knorm(k)           (Qwen3 only: RMSNorm of each head's d values)
-//               q, k = rope(q), rope(k)             q: [T, Hq, d], k, v: [T, Hkv, d]
+//               q, k = rope(q), rope(k)             q: [T, Hq, d], k, v: [T, Hkv, d] (not in SmolLM3's NoPE layers)
 //               x = x + attention(q, k, v) Woᵀ
 //               m = rmsnorm(x)
 //               x = x + (silu(m Wgᵀ) ⊙ m Wuᵀ) Wdᵀ
 //   logits = rmsnorm(x) Wheadᵀ;  loss = cross-entropy, a chunk of rows at a time
 //
-// The rest of the network (checkpointing, the chunked loss, decoding) is ./causal-lm.ts.
-import type { Tensor } from '../gpu/runtime';
-import { attentionBackward, attentionForward } from '../ops/attention';
-import type { LoraSaved } from '../ops/lora';
-import { swigluBackward, swigluForward } from '../ops/mlp';
-import { rmsnormBackward, rmsnormForward, type HalfVector } from '../ops/norm';
-import { halfBuffers } from '../ops/half-matrix';
-import { gatherHeads, scatterHeads } from '../ops/heads';
-import { ropeBackward, ropeForward } from '../ops/rope';
-import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from './causal-lm';
-import { releaseLoraSaved, type LoraLinear } from './lora-linear';
+// The rest of the network (checkpointing, the chunked loss, decoding) is ../causal-lm.ts.
+import type { Tensor } from '../../gpu/runtime';
+import { attentionBackward, attentionForward } from '../../ops/attention';
+import type { LoraSaved } from '../../ops/lora';
+import { swigluBackward, swigluForward } from '../../ops/mlp';
+import { rmsnormBackward, rmsnormForward, type HalfVector } from '../../ops/norm';
+import { halfBuffers } from '../../ops/half-matrix';
+import { gatherHeads, scatterHeads } from '../../ops/heads';
+import { ropeBackward, ropeForward } from '../../ops/rope';
+import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from '../causal-lm';
+import { releaseLoraSaved, type LoraLinear } from '../lora-linear';
 
-export type { Batch, KvCache } from './causal-lm';
+export type { Batch, KvCache } from '../causal-lm';
 
 /** A layer's linears: q, k, v and gate, up apart, or fused as Phi-3 has them (qkv, gateUp). */
 export interface LayerWeights {
@@ -131,10 +131,13 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       q = own(this.headNorm(q, w.qNorm));
       k = own(this.headNorm(k, w.kNorm));
     }
-    ropeForward(gpu, q, b.positions, this.rope);
-    ropeForward(gpu, k, b.positions, this.rope);
+    const rope = this.ropeOf(l);
+    if (rope) {
+      ropeForward(gpu, q, b.positions, rope);
+      ropeForward(gpu, k, b.positions, rope);
+    }
     const { keys, values } = this.keysValues(l, k, v, o.cache);
-    const { o: attn, P } = attentionForward(gpu, q, keys, values, b.start);
+    const { o: attn, P } = attentionForward(gpu, q, keys, values, this.startOf(l, b));
     const attn2 = own(gpu.view(attn, 0, [T, c.heads * c.headDim]));
     const x2 = own(gpu.tensor([T, c.hidden]));
     gpu.copy(x, x2);
@@ -189,8 +192,11 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     // x2 = x + o(attention(rope(q(a)), rope(k(a)), v(a))),  a = rmsnorm(x)
     const dAttn = back('o', dx2);
     const g = attentionBackward(gpu, s.q, s.k, s.v, s.P, gpu.view(dAttn, 0, [T, c.heads, c.headDim]));
-    ropeBackward(gpu, g.dq, b.positions, this.rope);
-    ropeBackward(gpu, g.dk, b.positions, this.rope);
+    const rope = this.ropeOf(l);
+    if (rope) {
+      ropeBackward(gpu, g.dq, b.positions, rope);
+      ropeBackward(gpu, g.dk, b.positions, rope);
+    }
     if (w.qNorm && w.kNorm) { // Qwen3: through the per-head norms, from the saved pre-norm q and k
       temps.push(g.dq, g.dk);
       g.dq = this.headNormBackward(s.qPre!, w.qNorm, g.dq);

@@ -1,31 +1,36 @@
-// Gemma 2 on WebGPU: the decoder layer, forward and backward side by side, with gradients for
-// the LoRA weights only. Llama's projections, with Gemma 2's differences:
+// Gemma 2 and Gemma 3 on WebGPU: the decoder layer, forward and backward side by side, with
+// gradients for the LoRA weights only. Llama's projections, with Gemma's differences:
 //
 //   per layer:  a = rmsnorm₁₊(x)                         every norm scales by (1 + w)
-//               q, k, v = a Wqᵀ, a Wkᵀ, a Wvᵀ;  q, k = rope(q), rope(k)
-//               s = attention(q, k, v)                   scores · query_pre_attn_scalar^−½,
-//                                                        soft-capped; even layers: sliding window
+//               q, k, v = a Wqᵀ, a Wkᵀ, a Wvᵀ
+//               q, k = rmsnorm₁₊(q), rmsnorm₁₊(k)        Gemma 3: per head, over its d values
+//               q, k = rope(q), rope(k)                  Gemma 3's local layers: their own RoPE base
+//               s = attention(q, k, v)                   scores · query_pre_attn_scalar^−½, soft-capped
+//                                                        (Gemma 2); local layers: a sliding window
 //               x2 = x + rmsnorm₁₊(s Woᵀ)                (post-attention norm)
 //               m = rmsnorm₁₊(x2)                        (pre-feedforward norm)
 //               out = x2 + rmsnorm₁₊((gelu_tanh(m Wgᵀ) ⊙ m Wuᵀ) Wdᵀ)   (post-feedforward norm)
-//   embeddings scaled by √hidden; logits = softcap(rmsnorm₁₊(x) Wheadᵀ)
+//   embeddings scaled by √hidden; logits = softcap(rmsnorm₁₊(x) Wheadᵀ)   (Gemma 2's cap)
 //
-// The rest of the network (checkpointing, the chunked loss, decoding) is ./causal-lm.ts.
-import type { Tensor } from '../gpu/runtime';
-import { attentionBackward, attentionForward, type AttentionOptions } from '../ops/attention';
-import type { LoraSaved } from '../ops/lora';
-import { swigluBackward, swigluForward } from '../ops/mlp';
-import { rmsnormBackward, rmsnormForward, type HalfVector } from '../ops/norm';
-import { halfBuffers } from '../ops/half-matrix';
-import { ropeBackward, ropeForward } from '../ops/rope';
-import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from './causal-lm';
-import { releaseLoraSaved, type LoraLinear } from './lora-linear';
+// The rest of the network (checkpointing, the chunked loss, decoding) is ../causal-lm.ts.
+import type { Tensor } from '../../gpu/runtime';
+import { attentionBackward, attentionForward, type AttentionOptions } from '../../ops/attention';
+import type { LoraSaved } from '../../ops/lora';
+import { swigluBackward, swigluForward } from '../../ops/mlp';
+import { rmsnormBackward, rmsnormForward, type HalfVector } from '../../ops/norm';
+import { halfBuffers } from '../../ops/half-matrix';
+import { ropeBackward, ropeForward } from '../../ops/rope';
+import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from '../causal-lm';
+import { releaseLoraSaved, type LoraLinear } from '../lora-linear';
 
 export interface GemmaLayerWeights {
   inputNorm: HalfVector;
   postAttnNorm: HalfVector;
   preFfNorm: HalfVector;
   postFfNorm: HalfVector;
+  /** Gemma 3's q_norm and k_norm: [head_dim] each, shared by the heads. */
+  qNorm?: HalfVector;
+  kNorm?: HalfVector;
   q: LoraLinear; k: LoraLinear; v: LoraLinear; o: LoraLinear;
   gate: LoraLinear; up: LoraLinear; down: LoraLinear;
 }
@@ -40,6 +45,8 @@ type Module = (typeof MODULES)[number];
 
 interface LayerSaved {
   a: Tensor; q: Tensor; k: Tensor; v: Tensor; P: Tensor; attn: Tensor; ao: Tensor;
+  /** Gemma 3: q and k before their per-head norms (null without them). */
+  qPre: Tensor | null; kPre: Tensor | null;
   x2: Tensor; m: Tensor; g: Tensor; u: Tensor; h: Tensor; d: Tensor;
   lora: Partial<Record<Module, LoraSaved | null>>;
 }
@@ -66,18 +73,29 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     const w = this.weights;
     const out = new Set<Tensor>([...halfBuffers(w.embed), ...halfBuffers(w.head), w.norm.words]);
     for (const l of w.layers) {
-      for (const n of [l.inputNorm, l.postAttnNorm, l.preFfNorm, l.postFfNorm]) out.add(n.words);
+      for (const n of [l.inputNorm, l.postAttnNorm, l.preFfNorm, l.postFfNorm, l.qNorm, l.kNorm]) if (n) out.add(n.words);
       for (const m of [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]) for (const t of m.frozenTensors()) out.add(t);
     }
     return [...out];
   }
 
-  /** This layer's attention: Gemma 2's scale and cap; even layers see a sliding window. */
-  private attention(l: number, b: Placement): { start: Tensor; opt: AttentionOptions } {
+  /** The attention's options: Gemma's scale, and Gemma 2's cap. */
+  private get attentionOptions(): AttentionOptions {
     const g = this.config.gemma!;
-    const sliding = l % 2 === 0 && g.slidingWindow !== null;
-    if (sliding && !b.startSliding) throw new Error('Gemma 2: the batch lacks startSliding (build it with hostBatch and the layer window)');
-    return { start: sliding ? b.startSliding! : b.start, opt: { scale: 1 / Math.sqrt(g.queryPreAttnScalar), softcap: g.attnSoftcap } };
+    return { scale: 1 / Math.sqrt(g.queryPreAttnScalar), softcap: g.attnSoftcap };
+  }
+
+  // Gemma 3's q/k norm: x [T, n, d] → (1 + w)-RMSNorm over each of the T·n rows of d values
+  private headNorm(x: Tensor, w: HalfVector): Tensor {
+    const [T, n, d] = x.shape;
+    return this.gpu.view(this.norm(this.gpu.view(x, 0, [T * n, d]), w), 0, [T, n, d]);
+  }
+
+  // its backward to the input (w is frozen): x, dy [T, n, d] → dx [T·n, d], a tensor of its own
+  private headNormBackward(x: Tensor, w: HalfVector, dy: Tensor): Tensor {
+    const { gpu } = this;
+    const [T, n, d] = x.shape;
+    return this.normBackward(gpu.view(x, 0, [T * n, d]), w, gpu.view(dy, 0, [T * n, d]));
   }
 
   protected layerForward(l: number, x: Tensor, b: Placement, o: LayerOptions): { out: Tensor; saved: LayerSaved | null } {
@@ -91,14 +109,20 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
       return r.y;
     };
     const a = this.norm(x, w.inputNorm);
-    const q = gpu.view(lin('q', a), 0, [T, c.heads, d]);
-    const k = gpu.view(lin('k', a), 0, [T, c.kvHeads, d]);
+    let q = gpu.view(lin('q', a), 0, [T, c.heads, d]);
+    let k = gpu.view(lin('k', a), 0, [T, c.kvHeads, d]);
     const v = gpu.view(lin('v', a), 0, [T, c.kvHeads, d]);
-    ropeForward(gpu, q, b.positions, this.rope);
-    ropeForward(gpu, k, b.positions, this.rope);
+    let qPre: Tensor | null = null, kPre: Tensor | null = null;
+    if (w.qNorm && w.kNorm) { // Gemma 3, before RoPE; the values before the norm are kept for backward
+      [qPre, kPre] = [q, k];
+      q = this.headNorm(q, w.qNorm);
+      k = this.headNorm(k, w.kNorm);
+    }
+    const rope = this.ropeOf(l)!;
+    ropeForward(gpu, q, b.positions, rope);
+    ropeForward(gpu, k, b.positions, rope);
     const { keys, values } = this.keysValues(l, k, v, o.cache);
-    const { start, opt } = this.attention(l, b);
-    const { o: attn, P } = attentionForward(gpu, q, keys, values, start, undefined, opt);
+    const { o: attn, P } = attentionForward(gpu, q, keys, values, this.startOf(l, b), undefined, this.attentionOptions);
     const ao = lin('o', gpu.view(attn, 0, [T, c.heads * d]));
     const x2 = gpu.tensor([T, c.hidden]);
     gpu.copy(x, x2);
@@ -111,7 +135,7 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     const out = gpu.tensor([T, c.hidden]);
     gpu.copy(x2, out);
     this.norm(dn, w.postFfNorm, out);
-    const saved: LayerSaved = { a, q, k, v, P, attn, ao, x2, m, g, u, h, d: dn, lora };
+    const saved: LayerSaved = { a, q, k, v, qPre, kPre, P, attn, ao, x2, m, g, u, h, d: dn, lora };
     if (o.save) return { out, saved };
     releaseSaved(saved, true);
     return { out, saved: null };
@@ -135,25 +159,32 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     // x2 = x + norm_postattn(o(attention(rope(q(a)), rope(k(a)), v(a)))),  a = norm_in(x)
     const dao = this.normBackward(s.ao, w.postAttnNorm, dx2);
     const dAttn = back('o', dao);
-    const { opt } = this.attention(l, b);
-    const g = attentionBackward(gpu, s.q, s.k, s.v, s.P, gpu.view(dAttn, 0, [T, c.heads, d]), opt);
-    ropeBackward(gpu, g.dq, b.positions, this.rope);
-    ropeBackward(gpu, g.dk, b.positions, this.rope);
+    const g = attentionBackward(gpu, s.q, s.k, s.v, s.P, gpu.view(dAttn, 0, [T, c.heads, d]), this.attentionOptions);
+    const rope = this.ropeOf(l)!;
+    ropeBackward(gpu, g.dq, b.positions, rope);
+    ropeBackward(gpu, g.dk, b.positions, rope);
+    const temps: Tensor[] = [];
+    if (w.qNorm && w.kNorm) { // Gemma 3: through the per-head norms, from the saved pre-norm q and k
+      temps.push(g.dq, g.dk);
+      g.dq = this.headNormBackward(s.qPre!, w.qNorm, g.dq);
+      g.dk = this.headNormBackward(s.kPre!, w.kNorm, g.dk);
+    }
     const da = back('q', gpu.view(g.dq, 0, [T, c.heads * d]));
     back('k', gpu.view(g.dk, 0, [T, c.kvHeads * d]), da);
     back('v', gpu.view(g.dv, 0, [T, c.kvHeads * d]), da);
     const dx = gpu.tensor([T, c.hidden]);
     gpu.copy(dx2, dx);
     this.normBackward(x, w.inputNorm, da, dx);
-    for (const t of [dd, dh, dg, du, dm, dx2, dao, dAttn, g.dq, g.dk, g.dv, da]) t.release();
+    for (const t of [dd, dh, dg, du, dm, dx2, dao, dAttn, g.dq, g.dk, g.dv, da, ...temps]) t.release();
     releaseSaved(s, false);
     return dx;
   }
 }
 
 function releaseSaved(s: LayerSaved, all: boolean): void {
-  // q, k, v are views of the projections' outputs: release their parents
-  for (const t of [s.a, s.q.parent!, s.k.parent!, s.v.parent!, s.attn, s.ao, s.x2, s.m, s.g, s.u, s.h, s.d]) t.release();
+  // q, k, v are views of the projections' (or the q/k norms') outputs: release their parents
+  const views = [s.q, s.k, s.v, s.qPre, s.kPre].map((t) => t?.parent ?? null);
+  for (const t of [s.a, ...views, s.attn, s.ao, s.x2, s.m, s.g, s.u, s.h, s.d]) t?.release();
   if (!all) return;
   s.P.release();
   for (const saved of Object.values(s.lora)) if (saved) releaseLoraSaved(saved);

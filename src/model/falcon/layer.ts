@@ -11,17 +11,17 @@
 //   logits = layernorm_f(x) Wheadᵀ   (the head is the embedding)
 //
 // The rest of the network (checkpointing, the chunked loss, decoding) is ./causal-lm.ts.
-import type { Gpu, Tensor } from '../gpu/runtime';
-import { attentionBackward, attentionForward } from '../ops/attention';
-import { gatherHeads, scatterHeads } from '../ops/heads';
-import type { LoraSaved } from '../ops/lora';
-import { geluBackward, geluForward } from '../ops/mlp';
-import { layernormBackward, layernormForward, type HalfVector } from '../ops/norm';
-import { halfBuffers } from '../ops/half-matrix';
-import { ropeBackward, ropeForward, type RopeTables } from '../ops/rope';
-import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from './causal-lm';
-import type { ModelConfig } from './config';
-import { releaseLoraSaved, type LoraLinear } from './lora-linear';
+import type { Gpu, Tensor } from '../../gpu/runtime';
+import { attentionBackward, attentionForward } from '../../ops/attention';
+import { gatherHeads, scatterHeads } from '../../ops/heads';
+import type { LoraSaved } from '../../ops/lora';
+import { geluBackward, geluForward } from '../../ops/mlp';
+import { layernormBackward, layernormForward, type HalfVector } from '../../ops/norm';
+import { halfBuffers } from '../../ops/half-matrix';
+import { ropeBackward, ropeForward, type RopeTables } from '../../ops/rope';
+import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from '../causal-lm';
+import type { ModelConfig } from '../config';
+import { releaseLoraSaved, type LoraLinear } from '../lora-linear';
 
 export interface Norm {
   w: HalfVector;
