@@ -3,11 +3,13 @@
 //   const gpu = await Gpu.create(navigator.gpu)
 //   const x = gpu.tensor([T, K], 'f32', data)      // storage buffer, pooled
 //   const k = gpu.kernel(wgsl, 'main', { TK: 16 })  // compiled once per (code, entry, constants)
-//   gpu.dispatch(k, [x, w, y], params, [gx, gy, gz]) // recorded, submitted on flush()/read()
+//   gpu.dispatch(k, [x, w, y], { T, H, eps }, [gx, gy, gz]) // recorded, submitted on flush()/read()
 //   await gpu.read(y)                                // Float32Array
 //
 // Conventions every kernel follows: storage buffers at @binding(0..n-1) of group 0 in the
-// order given, the shape uniform at @binding(n). Work is recorded into one compute pass and
+// order given, the shape uniform at @binding(n), typed `struct Params` of u32/i32/f32 fields.
+// Dispatches name the fields ({ T, H, eps }) and the runtime packs them in the struct's order,
+// so no call site repeats a shader's field order by hand. Work is recorded into one compute pass and
 // submitted lazily. Uniforms are immutable buffers cached by content and bind groups are cached
 // by buffer, so a training step that repeats the same shapes allocates nothing on the GPU.
 
@@ -45,20 +47,154 @@ export interface Kernel {
   pipeline: GPUComputePipeline;
   label: string;
   id: number;
+  /** The fields of the source's `struct Params`, in declaration order; null when it has none. */
+  params: readonly ParamField[] | null;
 }
 
-/** Uniform parameters: u32 values, or f32 values wrapped with `f32()`. */
-export type Param = number | { f32: number };
-export const f32 = (v: number): Param => ({ f32: v });
+export type ParamType = 'u32' | 'i32' | 'f32';
+export interface ParamField {
+  name: string;
+  type: ParamType;
+}
+
+/** A dispatch's uniform values by field name, e.g. `{ T, H, eps }` for `struct Params { T: u32, H: u32, eps: f32 }`. */
+export type ParamValues = Readonly<Record<string, number>>;
 
 export class GpuError extends Error {
   override name = 'GpuError';
+}
+
+const SCALARS: ReadonlySet<string> = new Set<ParamType>(['u32', 'i32', 'f32']);
+
+/** WGSL without its comments (line comments, and block comments, which nest). */
+function stripComments(code: string): string {
+  let out = '';
+  let depth = 0;
+  for (let i = 0; i < code.length; ) {
+    if (depth === 0 && code.startsWith('//', i)) {
+      const nl = code.indexOf('\n', i);
+      i = nl < 0 ? code.length : nl;
+    } else if (code.startsWith('/*', i)) {
+      depth++;
+      i += 2;
+    } else if (depth > 0 && code.startsWith('*/', i)) {
+      depth--;
+      i += 2;
+      if (depth === 0) out += ' '; // a comment separates tokens
+    } else {
+      if (depth === 0) out += code[i];
+      i++;
+    }
+  }
+  return out;
+}
+
+/** Split at commas outside <…>, so that `array<f32, 4>` stays one piece. */
+function splitTopLevel(body: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < body.length; i++) {
+    if (body[i] === '<') depth++;
+    else if (body[i] === '>') depth--;
+    else if (body[i] === ',' && depth === 0) {
+      parts.push(body.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(body.slice(start));
+  return parts.map((p) => p.trim()).filter((p) => p !== '');
+}
+
+/**
+ * The fields of a WGSL source's `struct Params`, in declaration order, or null when it declares
+ * none. Only 4-byte scalars are accepted: WGSL's uniform layout then puts field i at byte 4·i
+ * with no padding. Vectors, arrays, f16 and @align/@size would need WGSL's padding rules, which
+ * no kernel needs today, so they are refused here rather than packed at the wrong offsets.
+ */
+export function parseParams(code: string, label: string): ParamField[] | null {
+  const src = stripComments(code);
+  // Every uniform must be a Params: one of another type would be bound with Params' packing.
+  for (const m of src.matchAll(/\bvar\s*<\s*uniform\s*>\s*([A-Za-z_]\w*)\s*:\s*([^;=]+)/g)) {
+    const type = m[2]!.trim();
+    if (type !== 'Params') {
+      throw new GpuError(
+        `${label}: the uniform "${m[1]}" has type ${type}; the runtime packs uniforms only as ` +
+          '`struct Params` of u32/i32/f32 fields: declare one and read its fields',
+      );
+    }
+  }
+  const structs = [...src.matchAll(/\bstruct\s+Params\s*\{([^}]*)\}/g)];
+  if (structs.length === 0) return null;
+  if (structs.length > 1) {
+    throw new GpuError(
+      `${label}: the WGSL declares struct Params ${structs.length} times; declare it once in a source and its parts`,
+    );
+  }
+  const fields: ParamField[] = [];
+  for (const decl of splitTopLevel(structs[0]![1]!)) {
+    const m = /^([A-Za-z_]\w*)\s*:\s*(\S+)$/.exec(decl);
+    if (!m || !SCALARS.has(m[2]!)) {
+      throw new GpuError(
+        `${label}: struct Params member "${decl.replace(/\s+/g, ' ')}" is not a plain u32, i32 or f32; the runtime ` +
+          'packs only 4-byte scalars, with no padding or attributes: split vectors and arrays into scalar fields',
+      );
+    }
+    fields.push({ name: m[1]!, type: m[2] as ParamType });
+  }
+  return fields;
+}
+
+const structText = (fields: readonly ParamField[]): string =>
+  `struct Params { ${fields.map((f) => `${f.name}: ${f.type}`).join(', ')} }`;
+
+/**
+ * A dispatch's named values as the uniform's 32-bit words, in the struct's order: f32 fields
+ * as float bits, u32 and i32 fields as checked integers. Any mismatch with the struct is an
+ * error naming the kernel and the field, since a wrong word would silently become a wrong shape.
+ */
+export function packParams(kernel: Pick<Kernel, 'label' | 'params'>, values: ParamValues): Uint32Array<ArrayBuffer> {
+  const fields = kernel.params;
+  if (!fields) {
+    throw new GpuError(`${kernel.label}: params were given, but its WGSL declares no struct Params to pack them into`);
+  }
+  for (const name of Object.keys(values)) {
+    if (!fields.some((f) => f.name === name)) {
+      throw new GpuError(`${kernel.label}: "${name}" is not a field of its ${structText(fields)}`);
+    }
+  }
+  // A uniform binding is sized in 16-byte steps.
+  const words = new Uint32Array(Math.max(4, Math.ceil(fields.length / 4) * 4));
+  const asInt = new Int32Array(words.buffer);
+  const asFloat = new Float32Array(words.buffer);
+  fields.forEach((f, i) => {
+    const where = () => `${kernel.label}: Params.${f.name} (${f.type})`;
+    if (!Object.hasOwn(values, f.name)) {
+      throw new GpuError(`${where()} is missing; pass every field of ${structText(fields)}`);
+    }
+    const v: unknown = values[f.name];
+    if (typeof v !== 'number') throw new GpuError(`${where()} must be a number, got ${typeof v} ${String(v)}`);
+    if (f.type === 'f32') {
+      const x = Math.fround(v);
+      if (!Number.isFinite(x)) throw new GpuError(`${where()} must be finite in f32, got ${v}`);
+      asFloat[i] = x;
+    } else {
+      const [lo, hi] = f.type === 'u32' ? [0, 0xffffffff] : [-(2 ** 31), 2 ** 31 - 1];
+      if (!Number.isInteger(v) || v < lo || v > hi) {
+        throw new GpuError(`${where()} must be an integer in [${lo}, ${hi}], got ${v}`);
+      }
+      if (f.type === 'u32') words[i] = v;
+      else asInt[i] = v;
+    }
+  });
+  return words;
 }
 
 export class Gpu {
   private pool = new Map<number, GPUBuffer[]>();
   private staging = new Map<number, GPUBuffer[]>();
   private modules = new Map<string, GPUShaderModule>();
+  private layouts = new Map<string, ParamField[] | null>();
   private pipelines = new Map<string, Kernel>();
   private bindGroups = new Map<string, GPUBindGroup>();
   private bufferIds = new WeakMap<GPUBuffer, number>();
@@ -192,7 +328,12 @@ export class Gpu {
     const key = `${entryPoint}|${JSON.stringify(constants)}|${code}`;
     let k = this.pipelines.get(key);
     if (!k) {
-      // One module per source, shared by its entry points and constant sets.
+      // One module (and one reading of its Params) per source, shared by its entry points and constant sets.
+      let params = this.layouts.get(code);
+      if (params === undefined) {
+        params = parseParams(code, entryPoint);
+        this.layouts.set(code, params);
+      }
       let module = this.modules.get(code);
       if (!module) {
         module = this.device.createShaderModule({ code, label: entryPoint });
@@ -205,7 +346,7 @@ export class Gpu {
         label: entryPoint,
         compute: { module, entryPoint, constants: numeric },
       });
-      k = { pipeline, label: entryPoint, id: this.pipelines.size + 1 };
+      k = { pipeline, label: entryPoint, id: this.pipelines.size + 1, params };
       this.pipelines.set(key, k);
     }
     return k;
@@ -214,10 +355,13 @@ export class Gpu {
   /**
    * Record one dispatch. `grid` is the number of workgroups per dimension; a dimension over
    * the device's limit (65535 by default) is refused here: 1-D kernels should call
-   * `dispatch1D`, which folds a long grid into two dimensions.
+   * `dispatch1D`, which folds a long grid into two dimensions. `params` names every field of
+   * the kernel's `struct Params` (null for a kernel without a uniform).
    */
-  dispatch(kernel: Kernel, buffers: (Tensor | GPUBuffer)[], params: Param[] | null, grid: Grid): void {
+  dispatch(kernel: Kernel, buffers: (Tensor | GPUBuffer)[], params: ParamValues | null, grid: Grid): void {
     this.checkAlive();
+    // Packed before the empty-grid return, so that a bad call fails on small inputs too.
+    const words = params ? packParams(kernel, params) : null;
     const [x, y = 1, z = 1] = grid;
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) {
@@ -227,7 +371,7 @@ export class Gpu {
     const bound: GPUBufferBinding[] = buffers.map((b) =>
       b instanceof Tensor ? (b.parent ? { buffer: b.buffer, offset: b.offset, size: b.byteLength } : { buffer: b.buffer }) : { buffer: b },
     );
-    if (params) bound.push({ buffer: this.uniform(params) });
+    if (words) bound.push({ buffer: this.uniform(words) });
     const bindGroup = this.bindGroup(kernel, bound);
     // Consecutive dispatches share one compute pass; WebGPU orders their storage accesses.
     this.encoder ??= this.device.createCommandEncoder();
@@ -242,7 +386,7 @@ export class Gpu {
    * Kernels recover the linear index as `wid.x + wid.y * nwg.x` and return when it is past
    * `count` (the fold may round up).
    */
-  dispatch1D(kernel: Kernel, buffers: (Tensor | GPUBuffer)[], params: Param[] | null, count: number): void {
+  dispatch1D(kernel: Kernel, buffers: (Tensor | GPUBuffer)[], params: ParamValues | null, count: number): void {
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     const y = Math.ceil(count / max);
     this.dispatch(kernel, buffers, params, [Math.ceil(count / y), y]);
@@ -272,15 +416,8 @@ export class Gpu {
     return id;
   }
 
-  private uniform(params: Param[]): GPUBuffer {
-    const words = new Uint32Array(Math.max(4, Math.ceil(params.length / 4) * 4));
-    const asFloat = new Float32Array(words.buffer);
-    params.forEach((p, i) => {
-      if (typeof p === 'number') {
-        if (!Number.isInteger(p) || p < 0 || p > 0xffffffff) throw new GpuError(`uniform ${i} is not a u32: ${p}`);
-        words[i] = p;
-      } else asFloat[i] = p.f32;
-    });
+  /** Uniform buffers are immutable and cached by content. */
+  private uniform(words: Uint32Array<ArrayBuffer>): GPUBuffer {
     const key = words.join(',');
     let buf = this.uniforms.get(key);
     if (!buf) {

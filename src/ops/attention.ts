@@ -53,7 +53,8 @@ export function attentionForward(
   const group = H / Hkv;
   const P = scores(gpu, q, k, T, Tk, H, Hkv, d, opt.scale ?? 1 / Math.sqrt(d));
   if (opt.softcap) softcap(gpu, P, opt.softcap);
-  gpu.dispatch1D(gpu.kernel(shader, 'softmax_forward', { WG: rowWorkgroupSize(Tk) }), [P, start], [T, H, d, group, Tk], H * T);
+  const softmax = gpu.kernel(shader, 'softmax_forward', { WG: rowWorkgroupSize(Tk) });
+  gpu.dispatch1D(softmax, [P, start], { T, H, d, group, Tk }, H * T);
   // O_h = P_h V_j              [Tq, Tk] · [Tk, d]
   gemm(gpu, P, v, o, T, d, Tk, { batch: H, strides: [T * Tk, d, d], ld: [Tk, Hkv * d, H * d], groupB: group });
   return { o, P };
@@ -76,7 +77,8 @@ export function attentionBackward(
   const dS = gpu.tensor([H, T, T]);
   // dP_h = dO_h V_jᵀ, then dS in place (w.r.t. the capped scores, then the raw ones)
   gemm(gpu, dout, v, dS, T, T, d, { transB: true, batch: H, strides: [d, d, T * T], ld: [H * d, Hkv * d, T], groupB: group });
-  gpu.dispatch1D(gpu.kernel(shader, 'softmax_backward', { WG: rowWorkgroupSize(T) }), [dS, P], [T, H, d, group, T], H * T);
+  const params = { T, H, d, group, Tk: T };
+  gpu.dispatch1D(gpu.kernel(shader, 'softmax_backward', { WG: rowWorkgroupSize(T) }), [dS, P], params, H * T);
   if (opt.softcap) {
     const S = scores(gpu, q, k, T, T, H, Hkv, d, scale);
     softcapBackward(gpu, dS, S, opt.softcap);
@@ -90,9 +92,9 @@ export function attentionBackward(
   const dk = gpu.tensor(k.shape), dv = gpu.tensor(v.shape);
   const sum = gpu.kernel(shader, 'group_sum', { WG });
   gemm(gpu, dS, q, perHead, T, d, T, { transA: true, alpha: scale, batch: H, strides: [T * T, d, d], ld: [T, H * d, H * d] });
-  gpu.dispatch1D(sum, [perHead, dk], [T, H, d, group, T], Math.ceil((T * Hkv * d) / WG));
+  gpu.dispatch1D(sum, [perHead, dk], params, Math.ceil((T * Hkv * d) / WG));
   gemm(gpu, P, dout, perHead, T, d, T, { transA: true, batch: H, strides: [T * T, d, d], ld: [T, H * d, H * d] });
-  gpu.dispatch1D(sum, [perHead, dv], [T, H, d, group, T], Math.ceil((T * Hkv * d) / WG));
+  gpu.dispatch1D(sum, [perHead, dv], params, Math.ceil((T * Hkv * d) / WG));
   perHead.release();
   dS.release();
   P.release();

@@ -10,7 +10,7 @@ import core from '../../shaders/gemm_core.wgsl?raw';
 import variant from '../../shaders/gemm_half.wgsl?raw';
 import half from '../../shaders/half.wgsl?raw';
 import reduce from '../../shaders/reduce.wgsl?raw';
-import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import type { Gpu, Tensor } from '../gpu/runtime';
 import { expectShape, rowWorkgroupSize, rows2d } from './check';
 import { GEMM_TILE } from './matmul';
 import type { HalfBlock, HalfMatrix } from './half-matrix';
@@ -27,8 +27,10 @@ interface HalfGemm {
 // C[:, cOffset…] (+)= A[:, aOffset…] · op(W_b) for one row block W_b of a 16-bit matrix
 function halfGemm(gpu: Gpu, a: Tensor, w: HalfBlock, dtype: HalfMatrix['dtype'], c: Tensor, g: HalfGemm): void {
   const tile = GEMM_TILE.WG * 4;
-  const kernel = gpu.kernel(GEMM_HALF, 'main', { ...GEMM_TILE, TRANS_B: g.transB, ACCUMULATE: g.accumulate, BF16: dtype === 'BF16' });
-  gpu.dispatch(kernel, [a, w.words, c], [g.M, g.N, g.K, f32(1), g.lda, g.ldc, g.aOffset, g.cOffset, g.wOffset], [Math.ceil(g.N / tile), Math.ceil(g.M / tile), 1]);
+  const { transB, accumulate, ...dims } = g;
+  const bf16 = dtype === 'BF16';
+  const kernel = gpu.kernel(GEMM_HALF, 'main', { ...GEMM_TILE, TRANS_B: transB, ACCUMULATE: accumulate, BF16: bf16 });
+  gpu.dispatch(kernel, [a, w.words, c], { ...dims, alpha: 1 }, [Math.ceil(g.N / tile), Math.ceil(g.M / tile), 1]);
 }
 
 // forward: z (+)= x · W[row0 : row0 + rows]ᵀ    x: [T, H], W: 16-bit [V, H], z: [T, rows]
@@ -74,6 +76,7 @@ export function crossEntropy(gpu: Gpu, z: Tensor, labels: Tensor, scale: number,
   const [T, V] = rows2d('crossEntropy', 'z', z);
   if (rowOffset + T > labels.numel) throw new Error(`crossEntropy: rows ${rowOffset}..${rowOffset + T} past ${labels.numel} labels`);
   expectShape('crossEntropy', 'loss', loss, [T]);
-  gpu.dispatch1D(gpu.kernel(CROSS_ENTROPY, 'cross_entropy', { WG: rowWorkgroupSize(V), CAP: softcap }), [z, labels, loss], [T, V, f32(scale), rowOffset], T);
+  const k = gpu.kernel(CROSS_ENTROPY, 'cross_entropy', { WG: rowWorkgroupSize(V), CAP: softcap });
+  gpu.dispatch1D(k, [z, labels, loss], { T, V, scale, rowOffset }, T);
   return loss;
 }

@@ -11,7 +11,7 @@
 // The products are the tiled GEMM of ops/matmul.ts; dropout is shaders/lora.wgsl, whose mask
 // is a hash of (seed, element), so backward regenerates it instead of storing it.
 import shader from '../../shaders/lora.wgsl?raw';
-import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import type { Gpu, Tensor } from '../gpu/runtime';
 import { expectShape, rows2d } from './check';
 import { gemm } from './matmul';
 
@@ -51,7 +51,7 @@ function dims(op: string, x: Tensor, a: LoraAdapter): { T: number; inF: number; 
 function dropoutParams(n: number, p: number, seed: number) {
   if (!(p >= 0 && p < 1)) throw new Error(`lora_dropout must be in [0, 1), got ${p}`);
   const threshold = Math.min(0xffffffff, Math.round(p * 2 ** 32));
-  return [n, seed >>> 0, threshold, f32(1 / (1 - p))];
+  return { n, seed: seed >>> 0, threshold, scale: 1 / (1 - p) };
 }
 
 // forward: xd = x ⊙ keep / (1 - p)       x, xd: [T, in]

@@ -3,7 +3,7 @@
 // constants: C = alpha · op(A) · op(B) (+ C).
 import core from '../../shaders/gemm_core.wgsl?raw';
 import variant from '../../shaders/gemm_f32.wgsl?raw';
-import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import type { Gpu, Tensor } from '../gpu/runtime';
 import { expectShape, rows2d } from './check';
 
 const GEMM_F32 = `${variant}\n${core}`;
@@ -35,7 +35,8 @@ export function gemm(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, M: number, N: nu
   });
   const [sA, sB, sC] = o.strides ?? [M * K, K * N, M * N];
   const [lda, ldb, ldc] = o.ld ?? [o.transA ? M : K, o.transB ? K : N, N];
-  gpu.dispatch(kernel, [a, b, c], [M, N, K, f32(o.alpha ?? 1), sA, sB, sC, lda, ldb, ldc, o.groupB ?? 1], [
+  const params = { M, N, K, alpha: o.alpha ?? 1, sA, sB, sC, lda, ldb, ldc, groupB: o.groupB ?? 1 };
+  gpu.dispatch(kernel, [a, b, c], params, [
     Math.ceil(N / tile),
     Math.ceil(M / tile),
     o.batch ?? 1,

@@ -22,7 +22,7 @@ const gated = (act: GatedActivation) => ({ WG, GEGLU: act === 'gelu_tanh', TANH:
 export function swigluForward(gpu: Gpu, g: Tensor, u: Tensor, h = gpu.tensor(g.shape), act: GatedActivation = 'silu'): Tensor {
   expectShape('swigluForward', 'u', u, g.shape);
   expectShape('swigluForward', 'h', h, g.shape);
-  gpu.dispatch1D(gpu.kernel(shader, 'swiglu_forward', gated(act)), [g, u, h], [g.numel], Math.ceil(g.numel / WG));
+  gpu.dispatch1D(gpu.kernel(shader, 'swiglu_forward', gated(act)), [g, u, h], { n: g.numel }, Math.ceil(g.numel / WG));
   return h;
 }
 
@@ -30,7 +30,8 @@ export function swigluBackward(
   gpu: Gpu, g: Tensor, u: Tensor, dh: Tensor, dg = gpu.tensor(g.shape), du = gpu.tensor(g.shape), act: GatedActivation = 'silu',
 ): { dg: Tensor; du: Tensor } {
   for (const [name, t] of [['u', u], ['dh', dh], ['dg', dg], ['du', du]] as const) expectShape('swigluBackward', name, t, g.shape);
-  gpu.dispatch1D(gpu.kernel(shader, 'swiglu_backward', gated(act)), [g, u, dh, dg, du], [g.numel], Math.ceil(g.numel / WG));
+  const k = gpu.kernel(shader, 'swiglu_backward', gated(act));
+  gpu.dispatch1D(k, [g, u, dh, dg, du], { n: g.numel }, Math.ceil(g.numel / WG));
   return { dg, du };
 }
 
@@ -38,13 +39,15 @@ export type GeluApproximation = 'none' | 'tanh';
 
 export function geluForward(gpu: Gpu, a: Tensor, approximate: GeluApproximation, h = gpu.tensor(a.shape)): Tensor {
   expectShape('geluForward', 'h', h, a.shape);
-  gpu.dispatch1D(gpu.kernel(geluShader, 'gelu_forward', { WG, TANH: approximate === 'tanh' }), [a, h], [a.numel], Math.ceil(a.numel / WG));
+  const k = gpu.kernel(geluShader, 'gelu_forward', { WG, TANH: approximate === 'tanh' });
+  gpu.dispatch1D(k, [a, h], { n: a.numel }, Math.ceil(a.numel / WG));
   return h;
 }
 
 export function geluBackward(gpu: Gpu, a: Tensor, dh: Tensor, approximate: GeluApproximation, da = gpu.tensor(a.shape)): Tensor {
   expectShape('geluBackward', 'dh', dh, a.shape);
   expectShape('geluBackward', 'da', da, a.shape);
-  gpu.dispatch1D(gpu.kernel(geluShader, 'gelu_backward', { WG, TANH: approximate === 'tanh' }), [a, dh, da], [a.numel], Math.ceil(a.numel / WG));
+  const k = gpu.kernel(geluShader, 'gelu_backward', { WG, TANH: approximate === 'tanh' });
+  gpu.dispatch1D(k, [a, dh, da], { n: a.numel }, Math.ceil(a.numel / WG));
   return da;
 }

@@ -6,7 +6,7 @@ import gemmVariant from '../../shaders/gemm_nf4.wgsl?raw';
 import nf4 from '../../shaders/nf4.wgsl?raw';
 import gemv from '../../shaders/nf4_gemv.wgsl?raw';
 import quantize from '../../shaders/nf4_quantize.wgsl?raw';
-import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import type { Gpu, Tensor } from '../gpu/runtime';
 import { checkBlocksize, nf4Absmax, type NF4Tensor } from '../quant/nf4';
 import { expectShape, rows2d } from './check';
 import { GEMM_TILE } from './matmul';
@@ -52,7 +52,7 @@ export function quantizeNF4Gpu(gpu: Gpu, w: Tensor, blocksize = 64): NF4Weight {
     shape: [outF, inF],
     blocksize,
   };
-  gpu.dispatch1D(gpu.kernel(QUANTIZE_NF4, 'main'), [w, q.packed, q.absmax], [n, blocksize], Math.ceil(n / blocksize));
+  gpu.dispatch1D(gpu.kernel(QUANTIZE_NF4, 'main'), [w, q.packed, q.absmax], { n, blocksize }, Math.ceil(n / blocksize));
   return q;
 }
 
@@ -115,7 +115,8 @@ export function nf4Linear(gpu: Gpu, x: Tensor, w: NF4Weight, y?: Tensor, o: { ac
     const groups = Math.ceil(outF / GEMV.ROWS);
     const max = gpu.limits.maxComputeWorkgroupsPerDimension;
     const gy = Math.ceil(groups / max);
-    gpu.dispatch(kernel, [x, w.packed, w.absmax, y], [T, outF, inF, f32(o.alpha ?? 1), blockShift], [Math.ceil(groups / gy), gy, T]);
+    const params = { M: T, N: outF, K: inF, alpha: o.alpha ?? 1, blockShift };
+    gpu.dispatch(kernel, [x, w.packed, w.absmax, y], params, [Math.ceil(groups / gy), gy, T]);
   } else {
     nf4Gemm(gpu, x, w, y, T, outF, inF, true, o);
   }
@@ -137,6 +138,6 @@ export function nf4LinearBackwardInput(gpu: Gpu, dy: Tensor, w: NF4Weight, dx?: 
 function nf4Gemm(gpu: Gpu, a: Tensor, w: NF4Weight, c: Tensor, M: number, N: number, K: number, transB: boolean, o: { accumulate?: boolean; alpha?: number }): void {
   const tile = GEMM_TILE.WG * 4;
   const kernel = gpu.kernel(GEMM_NF4, 'main', { ...GEMM_TILE, TRANS_B: transB, ACCUMULATE: !!o.accumulate });
-  const params = [M, N, K, f32(o.alpha ?? 1), M * K, 0, M * N, Math.log2(w.blocksize)];
+  const params = { M, N, K, alpha: o.alpha ?? 1, sA: M * K, sB: 0, sC: M * N, blockShift: Math.log2(w.blocksize) };
   gpu.dispatch(kernel, [a, w.packed, w.absmax, c], params, [Math.ceil(N / tile), Math.ceil(M / tile), 1]);
 }

@@ -5,7 +5,7 @@ import half from '../../shaders/half.wgsl?raw';
 import reduce from '../../shaders/reduce.wgsl?raw';
 import layernorm from '../../shaders/layernorm.wgsl?raw';
 import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
-import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import type { Gpu, Tensor } from '../gpu/runtime';
 import type { HalfDtype } from '../quant/half';
 import { expectShape, rowWorkgroupSize, rows2d } from './check';
 
@@ -32,7 +32,7 @@ export function rmsnormForward(gpu: Gpu, x: Tensor, w: HalfVector, eps: number, 
   const [T, H] = check('rmsnormForward', x, w);
   expectShape('rmsnormForward', 'y', y, [T, H]);
   const k = gpu.kernel(RMSNORM, 'rmsnorm_forward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', OFFSET: offset, ACCUMULATE: accumulate });
-  gpu.dispatch1D(k, [x, w.words, y], [T, H, f32(eps)], T);
+  gpu.dispatch1D(k, [x, w.words, y], { T, H, eps }, T);
   return y;
 }
 
@@ -42,7 +42,7 @@ export function rmsnormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, 
   expectShape('rmsnormBackward', 'dY', dy, [T, H]);
   expectShape('rmsnormBackward', 'dX', dx, [T, H]);
   const k = gpu.kernel(RMSNORM, 'rmsnorm_backward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', ACCUMULATE: accumulate, OFFSET: offset });
-  gpu.dispatch1D(k, [x, w.words, dy, dx], [T, H, f32(eps)], T);
+  gpu.dispatch1D(k, [x, w.words, dy, dx], { T, H, eps }, T);
   return dx;
 }
 
@@ -54,7 +54,7 @@ export function layernormForward(gpu: Gpu, x: Tensor, w: HalfVector, b: HalfVect
   if (b.length !== H || b.dtype !== w.dtype) throw new Error(`layernormForward: the bias has ${b.length} ${b.dtype} values, the weight ${H} ${w.dtype}`);
   expectShape('layernormForward', 'y', y, [T, H]);
   const k = gpu.kernel(LAYERNORM, 'layernorm_forward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16' });
-  gpu.dispatch1D(k, [x, w.words, b.words, y], [T, H, f32(eps)], T);
+  gpu.dispatch1D(k, [x, w.words, b.words, y], { T, H, eps }, T);
   return y;
 }
 
@@ -63,6 +63,6 @@ export function layernormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor
   expectShape('layernormBackward', 'dY', dy, [T, H]);
   expectShape('layernormBackward', 'dX', dx, [T, H]);
   const k = gpu.kernel(LAYERNORM, 'layernorm_backward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', ACCUMULATE: accumulate });
-  gpu.dispatch1D(k, [x, w.words, dy, dx], [T, H, f32(eps)], T);
+  gpu.dispatch1D(k, [x, w.words, dy, dx], { T, H, eps }, T);
   return dx;
 }

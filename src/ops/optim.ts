@@ -3,12 +3,15 @@
 // stays on the GPU; reading it for the log is the caller's choice and never blocks a step.
 import adamw from '../../shaders/adamw.wgsl?raw';
 import reduce from '../../shaders/reduce.wgsl?raw';
-import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import type { Gpu, Tensor } from '../gpu/runtime';
 import { expectShape } from './check';
 
 const WG = 256;
 const shader = `${reduce}\n${adamw}`;
 const ITEMS = 8;
+const NO_STEP = {
+  maxNorm: 0, lr: 0, beta1: 0, beta2: 0, eps: 0, weightDecay: 0, bc1: 0, bc2sqrt: 0, oneMinusBeta1: 0, oneMinusBeta2: 0,
+};
 
 export interface AdamWSettings {
   learning_rate: number;
@@ -43,7 +46,8 @@ export function gradNormSq(gpu: Gpu, grads: Tensor, normSq = gpu.tensor([1])): T
   const n = grads.numel;
   const parts = Math.ceil(n / (WG * ITEMS));
   const partial = gpu.tensor([parts]);
-  const params = [n, parts, ...new Array<ReturnType<typeof f32>>(10).fill(f32(0))];
+  // The reduction reads only n and parts of the struct it shares with the step.
+  const params = { n, parts, ...NO_STEP };
   gpu.dispatch1D(gpu.kernel(shader, 'sumsq_partial', { WG, ITEMS }), [grads, partial], params, parts);
   gpu.dispatch(gpu.kernel(shader, 'sumsq_final', { WG, ITEMS }), [partial, normSq], params, [1]);
   partial.release();
@@ -59,12 +63,12 @@ export function adamwStep(gpu: Gpu, s: AdamWState, grads: Tensor, hp: AdamWSetti
   const normSq = gradNormSq(gpu, grads);
   s.step += 1;
   const t = s.step;
-  const params = [
-    grads.numel, 0, f32(hp.max_grad_norm), f32(lr),
-    f32(hp.adam_beta1), f32(hp.adam_beta2), f32(hp.adam_epsilon), f32(hp.weight_decay),
-    f32(1 - hp.adam_beta1 ** t), f32(Math.sqrt(1 - hp.adam_beta2 ** t)),
-    f32(1 - hp.adam_beta1), f32(1 - hp.adam_beta2),
-  ];
+  const params = {
+    n: grads.numel, parts: 0, maxNorm: hp.max_grad_norm, lr,
+    beta1: hp.adam_beta1, beta2: hp.adam_beta2, eps: hp.adam_epsilon, weightDecay: hp.weight_decay,
+    bc1: 1 - hp.adam_beta1 ** t, bc2sqrt: Math.sqrt(1 - hp.adam_beta2 ** t),
+    oneMinusBeta1: 1 - hp.adam_beta1, oneMinusBeta2: 1 - hp.adam_beta2,
+  };
   gpu.dispatch1D(gpu.kernel(shader, 'adamw_step', { WG, ITEMS }), [s.params, grads, s.m, s.v, normSq], params, Math.ceil(grads.numel / WG));
   return normSq;
 }

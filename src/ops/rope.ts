@@ -2,7 +2,7 @@
 // q or k [T, heads, headDim] (shaders/rope.wgsl). Positions come per token, so packed
 // sequences can restart them.
 import shader from '../../shaders/rope.wgsl?raw';
-import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import type { Gpu, Tensor } from '../gpu/runtime';
 
 const WG = 256;
 
@@ -39,7 +39,8 @@ function rope(gpu: Gpu, x: Tensor, positionIds: Tensor, t: RopeTables, sign: 1 |
   const [T, heads] = x.shape;
   if (positionIds.numel !== T) throw new Error(`rope: ${positionIds.numel} position ids for ${T} tokens`);
   const pairs = T * heads * t.half;
-  gpu.dispatch1D(gpu.kernel(shader, 'rope', { WG }), [x, positionIds, t.cos, t.sin], [T, heads, t.half, f32(sign)], Math.ceil(pairs / WG));
+  const k = gpu.kernel(shader, 'rope', { WG });
+  gpu.dispatch1D(k, [x, positionIds, t.cos, t.sin], { T, heads, half: t.half, sign }, Math.ceil(pairs / WG));
 }
 
 // forward: rotate each pair (i, i + d/2) by pos · inv_freq[i], in place

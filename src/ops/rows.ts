@@ -2,7 +2,7 @@
 // frozen, so neither has a backward: LoRA's gradients never need the embedding's.
 import half from '../../shaders/half.wgsl?raw';
 import rows from '../../shaders/rows.wgsl?raw';
-import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import type { Gpu, Tensor } from '../gpu/runtime';
 import type { HalfMatrix } from './half-matrix';
 import type { HalfVector } from './norm';
 import { rows2d } from './check';
@@ -19,7 +19,9 @@ export function embed(gpu: Gpu, table: HalfMatrix, ids: Tensor, x = gpu.tensor([
   const T = ids.numel;
   if (x.shape[0] !== T || x.shape[1] !== H) throw new Error(`embed: x must be [${T}, ${H}], got [${x.shape.join(', ')}]`);
   const k = gpu.kernel(ROWS, 'embed', { WG, BF16: table.dtype === 'BF16' });
-  for (const b of table.blocks) gpu.dispatch1D(k, [b.words, ids, x], [T, H, V, f32(scale), b.row0, b.rows], Math.ceil((T * H) / WG));
+  for (const b of table.blocks) {
+    gpu.dispatch1D(k, [b.words, ids, x], { T, N: H, V, scale, row0: b.row0, rows: b.rows }, Math.ceil((T * H) / WG));
+  }
   return x;
 }
 
@@ -28,5 +30,6 @@ export function addBias(gpu: Gpu, y: Tensor, b: HalfVector): void {
   const [T, N] = rows2d('addBias', 'y', y);
   if (b.length !== N) throw new Error(`addBias: the bias has ${b.length} values, y has ${N} columns`);
   const k = gpu.kernel(ROWS, 'add_bias', { WG, BF16: b.dtype === 'BF16' });
-  gpu.dispatch1D(k, [b.words, y], [T, N, 0, f32(1), 0, 0], Math.ceil((T * N) / WG));
+  // add_bias reads only T and N of the struct it shares with embed.
+  gpu.dispatch1D(k, [b.words, y], { T, N, V: 0, scale: 1, row0: 0, rows: 0 }, Math.ceil((T * N) / WG));
 }

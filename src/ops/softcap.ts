@@ -2,18 +2,19 @@
 //   forward    x ← cap · tanh(x / cap)                 in place
 //   backward   g ← g · (1 − tanh²(x / cap))            x: the values before capping
 import shader from '../../shaders/softcap.wgsl?raw';
-import { f32, type Gpu, type Tensor } from '../gpu/runtime';
+import type { Gpu, Tensor } from '../gpu/runtime';
 import { expectShape } from './check';
 
 const WG = 256;
 
 export function softcap(gpu: Gpu, x: Tensor, cap: number): Tensor {
-  gpu.dispatch1D(gpu.kernel(shader, 'softcap', { WG }), [x], [x.numel, f32(cap)], Math.ceil(x.numel / WG));
+  gpu.dispatch1D(gpu.kernel(shader, 'softcap', { WG }), [x], { n: x.numel, cap }, Math.ceil(x.numel / WG));
   return x;
 }
 
 export function softcapBackward(gpu: Gpu, g: Tensor, x: Tensor, cap: number): Tensor {
   expectShape('softcapBackward', 'x', x, g.shape);
-  gpu.dispatch1D(gpu.kernel(shader, 'softcap_backward', { WG }), [g, x], [g.numel, f32(cap)], Math.ceil(g.numel / WG));
+  const k = gpu.kernel(shader, 'softcap_backward', { WG });
+  gpu.dispatch1D(k, [g, x], { n: g.numel, cap }, Math.ceil(g.numel / WG));
   return g;
 }

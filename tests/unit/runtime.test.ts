@@ -38,12 +38,83 @@ describe('GPU runtime', () => {
     expect(wrong).toBe(0);
   });
 
-  it('refuses a plain dispatch past the per-dimension limit, and bad uniforms', () => {
+  it('refuses a plain dispatch past the per-dimension limit', () => {
     const k = gpu.kernel('@compute @workgroup_size(1) fn main() {}', 'main');
     expect(() => gpu.dispatch(k, [], null, [70000])).toThrow(/exceeds 65535 workgroups per dimension/);
-    const t = gpu.tensor([4]);
-    const k2 = gpu.kernel('@group(0) @binding(0) var<storage, read_write> a: array<f32>; @group(0) @binding(1) var<uniform> n: vec4u; @compute @workgroup_size(1) fn main() { a[0] = f32(n.x); }', 'main');
-    expect(() => gpu.dispatch(k2, [t], [-1], [1])).toThrow(/uniform 0 is not a u32/);
+  });
+
+  // Copies its uniform word for word into `out`. The comments inside the struct hold a comma and
+  // a commented-out vector field, which the reading of the struct must skip.
+  const COPY_PARAMS = `
+    struct Params {
+      a: u32,   // the largest u32, to see no sign or rounding creep in
+      b: i32, /* a block /* nested */ comment: v: vec4f, */
+      c: f32,
+      d: u32, e: f32,
+    }
+    @group(0) @binding(0) var<storage, read_write> out: array<u32>;
+    @group(0) @binding(1) var<uniform> p: Params;
+    @compute @workgroup_size(1) fn copy_params() {
+      out[0] = p.a; out[1] = bitcast<u32>(p.b); out[2] = bitcast<u32>(p.c); out[3] = p.d; out[4] = bitcast<u32>(p.e);
+    }`;
+  const good = { a: 0xffffffff, b: -7, c: 0.1, d: 3, e: -2.5e-3 };
+  const floatBits = (v: number) => new Uint32Array(Float32Array.of(v).buffer)[0]!;
+
+  it("packs named params in the struct's order, each as its declared type", async () => {
+    const k = gpu.kernel(COPY_PARAMS, 'copy_params');
+    expect(k.params).toEqual([
+      { name: 'a', type: 'u32' }, { name: 'b', type: 'i32' }, { name: 'c', type: 'f32' },
+      { name: 'd', type: 'u32' }, { name: 'e', type: 'f32' },
+    ]);
+    const out = gpu.tensor([8], 'u32');
+    gpu.fill(out, 0x7fc00000); // NaN bits: a word the kernel did not write shows
+    const { a, b, c, d, e } = good;
+    gpu.dispatch(k, [out], { e, d, c, b, a }, [1]); // keys out of order on purpose
+    const words = Array.from(await gpu.readU32(out));
+    const poison = 0x7fc00000;
+    expect(words).toEqual([0xffffffff, -7 >>> 0, floatBits(0.1), 3, floatBits(-2.5e-3), poison, poison, poison]);
+    out.release();
+  });
+
+  it('refuses params that do not match the struct, naming the kernel and the field', () => {
+    const k = gpu.kernel(COPY_PARAMS, 'copy_params');
+    const out = gpu.tensor([8], 'u32');
+    // The wrong types come from JavaScript callers (or `as`); TypeScript alone would stop them.
+    const bad = (changes: Record<string, unknown>, grid = 1) => () =>
+      gpu.dispatch(k, [out], { ...good, ...changes } as Record<string, number>, [grid]);
+    const { e: _, ...noE } = good;
+    expect(() => gpu.dispatch(k, [out], noE, [1])).toThrow(
+      /copy_params: Params\.e \(f32\) is missing; pass every field of struct Params \{ a: u32, b: i32/,
+    );
+    expect(bad({ f: 1 })).toThrow(/copy_params: "f" is not a field of its struct Params \{ a: u32, b: i32, c: f32/);
+    expect(bad({ d: '3' })).toThrow(/copy_params: Params\.d \(u32\) must be a number, got string 3/);
+    expect(bad({ c: true })).toThrow(/copy_params: Params\.c \(f32\) must be a number, got boolean true/);
+    expect(bad({ a: 1.5 })).toThrow(/copy_params: Params\.a \(u32\) must be an integer in \[0, 4294967295\], got 1.5/);
+    expect(bad({ a: -1 })).toThrow(/Params\.a \(u32\) must be an integer in \[0, 4294967295\], got -1/);
+    expect(bad({ a: 2 ** 32 })).toThrow(/Params\.a \(u32\) must be an integer in \[0, 4294967295\], got 4294967296/);
+    expect(bad({ b: 2 ** 31 })).toThrow(/Params\.b \(i32\) must be an integer in \[-2147483648, 2147483647\]/);
+    expect(bad({ b: 0.5 })).toThrow(/Params\.b \(i32\) must be an integer/);
+    expect(bad({ c: NaN })).toThrow(/copy_params: Params\.c \(f32\) must be finite in f32, got NaN/);
+    expect(bad({ e: -Infinity })).toThrow(/Params\.e \(f32\) must be finite in f32, got -Infinity/);
+    expect(bad({ c: 1e39 })).toThrow(/Params\.c \(f32\) must be finite in f32, got 1e\+39/); // past f32's range
+    // Checked even when the grid is empty, so that small inputs catch a bad call too.
+    expect(bad({ c: NaN }, 0)).toThrow(/Params\.c \(f32\) must be finite/);
+    const none = gpu.kernel('@compute @workgroup_size(1) fn no_uniform() {}', 'no_uniform');
+    expect(() => gpu.dispatch(none, [], { n: 1 }, [1])).toThrow(
+      /no_uniform: params were given, but its WGSL declares no struct Params/,
+    );
+    out.release();
+  });
+
+  it('refuses uniforms it cannot pack as 4-byte scalars, when the kernel is compiled', () => {
+    const uniform = (type: string) =>
+      `@group(0) @binding(0) var<uniform> p: ${type}; @compute @workgroup_size(1) fn k() {}`;
+    const kernel = (struct: string, type = 'Params') => () => gpu.kernel(`${struct} ${uniform(type)}`, 'k');
+    expect(kernel('struct Params { n: u32, v: vec4f }')).toThrow(/k: struct Params member "v: vec4f" is not a plain/);
+    expect(kernel('struct Params { n: u32, v: array<f32, 4> }')).toThrow(/member "v: array<f32, 4>" is not a plain/);
+    expect(kernel('struct Params { @align(16) n: u32 }')).toThrow(/member "@align\(16\) n: u32" is not a plain/);
+    expect(kernel('struct Params { n: u32 } struct Params { m: u32 }')).toThrow(/declares struct Params 2 times/);
+    expect(kernel('', 'vec4u')).toThrow(/k: the uniform "p" has type vec4u; the runtime packs uniforms only as/);
   });
 
   it('refuses a tensor larger than one binding can hold, naming the size', () => {
