@@ -48,18 +48,21 @@ export async function benchKernels(gpu: Gpu, small: boolean, peer: Peer): Promis
     const w = gpu.tensor([N, K], 'f32', random(N * K));
     const y = gpu.tensor([T, N]);
     const peerMs = await peer(T, K, N, reps);
-    add('f32 matmul x·Wᵀ', T, K, N, 4 * (T * K + N * K + T * N), await timeOurs(gpu, () => linear(gpu, x, w, y), reps), peerMs);
-    const q = quantizeNF4Gpu(gpu, w, 64);
-    add('NF4 matmul x·Wᵀ', T, K, N, nf4Bytes(T, K, N), await timeOurs(gpu, () => nf4Linear(gpu, x, q, y), reps), peerMs);
+    const f32Ms = await timeOurs(gpu, () => linear(gpu, x, w, { out: y }), reps);
+    add('f32 matmul x·Wᵀ', T, K, N, 4 * (T * K + N * K + T * N), f32Ms, peerMs);
+    const q = quantizeNF4Gpu(gpu, w, { blocksize: 64 });
+    const nf4Ms = await timeOurs(gpu, () => nf4Linear(gpu, x, q, { out: y }), reps);
+    add('NF4 matmul x·Wᵀ', T, K, N, nf4Bytes(T, K, N), nf4Ms, peerMs);
     for (const t of [x, w, y, q.packed, q.absmax]) t.release();
   }
   for (const [K, N] of gemv) {
     const x = gpu.tensor([1, K], 'f32', random(K));
     const w = gpu.tensor([N, K], 'f32', random(N * K));
-    const q = quantizeNF4Gpu(gpu, w, 64);
+    const q = quantizeNF4Gpu(gpu, w, { blocksize: 64 });
     const y = gpu.tensor([1, N]);
     const peerMs = await peer(1, K, N, reps * 5);
-    add('NF4 GEMV (decode)', 1, K, N, nf4Bytes(1, K, N), await timeOurs(gpu, () => nf4Linear(gpu, x, q, y), reps * 5), peerMs);
+    const gemvMs = await timeOurs(gpu, () => nf4Linear(gpu, x, q, { out: y }), reps * 5);
+    add('NF4 GEMV (decode)', 1, K, N, nf4Bytes(1, K, N), gemvMs, peerMs);
     for (const t of [x, w, y, q.packed, q.absmax]) t.release();
   }
   return rows;

@@ -53,12 +53,12 @@ export class LoraLinear {
   ): { y: Tensor; saved: LoraSaved | null } {
     const y = o.y ?? gpu.tensor([x.shape[0], this.outFeatures]);
     const accumulate = !!o.accumulate;
-    if (this.base.kind === 'nf4') nf4Linear(gpu, x, this.base.w, y, { accumulate });
-    else halfLinear(gpu, x, this.base.w, y, 0, this.outFeatures, accumulate);
+    if (this.base.kind === 'nf4') nf4Linear(gpu, x, this.base.w, { out: y, accumulate });
+    else halfLinear(gpu, x, this.base.w, { out: y, accumulate });
     if (this.bias) addBias(gpu, y, this.bias);
     if (!this.lora || !this.adapterOn) return { y, saved: null };
     const adapter = { ...this.lora, dropout: o.dropout ? this.lora.dropout : 0 };
-    const saved = loraForward(gpu, x, adapter, y, o.seed ?? 0);
+    const saved = loraForward(gpu, x, adapter, y, { seed: o.seed });
     if (o.save) return { y, saved };
     releaseLoraSaved(saved);
     return { y, saved: null };
@@ -67,8 +67,8 @@ export class LoraLinear {
   // backward: dx (+)= dy W + LoRA's share; dA, dB += (W and b are frozen)
   backward(gpu: Gpu, dy: Tensor, saved: LoraSaved | null, o: { dx?: Tensor; accumulate?: boolean; seed?: number } = {}): Tensor {
     const dx = o.dx ?? gpu.tensor([dy.shape[0], this.inFeatures]);
-    if (this.base.kind === 'nf4') nf4LinearBackwardInput(gpu, dy, this.base.w, dx, { accumulate: !!o.accumulate });
-    else halfLinearBackwardInput(gpu, dy, this.base.w, dx, !!o.accumulate);
+    if (this.base.kind === 'nf4') nf4LinearBackwardInput(gpu, dy, this.base.w, { dx, accumulate: o.accumulate });
+    else halfLinearBackwardInput(gpu, dy, this.base.w, { dx, accumulate: o.accumulate });
     if (this.lora && this.adapterOn && saved) {
       loraBackward(gpu, dy, this.lora, saved, { dA: this.lora.dA, dB: this.lora.dB }, { dx, seed: o.seed ?? 0, accumulate: true });
     }

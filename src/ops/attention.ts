@@ -20,8 +20,13 @@ import { softcap, softcapBackward } from './softcap';
 export interface AttentionOptions {
   /** The scores' scale: 1/√d by default; Gemma 2 uses query_pre_attn_scalar^−½. */
   scale?: number;
-  /** Gemma 2's attn_logit_softcapping. */
+  /** Gemma 2's attn_logit_softcapping; 0 or null (the default): no cap. */
   softcap?: number | null;
+}
+
+export interface AttentionForwardOptions extends AttentionOptions {
+  /** Where o goes, [Tq, H, d]; a new tensor by default. */
+  out?: Tensor;
 }
 
 const WG = 256;
@@ -45,19 +50,20 @@ function dims(q: Tensor, k: Tensor, v: Tensor, training = true): AttentionDims &
   return { T, heads, kvHeads, headDim, Tk };
 }
 
-// forward: o = softmax(scale · q kᵀ, mask) v; returns P [H, Tq, Tk] for the backward pass
+// forward: o = softmax(scale · q kᵀ, mask) v; returns o as `out`, and P [H, Tq, Tk] for the backward pass
 export function attentionForward(
-  gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, start: Tensor, o = gpu.tensor(q.shape), opt: AttentionOptions = {},
-): { o: Tensor; P: Tensor } {
+  gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, start: Tensor, opt: AttentionForwardOptions = {},
+): { out: Tensor; P: Tensor } {
   const { T, Tk, heads: H, kvHeads: Hkv, headDim: d } = dims(q, k, v, false);
+  const o = opt.out ?? gpu.tensor(q.shape);
   const group = H / Hkv;
   const P = scores(gpu, q, k, T, Tk, H, Hkv, d, opt.scale ?? 1 / Math.sqrt(d));
-  if (opt.softcap) softcap(gpu, P, opt.softcap);
+  if (opt.softcap) softcap(gpu, P, { cap: opt.softcap });
   const softmax = gpu.kernel(shader, 'softmax_forward', { WG: rowWorkgroupSize(Tk) });
   gpu.dispatch1D(softmax, [P, start], { T, H, d, group, Tk }, H * T);
   // O_h = P_h V_j              [Tq, Tk] · [Tk, d]
   gemm(gpu, P, v, o, T, d, Tk, { batch: H, strides: [T * Tk, d, d], ld: [Tk, Hkv * d, H * d], groupB: group });
-  return { o, P };
+  return { out: o, P };
 }
 
 // S_h = scale · Q_h K_jᵀ     [Tq, d] · [Tk, d]ᵀ  →  [H, Tq, Tk]
@@ -81,7 +87,7 @@ export function attentionBackward(
   gpu.dispatch1D(gpu.kernel(shader, 'softmax_backward', { WG: rowWorkgroupSize(T) }), [dS, P], params, H * T);
   if (opt.softcap) {
     const S = scores(gpu, q, k, T, T, H, Hkv, d, scale);
-    softcapBackward(gpu, dS, S, opt.softcap);
+    softcapBackward(gpu, dS, S, { cap: opt.softcap });
     S.release();
   }
   // dQ_h = scale · dS_h K_j

@@ -33,15 +33,27 @@ function halfGemm(gpu: Gpu, a: Tensor, w: HalfBlock, dtype: HalfMatrix['dtype'],
   gpu.dispatch(kernel, [a, w.words, c], { ...dims, alpha: 1 }, [Math.ceil(g.N / tile), Math.ceil(g.M / tile), 1]);
 }
 
+export interface HalfLinearOptions {
+  /** z, [T, rows]; a new tensor by default. */
+  out?: Tensor;
+  /** The first of W's rows to multiply by (default 0)… */
+  row0?: number;
+  /** …and how many (default all of W's rows from row0 on). */
+  rows?: number;
+  /** Add into `out` instead of overwriting it (default false). */
+  accumulate?: boolean;
+}
+
 // forward: z (+)= x · W[row0 : row0 + rows]ᵀ    x: [T, H], W: 16-bit [V, H], z: [T, rows]
 // (a vocabulary chunk of the head, or all of W). Each row block of W that overlaps the chunk
 // writes its own columns of z.
-export function halfLinear(gpu: Gpu, x: Tensor, w: HalfMatrix, z?: Tensor, row0 = 0, rows = w.shape[0], accumulate = false): Tensor {
+export function halfLinear(gpu: Gpu, x: Tensor, w: HalfMatrix, o: HalfLinearOptions = {}): Tensor {
+  const { row0 = 0, rows = w.shape[0] - row0, accumulate = false } = o;
   const [T, H] = rows2d('halfLinear', 'x', x);
   if (w.shape[1] !== H) throw new Error(`halfLinear: x has ${H} features, W is [${w.shape.join(', ')}]`);
   if (row0 + rows > w.shape[0]) throw new Error(`halfLinear: rows ${row0}..${row0 + rows} past W's ${w.shape[0]}`);
-  z ??= gpu.tensor([T, rows]);
-  expectShape('halfLinear', 'z', z, [T, rows]);
+  const z = o.out ?? gpu.tensor([T, rows]);
+  expectShape('halfLinear', 'out', z, [T, rows]);
   for (const b of w.blocks) {
     const lo = Math.max(row0, b.row0), hi = Math.min(row0 + rows, b.row0 + b.rows);
     if (lo >= hi) continue;
@@ -54,11 +66,15 @@ export function halfLinear(gpu: Gpu, x: Tensor, w: HalfMatrix, z?: Tensor, row0 
 }
 
 // backward: dX (+)= dZ · W = Σ_blocks dZ[:, block's rows] · W_b     dZ: [T, V], W: [V, H], dX: [T, H]
-export function halfLinearBackwardInput(gpu: Gpu, dz: Tensor, w: HalfMatrix, dx?: Tensor, accumulate = false): Tensor {
+// `dx`: a new tensor by default; `accumulate` (default false) adds into it.
+export function halfLinearBackwardInput(
+  gpu: Gpu, dz: Tensor, w: HalfMatrix, o: { dx?: Tensor; accumulate?: boolean } = {},
+): Tensor {
+  const accumulate = !!o.accumulate;
   const [T, V] = rows2d('halfLinearBackwardInput', 'dZ', dz);
   if (w.shape[0] !== V) throw new Error(`halfLinearBackwardInput: dZ has ${V} columns, W is [${w.shape.join(', ')}]`);
   const H = w.shape[1];
-  dx ??= gpu.tensor([T, H]);
+  const dx = o.dx ?? gpu.tensor([T, H]);
   expectShape('halfLinearBackwardInput', 'dX', dx, [T, H]);
   w.blocks.forEach((b, i) => halfGemm(gpu, dz, b, w.dtype, dx, {
     M: T, N: H, K: b.rows, transB: false, accumulate: accumulate || i > 0,
@@ -67,12 +83,24 @@ export function halfLinearBackwardInput(gpu: Gpu, dz: Tensor, w: HalfMatrix, dx?
   return dx;
 }
 
+export interface CrossEntropyOptions {
+  /** dL/dz is scaled by this (default 1; training passes 1 / counted labels). */
+  scale?: number;
+  /** The chunk's first row in `labels` (default 0). */
+  rowOffset?: number;
+  /** Each row's loss, [Tc]; a new tensor by default. */
+  loss?: Tensor;
+  /** Gemma 2's final_logit_softcapping: the loss is of cap · tanh(z / cap); 0 (the default): none. */
+  softcap?: number;
+}
+
 /**
- * Cross-entropy of a chunk of rows, in place (of soft-capped logits where `softcap` > 0): `z` [Tc, V] becomes dL/dz, `loss` [Tc] gets each
- * row's loss (0 where the label is −100). `labels` is i32 for all rows; `rowOffset` is the
- * chunk's first row in it.
+ * Cross-entropy of a chunk of rows, in place: `z` [Tc, V] becomes dL/dz, `loss` [Tc] gets each
+ * row's loss (0 where the label is −100). `labels` is i32 for all rows. Returns `loss`.
  */
-export function crossEntropy(gpu: Gpu, z: Tensor, labels: Tensor, scale: number, rowOffset = 0, loss = gpu.tensor([z.shape[0]]), softcap = 0): Tensor {
+export function crossEntropy(gpu: Gpu, z: Tensor, labels: Tensor, o: CrossEntropyOptions = {}): Tensor {
+  const { scale = 1, rowOffset = 0, softcap = 0 } = o;
+  const loss = o.loss ?? gpu.tensor([z.shape[0]]);
   const [T, V] = rows2d('crossEntropy', 'z', z);
   if (rowOffset + T > labels.numel) throw new Error(`crossEntropy: rows ${rowOffset}..${rowOffset + T} past ${labels.numel} labels`);
   expectShape('crossEntropy', 'loss', loss, [T]);

@@ -54,27 +54,37 @@ function dropoutParams(n: number, p: number, seed: number) {
   return { n, seed: seed >>> 0, threshold, scale: 1 / (1 - p) };
 }
 
-// forward: xd = x ⊙ keep / (1 - p)       x, xd: [T, in]
-export function dropoutForward(gpu: Gpu, x: Tensor, p: number, seed: number, xd = gpu.tensor(x.shape)): Tensor {
+export interface DropoutOptions {
+  /** The probability of dropping an element, in [0, 1). */
+  p: number;
+  /** Picks the mask (default 0); backward must get forward's seed. */
+  seed?: number;
+}
+
+// forward: xd = x ⊙ keep / (1 - p)       x, xd: [T, in]; `out`: xd, a new tensor by default
+export function dropoutForward(gpu: Gpu, x: Tensor, o: DropoutOptions & { out?: Tensor }): Tensor {
+  const xd = o.out ?? gpu.tensor(x.shape);
   const k = gpu.kernel(shader, 'dropout_forward', { WG });
-  gpu.dispatch1D(k, [x, xd], dropoutParams(x.numel, p, seed), Math.ceil(x.numel / WG));
+  gpu.dispatch1D(k, [x, xd], dropoutParams(x.numel, o.p, o.seed ?? 0), Math.ceil(x.numel / WG));
   return xd;
 }
 
 // backward: dx += dxd ⊙ keep / (1 - p)   dxd, dx: [T, in]
-export function dropoutBackward(gpu: Gpu, dxd: Tensor, dx: Tensor, p: number, seed: number): void {
+export function dropoutBackward(gpu: Gpu, dxd: Tensor, dx: Tensor, o: DropoutOptions): void {
   const k = gpu.kernel(shader, 'dropout_backward', { WG });
-  gpu.dispatch1D(k, [dxd, dx], dropoutParams(dxd.numel, p, seed), Math.ceil(dxd.numel / WG));
+  gpu.dispatch1D(k, [dxd, dx], dropoutParams(dxd.numel, o.p, o.seed ?? 0), Math.ceil(dxd.numel / WG));
 }
 
 // ---- the LoRA branch ----------------------------------------------------------------------
 
-// forward: y += s · dropout(x) Aᵀ Bᵀ
-export function loraForward(gpu: Gpu, x: Tensor, a: LoraAdapter, y: Tensor, seed = 0): LoraSaved {
+// forward: y += s · dropout(x) Aᵀ Bᵀ; `seed` picks the dropout mask (default 0)
+export function loraForward(
+  gpu: Gpu, x: Tensor, a: LoraAdapter, y: Tensor, { seed = 0 }: { seed?: number } = {},
+): LoraSaved {
   const { T, inF, r, outF } = dims('loraForward', x, a);
   expectShape('loraForward', 'y', y, [T, outF]);
   const ownsXd = a.dropout > 0;
-  const xd = ownsXd ? dropoutForward(gpu, x, a.dropout, seed) : x;
+  const xd = ownsXd ? dropoutForward(gpu, x, { p: a.dropout, seed }) : x;
   const h = gpu.tensor([T, r]);
   gemm(gpu, xd, a.A, h, T, r, inF, { transB: true });
   gemm(gpu, h, a.B, y, T, outF, r, { transB: true, accumulate: true, alpha: a.scale });
@@ -108,7 +118,7 @@ export function loraBackward(
     if (a.dropout > 0) {
       const dxd = gpu.tensor([T, inF]);
       gemm(gpu, dh, a.A, dxd, T, inF, r);
-      dropoutBackward(gpu, dxd, o.dx, a.dropout, o.seed ?? 0);
+      dropoutBackward(gpu, dxd, o.dx, { p: a.dropout, seed: o.seed });
       dxd.release();
     } else {
       gemm(gpu, dh, a.A, o.dx, T, inF, r, { accumulate: true });

@@ -43,35 +43,45 @@ export function gemm(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, M: number, N: nu
   ]);
 }
 
-// forward: y = x Wᵀ          x: [T, in], W: [out, in], y: [T, out]
-export function linear(gpu: Gpu, x: Tensor, w: Tensor, y?: Tensor, o: { accumulate?: boolean; alpha?: number } = {}): Tensor {
+/** How a linear op (f32, NF4 or 16-bit weights) writes its result. */
+export interface ProductOptions {
+  /** Add into the output instead of overwriting it (default false). */
+  accumulate?: boolean;
+  /** Scale the product by this (default 1). */
+  alpha?: number;
+}
+
+// forward: y = x Wᵀ          x: [T, in], W: [out, in], y: [T, out]; `out`: y, a new tensor by default
+export function linear(gpu: Gpu, x: Tensor, w: Tensor, o: ProductOptions & { out?: Tensor } = {}): Tensor {
   const [T, inF] = rows2d('linear', 'x', x);
   const [outF] = rows2d('linear', 'W', w);
   expectShape('linear', 'W', w, [outF, inF]);
-  y ??= gpu.tensor([T, outF]);
-  expectShape('linear', 'y', y, [T, outF]);
-  gemm(gpu, x, w, y, T, outF, inF, { transB: true, ...o });
+  const y = o.out ?? gpu.tensor([T, outF]);
+  expectShape('linear', 'out', y, [T, outF]);
+  gemm(gpu, x, w, y, T, outF, inF, { transB: true, accumulate: o.accumulate, alpha: o.alpha });
   return y;
 }
 
-// backward, input: dX = dY W     dY: [T, out], W: [out, in], dX: [T, in]
-export function linearBackwardInput(gpu: Gpu, dy: Tensor, w: Tensor, dx?: Tensor, o: { accumulate?: boolean; alpha?: number } = {}): Tensor {
+// backward, input: dX = dY W     dY: [T, out], W: [out, in], dX: [T, in]; `dx`: a new tensor by default
+export function linearBackwardInput(gpu: Gpu, dy: Tensor, w: Tensor, o: ProductOptions & { dx?: Tensor } = {}): Tensor {
   const [T, outF] = rows2d('linearBackwardInput', 'dY', dy);
   const [, inF] = rows2d('linearBackwardInput', 'W', w);
   expectShape('linearBackwardInput', 'W', w, [outF, inF]);
-  dx ??= gpu.tensor([T, inF]);
+  const dx = o.dx ?? gpu.tensor([T, inF]);
   expectShape('linearBackwardInput', 'dX', dx, [T, inF]);
-  gemm(gpu, dy, w, dx, T, inF, outF, o);
+  gemm(gpu, dy, w, dx, T, inF, outF, { accumulate: o.accumulate, alpha: o.alpha });
   return dx;
 }
 
-// backward, weight: dW = dYᵀ X   dY: [T, out], X: [T, in], dW: [out, in]
-export function linearBackwardWeight(gpu: Gpu, dy: Tensor, x: Tensor, dw?: Tensor, o: { accumulate?: boolean; alpha?: number } = {}): Tensor {
+// backward, weight: dW = dYᵀ X   dY: [T, out], X: [T, in], dW: [out, in]; `dw`: a new tensor by default
+export function linearBackwardWeight(
+  gpu: Gpu, dy: Tensor, x: Tensor, o: ProductOptions & { dw?: Tensor } = {},
+): Tensor {
   const [T, outF] = rows2d('linearBackwardWeight', 'dY', dy);
   const [, inF] = rows2d('linearBackwardWeight', 'X', x);
   expectShape('linearBackwardWeight', 'X', x, [T, inF]);
-  dw ??= gpu.tensor([outF, inF]);
+  const dw = o.dw ?? gpu.tensor([outF, inF]);
   expectShape('linearBackwardWeight', 'dW', dw, [outF, inF]);
-  gemm(gpu, dy, x, dw, outF, inF, T, { transA: true, ...o });
+  gemm(gpu, dy, x, dw, outF, inF, T, { transA: true, accumulate: o.accumulate, alpha: o.alpha });
   return dw;
 }

@@ -19,16 +19,26 @@ const geluShader = `${activations}\n${gelu}`;
 export type GatedActivation = 'silu' | 'gelu_tanh';
 const gated = (act: GatedActivation) => ({ WG, GEGLU: act === 'gelu_tanh', TANH: true });
 
-export function swigluForward(gpu: Gpu, g: Tensor, u: Tensor, h = gpu.tensor(g.shape), act: GatedActivation = 'silu'): Tensor {
+/** `activation`: act of the gated MLP, 'silu' (SwiGLU) by default. */
+export interface GatedOptions {
+  activation?: GatedActivation;
+}
+
+// `out`: h, a new tensor by default
+export function swigluForward(gpu: Gpu, g: Tensor, u: Tensor, o: GatedOptions & { out?: Tensor } = {}): Tensor {
+  const h = o.out ?? gpu.tensor(g.shape);
   expectShape('swigluForward', 'u', u, g.shape);
-  expectShape('swigluForward', 'h', h, g.shape);
-  gpu.dispatch1D(gpu.kernel(shader, 'swiglu_forward', gated(act)), [g, u, h], { n: g.numel }, Math.ceil(g.numel / WG));
+  expectShape('swigluForward', 'out', h, g.shape);
+  const k = gpu.kernel(shader, 'swiglu_forward', gated(o.activation ?? 'silu'));
+  gpu.dispatch1D(k, [g, u, h], { n: g.numel }, Math.ceil(g.numel / WG));
   return h;
 }
 
+// `dg`, `du`: new tensors by default
 export function swigluBackward(
-  gpu: Gpu, g: Tensor, u: Tensor, dh: Tensor, dg = gpu.tensor(g.shape), du = gpu.tensor(g.shape), act: GatedActivation = 'silu',
+  gpu: Gpu, g: Tensor, u: Tensor, dh: Tensor, o: GatedOptions & { dg?: Tensor; du?: Tensor } = {},
 ): { dg: Tensor; du: Tensor } {
+  const dg = o.dg ?? gpu.tensor(g.shape), du = o.du ?? gpu.tensor(g.shape), act = o.activation ?? 'silu';
   for (const [name, t] of [['u', u], ['dh', dh], ['dg', dg], ['du', du]] as const) expectShape('swigluBackward', name, t, g.shape);
   const k = gpu.kernel(shader, 'swiglu_backward', gated(act));
   gpu.dispatch1D(k, [g, u, dh, dg, du], { n: g.numel }, Math.ceil(g.numel / WG));
@@ -37,14 +47,23 @@ export function swigluBackward(
 
 export type GeluApproximation = 'none' | 'tanh';
 
-export function geluForward(gpu: Gpu, a: Tensor, approximate: GeluApproximation, h = gpu.tensor(a.shape)): Tensor {
-  expectShape('geluForward', 'h', h, a.shape);
+/** `approximate`: PyTorch's gelu argument, 'none' (exact, erf) by default. */
+export interface GeluOptions {
+  approximate?: GeluApproximation;
+}
+
+// `out`: h, a new tensor by default
+export function geluForward(gpu: Gpu, a: Tensor, o: GeluOptions & { out?: Tensor } = {}): Tensor {
+  const h = o.out ?? gpu.tensor(a.shape), approximate = o.approximate ?? 'none';
+  expectShape('geluForward', 'out', h, a.shape);
   const k = gpu.kernel(geluShader, 'gelu_forward', { WG, TANH: approximate === 'tanh' });
   gpu.dispatch1D(k, [a, h], { n: a.numel }, Math.ceil(a.numel / WG));
   return h;
 }
 
-export function geluBackward(gpu: Gpu, a: Tensor, dh: Tensor, approximate: GeluApproximation, da = gpu.tensor(a.shape)): Tensor {
+// `da`: a new tensor by default
+export function geluBackward(gpu: Gpu, a: Tensor, dh: Tensor, o: GeluOptions & { da?: Tensor } = {}): Tensor {
+  const da = o.da ?? gpu.tensor(a.shape), approximate = o.approximate ?? 'none';
   expectShape('geluBackward', 'dh', dh, a.shape);
   expectShape('geluBackward', 'da', da, a.shape);
   const k = gpu.kernel(geluShader, 'gelu_backward', { WG, TANH: approximate === 'tanh' });

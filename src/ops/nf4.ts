@@ -9,7 +9,7 @@ import quantize from '../../shaders/nf4_quantize.wgsl?raw';
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { checkBlocksize, nf4Absmax, type NF4Tensor } from '../quant/nf4';
 import { expectShape, rows2d } from './check';
-import { GEMM_TILE } from './matmul';
+import { GEMM_TILE, type ProductOptions } from './matmul';
 
 const GEMM_NF4 = `${nf4}\n${gemmVariant}\n${core}`;
 const GEMV_NF4 = `${nf4}\n${gemv}`;
@@ -41,8 +41,13 @@ export function uploadNF4(gpu: Gpu, q: NF4Tensor, shape: [number, number]): NF4W
   };
 }
 
+export interface QuantizeOptions {
+  /** Values per absmax block (bitsandbytes' default, 64). */
+  blocksize?: number;
+}
+
 /** Quantize an f32 weight [out, in] already on the GPU, block by block. */
-export function quantizeNF4Gpu(gpu: Gpu, w: Tensor, blocksize = 64): NF4Weight {
+export function quantizeNF4Gpu(gpu: Gpu, w: Tensor, { blocksize = 64 }: QuantizeOptions = {}): NF4Weight {
   checkBlocksize(blocksize);
   const [outF, inF] = rows2d('quantizeNF4Gpu', 'W', w);
   const n = outF * inF;
@@ -60,14 +65,18 @@ export function quantizeNF4Gpu(gpu: Gpu, w: Tensor, blocksize = 64): NF4Weight {
  * Quantize a host f32 weight [out, in] on the GPU. Its f32 copy goes up a band of rows at a
  * time where it would outgrow `maxBytes` (one binding: falcon-40b's dense_h_to_4h is 1.07 GB
  * in f32, 134 MB in NF4); each band holds whole blocks, so the result is the same bytes.
+ * `maxBytes` defaults to the device's binding limit.
  */
-export function quantizeNF4Host(gpu: Gpu, values: Float32Array, shape: [number, number], blocksize = 64, maxBytes = gpu.maxBinding): NF4Weight {
+export function quantizeNF4Host(
+  gpu: Gpu, values: Float32Array, shape: [number, number],
+  { blocksize = 64, maxBytes = gpu.maxBinding }: QuantizeOptions & { maxBytes?: number } = {},
+): NF4Weight {
   const [outF, inF] = shape;
   const n = outF * inF;
   if (values.length !== n) throw new Error(`quantizeNF4Host: shape [${shape}] does not hold ${values.length} values`);
   const quantizeBand = (r0: number, rows: number): NF4Weight => {
     const w = gpu.tensor([rows, inF], 'f32', values.subarray(r0 * inF, (r0 + rows) * inF));
-    const q = quantizeNF4Gpu(gpu, w, blocksize);
+    const q = quantizeNF4Gpu(gpu, w, { blocksize });
     w.release();
     return q;
   };
@@ -102,13 +111,13 @@ export async function readNF4Bytes(gpu: Gpu, q: NF4Weight): Promise<Uint8Array> 
   return new Uint8Array(await gpu.readBytes(q.packed, Math.ceil(n / 2)));
 }
 
-// forward: y = x Wᵀ    x: [T, in], W: NF4 [out, in], y: [T, out]
-export function nf4Linear(gpu: Gpu, x: Tensor, w: NF4Weight, y?: Tensor, o: { accumulate?: boolean; alpha?: number } = {}): Tensor {
+// forward: y = x Wᵀ    x: [T, in], W: NF4 [out, in], y: [T, out]; `out`: y, a new tensor by default
+export function nf4Linear(gpu: Gpu, x: Tensor, w: NF4Weight, o: ProductOptions & { out?: Tensor } = {}): Tensor {
   const [T, inF] = rows2d('nf4Linear', 'x', x);
   const [outF, wIn] = w.shape;
   if (wIn !== inF) throw new Error(`nf4Linear: x has ${inF} features, W is [${w.shape.join(', ')}]`);
-  y ??= gpu.tensor([T, outF]);
-  expectShape('nf4Linear', 'y', y, [T, outF]);
+  const y = o.out ?? gpu.tensor([T, outF]);
+  expectShape('nf4Linear', 'out', y, [T, outF]);
   const blockShift = Math.log2(w.blocksize);
   if (T <= GEMV_MAX_ROWS) {
     const kernel = gpu.kernel(GEMV_NF4, 'main', { ...GEMV, ACCUMULATE: !!o.accumulate, ALIGNED: inF % 8 === 0 });
@@ -124,18 +133,22 @@ export function nf4Linear(gpu: Gpu, x: Tensor, w: NF4Weight, y?: Tensor, o: { ac
 }
 
 // backward, input: dX = dY W    dY: [T, out], W: NF4 [out, in], dX: [T, in]
-// (W is frozen: it has no gradient; LoRA's gradients come from ops/lora.ts.)
-export function nf4LinearBackwardInput(gpu: Gpu, dy: Tensor, w: NF4Weight, dx?: Tensor, o: { accumulate?: boolean; alpha?: number } = {}): Tensor {
+// (W is frozen: it has no gradient; LoRA's gradients come from ops/lora.ts.) `dx`: a new tensor by default.
+export function nf4LinearBackwardInput(
+  gpu: Gpu, dy: Tensor, w: NF4Weight, o: ProductOptions & { dx?: Tensor } = {},
+): Tensor {
   const [T, outF] = rows2d('nf4LinearBackwardInput', 'dY', dy);
   const [wOut, inF] = w.shape;
   if (wOut !== outF) throw new Error(`nf4LinearBackwardInput: dY has ${outF} features, W is [${w.shape.join(', ')}]`);
-  dx ??= gpu.tensor([T, inF]);
+  const dx = o.dx ?? gpu.tensor([T, inF]);
   expectShape('nf4LinearBackwardInput', 'dX', dx, [T, inF]);
   nf4Gemm(gpu, dy, w, dx, T, inF, outF, false, o);
   return dx;
 }
 
-function nf4Gemm(gpu: Gpu, a: Tensor, w: NF4Weight, c: Tensor, M: number, N: number, K: number, transB: boolean, o: { accumulate?: boolean; alpha?: number }): void {
+function nf4Gemm(
+  gpu: Gpu, a: Tensor, w: NF4Weight, c: Tensor, M: number, N: number, K: number, transB: boolean, o: ProductOptions,
+): void {
   const tile = GEMM_TILE.WG * 4;
   const kernel = gpu.kernel(GEMM_NF4, 'main', { ...GEMM_TILE, TRANS_B: transB, ACCUMULATE: !!o.accumulate });
   const params = { M, N, K, alpha: o.alpha ?? 1, sA: M * K, sB: 0, sC: M * N, blockShift: Math.log2(w.blocksize) };

@@ -25,41 +25,66 @@ function check(op: string, x: Tensor, w: HalfVector): [number, number] {
   return [T, H];
 }
 
-// forward: y = x · r · w
-// `offset`: the weight applied is offset + w (Gemma stores its RMSNorm weights minus one);
-// `accumulate` adds into y (Gemma's post-norms feed the residual stream).
-export function rmsnormForward(gpu: Gpu, x: Tensor, w: HalfVector, eps: number, y = gpu.tensor(x.shape), offset = 0, accumulate = false): Tensor {
+export interface RmsnormOptions {
+  /** Added to mean(x²) (default 1e-6, transformers' LlamaRMSNorm default; pass the config's). */
+  eps?: number;
+  /** The weight applied is offset + w (default 0; Gemma stores its RMSNorm weights minus one: 1). */
+  offset?: number;
+  /** Add into the output instead of overwriting it (default false; Gemma's post-norms feed the residual stream). */
+  accumulate?: boolean;
+}
+
+// forward: y = x · r · w; `out`: y, a new tensor by default
+export function rmsnormForward(gpu: Gpu, x: Tensor, w: HalfVector, o: RmsnormOptions & { out?: Tensor } = {}): Tensor {
+  const { eps = 1e-6, offset = 0, accumulate = false } = o;
   const [T, H] = check('rmsnormForward', x, w);
-  expectShape('rmsnormForward', 'y', y, [T, H]);
-  const k = gpu.kernel(RMSNORM, 'rmsnorm_forward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', OFFSET: offset, ACCUMULATE: accumulate });
-  gpu.dispatch1D(k, [x, w.words, y], { T, H, eps }, T);
+  const y = o.out ?? gpu.tensor(x.shape);
+  expectShape('rmsnormForward', 'out', y, [T, H]);
+  const overrides = { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', OFFSET: offset, ACCUMULATE: accumulate };
+  gpu.dispatch1D(gpu.kernel(RMSNORM, 'rmsnorm_forward', overrides), [x, w.words, y], { T, H, eps }, T);
   return y;
 }
 
-// backward: dx (+)= r · (w ⊙ dy) − x · r³ / H · Σ w dy x    (w is frozen)
-export function rmsnormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, eps: number, dx = gpu.tensor(x.shape), accumulate = false, offset = 0): Tensor {
+// backward: dx (+)= r · (w ⊙ dy) − x · r³ / H · Σ w dy x    (w is frozen); `dx`: a new tensor by default
+export function rmsnormBackward(
+  gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, o: RmsnormOptions & { dx?: Tensor } = {},
+): Tensor {
+  const { eps = 1e-6, offset = 0, accumulate = false } = o;
   const [T, H] = check('rmsnormBackward', x, w);
+  const dx = o.dx ?? gpu.tensor(x.shape);
   expectShape('rmsnormBackward', 'dY', dy, [T, H]);
   expectShape('rmsnormBackward', 'dX', dx, [T, H]);
-  const k = gpu.kernel(RMSNORM, 'rmsnorm_backward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', ACCUMULATE: accumulate, OFFSET: offset });
-  gpu.dispatch1D(k, [x, w.words, dy, dx], { T, H, eps }, T);
+  const overrides = { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', ACCUMULATE: accumulate, OFFSET: offset };
+  gpu.dispatch1D(gpu.kernel(RMSNORM, 'rmsnorm_backward', overrides), [x, w.words, dy, dx], { T, H, eps }, T);
   return dx;
 }
 
 // LayerNorm (Falcon), with a frozen 16-bit weight and bias:
 //   forward   y  = x̂ · w + b,   x̂ = (x − μ) / √(var(x) + eps)
 //   backward  dx = r · (g − mean(g) − x̂ · mean(g ⊙ x̂)),   g = w ⊙ dy
-export function layernormForward(gpu: Gpu, x: Tensor, w: HalfVector, b: HalfVector, eps: number, y = gpu.tensor(x.shape)): Tensor {
+// `eps` defaults to 1e-5 (torch.nn.LayerNorm's; pass the config's); `out`/`dx`: new tensors by
+// default; `accumulate` (default false) adds into dx.
+export function layernormForward(
+  gpu: Gpu, x: Tensor, w: HalfVector, b: HalfVector, o: { eps?: number; out?: Tensor } = {},
+): Tensor {
+  const eps = o.eps ?? 1e-5;
   const [T, H] = check('layernormForward', x, w);
-  if (b.length !== H || b.dtype !== w.dtype) throw new Error(`layernormForward: the bias has ${b.length} ${b.dtype} values, the weight ${H} ${w.dtype}`);
-  expectShape('layernormForward', 'y', y, [T, H]);
+  if (b.length !== H || b.dtype !== w.dtype) {
+    throw new Error(`layernormForward: the bias has ${b.length} ${b.dtype} values, the weight ${H} ${w.dtype}`);
+  }
+  const y = o.out ?? gpu.tensor(x.shape);
+  expectShape('layernormForward', 'out', y, [T, H]);
   const k = gpu.kernel(LAYERNORM, 'layernorm_forward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16' });
   gpu.dispatch1D(k, [x, w.words, b.words, y], { T, H, eps }, T);
   return y;
 }
 
-export function layernormBackward(gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, eps: number, dx = gpu.tensor(x.shape), accumulate = false): Tensor {
+export function layernormBackward(
+  gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, o: { eps?: number; dx?: Tensor; accumulate?: boolean } = {},
+): Tensor {
+  const eps = o.eps ?? 1e-5, accumulate = !!o.accumulate;
   const [T, H] = check('layernormBackward', x, w);
+  const dx = o.dx ?? gpu.tensor(x.shape);
   expectShape('layernormBackward', 'dY', dy, [T, H]);
   expectShape('layernormBackward', 'dX', dx, [T, H]);
   const k = gpu.kernel(LAYERNORM, 'layernorm_backward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', ACCUMULATE: accumulate });

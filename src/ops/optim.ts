@@ -41,8 +41,9 @@ export function adamwState(gpu: Gpu, params: Tensor): AdamWState {
   return { params, m: gpu.tensor(params.shape, 'f32', zeros), v: gpu.tensor(params.shape, 'f32', zeros), step: 0 };
 }
 
-// ‖grads‖² → normSq [1], on the GPU.
-export function gradNormSq(gpu: Gpu, grads: Tensor, normSq = gpu.tensor([1])): Tensor {
+// ‖grads‖² → normSq [1], on the GPU; `out`: normSq, a new tensor by default.
+export function gradNormSq(gpu: Gpu, grads: Tensor, o: { out?: Tensor } = {}): Tensor {
+  const normSq = o.out ?? gpu.tensor([1]);
   const n = grads.numel;
   const parts = Math.ceil(n / (WG * ITEMS));
   const partial = gpu.tensor([parts]);
@@ -54,11 +55,18 @@ export function gradNormSq(gpu: Gpu, grads: Tensor, normSq = gpu.tensor([1])): T
   return normSq;
 }
 
+export interface AdamWStepOptions {
+  settings: AdamWSettings;
+  /** This step's learning rate, as the schedule has it (default settings.learning_rate). */
+  lr?: number;
+}
+
 /**
  * One AdamW step with clipping, as transformers' Trainer does it. Returns ‖grads‖² before
  * clipping (a [1] tensor on the GPU: read it when the log wants it).
  */
-export function adamwStep(gpu: Gpu, s: AdamWState, grads: Tensor, hp: AdamWSettings, lr = hp.learning_rate): Tensor {
+export function adamwStep(gpu: Gpu, s: AdamWState, grads: Tensor, o: AdamWStepOptions): Tensor {
+  const hp = o.settings, lr = o.lr ?? hp.learning_rate;
   expectShape('adamwStep', 'grads', grads, s.params.shape);
   const normSq = gradNormSq(gpu, grads);
   s.step += 1;

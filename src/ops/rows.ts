@@ -12,11 +12,13 @@ const WG = 256;
 
 /**
  * x[t] = E[ids[t]] · scale; `ids` is u32 [T], checked against the vocabulary by the caller.
- * Each row block of E fills the tokens whose ids fall in it.
+ * Each row block of E fills the tokens whose ids fall in it. `out`: x, a new tensor by default;
+ * `scale`: 1 by default (Gemma: √hidden).
  */
-export function embed(gpu: Gpu, table: HalfMatrix, ids: Tensor, x = gpu.tensor([ids.numel, table.shape[1]]), scale = 1): Tensor {
+export function embed(gpu: Gpu, table: HalfMatrix, ids: Tensor, o: { out?: Tensor; scale?: number } = {}): Tensor {
   const [V, H] = table.shape;
   const T = ids.numel;
+  const x = o.out ?? gpu.tensor([T, H]), scale = o.scale ?? 1;
   if (x.shape[0] !== T || x.shape[1] !== H) throw new Error(`embed: x must be [${T}, ${H}], got [${x.shape.join(', ')}]`);
   const k = gpu.kernel(ROWS, 'embed', { WG, BF16: table.dtype === 'BF16' });
   for (const b of table.blocks) {

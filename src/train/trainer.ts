@@ -58,7 +58,7 @@ export class Trainer {
     gpu.zero(this.lora.grads);
     const losses = micro.map((m) => this.model.forwardBackward(m.batch, 1 / counted, this.microStep++));
     const lr = s.learning_rate * lrMultiplier(s.lr_scheduler_type, this.state.step, s.warmup_steps, s.max_steps);
-    const normSq = adamwStep(gpu, this.state, this.lora.grads, s, lr);
+    const normSq = adamwStep(gpu, this.state, this.lora.grads, { settings: s, lr });
     // One readback for the step: every micro-batch's token losses and ‖g‖², gathered on the GPU.
     const n = losses.reduce((k, l) => k + l.numel, 0);
     const gathered = gpu.tensor([n + 1]);

@@ -31,7 +31,7 @@ describe('causal grouped-query attention against float64', () => {
       const ts = gpu.tensor([T], 'u32', start);
       const o = gpu.tensor([T, H, d]);
       gpu.fill(o, POISON);
-      const { P } = attentionForward(gpu, tq, tk, tv, ts, o);
+      const { P } = attentionForward(gpu, tq, tk, tv, ts, { out: o });
       const msg = `seed ${seed}`;
       expect(relError(await gpu.read(o), attentionRef(q, k, v, start, T, H, Hkv, d)), msg).toBeLessThan(1e-5);
       const g = attentionBackward(gpu, tq, tk, tv, P, gpu.tensor([T, H, d], 'f32', G));
@@ -61,7 +61,7 @@ describe('causal grouped-query attention against float64', () => {
     const q = randn(r, T * H * d, 2), k = randn(r, T * Hkv * d, 2), v = randn(r, T * Hkv * d), G = randn(r, T * H * d);
     const start = new Uint32Array(T);
     const tq = gpu.tensor([T, H, d], 'f32', q), tk = gpu.tensor([T, Hkv, d], 'f32', k), tv = gpu.tensor([T, Hkv, d], 'f32', v);
-    const { o, P } = attentionForward(gpu, tq, tk, tv, gpu.tensor([T], 'u32', start), undefined, opt);
+    const { out: o, P } = attentionForward(gpu, tq, tk, tv, gpu.tensor([T], 'u32', start), opt);
     const msg = `seed ${seed}`;
     const ref = attentionRef(q, k, v, start, T, H, Hkv, d, opt);
     expect(relError(await gpu.read(o), ref), msg).toBeLessThan(1e-5);

@@ -24,8 +24,8 @@ describe('SwiGLU and GeGLU against float64', () => {
         const tg = gpu.tensor([T, I], 'f32', g), tu = gpu.tensor([T, I], 'f32', u);
         const h = gpu.tensor([T, I]), dg = gpu.tensor([T, I]), du = gpu.tensor([T, I]);
         for (const t of [h, dg, du]) gpu.fill(t, POISON);
-        swigluForward(gpu, tg, tu, h, act);
-        swigluBackward(gpu, tg, tu, gpu.tensor([T, I], 'f32', dh), dg, du, act);
+        swigluForward(gpu, tg, tu, { out: h, activation: act });
+        swigluBackward(gpu, tg, tu, gpu.tensor([T, I], 'f32', dh), { dg, du, activation: act });
         const ref = (gv: ArrayLike<number>, uv: ArrayLike<number>) =>
           act === 'silu' ? swigluRef(gv, uv) : geluRef(gv, 'tanh').map((a, i) => a * uv[i]);
         expect(relError(await gpu.read(h), ref(g, u)), `seed ${seed}`).toBeLessThan(1e-5);
@@ -59,8 +59,8 @@ describe('GELU against float64', () => {
         const ta = gpu.tensor([T, I], 'f32', a);
         const h = gpu.tensor([T, I]), da = gpu.tensor([T, I]);
         for (const t of [h, da]) gpu.fill(t, POISON);
-        geluForward(gpu, ta, approximate, h);
-        geluBackward(gpu, ta, gpu.tensor([T, I], 'f32', dh), approximate, da);
+        geluForward(gpu, ta, { approximate, out: h });
+        geluBackward(gpu, ta, gpu.tensor([T, I], 'f32', dh), { approximate, da });
         const ref = geluRef(a, approximate);
         const out = await gpu.read(h);
         expect(relError(out, ref), `seed ${seed}`).toBeLessThan(1e-5);

@@ -35,12 +35,12 @@ describe('16-bit output head against float64', () => {
       const row0 = Math.floor(V / 3), rows = V - row0 - 1; // a chunk from the middle, odd length
       const z = gpu.tensor([T, rows]);
       gpu.fill(z, POISON);
-      halfLinear(gpu, tx, w, z, row0, rows);
+      halfLinear(gpu, tx, w, { out: z, row0, rows });
       const ref = new Float64Array(T * rows).map((_, i) => full[Math.floor(i / rows) * V + row0 + (i % rows)]);
       expect(relError(await gpu.read(z), ref), `seed ${seed}`).toBeLessThan(1e-5);
       const dx = gpu.tensor([T, H]);
       gpu.fill(dx, POISON);
-      halfLinearBackwardInput(gpu, gpu.tensor([T, V], 'f32', dz), w, dx);
+      halfLinearBackwardInput(gpu, gpu.tensor([T, V], 'f32', dz), w, { dx });
       expect(relError(await gpu.read(dx), gemmRef(dz, rounded, T, H, V)), `seed ${seed}`).toBeLessThan(1e-5);
     });
   }
@@ -57,7 +57,7 @@ describe('cross-entropy against float64', () => {
       const tz = gpu.tensor([T, V], 'f32', z);
       const loss = gpu.tensor([T]);
       gpu.fill(loss, POISON);
-      crossEntropy(gpu, tz, gpu.tensor([T], 'i32', labels), 1 / counted, 0, loss);
+      crossEntropy(gpu, tz, gpu.tensor([T], 'i32', labels), { scale: 1 / counted, loss });
       const ref = crossEntropyRef(z, labels, T, V);
       expect(relError(await gpu.read(loss), ref.loss), `seed ${seed}`).toBeLessThan(1e-5);
       const grad = await gpu.read(tz);
@@ -77,7 +77,8 @@ describe('cross-entropy against float64', () => {
     const labels = Int32Array.from({ length: T }, (_, t) => (t === 2 ? -100 : Math.floor(r() * V)));
     const counted = labels.filter((l) => l >= 0).length;
     const tz = gpu.tensor([T, V], 'f32', z);
-    const loss = await gpu.read(crossEntropy(gpu, tz, gpu.tensor([T], 'i32', labels), 1 / counted, 0, undefined, cap));
+    const tl = gpu.tensor([T], 'i32', labels);
+    const loss = await gpu.read(crossEntropy(gpu, tz, tl, { scale: 1 / counted, softcap: cap }));
     const capped = (v: ArrayLike<number>) => Float64Array.from(v, (x) => cap * Math.tanh(x / cap));
     expect(relError(loss, crossEntropyRef(capped(z), labels, T, V).loss), `seed ${seed}`).toBeLessThan(1e-5);
     const mean = (v: Float64Array) => crossEntropyRef(capped(v), labels, T, V).loss.reduce((a, b) => a + b, 0) / counted;
@@ -88,7 +89,8 @@ describe('cross-entropy against float64', () => {
     const V = 11;
     const z = randn(rng(5), 2 * V);
     const labels = Int32Array.of(3, -100, 7, 1);
-    const loss = await gpu.read(crossEntropy(gpu, gpu.tensor([2, V], 'f32', z), gpu.tensor([4], 'i32', labels), 1, 2));
+    const tz = gpu.tensor([2, V], 'f32', z);
+    const loss = await gpu.read(crossEntropy(gpu, tz, gpu.tensor([4], 'i32', labels), { rowOffset: 2 }));
     const ref = crossEntropyRef(z, labels.subarray(2), 2, V);
     expect(relError(loss, ref.loss)).toBeLessThan(1e-5);
   });

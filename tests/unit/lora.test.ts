@@ -42,7 +42,7 @@ describe('LoRA branch against float64', () => {
       };
       const y0 = randn(rng(seed + 1), T * outF);
       const y = gpu.tensor([T, outF], 'f32', y0); // the frozen path's output, added to
-      const saved = loraForward(gpu, x, adapter, y, dropSeed);
+      const saved = loraForward(gpu, x, adapter, y, { seed: dropSeed });
       const grads = { dA: gpu.tensor([r, inF]), dB: gpu.tensor([outF, r]) };
       gpu.fill(grads.dA, POISON);
       gpu.fill(grads.dB, POISON);
@@ -95,9 +95,9 @@ describe('LoRA dropout', () => {
   it('keeps the fraction 1 - p, scales kept values by 1 / (1 - p), and repeats for a seed', async () => {
     const n = 100_003, p = 0.3;
     const x = gpu.tensor([n], 'f32', new Float32Array(n).fill(1));
-    const a = await gpu.read(dropoutForward(gpu, x, p, 1234));
-    const b = await gpu.read(dropoutForward(gpu, x, p, 1234));
-    const c = await gpu.read(dropoutForward(gpu, x, p, 1235));
+    const a = await gpu.read(dropoutForward(gpu, x, { p, seed: 1234 }));
+    const b = await gpu.read(dropoutForward(gpu, x, { p, seed: 1234 }));
+    const c = await gpu.read(dropoutForward(gpu, x, { p, seed: 1235 }));
     expect(Array.from(a)).toEqual(Array.from(b));
     expect(Array.from(a)).not.toEqual(Array.from(c));
     expect(Array.from(a)).toEqual(Array.from(keepMask(n, p, 1234), Math.fround));
@@ -108,6 +108,6 @@ describe('LoRA dropout', () => {
 
   it('refuses a probability outside [0, 1)', () => {
     const x = gpu.tensor([4]);
-    expect(() => dropoutForward(gpu, x, 1, 0)).toThrow(/lora_dropout must be in \[0, 1\)/);
+    expect(() => dropoutForward(gpu, x, { p: 1 })).toThrow(/lora_dropout must be in \[0, 1\)/);
   });
 });

@@ -27,9 +27,9 @@ describe('f32 linear layer matmuls against float64', () => {
       const tx = gpu.tensor([T, inF], 'f32', x), tw = gpu.tensor([outF, inF], 'f32', w), tdy = gpu.tensor([T, outF], 'f32', dy);
       const y = gpu.tensor([T, outF]), dx = gpu.tensor([T, inF]), dw = gpu.tensor([outF, inF]);
       for (const t of [y, dx, dw]) gpu.fill(t, POISON);
-      linear(gpu, tx, tw, y);
-      linearBackwardInput(gpu, tdy, tw, dx);
-      linearBackwardWeight(gpu, tdy, tx, dw);
+      linear(gpu, tx, tw, { out: y });
+      linearBackwardInput(gpu, tdy, tw, { dx });
+      linearBackwardWeight(gpu, tdy, tx, { dw });
       const msg = `seed ${seed}`;
       expect(relError(await gpu.read(y), gemmRef(x, w, T, outF, inF, { transB: true })), msg).toBeLessThan(1e-5);
       expect(relError(await gpu.read(dx), gemmRef(dy, w, T, inF, outF)), msg).toBeLessThan(1e-5);

@@ -33,10 +33,10 @@ describe('GPU NF4 quantizer', () => {
       x[2 * bs + 40] = 0.5; // sets that block's absmax to 0.5
       const cpu = quantizeNF4(x, bs);
       const w = gpu.tensor([rows, cols], 'f32', x);
-      const q = quantizeNF4Gpu(gpu, w, bs);
+      const q = quantizeNF4Gpu(gpu, w, { blocksize: bs });
       gpu.fill(q.packed, POISON);
       gpu.fill(q.absmax, POISON);
-      const q2 = quantizeNF4Gpu(gpu, w, bs);
+      const q2 = quantizeNF4Gpu(gpu, w, { blocksize: bs });
       const bytes = await readNF4Bytes(gpu, q2);
       expect(Buffer.from(bytes).equals(Buffer.from(cpu.packed)), `seed ${seed}`).toBe(true);
       expect(Array.from(await gpu.read(q2.absmax)), `seed ${seed}`).toEqual(Array.from(cpu.absmax));
@@ -59,7 +59,7 @@ describe('GPU NF4 quantizer', () => {
       x[b * bs] = a;
     }
     const cpu = quantizeNF4(x, bs);
-    const q = quantizeNF4Gpu(gpu, gpu.tensor([blocks, bs], 'f32', x), bs);
+    const q = quantizeNF4Gpu(gpu, gpu.tensor([blocks, bs], 'f32', x), { blocksize: bs });
     const bytes = await readNF4Bytes(gpu, q);
     let diff = 0;
     for (let i = 0; i < bytes.length; i++) if (bytes[i] !== cpu.packed[i]) diff++;
@@ -91,8 +91,8 @@ describe('NF4 linear layer against float64 with the dequantized weight', () => {
       const y = gpu.tensor([T, outF]), dx = gpu.tensor([T, inF]);
       gpu.fill(y, POISON);
       gpu.fill(dx, POISON);
-      nf4Linear(gpu, tx, w, y);
-      nf4LinearBackwardInput(gpu, tdy, w, dx);
+      nf4Linear(gpu, tx, w, { out: y });
+      nf4LinearBackwardInput(gpu, tdy, w, { dx });
       expect(relError(await gpu.read(y), gemmRef(x, wd, T, outF, inF, { transB: true })), `seed ${seed}`).toBeLessThan(1e-5);
       expect(relError(await gpu.read(dx), gemmRef(dy, wd, T, inF, outF)), `seed ${seed}`).toBeLessThan(1e-5);
     });
@@ -120,7 +120,7 @@ describe('NF4 linear layer against float64 with the dequantized weight', () => {
     for (const T of [2, 9]) {
       const x = randn(r, T * inF), y0 = randn(r, T * outF);
       const y = gpu.tensor([T, outF], 'f32', y0);
-      nf4Linear(gpu, gpu.tensor([T, inF], 'f32', x), w, y, { accumulate: true, alpha: 0.3 });
+      nf4Linear(gpu, gpu.tensor([T, inF], 'f32', x), w, { out: y, accumulate: true, alpha: 0.3 });
       const ref = gemmRef(x, wd, T, outF, inF, { transB: true, alpha: 0.3, c0: y0 });
       expect(relError(await gpu.read(y), ref), `T=${T}, seed ${seed}`).toBeLessThan(1e-5);
     }
@@ -131,7 +131,7 @@ describe('NF4 linear layer against float64 with the dequantized weight', () => {
     const r = rng(seed);
     const [T, inF, outF] = [5, 96, 40];
     const wv = randn(r, outF * inF, 0.1), x = randn(r, T * inF);
-    const w = quantizeNF4Gpu(gpu, gpu.tensor([outF, inF], 'f32', wv), 64);
+    const w = quantizeNF4Gpu(gpu, gpu.tensor([outF, inF], 'f32', wv), { blocksize: 64 });
     const wd = dequantizeNF4(quantizeNF4(wv, 64));
     const y = nf4Linear(gpu, gpu.tensor([T, inF], 'f32', x), w);
     expect(relError(await gpu.read(y), gemmRef(x, wd, T, outF, inF, { transB: true })), `seed ${seed}`).toBeLessThan(1e-5);

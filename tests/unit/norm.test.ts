@@ -44,8 +44,8 @@ describe('RMSNorm against float64', () => {
       const y = gpu.tensor([T, H]), dx = gpu.tensor([T, H]);
       gpu.fill(y, POISON);
       gpu.fill(dx, POISON);
-      rmsnormForward(gpu, tx, weight, eps, y);
-      rmsnormBackward(gpu, tx, weight, gpu.tensor([T, H], 'f32', dy), eps, dx);
+      rmsnormForward(gpu, tx, weight, { eps, out: y });
+      rmsnormBackward(gpu, tx, weight, gpu.tensor([T, H], 'f32', dy), { eps, dx });
       expect(relError(await gpu.read(y), rmsnormRef(x, w, T, H, eps)), `seed ${seed}`).toBeLessThan(1e-5);
       const loss = (v: Float64Array) => rmsnormRef(v, w, T, H, eps).reduce((s, yi, i) => s + yi * dy[i], 0);
       expect(relError(await gpu.read(dx), finiteDifferences(loss, x, 1e-5)), `seed ${seed}`).toBeLessThan(1e-4);
@@ -60,8 +60,8 @@ describe('RMSNorm against float64', () => {
     const { words, rounded: w } = packHalf(randn(r, H, 0.3), 'BF16');
     const weight: HalfVector = { words: gpu.tensor([words.length], 'u32', words), length: H, dtype: 'BF16' };
     const tx = gpu.tensor([T, H], 'f32', x);
-    const y = rmsnormForward(gpu, tx, weight, eps, undefined, 1);
-    const dx = rmsnormBackward(gpu, tx, weight, gpu.tensor([T, H], 'f32', dy), eps, undefined, false, 1);
+    const y = rmsnormForward(gpu, tx, weight, { eps, offset: 1 });
+    const dx = rmsnormBackward(gpu, tx, weight, gpu.tensor([T, H], 'f32', dy), { eps, offset: 1 });
     const w1 = Float64Array.from(w, (v) => 1 + v);
     expect(relError(await gpu.read(y), rmsnormRef(x, w1, T, H, eps)), `seed ${seed}`).toBeLessThan(1e-5);
     const loss = (v: Float64Array) => rmsnormRef(v, w1, T, H, eps).reduce((s, yi, i) => s + yi * dy[i], 0);
@@ -76,15 +76,15 @@ describe('RMSNorm against float64', () => {
     const { words } = packHalf(randn(r, H), 'BF16');
     const weight: HalfVector = { words: gpu.tensor([words.length], 'u32', words), length: H, dtype: 'BF16' };
     const tx = gpu.tensor([T, H], 'f32', x), tdy = gpu.tensor([T, H], 'f32', dy);
-    const alone = await gpu.read(rmsnormBackward(gpu, tx, weight, tdy, 1e-6));
+    const alone = await gpu.read(rmsnormBackward(gpu, tx, weight, tdy, { eps: 1e-6 }));
     const dx = gpu.tensor([T, H], 'f32', base);
-    rmsnormBackward(gpu, tx, weight, tdy, 1e-6, dx, true);
+    rmsnormBackward(gpu, tx, weight, tdy, { eps: 1e-6, dx, accumulate: true });
     expect(relError(await gpu.read(dx), Float64Array.from(base, (b, i) => b + alone[i])), `seed ${seed}`).toBeLessThan(1e-6);
   });
 
   it('refuses a weight of the wrong length', () => {
     const w: HalfVector = { words: gpu.tensor([2], 'u32'), length: 4, dtype: 'BF16' };
-    expect(() => rmsnormForward(gpu, gpu.tensor([2, 5]), w, 1e-6)).toThrow(/the weight has 4 values, x has 5 features/);
+    expect(() => rmsnormForward(gpu, gpu.tensor([2, 5]), w)).toThrow(/the weight has 4 values, x has 5 features/);
   });
 });
 
@@ -104,8 +104,8 @@ describe('LayerNorm against float64', () => {
       const y = gpu.tensor([T, H]), dx = gpu.tensor([T, H]);
       gpu.fill(y, POISON);
       gpu.fill(dx, POISON);
-      layernormForward(gpu, tx, weight, bias, eps, y);
-      layernormBackward(gpu, tx, weight, gpu.tensor([T, H], 'f32', dy), eps, dx);
+      layernormForward(gpu, tx, weight, bias, { eps, out: y });
+      layernormBackward(gpu, tx, weight, gpu.tensor([T, H], 'f32', dy), { eps, dx });
       expect(relError(await gpu.read(y), layernormRef(x, wp.rounded, bp.rounded, T, H, eps)), `seed ${seed}`).toBeLessThan(1e-5);
       const loss = (v: Float64Array) => layernormRef(v, wp.rounded, bp.rounded, T, H, eps).reduce((s, yi, i) => s + yi * dy[i], 0);
       expect(relError(await gpu.read(dx), finiteDifferences(loss, x, 1e-5)), `seed ${seed}`).toBeLessThan(1e-4);
@@ -120,9 +120,9 @@ describe('LayerNorm against float64', () => {
     const { words } = packHalf(randn(r, H), 'BF16');
     const weight: HalfVector = { words: gpu.tensor([words.length], 'u32', words), length: H, dtype: 'BF16' };
     const tx = gpu.tensor([T, H], 'f32', x), tdy = gpu.tensor([T, H], 'f32', dy);
-    const alone = await gpu.read(layernormBackward(gpu, tx, weight, tdy, 1e-5));
+    const alone = await gpu.read(layernormBackward(gpu, tx, weight, tdy, { eps: 1e-5 }));
     const dx = gpu.tensor([T, H], 'f32', base);
-    layernormBackward(gpu, tx, weight, tdy, 1e-5, dx, true);
+    layernormBackward(gpu, tx, weight, tdy, { eps: 1e-5, dx, accumulate: true });
     expect(relError(await gpu.read(dx), Float64Array.from(base, (b, i) => b + alone[i])), `seed ${seed}`).toBeLessThan(1e-6);
   });
 });

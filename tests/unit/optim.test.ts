@@ -17,7 +17,7 @@ describe('gradient norm and AdamW against float64', () => {
       const g = randn(rng(seed), n);
       const out = gpu.tensor([1]);
       gpu.fill(out, POISON);
-      gradNormSq(gpu, gpu.tensor([n], 'f32', g), out);
+      gradNormSq(gpu, gpu.tensor([n], 'f32', g), { out });
       let ref = 0;
       for (const x of g) ref += x * x;
       expect(relError(await gpu.read(out), [ref]), `seed ${seed}`).toBeLessThan(1e-4);
@@ -38,7 +38,7 @@ describe('gradient norm and AdamW against float64', () => {
       const p = Float64Array.from(p0), m = new Float64Array(n), v = new Float64Array(n);
       for (let t = 1; t <= 3; t++) {
         const g = randn(r, n, 0.02 * t);
-        const normSq = adamwStep(gpu, state, gpu.tensor([n], 'f32', g), hp);
+        const normSq = adamwStep(gpu, state, gpu.tensor([n], 'f32', g), { settings: hp });
         const { norm } = adamwRef(p, m, v, g, hp, t);
         expect(relError(await gpu.read(normSq), [norm * norm]), `step ${t}, seed ${seed}`).toBeLessThan(1e-4);
         expect(relError(await gpu.read(state.params), p), `params, step ${t}, seed ${seed}`).toBeLessThan(1e-5);

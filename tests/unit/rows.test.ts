@@ -27,7 +27,7 @@ describe('16-bit embedding and bias', () => {
       ids[1] = 0;
       const x = gpu.tensor([T, H]);
       gpu.fill(x, POISON);
-      embed(gpu, table, gpu.tensor([T], 'u32', ids), x);
+      embed(gpu, table, gpu.tensor([T], 'u32', ids), { out: x });
       const want = Float32Array.from({ length: T * H }, (_, i) => e.rounded[ids[Math.floor(i / H)] * H + (i % H)]);
       expect(Array.from(await gpu.read(x)), `seed ${seed}`).toEqual(Array.from(want)); // a copy: exact
       const b = packHalf(randn(r, H), dtype);
@@ -35,7 +35,7 @@ describe('16-bit embedding and bias', () => {
       const withBias = want.map((v, i) => Math.fround(v + b.rounded[i % H]));
       expect(Array.from(await gpu.read(x)), `seed ${seed}`).toEqual(Array.from(withBias));
       // Gemma scales the embeddings by √H
-      const scaled = embed(gpu, table, gpu.tensor([T], 'u32', ids), undefined, 8);
+      const scaled = embed(gpu, table, gpu.tensor([T], 'u32', ids), { scale: 8 });
       expect(Array.from(await gpu.read(scaled)), `seed ${seed}`).toEqual(Array.from(want, (v) => Math.fround(v * 8)));
     });
   }

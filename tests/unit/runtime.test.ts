@@ -32,7 +32,7 @@ describe('GPU runtime', () => {
     const n = 65535 * 256 + 3 * 256 + 77; // 65539 workgroups of 256
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) data[i] = (i % 1000) + 1;
-    const out = await gpu.read(dropoutForward(gpu, gpu.tensor([n], 'f32', data), 0, 0));
+    const out = await gpu.read(dropoutForward(gpu, gpu.tensor([n], 'f32', data), { p: 0 }));
     let wrong = 0;
     for (let i = 0; i < n; i++) if (out[i] !== data[i]) wrong++;
     expect(wrong).toBe(0);
@@ -137,7 +137,7 @@ describe('GPU runtime', () => {
     gpu.write(b, Float32Array.of(1, 2, 3, 4, 5, 6, 7));
     gpu.write(c, Float32Array.of(9, 9, 9));
     expect(Array.from(await gpu.read(b))).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    const doubled = await gpu.read(dropoutForward(gpu, b, 0.5, 3)); // a kernel reading a view
+    const doubled = await gpu.read(dropoutForward(gpu, b, { p: 0.5, seed: 3 })); // a kernel reading a view
     expect(doubled.every((v, i) => v === 0 || v === 2 * (i + 1))).toBe(true);
     expect(Array.from(await gpu.read(a))).toEqual(new Array(10).fill(0));
     expect(Array.from(await gpu.read(c))).toEqual([9, 9, 9]);

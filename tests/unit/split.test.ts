@@ -53,7 +53,7 @@ describe('a 16-bit matrix in row blocks', () => {
     const r = rng(seed);
     const [out, inF] = [45, 96]; // 96 is not a multiple of 64: a band is an even number of rows
     const w = randn(r, out * inF);
-    const banded = quantizeNF4Host(gpu, w, [out, inF], 64, 3 * inF * 4);
+    const banded = quantizeNF4Host(gpu, w, [out, inF], { blocksize: 64, maxBytes: 3 * inF * 4 });
     const cpu = quantizeNF4(w, 64);
     expect(Array.from(await readNF4Bytes(gpu, banded)), `seed ${seed}`).toEqual(Array.from(cpu.packed));
     expect(Array.from(await gpu.read(banded.absmax)), `seed ${seed}`).toEqual(Array.from(nf4Absmax(cpu)));

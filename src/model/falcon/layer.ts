@@ -82,11 +82,11 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
 
   protected finalNorm(x: Tensor): Tensor {
     const { lnF } = this.weights;
-    return layernormForward(this.gpu, x, lnF.w, lnF.b, this.config.norm.eps);
+    return layernormForward(this.gpu, x, lnF.w, lnF.b, { eps: this.config.norm.eps });
   }
 
   protected finalNormBackward(x: Tensor, dy: Tensor): Tensor {
-    return layernormBackward(this.gpu, x, this.weights.lnF.w, dy, this.config.norm.eps);
+    return layernormBackward(this.gpu, x, this.weights.lnF.w, dy, { eps: this.config.norm.eps });
   }
 
   weightTensors(): Tensor[] {
@@ -110,8 +110,8 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
       lora[m] = r.saved;
       return r.y;
     };
-    const a = layernormForward(gpu, x, w.ln.w, w.ln.b, eps);
-    const m = w.lnMlp ? layernormForward(gpu, x, w.lnMlp.w, w.lnMlp.b, eps) : null;
+    const a = layernormForward(gpu, x, w.ln.w, w.ln.b, { eps });
+    const m = w.lnMlp ? layernormForward(gpu, x, w.lnMlp.w, w.lnMlp.b, { eps }) : null;
     const qkv = gpu.view(lin('qkv', a), 0, [T, this.fusedHeads, d]);
     const q = gatherHeads(gpu, qkv, this.maps.q, gpu.tensor([T, c.heads, d]));
     const k = gatherHeads(gpu, qkv, this.maps.k, gpu.tensor([T, c.kvHeads, d]));
@@ -119,12 +119,12 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
     ropeForward(gpu, q, b.positions, this.rope);
     ropeForward(gpu, k, b.positions, this.rope);
     const { keys, values } = this.keysValues(l, k, v, o.cache);
-    const { o: attn, P } = attentionForward(gpu, q, keys, values, b.start);
+    const { out: attn, P } = attentionForward(gpu, q, keys, values, b.start);
     const out = gpu.tensor([T, c.hidden]);
     gpu.copy(x, out);
     lin('dense', gpu.view(attn, 0, [T, c.heads * d]), { y: out, accumulate: true });
     const g = lin('up', m ?? a);
-    const h = geluForward(gpu, g, 'none');
+    const h = geluForward(gpu, g, { approximate: 'none' });
     lin('down', h, { y: out, accumulate: true });
     const saved: LayerSaved = { a, m, qkv, q, k, v, P, attn, g, h, lora };
     if (o.save) return { out, saved };
@@ -141,7 +141,7 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
       w[m].backward(gpu, dy, s.lora[m] ?? null, { dx, accumulate: !!dx, seed: this.seed(step, l, MODULES.indexOf(m)) });
     // MLP: out += down(gelu(up(m)))
     const dh = back('down', dOut);
-    const dg = geluBackward(gpu, s.g, dh, 'none');
+    const dg = geluBackward(gpu, s.g, dh, { approximate: 'none' });
     // attention: out += dense(attention(rope(q), rope(k), v)), q, k, v = heads of qkv(a)
     const dAttn = back('dense', dOut);
     const ga = attentionBackward(gpu, s.q, s.k, s.v, s.P, gpu.view(dAttn, 0, [T, c.heads, d]));
@@ -157,11 +157,11 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
     let dm: Tensor;
     if (w.lnMlp) {
       dm = back('up', dg);
-      layernormBackward(gpu, x, w.lnMlp.w, dm, eps, dx, true);
+      layernormBackward(gpu, x, w.lnMlp.w, dm, { eps, dx, accumulate: true });
     } else {
       dm = back('up', dg, da); // one norm feeds both blocks: their gradients add
     }
-    layernormBackward(gpu, x, w.ln.w, da, eps, dx, true);
+    layernormBackward(gpu, x, w.ln.w, da, { eps, dx, accumulate: true });
     for (const t of new Set([dh, dg, dAttn, ga.dq, ga.dk, ga.dv, dqkv, da, dm])) t.release();
     releaseSaved(s, false);
     return dx;

@@ -54,11 +54,11 @@ interface LayerSaved {
 export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
   /** Gemma stores its norm weights minus one; `into` adds the result to a residual. */
   private norm(x: Tensor, w: HalfVector, into?: Tensor): Tensor {
-    return rmsnormForward(this.gpu, x, w, this.config.norm.eps, into ?? this.gpu.tensor(x.shape), 1, !!into);
+    return rmsnormForward(this.gpu, x, w, { eps: this.config.norm.eps, out: into, offset: 1, accumulate: !!into });
   }
 
   private normBackward(x: Tensor, w: HalfVector, dy: Tensor, dx?: Tensor): Tensor {
-    return rmsnormBackward(this.gpu, x, w, dy, this.config.norm.eps, dx ?? this.gpu.tensor(x.shape), !!dx, 1);
+    return rmsnormBackward(this.gpu, x, w, dy, { eps: this.config.norm.eps, dx, accumulate: !!dx, offset: 1 });
   }
 
   protected finalNorm(x: Tensor): Tensor {
@@ -122,7 +122,7 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     ropeForward(gpu, q, b.positions, rope);
     ropeForward(gpu, k, b.positions, rope);
     const { keys, values } = this.keysValues(l, k, v, o.cache);
-    const { o: attn, P } = attentionForward(gpu, q, keys, values, this.startOf(l, b), undefined, this.attentionOptions);
+    const { out: attn, P } = attentionForward(gpu, q, keys, values, this.startOf(l, b), this.attentionOptions);
     const ao = lin('o', gpu.view(attn, 0, [T, c.heads * d]));
     const x2 = gpu.tensor([T, c.hidden]);
     gpu.copy(x, x2);
@@ -130,7 +130,7 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     const m = this.norm(x2, w.preFfNorm);
     const g = lin('gate', m);
     const u = lin('up', m);
-    const h = swigluForward(gpu, g, u, undefined, 'gelu_tanh');
+    const h = swigluForward(gpu, g, u, { activation: 'gelu_tanh' });
     const dn = lin('down', h);
     const out = gpu.tensor([T, c.hidden]);
     gpu.copy(x2, out);
@@ -150,7 +150,7 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     // out = x2 + norm_postff(down(geglu(gate(m), up(m)))),  m = norm_preff(x2)
     const dd = this.normBackward(s.d, w.postFfNorm, dOut);
     const dh = back('down', dd);
-    const { dg, du } = swigluBackward(gpu, s.g, s.u, dh, undefined, undefined, 'gelu_tanh');
+    const { dg, du } = swigluBackward(gpu, s.g, s.u, dh, { activation: 'gelu_tanh' });
     const dm = back('gate', dg);
     back('up', du, dm);
     const dx2 = gpu.tensor([T, c.hidden]);

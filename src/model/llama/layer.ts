@@ -75,11 +75,11 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
   }
 
   protected finalNorm(x: Tensor): Tensor {
-    return rmsnormForward(this.gpu, x, this.weights.norm, this.config.norm.eps);
+    return rmsnormForward(this.gpu, x, this.weights.norm, { eps: this.config.norm.eps });
   }
 
   protected finalNormBackward(x: Tensor, dy: Tensor): Tensor {
-    return rmsnormBackward(this.gpu, x, this.weights.norm, dy, this.config.norm.eps);
+    return rmsnormBackward(this.gpu, x, this.weights.norm, dy, { eps: this.config.norm.eps });
   }
 
   weightTensors(): Tensor[] {
@@ -110,7 +110,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     };
     const owned: Tensor[] = [];
     const own = (t: Tensor) => (owned.push(t.parent ?? t), t);
-    const a = own(rmsnormForward(gpu, x, w.inputNorm, c.norm.eps));
+    const a = own(rmsnormForward(gpu, x, w.inputNorm, { eps: c.norm.eps }));
     let q: Tensor, k: Tensor, v: Tensor;
     if (w.qkv) {
       const maps = this.fusedMaps();
@@ -137,12 +137,12 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       ropeForward(gpu, k, b.positions, rope);
     }
     const { keys, values } = this.keysValues(l, k, v, o.cache);
-    const { o: attn, P } = attentionForward(gpu, q, keys, values, this.startOf(l, b));
+    const { out: attn, P } = attentionForward(gpu, q, keys, values, this.startOf(l, b));
     const attn2 = own(gpu.view(attn, 0, [T, c.heads * c.headDim]));
     const x2 = own(gpu.tensor([T, c.hidden]));
     gpu.copy(x, x2);
     lin('o', attn2, { y: x2, accumulate: true });
-    const m = own(rmsnormForward(gpu, x2, w.postNorm, c.norm.eps));
+    const m = own(rmsnormForward(gpu, x2, w.postNorm, { eps: c.norm.eps }));
     let g: Tensor, u: Tensor;
     if (w.gateUp) {
       const maps = this.fusedMaps();
@@ -188,7 +188,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     }
     const dx2 = gpu.tensor([T, c.hidden]);
     gpu.copy(dOut, dx2);
-    rmsnormBackward(gpu, s.x2, w.postNorm, dm, c.norm.eps, dx2, true);
+    rmsnormBackward(gpu, s.x2, w.postNorm, dm, { eps: c.norm.eps, dx: dx2, accumulate: true });
     // x2 = x + o(attention(rope(q(a)), rope(k(a)), v(a))),  a = rmsnorm(x)
     const dAttn = back('o', dx2);
     const g = attentionBackward(gpu, s.q, s.k, s.v, s.P, gpu.view(dAttn, 0, [T, c.heads, c.headDim]));
@@ -219,7 +219,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     }
     const dx = gpu.tensor([T, c.hidden]);
     gpu.copy(dx2, dx);
-    rmsnormBackward(gpu, x, w.inputNorm, da, c.norm.eps, dx, true);
+    rmsnormBackward(gpu, x, w.inputNorm, da, { eps: c.norm.eps, dx, accumulate: true });
     for (const t of [dh, dg, du, dm, dx2, dAttn, g.dq, g.dk, g.dv, da, ...temps]) t.release();
     releaseSaved(s, false); // P and the LoRA state were consumed by their backward passes
     return dx;
@@ -228,7 +228,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
   // Qwen3's q/k norm: x [T, n, d] → y [T, n, d], an RMSNorm over each of the T·n rows of d values
   private headNorm(x: Tensor, w: HalfVector): Tensor {
     const [T, n, d] = x.shape;
-    const y = rmsnormForward(this.gpu, this.gpu.view(x, 0, [T * n, d]), w, this.config.norm.eps);
+    const y = rmsnormForward(this.gpu, this.gpu.view(x, 0, [T * n, d]), w, { eps: this.config.norm.eps });
     return this.gpu.view(y, 0, [T, n, d]);
   }
 
@@ -236,7 +236,9 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
   private headNormBackward(x: Tensor, w: HalfVector, dy: Tensor): Tensor {
     const { gpu } = this;
     const [T, n, d] = x.shape;
-    return rmsnormBackward(gpu, gpu.view(x, 0, [T * n, d]), w, gpu.view(dy, 0, [T * n, d]), this.config.norm.eps);
+    return rmsnormBackward(gpu, gpu.view(x, 0, [T * n, d]), w, gpu.view(dy, 0, [T * n, d]), {
+      eps: this.config.norm.eps,
+    });
   }
 
 }
