@@ -7,7 +7,7 @@ import { hostBatch, uploadBatch } from '../src/data/batches';
 import { readSafetensorsSync, toFloat32 } from '../src/formats/safetensors';
 import type { Gpu } from '../src/gpu/runtime';
 import type { Batch, CausalLM } from '../src/model/causal-lm';
-import type { ModelConfig } from '../src/model/config';
+import { ropeInverseFrequencies, type ModelConfig } from '../src/model/config';
 import { buildModel, loadCheckpoint } from '../src/model/load';
 import { attachLora, type LoraLinear, type LoraSet } from '../src/model/lora-linear';
 import { localCheckpoint } from '../src/node/local-files';
@@ -15,8 +15,9 @@ import { ADAMW_DEFAULTS } from '../src/ops/optim';
 import { dequantizeNF4, quantizeNF4 } from '../src/quant/nf4';
 import { Trainer } from '../src/train/trainer';
 import { writeTinyCheckpoint, type TinyKind } from './fixtures/tiny-checkpoint';
-import type { RefLinear } from './reference/llama';
-import { relError } from './reference/random';
+import { llamaLogitsRef, llamaLossRef, type RefLayer, type RefLinear, type RefModel } from './reference/llama';
+import { randn, relError, rng } from './reference/random';
+import { exportAdapter } from '../src/model/adapter';
 
 /**
  * The GPU's LoRA gradients (from `grads`, the flat buffer) and central differences of `loss`,
@@ -117,4 +118,87 @@ export function refLinears(values: Map<string, Float32Array>, nf4: boolean) {
     return L;
   };
   return { linears, lin };
+}
+
+/** A family's float64 twin of a loaded checkpoint: its linears by module path, its logits and loss. */
+export interface FamilyReference {
+  linears: Map<string, RefLinear>;
+  logits(ids: ArrayLike<number>, positions: ArrayLike<number>, start: ArrayLike<number>): Float64Array;
+  loss(ids: ArrayLike<number>, labels: ArrayLike<number>, positions: ArrayLike<number>, start: ArrayLike<number>): number;
+}
+
+/**
+ * The first check of every family test: the checkpoint in `dir` loaded in 16 bits or NF4, LoRA
+ * (r 4, B random so every gradient is nonzero) copied into the reference, and the relative errors
+ * of the logits, the loss and sampled LoRA gradients (finite differences) on two packed sequences.
+ */
+export async function referenceErrors(
+  gpu: Gpu, dir: string, nf4: boolean, r: () => number, reference: (c: ModelConfig) => Promise<FamilyReference>,
+) {
+  const loaded = await loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: nf4 });
+  const c = loaded.config;
+  const model = buildModel(gpu, loaded);
+  const ref = await reference(c);
+  const set = attachLora(gpu, loaded.linears, { r: 4, alpha: 8, dropout: 0, random: r });
+  for (const m of loaded.linears) gpu.write(m.lora!.B, randn(r, m.lora!.B.numel, 0.05));
+  for (const m of loaded.linears) {
+    const A = Float64Array.from(await gpu.read(m.lora!.A)), B = Float64Array.from(await gpu.read(m.lora!.B));
+    Object.assign(ref.linears.get(m.path)!, { A, B, r: 4, scale: 2 });
+  }
+  const { h, batch } = randomBatch(gpu, r, c, 13, 6);
+  const logits = relError(await gpu.read(model.logits(batch)), ref.logits(h.ids, h.positions, h.start));
+  const losses = await gpu.read(model.forwardBackward(batch, 1 / h.counted, 0));
+  const refLoss = ref.loss(h.ids, h.labels, h.positions, h.start);
+  const loss = Math.abs(losses.reduce((s, v) => s + v, 0) / h.counted - refLoss) / refLoss;
+  const { got, want } = sampledLoraGradients(loaded.linears, await gpu.read(set.grads),
+    (m, which) => ref.linears.get(m.path)![which] as Float64Array, () => ref.loss(h.ids, h.labels, h.positions, h.start), r);
+  for (const t of [...model.weightTensors(), ...model.ropeTensors(), set.params, set.grads]) t.release();
+  return { config: c, logits, loss, grads: relError(got, want) };
+}
+
+/**
+ * The second check of every family test: a tiny `kind` checkpoint trained 20 steps on one batch
+ * (its losses), then decoded with a KV cache against the full pass (the error), and its adapter
+ * exported as PEFT writes one (the tensor names and adapter_config.json).
+ */
+export async function learnDecodeExport(gpu: Gpu, dir: string, kind: TinyKind, seed: number, base: string) {
+  const r = rng(seed);
+  const { c, model, lora } = await tinyWithLora(gpu, dir, kind, seed, r);
+  const T = 12;
+  const { ids, h, batch } = randomBatch(gpu, r, c, T, T);
+  const losses = await trainLosses(gpu, model, lora, batch, h.counted);
+  // after training, so the decoded logits carry LoRA through every part of the layer
+  const decode = await decodeError(gpu, model, ids, batch);
+  const files = await exportAdapter(gpu, lora, {
+    base_model_name_or_path: base, revision: null, lora_alpha: 16, lora_dropout: 0, use_rslora: false,
+  });
+  const names = readSafetensorsSync(files['adapter_model.safetensors']).map((t) => t.info.name);
+  return { config: c, losses, decode, names, adapterConfig: JSON.parse(files['adapter_config.json']) };
+}
+
+/** The float64 twin of a Llama-family checkpoint in `dir` (Qwen3's q/k norms where the config has them). */
+export async function llamaReference(dir: string, nf4: boolean, c: ModelConfig): Promise<FamilyReference> {
+  const values = await checkpointValues(dir);
+  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  const { linears, lin } = refLinears(values, nf4);
+  const layers: RefLayer[] = Array.from({ length: c.layers }, (_, l) => {
+    const p = `model.layers.${l}`;
+    const v = (n: string) => values.get(`${p}.${n}.weight`)!;
+    return {
+      inputNorm: v('input_layernorm'), postNorm: v('post_attention_layernorm'),
+      ...(c.qkNorm ? { qNorm: v('self_attn.q_norm'), kNorm: v('self_attn.k_norm') } : {}),
+      q: lin(`${p}.self_attn.q_proj`, qd, c.hidden), k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden),
+      v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden), o: lin(`${p}.self_attn.o_proj`, c.hidden, qd),
+      gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden), up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden),
+      down: lin(`${p}.mlp.down_proj`, c.hidden, c.intermediate),
+    };
+  });
+  const embed = values.get('model.embed_tokens.weight')!;
+  const head = c.tieEmbeddings ? embed : values.get('lm_head.weight')!;
+  const ref: RefModel = { c, embed, layers, norm: values.get('model.norm.weight')!, head, invFreq: ropeInverseFrequencies(c) };
+  return {
+    linears,
+    logits: (ids, pos, start) => llamaLogitsRef(ref, ids, pos, start),
+    loss: (ids, labels, pos, start) => llamaLossRef(ref, ids, labels, pos, start),
+  };
 }

@@ -3,7 +3,7 @@
 import type { Gpu } from '../src/gpu/runtime';
 import { ropeInverseFrequencies, type ModelConfig } from '../src/model/config';
 import type { Batch } from '../src/model/causal-lm';
-import { LlamaModel, type LlamaWeights } from '../src/model/llama';
+import { LlamaModel, type LlamaWeights } from '../src/model/llama/layer';
 import { LoraLinear } from '../src/model/lora-linear';
 import { uploadHalf, type HalfMatrix } from '../src/ops/half-matrix';
 import { uploadNF4 } from '../src/ops/nf4';

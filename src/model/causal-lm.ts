@@ -13,6 +13,7 @@ import type { RopeTables } from '../ops/rope';
 import { embed } from '../ops/rows';
 import { softcap } from '../ops/softcap';
 import type { ModelConfig } from './config';
+import { lossChunkRows } from './estimate';
 
 /** One packed micro-batch: token ids, labels (−100 ignored), RoPE positions, attention starts. */
 export interface Batch {
@@ -111,13 +112,8 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     };
   }
 
-  /**
-   * Rows of logits made at once: 256, or fewer where [rows, vocab] f32 would outgrow one binding
-   * (Gemma 2's 256k vocabulary). A multiple of 64 keeps every chunk's views 256-byte aligned.
-   */
   private get lossChunkRows(): number {
-    const fit = Math.floor(this.gpu.maxBinding / (4 * this.config.vocab) / 64) * 64;
-    return Math.max(64, Math.min(256, fit));
+    return lossChunkRows(this.config.vocab, this.gpu.maxBinding);
   }
 
   /** Gemma 2 soft-caps its final logits (0: no cap). */
@@ -126,7 +122,7 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
   }
 
   private capLogits(z: Tensor): Tensor {
-    return this.finalSoftcap ? softcap(this.gpu, z, this.finalSoftcap) : z;
+    return this.finalSoftcap ? softcap(this.gpu, z, { cap: this.finalSoftcap }) : z;
   }
 
   newCache(capacity: number): KvCache {
@@ -157,7 +153,7 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     };
     const layerWindow = c.localWindow;
     if (layerWindow) b.startSliding = gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => Math.max(0, cache.length + i - layerWindow + 1)));
-    let x = embed(gpu, this.weights.embed, tokens, undefined, this.config.embedScale);
+    let x = embed(gpu, this.weights.embed, tokens, { scale: this.config.embedScale });
     for (let l = 0; l < c.layers; l++) {
       const { out } = this.layerForward(l, x, b, { dropout: false, save: false, step: 0, cache });
       x.release();
@@ -190,7 +186,8 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     for (let r0 = 0; r0 < T; r0 += chunk) {
       const rows = Math.min(chunk, T - r0);
       const z = halfLinear(gpu, gpu.view(xf, r0 * c.hidden, [rows, c.hidden]), this.weights.head);
-      crossEntropy(gpu, z, b.labels, 1, r0, gpu.view(loss, r0, [rows]), this.finalSoftcap); // z becomes dL/dz, unused
+      // z becomes dL/dz, unused here
+      crossEntropy(gpu, z, b.labels, { rowOffset: r0, loss: gpu.view(loss, r0, [rows]), softcap: this.finalSoftcap });
       z.release();
     }
     xf.release();
@@ -201,7 +198,7 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     const { gpu, config: c } = this;
     const T = b.ids.numel;
     for (const t of [b.labels, b.positions, b.start]) if (t.numel !== T) throw new Error('batch: ids, labels, positions and start must have one entry per token');
-    let x = embed(gpu, this.weights.embed, b.ids, undefined, this.config.embedScale);
+    let x = embed(gpu, this.weights.embed, b.ids, { scale: this.config.embedScale });
     const inputs: Tensor[] = [];
     for (let l = 0; l < c.layers; l++) {
       const { out } = this.layerForward(l, x, b, { dropout: train, save: false, step });
@@ -232,8 +229,9 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
       const rows = Math.min(chunk, T - r0);
       const xc = gpu.view(xf, r0 * c.hidden, [rows, c.hidden]);
       const z = halfLinear(gpu, xc, this.weights.head);
-      crossEntropy(gpu, z, b.labels, scale, r0, gpu.view(loss, r0, [rows]), this.finalSoftcap);
-      halfLinearBackwardInput(gpu, z, this.weights.head, gpu.view(dxf, r0 * c.hidden, [rows, c.hidden]));
+      const softcap = this.finalSoftcap;
+      crossEntropy(gpu, z, b.labels, { scale, rowOffset: r0, loss: gpu.view(loss, r0, [rows]), softcap });
+      halfLinearBackwardInput(gpu, z, this.weights.head, { dx: gpu.view(dxf, r0 * c.hidden, [rows, c.hidden]) });
       z.release();
     }
     xf.release();

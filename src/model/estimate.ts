@@ -5,6 +5,9 @@
 import type { ModelConfig } from './config';
 import { familyOf } from './registry';
 
+/** WebGPU's default maxStorageBufferBindingSize: what a device offers at the least. */
+const DEFAULT_MAX_BINDING = 2 ** 27;
+
 export interface MemoryEstimate {
   /** Frozen weights as the GPU holds them (the store holds the same). */
   weights: number;
@@ -47,6 +50,16 @@ export function parameterCount(c: ModelConfig): number {
   return linear + half;
 }
 
+/**
+ * Rows of logits made at once: 256, or fewer where [rows, vocab] f32 would outgrow one binding
+ * (Gemma's 256k and 262k vocabularies: 128 rows at WebGPU's default 128 MiB). A multiple of 64
+ * keeps every chunk's views 256-byte aligned.
+ */
+export function lossChunkRows(vocab: number, maxBinding: number): number {
+  const fit = Math.floor(maxBinding / (4 * vocab) / 64) * 64;
+  return Math.max(64, Math.min(256, fit));
+}
+
 /** NF4: half a byte per weight and an f32 absmax per block of 64; 16-bit: two bytes. */
 export function estimateStoreBytes(c: ModelConfig, load_in_4bit = true, blocksize = 64): number {
   const { linear, half } = counts(c);
@@ -55,7 +68,8 @@ export function estimateStoreBytes(c: ModelConfig, load_in_4bit = true, blocksiz
 }
 
 export function estimateTrainingMemory(
-  c: ModelConfig, o: { max_length: number; batch: number; r: number; targets: string[]; load_in_4bit: boolean },
+  c: ModelConfig,
+  o: { max_length: number; batch: number; r: number; targets: string[]; load_in_4bit: boolean; maxBinding?: number },
 ): MemoryEstimate {
   const T = o.max_length * o.batch;
   const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
@@ -67,7 +81,9 @@ export function estimateTrainingMemory(
   const checkpoints = (c.layers + 1) * T * c.hidden * f;
   // attention scores span the whole micro-batch laid end to end: [heads, T, T]
   const layer = f * (T * (4 * c.hidden + qd + 2 * kvd + 3 * c.intermediate) + c.heads * T * T);
-  const logits = f * (256 * c.vocab + 2 * T * c.hidden);
+  // one chunk of logits rows (fewer rows for a large vocabulary: see lossChunkRows), and the
+  // final hidden state with its gradient; WebGPU's default binding limit unless the device's is given
+  const logits = f * (lossChunkRows(c.vocab, o.maxBinding ?? DEFAULT_MAX_BINDING) * c.vocab + 2 * T * c.hidden);
   const activations = checkpoints + 2 * layer + logits;
   const weights = estimateStoreBytes(c, o.load_in_4bit);
   const adapter = loraParams * f * 4;

@@ -1,6 +1,6 @@
 // What a model family gives the rest of the tool: how it reads config.json, which tensors its
 // checkpoints hold (names and shapes: the one list the loader, the store and the estimate read),
-// how those tensors assemble into its weights, and its network. Shared code (CausalLM, Session,
+// how those tensors assemble into its weights, and (BuildNetwork) its network. Shared code (CausalLM, Session,
 // the loader) asks the family and the config, never tests for a family by name.
 import type { Gpu } from '../gpu/runtime';
 import type { HalfMatrix } from '../ops/half-matrix';
@@ -42,9 +42,15 @@ export interface Family<W extends BaseWeights = BaseWeights> {
   rename?(name: string, c: ModelConfig): string | null;
   /** The weights from the loaded tensors, and every LoRA-adaptable linear layer. */
   assemble(c: ModelConfig, parts: Parts): { weights: W; linears: LoraLinear[] };
-  /** The network over assembled weights; `ropeLocal` where the config has a local RoPE. */
-  build(gpu: Gpu, c: ModelConfig, weights: W, rope: RopeTables, ropeLocal: RopeTables | null): CausalLM<W>;
 }
+
+/**
+ * A family's network over its assembled weights (`ropeLocal` where the config has a local RoPE).
+ * Kept apart from Family (load.ts maps each family to its network) so that what reads configs and
+ * estimates sizes — the page's main thread — does not pull in the GPU code.
+ */
+export type BuildNetwork<W extends BaseWeights = BaseWeights> =
+  (gpu: Gpu, c: ModelConfig, weights: W, rope: RopeTables, ropeLocal: RopeTables | null) => CausalLM<W>;
 
 /** Names the Llama-style layout shares: a layer's tensors under `${prefix}layers.${l}.`. */
 export function layerPrefix(c: ModelConfig, l: number): string {

@@ -14,8 +14,11 @@ import { dequantizeAbsmax, quantizeAbsmax } from '../quant/nf4';
 import { type ModelConfig } from './config';
 import { familyOf, parseModelConfig } from './registry';
 import type { BaseWeights, CausalLM } from './causal-lm';
-import { ropeInverseFrequencies } from './config';
-import type { Family } from './family';
+import { ropeInverseFrequencies, type FamilyName } from './config';
+import type { BuildNetwork, Family } from './family';
+import { FalconModel, type FalconWeights } from './falcon/layer';
+import { GemmaModel, type GemmaWeights } from './gemma/layer';
+import { LlamaModel, type LlamaWeights } from './llama/layer';
 import { ropeTables } from '../ops/rope';
 import { LoraLinear, type FrozenWeight } from './lora-linear';
 
@@ -201,7 +204,10 @@ export class GpuTensors {
       return weight;
     }
     if (this.isLinear(info.name) && s.load_in_4bit) {
-      const q = quantizeNF4Host(gpu, toFloat32(info.dtype, data), [info.shape[0], info.shape[1]], s.blocksize ?? 64, this.maxBlockBytes);
+      const q = quantizeNF4Host(gpu, toFloat32(info.dtype, data), [info.shape[0], info.shape[1]], {
+        blocksize: s.blocksize ?? 64,
+        maxBytes: this.maxBlockBytes,
+      });
       if (s.nested) gpu.write(q.absmax, dequantizeAbsmax(quantizeAbsmax(await gpu.read(q.absmax))));
       this.linear.set(info.name, { kind: 'nf4', w: q });
     } else {
@@ -286,8 +292,15 @@ export function buildModel(gpu: Gpu, loaded: LoadedModel): CausalLM {
   }
   const rope = ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions);
   const local = c.ropeLocal ? ropeTables(gpu, ropeInverseFrequencies({ ...c, rope: c.ropeLocal }), c.maxPositions) : null;
-  return familyOf(c).build(gpu, c, loaded.weights, rope, local);
+  return NETWORKS[c.family](gpu, c, loaded.weights, rope, local);
 }
+
+/** Each family's network (see BuildNetwork: apart from the registry, which the page's main thread reads). */
+const NETWORKS: Record<FamilyName, BuildNetwork> = {
+  llama: (gpu, c, w, rope, local) => new LlamaModel(gpu, c, w as LlamaWeights, rope, local),
+  gemma: (gpu, c, w, rope, local) => new GemmaModel(gpu, c, w as GemmaWeights, rope, local),
+  falcon: (gpu, c, w, rope) => new FalconModel(gpu, c, w as FalconWeights, rope),
+};
 
 /** 16-bit tensors go to the GPU as their bytes; F32 ones are rounded to BF16 first. */
 function toHalf(info: TensorInfo, data: Uint8Array): { words: Uint32Array; dtype: HalfDtype } {

@@ -18,3 +18,26 @@ test('the page gets a WebGPU device in its worker and runs the NF4 kernels', asy
   await page.screenshot({ path: 'test-results/screenshots/kernel-check.png', fullPage: true });
   expect(errors).toEqual([]);
 });
+
+test('the suggested models show what each takes before anything is fetched, and follow the settings', async ({ page }) => {
+  const requests: string[] = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await page.goto('/');
+  const row = (id: string) => page.locator('#preset-table tr', { hasText: id });
+  // from the presets' config facts (tests/unit/presets.test.ts checks them against the real ones)
+  await expect(row('Qwen/Qwen3-0.6B')).toContainText('596M');
+  await expect(row('Qwen/Qwen3-0.6B')).toContainText('559.0 MB');
+  await expect(row('google/gemma-3-270m-it')).toContainText('268M');
+  await expect(row('google/gemma-3-270m-it')).toContainText('gated');
+  await expect(row('HuggingFaceTB/SmolLM3-3B')).toContainText('3.08B');
+  await expect(row('meta-llama/Llama-3.2-1B-Instruct')).toContainText('1.24B');
+  const before = (await row('Qwen/Qwen3-0.6B').locator('td').nth(3).textContent())!;
+  await page.locator('#max-length').fill('1024');
+  await page.locator('#max-length').dispatchEvent('change');
+  await expect(page.locator('#preset-table th').nth(3)).toContainText('1024 tokens');
+  expect(await row('Qwen/Qwen3-0.6B').locator('td').nth(3).textContent()).not.toBe(before);
+  await page.screenshot({ path: 'test-results/screenshots/app-presets.png', fullPage: false });
+  expect(requests.filter((u) => /huggingface|config\.json/.test(u))).toEqual([]);
+  await row('HuggingFaceTB/SmolLM3-3B').getByRole('button').click();
+  await expect(page.locator('#model-id')).toHaveValue('HuggingFaceTB/SmolLM3-3B');
+});

@@ -74,7 +74,7 @@ describe('config.json', () => {
     const m = estimateTrainingMemory(c, settings);
     // r (in + out) per module: q 1024+2048, k 1024+1024, v 1024+1024, o 2048+1024, gate, up, down 1024+3072
     expect(m.adapter).toBe(28 * 16 * 22528 * 16); // params, grads, two moments
-    expect(m).toMatchObject({ weights: 559_022_080, activations: 325_451_776, total: 1_045_954_560 });
+    expect(m).toMatchObject({ weights: 559_022_080, activations: 286_556_160, total: 1_007_058_944 });
     expect(m.largestBuffer).toBe(64 * 151936 * 4); // 64 rows of logits, not an attention score buffer
     // transformers' Qwen3Config defaults: head_dim 128, biases only with attention_bias, a window only when used
     const { head_dim: _, ...noHeadDim } = QWEN3_06B;

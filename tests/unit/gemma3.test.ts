@@ -17,11 +17,10 @@ import { attachLora } from '../../src/model/lora-linear';
 import { localCheckpoint } from '../../src/node/local-files';
 import { testGpu } from '../gpu';
 import { gemmaLogitsRef, gemmaLossRef, type RefGemma, type RefGemmaLayer } from '../reference/gemma';
-import type { RefLinear } from '../reference/llama';
-import { freshSeed, randn, relError, rng } from '../reference/random';
+import { freshSeed, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
 import {
-  checkpointValues, decodeError, randomBatch, refLinears, sampledLoraGradients, tinyWithLora, trainLosses,
+  checkpointValues, learnDecodeExport, randomBatch, referenceErrors, refLinears, type FamilyReference,
 } from '../model-checks';
 
 let gpu: Gpu;
@@ -31,7 +30,7 @@ beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'gemma3-'));
 });
 
-async function reference(dir: string, nf4: boolean, c: ModelConfig) {
+async function reference(dir: string, nf4: boolean, c: ModelConfig): Promise<FamilyReference> {
   const values = await checkpointValues(dir);
   const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
   const { linears, lin } = refLinears(values, nf4);
@@ -52,7 +51,11 @@ async function reference(dir: string, nf4: boolean, c: ModelConfig) {
     c, embed: values.get('model.embed_tokens.weight')!, layers, norm: values.get('model.norm.weight')!,
     invFreq: ropeInverseFrequencies(c), invFreqLocal: ropeInverseFrequencies({ ...c, rope: c.ropeLocal! }),
   };
-  return { ref, linears: linears as Map<string, RefLinear> };
+  return {
+    linears,
+    logits: (ids, pos, start) => gemmaLogitsRef(ref, ids, pos, start),
+    loss: (ids, labels, pos, start) => gemmaLossRef(ref, ids, labels, pos, start),
+  };
 }
 
 describe('Gemma 3 against float64', () => {
@@ -62,61 +65,29 @@ describe('Gemma 3 against float64', () => {
     const dir = join(root, `gemma3-${seed}`);
     await writeTinyCheckpoint(dir, 'gemma3', seed);
     for (const nf4 of [false, true]) {
-      const loaded = await loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: nf4 });
-      const c = loaded.config;
-      expect(c).toMatchObject({
+      const e = await referenceErrors(gpu, dir, nf4, r, (c) => reference(dir, nf4, c));
+      expect(e.config).toMatchObject({
         modelType: 'gemma3_text', family: 'gemma', layers: 3, headDim: 24, qkNorm: true, localWindow: 4,
         localLayers: [true, true, false], finalSoftcap: null, embedScale: 8,
         rope: { theta: 1e6, scaling: { type: 'linear', factor: 8 } }, ropeLocal: { theta: 10000, scaling: null },
       });
-      expect(c.gemma).toEqual({ queryPreAttnScalar: 20, attnSoftcap: null });
-      const model = buildModel(gpu, loaded);
-      const { ref, linears } = await reference(dir, nf4, c);
-      const set = attachLora(gpu, loaded.linears, { r: 4, alpha: 8, dropout: 0, random: r });
-      // B starts at zero (PEFT's init); make it random so every gradient is nonzero
-      for (const m of loaded.linears) gpu.write(m.lora!.B, randn(r, m.lora!.B.numel, 0.05));
-      for (const m of loaded.linears) {
-        const A = Float64Array.from(await gpu.read(m.lora!.A)), B = Float64Array.from(await gpu.read(m.lora!.B));
-        Object.assign(linears.get(m.path)!, { A, B, r: 4, scale: 2 });
-      }
-      const { h, batch } = randomBatch(gpu, r, c, 13, 6);
+      expect(e.config.gemma).toEqual({ queryPreAttnScalar: 20, attnSoftcap: null });
       const msg = `${nf4 ? 'NF4' : 'BF16'}, seed ${seed}`;
-      const logitsErr = relError(await gpu.read(model.logits(batch)), gemmaLogitsRef(ref, h.ids, h.positions, h.start));
-      expect(logitsErr, `logits, ${msg}`).toBeLessThan(1e-5);
-      const losses = await gpu.read(model.forwardBackward(batch, 1 / h.counted, 0));
-      const loss = losses.reduce((s, v) => s + v, 0) / h.counted;
-      const refLoss = gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start);
-      expect(Math.abs(loss - refLoss) / refLoss, `loss, ${msg}`).toBeLessThan(1e-5);
-      const { got, want } = sampledLoraGradients(loaded.linears, await gpu.read(set.grads),
-        (m, which) => linears.get(m.path)![which] as Float64Array,
-        () => gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start), r);
-      const gradErr = relError(got, want);
-      expect(gradErr, `LoRA gradients, ${msg}`).toBeLessThan(1e-4);
+      expect(e.logits, `logits, ${msg}`).toBeLessThan(1e-5);
+      expect(e.loss, `loss, ${msg}`).toBeLessThan(1e-5);
+      expect(e.grads, `LoRA gradients, ${msg}`).toBeLessThan(1e-4);
       // FAMILY_REPORT=1 prints the errors measured
-      if (process.env.FAMILY_REPORT) {
-        console.log(`gemma3 ${msg}: logits ${logitsErr.toExponential(2)}, gradients ${gradErr.toExponential(2)}`);
-      }
-      for (const t of [...model.weightTensors(), ...model.ropeTensors(), set.params, set.grads]) t.release();
+      if (process.env.FAMILY_REPORT) console.log(`gemma3 ${msg}: ${JSON.stringify({ ...e, config: undefined })}`);
     }
   });
 
   it('decodes with a KV cache as the full pass computes, learns, and names its adapter as PEFT does', async () => {
     const seed = freshSeed();
-    const r = rng(seed);
     const dir = join(root, `gemma3-train-${seed}`);
-    const { c, model, lora } = await tinyWithLora(gpu, dir, 'gemma3', seed, r);
-    const T = 12;
-    const { ids, h, batch } = randomBatch(gpu, r, c, T, T);
-    const losses = await trainLosses(gpu, model, lora, batch, h.counted);
+    const { losses, decode, names } = await learnDecodeExport(gpu, dir, 'gemma3', seed, 'google/gemma-3-270m');
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] * 0.7);
-    // after training, so the decoded logits carry LoRA through both RoPEs and both windows
-    const decodeErr = await decodeError(gpu, model, ids, batch);
-    expect(decodeErr, `decode, seed ${seed}`).toBeLessThan(1e-5);
-    if (process.env.FAMILY_REPORT) console.log(`gemma3 decode: ${decodeErr.toExponential(2)}`);
-    const files = await exportAdapter(gpu, lora, {
-      base_model_name_or_path: 'google/gemma-3-270m', revision: null, lora_alpha: 16, lora_dropout: 0, use_rslora: false,
-    });
-    const names = readSafetensorsSync(files['adapter_model.safetensors']).map((t) => t.info.name);
+    expect(decode, `decode, seed ${seed}`).toBeLessThan(1e-5); // through both RoPEs and both windows
+    if (process.env.FAMILY_REPORT) console.log(`gemma3 decode: ${decode.toExponential(2)}`);
     expect(names).toContain('base_model.model.model.layers.2.self_attn.q_proj.lora_A.weight');
     expect(names.some((n) => n.includes('_norm'))).toBe(false);
     expect(names.length).toBe(3 * 7 * 2);

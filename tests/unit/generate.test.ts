@@ -4,7 +4,7 @@ import { generate } from '../../src/generate/generate';
 import { SAMPLING_DEFAULTS } from '../../src/generate/sampling';
 import { parseModelConfig } from '../../src/model/registry';
 import { attachLora } from '../../src/model/lora-linear';
-import type { LlamaModel } from '../../src/model/llama';
+import type { LlamaModel } from '../../src/model/llama/layer';
 import { testGpu } from '../gpu';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { TINY, buildTinyModel } from '../tiny-model';

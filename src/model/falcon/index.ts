@@ -1,10 +1,9 @@
 // Falcon (tiiuae/falcon-7b, the worked example; and the new_decoder_architecture of 40B/180B).
+// What the rest of the tool reads of it without running it; the network itself is ./layer.ts.
 import type { Family } from '../family';
 import { assembleFalcon, falconLinears, falconTensors } from './checkpoint';
 import { parseFalconConfig } from './config';
-import { FalconModel, type FalconWeights } from './layer';
-
-export { FalconModel, falconHeadMaps, type FalconLayerWeights, type FalconWeights } from './layer';
+import type { FalconWeights } from './layer';
 
 export const falconFamily: Family<FalconWeights> = {
   name: 'falcon',
@@ -12,5 +11,4 @@ export const falconFamily: Family<FalconWeights> = {
   linears: falconLinears,
   tensors: falconTensors,
   assemble: assembleFalcon,
-  build: (gpu, c, weights, rope) => new FalconModel(gpu, c, weights, rope),
 };

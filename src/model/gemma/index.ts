@@ -1,10 +1,9 @@
 // The Gemma family: Gemma 2 and Gemma 3 ((1 + w) norms around both blocks, GeGLU, scaled embeddings).
+// What the rest of the tool reads of it without running it; the network itself is ./layer.ts.
 import type { Family } from '../family';
 import { assembleGemma, gemmaLinears, gemmaTensors, renameGemma } from './checkpoint';
 import { parseGemmaConfig } from './config';
-import { GemmaModel, type GemmaWeights } from './layer';
-
-export { GemmaModel, type GemmaLayerWeights, type GemmaWeights } from './layer';
+import type { GemmaWeights } from './layer';
 
 export const gemmaFamily: Family<GemmaWeights> = {
   name: 'gemma',
@@ -13,5 +12,4 @@ export const gemmaFamily: Family<GemmaWeights> = {
   tensors: gemmaTensors,
   rename: renameGemma,
   assemble: assembleGemma,
-  build: (gpu, c, weights, rope, ropeLocal) => new GemmaModel(gpu, c, weights, rope, ropeLocal),
 };

@@ -1,10 +1,9 @@
 // The Llama family: Llama, Mistral, Qwen2, Qwen3, Phi-3 and SmolLM3 (one layer, a few flags).
+// What the rest of the tool reads of it without running it; the network itself is ./layer.ts.
 import type { Family } from '../family';
 import { assembleLlama, llamaLinears, llamaTensors } from './checkpoint';
 import { parseLlamaConfig } from './config';
-import { LlamaModel, type LlamaWeights } from './layer';
-
-export { LlamaModel, type LayerWeights, type LlamaWeights } from './layer';
+import type { LlamaWeights } from './layer';
 
 export const llamaFamily: Family<LlamaWeights> = {
   name: 'llama',
@@ -15,5 +14,4 @@ export const llamaFamily: Family<LlamaWeights> = {
   linears: llamaLinears,
   tensors: llamaTensors,
   assemble: assembleLlama,
-  build: (gpu, c, weights, rope, ropeLocal) => new LlamaModel(gpu, c, weights, rope, ropeLocal),
 };
