@@ -9,6 +9,7 @@
 // escapeControl, and JSON lines escape the same characters as \u escapes.
 
 /** Control characters a terminal acts on: C0 but \t and \n, DEL, C1, and the bidi overrides and isolates. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 const hex = (c: string, digits: number) => c.charCodeAt(0).toString(16).padStart(digits, '0');

@@ -10,7 +10,7 @@
 // checked against its chunk before hyparquet reads it, and every decompressor refuses an output past the cap.
 import {
   parquetMetadata, parquetReadObjects, type AsyncBuffer, type ColumnMetaData, type CompressionCodec, type Compressors,
-  type FileMetaData, type RowGroup,
+  type FileMetaData, type PageHeader, type RowGroup,
 } from 'hyparquet';
 import { parquetHeader } from 'hyparquet/src/column.js';
 import { compressors, decompressZstd } from 'hyparquet-compressors';
@@ -220,7 +220,7 @@ function checkChunkPages(name: string, at: string, chunk: CheckedChunk, bytes: A
     `declares ${what}; the file is damaged or was written wrong (write it again, e.g. with to_parquet)`);
   while (reader.offset < bytes.byteLength - 1) {
     pageAt = reader.offset;
-    let header;
+    let header: PageHeader;
     try {
       header = parquetHeader(reader);
     } catch {

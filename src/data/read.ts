@@ -158,7 +158,7 @@ async function* csvRows(
       continue;
     }
     const row: Row = {};
-    header.forEach((h, i) => (row[h] = fields[i]));
+    for (const [i, h] of header.entries()) row[h] = fields[i];
     yield row;
   }
   if (!header) throw new DataError(`${name} is empty: a CSV file needs a header row`);

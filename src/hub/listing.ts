@@ -70,7 +70,7 @@ export class ListingCheck {
     if (path.split('/').some((part) => part === '' || part === '.' || part === '..') || /^[/\\]|\\/.test(path)) {
       bad('could leave the repo\'s folder; a path is relative, with no "..", "." or empty parts and no backslashes');
     }
-    // eslint-disable-next-line no-control-regex
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
     if (/[\u0000-\u001f\u007f]/.test(path)) bad('holds control characters, which no file name should');
     if (this.paths.has(path)) bad('is listed twice');
     this.paths.add(path);

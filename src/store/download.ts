@@ -193,14 +193,14 @@ async function readBack(gpu: Gpu, tensors: GpuTensors, name: string, info: Tenso
       parts: packed.map((_, i) => `t:${name}:packed:${i}`), absmaxParts: absmax.map((_, i) => `t:${name}:absmax:${i}`),
       bytes: packed.reduce((n, p) => n + p.length, 0) + absmax.reduce((n, p) => n + p.length, 0),
     };
-    packed.forEach((p, i) => values.push([t.parts[i], p]));
-    absmax.forEach((p, i) => values.push([t.absmaxParts![i], p]));
+    for (const [i, p] of packed.entries()) values.push([t.parts[i], p]);
+    for (const [i, p] of absmax.entries()) values.push([t.absmaxParts![i], p]);
   } else {
     const h = frozen?.kind === 'half' ? frozen.w : half!;
     const bytes = await readHalf(gpu, h);
     const parts = splitParts(bytes);
     t = { name, shard: file, shape: info.shape, kind: 'half', dtype: h.dtype, parts: parts.map((_, i) => `t:${name}:half:${i}`), bytes: bytes.length };
-    parts.forEach((p, i) => values.push([t.parts[i], p]));
+    for (const [i, p] of parts.entries()) values.push([t.parts[i], p]);
   }
   m.tensors[name] = t;
   m.storedBytes += t.bytes;

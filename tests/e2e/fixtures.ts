@@ -14,7 +14,7 @@ const VIOLATION = /Content Security Policy|securitypolicyviolation/i;
 
 export const test = base.extend<{ csp: CspWatch }>({
   csp: [async ({ page }, use) => {
-    let seen: string[] = [];
+    const seen: string[] = [];
     const record = (where: string) => (m: { type(): string; text(): string }) => {
       if (VIOLATION.test(m.text())) seen.push(`${where}: ${m.text()}`);
     };

@@ -142,12 +142,18 @@ test('the Content-Security-Policy blocks and reports what it forbids, in page an
   expect(fetched).toBe('refused');
   await page.evaluate(() => void new Worker(URL.createObjectURL(new Blob(['1'], { type: 'text/javascript' }))));
   const seen: string[] = [];
-  const taken = () => (seen.push(...csp.take()), seen.join('\n'));
+  const taken = () => {
+    seen.push(...csp.take());
+    return seen.join('\n');
+  };
   await expect.poll(taken).toContain('connect-src refused https://example.invalid/steal');
   await expect.poll(taken).toMatch(/Creating a worker from 'blob:.*violates .* directive: "worker-src 'self'"/);
   // the engine worker is held to the policy too (it gets it as a header): a Hub not in connect-src
   await page.getByRole('button', { name: 'Check size' }).click();
   await expect(page.getByRole('alert')).toContainText('o/n', { timeout: 60_000 });
-  const inWorker = () => (taken(), seen.filter((l) => l.startsWith('worker')).join('\n'));
+  const inWorker = () => {
+    taken();
+    return seen.filter((l) => l.startsWith('worker')).join('\n');
+  };
   await expect.poll(inWorker).toContain('connect-src refused https://hub.example.invalid/api/models/o/n');
 });

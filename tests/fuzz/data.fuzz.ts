@@ -67,6 +67,7 @@ function withMetadata(file: Uint8Array, edit: (m: FileMetaData) => void): Uint8A
  * A one-column Parquet file with its first page's header (and maybe its bytes) edited, and the footer made to
  * agree: what a hostile writer hands hyparquet, which allocates what a page header declares.
  */
+// biome-ignore lint/suspicious/noConfusingVoidType: an edit in place returns nothing, which `undefined` refuses
 function withFirstPage(file: Uint8Array, edit: (h: PageHeader, body: Uint8Array) => Uint8Array | void): Uint8Array {
   const meta = parquetMetadata(file).row_groups[0].columns[0].meta_data!;
   const start = Number(meta.dictionary_page_offset || meta.data_page_offset);

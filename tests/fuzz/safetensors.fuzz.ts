@@ -100,7 +100,7 @@ function handWritten(plain: Files, bnb: Files): Case[] {
     shard('__metadata__ a string', patched({ __metadata__: 'pt' })),
     shard('an entry that is null', patched({ [first]: null })),
     shard('a tensor the config does not have, named with escapes',
-      patched({ ['\u001b[2Jevil\u0007']: { dtype: 'U8', shape: [0], data_offsets: [0, 0] } })),
+      patched({ '\u001b[2Jevil\u0007': { dtype: 'U8', shape: [0], data_offsets: [0, 0] } })),
     shard('the embedding one row wider', rewriteShape(s1, 'model.embed_tokens.weight', (s) => [s[0] + 1, s[1]])),
     shard('a norm of 2-D shape', rewriteShape(s1, names.find((n) => n.endsWith('norm.weight'))!, (s) => [1, s[0]])),
     index('index: a tensor in a missing shard', remap(first, 'model-00009-of-00009.safetensors')),

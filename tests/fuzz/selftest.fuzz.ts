@@ -22,7 +22,7 @@ export const suite: FuzzSuite<Case> = {
       case 'vague': throw new InputError('something failed');
       case 'spin': for (;;);
       case 'stall': return new Promise(() => {});
-      case 'die': process.exit(3);
+      case 'die': return process.exit(3);
       default: return 'ok';
     }
   },
