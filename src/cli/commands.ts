@@ -25,6 +25,10 @@ const DATA: FlagSpecs = {
   packing_strategy: { type: 'string', default: 'bfd', choices: ['bfd', 'wrapped'], help: 'bfd: best-fit bins, each example its own sequence (positions restart, attention stays inside it); wrapped: all examples end to end, cut every max_length' },
   completion_only_loss: { type: 'bool', default: null, help: 'the loss on the completion only, for prompt/completion data (default: true for such data)' },
   assistant_only_loss: { type: 'bool', default: false, help: "the loss on the assistant's turns only, for conversations (messages)" },
+  enable_thinking: {
+    type: 'bool', default: null,
+    help: "for chat templates that read it (Qwen3's): render conversations thinking or not (default: the template's)",
+  },
 };
 
 export const TRAIN: FlagSpecs = {
@@ -76,17 +80,38 @@ export const PREVIEW: FlagSpecs = {
   json: { type: 'bool', default: false, help: 'one JSON object per block (input_ids, labels, position_ids, sequence_lengths), then the numbers' },
 };
 
+// Generation's defaults are the model's, as transformers' generate() takes them: its
+// generation_config.json where it has one, else transformers' (named in each flag's help).
+const MODEL_DEFAULT = "default: the model's generation_config.json, else";
+
 export const GENERATE: FlagSpecs = {
   ...MODEL,
-  prompt: { type: 'string', required: true, help: 'the text to continue' },
+  prompt: { type: 'string', required: true, help: "the text to continue (with --chat: the user's message)" },
+  chat: {
+    type: 'bool', default: false,
+    help: "render the prompt as a user's message with the model's chat template and its generation prompt",
+  },
+  enable_thinking: {
+    type: 'bool', default: null,
+    help: "with --chat, for templates that read it (Qwen3's): thinking on or off (default: the template's)",
+  },
   adapter: { type: 'string', default: null, help: 'a PEFT adapter folder to generate with; the base model alone otherwise' },
-  do_sample: { type: 'bool', default: false, help: 'sample the next token; greedy otherwise' },
-  temperature: { type: 'number', default: 1, help: 'divide the logits by this before sampling' },
-  top_k: { type: 'int', default: 50, help: 'sample among the k most likely tokens (0: all)' },
-  top_p: { type: 'number', default: 1, help: 'sample among the most likely tokens whose probabilities sum to p' },
-  repetition_penalty: { type: 'number', default: 1, help: 'penalise tokens already in the text (> 1 discourages repeats)' },
-  max_new_tokens: { type: 'int', default: null, help: 'new tokens at most (takes precedence over max_length)' },
-  max_length: { type: 'int', default: 20, help: 'prompt plus new tokens at most' },
+  do_sample: { type: 'bool', default: null, help: `sample the next token; greedy otherwise (${MODEL_DEFAULT} false)` },
+  temperature: { type: 'number', default: null, help: `divide the logits by this when sampling (${MODEL_DEFAULT} 1)` },
+  top_k: { type: 'int', default: null, help: `sample among the k most likely tokens, 0: all (${MODEL_DEFAULT} 50)` },
+  top_p: {
+    type: 'number', default: null,
+    help: `sample among the most likely tokens whose probabilities sum to p (${MODEL_DEFAULT} 1)`,
+  },
+  repetition_penalty: {
+    type: 'number', default: null,
+    help: `penalise tokens already in the text, > 1 discourages repeats (${MODEL_DEFAULT} 1)`,
+  },
+  max_new_tokens: {
+    type: 'int', default: null,
+    help: "new tokens at most (takes precedence over max_length; default: the model's generation_config.json)",
+  },
+  max_length: { type: 'int', default: null, help: `prompt plus new tokens at most (${MODEL_DEFAULT} 20)` },
   num_return_sequences: { type: 'int', default: 1, help: 'independent sequences to generate' },
   seed: { type: 'int', default: 42, help: 'seed of the sampling' },
 };

@@ -14,7 +14,11 @@ import { blockSegments, paddingSaved, padToken, sequenceLengths, type Block } fr
 import { Session, type TrainSummary } from '../engine/session';
 import { parseConfigText } from '../model/load';
 import type { SchedulerType } from '../train/schedule';
-import { localAdapterFiles, localCheckpoint } from '../node/local-files';
+import { localAdapterFiles, localCheckpoint, localGenerationConfig } from '../node/local-files';
+import { chatPrompt } from '../engine/tokenizer';
+import {
+  describeGeneration, fieldsSet, generationSettings, type GenerationConfig,
+} from '../generate/generation-config';
 import { localDataSplits, localTokenizer } from '../node/local-data';
 import { cacheDataset, cacheModel, hubOptionsFromEnv } from '../node/hub-cache';
 import { isRepoId, type RepoFile } from '../hub/hub';
@@ -73,9 +77,13 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
 
 // ---- shared steps -------------------------------------------------------------------------
 
-async function openModel(f: FlagValues, r: Reporter): Promise<{ session: Session; tokenizer: TokenizerClient }> {
+/** The model and its tokenizer, on the GPU; with `o.generation`, its generation_config.json too (read first). */
+async function openModel(
+  f: FlagValues, r: Reporter, o: { generation?: boolean } = {},
+): Promise<{ session: Session; tokenizer: TokenizerClient; generation: GenerationConfig }> {
   const dir = await modelFolder(f.model_name_or_path as string, f.model_revision as string, r);
   const { vocab } = parseConfigText(await readFile(join(dir, 'config.json'), 'utf8'));
+  const generation = o.generation ? await localGenerationConfig(dir) : {};
   const tokenizer = await localTokenizer(dir, { vocabSize: vocab });
   const gpu = await nodeGpu();
   r.info(`device: ${gpu.info.description || gpu.info.vendor || 'WebGPU adapter'}`);
@@ -86,7 +94,12 @@ async function openModel(f: FlagValues, r: Reporter): Promise<{ session: Session
   r.endProgress();
   const c = session.config;
   r.info(`model: ${c.modelType}, ${c.layers} layers, hidden ${c.hidden}, vocab ${c.vocab}; linear weights ${f.load_in_4bit ? 'NF4' : '16-bit'}`);
-  return { session, tokenizer };
+  return { session, tokenizer, generation };
+}
+
+/** --enable_thinking as the chat template's variable; unset, the template's default. */
+function templateKwargs(f: FlagValues) {
+  return f.enable_thinking === null ? undefined : { enable_thinking: f.enable_thinking as boolean };
 }
 
 /** A local checkpoint folder, or a Hub id downloaded into the cache (HF_ENDPOINT, HF_TOKEN). */
@@ -124,7 +137,8 @@ async function loadData(
   const s: PrepareSettings = {
     dataset_text_field: f.dataset_text_field as string, max_length: f.max_length as number, packing: f.packing as boolean,
     packing_strategy: f.packing_strategy as 'bfd' | 'wrapped', completion_only_loss: f.completion_only_loss as boolean | null,
-    assistant_only_loss: f.assistant_only_loss as boolean, dataset_train_split: o.split ?? (f.dataset_train_split as SplitName),
+    assistant_only_loss: f.assistant_only_loss as boolean, chat_template_kwargs: templateKwargs(f),
+    dataset_train_split: o.split ?? (f.dataset_train_split as SplitName),
     dataset_test_split: f.dataset_test_split as SplitName, evaluate: !!o.evaluate, test_size: (f.test_size as number | null) ?? null,
     seed: (f.seed as number | undefined) ?? 42, batch: (f.per_device_train_batch_size ?? f.per_device_eval_batch_size ?? 8) as number,
   };
@@ -247,14 +261,27 @@ async function evaluate(f: FlagValues, r: Reporter): Promise<void> {
 }
 
 async function generateText(f: FlagValues, r: Reporter): Promise<void> {
-  const { session, tokenizer } = await openModel(f, r);
+  if (f.enable_thinking !== null && !f.chat) {
+    throw new UsageError('--enable_thinking switches the chat template\'s thinking: it needs --chat true');
+  }
+  const { session, tokenizer, generation } = await openModel(f, r, { generation: true });
   await useAdapter(session, f, r);
-  const prompt = await tokenizer.encode(f.prompt as string);
-  const settings = {
-    do_sample: f.do_sample as boolean, temperature: f.temperature as number, top_k: f.top_k as number, top_p: f.top_p as number,
-    repetition_penalty: f.repetition_penalty as number, num_return_sequences: f.num_return_sequences as number, seed: f.seed as number,
-    ...(f.max_new_tokens !== null ? { max_new_tokens: f.max_new_tokens as number } : { max_length: f.max_length as number }),
-  };
+  // what the flags leave unset (null) comes from the model: generation_config.json, then config.json
+  const settings = generationSettings({
+    do_sample: f.do_sample as boolean | null, temperature: f.temperature as number | null,
+    top_k: f.top_k as number | null, top_p: f.top_p as number | null,
+    repetition_penalty: f.repetition_penalty as number | null,
+    max_new_tokens: f.max_new_tokens as number | null, max_length: f.max_length as number | null,
+    num_return_sequences: f.num_return_sequences as number, seed: f.seed as number,
+  }, generation, session.config);
+  const fromFile = fieldsSet(generation);
+  const defaults = fromFile.length ? ` (the model's generation_config.json sets ${fromFile.join(', ')})` : '';
+  r.info(`generation: ${describeGeneration(settings)}${defaults}`);
+  r.event({ generation: settings, from_generation_config: fromFile });
+  // with --chat, the text the model continues is the template's rendering of the message
+  const chat = f.chat ? await chatPrompt(tokenizer, f.prompt as string, templateKwargs(f)) : null;
+  const shownPrompt = chat ? chat.text : (f.prompt as string);
+  const prompt = chat ? chat.ids : await tokenizer.encode(f.prompt as string);
   // stream each sequence's text as its tokens come (decoding the whole so far: tokens may
   // join into one character only together); the tokenizer's worker answers in order
   const shown: string[] = [];
@@ -264,7 +291,8 @@ async function generateText(f: FlagValues, r: Reporter): Promise<void> {
     if (!ids[n]) {
       ids[n] = [];
       shown[n] = '';
-      r.stream(`${n ? '\n' : ''}${settings.num_return_sequences > 1 ? `--- sequence ${n + 1} ---\n` : ''}${f.prompt}`);
+      const head = settings.num_return_sequences > 1 ? `--- sequence ${n + 1} ---\n` : '';
+      r.stream(`${n ? '\n' : ''}${head}${shownPrompt}`);
     }
     ids[n].push(id);
     tokenizer.decode([...ids[n]], { skip_special_tokens: true }).then((text) => {
@@ -275,7 +303,7 @@ async function generateText(f: FlagValues, r: Reporter): Promise<void> {
   const texts = await Promise.all(sequences.map((s) => tokenizer.decode(s, { skip_special_tokens: true })));
   if (failed) throw failed;
   r.stream('\n');
-  r.result({ prompt: f.prompt, texts, tokens: sequences.map((s) => s.length) }, null);
+  r.result({ prompt: shownPrompt, texts, tokens: sequences.map((s) => s.length) }, null);
 }
 
 async function preview(f: FlagValues, r: Reporter): Promise<void> {

@@ -18,13 +18,19 @@
 //
 // A block keeps unshifted labels (−100 where no loss is taken) and position ids; a position id
 // of 0 starts a sequence, which attention does not look across (./batches.ts).
-import { DataError, SkipCounts, type Row } from './read';
+import { DataError, type Row, type SkipCounts } from './read';
 
 /** A chat message, as chat templates take them. */
 export interface Message {
   role: string;
   content: string;
 }
+
+/**
+ * Variables a chat template reads besides the conversation, as transformers passes keyword
+ * arguments of apply_chat_template through (Qwen3's `enable_thinking`). Absent: the template's default.
+ */
+export type ChatTemplateKwargs = Record<string, boolean | number | string>;
 
 /**
  * What of a tokenizer the data pipeline uses: the tokenizer worker's client has it
@@ -37,7 +43,9 @@ export interface TextTokenizer {
   pad_token?: string | null;
   pad_token_id?: number | null;
   /** Renders a conversation with the tokenizer's chat template, as text. */
-  apply_chat_template?(messages: Message[], o: { add_generation_prompt?: boolean }): Promise<string>;
+  apply_chat_template?(
+    messages: Message[], o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs },
+  ): Promise<string>;
 }
 
 /**
@@ -71,6 +79,8 @@ export interface SftDataSettings {
   completion_only_loss: boolean | null;
   /** The loss on the assistant's turns only, for conversations. */
   assistant_only_loss: boolean;
+  /** Variables for the chat template (`enable_thinking`); absent, its defaults. */
+  chat_template_kwargs?: ChatTemplateKwargs;
 }
 
 export const SFT_DEFAULTS: SftDataSettings = {
@@ -185,19 +195,20 @@ export async function tokenizeRow(
       if (!Array.isArray(prompt)) return prompt.reason;
       if (!Array.isArray(completion)) return completion.reason;
       const all = [...prompt, ...completion];
-      const [promptIds, ids] = await Promise.all([chatIds(tok, prompt, true), chatIds(tok, all, false)]);
+      const kw = s.chat_template_kwargs;
+      const [promptIds, ids] = await Promise.all([chatIds(tok, prompt, true, kw), chatIds(tok, all, false, kw)]);
       const completionMask = completionOnly ? ids.map((_, t) => (t < promptIds.length ? 0 : 1)) : null;
       if (!s.assistant_only_loss) return completionMask ? { input_ids: ids, mask: completionMask } : { input_ids: ids };
-      const assistant = await assistantMask(tok, all, ids);
+      const assistant = await assistantMask(tok, all, ids, kw);
       if (typeof assistant === 'string') return assistant;
       return { input_ids: ids, mask: assistant.map((m, t) => (completionMask ? m & completionMask[t] : m)) };
     }
     case 'messages': {
       const messages = 'messages' in row ? messagesField(row, 'messages') : shareGpt(row.conversations);
       if (!Array.isArray(messages)) return messages.reason;
-      const ids = await chatIds(tok, messages, false);
+      const ids = await chatIds(tok, messages, false, s.chat_template_kwargs);
       if (!s.assistant_only_loss) return { input_ids: ids };
-      const mask = await assistantMask(tok, messages, ids);
+      const mask = await assistantMask(tok, messages, ids, s.chat_template_kwargs);
       return typeof mask === 'string' ? mask : { input_ids: ids, mask };
     }
   }
@@ -226,10 +237,13 @@ function messagesField(row: Row, name: string): Message[] | { reason: string } {
 }
 
 /** A conversation rendered by the chat template and tokenized without adding special tokens (the template has them). */
-export async function chatIds(tok: TextTokenizer, messages: Message[], generationPrompt: boolean): Promise<number[]> {
+export async function chatIds(
+  tok: TextTokenizer, messages: Message[], generationPrompt: boolean, kwargs?: ChatTemplateKwargs,
+): Promise<number[]> {
   if (!tok.apply_chat_template) throw new DataError('this tokenizer cannot render conversations: it has no apply_chat_template');
-  // the tokenizer's errors name tokenizer_config.json's chat_template and say what to do
-  const text = await tok.apply_chat_template(messages, { add_generation_prompt: generationPrompt });
+  // the tokenizer's errors name the chat template's file and say what to do
+  const o = { add_generation_prompt: generationPrompt, ...(kwargs ? { chat_template_kwargs: kwargs } : {}) };
+  const text = await tok.apply_chat_template(messages, o);
   return tok.encode(text, { add_special_tokens: false });
 }
 
@@ -239,12 +253,15 @@ export async function chatIds(tok: TextTokenizer, messages: Message[], generatio
  * turn by turn (a conversation's tokens must extend its prefix's) or there is no assistant turn
  * (TRL refuses those too).
  */
-async function assistantMask(tok: TextTokenizer, messages: Message[], ids: number[]): Promise<number[] | string> {
+async function assistantMask(
+  tok: TextTokenizer, messages: Message[], ids: number[], kwargs?: ChatTemplateKwargs,
+): Promise<number[] | string> {
   const mask = new Array<number>(ids.length).fill(0);
   const isPrefix = (p: number[]) => p.length <= ids.length && p.every((x, i) => x === ids[i]);
   // every turn's two prefixes asked for at once: one message to the tokenizer's worker
+  const prefix = (n: number, generationPrompt: boolean) => chatIds(tok, messages.slice(0, n), generationPrompt, kwargs);
   const turns = await Promise.all(messages.map((m, i) => (m.role !== 'assistant' ? null
-    : Promise.all([chatIds(tok, messages.slice(0, i), true), chatIds(tok, messages.slice(0, i + 1), false)]))));
+    : Promise.all([prefix(i, true), prefix(i + 1, false)]))));
   for (let i = 0; i < messages.length; i++) {
     const turn = turns[i];
     if (!turn) continue;
@@ -326,7 +343,7 @@ export function packBfd(examples: Example[], length: number): Block[] {
       if (byUsed[u].length === 0) used.remove(u);
     }
     bins[bin].push(i);
-    const now = (u < 0 ? 0 : u) + n;
+    const now = Math.max(u, 0) + n; // a new bin (u < 0) held nothing
     if (byUsed[now].push(bin) === 1) used.add(now);
   }
   return bins.map((members) => ({
@@ -376,7 +393,10 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, t) => t);
 /** Where each block's sequences start and how long they are (position id 0 starts one). */
 export function sequenceLengths(b: Block): number[] {
   const out: number[] = [];
-  b.position_ids.forEach((p, t) => (p === 0 || t === 0 ? out.push(1) : out[out.length - 1]++));
+  for (const [t, p] of b.position_ids.entries()) {
+    if (p === 0 || t === 0) out.push(1);
+    else out[out.length - 1]++;
+  }
   return out;
 }
 

@@ -22,9 +22,12 @@ import {
   type Block, type DataKind, type PackingStats, type PaddingSaved, type Segment, type TextTokenizer,
 } from '../data/sft';
 import { Session, type EvalLog, type LoraSettings, type TrainLog, type TrainLoopSettings, type TrainSummary } from './session';
-import { storeTokenizer, type Tokenizer } from './tokenizer';
+import { chatPrompt, storeTokenizer, type Tokenizer } from './tokenizer';
 import type { SpawnTokenizerWorker } from './tokenizer-client';
 import type { GenerateSettings } from '../generate/generate';
+import {
+  fieldsSet, generationSettings, parseGenerationConfig, type GenerationConfig, type GenerationRequest,
+} from '../generate/generation-config';
 
 export interface KernelCheck {
   /** What ran: the GPU NF4 quantizer, then the NF4 matrix-vector product. */
@@ -83,6 +86,27 @@ export interface DataSummary {
 
 export type DataSource = { kind: 'hub'; id: string } | { kind: 'file'; file: File };
 
+/** What the chat of a loaded model starts from, for the page to show. */
+export interface ChatInfo {
+  /** The settings a chat runs with unless the user changes them (src/generate/generation-config.ts). */
+  defaults: GenerateSettings;
+  /** The fields of those the model's generation_config.json set (none without one). */
+  fromGenerationConfig: string[];
+  /** Why the model's generation_config.json cannot be used; generating says so until another model is loaded. */
+  problem: string | null;
+  /** The tokenizer has a chat template (a message can be rendered as the model was trained to read it). */
+  chatTemplate: boolean;
+  /** The template reads enable_thinking (Qwen3's): thinking can be switched. */
+  thinking: boolean;
+}
+
+/** How a chat prompt is given: as it is, or as a user's message through the chat template. */
+export interface ChatOptions {
+  chat?: boolean;
+  /** For templates that read it; absent, the template's default. */
+  enable_thinking?: boolean;
+}
+
 const summary = (m: Manifest): StoredModel => ({
   key: m.key, id: m.id, revision: m.revision, endpoint: manifestEndpoint(m),
   storedBytes: m.storedBytes, downloadBytes: m.downloadBytes, complete: m.complete,
@@ -138,7 +162,7 @@ export class Engine {
     const text = new TextDecoder().decode(await fetchWhole(fileUrl(snapshot, 'config.json', hub), configFile, hub));
     const c = parseConfigText(text);
     const targets = o.targets === 'all-linear' ? c.linearModules : o.targets;
-    const memory = estimateTrainingMemory(c, { ...o, targets });
+    const memory = estimateTrainingMemory(c, { ...o, targets, maxBinding: this.device().maxBinding });
     const weights = snapshot.files.filter((f) => /^model(-\d+-of-\d+)?\.safetensors$/.test(f.path));
     const e = await globalThis.navigator?.storage?.estimate?.();
     const freeBytes = e?.quota !== undefined ? e.quota - (e.usage ?? 0) : null;
@@ -172,7 +196,12 @@ export class Engine {
 
   private loadedKey: string | null = null;
 
-  async loadModel(key: string, onProgress?: (done: number, total: number) => void): Promise<{ id: string; modelType: string; layers: number }> {
+  /** The loaded model's generation_config.json, or why it cannot be used (training does not need it). */
+  private generationConfig: GenerationConfig | Error = {};
+
+  async loadModel(
+    key: string, onProgress?: (done: number, total: number) => void,
+  ): Promise<{ id: string; modelType: string; layers: number; chat: ChatInfo }> {
     this.unload();
     const gpu = this.device();
     const { loaded, manifest, store } = await loadStoredModel(gpu, key, onProgress);
@@ -187,8 +216,33 @@ export class Engine {
       this.unload();
       throw e;
     }
+    const text = await store.get<string>('file:generation_config.json');
+    try {
+      this.generationConfig = parseGenerationConfig(typeof text === 'string' ? text : null, `${manifest.id}: `);
+    } catch (e) {
+      this.generationConfig = e as Error;
+    }
     this.loadedKey = key;
-    return { id: manifest.id, modelType: loaded.config.modelType, layers: loaded.config.layers };
+    return { id: manifest.id, modelType: loaded.config.modelType, layers: loaded.config.layers, chat: this.chatInfo() };
+  }
+
+  /** The loaded model's chat defaults (generation_config.json over config.json) and its template's switches. */
+  chatInfo(): ChatInfo {
+    const { session, tokenizer } = this.ready();
+    const file = this.generationConfig instanceof Error ? {} : this.generationConfig;
+    let defaults: GenerateSettings;
+    let problem = this.generationConfig instanceof Error ? this.generationConfig.message : null;
+    try {
+      defaults = generationSettings({}, file, session.config);
+    } catch (e) {
+      // a file whose values sampling cannot use: transformers' defaults are shown, and the problem
+      defaults = generationSettings({}, {}, session.config);
+      problem = (e as Error).message;
+    }
+    return {
+      defaults, fromGenerationConfig: problem ? [] : fieldsSet(file), problem,
+      chatTemplate: tokenizer.hasChatTemplate, thinking: tokenizer.thinking,
+    };
   }
 
   // ---- data ------------------------------------------------------------------------------
@@ -264,15 +318,26 @@ export class Engine {
     this.session?.releaseLora();
   }
 
-  async generate(prompt: string, s: GenerateSettings, adapterOn: boolean, onText?: (sequence: number, text: string) => void): Promise<string[]> {
+  /**
+   * Continues `prompt`, or with `o.chat` answers it as a user's message rendered by the chat
+   * template. Settings `s` leaves unset come from the model (generation_config.json, config.json).
+   */
+  async generate(
+    prompt: string, s: GenerationRequest, adapterOn: boolean, onText?: (sequence: number, text: string) => void,
+    o: ChatOptions = {},
+  ): Promise<string[]> {
     const { session, tokenizer } = this.ready();
+    if (this.generationConfig instanceof Error) throw this.generationConfig;
+    const settings = generationSettings(s, this.generationConfig, session.config);
+    const kwargs = o.enable_thinking === undefined ? undefined : { enable_thinking: o.enable_thinking };
+    const promptIds = o.chat ? (await chatPrompt(tokenizer, prompt, kwargs)).ids : await tokenizer.encode(prompt);
     session.setAdapterEnabled(adapterOn);
     const ids: number[][] = [];
     try {
       // each token's text streamed as the worker decodes it; its answers come in order, and the
       // last of them before the final decode below
       let failed: unknown = null;
-      const out = await session.generate(await tokenizer.encode(prompt), s, (n, id) => {
+      const out = await session.generate(promptIds, settings, (n, id) => {
         (ids[n] ??= []).push(id);
         const shown = tokenizer.decode([...ids[n]], { skip_special_tokens: true });
         shown.then((text) => onText?.(n, text), (e) => (failed ??= e));
@@ -310,7 +375,7 @@ export class Engine {
     const t0 = performance.now();
     const tw = gpu.tensor([out, inF], 'f32', w);
     const tx = gpu.tensor([1, inF], 'f32', x);
-    const q = quantizeNF4Gpu(gpu, tw, 64);
+    const q = quantizeNF4Gpu(gpu, tw, { blocksize: 64 });
     const y = nf4Linear(gpu, tx, q);
     const [bytes, yGpu] = [await readNF4Bytes(gpu, q), await gpu.read(y)];
     const ms = performance.now() - t0;
@@ -333,6 +398,7 @@ export class Engine {
     this.session = null;
     this.tokenizer?.close();
     this.tokenizer = null;
+    this.generationConfig = {};
     this.loadedKey = null;
     this.blocks = [];
   }

@@ -10,8 +10,9 @@
 // the engine is handed its GPU. Calls made together are sent together (one message, many texts)
 // and several messages are kept in flight, so the worker never waits for the next: preparing a
 // data set is as fast as tokenizing in place.
-import type { Message, TextTokenizer } from '../data/sft';
-import type { Op, OpResult, Reply, Request, TokenizerFiles, TokenizerInfo } from './tokenizer-worker';
+import type { ChatTemplateKwargs, Message, TextTokenizer } from '../data/sft';
+import { checkTemplateKwargs } from './template-kwargs';
+import type { Op, OpResult, Reply, Request, TemplateFile, TokenizerFiles, TokenizerInfo } from './tokenizer-worker';
 
 export type { TokenizerFiles } from './tokenizer-worker';
 
@@ -107,6 +108,8 @@ export class TokenizerClient implements TextTokenizer {
   pad_token_id: number | null = null;
   bos_token: string | null = null;
   hasChatTemplate = false;
+  /** The chat template reads `enable_thinking`: a switch for thinking is worth offering. */
+  thinking = false;
 
   private readonly limits: TokenizerLimits;
   private readonly where: string;
@@ -138,6 +141,7 @@ export class TokenizerClient implements TextTokenizer {
     Object.assign(client, {
       eos_token: info.eos_token, eos_token_id: info.eos_token_id, pad_token: info.pad_token,
       pad_token_id: info.pad_token_id, bos_token: info.bos_token, hasChatTemplate: info.hasChatTemplate,
+      thinking: info.thinking,
     });
     return client;
   }
@@ -147,11 +151,25 @@ export class TokenizerClient implements TextTokenizer {
     return this.call(op, text.length) as Promise<number[]>;
   }
 
-  /** The conversation rendered by tokenizer_config.json's chat template, as text. */
-  apply_chat_template(messages: Message[], o: { add_generation_prompt?: boolean } = {}): Promise<string> {
+  /**
+   * The conversation rendered by the chat template (chat_template.jinja, or tokenizer_config.json's),
+   * as text; `chat_template_kwargs` are variables it reads besides (`enable_thinking`).
+   */
+  apply_chat_template(
+    messages: Message[], o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs } = {},
+  ): Promise<string> {
     const chars = messages.reduce((n, m) => n + m.role.length + m.content.length, 0);
+    const kwargs = o.chat_template_kwargs;
+    if (kwargs !== undefined) {
+      try {
+        checkTemplateKwargs(kwargs);
+      } catch (e) {
+        return Promise.reject(new TokenizerError((e as Error).message));
+      }
+    }
     const op: Op = {
       op: 'render', messages, add_generation_prompt: !!o.add_generation_prompt, maxChars: 4 * chars + RENDER_SLACK,
+      ...(kwargs !== undefined ? { kwargs } : {}),
     };
     return this.call(op, chars) as Promise<string>;
   }
@@ -176,7 +194,8 @@ export class TokenizerClient implements TextTokenizer {
       (why) => generation === this.generation && this.died(why),
     );
     return new Promise<TokenizerInfo>((resolve, reject) => {
-      const size = this.files['tokenizer.json'].length + (this.files['tokenizer_config.json']?.length ?? 0);
+      const size = this.files['tokenizer.json'].length + (this.files['tokenizer_config.json']?.length ?? 0)
+        + (this.files['chat_template.jinja']?.length ?? 0);
       // building a tokenizer reads its whole vocabulary: 1 ms per 10,000 characters on top (3 s for 30 MB)
       const budgetMs = this.limits.loadMs + size / 10_000;
       const body = { load: this.files, ...(this.o.vocabSize !== undefined ? { vocabSize: this.o.vocabSize } : {}) };
@@ -259,7 +278,7 @@ export class TokenizerClient implements TextTokenizer {
     const head = this.sent[0];
     const doing = head ? this.doing(head) : 'idle';
     const file = this.blamed(head?.kind ?? 'load');
-    const hint = this.hint(head?.kind ?? 'load');
+    const hint = this.hint(head?.kind === 'render' ? this.templateFile : 'tokenizer.json');
     const what = `${file} stopped the tokenizer's worker (${why.slice(0, 300)})`;
     this.stop(new TokenizerError(`${what} while ${doing}. ${hint}`));
   }
@@ -289,14 +308,21 @@ export class TokenizerClient implements TextTokenizer {
     }[s.kind];
     const doing = this.doing(s);
     const what = this.blamed(s.kind);
-    const hint = this.hint(s.kind);
+    const hint = this.hint(s.kind === 'render' ? this.templateFile : 'tokenizer.json');
     const stopped = `did not finish ${doing} within ${secs} (${why}); its worker was stopped`;
     return new TokenizerError(`${what} ${stopped}. ${hint}`);
   }
 
+  /** The file the chat template comes from (chat_template.jinja wins, as in transformers). */
+  private get templateFile(): TemplateFile {
+    return this.files['chat_template.jinja'] !== undefined ? 'chat_template.jinja' : 'tokenizer_config.json';
+  }
+
   /** The file a stalled or dead worker is blamed on. */
   private blamed(kind: Kind | 'load'): string {
-    return kind === 'render' ? `${this.where}tokenizer_config.json's "chat_template"` : `${this.where}tokenizer.json`;
+    if (kind !== 'render') return `${this.where}tokenizer.json`;
+    const file = this.templateFile;
+    return file === 'chat_template.jinja' ? `${this.where}${file}` : `${this.where}${file}'s "chat_template"`;
   }
 
   private doing(s: Sent): string {
@@ -309,15 +335,16 @@ export class TokenizerClient implements TextTokenizer {
     }[s.kind];
   }
 
-  private hint(kind: Kind | 'load'): string {
-    return kind === 'render'
-      ? 'Fix tokenizer_config.json (or use the one the model was published with); without a usable chat template, ' +
+  /** What to do about `file`. */
+  private hint(file: string): string {
+    return file === 'tokenizer_config.json' || file === 'chat_template.jinja'
+      ? `Fix ${file} (or use the one the model was published with); without a usable chat template, ` +
         'give the data as a "text" column.'
       : 'Use the tokenizer.json the model was published with (one that transformers loads and runs quickly).';
   }
 
   private fileError(file: string, error: string): TokenizerError {
-    const hint = this.hint(file === 'tokenizer_config.json' ? 'render' : 'load');
+    const hint = this.hint(file);
     return new TokenizerError(`${this.where}${file} ${error.replace(/\.$/, '')}. ${hint}`);
   }
 }

@@ -4,17 +4,26 @@
 // can only stall this worker, which the client stops after its time budget; the page's engine
 // and the command line's main thread stay free.
 //
-// The tokenizer is built from the two files' text alone (transformers.js' PreTrainedTokenizer
+// The tokenizer is built from the files' text alone (transformers.js' PreTrainedTokenizer
 // from the JSON objects), never through from_pretrained: that path asks the Hub whether
 // tokenizer_config.json exists, a request that can go to the network and hang.
 import * as transformers from '@huggingface/transformers';
-import type { Message } from '../data/sft';
+import type { ChatTemplateKwargs, Message } from '../data/sft';
+import { checkTemplateKwargs } from './template-kwargs';
 
-/** The files a tokenizer is made of, as text (tokenizer_config.json may be missing). */
+/**
+ * The files a tokenizer is made of, as text (tokenizer_config.json may be missing). Newer
+ * checkpoints keep the chat template in a file of its own, chat_template.jinja, which
+ * transformers prefers to tokenizer_config.json's "chat_template": so does this worker.
+ */
 export interface TokenizerFiles {
   'tokenizer.json': string;
   'tokenizer_config.json'?: string;
+  'chat_template.jinja'?: string;
 }
+
+/** The file the chat template comes from: errors in rendering name it. */
+export type TemplateFile = 'chat_template.jinja' | 'tokenizer_config.json';
 
 /** What the client needs to know of the tokenizer without asking again. */
 export interface TokenizerInfo {
@@ -26,11 +35,17 @@ export interface TokenizerInfo {
   /** The largest token id the tokenizer can give. */
   maxId: number;
   hasChatTemplate: boolean;
+  /** The chat template reads `enable_thinking` (Qwen3's and other reasoning templates switch thinking with it). */
+  thinking: boolean;
 }
 
 export type Op =
   | { op: 'encode'; text: string; add_special_tokens: boolean }
-  | { op: 'render'; messages: Message[]; add_generation_prompt: boolean; maxChars: number }
+  | {
+    op: 'render'; messages: Message[]; add_generation_prompt: boolean; maxChars: number;
+    /** Variables the template reads besides the conversation (`enable_thinking`), as transformers passes them. */
+    kwargs?: ChatTemplateKwargs;
+  }
   | { op: 'decode'; ids: number[]; skip_special_tokens: boolean };
 
 export type Request = { id: number; load: TokenizerFiles; vocabSize?: number } | { id: number; ops: Op[] };
@@ -61,8 +76,19 @@ export const MAX_TEMPLATE_STEPS = 1_000_000;
 const TOKENIZER_MODELS = ['BPE', 'WordPiece', 'Unigram', 'WordLevel'];
 const TOKEN_FIELDS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'];
 
+/**
+ * How far past config.json's vocab_size added tokens may go. Gemma 3's text checkpoints
+ * (gemma-3-270m, gemma-3-1b: vocab_size 262144) ship the multimodal models' tokenizer, whose
+ * <image_soft_token> is id 262144, a token their embedding has no row for; transformers loads
+ * them all the same. A tokenizer further off than this is another model's.
+ */
+const MAX_IDS_PAST_VOCAB = 1024;
+
 let tokenizer: transformers.PreTrainedTokenizer | null = null;
 let maxId = 0;
+/** Ids from here to maxId are added tokens the model's embedding has no row for (Gemma 3's <image_soft_token>). */
+let firstUnembedded = Infinity;
+let templateFile: TemplateFile = 'tokenizer_config.json';
 
 /** Answers the client's requests on `port` (the worker's global scope, or Node's parentPort). */
 export function serveTokenizer(port: { postMessage(m: Reply): void; onMessage(handle: (r: Request) => void): void }) {
@@ -91,11 +117,22 @@ function load(files: TokenizerFiles, vocabSize?: number): TokenizerInfo {
   const config = configText === undefined ? {} : parseObject('tokenizer_config.json', configText);
   checkTokenizerJson(json);
   checkTokenizerConfig(config);
+  const jinja = files['chat_template.jinja'];
+  if (jinja !== undefined) {
+    if (typeof jinja !== 'string') throw new FileProblem('chat_template.jinja', 'is not text');
+    config.chat_template = jinja;
+  }
+  templateFile = jinja !== undefined ? 'chat_template.jinja' : 'tokenizer_config.json';
   // before anything is built: transformers.js lays the vocabulary out as an array indexed by id
-  maxId = largestId(json);
-  if (vocabSize !== undefined && maxId >= vocabSize) {
+  const ids = largestIds(json);
+  maxId = ids.all;
+  firstUnembedded = vocabSize ?? Infinity;
+  if (vocabSize !== undefined && (ids.vocab >= vocabSize || maxId >= vocabSize + MAX_IDS_PAST_VOCAB)) {
     const why = `config.json's vocab_size is ${vocabSize}: the two files are not of the same model`;
-    throw new FileProblem('tokenizer.json', `has token ids up to ${maxId}, but ${why}`);
+    const what = ids.vocab >= vocabSize
+      ? `its vocabulary has token ids up to ${ids.vocab}`
+      : `has token ids up to ${maxId}`;
+    throw new FileProblem('tokenizer.json', `${what}, but ${why}`);
   }
   // the class tokenizer_config.json names (LlamaTokenizerFast → LlamaTokenizer), as AutoTokenizer picks it
   const name = typeof config.tokenizer_class === 'string' ? config.tokenizer_class.replace(/Fast$/, '') : '';
@@ -115,7 +152,18 @@ function load(files: TokenizerFiles, vocabSize?: number): TokenizerInfo {
     eos_token: token(tok.eos_token), eos_token_id: id(tok.eos_token_id),
     pad_token: token(tok.pad_token), pad_token_id: id(tok.pad_token_id),
     bos_token: token(tok.bos_token), maxId, hasChatTemplate: !!tok.chat_template,
+    thinking: readsThinking(tok),
   };
+}
+
+/** Whether the template a conversation is rendered with mentions enable_thinking. */
+function readsThinking(tok: transformers.PreTrainedTokenizer): boolean {
+  try {
+    const source = tok.chat_template ? tok.get_chat_template() : null;
+    return typeof source === 'string' && /\benable_thinking\b/.test(source);
+  } catch {
+    return false; // several named templates and no default: rendering says so
+  }
 }
 
 function parseObject(file: string, text: unknown): Record<string, unknown> {
@@ -170,8 +218,11 @@ function checkTokenizerJson(j: Record<string, unknown>): void {
 /** No model's vocabulary comes near this many tokens (the largest are about 260,000). */
 const MAX_VOCAB = 1 << 22;
 
-/** The largest token id of the vocabulary and the added tokens, each checked to be an integer in bounds. */
-function largestId(j: Record<string, unknown>): number {
+/**
+ * The largest token id of the vocabulary alone and with the added tokens, each checked to be an
+ * integer in bounds.
+ */
+function largestIds(j: Record<string, unknown>): { vocab: number; all: number } {
   const vocab = (j.model as Record<string, unknown>).vocab;
   let max = -1;
   const see = (where: string, id: unknown) => {
@@ -188,12 +239,13 @@ function largestId(j: Record<string, unknown>): number {
       see(`"model.vocab" entry ${JSON.stringify(token.slice(0, 40))}`, id);
     }
   }
-  ((j.added_tokens ?? []) as { id: unknown }[]).forEach((t, i) => see(`added_tokens[${i}]`, t.id));
   if (max < 0) throw new FileProblem('tokenizer.json', 'its vocabulary ("model.vocab") is empty');
   if (max >= MAX_VOCAB) {
     throw new FileProblem('tokenizer.json', `its vocabulary has ${max + 1} tokens, more than any model's ${MAX_VOCAB}`);
   }
-  return max;
+  const inVocab = max;
+  for (const [i, t] of ((j.added_tokens ?? []) as { id: unknown }[]).entries()) see(`added_tokens[${i}]`, t.id);
+  return { vocab: inVocab, all: max };
 }
 
 function checkTokenizerConfig(c: Record<string, unknown>): void {
@@ -228,7 +280,7 @@ function run(op: Op): OpResult {
       case 'render': return { ok: render(tokenizer, op) };
     }
   } catch (e) {
-    return blame(e, op.op === 'render' ? 'tokenizer_config.json' : 'tokenizer.json');
+    return blame(e, op.op === 'render' ? templateFile : 'tokenizer.json');
   }
 }
 
@@ -237,34 +289,48 @@ function checkIds(ids: unknown): number[] {
   if (!Array.isArray(ids) || !ids.every((x) => Number.isInteger(x) && x >= 0 && x <= maxId)) {
     throw new FileProblem('tokenizer.json', `gives token ids outside its vocabulary (0 to ${maxId}): its parts differ`);
   }
+  const past = ids.find((x) => x >= firstUnembedded);
+  if (past !== undefined) {
+    const token = JSON.stringify(tokenizer?.decode([past], { skip_special_tokens: false }) ?? '').slice(0, 60);
+    throw new FileProblem('tokenizer.json', `turns ${token} in the text into the token id ${past}, past ` +
+      `config.json's vocab_size ${firstUnembedded}: the model has no embedding for it (an image token of a ` +
+      'multimodal sibling?); take it out of the text');
+  }
   return ids;
+}
+
+/** A problem of the chat template, named by the file it came from. */
+function templateProblem(why: string): FileProblem {
+  return new FileProblem(templateFile, templateFile === 'chat_template.jinja' ? why : `"chat_template" ${why}`);
 }
 
 function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 'render' }>): string {
   if (!tok.chat_template) {
     const what = 'use a chat model\'s tokenizer, or give a "text" column';
-    throw new FileProblem('tokenizer_config.json', `has no "chat_template" to render conversations with: ${what}`);
+    const where = templateFile === 'chat_template.jinja' ? 'is empty: it has no template' : 'has no "chat_template"';
+    throw new FileProblem(templateFile, `${where} to render conversations with: ${what}`);
   }
+  const kwargs = op.kwargs ?? {};
+  checkTemplateKwargs(kwargs); // the client checked them: this is the last word, where they are used
   let text: unknown;
   try {
     compileBounded(tok);
     steps = 0; // the budget of MAX_TEMPLATE_STEPS is per render
-    // extra keys reach the template as variables
+    // extra keys reach the template as variables (the caller's first: the worker's own cannot be replaced)
     const o = {
-      tokenize: false, add_generation_prompt: op.add_generation_prompt,
+      ...kwargs, tokenize: false, add_generation_prompt: op.add_generation_prompt,
       [BOUNDED_RANGE]: boundedRange, [LOOP_STEP]: loopStep,
     };
     text = tok.apply_chat_template(op.messages, o as { tokenize: false });
   } catch (e) {
     const m = e instanceof Error ? e.message : String(e);
     const recursion = e instanceof RangeError && /call stack/.test(m);
-    const why = recursion ? 'recurses without end' : `failed (${m.slice(0, 300)})`;
-    throw new FileProblem('tokenizer_config.json', `"chat_template" ${why}`);
+    throw templateProblem(recursion ? 'recurses without end' : `failed (${m.slice(0, 300)})`);
   }
-  if (typeof text !== 'string') throw new FileProblem('tokenizer_config.json', '"chat_template" did not render text');
+  if (typeof text !== 'string') throw templateProblem('did not render text');
   if (text.length > op.maxChars) {
     const what = `renders ${text.length} characters for a conversation of ${chars(op.messages)}`;
-    throw new FileProblem('tokenizer_config.json', `"chat_template" ${what}, more than the ${op.maxChars} allowed`);
+    throw templateProblem(`${what}, more than the ${op.maxChars} allowed`);
   }
   return text;
 }

@@ -14,10 +14,13 @@ export interface SamplingSettings {
 export const SAMPLING_DEFAULTS: SamplingSettings = { do_sample: false, temperature: 1, top_k: 50, top_p: 1, repetition_penalty: 1 };
 
 export function checkSampling(s: SamplingSettings): void {
+  if (!(s.repetition_penalty > 0)) throw new Error(`repetition_penalty must be > 0, got ${s.repetition_penalty}`);
+  // greedy decoding reads none of the three below, and transformers ignores them then: a model's
+  // generation_config.json may hold a temperature of 0 beside do_sample false
+  if (!s.do_sample) return;
   if (!(s.temperature > 0)) throw new Error(`temperature must be > 0, got ${s.temperature}; use do_sample false for greedy decoding`);
   if (!Number.isInteger(s.top_k) || s.top_k < 0) throw new Error(`top_k must be a whole number ≥ 0, got ${s.top_k}`);
   if (!(s.top_p > 0 && s.top_p <= 1)) throw new Error(`top_p must be in (0, 1], got ${s.top_p}`);
-  if (!(s.repetition_penalty > 0)) throw new Error(`repetition_penalty must be > 0, got ${s.repetition_penalty}`);
 }
 
 /** The processed scores (−Infinity for removed tokens); `seen` are the ids so far (prompt included). */

@@ -1,10 +1,18 @@
-// Which of a repo's files to download: for a model, its config, tokenizer and safetensors
-// weights (not PyTorch .bin, ONNX or GGUF copies); for a data set, its data files (split by
-// their names afterwards, src/data/prepare.ts).
+// Which of a repo's files to download: for a model, its config, generation defaults, tokenizer,
+// chat template and safetensors weights (not PyTorch .bin, ONNX or GGUF copies); for a data set,
+// its data files (split by their names afterwards, src/data/prepare.ts).
 import { dataFormat } from '../data/read';
 import { HubError, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapshot } from './hub';
 
-const MODEL_TEXT = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'model.safetensors.index.json'];
+/**
+ * The small files of a model, each taken where the repo has it: generation_config.json holds the
+ * defaults transformers' generate() starts from, chat_template.jinja the chat template where newer
+ * checkpoints keep it apart from tokenizer_config.json.
+ */
+const MODEL_TEXT = [
+  'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja',
+  'special_tokens_map.json', 'model.safetensors.index.json',
+];
 
 /** `repo` names the repo in messages. */
 export function modelFiles(files: RepoFile[], repo = 'this repo'): RepoFile[] {

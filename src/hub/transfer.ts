@@ -118,14 +118,15 @@ const MiB = 2 ** 20;
  * - tokenizer.json: 64 MiB. The largest real ones (256k-token vocabularies, Gemma 3's) are ~33 MB.
  * - model.safetensors.index.json: 32 MiB. Models with tens of thousands of tensors list them in a few MB.
  * - other JSON (config, generation_config, tokenizer_config with its chat template, special tokens
- *   map): 16 MiB. Real ones are KBs; a tokenizer_config.json that lists many added tokens a few MB.
+ *   map) and chat templates of their own (chat_template.jinja): 16 MiB. Real ones are KBs; a
+ *   tokenizer_config.json that lists many added tokens a few MB.
  * - anything else read whole: 64 MiB (larger files are streamed, never read whole).
  */
 export function wholeFileLimit(path: string): number {
   const name = path.slice(path.lastIndexOf('/') + 1);
   if (name === 'tokenizer.json') return 64 * MiB;
   if (name === 'model.safetensors.index.json') return 32 * MiB;
-  if (name.endsWith('.json')) return 16 * MiB;
+  if (name.endsWith('.json') || name.endsWith('.jinja')) return 16 * MiB;
   return 64 * MiB;
 }
 

@@ -4,7 +4,9 @@
 import { openAsBlob } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { TokenizerClient, TokenizerError, type TokenizerOptions } from '../engine/tokenizer-client';
+import {
+  TokenizerClient, TokenizerError, type TokenizerFiles, type TokenizerOptions,
+} from '../engine/tokenizer-client';
 import { nodeTokenizerWorker } from './tokenizer-worker';
 import { splitFiles, type DataSplits } from '../data/prepare';
 import { DataError, dataFormat } from '../data/read';
@@ -40,11 +42,14 @@ export async function localDataSplits(path: string): Promise<DataSplits> {
 }
 
 /** The largest tokenizer files read (Gemma's 256k-token tokenizer.json is 33 MB; chat templates are kilobytes). */
-const TOKENIZER_FILE_BYTES = { 'tokenizer.json': 128 << 20, 'tokenizer_config.json': 16 << 20 };
+const TOKENIZER_FILE_BYTES = {
+  'tokenizer.json': 128 << 20, 'tokenizer_config.json': 16 << 20, 'chat_template.jinja': 16 << 20,
+};
 
 /**
- * The tokenizer of a checkpoint folder (tokenizer.json, and tokenizer_config.json if it has one),
- * in a worker thread of its own (src/engine/tokenizer-client.ts); nothing is fetched.
+ * The tokenizer of a checkpoint folder (tokenizer.json, and tokenizer_config.json and
+ * chat_template.jinja if it has them), in a worker thread of its own
+ * (src/engine/tokenizer-client.ts); nothing is fetched.
  */
 export async function localTokenizer(dir: string, o: TokenizerOptions & { heapMb?: number } = {}) {
   const read = async (name: keyof typeof TOKENIZER_FILE_BYTES): Promise<string | undefined> => {
@@ -65,8 +70,11 @@ export async function localTokenizer(dir: string, o: TokenizerOptions & { heapMb
       `${dir} has no tokenizer.json: a checkpoint folder needs one (and tokenizer_config.json for chats)`,
     );
   }
-  const config = await read('tokenizer_config.json');
-  const files = { 'tokenizer.json': json, ...(config !== undefined ? { 'tokenizer_config.json': config } : {}) };
+  const files: TokenizerFiles = { 'tokenizer.json': json };
+  for (const name of ['tokenizer_config.json', 'chat_template.jinja'] as const) {
+    const text = await read(name);
+    if (text !== undefined) files[name] = text;
+  }
   const where = `${dir.replace(/\/+$/, '')}/`;
   return TokenizerClient.create(nodeTokenizerWorker({ heapMb: o.heapMb }), files, { where, ...o });
 }

@@ -8,6 +8,9 @@ import { AdapterError, parseAdapterConfig, type LoraConfig } from '../formats/pe
 import {
   MAX_ADAPTER_CONFIG_BYTES, MAX_ADAPTER_WEIGHTS_BYTES, readAdapterZip, type AdapterFiles,
 } from '../formats/adapter-zip';
+import {
+  GenerationConfigError, MAX_GENERATION_CONFIG_CHARS, parseGenerationConfig, type GenerationConfig,
+} from '../generate/generation-config';
 
 export function localCheckpoint(dir: string): CheckpointFiles {
   return {
@@ -28,6 +31,22 @@ export function localCheckpoint(dir: string): CheckpointFiles {
       return { chunks: createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>, size };
     },
   };
+}
+
+/**
+ * A checkpoint folder's generation_config.json, checked (src/generate/generation-config.ts); no
+ * defaults where it has none. Its size is looked at before it is read.
+ */
+export async function localGenerationConfig(dir: string): Promise<GenerationConfig> {
+  const path = join(dir, 'generation_config.json');
+  const info = await stat(path).catch(() => null);
+  if (!info?.isFile()) return {};
+  // UTF-8 takes at least a byte a character: a file within the limit in bytes is within it in characters
+  if (info.size > MAX_GENERATION_CONFIG_CHARS) {
+    throw new GenerationConfigError(`${path} is ${info.size} bytes, more than the ${MAX_GENERATION_CONFIG_CHARS} ` +
+      'a generation_config.json may be: fix it or delete it');
+  }
+  return parseGenerationConfig(await readFile(path, 'utf8'), `${dir.replace(/\/+$/, '')}/`);
 }
 
 /**

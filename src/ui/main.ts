@@ -10,8 +10,9 @@ import { AdapterError } from '../formats/peft';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { EngineApi } from '../worker/engine.worker';
-import type { StoredModel } from '../engine/engine';
+import type { ChatInfo, StoredModel } from '../engine/engine';
 import { formatBytes } from '../model/estimate';
+import { showPresets } from './presets-view';
 import type { DownloadProgress } from '../store/download';
 import type { EvalLog, TrainLog } from '../engine/session';
 import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
@@ -110,6 +111,15 @@ async function tokenChanged(): Promise<void> {
   await tokens.save(origin, input('hub-token').value.trim() || null);
   input('hub-token').dataset.savedFor = origin; // for a script or a test to see it is kept
   if (tokenOrigin !== DEFAULT_HUB_ORIGIN) await endpointChanged(); // the notice says whether a token goes
+}
+
+/** The presets' estimates follow the page's max length, rank, targets and precision. */
+function refreshPresets(): void {
+  const settings = { max_length: num('max-length'), r: num('lora-r'), targets: targets(), load_in_4bit: checked('load-4bit') };
+  showPresets($<HTMLTableElement>('preset-table'), settings, (id) => {
+    input('model-id').value = id;
+    void act('plan', plan);
+  });
 }
 
 function targets(): string[] | 'all-linear' {
@@ -231,6 +241,7 @@ async function loadModel(key: string): Promise<void> {
     $('model-status').textContent = `Loading onto the GPU… ${done}/${total} tensors`;
   }));
   setLoaded(key, `Loaded ${info.id} (${info.modelType}, ${info.layers} layers) from this browser's storage.`);
+  showChatDefaults(info.chat);
   await refreshModels();
 }
 
@@ -312,7 +323,7 @@ let chart: uPlot | null = null;
 const series: [number[], number[], number[], (number | null)[]] = [[], [], [], []];
 
 function resetChart(): void {
-  series.forEach((s) => (s.length = 0));
+  for (const s of series) s.length = 0;
   chart?.destroy();
   chart = new uPlot({
     width: Math.min(760, $('chart').clientWidth || 760), height: 260,
@@ -394,6 +405,35 @@ async function togglePause(): Promise<void> {
 
 // ---- 6. Chat --------------------------------------------------------------------------------
 
+/**
+ * The loaded model's generation defaults in the chat's fields, as transformers' generate() starts
+ * from them (generation_config.json, else its own defaults); what the user then changes wins.
+ */
+function showChatDefaults(c: ChatInfo): void {
+  const d = c.defaults;
+  input('do-sample').checked = d.do_sample;
+  input('temperature').value = String(d.temperature);
+  input('top-k').value = String(d.top_k);
+  input('top-p').value = String(d.top_p);
+  if (d.max_new_tokens !== undefined) input('max-new').value = String(d.max_new_tokens);
+  const box = input('chat-template');
+  box.disabled = !c.chatTemplate;
+  if (!c.chatTemplate) box.checked = false;
+  $('thinking-field').hidden = !c.thinking;
+  $<HTMLSelectElement>('thinking').value = '';
+  const value = (k: string) => {
+    const v = (d as unknown as Record<string, unknown>)[k];
+    return Array.isArray(v) ? v.join(' or ') : String(v);
+  };
+  const stops = d.eos_token_id?.length ? `stops at token ${d.eos_token_id.join(' or ')}` : 'no end-of-sequence token';
+  const fields = c.fromGenerationConfig.map((k) => `${k} ${value(k)}`).join(', ');
+  $('chat-defaults').textContent = c.problem
+    ? `The model's defaults are transformers' here: ${c.problem}`
+    : fields
+      ? `Defaults from the model's generation_config.json: ${fields}.`
+      : `The model has no generation_config.json: transformers' defaults; ${stops} (config.json's eos_token_id).`;
+}
+
 async function generate(): Promise<void> {
   const n = num('sequences');
   const boxes = Array.from({ length: n }, () => {
@@ -403,15 +443,20 @@ async function generate(): Promise<void> {
   });
   $('outputs').replaceChildren(...boxes);
   const prompt = input('prompt').value;
-  boxes.forEach((b) => (b.textContent = prompt));
+  // as a chat message, the reply follows the message on a line of its own (the template's markup is not shown)
+  const chat = checked('chat-template');
+  const thinking = $<HTMLSelectElement>('thinking').value;
+  const shown = chat ? `${prompt}\n\n` : prompt;
+  for (const b of boxes) b.textContent = shown;
+  // repetition_penalty is not in the form: the model's default (generation_config.json's, else 1) holds
   const texts = await engine.generate(prompt, {
-    do_sample: checked('do-sample'), temperature: num('temperature'), top_k: num('top-k'), top_p: num('top-p'), repetition_penalty: 1,
+    do_sample: checked('do-sample'), temperature: num('temperature'), top_k: num('top-k'), top_p: num('top-p'),
     max_new_tokens: num('max-new'), num_return_sequences: n, seed: num('seed'),
   }, checked('adapter-on'), Comlink.proxy((i: number, text: string) => {
-    boxes[i].textContent = prompt + text;
-  }));
+    boxes[i].textContent = shown + text;
+  }), { chat, ...(chat && !$('thinking-field').hidden && thinking ? { enable_thinking: thinking === 'true' } : {}) });
   texts.forEach((t, i) => {
-    boxes[i].textContent = prompt + t;
+    boxes[i].textContent = shown + t;
     boxes[i].dataset.done = 'true';
   });
 }
@@ -472,6 +517,8 @@ async function start(): Promise<void> {
   input('hub-token').addEventListener('change', () => void tokenChanged().catch(showError));
   await tokens.migrate(localStorage).catch(showError); // the old page's plain-text token: huggingface.co's
   await endpointChanged().catch(showError);
+  refreshPresets();
+  for (const id of ['max-length', 'lora-r', 'targets', 'load-4bit']) input(id).addEventListener('change', refreshPresets);
   try {
     const info = await engine.init();
     rows($('adapter'), [

@@ -133,8 +133,12 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
   expect(errors).toEqual([]);
 });
 
-for (const model of ['tiny-random/falcon', 'tiny-random/phi3', 'tiny-random/gemma2', 'tiny-random/llama-bnb-4bit']) {
-  test(`${model} downloads, trains and generates in the page`, async ({ page }) => {
+const FAMILIES = [
+  'tiny-random/falcon', 'tiny-random/phi3', 'tiny-random/gemma2', 'tiny-random/llama-bnb-4bit',
+  'tiny-random/qwen3', 'tiny-random/gemma3', 'tiny-random/smollm3',
+];
+for (const model of FAMILIES) {
+  test(`${model} downloads, trains, evaluates and generates in the page`, async ({ page }) => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await open(page, model);
@@ -145,14 +149,18 @@ for (const model of ['tiny-random/falcon', 'tiny-random/phi3', 'tiny-random/gemm
     await page.locator('#max-length').fill('48');
     await page.getByRole('button', { name: 'Prepare' }).click();
     await expect(page.locator('#data-status')).toContainText('4 rows');
-    for (const [id, v] of [['lora-r', '8'], ['lora-alpha', '16'], ['lora-dropout', '0'], ['lr', '0.03'], ['steps', '8'], ['batch', '4'], ['accumulation', '1']]) {
-      await page.locator(`#${id}`).fill(v);
-    }
+    const settings = [['lora-r', '8'], ['lora-alpha', '16'], ['lora-dropout', '0'], ['lr', '0.03'], ['steps', '8'],
+      ['batch', '4'], ['accumulation', '1'], ['eval-steps', '8']];
+    for (const [id, v] of settings) await page.locator(`#${id}`).fill(v);
     await page.locator('#scheduler').selectOption('constant');
     await page.getByRole('button', { name: 'Train', exact: true }).click();
     await expect(page.locator('#train-status')).toContainText('Trained 8 steps', { timeout: 300_000 });
     const losses = JSON.parse((await page.locator('#chart').getAttribute('data-losses'))!) as number[];
     expect(losses[7], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0]);
+    // evaluated once, at the last step, on the data set's eval split
+    const evals = JSON.parse((await page.locator('#chart').getAttribute('data-eval-losses'))!) as number[];
+    expect(evals.length).toBe(1);
+    expect(evals[0]).toBeGreaterThan(0);
     await page.locator('#max-new').fill('8');
     await page.getByRole('button', { name: 'Generate' }).click();
     await expect(page.locator('#outputs pre[data-done]')).toHaveCount(1, { timeout: 120_000 });
