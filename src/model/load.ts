@@ -11,7 +11,7 @@ import { quantizeNF4Host, uploadNF4, type NF4Weight } from '../ops/nf4';
 import { Bnb4bitCollector, bnbPartOf } from './bnb';
 import { packHalf, type HalfDtype } from '../quant/half';
 import { dequantizeAbsmax, quantizeAbsmax } from '../quant/nf4';
-import { type ModelConfig } from './config';
+import type { ModelConfig } from './config';
 import { familyOf, parseModelConfig } from './registry';
 import type { BaseWeights, CausalLM } from './causal-lm';
 import { ropeInverseFrequencies, type FamilyName } from './config';

@@ -76,10 +76,12 @@ export function halfLinearBackwardInput(
   const H = w.shape[1];
   const dx = o.dx ?? gpu.tensor([T, H]);
   expectShape('halfLinearBackwardInput', 'dX', dx, [T, H]);
-  w.blocks.forEach((b, i) => halfGemm(gpu, dz, b, w.dtype, dx, {
-    M: T, N: H, K: b.rows, transB: false, accumulate: accumulate || i > 0,
-    lda: V, ldc: H, aOffset: b.row0, cOffset: 0, wOffset: 0,
-  }));
+  for (const [i, b] of w.blocks.entries()) {
+    halfGemm(gpu, dz, b, w.dtype, dx, {
+      M: T, N: H, K: b.rows, transB: false, accumulate: accumulate || i > 0,
+      lda: V, ldc: H, aOffset: b.row0, cOffset: 0, wOffset: 0,
+    });
+  }
   return dx;
 }
 

@@ -43,8 +43,15 @@ function presetRow(p: Preset, s: PresetSettings, pick: (id: string) => void): HT
   return tr;
 }
 
-/** Fills `table` with the presets, estimated at the page's settings. */
+/**
+ * Fills `table` with the presets, estimated at the page's settings. The same settings leave it as
+ * it is: a field's change event also fires on blur, and a table rebuilt then would swallow the click
+ * that moved the focus to one of its buttons.
+ */
 export function showPresets(table: HTMLTableElement, s: PresetSettings, pick: (id: string) => void): void {
+  const key = JSON.stringify(s);
+  if (table.dataset.settings === key) return;
+  table.dataset.settings = key;
   const head = document.createElement('tr');
   for (const h of ['Model', 'Parameters', 'Stored', `GPU to train (${s.max_length} tokens, r ${s.r})`]) {
     const th = document.createElement('th');

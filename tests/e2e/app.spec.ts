@@ -36,7 +36,7 @@ test('the suggested models show what each takes before anything is fetched, and 
   await page.locator('#max-length').dispatchEvent('change');
   await expect(page.locator('#preset-table th').nth(3)).toContainText('1024 tokens');
   expect(await row('Qwen/Qwen3-0.6B').locator('td').nth(3).textContent()).not.toBe(before);
-  await page.screenshot({ path: 'test-results/screenshots/app-presets.png', fullPage: false });
+  await page.locator('#presets').screenshot({ path: 'test-results/screenshots/app-presets.png' });
   expect(requests.filter((u) => /huggingface|config\.json/.test(u))).toEqual([]);
   await row('HuggingFaceTB/SmolLM3-3B').getByRole('button').click();
   await expect(page.locator('#model-id')).toHaveValue('HuggingFaceTB/SmolLM3-3B');

@@ -29,14 +29,16 @@ describe.each(RUNS)('finetune on the tiny %s checkpoint (real tokenizer: %s)', (
     const model = join(root, `tiny-${kind}`);
     await writeTinyCheckpoint(model, kind, 8, { tokenizer });
     const out = join(root, `out-${kind}`);
-    // with a real vocabulary the head dominates: short blocks keep each step to about a GFLOP
-    const short = tokenizer ? ['--max_length', '32', '--packing', 'true', '--packing_strategy', 'wrapped'] : [];
+    // with a real vocabulary the head dominates (some 8 s a step on SwiftShader for Gemma 3's 262k rows):
+    // blocks of 16 tokens, and half the steps
+    const short = tokenizer ? ['--max_length', '16', '--packing', 'true', '--packing_strategy', 'wrapped'] : [];
+    const steps = tokenizer ? 3 : 6;
     const t = await finetune('train', '--model_name_or_path', model, '--dataset_name', data.txt, '--output_dir', out,
-      ...trainSteps(6), '--lora_target_modules', 'all-linear', ...short);
+      ...trainSteps(steps), '--lora_target_modules', 'all-linear', ...short);
     expect(t.code, t.stderr).toBe(0);
     const losses = t.lines.filter((l) => 'step' in l).map((l) => l.loss as number);
-    expect(losses.length).toBe(6);
-    expect(losses[5], losses.join(' ')).toBeLessThan(losses[0]);
+    expect(losses.length).toBe(steps);
+    expect(losses[steps - 1], losses.join(' ')).toBeLessThan(losses[0]);
     const e = await finetune('eval', '--model_name_or_path', model, '--dataset_name', data.txt, '--adapter', out, '--json', 'true');
     expect(e.code, e.stderr).toBe(0);
     expect(e.lines.at(-1)!.eval_loss as number).toBeLessThan(losses[0]);

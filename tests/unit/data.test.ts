@@ -191,7 +191,12 @@ describe('reading hostile data files: linear, bounded, clear', () => {
     // the command line's log, errors and JSON lines: nothing a terminal acts on gets through
     let out = '', err = '';
     type Sink = NodeJS.WritableStream;
-    const sink = (add: (s: string) => void) => ({ write: (s: string) => (add(s), true) }) as unknown as Sink;
+    const sink = (add: (s: string) => void) => ({
+      write: (s: string) => {
+        add(s);
+        return true;
+      },
+    }) as unknown as Sink;
     const human = new Reporter(false, sink((s) => (out += s)), sink((s) => (err += s)));
     human.info('data: \x1b[2Jevil.jsonl');
     human.fail(new DataError('model.safetensors: tensor "\u202eevil\x1b]0;x\x07" is not in the checkpoint'));

@@ -54,7 +54,7 @@ describe('generation with a KV cache', () => {
     const [short] = await generate(model, prompt, { ...SAMPLING_DEFAULTS, max_length: prompt.length + 3, num_return_sequences: 1, seed: 0, eos_token_id: [] });
     expect(short).toEqual(greedy.slice(0, 3));
     const j = greedy.findIndex((id, i) => greedy.indexOf(id) === i && i > 0); // a token not seen before it
-    const stopAt = j > 0 ? j : 0;
+    const stopAt = Math.max(j, 0);
     const [stopped] = await generate(model, prompt, { ...SAMPLING_DEFAULTS, max_new_tokens: 8, num_return_sequences: 1, seed: 0, eos_token_id: [greedy[stopAt]] });
     expect(stopped).toEqual(greedy.slice(0, stopAt + 1));
   });

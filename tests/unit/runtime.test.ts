@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { acquireDevice } from '../../src/gpu/device';
-import { Gpu, GpuError } from '../../src/gpu/runtime';
+import { type Gpu, GpuError } from '../../src/gpu/runtime';
 import { dropoutForward } from '../../src/ops/lora';
 import { newTestGpu, testGpu } from '../gpu';
 

@@ -284,7 +284,10 @@ describe('rows in flight, and rows too long to tokenize', () => {
     const longest: number[] = [];
     const recording = {
       ...tok,
-      encode: (text: string, o?: { add_special_tokens?: boolean }) => (longest.push(text.length), tok.encode(text, o)),
+      encode: (text: string, o?: { add_special_tokens?: boolean }) => {
+        longest.push(text.length);
+        return tok.encode(text, o);
+      },
     };
     const huge = 'a'.repeat(6 << 20);
     const rows = [{ text: 'ab' }, { text: huge }, { text: 'x'.repeat(65_537) }, { text: 'c'.repeat(65_000) }];

@@ -109,7 +109,10 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       return r.y;
     };
     const owned: Tensor[] = [];
-    const own = (t: Tensor) => (owned.push(t.parent ?? t), t);
+    const own = (t: Tensor) => {
+      owned.push(t.parent ?? t);
+      return t;
+    };
     const a = own(rmsnormForward(gpu, x, w.inputNorm, { eps: c.norm.eps }));
     let q: Tensor, k: Tensor, v: Tensor;
     if (w.qkv) {
