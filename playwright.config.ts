@@ -18,8 +18,9 @@ export default defineConfig({
   webServer: [
     {
       // the test build: its Content-Security-Policy also lets the page reach the local test Hubs (vite.config.ts)
-      command: `npx vite build --mode test --logLevel warn && `
-        + `npx vite preview --mode test --host 127.0.0.1 --port ${PORT} --strictPort`,
+      command:
+        `npx vite build --mode test --logLevel warn && ` +
+        `npx vite preview --mode test --host 127.0.0.1 --port ${PORT} --strictPort`,
       url: `http://127.0.0.1:${PORT}`,
       reuseExistingServer: false,
       timeout: 120_000,

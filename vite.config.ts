@@ -46,7 +46,10 @@ function cspDirectives(target: CspTarget): Record<string, string[]> {
   };
 }
 
-const render = (d: Record<string, string[]>) => Object.entries(d).map(([k, v]) => `${k} ${v.join(' ')}`).join('; ');
+const render = (d: Record<string, string[]>) =>
+  Object.entries(d)
+    .map(([k, v]) => `${k} ${v.join(' ')}`)
+    .join('; ');
 
 /** As a <meta> tag: frame-ancestors (and report-uri, sandbox) are ignored there, so it is left out. */
 const cspMeta = (target: CspTarget) => render(cspDirectives(target));
@@ -77,7 +80,6 @@ function csp(command: 'build' | 'serve', mode: string, isPreview = false): Plugi
     configurePreviewServer: (server) => void server.middlewares.use(header),
   };
 }
-
 
 export default defineConfig(({ command, mode, isPreview }) => ({
   root: '.',

@@ -32,14 +32,36 @@ export async function benchKernels(gpu: Gpu, small: boolean, peer: Peer): Promis
   const reps = small ? 3 : 20;
   // Falcon-7B's shapes at the large size: hidden 4544, fused QKV 4672, MLP 18176.
   const shapes: [number, number, number][] = small
-    ? [[128, 512, 512], [64, 1024, 768]]
-    : [[512, 2048, 2048], [512, 4096, 4096], [512, 4544, 4672], [512, 4544, 18176]];
-  const gemv: [number, number][] = small ? [[1024, 1024], [2048, 2048]] : [[4096, 4096], [4544, 4672], [4544, 18176]];
+    ? [
+        [128, 512, 512],
+        [64, 1024, 768],
+      ]
+    : [
+        [512, 2048, 2048],
+        [512, 4096, 4096],
+        [512, 4544, 4672],
+        [512, 4544, 18176],
+      ];
+  const gemv: [number, number][] = small
+    ? [
+        [1024, 1024],
+        [2048, 2048],
+      ]
+    : [
+        [4096, 4096],
+        [4544, 4672],
+        [4544, 18176],
+      ];
   const rows: BenchRow[] = [];
   const add = (kernel: string, T: number, K: number, N: number, bytes: number, ms: number, peerMs: number | null) =>
     rows.push({
-      kernel, shape: `${T}×${K}→${N}`, ms, gflops: (2 * T * K * N) / ms / 1e6, gbps: bytes / ms / 1e6,
-      peer_ms: peerMs, ratio: peerMs ? ms / peerMs : null,
+      kernel,
+      shape: `${T}×${K}→${N}`,
+      ms,
+      gflops: (2 * T * K * N) / ms / 1e6,
+      gbps: bytes / ms / 1e6,
+      peer_ms: peerMs,
+      ratio: peerMs ? ms / peerMs : null,
     });
   const nf4Bytes = (T: number, K: number, N: number) => 4 * T * K + (N * K) / 2 + (N * K) / 16 + 4 * T * N;
 
@@ -70,10 +92,25 @@ export async function benchKernels(gpu: Gpu, small: boolean, peer: Peer): Promis
 
 export function formatTable(rows: BenchRow[]): string {
   const pad = (s: unknown, n: number) => String(s).padEnd(n);
-  const lines = [pad('kernel', 20) + pad('T×in→out', 18) + pad('ms', 10) + pad('GFLOP/s', 10) + pad('GB/s', 9) + pad('peer ms', 10) + 'ours/peer'];
+  const lines = [
+    pad('kernel', 20) +
+      pad('T×in→out', 18) +
+      pad('ms', 10) +
+      pad('GFLOP/s', 10) +
+      pad('GB/s', 9) +
+      pad('peer ms', 10) +
+      'ours/peer',
+  ];
   for (const r of rows) {
-    lines.push(pad(r.kernel, 20) + pad(r.shape, 18) + pad(r.ms.toFixed(3), 10) + pad(r.gflops.toFixed(1), 10) +
-      pad(r.gbps.toFixed(1), 9) + pad(r.peer_ms?.toFixed(3) ?? '—', 10) + (r.ratio?.toFixed(2) ?? '—'));
+    lines.push(
+      pad(r.kernel, 20) +
+        pad(r.shape, 18) +
+        pad(r.ms.toFixed(3), 10) +
+        pad(r.gflops.toFixed(1), 10) +
+        pad(r.gbps.toFixed(1), 9) +
+        pad(r.peer_ms?.toFixed(3) ?? '—', 10) +
+        (r.ratio?.toFixed(2) ?? '—'),
+    );
   }
   return lines.join('\n');
 }

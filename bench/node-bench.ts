@@ -14,9 +14,16 @@ const small = process.argv.includes('--small');
 // Falcon-sized weight (21M elements), and the GEMV against float64.
 const engine = new Engine();
 await engine.init(gpu.instance);
-for (const [out, inF] of small ? [[257, 384]] : [[257, 384], [4672, 4544]]) {
+for (const [out, inF] of small
+  ? [[257, 384]]
+  : [
+      [257, 384],
+      [4672, 4544],
+    ]) {
   const c = await engine.checkKernels(out, inF, 7);
-  console.log(`check W [${out}×${inF}]: bytes identical to CPU: ${c.bytesIdentical}, GEMV rel. error ${c.relError.toExponential(2)}`);
+  console.log(
+    `check W [${out}×${inF}]: bytes identical to CPU: ${c.bytesIdentical}, GEMV rel. error ${c.relError.toExponential(2)}`,
+  );
 }
 const rows = await benchKernels(gpu, small, async () => null);
 console.log(`adapter: ${adapter} (${small ? 'small' : 'large'} shapes)\n`);

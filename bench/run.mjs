@@ -6,8 +6,17 @@ import { chromium } from '@playwright/test';
 import { createServer } from 'vite';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const ARGS = ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+const ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
 if (!process.env.BENCH_GPU) ARGS.push('--use-webgpu-adapter=swiftshader');
 const size = process.argv.includes('--size') ? process.argv[process.argv.indexOf('--size') + 1] : '';
 
@@ -22,11 +31,20 @@ try {
   await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 30 * 60_000 });
   const result = await page.evaluate(() => window.__bench);
   if ('error' in result) throw new Error(result.error);
-  console.log(`\nadapter: ${result.adapter} (${result.size} shapes); peer: @tensorflow/tfjs-backend-webgpu f32 matMul, same shape\n`);
+  console.log(
+    `\nadapter: ${result.adapter} (${result.size} shapes); peer: @tensorflow/tfjs-backend-webgpu f32 matMul, same shape\n`,
+  );
   console.log(result.table);
   mkdirSync('bench/results', { recursive: true });
   const file = `bench/results/${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}-${result.adapter.replace(/\W+/g, '_')}.json`;
-  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), adapter: result.adapter, size: result.size, rows: result.rows }, null, 2) + '\n');
+  writeFileSync(
+    file,
+    JSON.stringify(
+      { date: new Date().toISOString(), adapter: result.adapter, size: result.size, rows: result.rows },
+      null,
+      2,
+    ) + '\n',
+  );
   console.log(`\nwritten to ${file}`);
 } finally {
   await browser.close();

@@ -25,17 +25,23 @@ import { exportAdapter } from '../src/model/adapter';
  * arrays the reference reads, perturbed in place and restored.
  */
 export function sampledLoraGradients(
-  modules: LoraLinear[], grads: Float32Array, values: (m: LoraLinear, which: 'A' | 'B') => Float64Array,
-  loss: () => number, r: () => number, perTensor = 3,
+  modules: LoraLinear[],
+  grads: Float32Array,
+  values: (m: LoraLinear, which: 'A' | 'B') => Float64Array,
+  loss: () => number,
+  r: () => number,
+  perTensor = 3,
 ): { got: number[]; want: number[] } {
-  const got: number[] = [], want: number[] = [];
+  const got: number[] = [],
+    want: number[] = [];
   for (const m of modules) {
     for (const which of ['A', 'B'] as const) {
       const view = which === 'A' ? m.lora!.dA : m.lora!.dB;
       const v = values(m, which);
       for (let s = 0; s < perTensor; s++) {
         const j = Math.floor(r() * v.length);
-        const keep = v[j], eps = 1e-4;
+        const keep = v[j],
+          eps = 1e-4;
         v[j] = keep + eps;
         const lp = loss();
         v[j] = keep - eps;
@@ -54,7 +60,8 @@ export function sampledLoraGradients(
  * the largest relative error of each step's logits against the full pass over `batch`.
  */
 export async function decodeError(gpu: Gpu, model: CausalLM, ids: number[], batch: Batch): Promise<number> {
-  const T = ids.length, V = model.config.vocab;
+  const T = ids.length,
+    V = model.config.vocab;
   const full = await gpu.read(model.logits(batch));
   const cache = model.newCache(T);
   const rows = [await gpu.read(model.decode(ids.slice(0, T - 2), cache))];
@@ -74,10 +81,20 @@ export async function tinyWithLora(gpu: Gpu, dir: string, kind: TinyKind, seed: 
 
 /** The losses of `steps` AdamW steps on one batch at a constant 2e-2: a model that learns brings them down. */
 export async function trainLosses(
-  gpu: Gpu, model: CausalLM, lora: LoraSet, batch: Batch, counted: number, steps = 20,
+  gpu: Gpu,
+  model: CausalLM,
+  lora: LoraSet,
+  batch: Batch,
+  counted: number,
+  steps = 20,
 ): Promise<number[]> {
-  const trainer = new Trainer(gpu, model, lora,
-    { ...ADAMW_DEFAULTS, learning_rate: 2e-2, lr_scheduler_type: 'constant', warmup_steps: 0, max_steps: steps });
+  const trainer = new Trainer(gpu, model, lora, {
+    ...ADAMW_DEFAULTS,
+    learning_rate: 2e-2,
+    lr_scheduler_type: 'constant',
+    warmup_steps: 0,
+    max_steps: steps,
+  });
   const losses: number[] = [];
   for (let s = 0; s < steps; s++) losses.push((await trainer.trainStep([{ batch, counted }])).loss);
   return losses;
@@ -124,7 +141,12 @@ export function refLinears(values: Map<string, Float32Array>, nf4: boolean) {
 export interface FamilyReference {
   linears: Map<string, RefLinear>;
   logits(ids: ArrayLike<number>, positions: ArrayLike<number>, start: ArrayLike<number>): Float64Array;
-  loss(ids: ArrayLike<number>, labels: ArrayLike<number>, positions: ArrayLike<number>, start: ArrayLike<number>): number;
+  loss(
+    ids: ArrayLike<number>,
+    labels: ArrayLike<number>,
+    positions: ArrayLike<number>,
+    start: ArrayLike<number>,
+  ): number;
 }
 
 /**
@@ -133,7 +155,11 @@ export interface FamilyReference {
  * of the logits, the loss and sampled LoRA gradients (finite differences) on two packed sequences.
  */
 export async function referenceErrors(
-  gpu: Gpu, dir: string, nf4: boolean, r: () => number, reference: (c: ModelConfig) => Promise<FamilyReference>,
+  gpu: Gpu,
+  dir: string,
+  nf4: boolean,
+  r: () => number,
+  reference: (c: ModelConfig) => Promise<FamilyReference>,
 ) {
   const loaded = await loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: nf4 });
   const c = loaded.config;
@@ -142,7 +168,8 @@ export async function referenceErrors(
   const set = attachLora(gpu, loaded.linears, { r: 4, alpha: 8, dropout: 0, random: r });
   for (const m of loaded.linears) gpu.write(m.lora!.B, randn(r, m.lora!.B.numel, 0.05));
   for (const m of loaded.linears) {
-    const A = Float64Array.from(await gpu.read(m.lora!.A)), B = Float64Array.from(await gpu.read(m.lora!.B));
+    const A = Float64Array.from(await gpu.read(m.lora!.A)),
+      B = Float64Array.from(await gpu.read(m.lora!.B));
     Object.assign(ref.linears.get(m.path)!, { A, B, r: 4, scale: 2 });
   }
   const { h, batch } = randomBatch(gpu, r, c, 13, 6);
@@ -150,8 +177,13 @@ export async function referenceErrors(
   const losses = await gpu.read(model.forwardBackward(batch, 1 / h.counted, 0));
   const refLoss = ref.loss(h.ids, h.labels, h.positions, h.start);
   const loss = Math.abs(losses.reduce((s, v) => s + v, 0) / h.counted - refLoss) / refLoss;
-  const { got, want } = sampledLoraGradients(loaded.linears, await gpu.read(set.grads),
-    (m, which) => ref.linears.get(m.path)![which] as Float64Array, () => ref.loss(h.ids, h.labels, h.positions, h.start), r);
+  const { got, want } = sampledLoraGradients(
+    loaded.linears,
+    await gpu.read(set.grads),
+    (m, which) => ref.linears.get(m.path)![which] as Float64Array,
+    () => ref.loss(h.ids, h.labels, h.positions, h.start),
+    r,
+  );
   for (const t of [...model.weightTensors(), ...model.ropeTensors(), set.params, set.grads]) t.release();
   return { config: c, logits, loss, grads: relError(got, want) };
 }
@@ -170,7 +202,11 @@ export async function learnDecodeExport(gpu: Gpu, dir: string, kind: TinyKind, s
   // after training, so the decoded logits carry LoRA through every part of the layer
   const decode = await decodeError(gpu, model, ids, batch);
   const files = await exportAdapter(gpu, lora, {
-    base_model_name_or_path: base, revision: null, lora_alpha: 16, lora_dropout: 0, use_rslora: false,
+    base_model_name_or_path: base,
+    revision: null,
+    lora_alpha: 16,
+    lora_dropout: 0,
+    use_rslora: false,
   });
   const names = readSafetensorsSync(files['adapter_model.safetensors']).map((t) => t.info.name);
   return { config: c, losses, decode, names, adapterConfig: JSON.parse(files['adapter_config.json']) };
@@ -179,23 +215,35 @@ export async function learnDecodeExport(gpu: Gpu, dir: string, kind: TinyKind, s
 /** The float64 twin of a Llama-family checkpoint in `dir` (Qwen3's q/k norms where the config has them). */
 export async function llamaReference(dir: string, nf4: boolean, c: ModelConfig): Promise<FamilyReference> {
   const values = await checkpointValues(dir);
-  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  const qd = c.heads * c.headDim,
+    kvd = c.kvHeads * c.headDim;
   const { linears, lin } = refLinears(values, nf4);
   const layers: RefLayer[] = Array.from({ length: c.layers }, (_, l) => {
     const p = `model.layers.${l}`;
     const v = (n: string) => values.get(`${p}.${n}.weight`)!;
     return {
-      inputNorm: v('input_layernorm'), postNorm: v('post_attention_layernorm'),
+      inputNorm: v('input_layernorm'),
+      postNorm: v('post_attention_layernorm'),
       ...(c.qkNorm ? { qNorm: v('self_attn.q_norm'), kNorm: v('self_attn.k_norm') } : {}),
-      q: lin(`${p}.self_attn.q_proj`, qd, c.hidden), k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden),
-      v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden), o: lin(`${p}.self_attn.o_proj`, c.hidden, qd),
-      gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden), up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden),
+      q: lin(`${p}.self_attn.q_proj`, qd, c.hidden),
+      k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden),
+      v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden),
+      o: lin(`${p}.self_attn.o_proj`, c.hidden, qd),
+      gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden),
+      up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden),
       down: lin(`${p}.mlp.down_proj`, c.hidden, c.intermediate),
     };
   });
   const embed = values.get('model.embed_tokens.weight')!;
   const head = c.tieEmbeddings ? embed : values.get('lm_head.weight')!;
-  const ref: RefModel = { c, embed, layers, norm: values.get('model.norm.weight')!, head, invFreq: ropeInverseFrequencies(c) };
+  const ref: RefModel = {
+    c,
+    embed,
+    layers,
+    norm: values.get('model.norm.weight')!,
+    head,
+    invFreq: ropeInverseFrequencies(c),
+  };
   return {
     linears,
     logits: (ids, pos, start) => llamaLogitsRef(ref, ids, pos, start),

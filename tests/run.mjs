@@ -13,10 +13,17 @@ if (run('npx', ['tsc', '--noEmit', '-p', '.']) !== 0) {
   process.exit(1);
 }
 
-const unitStatus = run('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', '--outputFile.json=test-results/unit.json']);
+const unitStatus = run('npx', [
+  'vitest',
+  'run',
+  '--reporter=default',
+  '--reporter=json',
+  '--outputFile.json=test-results/unit.json',
+]);
 const e2eStatus = run('npx', ['playwright', 'test'], { PLAYWRIGHT_JSON_OUTPUT_NAME: 'test-results/e2e.json' });
 
-let passed = 0, failed = 0;
+let passed = 0,
+  failed = 0;
 if (existsSync('test-results/unit.json')) {
   const u = JSON.parse(readFileSync('test-results/unit.json', 'utf8'));
   passed += u.numPassedTests;

@@ -15,8 +15,15 @@ import type { RefLinear, RefModel } from './reference/llama';
 import { randn } from './reference/random';
 
 export const TINY = {
-  hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2,
-  intermediate_size: 96, vocab_size: 101, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 64,
+  hidden_size: 64,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  num_hidden_layers: 2,
+  intermediate_size: 96,
+  vocab_size: 101,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  max_position_embeddings: 64,
 };
 
 /** A random tiny model on the GPU (NF4 linears, BF16 tables) and its float64 twin. */
@@ -45,11 +52,14 @@ export function buildTinyModel(gpu: Gpu, c: ModelConfig, r: () => number) {
   const refLayers: RefModel['layers'] = [];
   const layers = Array.from({ length: c.layers }, (_, l) => {
     const p = `model.layers.${l}`;
-    const inN = norm(), postN = norm();
-    const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+    const inN = norm(),
+      postN = norm();
+    const qd = c.heads * c.headDim,
+      kvd = c.kvHeads * c.headDim;
     const first = refLinears.length;
     const w = {
-      inputNorm: inN.v, postNorm: postN.v,
+      inputNorm: inN.v,
+      postNorm: postN.v,
       q: linear(`${p}.self_attn.q_proj`, qd, c.hidden, c.bias.qkv),
       k: linear(`${p}.self_attn.k_proj`, kvd, c.hidden, c.bias.qkv),
       v: linear(`${p}.self_attn.v_proj`, kvd, c.hidden, c.bias.qkv),
@@ -66,7 +76,14 @@ export function buildTinyModel(gpu: Gpu, c: ModelConfig, r: () => number) {
   const weights: LlamaWeights = { embed: embedM.m, layers, norm: fin.v, head: headM.m };
   const inv = ropeInverseFrequencies(c);
   const model = new LlamaModel(gpu, c, weights, ropeTables(gpu, inv, c.maxPositions));
-  const ref: RefModel = { c, embed: embedM.rounded, layers: refLayers, norm: fin.rounded, head: headM.rounded, invFreq: inv };
+  const ref: RefModel = {
+    c,
+    embed: embedM.rounded,
+    layers: refLayers,
+    norm: fin.rounded,
+    head: headM.rounded,
+    invFreq: inv,
+  };
   return { model, ref, modules, refLinears };
 }
 
@@ -78,9 +95,10 @@ export function packedBatch(gpu: Gpu, c: ModelConfig, r: () => number) {
   const positions = Uint32Array.from({ length: T }, (_, t) => (t < 6 ? t : t - 6));
   const start = Uint32Array.from({ length: T }, (_, t) => (t < 6 ? 0 : 6));
   const batch: Batch = {
-    ids: gpu.tensor([T], 'u32', ids), labels: gpu.tensor([T], 'i32', labels),
-    positions: gpu.tensor([T], 'u32', positions), start: gpu.tensor([T], 'u32', start),
+    ids: gpu.tensor([T], 'u32', ids),
+    labels: gpu.tensor([T], 'i32', labels),
+    positions: gpu.tensor([T], 'u32', positions),
+    start: gpu.tensor([T], 'u32', start),
   };
   return { T, ids, labels, positions, start, batch };
 }
-

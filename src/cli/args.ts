@@ -31,7 +31,10 @@ export function parseFlags(argv: string[], specs: FlagSpecs, command: string): F
     let [name, inline] = splitOnce(arg.slice(2), '=');
     name = name.replace(/-/g, '_'); // --max-steps is accepted as --max_steps, as HfArgumentParser does
     const spec = specs[name];
-    if (!spec) throw new UsageError(`${command} has no flag --${name}${suggest(name, Object.keys(specs))}; see \`finetune ${command} --help\``);
+    if (!spec)
+      throw new UsageError(
+        `${command} has no flag --${name}${suggest(name, Object.keys(specs))}; see \`finetune ${command} --help\``,
+      );
     if (given.has(name)) throw new UsageError(`--${name} is given twice`);
     given.add(name);
     // the flag's raw words: the inline value, or the following words up to the next flag
@@ -39,12 +42,14 @@ export function parseFlags(argv: string[], specs: FlagSpecs, command: string): F
     if (inline !== undefined) words.push(inline);
     else {
       const takesMany = spec.type === 'list';
-      while (i + 1 < argv.length && !argv[i + 1].startsWith('--') && (takesMany || words.length === 0)) words.push(argv[++i]);
+      while (i + 1 < argv.length && !argv[i + 1].startsWith('--') && (takesMany || words.length === 0))
+        words.push(argv[++i]);
     }
     values[name] = convert(name, spec, words);
   }
   for (const [k, s] of Object.entries(specs)) {
-    if (s.required && (values[k] === null || values[k] === '')) throw new UsageError(`${command} needs --${k}: ${s.help}`);
+    if (s.required && (values[k] === null || values[k] === ''))
+      throw new UsageError(`${command} needs --${k}: ${s.help}`);
   }
   return values;
 }
@@ -58,14 +63,18 @@ function convert(name: string, spec: FlagSpec, words: string[]): FlagValues[stri
     throw new UsageError(`--${name} takes true or false, not "${words[0]}"`);
   }
   if (spec.type === 'list') {
-    const items = words.flatMap((w) => w.split(',')).map((w) => w.trim()).filter(Boolean);
+    const items = words
+      .flatMap((w) => w.split(','))
+      .map((w) => w.trim())
+      .filter(Boolean);
     if (items.length === 0) throw new UsageError(`--${name} needs at least one value`);
     return items;
   }
   if (words.length === 0) throw new UsageError(`--${name} needs a value`);
   const w = words[0];
   if (spec.type === 'string') {
-    if (spec.choices && !spec.choices.includes(w)) throw new UsageError(`--${name} is one of ${spec.choices.join(', ')}, not "${w}"`);
+    if (spec.choices && !spec.choices.includes(w))
+      throw new UsageError(`--${name} is one of ${spec.choices.join(', ')}, not "${w}"`);
     return w;
   }
   const x = Number(w);
@@ -81,7 +90,8 @@ function splitOnce(s: string, sep: string): [string, string | undefined] {
 
 /** " (did you mean --x?)" for a near miss. */
 function suggest(name: string, known: string[]): string {
-  let best = '', bestD = Infinity;
+  let best = '',
+    bestD = Infinity;
   for (const k of known) {
     const d = editDistance(name, k);
     if (d < bestD) [best, bestD] = [k, d];
@@ -93,7 +103,8 @@ function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = cur;
   }
   return prev[b.length];
@@ -101,8 +112,18 @@ function editDistance(a: string, b: string): number {
 
 export function helpText(command: string, summary: string, specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([k, s]) => {
-    const d = s.required ? 'required' : s.default === null || s.default === undefined ? '' : `default ${Array.isArray(s.default) ? s.default.join(' ') : s.default}`;
-    const kind = s.choices ? s.choices.join('|') : s.type === 'bool' ? 'true|false' : s.type === 'list' ? 'A B ...' : s.type;
+    const d = s.required
+      ? 'required'
+      : s.default === null || s.default === undefined
+        ? ''
+        : `default ${Array.isArray(s.default) ? s.default.join(' ') : s.default}`;
+    const kind = s.choices
+      ? s.choices.join('|')
+      : s.type === 'bool'
+        ? 'true|false'
+        : s.type === 'list'
+          ? 'A B ...'
+          : s.type;
     return `  --${k} ${kind}\n      ${s.help}${d ? ` (${d})` : ''}`;
   });
   return `finetune ${command}: ${summary}\n\n${rows.join('\n')}\n`;

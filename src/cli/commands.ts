@@ -5,28 +5,76 @@ import { SCHEDULER_TYPES } from '../train/schedule';
 import type { FlagSpecs } from './args';
 
 const MODEL: FlagSpecs = {
-  model_name_or_path: { type: 'string', required: true, help: 'the base model: a Hub id (owner/name; HF_ENDPOINT and HF_TOKEN are read) or a local checkpoint folder' },
+  model_name_or_path: {
+    type: 'string',
+    required: true,
+    help: 'the base model: a Hub id (owner/name; HF_ENDPOINT and HF_TOKEN are read) or a local checkpoint folder',
+  },
   model_revision: { type: 'string', default: 'main', help: "the Hub model's branch, tag or commit" },
-  load_in_4bit: { type: 'bool', default: true, help: 'quantize the frozen linear weights to NF4 (QLoRA); false keeps them 16-bit' },
-  bnb_4bit_quant_type: { type: 'string', default: 'nf4', choices: ['nf4'], help: 'the 4-bit data type; NF4 is the one QLoRA uses' },
-  use_bnb_nested_quant: { type: 'bool', default: false, help: "double quantization of the NF4 block scales, as bitsandbytes' bnb_4bit_use_double_quant" },
-  json: { type: 'bool', default: false, help: 'write one JSON object per line to stdout instead of the human-readable log' },
+  load_in_4bit: {
+    type: 'bool',
+    default: true,
+    help: 'quantize the frozen linear weights to NF4 (QLoRA); false keeps them 16-bit',
+  },
+  bnb_4bit_quant_type: {
+    type: 'string',
+    default: 'nf4',
+    choices: ['nf4'],
+    help: 'the 4-bit data type; NF4 is the one QLoRA uses',
+  },
+  use_bnb_nested_quant: {
+    type: 'bool',
+    default: false,
+    help: "double quantization of the NF4 block scales, as bitsandbytes' bnb_4bit_use_double_quant",
+  },
+  json: {
+    type: 'bool',
+    default: false,
+    help: 'write one JSON object per line to stdout instead of the human-readable log',
+  },
 };
 
 const SPLITS = ['train', 'validation', 'test'];
 
 const DATA: FlagSpecs = {
-  dataset_name: { type: 'string', required: true, help: 'a Hub data set id, or a local .jsonl, .json, .csv, .parquet or .txt file, or a folder of them (files split by their names: train, validation, test)' },
+  dataset_name: {
+    type: 'string',
+    required: true,
+    help: 'a Hub data set id, or a local .jsonl, .json, .csv, .parquet or .txt file, or a folder of them (files split by their names: train, validation, test)',
+  },
   dataset_train_split: { type: 'string', default: 'train', choices: SPLITS, help: 'the split to train on' },
-  dataset_test_split: { type: 'string', default: 'test', choices: SPLITS, help: 'the split to evaluate on (eval: where the data set has it; its training split otherwise)' },
-  dataset_text_field: { type: 'string', default: 'text', help: 'the column that holds the text, for data sets without prompt/completion or messages columns' },
+  dataset_test_split: {
+    type: 'string',
+    default: 'test',
+    choices: SPLITS,
+    help: 'the split to evaluate on (eval: where the data set has it; its training split otherwise)',
+  },
+  dataset_text_field: {
+    type: 'string',
+    default: 'text',
+    help: 'the column that holds the text, for data sets without prompt/completion or messages columns',
+  },
   max_length: { type: 'int', default: 1024, help: 'tokens per packed block, or the truncation length without packing' },
   packing: { type: 'bool', default: false, help: 'pack several examples into each block of max_length' },
-  packing_strategy: { type: 'string', default: 'bfd', choices: ['bfd', 'wrapped'], help: 'bfd: best-fit bins, each example its own sequence (positions restart, attention stays inside it); wrapped: all examples end to end, cut every max_length' },
-  completion_only_loss: { type: 'bool', default: null, help: 'the loss on the completion only, for prompt/completion data (default: true for such data)' },
-  assistant_only_loss: { type: 'bool', default: false, help: "the loss on the assistant's turns only, for conversations (messages)" },
+  packing_strategy: {
+    type: 'string',
+    default: 'bfd',
+    choices: ['bfd', 'wrapped'],
+    help: 'bfd: best-fit bins, each example its own sequence (positions restart, attention stays inside it); wrapped: all examples end to end, cut every max_length',
+  },
+  completion_only_loss: {
+    type: 'bool',
+    default: null,
+    help: 'the loss on the completion only, for prompt/completion data (default: true for such data)',
+  },
+  assistant_only_loss: {
+    type: 'bool',
+    default: false,
+    help: "the loss on the assistant's turns only, for conversations (messages)",
+  },
   enable_thinking: {
-    type: 'bool', default: null,
+    type: 'bool',
+    default: null,
     help: "for chat templates that read it (Qwen3's): render conversations thinking or not (default: the template's)",
   },
 };
@@ -34,16 +82,33 @@ const DATA: FlagSpecs = {
 export const TRAIN: FlagSpecs = {
   ...MODEL,
   ...DATA,
-  output_dir: { type: 'string', default: 'trainer_output', help: 'where the adapter (adapter_config.json, adapter_model.safetensors) and trainer_state.json go' },
-  init_adapter: { type: 'string', default: null, help: 'start from this PEFT adapter folder instead of a fresh adapter' },
+  output_dir: {
+    type: 'string',
+    default: 'trainer_output',
+    help: 'where the adapter (adapter_config.json, adapter_model.safetensors) and trainer_state.json go',
+  },
+  init_adapter: {
+    type: 'string',
+    default: null,
+    help: 'start from this PEFT adapter folder instead of a fresh adapter',
+  },
   use_peft: { type: 'bool', default: true, help: 'train a LoRA adapter (the only mode: the base weights stay frozen)' },
   lora_r: { type: 'int', default: 16, help: 'LoRA rank' },
   lora_alpha: { type: 'number', default: 32, help: 'LoRA scale numerator: the update is scaled by alpha / r' },
   lora_dropout: { type: 'number', default: 0.05, help: "dropout on the adapter's input while training" },
-  lora_target_modules: { type: 'list', default: null, help: "modules to adapt (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj), or all-linear; PEFT's default for the model (q_proj v_proj) otherwise" },
+  lora_target_modules: {
+    type: 'list',
+    default: null,
+    help: "modules to adapt (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj), or all-linear; PEFT's default for the model (q_proj v_proj) otherwise",
+  },
   use_rslora: { type: 'bool', default: false, help: 'scale by alpha / sqrt(r) (rank-stabilised LoRA)' },
   learning_rate: { type: 'number', default: 2e-5, help: "AdamW's peak learning rate" },
-  lr_scheduler_type: { type: 'string', default: 'linear', choices: SCHEDULER_TYPES, help: 'the learning-rate schedule after warmup' },
+  lr_scheduler_type: {
+    type: 'string',
+    default: 'linear',
+    choices: SCHEDULER_TYPES,
+    help: 'the learning-rate schedule after warmup',
+  },
   warmup_steps: { type: 'int', default: 0, help: 'steps of linear warmup from 0' },
   weight_decay: { type: 'number', default: 0, help: "AdamW's decoupled weight decay" },
   adam_beta1: { type: 'number', default: 0.9, help: "AdamW's first-moment decay" },
@@ -54,30 +119,55 @@ export const TRAIN: FlagSpecs = {
   gradient_accumulation_steps: { type: 'int', default: 1, help: 'micro-batches per optimizer step' },
   max_steps: { type: 'int', default: -1, help: 'optimizer steps; overrides num_train_epochs when > 0' },
   num_train_epochs: { type: 'number', default: 3, help: 'passes over the data set' },
-  logging_steps: { type: 'int', default: 10, help: 'log every this many steps (the loss is the mean since the last log)' },
+  logging_steps: {
+    type: 'int',
+    default: 10,
+    help: 'log every this many steps (the loss is the mean since the last log)',
+  },
   seed: { type: 'int', default: 42, help: "seed of the adapter's initialisation, the shuffling and the dropout" },
   shuffle: { type: 'bool', default: true, help: 'reshuffle the blocks every epoch' },
   gradient_checkpointing: { type: 'bool', default: true, help: 'recompute each layer in backward (always on here)' },
-  eval_strategy: { type: 'string', default: 'no', choices: ['no', 'steps'], help: 'steps: evaluate every eval_steps steps (and after the last)' },
+  eval_strategy: {
+    type: 'string',
+    default: 'no',
+    choices: ['no', 'steps'],
+    help: 'steps: evaluate every eval_steps steps (and after the last)',
+  },
   eval_steps: { type: 'int', default: null, help: 'steps between evaluations (default: logging_steps)' },
-  test_size: { type: 'number', default: null, help: 'without that split, hold out this fraction of the training examples to evaluate on (e.g. 0.1)' },
+  test_size: {
+    type: 'number',
+    default: null,
+    help: 'without that split, hold out this fraction of the training examples to evaluate on (e.g. 0.1)',
+  },
   per_device_eval_batch_size: { type: 'int', default: 8, help: 'blocks per forward pass when evaluating' },
 };
 
 export const EVAL: FlagSpecs = {
   ...MODEL,
   ...DATA,
-  adapter: { type: 'string', default: null, help: 'a PEFT adapter folder to evaluate with; the base model alone otherwise' },
+  adapter: {
+    type: 'string',
+    default: null,
+    help: 'a PEFT adapter folder to evaluate with; the base model alone otherwise',
+  },
   per_device_eval_batch_size: { type: 'int', default: 8, help: 'blocks per forward pass' },
 };
 
 export const PREVIEW: FlagSpecs = {
-  model_name_or_path: { type: 'string', required: true, help: 'the model whose tokenizer (and chat template) prepares the data: a Hub id or a local checkpoint folder' },
+  model_name_or_path: {
+    type: 'string',
+    required: true,
+    help: 'the model whose tokenizer (and chat template) prepares the data: a Hub id or a local checkpoint folder',
+  },
   model_revision: { type: 'string', default: 'main', help: "the Hub model's branch, tag or commit" },
   ...DATA,
   num_blocks: { type: 'int', default: 3, help: 'how many training blocks to show' },
   per_device_train_batch_size: { type: 'int', default: 8, help: 'blocks per micro-batch: for the padding numbers' },
-  json: { type: 'bool', default: false, help: 'one JSON object per block (input_ids, labels, position_ids, sequence_lengths), then the numbers' },
+  json: {
+    type: 'bool',
+    default: false,
+    help: 'one JSON object per block (input_ids, labels, position_ids, sequence_lengths), then the numbers',
+  },
 };
 
 // Generation's defaults are the model's, as transformers' generate() takes them: its
@@ -88,27 +178,36 @@ export const GENERATE: FlagSpecs = {
   ...MODEL,
   prompt: { type: 'string', required: true, help: "the text to continue (with --chat: the user's message)" },
   chat: {
-    type: 'bool', default: false,
+    type: 'bool',
+    default: false,
     help: "render the prompt as a user's message with the model's chat template and its generation prompt",
   },
   enable_thinking: {
-    type: 'bool', default: null,
+    type: 'bool',
+    default: null,
     help: "with --chat, for templates that read it (Qwen3's): thinking on or off (default: the template's)",
   },
-  adapter: { type: 'string', default: null, help: 'a PEFT adapter folder to generate with; the base model alone otherwise' },
+  adapter: {
+    type: 'string',
+    default: null,
+    help: 'a PEFT adapter folder to generate with; the base model alone otherwise',
+  },
   do_sample: { type: 'bool', default: null, help: `sample the next token; greedy otherwise (${MODEL_DEFAULT} false)` },
   temperature: { type: 'number', default: null, help: `divide the logits by this when sampling (${MODEL_DEFAULT} 1)` },
   top_k: { type: 'int', default: null, help: `sample among the k most likely tokens, 0: all (${MODEL_DEFAULT} 50)` },
   top_p: {
-    type: 'number', default: null,
+    type: 'number',
+    default: null,
     help: `sample among the most likely tokens whose probabilities sum to p (${MODEL_DEFAULT} 1)`,
   },
   repetition_penalty: {
-    type: 'number', default: null,
+    type: 'number',
+    default: null,
     help: `penalise tokens already in the text, > 1 discourages repeats (${MODEL_DEFAULT} 1)`,
   },
   max_new_tokens: {
-    type: 'int', default: null,
+    type: 'int',
+    default: null,
     help: "new tokens at most (takes precedence over max_length; default: the model's generation_config.json)",
   },
   max_length: { type: 'int', default: null, help: `prompt plus new tokens at most (${MODEL_DEFAULT} 20)` },

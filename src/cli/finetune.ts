@@ -9,7 +9,14 @@ import { openAsBlob } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TokenizerClient } from '../engine/tokenizer-client';
-import { prepareData, splitFiles, type DataSplits, type PreparedData, type PrepareSettings, type SplitName } from '../data/prepare';
+import {
+  prepareData,
+  splitFiles,
+  type DataSplits,
+  type PreparedData,
+  type PrepareSettings,
+  type SplitName,
+} from '../data/prepare';
 import { blockSegments, paddingSaved, padToken, sequenceLengths, type Block } from '../data/sft';
 import { Session, type TrainSummary } from '../engine/session';
 import { parseConfigText } from '../model/load';
@@ -17,7 +24,10 @@ import type { SchedulerType } from '../train/schedule';
 import { localAdapterFiles, localCheckpoint, localGenerationConfig } from '../node/local-files';
 import { chatPrompt } from '../engine/tokenizer';
 import {
-  describeGeneration, fieldsSet, generationSettings, type GenerationConfig,
+  describeGeneration,
+  fieldsSet,
+  generationSettings,
+  type GenerationConfig,
 } from '../generate/generation-config';
 import { localDataSplits, localTokenizer } from '../node/local-data';
 import { cacheDataset, cacheModel, hubOptionsFromEnv } from '../node/hub-cache';
@@ -27,7 +37,10 @@ import { helpText, parseFlags, UsageError, type FlagSpecs, type FlagValues } fro
 import { EVAL, GENERATE, PREVIEW, TRAIN } from './commands';
 import { escapeControl, Reporter } from './report';
 
-const COMMANDS: Record<string, { summary: string; flags: FlagSpecs; run: (f: FlagValues, r: Reporter) => Promise<void> }> = {
+const COMMANDS: Record<
+  string,
+  { summary: string; flags: FlagSpecs; run: (f: FlagValues, r: Reporter) => Promise<void> }
+> = {
   train: { summary: 'fine-tune a LoRA adapter on a data set (QLoRA)', flags: TRAIN, run: train },
   eval: { summary: 'the mean loss per token of a model on a data set', flags: EVAL, run: evaluate },
   generate: { summary: 'continue a prompt', flags: GENERATE, run: generateText },
@@ -37,13 +50,19 @@ const COMMANDS: Record<string, { summary: string; flags: FlagSpecs; run: (f: Fla
 const USAGE = `usage: finetune <command> [--flag value ...]
 
 commands:
-${Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(9)} ${c.summary}`).join('\n')}
+${Object.entries(COMMANDS)
+  .map(([k, c]) => `  ${k.padEnd(9)} ${c.summary}`)
+  .join('\n')}
 
 \`finetune <command> --help\` lists a command's flags.
 `;
 
 /** Runs a command; resolves to the process's exit code (0 ok, 1 failed, 2 bad usage). */
-export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+export async function main(
+  argv: string[],
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     out.write(USAGE);
@@ -79,7 +98,9 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
 
 /** The model and its tokenizer, on the GPU; with `o.generation`, its generation_config.json too (read first). */
 async function openModel(
-  f: FlagValues, r: Reporter, o: { generation?: boolean } = {},
+  f: FlagValues,
+  r: Reporter,
+  o: { generation?: boolean } = {},
 ): Promise<{ session: Session; tokenizer: TokenizerClient; generation: GenerationConfig }> {
   const dir = await modelFolder(f.model_name_or_path as string, f.model_revision as string, r);
   const { vocab } = parseConfigText(await readFile(join(dir, 'config.json'), 'utf8'));
@@ -88,12 +109,21 @@ async function openModel(
   const gpu = await nodeGpu();
   r.info(`device: ${gpu.info.description || gpu.info.vendor || 'WebGPU adapter'}`);
   let tensors = 0;
-  const session = await Session.load(gpu, localCheckpoint(dir), {
-    name: f.model_name_or_path as string, load_in_4bit: f.load_in_4bit as boolean, nested: f.use_bnb_nested_quant as boolean,
-  }, () => r.progress('loading', ++tensors, null, `${tensors} tensors`));
+  const session = await Session.load(
+    gpu,
+    localCheckpoint(dir),
+    {
+      name: f.model_name_or_path as string,
+      load_in_4bit: f.load_in_4bit as boolean,
+      nested: f.use_bnb_nested_quant as boolean,
+    },
+    () => r.progress('loading', ++tensors, null, `${tensors} tensors`),
+  );
   r.endProgress();
   const c = session.config;
-  r.info(`model: ${c.modelType}, ${c.layers} layers, hidden ${c.hidden}, vocab ${c.vocab}; linear weights ${f.load_in_4bit ? 'NF4' : '16-bit'}`);
+  r.info(
+    `model: ${c.modelType}, ${c.layers} layers, hidden ${c.hidden}, vocab ${c.vocab}; linear weights ${f.load_in_4bit ? 'NF4' : '16-bit'}`,
+  );
   return { session, tokenizer, generation };
 }
 
@@ -104,8 +134,15 @@ function templateKwargs(f: FlagValues) {
 
 /** A local checkpoint folder, or a Hub id downloaded into the cache (HF_ENDPOINT, HF_TOKEN). */
 async function modelFolder(name: string, revision: string, r: Reporter): Promise<string> {
-  if (await stat(name).then((s) => s.isDirectory(), () => false)) return name;
-  if (!isRepoId(name)) throw new UsageError(`--model_name_or_path ${name} is neither a local folder nor a Hub id (owner/name)`);
+  if (
+    await stat(name).then(
+      (s) => s.isDirectory(),
+      () => false,
+    )
+  )
+    return name;
+  if (!isRepoId(name))
+    throw new UsageError(`--model_name_or_path ${name} is neither a local folder nor a Hub id (owner/name)`);
   const { dir, files } = await cacheModel(name, { ...hubOptionsFromEnv(), revision, onFile: download(r) });
   r.endProgress();
   r.info(`model files: ${files.length} from the Hub, cached in ${dir}`);
@@ -113,50 +150,93 @@ async function modelFolder(name: string, revision: string, r: Reporter): Promise
 }
 
 async function dataSplitsFor(name: string, r: Reporter): Promise<DataSplits> {
-  if (await stat(name).then(() => true, () => false)) return localDataSplits(name);
-  if (!isRepoId(name)) throw new UsageError(`--dataset_name ${name} is neither a local file or folder nor a Hub id (owner/name)`);
+  if (
+    await stat(name).then(
+      () => true,
+      () => false,
+    )
+  )
+    return localDataSplits(name);
+  if (!isRepoId(name))
+    throw new UsageError(`--dataset_name ${name} is neither a local file or folder nor a Hub id (owner/name)`);
   const { dir, files } = await cacheDataset(name, { ...hubOptionsFromEnv(), onFile: download(r) });
   r.endProgress();
-  return splitFiles(await Promise.all(files.map(async (x) => ({ name: x.path, blob: await openAsBlob(join(dir, x.path)) }))));
+  return splitFiles(
+    await Promise.all(files.map(async (x) => ({ name: x.path, blob: await openAsBlob(join(dir, x.path)) }))),
+  );
 }
 
 function download(r: Reporter) {
   const t0 = performance.now();
   return (file: RepoFile, done: number, total: number) => {
     const rate = done / Math.max(1e-3, (performance.now() - t0) / 1000);
-    r.progress('downloading', Math.round(done / 1e6), Math.max(1, Math.round(total / 1e6)), `MB ${file.path} ${(rate / 1e6).toFixed(1)} MB/s`);
+    r.progress(
+      'downloading',
+      Math.round(done / 1e6),
+      Math.max(1, Math.round(total / 1e6)),
+      `MB ${file.path} ${(rate / 1e6).toFixed(1)} MB/s`,
+    );
   };
 }
 
 /** The data set, prepared as the flags say (`split`: the one to read; evaluation data when asked for). */
 async function loadData(
-  f: FlagValues, tokenizer: TokenizerClient, vocab: number, r: Reporter,
+  f: FlagValues,
+  tokenizer: TokenizerClient,
+  vocab: number,
+  r: Reporter,
   o: { split?: SplitName; evaluate?: boolean } = {},
 ): Promise<PreparedData> {
   const splits = await dataSplitsFor(f.dataset_name as string, r);
   const s: PrepareSettings = {
-    dataset_text_field: f.dataset_text_field as string, max_length: f.max_length as number, packing: f.packing as boolean,
-    packing_strategy: f.packing_strategy as 'bfd' | 'wrapped', completion_only_loss: f.completion_only_loss as boolean | null,
-    assistant_only_loss: f.assistant_only_loss as boolean, chat_template_kwargs: templateKwargs(f),
+    dataset_text_field: f.dataset_text_field as string,
+    max_length: f.max_length as number,
+    packing: f.packing as boolean,
+    packing_strategy: f.packing_strategy as 'bfd' | 'wrapped',
+    completion_only_loss: f.completion_only_loss as boolean | null,
+    assistant_only_loss: f.assistant_only_loss as boolean,
+    chat_template_kwargs: templateKwargs(f),
     dataset_train_split: o.split ?? (f.dataset_train_split as SplitName),
-    dataset_test_split: f.dataset_test_split as SplitName, evaluate: !!o.evaluate, test_size: (f.test_size as number | null) ?? null,
-    seed: (f.seed as number | undefined) ?? 42, batch: (f.per_device_train_batch_size ?? f.per_device_eval_batch_size ?? 8) as number,
+    dataset_test_split: f.dataset_test_split as SplitName,
+    evaluate: !!o.evaluate,
+    test_size: (f.test_size as number | null) ?? null,
+    seed: (f.seed as number | undefined) ?? 42,
+    batch: (f.per_device_train_batch_size ?? f.per_device_eval_batch_size ?? 8) as number,
   };
   const d = await prepareData(splits, tokenizer, s, vocab);
   const st = d.stats;
-  const layout = s.packing ? `${st.blocks} blocks of up to ${s.max_length} (${s.packing_strategy} packing)` : `${st.blocks} sequences`;
-  r.info(`data: ${d.files.join(', ')}: ${st.examples} examples (${d.kind.replace(/_/g, ' ')}), ${st.keptTokens} tokens → ${layout}; ${st.targets} tokens with a loss target`);
-  if (st.truncated) r.info(`data: ${st.truncated} examples longer than ${s.max_length} tokens truncated (${st.tokens - st.keptTokens} tokens dropped)`);
+  const layout = s.packing
+    ? `${st.blocks} blocks of up to ${s.max_length} (${s.packing_strategy} packing)`
+    : `${st.blocks} sequences`;
+  r.info(
+    `data: ${d.files.join(', ')}: ${st.examples} examples (${d.kind.replace(/_/g, ' ')}), ${st.keptTokens} tokens → ${layout}; ${st.targets} tokens with a loss target`,
+  );
+  if (st.truncated)
+    r.info(
+      `data: ${st.truncated} examples longer than ${s.max_length} tokens truncated (${st.tokens - st.keptTokens} tokens dropped)`,
+    );
   const padding = paddingSaved(st);
-  r.info(`data: micro-batches of ${s.batch} examples padded to their longest would hold ${padding.unpacked} pad tokens of ${st.paddedUnpacked}` +
-    (s.packing ? `; packed, ${padding.packed} of ${st.paddedPacked} (packing saves ${padding.saved})` : ''));
+  r.info(
+    `data: micro-batches of ${s.batch} examples padded to their longest would hold ${padding.unpacked} pad tokens of ${st.paddedUnpacked}` +
+      (s.packing ? `; packed, ${padding.packed} of ${st.paddedPacked} (packing saves ${padding.saved})` : ''),
+  );
   const pad = padToken(tokenizer);
-  r.info(`data: pad token ${pad.token ?? 'none'}${pad.from === 'eos' ? ' (EOS, as the worked example sets it)' : ''}; batches are laid end to end, never padded`);
-  if (d.eval) r.info(`evaluation: ${d.eval.examples.length} examples from ${d.eval.source} → ${d.eval.blocks.length} blocks`);
+  r.info(
+    `data: pad token ${pad.token ?? 'none'}${pad.from === 'eos' ? ' (EOS, as the worked example sets it)' : ''}; batches are laid end to end, never padded`,
+  );
+  if (d.eval)
+    r.info(`evaluation: ${d.eval.examples.length} examples from ${d.eval.source} → ${d.eval.blocks.length} blocks`);
   if (d.skipped.total) r.warn(`skipped ${d.skipped.total} rows: ${d.skipped}`);
   r.event({
-    dataset: d.files, format: d.kind, rows: d.rows, ...st, skipped: d.skipped.total, skipped_why: Object.fromEntries(d.skipped.reasons),
-    ...(d.eval ? { eval_examples: d.eval.examples.length, eval_blocks: d.eval.blocks.length, eval_source: d.eval.source } : {}),
+    dataset: d.files,
+    format: d.kind,
+    rows: d.rows,
+    ...st,
+    skipped: d.skipped.total,
+    skipped_why: Object.fromEntries(d.skipped.reasons),
+    ...(d.eval
+      ? { eval_examples: d.eval.examples.length, eval_blocks: d.eval.blocks.length, eval_source: d.eval.source }
+      : {}),
   });
   return d;
 }
@@ -164,8 +244,10 @@ async function loadData(
 // ---- commands -----------------------------------------------------------------------------
 
 async function train(f: FlagValues, r: Reporter): Promise<void> {
-  if (!f.use_peft) throw new UsageError('--use_peft false asks for full fine-tuning; this tool trains LoRA adapters only');
-  if (!f.gradient_checkpointing) r.warn('--gradient_checkpointing false is ignored: layers are always recomputed in backward');
+  if (!f.use_peft)
+    throw new UsageError('--use_peft false asks for full fine-tuning; this tool trains LoRA adapters only');
+  if (!f.gradient_checkpointing)
+    r.warn('--gradient_checkpointing false is ignored: layers are always recomputed in backward');
   const { session, tokenizer } = await openModel(f, r);
   const evaluate = f.eval_strategy === 'steps';
   const data = await loadData(f, tokenizer, session.config.vocab, r, { evaluate });
@@ -173,21 +255,42 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
   if (f.init_adapter) {
     const files = await localAdapterFiles(f.init_adapter as string, (c) => session.adapterWeightsBound(c));
     const config = session.loadAdapter(files);
-    r.info(`adapter: ${f.init_adapter} (r ${config.r}, alpha ${config.lora_alpha}, ${config.target_modules.join(' ')})`);
+    r.info(
+      `adapter: ${f.init_adapter} (r ${config.r}, alpha ${config.lora_alpha}, ${config.target_modules.join(' ')})`,
+    );
   } else {
     const t = f.lora_target_modules as string[] | null;
-    const target_modules = t === null ? session.config.defaultLoraTargets : t.length === 1 && t[0] === 'all-linear' ? 'all-linear' : t;
-    session.attachLora({ r: f.lora_r as number, lora_alpha: f.lora_alpha as number, lora_dropout: f.lora_dropout as number, target_modules, use_rslora: f.use_rslora as boolean }, f.seed as number);
+    const target_modules =
+      t === null ? session.config.defaultLoraTargets : t.length === 1 && t[0] === 'all-linear' ? 'all-linear' : t;
+    session.attachLora(
+      {
+        r: f.lora_r as number,
+        lora_alpha: f.lora_alpha as number,
+        lora_dropout: f.lora_dropout as number,
+        target_modules,
+        use_rslora: f.use_rslora as boolean,
+      },
+      f.seed as number,
+    );
   }
   const params = session.lora!.modules.reduce((n, m) => n + m.lora!.A.numel + m.lora!.B.numel, 0);
   r.info(`LoRA: ${session.lora!.modules.length} modules, ${params.toLocaleString('en')} trainable parameters`);
 
   const settings = {
-    learning_rate: f.learning_rate as number, adam_beta1: f.adam_beta1 as number, adam_beta2: f.adam_beta2 as number,
-    adam_epsilon: f.adam_epsilon as number, weight_decay: f.weight_decay as number, max_grad_norm: f.max_grad_norm as number,
-    lr_scheduler_type: f.lr_scheduler_type as SchedulerType, warmup_steps: f.warmup_steps as number, max_steps: f.max_steps as number,
-    num_train_epochs: f.num_train_epochs as number, per_device_train_batch_size: f.per_device_train_batch_size as number,
-    gradient_accumulation_steps: f.gradient_accumulation_steps as number, seed: f.seed as number, shuffle: f.shuffle as boolean,
+    learning_rate: f.learning_rate as number,
+    adam_beta1: f.adam_beta1 as number,
+    adam_beta2: f.adam_beta2 as number,
+    adam_epsilon: f.adam_epsilon as number,
+    weight_decay: f.weight_decay as number,
+    max_grad_norm: f.max_grad_norm as number,
+    lr_scheduler_type: f.lr_scheduler_type as SchedulerType,
+    warmup_steps: f.warmup_steps as number,
+    max_steps: f.max_steps as number,
+    num_train_epochs: f.num_train_epochs as number,
+    per_device_train_batch_size: f.per_device_train_batch_size as number,
+    gradient_accumulation_steps: f.gradient_accumulation_steps as number,
+    seed: f.seed as number,
+    shuffle: f.shuffle as boolean,
     logging_steps: f.logging_steps as number,
   };
   // Ctrl-C stops after the current step and still saves the adapter; a second one quits.
@@ -204,13 +307,20 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
     await mkdir(dir, { recursive: true });
     const files = await session.exportAdapter();
     for (const [name, data] of Object.entries(files)) await writeFile(join(dir, name), data);
-    await writeFile(join(dir, 'trainer_state.json'), JSON.stringify({ ...state, log_history: history }, null, 2) + '\n');
+    await writeFile(
+      join(dir, 'trainer_state.json'),
+      JSON.stringify({ ...state, log_history: history }, null, 2) + '\n',
+    );
   };
   let summary: TrainSummary;
   let lastStep = 0;
   try {
     const evaluation = data.eval
-      ? { blocks: data.eval.blocks, steps: (f.eval_steps as number | null) ?? settings.logging_steps, batch: f.per_device_eval_batch_size as number }
+      ? {
+          blocks: data.eval.blocks,
+          steps: (f.eval_steps as number | null) ?? settings.logging_steps,
+          batch: f.per_device_eval_batch_size as number,
+        }
       : undefined;
     const run = session.train(blocks, settings, abort.signal, evaluation);
     const { maxSteps } = Session.plannedSteps(blocks.length, settings);
@@ -230,10 +340,18 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
   } catch (e) {
     // what was trained is not lost: the adapter as it stood when the error came is saved
     if (lastStep > 0) {
-      const state = { last_logged_step: lastStep, max_steps: Session.plannedSteps(blocks.length, settings).maxSteps, stopped_by: (e as Error).message };
+      const state = {
+        last_logged_step: lastStep,
+        max_steps: Session.plannedSteps(blocks.length, settings).maxSteps,
+        stopped_by: (e as Error).message,
+      };
       await save(state).then(
-        () => r.warn(`training stopped by an error (after logged step ${lastStep}); the adapter trained so far is saved in ${dir}`),
-        (saveError: Error) => r.warn(`training stopped by an error, and the adapter could not be saved either (${saveError.message})`),
+        () =>
+          r.warn(
+            `training stopped by an error (after logged step ${lastStep}); the adapter trained so far is saved in ${dir}`,
+          ),
+        (saveError: Error) =>
+          r.warn(`training stopped by an error, and the adapter could not be saved either (${saveError.message})`),
       );
     }
     throw e;
@@ -241,39 +359,66 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
     process.off('SIGINT', onSigint);
     r.endProgress();
   }
-  await save({ global_step: summary.global_step, max_steps: Session.plannedSteps(blocks.length, settings).maxSteps, train_loss: summary.train_loss });
-  r.result({ train_loss: summary.train_loss, global_step: summary.global_step, tokens: summary.tokens, train_runtime: round(summary.train_runtime, 3), output_dir: dir },
-    `trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: train_loss ${summary.train_loss.toFixed(4)}; adapter saved to ${dir}`);
+  await save({
+    global_step: summary.global_step,
+    max_steps: Session.plannedSteps(blocks.length, settings).maxSteps,
+    train_loss: summary.train_loss,
+  });
+  r.result(
+    {
+      train_loss: summary.train_loss,
+      global_step: summary.global_step,
+      tokens: summary.tokens,
+      train_runtime: round(summary.train_runtime, 3),
+      output_dir: dir,
+    },
+    `trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: train_loss ${summary.train_loss.toFixed(4)}; adapter saved to ${dir}`,
+  );
 }
 
 async function evaluate(f: FlagValues, r: Reporter): Promise<void> {
   const { session, tokenizer } = await openModel(f, r);
   // the test split where the data set has one, else its training files
   const splits = await dataSplitsFor(f.dataset_name as string, r);
-  const split = splits[f.dataset_test_split as SplitName] ? (f.dataset_test_split as SplitName) : (f.dataset_train_split as SplitName);
+  const split = splits[f.dataset_test_split as SplitName]
+    ? (f.dataset_test_split as SplitName)
+    : (f.dataset_train_split as SplitName);
   const blocks = (await loadData(f, tokenizer, session.config.vocab, r, { split })).train.blocks;
   await useAdapter(session, f, r);
   const batch = f.per_device_eval_batch_size as number;
   const total = Math.ceil(blocks.length / batch);
-  const { eval_loss, tokens } = await session.evaluate(blocks, batch, (done) => r.progress('evaluating', done, total, ''));
+  const { eval_loss, tokens } = await session.evaluate(blocks, batch, (done) =>
+    r.progress('evaluating', done, total, ''),
+  );
   r.endProgress();
-  r.result({ eval_loss, tokens, perplexity: Math.exp(eval_loss) }, `eval_loss ${eval_loss.toFixed(4)} (perplexity ${Math.exp(eval_loss).toFixed(2)}) over ${tokens} tokens`);
+  r.result(
+    { eval_loss, tokens, perplexity: Math.exp(eval_loss) },
+    `eval_loss ${eval_loss.toFixed(4)} (perplexity ${Math.exp(eval_loss).toFixed(2)}) over ${tokens} tokens`,
+  );
 }
 
 async function generateText(f: FlagValues, r: Reporter): Promise<void> {
   if (f.enable_thinking !== null && !f.chat) {
-    throw new UsageError('--enable_thinking switches the chat template\'s thinking: it needs --chat true');
+    throw new UsageError("--enable_thinking switches the chat template's thinking: it needs --chat true");
   }
   const { session, tokenizer, generation } = await openModel(f, r, { generation: true });
   await useAdapter(session, f, r);
   // what the flags leave unset (null) comes from the model: generation_config.json, then config.json
-  const settings = generationSettings({
-    do_sample: f.do_sample as boolean | null, temperature: f.temperature as number | null,
-    top_k: f.top_k as number | null, top_p: f.top_p as number | null,
-    repetition_penalty: f.repetition_penalty as number | null,
-    max_new_tokens: f.max_new_tokens as number | null, max_length: f.max_length as number | null,
-    num_return_sequences: f.num_return_sequences as number, seed: f.seed as number,
-  }, generation, session.config);
+  const settings = generationSettings(
+    {
+      do_sample: f.do_sample as boolean | null,
+      temperature: f.temperature as number | null,
+      top_k: f.top_k as number | null,
+      top_p: f.top_p as number | null,
+      repetition_penalty: f.repetition_penalty as number | null,
+      max_new_tokens: f.max_new_tokens as number | null,
+      max_length: f.max_length as number | null,
+      num_return_sequences: f.num_return_sequences as number,
+      seed: f.seed as number,
+    },
+    generation,
+    session.config,
+  );
   const fromFile = fieldsSet(generation);
   const defaults = fromFile.length ? ` (the model's generation_config.json sets ${fromFile.join(', ')})` : '';
   r.info(`generation: ${describeGeneration(settings)}${defaults}`);
@@ -295,10 +440,13 @@ async function generateText(f: FlagValues, r: Reporter): Promise<void> {
       r.stream(`${n ? '\n' : ''}${head}${shownPrompt}`);
     }
     ids[n].push(id);
-    tokenizer.decode([...ids[n]], { skip_special_tokens: true }).then((text) => {
-      if (text.startsWith(shown[n])) r.stream(text.slice(shown[n].length));
-      shown[n] = text;
-    }, (e) => (failed ??= e));
+    tokenizer.decode([...ids[n]], { skip_special_tokens: true }).then(
+      (text) => {
+        if (text.startsWith(shown[n])) r.stream(text.slice(shown[n].length));
+        shown[n] = text;
+      },
+      (e) => (failed ??= e),
+    );
   });
   const texts = await Promise.all(sequences.map((s) => tokenizer.decode(s, { skip_special_tokens: true })));
   if (failed) throw failed;
@@ -315,22 +463,33 @@ async function preview(f: FlagValues, r: Reporter): Promise<void> {
   const texts = await Promise.all(shown.map((b) => renderBlock(b, tokenizer, isTty())));
   shown.forEach((b, i) => {
     const lengths = sequenceLengths(b);
-    r.event({ block: i, input_ids: b.input_ids, labels: b.labels, position_ids: b.position_ids, sequence_lengths: lengths });
+    r.event({
+      block: i,
+      input_ids: b.input_ids,
+      labels: b.labels,
+      position_ids: b.position_ids,
+      sequence_lengths: lengths,
+    });
     const head = `--- block ${i}: ${b.input_ids.length} tokens, sequences of ${lengths.join(', ')} ---`;
     if (!r.json) r.streamStyled(`${head}\n${texts[i]}\n`);
   });
-  r.result({ format: data.kind, ...data.stats }, `${data.stats.blocks} blocks in all; ${shown.length} shown. ${isTty() ? 'Dim' : 'Text in «»'}: no loss taken; ┃ : a new sequence (attention does not cross it).`);
+  r.result(
+    { format: data.kind, ...data.stats },
+    `${data.stats.blocks} blocks in all; ${shown.length} shown. ${isTty() ? 'Dim' : 'Text in «»'}: no loss taken; ┃ : a new sequence (attention does not cross it).`,
+  );
 }
 
 const isTty = () => !!process.stdout.isTTY;
 
 /** A block's text with special tokens as they are, tokens without a target dimmed (or in «»), sequences apart. */
 async function renderBlock(b: Block, tokenizer: TokenizerClient, tty: boolean): Promise<string> {
-  const parts = await Promise.all(blockSegments(b).map(async (g) => {
-    // the data's text, escaped: a file's control characters never reach the terminal
-    const text = escapeControl(await tokenizer.decode(g.ids, { skip_special_tokens: false }));
-    return (g.newSequence ? ' ┃ ' : '') + (g.masked ? (tty ? `\x1b[2m${text}\x1b[22m` : `«${text}»`) : text);
-  }));
+  const parts = await Promise.all(
+    blockSegments(b).map(async (g) => {
+      // the data's text, escaped: a file's control characters never reach the terminal
+      const text = escapeControl(await tokenizer.decode(g.ids, { skip_special_tokens: false }));
+      return (g.newSequence ? ' ┃ ' : '') + (g.masked ? (tty ? `\x1b[2m${text}\x1b[22m` : `«${text}»`) : text);
+    }),
+  );
   return parts.join('');
 }
 

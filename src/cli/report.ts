@@ -50,7 +50,10 @@ export class Reporter {
     if (this.json) this.out.write(jsonLine(o));
   }
 
-  stepLog(log: { step: number; loss: number; learning_rate: number; grad_norm: number; tokens: number; epoch: number }, maxSteps: number): void {
+  stepLog(
+    log: { step: number; loss: number; learning_rate: number; grad_norm: number; tokens: number; epoch: number },
+    maxSteps: number,
+  ): void {
     if (this.json) {
       this.out.write(jsonLine(log));
       return;
@@ -60,13 +63,21 @@ export class Reporter {
     const perStep = (now - since.time) / Math.max(1, log.step - since.step);
     this.stepsAt ??= { time: now, step: log.step }; // the first steps include compiling shaders
     const left = ((maxSteps - log.step) * perStep) / 1000;
-    this.line(`step ${log.step}/${maxSteps}  loss ${log.loss.toFixed(4)}  grad_norm ${log.grad_norm.toFixed(4)}  learning_rate ${log.learning_rate.toExponential(3)}  epoch ${log.epoch}  tokens ${log.tokens}`);
+    this.line(
+      `step ${log.step}/${maxSteps}  loss ${log.loss.toFixed(4)}  grad_norm ${log.grad_norm.toFixed(4)}  learning_rate ${log.learning_rate.toExponential(3)}  epoch ${log.epoch}  tokens ${log.tokens}`,
+    );
     this.progress('training', log.step, maxSteps, `${(perStep / 1000).toFixed(2)} s/step, ${clock(left)} left`);
   }
 
-  evalLog(log: { step: number; eval_loss: number; eval_tokens: number; eval_runtime: number; epoch: number }, maxSteps: number): void {
+  evalLog(
+    log: { step: number; eval_loss: number; eval_tokens: number; eval_runtime: number; epoch: number },
+    maxSteps: number,
+  ): void {
     if (this.json) this.out.write(jsonLine(log));
-    else this.line(`step ${log.step}/${maxSteps}  eval_loss ${log.eval_loss.toFixed(4)}  eval_tokens ${log.eval_tokens}  (${log.eval_runtime.toFixed(1)} s)`);
+    else
+      this.line(
+        `step ${log.step}/${maxSteps}  eval_loss ${log.eval_loss.toFixed(4)}  eval_tokens ${log.eval_tokens}  (${log.eval_runtime.toFixed(1)} s)`,
+      );
   }
 
   /** A progress bar on a terminal; nothing elsewhere (logs stay clean). */
@@ -115,6 +126,8 @@ export class Reporter {
 
 function clock(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  const h = Math.floor(s / 3600),
+    m = Math.floor((s % 3600) / 60),
+    r = s % 60;
   return h ? `${h}:${String(m).padStart(2, '0')}:${String(r).padStart(2, '0')}` : `${m}:${String(r).padStart(2, '0')}`;
 }

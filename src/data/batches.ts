@@ -23,10 +23,18 @@ export interface HostBatch {
  * `slidingWindow` (Mistral, Phi-3): a token sees only the last `window` tokens of its
  * sequence, itself included, as transformers masks them.
  */
-export function hostBatch(blocks: Block[], slidingWindow: number | null = null, layerWindow: number | null = null): HostBatch {
+export function hostBatch(
+  blocks: Block[],
+  slidingWindow: number | null = null,
+  layerWindow: number | null = null,
+): HostBatch {
   const T = blocks.reduce((n, b) => n + b.input_ids.length, 0);
   const h: HostBatch = {
-    ids: new Uint32Array(T), labels: new Int32Array(T), positions: new Uint32Array(T), start: new Uint32Array(T), counted: 0,
+    ids: new Uint32Array(T),
+    labels: new Int32Array(T),
+    positions: new Uint32Array(T),
+    start: new Uint32Array(T),
+    counted: 0,
   };
   if (layerWindow) h.startSliding = new Uint32Array(T);
   let at = 0;

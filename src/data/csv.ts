@@ -16,12 +16,21 @@ export interface CsvRecord {
   line: number;
 }
 
-const NEWLINE = 0x0a, QUOTE = 0x22, COMMA = 0x2c;
+const NEWLINE = 0x0a,
+  QUOTE = 0x22,
+  COMMA = 0x2c;
 
 export async function* csvRecords(name: string, file: DataBlob, maxBytes: number): AsyncGenerator<CsvRecord> {
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  let quoted = false, fieldStart = true, justClosed = false; // the scanner's state
-  let parts: Uint8Array[] = [], bytes = 0, tooLong = false, line = 1, start = 1, first = true;
+  let quoted = false,
+    fieldStart = true,
+    justClosed = false; // the scanner's state
+  let parts: Uint8Array[] = [],
+    bytes = 0,
+    tooLong = false,
+    line = 1,
+    start = 1,
+    first = true;
 
   const finish = (): CsvRecord => {
     const record = { line: start };
@@ -86,16 +95,20 @@ export async function* csvRecords(name: string, file: DataBlob, maxBytes: number
 /** A record's fields (its quotes already known to be balanced). */
 function splitFields(s: string): string[] {
   const fields: string[] = [];
-  let field = '', quoted = false, i = 0;
+  let field = '',
+    quoted = false,
+    i = 0;
   while (i < s.length) {
     if (quoted) {
       const q = s.indexOf('"', i);
-      if (q < 0) { // (the scanner saw the closing quote; this is only a guard)
+      if (q < 0) {
+        // (the scanner saw the closing quote; this is only a guard)
         field += s.slice(i);
         break;
       }
       field += s.slice(i, q);
-      if (s.charCodeAt(q + 1) === QUOTE) field += '"'; // a doubled quote
+      if (s.charCodeAt(q + 1) === QUOTE)
+        field += '"'; // a doubled quote
       else quoted = false;
       i = q + (quoted ? 2 : 1);
     } else if (field === '' && s.charCodeAt(i) === QUOTE) {
@@ -115,4 +128,3 @@ function splitFields(s: string): string[] {
   fields.push(field);
   return fields;
 }
-

@@ -14,8 +14,14 @@ export type Element = { value: unknown } | { skipped: 'too long' | 'too deep' };
 export const MAX_DEPTH = 1000;
 
 // the bytes (and characters) the scanner looks at
-const NEWLINE = 0x0a, QUOTE = 0x22, COMMA = 0x2c, BACKSLASH = 0x5c, OPEN_SQUARE = 0x5b, CLOSE_SQUARE = 0x5d;
-const OPEN_CURLY = 0x7b, CLOSE_CURLY = 0x7d;
+const NEWLINE = 0x0a,
+  QUOTE = 0x22,
+  COMMA = 0x2c,
+  BACKSLASH = 0x5c,
+  OPEN_SQUARE = 0x5b,
+  CLOSE_SQUARE = 0x5d;
+const OPEN_CURLY = 0x7b,
+  CLOSE_CURLY = 0x7d;
 const isSpace = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 const BOM = [0xef, 0xbb, 0xbf];
 
@@ -23,9 +29,18 @@ export async function* jsonArrayElements(name: string, file: DataBlob, maxBytes:
   const decoder = new TextDecoder('utf-8', { fatal: true });
   // where we are: before the '[', between elements, inside one, after the ']'
   let phase: 'open' | 'between' | 'inside' | 'closed' = 'open';
-  let depth = 0, deepest = 0, inString = false, escaped = false, elements = 0;
-  let parts: Uint8Array[] = [], bytes = 0, tooLong = false;
-  let offset = 0, line = 1, startOffset = 0, startLine = 1; // where the file, and the element, are
+  let depth = 0,
+    deepest = 0,
+    inString = false,
+    escaped = false,
+    elements = 0;
+  let parts: Uint8Array[] = [],
+    bytes = 0,
+    tooLong = false;
+  let offset = 0,
+    line = 1,
+    startOffset = 0,
+    startLine = 1; // where the file, and the element, are
   const where = (at: number, ln: number) => `${name}, line ${ln} (byte ${at})`;
 
   const finish = (): Element => {
@@ -85,7 +100,8 @@ export async function* jsonArrayElements(name: string, file: DataBlob, maxBytes:
         }
         phase = 'between';
       } else if (phase === 'between') {
-        if (b === CLOSE_SQUARE && elements === 0) phase = 'closed'; // []
+        if (b === CLOSE_SQUARE && elements === 0)
+          phase = 'closed'; // []
         else {
           phase = 'inside';
           [depth, deepest, inString, escaped, parts, bytes, tooLong] = [0, 0, false, false, [], 0, false];
@@ -118,11 +134,11 @@ export async function* jsonArrayElements(name: string, file: DataBlob, maxBytes:
   }
 }
 
-
 /** Whether JSON text nests deeper than MAX_DEPTH (only a text that long can). */
 export function tooDeep(text: string): boolean {
   if (text.length <= MAX_DEPTH) return false;
-  let depth = 0, inString = false;
+  let depth = 0,
+    inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {

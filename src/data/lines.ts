@@ -27,7 +27,10 @@ export const NOT_UTF8 = `not valid UTF-8 text; save the file as UTF-8 (an editor
 
 export async function* fileLines(name: string, file: DataBlob, o: LineOptions): AsyncGenerator<Line> {
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  let parts: Uint8Array[] = [], bytes = 0, tooLong = false, line = 0;
+  let parts: Uint8Array[] = [],
+    bytes = 0,
+    tooLong = false,
+    line = 0;
   const finish = (): Line => {
     line++;
     if (tooLong) return { text: null, line };
@@ -67,4 +70,3 @@ export async function* fileLines(name: string, file: DataBlob, o: LineOptions): 
   }
   if (bytes > 0 || tooLong) yield finish(); // the last line, without a newline
 }
-

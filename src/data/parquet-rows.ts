@@ -9,8 +9,15 @@
 // footer's column chunks are bounded here (values per row, bytes), every page header of a batch is
 // checked against its chunk before hyparquet reads it, and every decompressor refuses an output past the cap.
 import {
-  parquetMetadata, parquetReadObjects, type AsyncBuffer, type ColumnMetaData, type CompressionCodec, type Compressors,
-  type FileMetaData, type PageHeader, type RowGroup,
+  parquetMetadata,
+  parquetReadObjects,
+  type AsyncBuffer,
+  type ColumnMetaData,
+  type CompressionCodec,
+  type Compressors,
+  type FileMetaData,
+  type PageHeader,
+  type RowGroup,
 } from 'hyparquet';
 import { parquetHeader } from 'hyparquet/src/column.js';
 import { compressors, decompressZstd } from 'hyparquet-compressors';
@@ -43,9 +50,12 @@ const BATCH = { groups: 256, rows: 65_536, bytes: 16 * MB };
 
 export async function* parquetRows(name: string, file: DataBlob): AsyncGenerator<Row> {
   const { metadata, groups } = await checkedMetadata(name, file);
-  let first = 0, row = 0;
+  let first = 0,
+    row = 0;
   while (first < groups.length) {
-    let last = first, rows = groups[first].rows, bytes = groups[first].end - groups[first].start;
+    let last = first,
+      rows = groups[first].rows,
+      bytes = groups[first].end - groups[first].start;
     while (last + 1 < groups.length && last + 1 - first < BATCH.groups) {
       const next = groups[last + 1];
       if (rows + next.rows > BATCH.rows || bytes + next.end - next.start > BATCH.bytes) break;
@@ -56,17 +66,20 @@ export async function* parquetRows(name: string, file: DataBlob): AsyncGenerator
     const batch = groups.slice(first, last + 1);
     let read: Row[];
     try {
-      read = await parquetReadObjects({
-        file: await checkedPages(name, file, batch), compressors: boundedCompressors(name),
+      read = (await parquetReadObjects({
+        file: await checkedPages(name, file, batch),
+        compressors: boundedCompressors(name),
         metadata: { ...metadata, row_groups: batch.map((g) => g.group), num_rows: BigInt(rows) },
-      }) as Row[];
+      })) as Row[];
     } catch (e) {
       if (e instanceof DataError) throw e; // already names the file and what is allowed
       const [a, b] = [batch[0].index, batch[batch.length - 1].index];
       const span = a === b ? `row group ${a}` : `row groups ${a}–${b}`;
       const why = (e as Error).message;
-      throw new DataError(`${name}: ${span} (rows ${row}–${row + rows - 1}) cannot be read (${why}); ` +
-        'the file is damaged or uses a feature this reader lacks');
+      throw new DataError(
+        `${name}: ${span} (rows ${row}–${row + rows - 1}) cannot be read (${why}); ` +
+          'the file is damaged or uses a feature this reader lacks',
+      );
     }
     yield* read;
     row += rows;
@@ -111,8 +124,10 @@ async function checkedMetadata(name: string, file: DataBlob): Promise<Checked> {
   }
   if (length > PARQUET_LIMITS.footerBytes) {
     const most = megabytes(PARQUET_LIMITS.footerBytes);
-    throw new DataError(`${name}: its footer declares ${megabytes(length)} of metadata, more than the ${most} read; ` +
-      'write it with fewer row groups');
+    throw new DataError(
+      `${name}: its footer declares ${megabytes(length)} of metadata, more than the ${most} read; ` +
+        'write it with fewer row groups',
+    );
   }
   let metadata: FileMetaData;
   try {
@@ -135,10 +150,13 @@ async function checkedMetadata(name: string, file: DataBlob): Promise<Checked> {
   for (const [i, group] of metadata.row_groups.entries()) {
     const n = count(group.num_rows, PARQUET_LIMITS.groupRows);
     if (n === null) {
-      throw new DataError(`${name}: row group ${i} declares ${group.num_rows} rows; allowed: whole numbers 0 to ` +
-        `${PARQUET_LIMITS.groupRows} (write the file with smaller row groups, e.g. row_group_size=100_000)`);
+      throw new DataError(
+        `${name}: row group ${i} declares ${group.num_rows} rows; allowed: whole numbers 0 to ` +
+          `${PARQUET_LIMITS.groupRows} (write the file with smaller row groups, e.g. row_group_size=100_000)`,
+      );
     }
-    let start = Infinity, end = 0;
+    let start = Infinity,
+      end = 0;
     const chunks: CheckedChunk[] = [];
     for (const [j, column] of (group.columns ?? []).entries()) {
       const at = `row group ${i}, column chunk ${j}`;
@@ -157,9 +175,11 @@ async function checkedMetadata(name: string, file: DataBlob): Promise<Checked> {
       const mostValues = Math.min(Math.max(n, 1) * PARQUET_LIMITS.valuesPerRow, PARQUET_LIMITS.chunkValues);
       const values = count(meta.num_values, mostValues);
       if (values === null) {
-        throw new DataError(`${name}: ${at} declares ${meta.num_values} values; allowed: whole numbers 0 to ` +
-          `${mostValues} (${PARQUET_LIMITS.valuesPerRow} a row, ${PARQUET_LIMITS.chunkValues} a chunk; ` +
-          'write the file with smaller row groups, e.g. row_group_size=100_000)');
+        throw new DataError(
+          `${name}: ${at} declares ${meta.num_values} values; allowed: whole numbers 0 to ` +
+            `${mostValues} (${PARQUET_LIMITS.valuesPerRow} a row, ${PARQUET_LIMITS.chunkValues} a chunk; ` +
+            'write the file with smaller row groups, e.g. row_group_size=100_000)',
+        );
       }
       const mostBytes = mostUncompressed(meta.codec, size);
       const bytes = count(meta.total_uncompressed_size, mostBytes);
@@ -185,8 +205,10 @@ function mostUncompressed(codec: ColumnMetaData['codec'], compressed: number): n
 
 function tooBig(name: string, at: string, declared: string, most: number, codec: string): DataError {
   const cap = megabytes(PARQUET_LIMITS.chunkBytes);
-  return new DataError(`${name}: ${at} declares ${declared} bytes decompressed (${codec}); allowed: at most ` +
-    `${most} (what its compressed bytes can hold, and ${cap} a chunk; write it with smaller row groups)`);
+  return new DataError(
+    `${name}: ${at} declares ${declared} bytes decompressed (${codec}); allowed: at most ` +
+      `${most} (what its compressed bytes can hold, and ${cap} a chunk; write it with smaller row groups)`,
+  );
 }
 
 /**
@@ -215,9 +237,13 @@ async function checkedPages(name: string, file: DataBlob, batch: CheckedGroup[])
 /** Each page header in a column chunk's bytes, within what the chunk declares (as hyparquet walks them). */
 function checkChunkPages(name: string, at: string, chunk: CheckedChunk, bytes: ArrayBuffer): void {
   const reader = { view: new DataView(bytes), offset: 0 };
-  let values = 0, pageAt = 0;
-  const bad = (what: string) => new DataError(`${name}: ${at}: the page header at byte ${chunk.start + pageAt} ` +
-    `declares ${what}; the file is damaged or was written wrong (write it again, e.g. with to_parquet)`);
+  let values = 0,
+    pageAt = 0;
+  const bad = (what: string) =>
+    new DataError(
+      `${name}: ${at}: the page header at byte ${chunk.start + pageAt} ` +
+        `declares ${what}; the file is damaged or was written wrong (write it again, e.g. with to_parquet)`,
+    );
   while (reader.offset < bytes.byteLength - 1) {
     pageAt = reader.offset;
     let header: PageHeader;
@@ -226,15 +252,20 @@ function checkChunkPages(name: string, at: string, chunk: CheckedChunk, bytes: A
     } catch {
       return; // hyparquet, reaching these bytes, fails on them the same way, before allocating for them
     }
-    const compressed = header.compressed_page_size, size = header.uncompressed_page_size;
+    const compressed = header.compressed_page_size,
+      size = header.uncompressed_page_size;
     if (!(Number.isSafeInteger(compressed) && compressed >= 0)) throw bad(`${compressed} compressed bytes`);
     if (!(Number.isSafeInteger(size) && size >= 0)) throw bad(`${size} bytes decompressed`);
     const most = Math.min(chunk.bytes, mostUncompressed(chunk.codec, compressed));
     if (size > most) {
-      throw bad(`${size} bytes decompressed from ${compressed} (${chunk.codec}); allowed: at most ${most} ` +
-        `(the chunk declares ${chunk.bytes}, and ${compressed} compressed bytes can hold no more)`);
+      throw bad(
+        `${size} bytes decompressed from ${compressed} (${chunk.codec}); allowed: at most ${most} ` +
+          `(the chunk declares ${chunk.bytes}, and ${compressed} compressed bytes can hold no more)`,
+      );
     }
-    const v1 = header.data_page_header, v2 = header.data_page_header_v2, dict = header.dictionary_page_header;
+    const v1 = header.data_page_header,
+      v2 = header.data_page_header_v2,
+      dict = header.dictionary_page_header;
     const n = v1?.num_values ?? v2?.num_values ?? dict?.num_values ?? 0;
     const left = dict ? chunk.values : chunk.values - values; // a dictionary holds at most one entry a value
     if (!(Number.isSafeInteger(n) && n >= 0 && n <= left)) {
@@ -264,8 +295,10 @@ function boundedCompressors(name: string): Compressors {
     if (!decompress) continue;
     bounded[codec] = (input, length) => {
       if (!(Number.isSafeInteger(length) && length >= 0 && length <= PARQUET_LIMITS.chunkBytes)) {
-        throw new DataError(`${name}: a ${codec} page declares ${length} bytes decompressed; allowed: 0 to ` +
-          `${megabytes(PARQUET_LIMITS.chunkBytes)} (the file is damaged, or write it with smaller pages)`);
+        throw new DataError(
+          `${name}: a ${codec} page declares ${length} bytes decompressed; allowed: 0 to ` +
+            `${megabytes(PARQUET_LIMITS.chunkBytes)} (the file is damaged, or write it with smaller pages)`,
+        );
       }
       return decompress(input, length);
     };
@@ -281,7 +314,8 @@ function count(v: unknown, max: number): number | null {
 
 /** The file, with the bytes of a batch of row groups read once, up front (when they lie close together). */
 function prefetched(file: DataBlob, batch: CheckedGroup[]): AsyncBuffer {
-  const start = Math.min(...batch.map((g) => g.start)), end = Math.max(...batch.map((g) => g.end));
+  const start = Math.min(...batch.map((g) => g.start)),
+    end = Math.max(...batch.map((g) => g.end));
   const direct = (a: number, b?: number) => file.slice(a, b).arrayBuffer();
   if (end - start > 2 * BATCH.bytes) return { byteLength: file.size, slice: direct };
   const bytes = direct(start, end);

@@ -4,7 +4,19 @@
 // rows held out, as datasets' train_test_split), and the numbers both show.
 import { seededRandom } from '../generate/generate';
 import { DataError, readRows, SkipCounts, type DataBlob, type Row } from './read';
-import { countTargets, holdOut, packingStats, toBlocks, tokenizeRows, type Block, type DataKind, type Example, type PackingStats, type SftDataSettings, type TextTokenizer } from './sft';
+import {
+  countTargets,
+  holdOut,
+  packingStats,
+  toBlocks,
+  tokenizeRows,
+  type Block,
+  type DataKind,
+  type Example,
+  type PackingStats,
+  type SftDataSettings,
+  type TextTokenizer,
+} from './sft';
 
 export interface DataFile {
   name: string;
@@ -16,7 +28,11 @@ export type SplitName = 'train' | 'validation' | 'test';
 /** A data set's files by split, named as `datasets` tells splits apart by file name. */
 export type DataSplits = Partial<Record<SplitName, DataFile[]>>;
 
-const SPLIT_WORDS: [SplitName, string][] = [['train', 'train|training'], ['validation', 'validation|valid|val|dev'], ['test', 'test|testing|eval|evaluation']];
+const SPLIT_WORDS: [SplitName, string][] = [
+  ['train', 'train|training'],
+  ['validation', 'validation|valid|val|dev'],
+  ['test', 'test|testing|eval|evaluation'],
+];
 
 /**
  * The split a file's path names (…_train.jsonl, data/test-00000-of-00001.parquet,
@@ -25,7 +41,8 @@ const SPLIT_WORDS: [SplitName, string][] = [['train', 'train|training'], ['valid
  */
 export function splitOfPath(path: string): SplitName | null {
   for (const part of path.toLowerCase().split('/').reverse()) {
-    for (const [split, words] of SPLIT_WORDS) if (new RegExp(`(^|[-_. ])(${words})([-_. \\d]|$)`).test(part)) return split;
+    for (const [split, words] of SPLIT_WORDS)
+      if (new RegExp(`(^|[-_. ])(${words})([-_. \\d]|$)`).test(part)) return split;
   }
   return null;
 }
@@ -69,9 +86,17 @@ export interface PreparedData {
   stats: PackingStats;
 }
 
-export async function prepareData(splits: DataSplits, tokenizer: TextTokenizer, s: PrepareSettings, vocab?: number): Promise<PreparedData> {
+export async function prepareData(
+  splits: DataSplits,
+  tokenizer: TextTokenizer,
+  s: PrepareSettings,
+  vocab?: number,
+): Promise<PreparedData> {
   const trainFiles = splits[s.dataset_train_split];
-  if (!trainFiles?.length) throw new DataError(`the data set has no "${s.dataset_train_split}" split (it has ${Object.keys(splits).join(', ') || 'no data files'})`);
+  if (!trainFiles?.length)
+    throw new DataError(
+      `the data set has no "${s.dataset_train_split}" split (it has ${Object.keys(splits).join(', ') || 'no data files'})`,
+    );
   const skipped = new SkipCounts();
   let rows = 0; // of the training split
   const read = async function* (files: DataFile[], counted: boolean): AsyncGenerator<Row> {
@@ -83,23 +108,32 @@ export async function prepareData(splits: DataSplits, tokenizer: TextTokenizer, 
     }
   };
   const { examples: all, kind } = await tokenizeRows(read(trainFiles, true), tokenizer, s, skipped, vocab);
-  let train = all, evalExamples: Example[] | null = null, source = '';
+  let train = all,
+    evalExamples: Example[] | null = null,
+    source = '';
   const testFiles = s.evaluate ? splits[s.dataset_test_split] : undefined;
   if (testFiles?.length) {
     evalExamples = (await tokenizeRows(read(testFiles, false), tokenizer, s, skipped, vocab)).examples;
     source = `the "${s.dataset_test_split}" split`;
   } else if (s.evaluate) {
-    if (s.test_size === null) throw new DataError(`the data set has no "${s.dataset_test_split}" split to evaluate on: hold out part of the training rows (test_size, e.g. 0.1)`);
+    if (s.test_size === null)
+      throw new DataError(
+        `the data set has no "${s.dataset_test_split}" split to evaluate on: hold out part of the training rows (test_size, e.g. 0.1)`,
+      );
     ({ train, test: evalExamples } = holdOut(all, s.test_size, seededRandom(s.seed)));
     source = `a held-out ${s.test_size} of the training split`;
   }
   const blocks = toBlocks(train, s);
   const evalBlocks = evalExamples ? toBlocks(evalExamples, s) : null;
   if (evalBlocks && countTargets(evalBlocks) === 0) {
-    throw new DataError(`the evaluation data (${source}) has no token with a loss target: its examples are all prompt, or truncated to max_length before their completion`);
+    throw new DataError(
+      `the evaluation data (${source}) has no token with a loss target: its examples are all prompt, or truncated to max_length before their completion`,
+    );
   }
   return {
-    kind, rows, skipped,
+    kind,
+    rows,
+    skipped,
     files: [...trainFiles, ...(testFiles ?? [])].map((f) => f.name),
     train: { examples: train, blocks },
     eval: evalBlocks ? { examples: evalExamples!, blocks: evalBlocks, source } : null,

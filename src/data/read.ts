@@ -35,7 +35,13 @@ export interface ReadOptions {
 export const MAX_ROW_BYTES = 32 * 2 ** 20;
 
 const EXTENSIONS: Record<string, DataFormat> = {
-  jsonl: 'jsonl', ndjson: 'jsonl', json: 'json', csv: 'csv', parquet: 'parquet', txt: 'txt', text: 'txt',
+  jsonl: 'jsonl',
+  ndjson: 'jsonl',
+  json: 'json',
+  csv: 'csv',
+  parquet: 'parquet',
+  txt: 'txt',
+  text: 'txt',
 };
 
 export function dataFormat(name: string): DataFormat {
@@ -46,14 +52,18 @@ export function dataFormat(name: string): DataFormat {
 }
 
 export async function* readRows(
-  name: string, file: DataBlob, skipped: SkipCounts, o: ReadOptions = {},
+  name: string,
+  file: DataBlob,
+  skipped: SkipCounts,
+  o: ReadOptions = {},
 ): AsyncGenerator<Row> {
   const format = dataFormat(name);
   const maxBytes = o.maxRowBytes ?? MAX_ROW_BYTES;
   if (file.size === 0) throw new DataError(`${name} is empty (0 bytes): give a file that holds rows`);
   const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
   const isParquet = head.length === 4 && String.fromCharCode(...head) === 'PAR1';
-  if (format === 'parquet' && !isParquet) throw new DataError(`${name} is not a Parquet file: it does not start with "PAR1"`);
+  if (format === 'parquet' && !isParquet)
+    throw new DataError(`${name} is not a Parquet file: it does not start with "PAR1"`);
   if (format !== 'parquet' && (isParquet || (await looksBinary(file)))) {
     const why = isParquet ? ' (it is Parquet; name it .parquet)' : ' (a NUL byte in its first 4 KB)';
     throw new DataError(`${name} is not a ${format.toUpperCase()} text file: it holds binary data${why}`);
@@ -92,9 +102,15 @@ async function firstByte(file: DataBlob): Promise<number | undefined> {
 // JSON Lines, one object per line (a .json file that is not one array is read this way too, as
 // `datasets` does).
 async function* jsonLines(
-  name: string, file: DataBlob, skipped: SkipCounts, maxBytes: number, tooLong: string,
+  name: string,
+  file: DataBlob,
+  skipped: SkipCounts,
+  maxBytes: number,
+  tooLong: string,
 ): AsyncGenerator<Row> {
-  let n = 0, parsed = 0, long = 0;
+  let n = 0,
+    parsed = 0,
+    long = 0;
   for await (const { text } of fileLines(name, file, { maxBytes })) {
     n++;
     if (text === null) {
@@ -134,7 +150,11 @@ const isRow = (x: unknown): x is Row => typeof x === 'object' && x !== null && !
 
 // CSV with a header row (./csv.ts reads the records).
 async function* csvRows(
-  name: string, file: DataBlob, skipped: SkipCounts, maxBytes: number, tooLong: string,
+  name: string,
+  file: DataBlob,
+  skipped: SkipCounts,
+  maxBytes: number,
+  tooLong: string,
 ): AsyncGenerator<Row> {
   let header: string[] | null = null;
   for await (const { fields, line } of csvRecords(name, file, maxBytes)) {

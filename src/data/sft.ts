@@ -44,7 +44,8 @@ export interface TextTokenizer {
   pad_token_id?: number | null;
   /** Renders a conversation with the tokenizer's chat template, as text. */
   apply_chat_template?(
-    messages: Message[], o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs },
+    messages: Message[],
+    o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs },
   ): Promise<string>;
 }
 
@@ -84,7 +85,12 @@ export interface SftDataSettings {
 }
 
 export const SFT_DEFAULTS: SftDataSettings = {
-  dataset_text_field: 'text', max_length: 1024, packing: false, packing_strategy: 'bfd', completion_only_loss: null, assistant_only_loss: false,
+  dataset_text_field: 'text',
+  max_length: 1024,
+  packing: false,
+  packing_strategy: 'bfd',
+  completion_only_loss: null,
+  assistant_only_loss: false,
 };
 
 export interface Example {
@@ -103,7 +109,8 @@ export interface Block {
 export function detectKind(row: Row, s: Pick<SftDataSettings, 'dataset_text_field'>): DataKind {
   if ('input_ids' in row) return 'tokens';
   if ('messages' in row || 'conversations' in row) return 'messages';
-  if ('prompt' in row && 'completion' in row) return Array.isArray(row.prompt) ? 'chat_prompt_completion' : 'prompt_completion';
+  if ('prompt' in row && 'completion' in row)
+    return Array.isArray(row.prompt) ? 'chat_prompt_completion' : 'prompt_completion';
   if (s.dataset_text_field in row) return 'text';
   throw new DataError(
     `the first row has none of the columns SFT reads (its columns: ${Object.keys(row).join(', ') || 'none'}): ` +
@@ -113,7 +120,11 @@ export function detectKind(row: Row, s: Pick<SftDataSettings, 'dataset_text_fiel
 
 /** Tokenized examples of every usable row, and the data set's format; unusable rows are skipped and counted. */
 export async function tokenizeRows(
-  rows: AsyncIterable<Row>, tokenizer: TextTokenizer, s: SftDataSettings, skipped: SkipCounts, vocab?: number,
+  rows: AsyncIterable<Row>,
+  tokenizer: TextTokenizer,
+  s: SftDataSettings,
+  skipped: SkipCounts,
+  vocab?: number,
 ): Promise<{ examples: Example[]; kind: DataKind }> {
   const examples: Example[] = [];
   let kind: DataKind | null = null;
@@ -128,8 +139,8 @@ export async function tokenizeRows(
     // a row holding input_ids is used as it is, whatever the others hold
     const rowKind = 'input_ids' in row ? 'tokens' : kind;
     if (rowChars(row, rowKind, s) > limit) {
-      const why = `rows longer than ${limit} characters ` +
-        `(too long to tokenize for max_length ${s.max_length ?? 'none'})`;
+      const why =
+        `rows longer than ${limit} characters ` + `(too long to tokenize for max_length ${s.max_length ?? 'none'})`;
       pending.push(Promise.resolve(why));
       continue;
     }
@@ -156,27 +167,42 @@ function rowChars(row: Row, kind: DataKind, s: SftDataSettings): number {
     return typeof turn === 'object' && turn !== null ? len(turn.content) + len(turn.value) : 0;
   };
   switch (kind) {
-    case 'tokens': return 0;
-    case 'text': return len(row[s.dataset_text_field]);
-    case 'prompt_completion': case 'chat_prompt_completion': return len(row.prompt) + len(row.completion);
-    case 'messages': return len(row.messages) + len(row.conversations);
+    case 'tokens':
+      return 0;
+    case 'text':
+      return len(row[s.dataset_text_field]);
+    case 'prompt_completion':
+    case 'chat_prompt_completion':
+      return len(row.prompt) + len(row.completion);
+    case 'messages':
+      return len(row.messages) + len(row.conversations);
   }
 }
 
 /** One row as an example, or why it is skipped. */
 export async function tokenizeRow(
-  row: Row, kind: DataKind, tok: TextTokenizer, s: SftDataSettings, vocab?: number,
+  row: Row,
+  kind: DataKind,
+  tok: TextTokenizer,
+  s: SftDataSettings,
+  vocab?: number,
 ): Promise<Example | string> {
   const completionOnly = s.completion_only_loss ?? true;
   switch (kind) {
     case 'tokens': {
       const e = tokenIds(row.input_ids, vocab);
       if (typeof e === 'string') return e;
-      const masks = [completionOnly ? row.completion_mask : undefined, s.assistant_only_loss ? row.assistant_masks : undefined].filter((m) => m !== undefined);
+      const masks = [
+        completionOnly ? row.completion_mask : undefined,
+        s.assistant_only_loss ? row.assistant_masks : undefined,
+      ].filter((m) => m !== undefined);
       for (const m of masks) {
-        if (!Array.isArray(m) || m.length !== e.input_ids.length) return 'rows whose completion_mask or assistant_masks is not one 0 or 1 per token';
+        if (!Array.isArray(m) || m.length !== e.input_ids.length)
+          return 'rows whose completion_mask or assistant_masks is not one 0 or 1 per token';
       }
-      return masks.length ? { ...e, mask: e.input_ids.map((_, t) => (masks.every((m) => Number((m as unknown[])[t]) === 1) ? 1 : 0)) } : e;
+      return masks.length
+        ? { ...e, mask: e.input_ids.map((_, t) => (masks.every((m) => Number((m as unknown[])[t]) === 1) ? 1 : 0)) }
+        : e;
     }
     case 'text': {
       const text = stringField(row, s.dataset_text_field);
@@ -184,14 +210,18 @@ export async function tokenizeRow(
       return { input_ids: await tok.encode(withEos(text, tok)) };
     }
     case 'prompt_completion': {
-      const prompt = stringField(row, 'prompt', true), completion = stringField(row, 'completion');
+      const prompt = stringField(row, 'prompt', true),
+        completion = stringField(row, 'completion');
       if (typeof prompt !== 'string') return prompt.reason;
       if (typeof completion !== 'string') return completion.reason;
       const [promptIds, ids] = await Promise.all([tok.encode(prompt), tok.encode(prompt + withEos(completion, tok))]);
-      return completionOnly ? { input_ids: ids, mask: ids.map((_, t) => (t < promptIds.length ? 0 : 1)) } : { input_ids: ids };
+      return completionOnly
+        ? { input_ids: ids, mask: ids.map((_, t) => (t < promptIds.length ? 0 : 1)) }
+        : { input_ids: ids };
     }
     case 'chat_prompt_completion': {
-      const prompt = messagesField(row, 'prompt'), completion = messagesField(row, 'completion');
+      const prompt = messagesField(row, 'prompt'),
+        completion = messagesField(row, 'completion');
       if (!Array.isArray(prompt)) return prompt.reason;
       if (!Array.isArray(completion)) return completion.reason;
       const all = [...prompt, ...completion];
@@ -231,16 +261,23 @@ function stringField(row: Row, name: string, mayBeEmpty = false): string | { rea
 function messagesField(row: Row, name: string): Message[] | { reason: string } {
   const v = row[name];
   if (v === undefined || v === null) return { reason: `rows without a "${name}" field` };
-  const ok = Array.isArray(v) && v.length > 0 && v.every((m) => typeof m === 'object' && m !== null && typeof m.role === 'string' && typeof m.content === 'string');
+  const ok =
+    Array.isArray(v) &&
+    v.length > 0 &&
+    v.every((m) => typeof m === 'object' && m !== null && typeof m.role === 'string' && typeof m.content === 'string');
   if (!ok) return { reason: `rows whose "${name}" is not a list of {role, content} messages` };
   return (v as Message[]).map((m) => ({ role: m.role, content: m.content }));
 }
 
 /** A conversation rendered by the chat template and tokenized without adding special tokens (the template has them). */
 export async function chatIds(
-  tok: TextTokenizer, messages: Message[], generationPrompt: boolean, kwargs?: ChatTemplateKwargs,
+  tok: TextTokenizer,
+  messages: Message[],
+  generationPrompt: boolean,
+  kwargs?: ChatTemplateKwargs,
 ): Promise<number[]> {
-  if (!tok.apply_chat_template) throw new DataError('this tokenizer cannot render conversations: it has no apply_chat_template');
+  if (!tok.apply_chat_template)
+    throw new DataError('this tokenizer cannot render conversations: it has no apply_chat_template');
   // the tokenizer's errors name the chat template's file and say what to do
   const o = { add_generation_prompt: generationPrompt, ...(kwargs ? { chat_template_kwargs: kwargs } : {}) };
   const text = await tok.apply_chat_template(messages, o);
@@ -254,14 +291,18 @@ export async function chatIds(
  * (TRL refuses those too).
  */
 async function assistantMask(
-  tok: TextTokenizer, messages: Message[], ids: number[], kwargs?: ChatTemplateKwargs,
+  tok: TextTokenizer,
+  messages: Message[],
+  ids: number[],
+  kwargs?: ChatTemplateKwargs,
 ): Promise<number[] | string> {
   const mask = new Array<number>(ids.length).fill(0);
   const isPrefix = (p: number[]) => p.length <= ids.length && p.every((x, i) => x === ids[i]);
   // every turn's two prefixes asked for at once: one message to the tokenizer's worker
   const prefix = (n: number, generationPrompt: boolean) => chatIds(tok, messages.slice(0, n), generationPrompt, kwargs);
-  const turns = await Promise.all(messages.map((m, i) => (m.role !== 'assistant' ? null
-    : Promise.all([prefix(i, true), prefix(i + 1, false)]))));
+  const turns = await Promise.all(
+    messages.map((m, i) => (m.role !== 'assistant' ? null : Promise.all([prefix(i, true), prefix(i + 1, false)]))),
+  );
   for (let i = 0; i < messages.length; i++) {
     const turn = turns[i];
     if (!turn) continue;
@@ -276,8 +317,17 @@ async function assistantMask(
 
 /** ShareGPT's conversations ({from, value}; human, gpt, system) as messages, as TRL's maybe_convert_to_chatml converts them. */
 function shareGpt(v: unknown): Message[] | { reason: string } {
-  const roles: Record<string, string> = { human: 'user', gpt: 'assistant', system: 'system', user: 'user', assistant: 'assistant' };
-  const ok = Array.isArray(v) && v.length > 0 && v.every((m) => typeof m === 'object' && m !== null && typeof m.from === 'string' && typeof m.value === 'string');
+  const roles: Record<string, string> = {
+    human: 'user',
+    gpt: 'assistant',
+    system: 'system',
+    user: 'user',
+    assistant: 'assistant',
+  };
+  const ok =
+    Array.isArray(v) &&
+    v.length > 0 &&
+    v.every((m) => typeof m === 'object' && m !== null && typeof m.from === 'string' && typeof m.value === 'string');
   if (!ok) return { reason: 'rows whose "conversations" is not a list of {from, value} turns' };
   return (v as { from: string; value: string }[]).map((m) => ({ role: roles[m.from] ?? m.from, content: m.value }));
 }
@@ -295,10 +345,16 @@ function tokenIds(x: unknown, vocab?: number): Example | string {
 /** Examples to blocks: truncated, packed (wrapped or bfd) or one block each. */
 export function toBlocks(examples: Example[], s: SftDataSettings): Block[] {
   const L = s.max_length;
-  if (L !== null && !(Number.isInteger(L) && L >= 2)) throw new DataError(`max_length must be an integer ≥ 2, not ${L}`);
+  if (L !== null && !(Number.isInteger(L) && L >= 2))
+    throw new DataError(`max_length must be an integer ≥ 2, not ${L}`);
   if (s.packing) {
     if (L === null) throw new DataError('packing needs a max_length: the length of the packed blocks');
-    return s.packing_strategy === 'wrapped' ? packWrapped(examples, L) : packBfd(examples.map((e) => truncate(e, L)), L);
+    return s.packing_strategy === 'wrapped'
+      ? packWrapped(examples, L)
+      : packBfd(
+          examples.map((e) => truncate(e, L)),
+          L,
+        );
   }
   return examples.map((e) => sequenceBlock(L === null ? e : truncate(e, L)));
 }
@@ -328,13 +384,16 @@ export function packWrapped(examples: Example[], length: number): Block[] {
  * full they are, so finding the fullest that fits takes O(log length), as TRL's segment tree.
  */
 export function packBfd(examples: Example[], length: number): Block[] {
-  const order = examples.map((_, i) => i).sort((a, b) => examples[b].input_ids.length - examples[a].input_ids.length || a - b);
+  const order = examples
+    .map((_, i) => i)
+    .sort((a, b) => examples[b].input_ids.length - examples[a].input_ids.length || a - b);
   const bins: number[][] = [];
   const byUsed: number[][] = Array.from({ length: length + 1 }, () => []); // bins holding u tokens
   const used = new PresentSet(length + 1);
   for (const i of order) {
     const n = examples[i].input_ids.length;
-    if (n > length) throw new DataError(`an example of ${n} tokens does not fit a block of ${length}: truncate before packing`);
+    if (n > length)
+      throw new DataError(`an example of ${n} tokens does not fit a block of ${length}: truncate before packing`);
     const u = used.largestAtMost(length - n);
     let bin: number;
     if (u < 0) bin = bins.push([]) - 1;
@@ -387,7 +446,8 @@ function sequenceBlock(e: Example): Block {
   return { input_ids: e.input_ids, labels: labelsOf(e), position_ids: range(e.input_ids.length) };
 }
 
-const labelsOf = (e: Example): number[] => (e.mask ? e.input_ids.map((id, t) => (e.mask![t] ? id : -100)) : [...e.input_ids]);
+const labelsOf = (e: Example): number[] =>
+  e.mask ? e.input_ids.map((id, t) => (e.mask![t] ? id : -100)) : [...e.input_ids];
 const range = (n: number): number[] => Array.from({ length: n }, (_, t) => t);
 
 /** Where each block's sequences start and how long they are (position id 0 starts one). */
@@ -422,7 +482,8 @@ export interface Segment {
 export function blockSegments(b: Block): Segment[] {
   const out: Segment[] = [];
   b.input_ids.forEach((id, t) => {
-    const masked = b.labels[t] === -100, starts = t > 0 && b.position_ids[t] === 0;
+    const masked = b.labels[t] === -100,
+      starts = t > 0 && b.position_ids[t] === 0;
     const last = out[out.length - 1];
     if (last && last.masked === masked && !starts) last.ids.push(id);
     else out.push({ ids: [id], masked, newSequence: starts });
@@ -470,8 +531,15 @@ export interface PaddingSaved {
 }
 
 export function paddingSaved(st: PackingStats): PaddingSaved {
-  const unpacked = st.paddedUnpacked - st.unpackedTokens, packed = st.paddedPacked - st.keptTokens;
-  return { unpacked, packed, unpackedShare: unpacked / Math.max(1, st.paddedUnpacked), packedShare: packed / Math.max(1, st.paddedPacked), saved: unpacked - packed };
+  const unpacked = st.paddedUnpacked - st.unpackedTokens,
+    packed = st.paddedPacked - st.keptTokens;
+  return {
+    unpacked,
+    packed,
+    unpackedShare: unpacked / Math.max(1, st.paddedUnpacked),
+    packedShare: packed / Math.max(1, st.paddedPacked),
+    saved: unpacked - packed,
+  };
 }
 
 export function packingStats(examples: Example[], blocks: Block[], s: SftDataSettings, batch: number): PackingStats {
@@ -491,18 +559,26 @@ export function packingStats(examples: Example[], blocks: Block[], s: SftDataSet
     examples: examples.length,
     tokens: examples.reduce((n, e) => n + e.input_ids.length, 0),
     keptTokens: blocks.reduce((n, b) => n + b.input_ids.length, 0),
-    truncated: L === null || (s.packing && s.packing_strategy === 'wrapped') ? 0 : examples.filter((e) => e.input_ids.length > L).length,
+    truncated:
+      L === null || (s.packing && s.packing_strategy === 'wrapped')
+        ? 0
+        : examples.filter((e) => e.input_ids.length > L).length,
     blocks: blocks.length,
     targets,
     paddedUnpacked: padded(unpacked),
     unpackedTokens: unpacked.reduce((a, b) => a + b, 0),
-    paddedPacked: !s.packing ? padded(unpacked) : s.packing_strategy === 'bfd' ? blocks.reduce((n, b) => n + b.input_ids.length, 0) : padded(blocks.map((b) => b.input_ids.length)),
+    paddedPacked: !s.packing
+      ? padded(unpacked)
+      : s.packing_strategy === 'bfd'
+        ? blocks.reduce((n, b) => n + b.input_ids.length, 0)
+        : padded(blocks.map((b) => b.input_ids.length)),
   };
 }
 
 /** Counts of example lengths in at most `bins` equal bins from the shortest to the longest: bin i holds [start + i·width, start + (i+1)·width). */
 export function lengthHistogram(lengths: number[], bins = 20): { start: number; width: number; counts: number[] } {
-  let min = Infinity, max = -Infinity;
+  let min = Infinity,
+    max = -Infinity;
   for (const n of lengths) [min, max] = [Math.min(min, n), Math.max(max, n)];
   if (!lengths.length) return { start: 0, width: 1, counts: [] };
   const width = Math.max(1, Math.ceil((max - min + 1) / bins));
@@ -513,9 +589,11 @@ export function lengthHistogram(lengths: number[], bins = 20): { start: number; 
 
 /** A held-out evaluation split, as datasets' train_test_split(test_size, seed) takes one. */
 export function holdOut<T>(items: T[], testSize: number, random: () => number): { train: T[]; test: T[] } {
-  if (!(testSize > 0 && testSize < 1)) throw new DataError(`the held-out fraction must be between 0 and 1, not ${testSize}`);
+  if (!(testSize > 0 && testSize < 1))
+    throw new DataError(`the held-out fraction must be between 0 and 1, not ${testSize}`);
   const n = Math.max(1, Math.round(items.length * testSize));
-  if (n >= items.length) throw new DataError(`holding out ${testSize} of ${items.length} examples leaves none to train on`);
+  if (n >= items.length)
+    throw new DataError(`holding out ${testSize} of ${items.length} examples leaves none to train on`);
   const order = items.map((_, i) => i);
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));

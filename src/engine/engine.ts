@@ -18,15 +18,34 @@ import { deleteModel, listModels, manifestEndpoint, type Manifest } from '../sto
 import { prepareData, splitFiles, type PrepareSettings } from '../data/prepare';
 import type { DataBlob } from '../data/read';
 import {
-  blockSegments, lengthHistogram, paddingSaved, padToken,
-  type Block, type DataKind, type PackingStats, type PaddingSaved, type Segment, type TextTokenizer,
+  blockSegments,
+  lengthHistogram,
+  paddingSaved,
+  padToken,
+  type Block,
+  type DataKind,
+  type PackingStats,
+  type PaddingSaved,
+  type Segment,
+  type TextTokenizer,
 } from '../data/sft';
-import { Session, type EvalLog, type LoraSettings, type TrainLog, type TrainLoopSettings, type TrainSummary } from './session';
+import {
+  Session,
+  type EvalLog,
+  type LoraSettings,
+  type TrainLog,
+  type TrainLoopSettings,
+  type TrainSummary,
+} from './session';
 import { chatPrompt, storeTokenizer, type Tokenizer } from './tokenizer';
 import type { SpawnTokenizerWorker } from './tokenizer-client';
 import type { GenerateSettings } from '../generate/generate';
 import {
-  fieldsSet, generationSettings, parseGenerationConfig, type GenerationConfig, type GenerationRequest,
+  fieldsSet,
+  generationSettings,
+  parseGenerationConfig,
+  type GenerationConfig,
+  type GenerationRequest,
 } from '../generate/generation-config';
 
 export interface KernelCheck {
@@ -108,8 +127,13 @@ export interface ChatOptions {
 }
 
 const summary = (m: Manifest): StoredModel => ({
-  key: m.key, id: m.id, revision: m.revision, endpoint: manifestEndpoint(m),
-  storedBytes: m.storedBytes, downloadBytes: m.downloadBytes, complete: m.complete,
+  key: m.key,
+  id: m.id,
+  revision: m.revision,
+  endpoint: manifestEndpoint(m),
+  storedBytes: m.storedBytes,
+  downloadBytes: m.downloadBytes,
+  complete: m.complete,
   progress: m.downloadBytes ? m.files.reduce((n, f) => n + f.offset, 0) / m.downloadBytes : 0,
 });
 
@@ -155,7 +179,11 @@ export class Engine {
   }
 
   /** What a Hub model needs, from its listing and config.json, before downloading it. */
-  async planModel(id: string, hub: HubOptions, o: { max_length: number; batch: number; r: number; targets: string[] | 'all-linear'; load_in_4bit: boolean }): Promise<ModelPlan> {
+  async planModel(
+    id: string,
+    hub: HubOptions,
+    o: { max_length: number; batch: number; r: number; targets: string[] | 'all-linear'; load_in_4bit: boolean },
+  ): Promise<ModelPlan> {
     const snapshot = await repoSnapshot(id, 'model', hub);
     const configFile = snapshot.files.find((f) => f.path === 'config.json');
     if (!configFile) throw new Error(`${id} has no config.json: it is not a transformers model`);
@@ -169,17 +197,31 @@ export class Engine {
     const storeBytes = estimateStoreBytes(c, o.load_in_4bit);
     const binding = this.device().maxBinding;
     const problems: string[] = [];
-    if (freeBytes !== null && storeBytes > freeBytes) problems.push(`it needs ${formatBytes(storeBytes)} of storage; this browser allows ${formatBytes(freeBytes)}`);
+    if (freeBytes !== null && storeBytes > freeBytes)
+      problems.push(`it needs ${formatBytes(storeBytes)} of storage; this browser allows ${formatBytes(freeBytes)}`);
     if (memory.largestBuffer > binding) {
-      problems.push(`one of its buffers (an NF4 weight, or one layer's attention scores) needs ${formatBytes(memory.largestBuffer)}; this GPU binds at most ${formatBytes(binding)} at once: a shorter max length shrinks the scores`);
+      problems.push(
+        `one of its buffers (an NF4 weight, or one layer's attention scores) needs ${formatBytes(memory.largestBuffer)}; this GPU binds at most ${formatBytes(binding)} at once: a shorter max length shrinks the scores`,
+      );
     }
     return {
-      id, modelType: c.modelType, layers: c.layers, hidden: c.hidden, downloadBytes: weights.reduce((n, f) => n + f.size, 0),
-      storeBytes, memory, freeBytes, problems,
+      id,
+      modelType: c.modelType,
+      layers: c.layers,
+      hidden: c.hidden,
+      downloadBytes: weights.reduce((n, f) => n + f.size, 0),
+      storeBytes,
+      memory,
+      freeBytes,
+      problems,
     };
   }
 
-  async downloadModel(id: string, hub: HubOptions & { revision?: string; load_in_4bit?: boolean }, onProgress?: (p: DownloadProgress) => void): Promise<StoredModel> {
+  async downloadModel(
+    id: string,
+    hub: HubOptions & { revision?: string; load_in_4bit?: boolean },
+    onProgress?: (p: DownloadProgress) => void,
+  ): Promise<StoredModel> {
     this.download?.abort();
     const abort = (this.download = new AbortController());
     try {
@@ -200,7 +242,8 @@ export class Engine {
   private generationConfig: GenerationConfig | Error = {};
 
   async loadModel(
-    key: string, onProgress?: (done: number, total: number) => void,
+    key: string,
+    onProgress?: (done: number, total: number) => void,
   ): Promise<{ id: string; modelType: string; layers: number; chat: ChatInfo }> {
     this.unload();
     const gpu = this.device();
@@ -240,8 +283,11 @@ export class Engine {
       problem = (e as Error).message;
     }
     return {
-      defaults, fromGenerationConfig: problem ? [] : fieldsSet(file), problem,
-      chatTemplate: tokenizer.hasChatTemplate, thinking: tokenizer.thinking,
+      defaults,
+      fromGenerationConfig: problem ? [] : fieldsSet(file),
+      problem,
+      chatTemplate: tokenizer.hasChatTemplate,
+      thinking: tokenizer.thinking,
     };
   }
 
@@ -249,18 +295,30 @@ export class Engine {
 
   async prepareData(source: DataSource, s: PrepareSettings, hub: HubOptions = {}): Promise<DataSummary> {
     const { session, tokenizer } = this.ready();
-    const splits = source.kind === 'file' ? { train: [{ name: source.file.name, blob: source.file as Blob }] } : splitFiles(await hubDataFiles(source.id, hub));
+    const splits =
+      source.kind === 'file'
+        ? { train: [{ name: source.file.name, blob: source.file as Blob }] }
+        : splitFiles(await hubDataFiles(source.id, hub));
     const d = await prepareData(splits, tokenizer, s, session.config.vocab);
     this.blocks = d.train.blocks;
     this.evalBlocks = d.eval?.blocks ?? null;
     // the preview's text: every run of the first blocks decoded at once (one message to the tokenizer's worker)
     const segment = async (g: Segment) => ({
-      text: await tokenizer.decode(g.ids, { skip_special_tokens: false }), masked: g.masked, newSequence: g.newSequence,
+      text: await tokenizer.decode(g.ids, { skip_special_tokens: false }),
+      masked: g.masked,
+      newSequence: g.newSequence,
     });
     const firstBlocks = d.train.blocks.slice(0, 3);
     const preview = await Promise.all(firstBlocks.map((b) => Promise.all(blockSegments(b).map(segment))));
     return {
-      files: d.files, rows: d.rows, kind: d.kind, stats: d.stats, padding: paddingSaved(d.stats), skipped: d.skipped.total, skippedWhy: String(d.skipped), pad: describePad(tokenizer),
+      files: d.files,
+      rows: d.rows,
+      kind: d.kind,
+      stats: d.stats,
+      padding: paddingSaved(d.stats),
+      skipped: d.skipped.total,
+      skippedWhy: String(d.skipped),
+      pad: describePad(tokenizer),
       eval: d.eval ? { examples: d.eval.examples.length, blocks: d.eval.blocks.length, source: d.eval.source } : null,
       histogram: lengthHistogram(d.train.examples.map((e) => e.input_ids.length)),
       preview,
@@ -270,14 +328,24 @@ export class Engine {
   // ---- training --------------------------------------------------------------------------
 
   /** `eval_steps` > 0 evaluates on the prepared evaluation blocks that often. */
-  async train(lora: LoraSettings, s: TrainLoopSettings & { eval_steps?: number }, onLog?: (log: TrainLog | EvalLog) => void | Promise<void>): Promise<TrainSummary> {
+  async train(
+    lora: LoraSettings,
+    s: TrainLoopSettings & { eval_steps?: number },
+    onLog?: (log: TrainLog | EvalLog) => void | Promise<void>,
+  ): Promise<TrainSummary> {
     const { session } = this.ready();
     if (this.blocks.length === 0) throw new Error('prepare a data set first');
     if (this.training) throw new Error('training is already running: stop it first');
     if (!session.lora) session.attachLora(lora, s.seed);
     this.training = new AbortController();
-    if (s.eval_steps && !this.evalBlocks) throw new Error('evaluating every few steps needs evaluation data, and the data was prepared without it: press Prepare again');
-    const evaluation = s.eval_steps && this.evalBlocks ? { blocks: this.evalBlocks, steps: s.eval_steps, batch: s.per_device_train_batch_size } : undefined;
+    if (s.eval_steps && !this.evalBlocks)
+      throw new Error(
+        'evaluating every few steps needs evaluation data, and the data was prepared without it: press Prepare again',
+      );
+    const evaluation =
+      s.eval_steps && this.evalBlocks
+        ? { blocks: this.evalBlocks, steps: s.eval_steps, batch: s.per_device_train_batch_size }
+        : undefined;
     const run = session.train(this.blocks, s, this.training.signal, evaluation);
     try {
       for (;;) {
@@ -323,7 +391,10 @@ export class Engine {
    * template. Settings `s` leaves unset come from the model (generation_config.json, config.json).
    */
   async generate(
-    prompt: string, s: GenerationRequest, adapterOn: boolean, onText?: (sequence: number, text: string) => void,
+    prompt: string,
+    s: GenerationRequest,
+    adapterOn: boolean,
+    onText?: (sequence: number, text: string) => void,
     o: ChatOptions = {},
   ): Promise<string[]> {
     const { session, tokenizer } = this.ready();
@@ -340,7 +411,10 @@ export class Engine {
       const out = await session.generate(promptIds, settings, (n, id) => {
         (ids[n] ??= []).push(id);
         const shown = tokenizer.decode([...ids[n]], { skip_special_tokens: true });
-        shown.then((text) => onText?.(n, text), (e) => (failed ??= e));
+        shown.then(
+          (text) => onText?.(n, text),
+          (e) => (failed ??= e),
+        );
       });
       const texts = await Promise.all(out.map((x) => tokenizer.decode(x, { skip_special_tokens: true })));
       if (failed) throw failed;
@@ -356,7 +430,10 @@ export class Engine {
     const files = await session.exportAdapter();
     return {
       name: `${session.name.replace(/[^\w.-]+/g, '-')}-lora`,
-      files: { 'adapter_config.json': new TextEncoder().encode(files['adapter_config.json']), 'adapter_model.safetensors': files['adapter_model.safetensors'] },
+      files: {
+        'adapter_config.json': new TextEncoder().encode(files['adapter_config.json']),
+        'adapter_model.safetensors': files['adapter_model.safetensors'],
+      },
     };
   }
 
@@ -381,7 +458,8 @@ export class Engine {
     const ms = performance.now() - t0;
     const cpu = quantizeNF4(w, 64);
     const wd = dequantizeNF4(cpu);
-    let num = 0, den = 0;
+    let num = 0,
+      den = 0;
     for (let o = 0; o < out; o++) {
       let ref = 0;
       for (let i = 0; i < inF; i++) ref += x[i] * wd[o * inF + i];
@@ -420,8 +498,6 @@ async function hubDataFiles(id: string, hub: HubOptions): Promise<{ name: string
   const { snapshot, files } = await datasetFiles(id, hub);
   return files.map((f) => ({ name: f.path, blob: HubBlob.of(snapshot, f, hub) }));
 }
-
-
 
 function describePad(tokenizer: TextTokenizer): string {
   const p = padToken(tokenizer);

@@ -95,7 +95,12 @@ export class Session {
     readonly linears: LoraLinear[],
   ) {}
 
-  static async load(gpu: Gpu, files: CheckpointFiles, s: SessionLoadSettings, onTensor?: (name: string) => void): Promise<Session> {
+  static async load(
+    gpu: Gpu,
+    files: CheckpointFiles,
+    s: SessionLoadSettings,
+    onTensor?: (name: string) => void,
+  ): Promise<Session> {
     return Session.fromLoaded(gpu, await loadCheckpoint(gpu, files, s, onTensor), s.name, s.revision ?? null);
   }
 
@@ -120,7 +125,13 @@ export class Session {
     if (this.lora) throw new AdapterError('this model already has an adapter');
     checkLora(s);
     const targets = this.targets(s.target_modules);
-    this.lora = attachLora(this.gpu, targets, { r: s.r, alpha: s.lora_alpha, dropout: s.lora_dropout, useRslora: s.use_rslora, random: seededRandom(seed) });
+    this.lora = attachLora(this.gpu, targets, {
+      r: s.r,
+      alpha: s.lora_alpha,
+      dropout: s.lora_dropout,
+      useRslora: s.use_rslora,
+      random: seededRandom(seed),
+    });
     this.loraConfig = s;
   }
 
@@ -131,8 +142,11 @@ export class Session {
   loadAdapter(files: { config: string; weights: Uint8Array }, o: { replace?: boolean } = {}): LoraConfig {
     const configParsed = parseAdapterConfig(files.config);
     const s: LoraSettings = {
-      r: configParsed.r, lora_alpha: configParsed.lora_alpha, lora_dropout: configParsed.lora_dropout,
-      target_modules: configParsed.target_modules, use_rslora: configParsed.use_rslora,
+      r: configParsed.r,
+      lora_alpha: configParsed.lora_alpha,
+      lora_dropout: configParsed.lora_dropout,
+      target_modules: configParsed.target_modules,
+      use_rslora: configParsed.use_rslora,
     };
     const unknown = configParsed.target_modules.find((n) => !this.config.linearModules.includes(n));
     if (unknown !== undefined) {
@@ -152,7 +166,10 @@ export class Session {
     }
     // every shape is checked against the config's r and this model's layers before a buffer is made
     const layers = readAdapterSafetensors(files.weights, s.r, adaptedModules(this.targets(s.target_modules)));
-    const old = o.replace && this.lora ? { set: this.lora, config: this.loraConfig, params: this.lora.modules.map((m) => [m, m.lora] as const) } : null;
+    const old =
+      o.replace && this.lora
+        ? { set: this.lora, config: this.loraConfig, params: this.lora.modules.map((m) => [m, m.lora] as const) }
+        : null;
     if (old) {
       for (const m of old.set.modules) m.lora = null;
       this.lora = null;
@@ -190,7 +207,9 @@ export class Session {
     const short = (p: string) => p.slice(p.lastIndexOf('.') + 1);
     for (const n of names) {
       if (!this.config.linearModules.includes(n)) {
-        throw new AdapterError(`target module "${n}" is not a linear layer of this ${this.config.modelType} model; it has ${this.config.linearModules.join(', ')} (or use all-linear)`);
+        throw new AdapterError(
+          `target module "${n}" is not a linear layer of this ${this.config.modelType} model; it has ${this.config.linearModules.join(', ')} (or use all-linear)`,
+        );
       }
     }
     return this.linears.filter((m) => names.includes(short(m.path)));
@@ -209,26 +228,42 @@ export class Session {
    * data cycles through epochs (reshuffled each) until max_steps. `signal` stops it between
    * steps, with the adapter as trained so far.
    */
-  async *train(blocks: Block[], s: TrainLoopSettings, signal?: AbortSignal, evaluation?: EvalDuringTraining): AsyncGenerator<TrainLog | EvalLog, TrainSummary> {
+  async *train(
+    blocks: Block[],
+    s: TrainLoopSettings,
+    signal?: AbortSignal,
+    evaluation?: EvalDuringTraining,
+  ): AsyncGenerator<TrainLog | EvalLog, TrainSummary> {
     const lora = this.requireLora();
     checkTrain(s);
-    if (evaluation && !(Number.isInteger(evaluation.steps) && evaluation.steps >= 1)) throw new Error(`eval_steps must be a positive integer, not ${evaluation.steps}`);
+    if (evaluation && !(Number.isInteger(evaluation.steps) && evaluation.steps >= 1))
+      throw new Error(`eval_steps must be a positive integer, not ${evaluation.steps}`);
     if (blocks.length === 0) throw new Error('there is nothing to train on: the data set gave no blocks');
     checkPositions(blocks, this.config, 'training');
     if (evaluation) checkPositions(evaluation.blocks, this.config, 'evaluation');
     this.setAdapterEnabled(true);
-    if (!blocks.some((b) => hostBatch([b]).counted > 0)) throw new Error('there is nothing to learn: no token of the data set has a label');
-    if (evaluation && !evaluation.blocks.some((b) => hostBatch([b]).counted > 0)) throw new Error('there is nothing to evaluate: no token of the evaluation data has a label');
+    if (!blocks.some((b) => hostBatch([b]).counted > 0))
+      throw new Error('there is nothing to learn: no token of the data set has a label');
+    if (evaluation && !evaluation.blocks.some((b) => hostBatch([b]).counted > 0))
+      throw new Error('there is nothing to evaluate: no token of the evaluation data has a label');
     const { maxSteps } = Session.plannedSteps(blocks.length, s);
     const trainer = new Trainer(this.gpu, this.model, lora, { ...s, max_steps: maxSteps });
     const t0 = performance.now();
     try {
-      let epoch = 0, micros: Block[][] = [], next = 0;
-      let sinceLog = { loss: 0, steps: 0, tokens: 0 }, totalLoss = 0, totalTokens = 0;
+      let epoch = 0,
+        micros: Block[][] = [],
+        next = 0;
+      let sinceLog = { loss: 0, steps: 0, tokens: 0 },
+        totalLoss = 0,
+        totalTokens = 0;
       while (trainer.step < maxSteps) {
         if (signal?.aborted) break;
         if (next >= micros.length) {
-          micros = microBatches(blocks, epochOrder(blocks.length, epoch++, s.seed, s.shuffle), s.per_device_train_batch_size);
+          micros = microBatches(
+            blocks,
+            epochOrder(blocks.length, epoch++, s.seed, s.shuffle),
+            s.per_device_train_batch_size,
+          );
           next = 0;
         }
         // a step takes gradient_accumulation_steps micro-batches, fewer at an epoch's end
@@ -238,11 +273,15 @@ export class Session {
         if (step === null) continue; // every label masked in these micro-batches: nothing to learn
         totalLoss += step.loss;
         totalTokens += step.tokens;
-        sinceLog = { loss: sinceLog.loss + step.loss, steps: sinceLog.steps + 1, tokens: sinceLog.tokens + step.tokens };
+        sinceLog = {
+          loss: sinceLog.loss + step.loss,
+          steps: sinceLog.steps + 1,
+          tokens: sinceLog.tokens + step.tokens,
+        };
         if (trainer.step % s.logging_steps === 0 || trainer.step === maxSteps) {
           yield {
             step: trainer.step,
-            epoch: round4((epoch - 1) + next / micros.length),
+            epoch: round4(epoch - 1 + next / micros.length),
             loss: sinceLog.loss / sinceLog.steps,
             learning_rate: s.learning_rate * lrMultiplier(s.lr_scheduler_type, trainer.step, s.warmup_steps, maxSteps),
             grad_norm: step.grad_norm,
@@ -255,8 +294,12 @@ export class Session {
           const e0 = performance.now();
           const { eval_loss, tokens } = await this.evaluate(evaluation.blocks, evaluation.batch);
           yield {
-            step: trainer.step, epoch: round4((epoch - 1) + next / micros.length), eval_loss, eval_tokens: tokens,
-            eval_runtime: (performance.now() - e0) / 1000, max_steps: maxSteps,
+            step: trainer.step,
+            epoch: round4(epoch - 1 + next / micros.length),
+            eval_loss,
+            eval_tokens: tokens,
+            eval_runtime: (performance.now() - e0) / 1000,
+            max_steps: maxSteps,
           };
         }
       }
@@ -272,7 +315,9 @@ export class Session {
   }
 
   private async trainStep(trainer: Trainer, micro: Block[][]) {
-    const hosts = micro.map((m) => hostBatch(m, this.config.slidingWindow, this.config.localWindow)).filter((h) => h.counted > 0);
+    const hosts = micro
+      .map((m) => hostBatch(m, this.config.slidingWindow, this.config.localWindow))
+      .filter((h) => h.counted > 0);
     if (hosts.length === 0) return null;
     const batches: MicroBatch[] = hosts.map((h) => ({ batch: uploadBatch(this.gpu, h), counted: h.counted }));
     try {
@@ -283,10 +328,19 @@ export class Session {
   }
 
   /** The token-weighted mean loss over `blocks`, `batchSize` blocks at a time. */
-  async evaluate(blocks: Block[], batchSize = 1, onProgress?: (done: number) => void): Promise<{ eval_loss: number; tokens: number }> {
-    let total = 0, tokens = 0;
+  async evaluate(
+    blocks: Block[],
+    batchSize = 1,
+    onProgress?: (done: number) => void,
+  ): Promise<{ eval_loss: number; tokens: number }> {
+    let total = 0,
+      tokens = 0;
     checkPositions(blocks, this.config, 'evaluation');
-    const micros = microBatches(blocks, blocks.map((_, i) => i), batchSize);
+    const micros = microBatches(
+      blocks,
+      blocks.map((_, i) => i),
+      batchSize,
+    );
     for (const [i, m] of micros.entries()) {
       const h = hostBatch(m, this.config.slidingWindow, this.config.localWindow);
       if (h.counted === 0) continue;
@@ -306,7 +360,11 @@ export class Session {
     return { eval_loss: total / tokens, tokens };
   }
 
-  generate(prompt: number[], s: GenerateSettings, onToken?: (sequence: number, id: number) => void): Promise<number[][]> {
+  generate(
+    prompt: number[],
+    s: GenerateSettings,
+    onToken?: (sequence: number, id: number) => void,
+  ): Promise<number[][]> {
     return generate(this.model, prompt, s, onToken);
   }
 
@@ -315,7 +373,11 @@ export class Session {
     const lora = this.requireLora();
     const c = this.loraConfig!;
     return exportAdapter(this.gpu, lora, {
-      base_model_name_or_path: this.name, revision: this.revision, lora_alpha: c.lora_alpha, lora_dropout: c.lora_dropout, use_rslora: c.use_rslora,
+      base_model_name_or_path: this.name,
+      revision: this.revision,
+      lora_alpha: c.lora_alpha,
+      lora_dropout: c.lora_dropout,
+      use_rslora: c.use_rslora,
     });
   }
 
@@ -339,7 +401,8 @@ const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
 function checkLora(s: LoraSettings): void {
   if (!(Number.isInteger(s.r) && s.r >= 1)) throw new AdapterError(`lora_r must be a positive integer, not ${s.r}`);
   if (!(s.lora_alpha > 0)) throw new AdapterError(`lora_alpha must be positive, not ${s.lora_alpha}`);
-  if (!(s.lora_dropout >= 0 && s.lora_dropout < 1)) throw new AdapterError(`lora_dropout must be in [0, 1), not ${s.lora_dropout}`);
+  if (!(s.lora_dropout >= 0 && s.lora_dropout < 1))
+    throw new AdapterError(`lora_dropout must be in [0, 1), not ${s.lora_dropout}`);
 }
 
 /**
@@ -362,8 +425,11 @@ export function checkPositions(blocks: Block[], c: ModelConfig, what: string): v
 
 function checkTrain(s: TrainLoopSettings): void {
   const positiveInt = ['per_device_train_batch_size', 'gradient_accumulation_steps', 'logging_steps'] as const;
-  for (const k of positiveInt) if (!(Number.isInteger(s[k]) && s[k] >= 1)) throw new Error(`${k} must be a positive integer, not ${s[k]}`);
+  for (const k of positiveInt)
+    if (!(Number.isInteger(s[k]) && s[k] >= 1)) throw new Error(`${k} must be a positive integer, not ${s[k]}`);
   if (!(s.learning_rate > 0)) throw new Error(`learning_rate must be positive, not ${s.learning_rate}`);
-  if (!(s.max_steps > 0) && !(s.num_train_epochs > 0)) throw new Error('give max_steps or num_train_epochs greater than 0');
-  if (!(Number.isInteger(s.warmup_steps) && s.warmup_steps >= 0)) throw new Error(`warmup_steps must be an integer ≥ 0, not ${s.warmup_steps}`);
+  if (!(s.max_steps > 0) && !(s.num_train_epochs > 0))
+    throw new Error('give max_steps or num_train_epochs greater than 0');
+  if (!(Number.isInteger(s.warmup_steps) && s.warmup_steps >= 0))
+    throw new Error(`warmup_steps must be an integer ≥ 0, not ${s.warmup_steps}`);
 }

@@ -68,7 +68,13 @@ export interface TokenizerLimits {
  * budget of one near its base.
  */
 export const DEFAULT_LIMITS: TokenizerLimits = {
-  loadMs: 30_000, callMs: 10_000, perTextMs: 20, perKiloCharMs: 10, batchTexts: 64, batchChars: 1 << 20, inFlight: 4,
+  loadMs: 30_000,
+  callMs: 10_000,
+  perTextMs: 20,
+  perKiloCharMs: 10,
+  batchTexts: 64,
+  batchChars: 1 << 20,
+  inFlight: 4,
 };
 
 /** What a chat template may add to a conversation beyond 4 × its characters (a system prompt, tool definitions). */
@@ -139,8 +145,12 @@ export class TokenizerClient implements TextTokenizer {
       throw e;
     });
     Object.assign(client, {
-      eos_token: info.eos_token, eos_token_id: info.eos_token_id, pad_token: info.pad_token,
-      pad_token_id: info.pad_token_id, bos_token: info.bos_token, hasChatTemplate: info.hasChatTemplate,
+      eos_token: info.eos_token,
+      eos_token_id: info.eos_token_id,
+      pad_token: info.pad_token,
+      pad_token_id: info.pad_token_id,
+      bos_token: info.bos_token,
+      hasChatTemplate: info.hasChatTemplate,
       thinking: info.thinking,
     });
     return client;
@@ -156,7 +166,8 @@ export class TokenizerClient implements TextTokenizer {
    * as text; `chat_template_kwargs` are variables it reads besides (`enable_thinking`).
    */
   apply_chat_template(
-    messages: Message[], o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs } = {},
+    messages: Message[],
+    o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs } = {},
   ): Promise<string> {
     const chars = messages.reduce((n, m) => n + m.role.length + m.content.length, 0);
     const kwargs = o.chat_template_kwargs;
@@ -168,7 +179,10 @@ export class TokenizerClient implements TextTokenizer {
       }
     }
     const op: Op = {
-      op: 'render', messages, add_generation_prompt: !!o.add_generation_prompt, maxChars: 4 * chars + RENDER_SLACK,
+      op: 'render',
+      messages,
+      add_generation_prompt: !!o.add_generation_prompt,
+      maxChars: 4 * chars + RENDER_SLACK,
       ...(kwargs !== undefined ? { kwargs } : {}),
     };
     return this.call(op, chars) as Promise<string>;
@@ -194,8 +208,10 @@ export class TokenizerClient implements TextTokenizer {
       (why) => generation === this.generation && this.died(why),
     );
     return new Promise<TokenizerInfo>((resolve, reject) => {
-      const size = this.files['tokenizer.json'].length + (this.files['tokenizer_config.json']?.length ?? 0)
-        + (this.files['chat_template.jinja']?.length ?? 0);
+      const size =
+        this.files['tokenizer.json'].length +
+        (this.files['tokenizer_config.json']?.length ?? 0) +
+        (this.files['chat_template.jinja']?.length ?? 0);
       // building a tokenizer reads its whole vocabulary: 1 ms per 10,000 characters on top (3 s for 30 MB)
       const budgetMs = this.limits.loadMs + size / 10_000;
       const body = { load: this.files, ...(this.o.vocabSize !== undefined ? { vocabSize: this.o.vocabSize } : {}) };
@@ -229,7 +245,8 @@ export class TokenizerClient implements TextTokenizer {
     for (const kind of ['encode', 'render', 'decode'] as const) {
       const q = this.queued[kind];
       while (q.length && this.sent.length < inFlight) {
-        let n = 0, chars = 0;
+        let n = 0,
+          chars = 0;
         while (n < q.length && n < batchTexts && (n === 0 || chars + q[n].chars <= batchChars)) chars += q[n++].chars;
         const calls = q.splice(0, n);
         const budgetMs = callMs + perTextMs * n + (perKiloCharMs * chars) / 1000;
@@ -339,7 +356,7 @@ export class TokenizerClient implements TextTokenizer {
   private hint(file: string): string {
     return file === 'tokenizer_config.json' || file === 'chat_template.jinja'
       ? `Fix ${file} (or use the one the model was published with); without a usable chat template, ` +
-        'give the data as a "text" column.'
+          'give the data as a "text" column.'
       : 'Use the tokenizer.json the model was published with (one that transformers loads and runs quickly).';
   }
 

@@ -42,10 +42,13 @@ export interface TokenizerInfo {
 export type Op =
   | { op: 'encode'; text: string; add_special_tokens: boolean }
   | {
-    op: 'render'; messages: Message[]; add_generation_prompt: boolean; maxChars: number;
-    /** Variables the template reads besides the conversation (`enable_thinking`), as transformers passes them. */
-    kwargs?: ChatTemplateKwargs;
-  }
+      op: 'render';
+      messages: Message[];
+      add_generation_prompt: boolean;
+      maxChars: number;
+      /** Variables the template reads besides the conversation (`enable_thinking`), as transformers passes them. */
+      kwargs?: ChatTemplateKwargs;
+    }
   | { op: 'decode'; ids: number[]; skip_special_tokens: boolean };
 
 export type Request = { id: number; load: TokenizerFiles; vocabSize?: number } | { id: number; ops: Op[] };
@@ -60,7 +63,10 @@ export type Reply =
 
 /** An input file that is not what it must be. */
 class FileProblem extends Error {
-  constructor(readonly file: string, message: string) {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -129,16 +135,17 @@ function load(files: TokenizerFiles, vocabSize?: number): TokenizerInfo {
   firstUnembedded = vocabSize ?? Infinity;
   if (vocabSize !== undefined && (ids.vocab >= vocabSize || maxId >= vocabSize + MAX_IDS_PAST_VOCAB)) {
     const why = `config.json's vocab_size is ${vocabSize}: the two files are not of the same model`;
-    const what = ids.vocab >= vocabSize
-      ? `its vocabulary has token ids up to ${ids.vocab}`
-      : `has token ids up to ${maxId}`;
+    const what =
+      ids.vocab >= vocabSize ? `its vocabulary has token ids up to ${ids.vocab}` : `has token ids up to ${maxId}`;
     throw new FileProblem('tokenizer.json', `${what}, but ${why}`);
   }
   // the class tokenizer_config.json names (LlamaTokenizerFast → LlamaTokenizer), as AutoTokenizer picks it
   const name = typeof config.tokenizer_class === 'string' ? config.tokenizer_class.replace(/Fast$/, '') : '';
   const named = (transformers as Record<string, unknown>)[name];
-  const Class = typeof named === 'function' && named.prototype instanceof transformers.PreTrainedTokenizer
-    ? (named as typeof transformers.PreTrainedTokenizer) : transformers.PreTrainedTokenizer;
+  const Class =
+    typeof named === 'function' && named.prototype instanceof transformers.PreTrainedTokenizer
+      ? (named as typeof transformers.PreTrainedTokenizer)
+      : transformers.PreTrainedTokenizer;
   let tok: transformers.PreTrainedTokenizer;
   try {
     tok = new Class(json, config);
@@ -149,9 +156,13 @@ function load(files: TokenizerFiles, vocabSize?: number): TokenizerInfo {
   const token = (t: unknown) => (typeof t === 'string' ? t : null);
   const id = (t: unknown) => (Number.isInteger(t) ? (t as number) : null);
   return {
-    eos_token: token(tok.eos_token), eos_token_id: id(tok.eos_token_id),
-    pad_token: token(tok.pad_token), pad_token_id: id(tok.pad_token_id),
-    bos_token: token(tok.bos_token), maxId, hasChatTemplate: !!tok.chat_template,
+    eos_token: token(tok.eos_token),
+    eos_token_id: id(tok.eos_token_id),
+    pad_token: token(tok.pad_token),
+    pad_token_id: id(tok.pad_token_id),
+    bos_token: token(tok.bos_token),
+    maxId,
+    hasChatTemplate: !!tok.chat_template,
     thinking: readsThinking(tok),
   };
 }
@@ -272,12 +283,14 @@ function run(op: Op): OpResult {
   if (!tokenizer) return { error: 'no tokenizer is loaded', file: 'tokenizer.json' };
   try {
     switch (op.op) {
-      case 'encode': return { ok: checkIds(tokenizer.encode(op.text, { add_special_tokens: op.add_special_tokens })) };
+      case 'encode':
+        return { ok: checkIds(tokenizer.encode(op.text, { add_special_tokens: op.add_special_tokens })) };
       case 'decode': {
         // transformers.js refuses to decode nothing; nothing is ''
         return { ok: op.ids.length ? tokenizer.decode(op.ids, { skip_special_tokens: op.skip_special_tokens }) : '' };
       }
-      case 'render': return { ok: render(tokenizer, op) };
+      case 'render':
+        return { ok: render(tokenizer, op) };
     }
   } catch (e) {
     return blame(e, op.op === 'render' ? templateFile : 'tokenizer.json');
@@ -292,9 +305,12 @@ function checkIds(ids: unknown): number[] {
   const past = ids.find((x) => x >= firstUnembedded);
   if (past !== undefined) {
     const token = JSON.stringify(tokenizer?.decode([past], { skip_special_tokens: false }) ?? '').slice(0, 60);
-    throw new FileProblem('tokenizer.json', `turns ${token} in the text into the token id ${past}, past ` +
-      `config.json's vocab_size ${firstUnembedded}: the model has no embedding for it (an image token of a ` +
-      'multimodal sibling?); take it out of the text');
+    throw new FileProblem(
+      'tokenizer.json',
+      `turns ${token} in the text into the token id ${past}, past ` +
+        `config.json's vocab_size ${firstUnembedded}: the model has no embedding for it (an image token of a ` +
+        'multimodal sibling?); take it out of the text',
+    );
   }
   return ids;
 }
@@ -318,8 +334,11 @@ function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 're
     steps = 0; // the budget of MAX_TEMPLATE_STEPS is per render
     // extra keys reach the template as variables (the caller's first: the worker's own cannot be replaced)
     const o = {
-      ...kwargs, tokenize: false, add_generation_prompt: op.add_generation_prompt,
-      [BOUNDED_RANGE]: boundedRange, [LOOP_STEP]: loopStep,
+      ...kwargs,
+      tokenize: false,
+      add_generation_prompt: op.add_generation_prompt,
+      [BOUNDED_RANGE]: boundedRange,
+      [LOOP_STEP]: loopStep,
     };
     text = tok.apply_chat_template(op.messages, o as { tokenize: false });
   } catch (e) {

@@ -4,13 +4,20 @@
 import type { ChatTemplateKwargs } from '../data/sft';
 import type { ModelStore } from '../store/model-store';
 import {
-  TokenizerClient, TokenizerError, type SpawnTokenizerWorker, type TokenizerFiles, type TokenizerOptions,
+  TokenizerClient,
+  TokenizerError,
+  type SpawnTokenizerWorker,
+  type TokenizerFiles,
+  type TokenizerOptions,
 } from './tokenizer-client';
 
 export type Tokenizer = TokenizerClient;
 
 export async function storeTokenizer(
-  store: ModelStore, id: string, spawn: SpawnTokenizerWorker, o: TokenizerOptions = {},
+  store: ModelStore,
+  id: string,
+  spawn: SpawnTokenizerWorker,
+  o: TokenizerOptions = {},
 ): Promise<Tokenizer> {
   const json = await store.get<string>('file:tokenizer.json');
   if (typeof json !== 'string') {
@@ -32,11 +39,15 @@ export async function storeTokenizer(
  * template's variables (`enable_thinking`); absent, its defaults.
  */
 export async function chatPrompt(
-  tokenizer: Tokenizer, message: string, kwargs?: ChatTemplateKwargs,
+  tokenizer: Tokenizer,
+  message: string,
+  kwargs?: ChatTemplateKwargs,
 ): Promise<{ text: string; ids: number[] }> {
   if (!tokenizer.hasChatTemplate) {
-    throw new TokenizerError('this model has no chat template (no chat_template.jinja, and none in ' +
-      'tokenizer_config.json): give the prompt as plain text instead');
+    throw new TokenizerError(
+      'this model has no chat template (no chat_template.jinja, and none in ' +
+        'tokenizer_config.json): give the prompt as plain text instead',
+    );
   }
   const messages = [{ role: 'user', content: message }];
   const o = { add_generation_prompt: true, ...(kwargs ? { chat_template_kwargs: kwargs } : {}) };

@@ -70,8 +70,10 @@ function inflateOne(zip: Uint8Array, name: string, want: string, budget: number)
     }
     found = f;
     if (f.compression !== 0 && f.compression !== 8) {
-      throw new AdapterError(`${name}: ${nameOf(f.name)} uses compression method ${f.compression}; only stored (0) ` +
-        `and deflate (8) are read`);
+      throw new AdapterError(
+        `${name}: ${nameOf(f.name)} uses compression method ${f.compression}; only stored (0) ` +
+          `and deflate (8) are read`,
+      );
     }
     // the declared sizes against the zip itself: what is inflated can never be more than this
     const possible = f.compression === 0 ? f.size : f.size * DEFLATE_MAX_RATIO + 1024;
@@ -96,8 +98,9 @@ function inflateOne(zip: Uint8Array, name: string, want: string, budget: number)
     files = unzipSync(zip, { filter });
   } catch (e) {
     if (e instanceof AdapterError) throw e;
-    throw new AdapterError(`${name} is not a readable zip (${(e as Error).message}): choose the zip the page saved, ` +
-      `or the two files`);
+    throw new AdapterError(
+      `${name} is not a readable zip (${(e as Error).message}): choose the zip the page saved, ` + `or the two files`,
+    );
   }
   const entry = found as UnzipFileInfo | null;
   if (!entry) throw new AdapterError(`${name} holds no ${want}: an adapter zip holds ${CONFIG} and ${WEIGHTS}`);

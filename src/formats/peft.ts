@@ -5,7 +5,12 @@
 //                                base_model.model.<module>.lora_B.weight [out, r]
 import { showValue } from './show';
 import {
-  nameOf, parseHeader, toFloat32, writeSafetensors, type SafetensorsHeader, type TensorToWrite,
+  nameOf,
+  parseHeader,
+  toFloat32,
+  writeSafetensors,
+  type SafetensorsHeader,
+  type TensorToWrite,
 } from './safetensors';
 
 export interface LoraConfig {
@@ -136,11 +141,23 @@ export function writeAdapterSafetensors(layers: AdapterTensors[]): Uint8Array {
   const tensors: TensorToWrite[] = [];
   for (const l of layers) {
     if (l.A.length !== l.r * l.inFeatures || l.B.length !== l.outFeatures * l.r) {
-      throw new AdapterError(`${l.module}: A must hold r·in = ${l.r * l.inFeatures} values and B out·r = ${l.outFeatures * l.r}`);
+      throw new AdapterError(
+        `${l.module}: A must hold r·in = ${l.r * l.inFeatures} values and B out·r = ${l.outFeatures * l.r}`,
+      );
     }
     const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-    tensors.push({ name: `${PREFIX}${l.module}.lora_A.weight`, dtype: 'F32', shape: [l.r, l.inFeatures], data: bytes(l.A) });
-    tensors.push({ name: `${PREFIX}${l.module}.lora_B.weight`, dtype: 'F32', shape: [l.outFeatures, l.r], data: bytes(l.B) });
+    tensors.push({
+      name: `${PREFIX}${l.module}.lora_A.weight`,
+      dtype: 'F32',
+      shape: [l.r, l.inFeatures],
+      data: bytes(l.A),
+    });
+    tensors.push({
+      name: `${PREFIX}${l.module}.lora_B.weight`,
+      dtype: 'F32',
+      shape: [l.outFeatures, l.r],
+      data: bytes(l.B),
+    });
   }
   return writeSafetensors(tensors, { format: 'pt' });
 }
@@ -154,7 +171,10 @@ export type AdapterModules = Map<string, { inFeatures: number; outFeatures: numb
  * every module present. Runs before any weight is converted or any GPU buffer made.
  */
 export function checkAdapterHeader(
-  h: SafetensorsHeader, r: number, modules?: AdapterModules, file = 'adapter_model.safetensors',
+  h: SafetensorsHeader,
+  r: number,
+  modules?: AdapterModules,
+  file = 'adapter_model.safetensors',
 ): string[] {
   const fail = (what: string) => new AdapterError(`${file}: ${what}`);
   const parts = new Map<string, { A?: number[]; B?: number[] }>();
@@ -200,7 +220,10 @@ export function checkAdapterHeader(
  * (and, given `modules`, the model's sizes). Everything is checked before anything is converted.
  */
 export function readAdapterSafetensors(
-  file: Uint8Array, r: number, modules?: AdapterModules, name = 'adapter_model.safetensors',
+  file: Uint8Array,
+  r: number,
+  modules?: AdapterModules,
+  name = 'adapter_model.safetensors',
 ): AdapterTensors[] {
   const h = parseHeader(file, file.length, name);
   checkAdapterHeader(h, r, modules, name);

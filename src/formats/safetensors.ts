@@ -41,14 +41,19 @@ export class SafetensorsError extends Error {
 
 /** The header length from the first 8 bytes, checked against the bound and the file size. */
 export function headerLength(first8: Uint8Array, fileSize?: number, file = 'the file'): number {
-  if (first8.length < 8) throw new SafetensorsError(`${file} is ${first8.length} bytes long: too short to be safetensors`);
+  if (first8.length < 8)
+    throw new SafetensorsError(`${file} is ${first8.length} bytes long: too short to be safetensors`);
   const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_BYTES)) {
-    throw new SafetensorsError(`${file} claims a ${n}-byte header, over the ${MAX_HEADER_BYTES}-byte limit: it is not safetensors, or it is corrupt`);
+    throw new SafetensorsError(
+      `${file} claims a ${n}-byte header, over the ${MAX_HEADER_BYTES}-byte limit: it is not safetensors, or it is corrupt`,
+    );
   }
   const len = Number(n);
   if (fileSize !== undefined && 8 + len > fileSize) {
-    throw new SafetensorsError(`${file} claims a ${len}-byte header but is only ${fileSize} bytes long: it is truncated`);
+    throw new SafetensorsError(
+      `${file} claims a ${len}-byte header but is only ${fileSize} bytes long: it is truncated`,
+    );
   }
   return len;
 }
@@ -59,7 +64,8 @@ export function headerLength(first8: Uint8Array, fileSize?: number, file = 'the 
  */
 export function parseHeader(bytes: Uint8Array, fileSize?: number, file = 'the file'): SafetensorsHeader {
   const n = headerLength(bytes, fileSize, file);
-  if (bytes.length < 8 + n) throw new SafetensorsError(`${file}: the header needs ${8 + n} bytes, only ${bytes.length} arrived`);
+  if (bytes.length < 8 + n)
+    throw new SafetensorsError(`${file}: the header needs ${8 + n} bytes, only ${bytes.length} arrived`);
   const bad = (what: string) => new SafetensorsError(`${file}: ${what}`);
   let json: unknown;
   try {
@@ -98,12 +104,16 @@ export function parseHeader(bytes: Uint8Array, fileSize?: number, file = 'the fi
     const last = tensors[tensors.length - 1];
     const end = dataOffset + (last?.end ?? 0);
     if (end > fileSize) {
-      throw bad(`tensor ${nameOf(last.name)} ends at byte ${end}, past the end of the ${fileSize}-byte file: ` +
-        `it is truncated`);
+      throw bad(
+        `tensor ${nameOf(last.name)} ends at byte ${end}, past the end of the ${fileSize}-byte file: ` +
+          `it is truncated`,
+      );
     }
     if (end < fileSize) {
-      throw bad(`the header accounts for ${end} bytes but the file is ${fileSize} bytes long: it is corrupt, ` +
-        `or its listed size is wrong`);
+      throw bad(
+        `the header accounts for ${end} bytes but the file is ${fileSize} bytes long: it is corrupt, ` +
+          `or its listed size is wrong`,
+      );
     }
   }
   return { dataOffset, tensors, metadata };
@@ -139,8 +149,10 @@ function parseEntry(name: string, entry: unknown, bad: (what: string) => Safeten
   // exact arithmetic: a product of safe integers can pass 2^53 and round to a matching span
   const bytes = shape.reduce((a: bigint, b: number) => a * BigInt(b), 1n) * BigInt(DTYPE_BYTES[dtype as Dtype]);
   if (BigInt(offsets[1] - offsets[0]) !== bytes) {
-    throw bad(`tensor ${q} [${shape.join(', ')}] ${dtype} needs ${bytes} bytes, ` +
-      `its data_offsets span ${offsets[1] - offsets[0]}`);
+    throw bad(
+      `tensor ${q} [${shape.join(', ')}] ${dtype} needs ${bytes} bytes, ` +
+        `its data_offsets span ${offsets[1] - offsets[0]}`,
+    );
   }
   return { name, dtype: dtype as Dtype, shape: shape as number[], begin: offsets[0], end: offsets[1] };
 }
@@ -197,8 +209,11 @@ class ByteQueue {
 export async function* readSafetensors(
   source: Chunks,
   options: {
-    fileSize?: number; file?: string; onHeader?: (h: SafetensorsHeader, bytes: Uint8Array) => void;
-    resume?: { header: SafetensorsHeader; offset: number }; onBytes?: (bytes: Uint8Array) => void;
+    fileSize?: number;
+    file?: string;
+    onHeader?: (h: SafetensorsHeader, bytes: Uint8Array) => void;
+    resume?: { header: SafetensorsHeader; offset: number };
+    onBytes?: (bytes: Uint8Array) => void;
   } = {},
 ): AsyncGenerator<{ info: TensorInfo; data: Uint8Array }> {
   const file = options.file ?? 'the file';
@@ -244,8 +259,9 @@ export async function* readSafetensors(
   if (!header) throw new SafetensorsError(`${file} ended before its header was complete: it is truncated`);
   if (next < header.tensors.length) {
     const t = header.tensors[next];
-    throw new SafetensorsError(`${file} ended at byte ${pos + queue.length}, inside tensor ${nameOf(t.name)}: ` +
-      `it is truncated`);
+    throw new SafetensorsError(
+      `${file} ended at byte ${pos + queue.length}, inside tensor ${nameOf(t.name)}: ` + `it is truncated`,
+    );
   }
   if (queue.length) consume(queue.length); // bytes after the last tensor still count for a checksum
 }
@@ -270,7 +286,10 @@ export function writeSafetensors(tensors: TensorToWrite[], metadata?: Record<str
   let offset = 0;
   for (const t of sorted) {
     const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
-    if (bytes !== t.data.length) throw new SafetensorsError(`tensor ${t.name} [${t.shape.join(', ')}] ${t.dtype} needs ${bytes} bytes, got ${t.data.length}`);
+    if (bytes !== t.data.length)
+      throw new SafetensorsError(
+        `tensor ${t.name} [${t.shape.join(', ')}] ${t.dtype} needs ${bytes} bytes, got ${t.data.length}`,
+      );
     if (t.name in header) throw new SafetensorsError(`tensor ${t.name} appears twice`);
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
@@ -321,16 +340,18 @@ export function parseShardIndex(text: string, file = 'model.safetensors.index.js
   }
   const entries = Object.entries(map);
   if (entries.length === 0 || entries.length > MAX_INDEXED_TENSORS) {
-    throw new SafetensorsError(`${file}: weight_map lists ${entries.length} tensors; ` +
-      `it must list 1 to ${MAX_INDEXED_TENSORS}`);
+    throw new SafetensorsError(
+      `${file}: weight_map lists ${entries.length} tensors; ` + `it must list 1 to ${MAX_INDEXED_TENSORS}`,
+    );
   }
   const shards = new Map<string, string[]>();
   for (const [tensor, shard] of entries) {
     // a plain file name in the same folder: no paths, so nothing outside the checkpoint is named
     const plainName = typeof shard === 'string' && shard.length <= 255 && !shard.startsWith('.');
     if (!plainName || !/^[\w.-]+\.safetensors$/.test(shard)) {
-      throw new SafetensorsError(`${file} maps ${nameOf(tensor)} to ${showValue(shard)}, ` +
-        `not a .safetensors file name in the same folder`);
+      throw new SafetensorsError(
+        `${file} maps ${nameOf(tensor)} to ${showValue(shard)}, ` + `not a .safetensors file name in the same folder`,
+      );
     }
     const list = shards.get(shard);
     if (list) list.push(tensor);
@@ -342,8 +363,9 @@ export function parseShardIndex(text: string, file = 'model.safetensors.index.js
   }
   const total = (metadata as { total_size?: unknown } | null | undefined)?.total_size;
   if (total != null && !(typeof total === 'number' && Number.isSafeInteger(total) && total >= 0)) {
-    throw new SafetensorsError(`${file}: metadata.total_size must be a byte count (an integer ≥ 0), ` +
-      `got ${showValue(total)}`);
+    throw new SafetensorsError(
+      `${file}: metadata.total_size must be a byte count (an integer ≥ 0), ` + `got ${showValue(total)}`,
+    );
   }
   return { shards, totalSize: typeof total === 'number' ? total : undefined };
 }
@@ -353,7 +375,10 @@ export function parseShardIndex(text: string, file = 'model.safetensors.index.js
  * header (the index is what a loader trusts to find a tensor).
  */
 export function checkShardAgainstIndex(
-  index: ShardIndex, shard: string, header: SafetensorsHeader, file = 'model.safetensors.index.json',
+  index: ShardIndex,
+  shard: string,
+  header: SafetensorsHeader,
+  file = 'model.safetensors.index.json',
 ): void {
   const held = new Set(header.tensors.map((t) => t.name));
   const absent = (index.shards.get(shard) ?? []).filter((n) => !held.has(n));

@@ -4,8 +4,11 @@
 /** `v` for an error message: JSON, Infinity and NaN as such, nothing as "nothing", at most `max` characters. */
 export function showValue(v: unknown, max = 80): string {
   // JSON would show Infinity and NaN (what 1e999 parses to) as null
-  const s = v === undefined ? 'nothing'
-    : typeof v === 'number' && !Number.isFinite(v) ? String(v)
-    : (JSON.stringify(v) ?? String(v));
+  const s =
+    v === undefined
+      ? 'nothing'
+      : typeof v === 'number' && !Number.isFinite(v)
+        ? String(v)
+        : (JSON.stringify(v) ?? String(v));
   return s.length > max ? `${s.slice(0, max)}…` : s;
 }

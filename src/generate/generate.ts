@@ -29,7 +29,10 @@ export function seededRandom(seed: number): () => number {
 
 /** The new token ids of each returned sequence (prompt excluded). */
 export async function generate(
-  model: CausalLM, prompt: number[], s: GenerateSettings, onToken?: (sequence: number, id: number) => void,
+  model: CausalLM,
+  prompt: number[],
+  s: GenerateSettings,
+  onToken?: (sequence: number, id: number) => void,
 ): Promise<number[][]> {
   checkSampling(s);
   if (prompt.length === 0) throw new Error('the prompt is empty: give at least one token (e.g. the BOS token)');

@@ -11,14 +11,21 @@ export interface SamplingSettings {
   repetition_penalty: number; // 1 turns it off
 }
 
-export const SAMPLING_DEFAULTS: SamplingSettings = { do_sample: false, temperature: 1, top_k: 50, top_p: 1, repetition_penalty: 1 };
+export const SAMPLING_DEFAULTS: SamplingSettings = {
+  do_sample: false,
+  temperature: 1,
+  top_k: 50,
+  top_p: 1,
+  repetition_penalty: 1,
+};
 
 export function checkSampling(s: SamplingSettings): void {
   if (!(s.repetition_penalty > 0)) throw new Error(`repetition_penalty must be > 0, got ${s.repetition_penalty}`);
   // greedy decoding reads none of the three below, and transformers ignores them then: a model's
   // generation_config.json may hold a temperature of 0 beside do_sample false
   if (!s.do_sample) return;
-  if (!(s.temperature > 0)) throw new Error(`temperature must be > 0, got ${s.temperature}; use do_sample false for greedy decoding`);
+  if (!(s.temperature > 0))
+    throw new Error(`temperature must be > 0, got ${s.temperature}; use do_sample false for greedy decoding`);
   if (!Number.isInteger(s.top_k) || s.top_k < 0) throw new Error(`top_k must be a whole number ≥ 0, got ${s.top_k}`);
   if (!(s.top_p > 0 && s.top_p <= 1)) throw new Error(`top_p must be in (0, 1], got ${s.top_p}`);
 }
@@ -59,7 +66,12 @@ export function softmax(z: ArrayLike<number>): Float64Array {
 }
 
 /** The next token: argmax without sampling, otherwise one draw with `random` in [0, 1). */
-export function nextToken(logits: ArrayLike<number>, seen: Iterable<number>, s: SamplingSettings, random: () => number): number {
+export function nextToken(
+  logits: ArrayLike<number>,
+  seen: Iterable<number>,
+  s: SamplingSettings,
+  random: () => number,
+): number {
   const z = processLogits(logits, seen, s);
   if (!s.do_sample) {
     let best = 0;

@@ -276,9 +276,12 @@ export class Gpu {
     const count = shape.reduce((a, b) => a * b, 1);
     const offset = parent.offset + start * 4;
     if (offset % this.limits.minStorageBufferOffsetAlignment !== 0) {
-      throw new GpuError(`a view at element ${start} is not aligned to ${this.limits.minStorageBufferOffsetAlignment} bytes`);
+      throw new GpuError(
+        `a view at element ${start} is not aligned to ${this.limits.minStorageBufferOffsetAlignment} bytes`,
+      );
     }
-    if (start < 0 || start + count > parent.numel) throw new GpuError(`a view of ${count} elements at ${start} runs past its parent's ${parent.numel}`);
+    if (start < 0 || start + count > parent.numel)
+      throw new GpuError(`a view of ${count} elements at ${start} runs past its parent's ${parent.numel}`);
     return new Tensor(this, parent.buffer, shape, parent.dtype, offset, parent);
   }
 
@@ -369,7 +372,11 @@ export class Gpu {
     }
     if (x === 0 || y === 0 || z === 0) return;
     const bound: GPUBufferBinding[] = buffers.map((b) =>
-      b instanceof Tensor ? (b.parent ? { buffer: b.buffer, offset: b.offset, size: b.byteLength } : { buffer: b.buffer }) : { buffer: b },
+      b instanceof Tensor
+        ? b.parent
+          ? { buffer: b.buffer, offset: b.offset, size: b.byteLength }
+          : { buffer: b.buffer }
+        : { buffer: b },
     );
     if (words) bound.push({ buffer: this.uniform(words) });
     const bindGroup = this.bindGroup(kernel, bound);
@@ -421,7 +428,10 @@ export class Gpu {
     const key = words.join(',');
     let buf = this.uniforms.get(key);
     if (!buf) {
-      buf = this.device.createBuffer({ size: words.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      buf = this.device.createBuffer({
+        size: words.byteLength,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
       this.device.queue.writeBuffer(buf, 0, words);
       this.uniforms.set(key, buf);
     }
@@ -442,7 +452,9 @@ export class Gpu {
    * dst at element `to`, in order with the dispatches.
    */
   copy(src: Tensor, dst: Tensor, o: { from?: number; to?: number; count?: number } = {}): void {
-    const from = o.from ?? 0, to = o.to ?? 0, count = o.count ?? src.numel - from;
+    const from = o.from ?? 0,
+      to = o.to ?? 0,
+      count = o.count ?? src.numel - from;
     if (from + count > src.numel || to + count > dst.numel) {
       throw new GpuError(`copy: ${count} elements from ${from} of ${src.numel} into ${to} of ${dst.numel}`);
     }

@@ -9,7 +9,11 @@ import { Checksum, fileBytes, GrowingBytes, verifySha256, type TransferOptions }
 
 export class HubBlob implements DataBlob {
   /** A file of a repo snapshot, whole. */
-  static of(snapshot: Pick<RepoSnapshot, 'repo' | 'type' | 'commit'>, file: RepoFile, o: TransferOptions = {}): HubBlob {
+  static of(
+    snapshot: Pick<RepoSnapshot, 'repo' | 'type' | 'commit'>,
+    file: RepoFile,
+    o: TransferOptions = {},
+  ): HubBlob {
     return new HubBlob(fileUrl(snapshot, file.path, o), file, o, 0, file.size);
   }
 

@@ -47,7 +47,11 @@ export interface RepoSnapshot {
 export class HubError extends Error {
   override name = 'HubError';
   /** `transient`: worth trying again (the network, a 5xx); otherwise the request itself is wrong. */
-  constructor(message: string, readonly status?: number, readonly transient = false) {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly transient = false,
+  ) {
     super(message);
   }
 }
@@ -68,14 +72,24 @@ export async function repoSnapshot(repo: string, type: RepoType, o: HubOptions =
   const revision = o.revision ?? 'main';
   let commit: string;
   try {
-    const info = type === 'model'
-      ? await modelInfo({ name: repo, hubUrl, revision, additionalFields: ['sha'], fetch: o.fetch, ...credentials })
-      : await datasetInfo({ name: repo, hubUrl, revision, additionalFields: ['sha'], fetch: o.fetch, ...credentials });
+    const info =
+      type === 'model'
+        ? await modelInfo({ name: repo, hubUrl, revision, additionalFields: ['sha'], fetch: o.fetch, ...credentials })
+        : await datasetInfo({
+            name: repo,
+            hubUrl,
+            revision,
+            additionalFields: ['sha'],
+            fetch: o.fetch,
+            ...credentials,
+          });
     // the commit names cache folders and every file URL: 40 hex digits, nothing else
     const sha = (info as { sha?: unknown } | null)?.sha ?? (/^[0-9a-f]{40}$/.test(revision) ? revision : undefined);
     if (typeof sha !== 'string' || !/^[0-9a-f]{40}$/.test(sha)) {
-      throw new HubError(`the Hub's info for ${type} ${repo} gives sha ${showValue(sha)}, which is not a commit `
-        + '(40 hex digits); check the Hub endpoint');
+      throw new HubError(
+        `the Hub's info for ${type} ${repo} gives sha ${showValue(sha)}, which is not a commit ` +
+          '(40 hex digits); check the Hub endpoint',
+      );
     }
     commit = sha;
   } catch (e) {
@@ -83,7 +97,14 @@ export async function repoSnapshot(repo: string, type: RepoType, o: HubOptions =
   }
   const listing = new ListingCheck(`${type} ${repo}`);
   try {
-    for await (const f of listFiles({ repo: { type, name: repo }, revision: commit, recursive: true, hubUrl, fetch: o.fetch, ...credentials })) {
+    for await (const f of listFiles({
+      repo: { type, name: repo },
+      revision: commit,
+      recursive: true,
+      hubUrl,
+      fetch: o.fetch,
+      ...credentials,
+    })) {
       listing.add(f);
     }
   } catch (e) {
@@ -92,7 +113,11 @@ export async function repoSnapshot(repo: string, type: RepoType, o: HubOptions =
   return { repo, type, commit, files: listing.done() };
 }
 
-export function fileUrl(snapshot: Pick<RepoSnapshot, 'repo' | 'type' | 'commit'>, path: string, o: HubOptions = {}): string {
+export function fileUrl(
+  snapshot: Pick<RepoSnapshot, 'repo' | 'type' | 'commit'>,
+  path: string,
+  o: HubOptions = {},
+): string {
   const prefix = snapshot.type === 'dataset' ? 'datasets/' : '';
   const file = path.split('/').map(encodeURIComponent).join('/');
   return `${endpoint(o)}/${prefix}${snapshot.repo}/resolve/${encodeURIComponent(snapshot.commit)}/${file}`;
@@ -103,7 +128,13 @@ export function fileUrl(snapshot: Pick<RepoSnapshot, 'repo' | 'type' | 'commit'>
  * Range (206), or send the whole file (200) when the whole file is asked for; the length must
  * be what the listing implies.
  */
-export async function fetchFile(url: string, size: number, offset: number, o: HubOptions & { signal?: AbortSignal } = {}, end = size): Promise<ReadableStream<Uint8Array>> {
+export async function fetchFile(
+  url: string,
+  size: number,
+  offset: number,
+  o: HubOptions & { signal?: AbortSignal } = {},
+  end = size,
+): Promise<ReadableStream<Uint8Array>> {
   const headers: Record<string, string> = {};
   const auth = authorization(url, endpoint(o), o.token); // the endpoint's own origin only, over https or loopback
   if (auth) headers.Authorization = auth;
@@ -119,17 +150,22 @@ export async function fetchFile(url: string, size: number, offset: number, o: Hu
   }
   if (ranged && res.status !== 206) {
     await res.body?.cancel();
-    throw new HubError(end < size
-      ? `${name}: the server ignored the Range request (status ${res.status}), so the file cannot be read in parts`
-      : `${name}: the server ignored the Range request (status ${res.status}), so the download cannot resume`, res.status);
+    throw new HubError(
+      end < size
+        ? `${name}: the server ignored the Range request (status ${res.status}), so the file cannot be read in parts`
+        : `${name}: the server ignored the Range request (status ${res.status}), so the download cannot resume`,
+      res.status,
+    );
   }
   // (an encoded response's length is the encoded one: nothing to compare)
   const length = res.headers.get('content-encoding') ? NaN : Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(length) && length !== end - offset) {
     await res.body?.cancel();
-    throw new HubError(end === size
-      ? `${name}: the server sends ${length} bytes from offset ${offset}; the repo lists the file at ${size} bytes`
-      : `${name}: the server sends ${length} bytes from offset ${offset}; ${end - offset} were asked of its ${size}`);
+    throw new HubError(
+      end === size
+        ? `${name}: the server sends ${length} bytes from offset ${offset}; the repo lists the file at ${size} bytes`
+        : `${name}: the server sends ${length} bytes from offset ${offset}; ${end - offset} were asked of its ${size}`,
+    );
   }
   if (!res.body) throw new HubError(`${name}: the response has no body`);
   return res.body;
@@ -144,8 +180,12 @@ function apiFetch(o: HubOptions, what: string): typeof fetch {
   return (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     if (++calls > MAX_PAGES) {
-      return Promise.reject(new HubError(`the Hub's listing of ${what} did not end after ${MAX_PAGES} pages `
-        + `(${shownUrl(url)}); check the Hub endpoint`));
+      return Promise.reject(
+        new HubError(
+          `the Hub's listing of ${what} did not end after ${MAX_PAGES} pages ` +
+            `(${shownUrl(url)}); check the Hub endpoint`,
+        ),
+      );
     }
     return idleFetch(url, init ?? {}, { fetch: o.fetch, signal: o.signal, idleMs: o.idleMs, maxBytes: API_MAX_BYTES });
   };
@@ -158,16 +198,28 @@ function endpoint(o: HubOptions): string {
 
 function statusError(status: number, what: string, hasToken: boolean, offset = 0): HubError {
   if (status === 401 || status === 403) {
-    return new HubError(hasToken
-      ? `${what}: the Hub refused the access token (${status}); check that it is valid and that you accepted the model's terms on its page`
-      : `${what}: the Hub asks for an access token (${status}); this repo is gated or private: add a token from huggingface.co/settings/tokens`, status);
+    return new HubError(
+      hasToken
+        ? `${what}: the Hub refused the access token (${status}); check that it is valid and that you accepted the model's terms on its page`
+        : `${what}: the Hub asks for an access token (${status}); this repo is gated or private: add a token from huggingface.co/settings/tokens`,
+      status,
+    );
   }
-  if (status === 404) return new HubError(`${what} was not found on the Hub (404): check the id and the revision`, status);
-  if (status === 416) return new HubError(`${what}: the Hub refused the resume offset ${offset} (416); the stored part is larger than the file: delete it and download again`, status);
+  if (status === 404)
+    return new HubError(`${what} was not found on the Hub (404): check the id and the revision`, status);
+  if (status === 416)
+    return new HubError(
+      `${what}: the Hub refused the resume offset ${offset} (416); the stored part is larger than the file: delete it and download again`,
+      status,
+    );
   return new HubError(`${what}: the Hub answered ${status}; try again later`, status, status >= 500 || status === 429);
 }
 
-function describeFailure(e: unknown, what: string, token: string | null | undefined, part: 'info' | 'listing',
+function describeFailure(
+  e: unknown,
+  what: string,
+  token: string | null | undefined,
+  part: 'info' | 'listing',
 ): HubError {
   const status = (e as { statusCode?: number }).statusCode;
   if (typeof status === 'number') return statusError(status, what, !!token);
@@ -177,8 +229,9 @@ function describeFailure(e: unknown, what: string, token: string | null | undefi
   const why = redactToken(String((e as Error)?.message ?? e), token);
   const shape = part === 'info' ? 'a JSON object with the commit in "sha"' : 'a JSON array of file entries';
   if (e instanceof SyntaxError || e instanceof TypeError) {
-    return new HubError(`the Hub's ${part} for ${what} is not what a Hub sends (${why}): it is ${shape}; `
-      + 'check the Hub endpoint');
+    return new HubError(
+      `the Hub's ${part} for ${what} is not what a Hub sends (${why}): it is ${shape}; ` + 'check the Hub endpoint',
+    );
   }
   return new HubError(`could not read ${what} from the Hub (${why})`);
 }

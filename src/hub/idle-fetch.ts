@@ -38,14 +38,22 @@ export async function idleFetch(url: string, init: RequestInit, o: IdleFetchOpti
   const onAbort = () => abort.abort(o.signal!.reason);
   o.signal?.addEventListener('abort', onAbort, { once: true });
   const finish = () => o.signal?.removeEventListener('abort', onAbort);
-  const stalled = (part: string) => new HubError(
-    `${shownUrl(url)}: the server sent no ${part} for ${seconds(idleMs)} (it stalled); try again later`,
-    undefined, true);
+  const stalled = (part: string) =>
+    new HubError(
+      `${shownUrl(url)}: the server sent no ${part} for ${seconds(idleMs)} (it stalled); try again later`,
+      undefined,
+      true,
+    );
 
   let res: Response;
   try {
     const answer = (o.fetch ?? fetch)(url, { ...init, signal: abort.signal });
-    res = await within(idleMs, answer, () => stalled('answer'), () => abort.abort());
+    res = await within(
+      idleMs,
+      answer,
+      () => stalled('answer'),
+      () => abort.abort(),
+    );
   } catch (e) {
     finish();
     if (o.signal?.aborted) throw o.signal.reason;
@@ -55,40 +63,53 @@ export async function idleFetch(url: string, init: RequestInit, o: IdleFetchOpti
     finish();
     return res;
   }
-  if (res.status < 200 || res.status > 599) { // (a Response cannot even be built with such a status)
+  if (res.status < 200 || res.status > 599) {
+    // (a Response cannot even be built with such a status)
     finish();
     abort.abort();
-    throw new HubError(`${shownUrl(url)}: the server answered status ${res.status}, which is not an HTTP answer `
-      + 'to a request; check the Hub endpoint');
+    throw new HubError(
+      `${shownUrl(url)}: the server answered status ${res.status}, which is not an HTTP answer ` +
+        'to a request; check the Hub endpoint',
+    );
   }
   const reader = res.body.getReader();
   let received = 0;
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await within(idleMs, reader.read(), () => stalled('bytes'), () => abort.abort());
-        if (done) {
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const { done, value } = await within(
+            idleMs,
+            reader.read(),
+            () => stalled('bytes'),
+            () => abort.abort(),
+          );
+          if (done) {
+            finish();
+            return controller.close();
+          }
+          received += value.length;
+          if (o.maxBytes !== undefined && received > o.maxBytes) {
+            throw new HubError(
+              `${shownUrl(url)}: the answer is over ${o.maxBytes} bytes, more than such an ` +
+                'answer can be; this server is not a Hub that can be read here',
+            );
+          }
+          controller.enqueue(value);
+        } catch (e) {
           finish();
-          return controller.close();
+          abort.abort();
+          // a dropped connection (undici reports a TypeError) stays a TypeError: the caller reconnects
+          controller.error(o.signal?.aborted ? o.signal.reason : e);
         }
-        received += value.length;
-        if (o.maxBytes !== undefined && received > o.maxBytes) {
-          throw new HubError(`${shownUrl(url)}: the answer is over ${o.maxBytes} bytes, more than such an `
-            + 'answer can be; this server is not a Hub that can be read here');
-        }
-        controller.enqueue(value);
-      } catch (e) {
+      },
+      async cancel(reason) {
         finish();
-        abort.abort();
-        // a dropped connection (undici reports a TypeError) stays a TypeError: the caller reconnects
-        controller.error(o.signal?.aborted ? o.signal.reason : e);
-      }
+        await reader.cancel(reason).catch(() => {});
+      },
     },
-    async cancel(reason) {
-      finish();
-      await reader.cancel(reason).catch(() => {});
-    },
-  }, { highWaterMark: 0 });
+    { highWaterMark: 0 },
+  );
   return new Response(body, { status: res.status, headers: res.headers });
 }
 
@@ -109,11 +130,15 @@ function within<T>(ms: number, p: Promise<T>, timeout: () => Error, stop: () => 
 function unreachable(url: string, e: unknown): HubError {
   const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message ?? String(e);
   if (/redirect/i.test(cause)) {
-    return new HubError(`${shownUrl(url)}: the server redirects without end (${cause}); `
-      + 'this is not a Hub that can be read here');
+    return new HubError(
+      `${shownUrl(url)}: the server redirects without end (${cause}); ` + 'this is not a Hub that can be read here',
+    );
   }
-  return new HubError(`could not reach ${shownUrl(url)} (${cause}); check the connection and try again`,
-    undefined, true);
+  return new HubError(
+    `could not reach ${shownUrl(url)} (${cause}); check the connection and try again`,
+    undefined,
+    true,
+  );
 }
 
 function seconds(ms: number): string {

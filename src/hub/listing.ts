@@ -64,7 +64,7 @@ export class ListingCheck {
   /** A path that stays inside the repo's folder wherever it is written to disk, listed once. */
   private path(path: unknown, i: number): string {
     const bad = (why: string): never => this.fail(`entry ${i}: path ${showValue(path)} ${why}`);
-    if (typeof path !== 'string') return bad('is not text; it is the file\'s path in the repo');
+    if (typeof path !== 'string') return bad("is not text; it is the file's path in the repo");
     if (path.length === 0 || path.length > 1024) bad('is empty or longer than 1024 characters');
     // paths become file names in caches: refuse anything that could leave the repo's folder
     if (path.split('/').some((part) => part === '' || part === '.' || part === '..') || /^[/\\]|\\/.test(path)) {
@@ -86,8 +86,10 @@ export class ListingCheck {
   }
 
   private fail(why: string): never {
-    throw new HubError(`the Hub's listing of ${this.what} is not usable: ${why}. Check the Hub endpoint; `
-      + 'if it is the real Hub, the repo itself is broken: tell its owner');
+    throw new HubError(
+      `the Hub's listing of ${this.what} is not usable: ${why}. Check the Hub endpoint; ` +
+        'if it is the real Hub, the repo itself is broken: tell its owner',
+    );
   }
 }
 

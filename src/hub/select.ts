@@ -10,8 +10,13 @@ import { HubError, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapsh
  * checkpoints keep it apart from tokenizer_config.json.
  */
 const MODEL_TEXT = [
-  'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja',
-  'special_tokens_map.json', 'model.safetensors.index.json',
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'chat_template.jinja',
+  'special_tokens_map.json',
+  'model.safetensors.index.json',
 ];
 
 /** `repo` names the repo in messages. */
@@ -56,7 +61,10 @@ export const PARQUET_REVISION = 'refs/convert/parquet';
  * config where it has none readable here (an archive) or a loading script builds its rows (a
  * top-level .py: its own files are the script's inputs, not rows).
  */
-export async function datasetFiles(id: string, o: HubOptions = {}): Promise<{ snapshot: RepoSnapshot; files: RepoFile[] }> {
+export async function datasetFiles(
+  id: string,
+  o: HubOptions = {},
+): Promise<{ snapshot: RepoSnapshot; files: RepoFile[] }> {
   const main = await repoSnapshot(id, 'dataset', o);
   const scripted = main.files.some((f) => /^[^/]+\.py$/.test(f.path));
   let own: RepoFile[] | null = null;
@@ -66,11 +74,16 @@ export async function datasetFiles(id: string, o: HubOptions = {}): Promise<{ sn
     if (!(e instanceof HubError) || o.revision === PARQUET_REVISION) throw e;
   }
   if (own && !scripted) return { snapshot: main, files: own };
-  const converted = o.revision === PARQUET_REVISION ? null : await repoSnapshot(id, 'dataset', { ...o, revision: PARQUET_REVISION }).catch(() => null);
+  const converted =
+    o.revision === PARQUET_REVISION
+      ? null
+      : await repoSnapshot(id, 'dataset', { ...o, revision: PARQUET_REVISION }).catch(() => null);
   const parquet = converted?.files.filter((f) => f.path.endsWith('.parquet')) ?? [];
   if (!converted || parquet.length === 0) {
     if (own) return { snapshot: main, files: own };
-    throw new HubError(`the data set ${id} has no .jsonl, .json, .csv, .parquet or .txt files, and the Hub has no Parquet conversion of it (${PARQUET_REVISION})`);
+    throw new HubError(
+      `the data set ${id} has no .jsonl, .json, .csv, .parquet or .txt files, and the Hub has no Parquet conversion of it (${PARQUET_REVISION})`,
+    );
   }
   const configs = [...new Set(parquet.map((f) => f.path.split('/')[0]))].sort();
   const config = configs.includes('default') ? 'default' : configs[0];

@@ -29,19 +29,25 @@ export function checkEndpoint(endpoint: string): string {
     throw new HubError(`the Hub endpoint ${quote(endpoint)} is not a URL: write it as https://host (e.g. ${example})`);
   }
   if (url.username || url.password) {
-    throw new HubError(`the Hub endpoint ${quote(url.host)} carries a user name or password in its URL: remove them `
-      + '(a token goes in the token field, or HF_TOKEN)');
+    throw new HubError(
+      `the Hub endpoint ${quote(url.host)} carries a user name or password in its URL: remove them ` +
+        '(a token goes in the token field, or HF_TOKEN)',
+    );
   }
   if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
-    throw new HubError(`the Hub endpoint ${quote(url.origin)} uses plain http://, which anyone on the way can read: `
-      + 'use https:// (http is allowed only for this machine: localhost, 127.0.0.1, ::1)');
+    throw new HubError(
+      `the Hub endpoint ${quote(url.origin)} uses plain http://, which anyone on the way can read: ` +
+        'use https:// (http is allowed only for this machine: localhost, 127.0.0.1, ::1)',
+    );
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new HubError(`the Hub endpoint ${quote(endpoint)} is not an http(s) URL: write it as https://host`);
   }
   if (url.search || url.hash) {
-    throw new HubError(`the Hub endpoint ${quote(endpoint)} has a query or fragment: give just https://host `
-      + '(and a path, if the Hub lives under one)');
+    throw new HubError(
+      `the Hub endpoint ${quote(endpoint)} has a query or fragment: give just https://host ` +
+        '(and a path, if the Hub lives under one)',
+    );
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }

@@ -23,10 +23,22 @@ export interface TransferOptions extends HubOptions {
 export const RETRY_BUDGET_MS = 120_000;
 
 /** Bytes of `file` from `offset` to `end` (default: its end), in the order they arrive. */
-export async function* fileBytes(url: string, file: RepoFile, offset: number, o: TransferOptions = {}, end = file.size): AsyncGenerator<Uint8Array> {
-  if (offset > file.size) throw new HubError(`${file.path}: ${offset} bytes are stored, more than its ${file.size}; delete the stored part and download again`);
+export async function* fileBytes(
+  url: string,
+  file: RepoFile,
+  offset: number,
+  o: TransferOptions = {},
+  end = file.size,
+): AsyncGenerator<Uint8Array> {
+  if (offset > file.size)
+    throw new HubError(
+      `${file.path}: ${offset} bytes are stored, more than its ${file.size}; delete the stored part and download again`,
+    );
   const budget = o.retryBudgetMs ?? RETRY_BUDGET_MS;
-  let at = offset, failures = 0, reconnections = 0, lostMs = 0;
+  let at = offset,
+    failures = 0,
+    reconnections = 0,
+    lostMs = 0;
   let lastByte = performance.now(); // (or the start): where time lost to a failure starts counting
   let failedAt: number | null = null; // that time, while failures go on
   while (at < end) {
@@ -37,8 +49,10 @@ export async function* fileBytes(url: string, file: RepoFile, offset: number, o:
           const { done, value } = await reader.read();
           if (done) break;
           if (at + value.length > end) {
-            throw new HubError(`${file.path} (${shownUrl(url)}): the server sent more than the ${end - offset} `
-              + `bytes asked from its ${file.size}`);
+            throw new HubError(
+              `${file.path} (${shownUrl(url)}): the server sent more than the ${end - offset} ` +
+                `bytes asked from its ${file.size}`,
+            );
           }
           at += value.length;
           lastByte = performance.now();
@@ -64,9 +78,11 @@ export async function* fileBytes(url: string, file: RepoFile, offset: number, o:
       const wait = (o.backoff ?? 500) * 2 ** failures;
       if (++failures > (o.retries ?? 5) || lost + wait > budget) {
         const why = e instanceof DroppedError ? 'the connection closed early' : (e as Error).message;
-        throw new HubError(`${file.path} (${shownUrl(url)}): the download failed at byte ${at} of ${file.size} `
-          + `(${why}; ${(lost / 1000).toFixed(1)} s lost to failures) and ${reconnections} reconnections failed; `
-          + 'try again: it resumes from what is stored');
+        throw new HubError(
+          `${file.path} (${shownUrl(url)}): the download failed at byte ${at} of ${file.size} ` +
+            `(${why}; ${(lost / 1000).toFixed(1)} s lost to failures) and ${reconnections} reconnections failed; ` +
+            'try again: it resumes from what is stored',
+        );
       }
       await sleep(wait, o.signal);
       reconnections++;
@@ -79,10 +95,14 @@ class DroppedError extends Error {}
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
   });
 }
 
@@ -136,11 +156,16 @@ export function wholeFileLimit(path: string): number {
  * listing that claims gigabytes reserves nothing.
  */
 export async function fetchWhole(
-  url: string, file: RepoFile, o: TransferOptions = {}, limit = wholeFileLimit(file.path),
+  url: string,
+  file: RepoFile,
+  o: TransferOptions = {},
+  limit = wholeFileLimit(file.path),
 ): Promise<Uint8Array> {
   if (file.size > limit) {
-    throw new HubError(`${file.path} (${shownUrl(url)}) is listed at ${file.size} bytes; a ${file.path} is read `
-      + `whole only up to ${limit / MiB} MiB, so this one is refused: check the repo, or pick another model`);
+    throw new HubError(
+      `${file.path} (${shownUrl(url)}) is listed at ${file.size} bytes; a ${file.path} is read ` +
+        `whole only up to ${limit / MiB} MiB, so this one is refused: check the repo, or pick another model`,
+    );
   }
   const all = new GrowingBytes(file.size);
   const sum = await Checksum.create();
@@ -186,7 +211,9 @@ export class GrowingBytes {
 export function verifySha256(file: RepoFile, hex: string, url?: string): void {
   if (file.sha256 && hex !== file.sha256) {
     const from = url ? ` (${shownUrl(url)})` : '';
-    throw new HubError(`${file.path} is corrupt: its SHA-256 is ${hex.slice(0, 12)}…, the Hub lists `
-      + `${file.sha256.slice(0, 12)}…${from}; it was discarded: download it again`);
+    throw new HubError(
+      `${file.path} is corrupt: its SHA-256 is ${hex.slice(0, 12)}…, the Hub lists ` +
+        `${file.sha256.slice(0, 12)}…${from}; it was discarded: download it again`,
+    );
   }
 }

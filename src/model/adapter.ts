@@ -1,8 +1,14 @@
 // The adapter on the GPU to and from PEFT's files (formats/peft.ts): one readback of the flat
 // parameter buffer out, one write per tensor in.
 import {
-  adapterConfigJson, parseAdapterConfig, readAdapterSafetensors, writeAdapterSafetensors, AdapterError,
-  type AdapterModules, type AdapterTensors, type LoraConfig,
+  adapterConfigJson,
+  parseAdapterConfig,
+  readAdapterSafetensors,
+  writeAdapterSafetensors,
+  AdapterError,
+  type AdapterModules,
+  type AdapterTensors,
+  type LoraConfig,
 } from '../formats/peft';
 import type { Gpu } from '../gpu/runtime';
 import type { LoraLinear, LoraSet } from './lora-linear';
@@ -11,7 +17,9 @@ import type { LoraLinear, LoraSet } from './lora-linear';
 const shortName = (path: string) => path.slice(path.lastIndexOf('.') + 1);
 
 export async function exportAdapter(
-  gpu: Gpu, set: LoraSet, c: Omit<LoraConfig, 'target_modules' | 'r' | 'bias'>,
+  gpu: Gpu,
+  set: LoraSet,
+  c: Omit<LoraConfig, 'target_modules' | 'r' | 'bias'>,
 ): Promise<{ 'adapter_config.json': string; 'adapter_model.safetensors': Uint8Array }> {
   const all = await gpu.read(set.params);
   const first = set.modules[0]?.lora;
@@ -20,7 +28,10 @@ export async function exportAdapter(
   const layers = set.modules.map((m) => {
     const l = m.lora!;
     return {
-      module: m.path, r, inFeatures: m.inFeatures, outFeatures: m.outFeatures,
+      module: m.path,
+      r,
+      inFeatures: m.inFeatures,
+      outFeatures: m.outFeatures,
       A: all.slice((l.A.offset - set.params.offset) / 4, (l.A.offset - set.params.offset) / 4 + l.A.numel),
       B: all.slice((l.B.offset - set.params.offset) / 4, (l.B.offset - set.params.offset) / 4 + l.B.numel),
     };
@@ -46,8 +57,10 @@ export function importAdapter(gpu: Gpu, set: LoraSet, files: { config: string; w
   const config = parseAdapterConfig(files.config);
   const rank = set.modules[0]?.lora?.A.shape[0];
   if (rank !== undefined && rank !== config.r) {
-    throw new AdapterError(`adapter_config.json: r is ${config.r}, the model's adapter has rank ${rank}: ` +
-      `it was trained on another base model or rank`);
+    throw new AdapterError(
+      `adapter_config.json: r is ${config.r}, the model's adapter has rank ${rank}: ` +
+        `it was trained on another base model or rank`,
+    );
   }
   const layers = readAdapterSafetensors(files.weights, config.r, adaptedModules(set.modules));
   writeAdapter(gpu, set, config, layers);
@@ -60,8 +73,10 @@ export function writeAdapter(gpu: Gpu, set: LoraSet, config: LoraConfig, layers:
   for (const l of layers) {
     const m = byPath.get(l.module);
     if (!m?.lora || m.lora.A.numel !== l.A.length || m.lora.B.numel !== l.B.length) {
-      throw new AdapterError(`${l.module}: the adapter's weights do not fit the attached adapter: ` +
-        `it was trained on another base model or rank`);
+      throw new AdapterError(
+        `${l.module}: the adapter's weights do not fit the attached adapter: ` +
+          `it was trained on another base model or rank`,
+      );
     }
   }
   for (const l of layers) {

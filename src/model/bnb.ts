@@ -28,7 +28,12 @@ interface QuantState {
   nested_offset?: number;
 }
 
-type Parts = Partial<Record<'weight' | 'absmax' | 'quant_map' | 'nested_absmax' | 'nested_quant_map' | 'state', { info: TensorInfo; data: Uint8Array }>>;
+type Parts = Partial<
+  Record<
+    'weight' | 'absmax' | 'quant_map' | 'nested_absmax' | 'nested_quant_map' | 'state',
+    { info: TensorInfo; data: Uint8Array }
+  >
+>;
 
 /** The weight a tensor belongs to, when it is a part of a bitsandbytes 4-bit module. */
 export function bnbPartOf(info: Pick<TensorInfo, 'name' | 'dtype'>, isLinearWeight: boolean): string | null {
@@ -41,7 +46,10 @@ export class Bnb4bitCollector {
   private pending = new Map<string, Parts>();
 
   /** `expected`: the [out, in] shape config.json implies for a weight, checked against its quant_state. */
-  constructor(private doubleQuant: boolean, private expected?: (weight: string) => number[] | undefined) {}
+  constructor(
+    private doubleQuant: boolean,
+    private expected?: (weight: string) => number[] | undefined,
+  ) {}
 
   /** Modules with some parts in and others to come. */
   get incomplete(): string[] {
@@ -50,14 +58,23 @@ export class Bnb4bitCollector {
 
   /** Takes one part; returns the module's NF4 tensor and shape once all its parts are in. */
   add(
-    weight: string, info: TensorInfo, data: Uint8Array, file?: string,
+    weight: string,
+    info: TensorInfo,
+    data: Uint8Array,
+    file?: string,
   ): { q: NF4Tensor; shape: [number, number] } | null {
     const parts = this.pending.get(weight) ?? {};
     const suffix = info.name === weight ? 'weight' : info.name.slice(weight.length + 1);
     const key = suffix === 'quant_state.bitsandbytes__nf4' ? 'state' : (suffix as keyof Parts);
     parts[key] = { info, data };
     this.pending.set(weight, parts);
-    const needed: (keyof Parts)[] = ['weight', 'absmax', 'quant_map', 'state', ...(this.doubleQuant ? ['nested_absmax', 'nested_quant_map'] as const : [])];
+    const needed: (keyof Parts)[] = [
+      'weight',
+      'absmax',
+      'quant_map',
+      'state',
+      ...(this.doubleQuant ? (['nested_absmax', 'nested_quant_map'] as const) : []),
+    ];
     if (!needed.every((k) => parts[k])) return null;
     this.pending.delete(weight);
     return assemble(weight, parts, this.expected?.(weight), file);
@@ -70,8 +87,10 @@ const MAX_STATE_BYTES = 65536;
 /** quant_state.bitsandbytes__nf4, checked field by field: it comes from the checkpoint's author. */
 function parseQuantState(data: Uint8Array, fail: (what: string) => Bnb4bitError): QuantState {
   if (data.length > MAX_STATE_BYTES) {
-    throw fail(`its quant_state.bitsandbytes__nf4 is ${data.length} bytes; ` +
-      `a quant_state is JSON of at most ${MAX_STATE_BYTES}`);
+    throw fail(
+      `its quant_state.bitsandbytes__nf4 is ${data.length} bytes; ` +
+        `a quant_state is JSON of at most ${MAX_STATE_BYTES}`,
+    );
   }
   let state: unknown;
   try {
@@ -80,8 +99,10 @@ function parseQuantState(data: Uint8Array, fail: (what: string) => Bnb4bitError)
     throw fail(`its quant_state.bitsandbytes__nf4 is not valid JSON; the checkpoint is corrupt`);
   }
   if (typeof state !== 'object' || state === null || Array.isArray(state)) {
-    throw fail(`its quant_state.bitsandbytes__nf4 must be a JSON object (quant_type, blocksize, shape, …), ` +
-      `got ${showValue(state)}`);
+    throw fail(
+      `its quant_state.bitsandbytes__nf4 must be a JSON object (quant_type, blocksize, shape, …), ` +
+        `got ${showValue(state)}`,
+    );
   }
   const s = state as Record<string, unknown>;
   if (s.quant_type !== 'nf4') {
@@ -107,7 +128,10 @@ function parseQuantState(data: Uint8Array, fail: (what: string) => Bnb4bitError)
 }
 
 function assemble(
-  weight: string, p: Parts, expected?: number[], file?: string,
+  weight: string,
+  p: Parts,
+  expected?: number[],
+  file?: string,
 ): { q: NF4Tensor; shape: [number, number] } {
   const fail = (what: string) => new Bnb4bitError(`${file ? `${file}: ` : ''}${nameOf(weight)}: ${what}`);
   const state = parseQuantState(p.state!.data, fail);
@@ -124,24 +148,30 @@ function assemble(
     return toFloat32('F32', data);
   };
   const qmap = floats('quant_map');
-  if (qmap.length !== 16 || qmap.some((v, i) => v !== NF4_CODE[i])) throw fail("its quant_map is not bitsandbytes' NF4 code");
-  if (p.weight!.data.length !== Math.ceil(n / 2)) throw fail(`holds ${p.weight!.data.length} packed bytes; [${shape}] needs ${Math.ceil(n / 2)}`);
+  if (qmap.length !== 16 || qmap.some((v, i) => v !== NF4_CODE[i]))
+    throw fail("its quant_map is not bitsandbytes' NF4 code");
+  if (p.weight!.data.length !== Math.ceil(n / 2))
+    throw fail(`holds ${p.weight!.data.length} packed bytes; [${shape}] needs ${Math.ceil(n / 2)}`);
   const q: NF4Tensor = { packed: p.weight!.data, absmax: new Float32Array(0), blocksize: state.blocksize, length: n };
   if (p.nested_absmax) {
     const codes = p.absmax!.data;
-    if (p.absmax!.info.dtype !== 'U8' || codes.length !== nblocks) throw fail(`absmax should be ${nblocks} uint8 codes under double quantization`);
+    if (p.absmax!.info.dtype !== 'U8' || codes.length !== nblocks)
+      throw fail(`absmax should be ${nblocks} uint8 codes under double quantization`);
     const code = floats('nested_quant_map');
     if (code.length !== 256) throw fail('nested_quant_map should hold 256 values');
     const blocksize = state.nested_blocksize ?? 256;
     const absmax2 = floats('nested_absmax');
     if (absmax2.length !== Math.ceil(nblocks / blocksize)) {
-      throw fail(`nested_absmax holds ${absmax2.length} values; ` +
-        `${nblocks} blocks in groups of ${blocksize} need ${Math.ceil(nblocks / blocksize)}`);
+      throw fail(
+        `nested_absmax holds ${absmax2.length} values; ` +
+          `${nblocks} blocks in groups of ${blocksize} need ${Math.ceil(nblocks / blocksize)}`,
+      );
     }
     q.nested = { codes, code, absmax2, offset: Math.fround(state.nested_offset ?? 0), blocksize };
   } else {
     q.absmax = floats('absmax');
-    if (q.absmax.length !== nblocks) throw fail(`absmax holds ${q.absmax.length} values; ${nblocks} blocks need one each`);
+    if (q.absmax.length !== nblocks)
+      throw fail(`absmax holds ${q.absmax.length} values; ${nblocks} blocks need one each`);
   }
   return { q, shape };
 }

@@ -48,7 +48,6 @@ export interface LayerOptions {
   cache?: KvCache;
 }
 
-
 export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown> {
   constructor(
     readonly gpu: Gpu,
@@ -74,7 +73,8 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
   /** The first key each token may see in layer l: local layers see only their window. */
   protected startOf(l: number, b: Placement): Tensor {
     if (!this.config.localLayers[l]) return b.start;
-    if (!b.startSliding) throw new Error('the batch lacks startSliding (build it with hostBatch and config.localWindow)');
+    if (!b.startSliding)
+      throw new Error('the batch lacks startSliding (build it with hostBatch and config.localWindow)');
     return b.startSliding;
   }
 
@@ -88,7 +88,12 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
   }
 
   // forward: x → the layer's output; `save` keeps what its backward needs (the recompute)
-  protected abstract layerForward(l: number, x: Tensor, b: Placement, o: LayerOptions): { out: Tensor; saved: S | null };
+  protected abstract layerForward(
+    l: number,
+    x: Tensor,
+    b: Placement,
+    o: LayerOptions,
+  ): { out: Tensor; saved: S | null };
   // backward: dOut = dL/d(layer output) → dL/d(layer input); LoRA gradients accumulate
   protected abstract layerBackward(l: number, x: Tensor, saved: S, dOut: Tensor, b: Placement, step: number): Tensor;
   protected abstract finalNorm(x: Tensor): Tensor;
@@ -103,7 +108,9 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
   protected keysValues(l: number, k: Tensor, v: Tensor, cache?: KvCache): { keys: Tensor; values: Tensor } {
     if (!cache) return { keys: k, values: v };
     const { gpu, config: c } = this;
-    const kv = c.kvHeads * c.headDim, past = cache.length, T = k.shape[0];
+    const kv = c.kvHeads * c.headDim,
+      past = cache.length,
+      T = k.shape[0];
     gpu.copy(k, cache.k[l], { to: past * kv });
     gpu.copy(v, cache.v[l], { to: past * kv });
     return {
@@ -127,7 +134,8 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
 
   newCache(capacity: number): KvCache {
     const { gpu, config: c } = this;
-    if (capacity > this.rope.positions) throw new Error(`a cache of ${capacity} tokens is longer than the ${this.rope.positions} positions prepared`);
+    if (capacity > this.rope.positions)
+      throw new Error(`a cache of ${capacity} tokens is longer than the ${this.rope.positions} positions prepared`);
     const make = () => Array.from({ length: c.layers }, () => gpu.tensor([capacity, c.kvHeads, c.headDim]));
     return { k: make(), v: make(), length: 0, capacity };
   }
@@ -143,16 +151,33 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
   decode(ids: ArrayLike<number>, cache: KvCache): Tensor {
     const { gpu, config: c } = this;
     const T = ids.length;
-    if (cache.length + T > cache.capacity) throw new Error(`the cache holds ${cache.capacity} tokens; ${cache.length + T} asked`);
-    for (const id of Array.from(ids)) if (!(id >= 0 && id < c.vocab)) throw new Error(`token id ${id} is outside the vocabulary of ${c.vocab}`);
+    if (cache.length + T > cache.capacity)
+      throw new Error(`the cache holds ${cache.capacity} tokens; ${cache.length + T} asked`);
+    for (const id of Array.from(ids))
+      if (!(id >= 0 && id < c.vocab)) throw new Error(`token id ${id} is outside the vocabulary of ${c.vocab}`);
     const tokens = gpu.tensor([T], 'u32', Uint32Array.from(ids));
     const b: Placement = {
-      positions: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => cache.length + i)),
+      positions: gpu.tensor(
+        [T],
+        'u32',
+        Uint32Array.from({ length: T }, (_, i) => cache.length + i),
+      ),
       // keys are cache positions; a sliding window (Mistral, Phi-3) hides the older ones
-      start: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => (c.slidingWindow ? Math.max(0, cache.length + i - c.slidingWindow + 1) : 0))),
+      start: gpu.tensor(
+        [T],
+        'u32',
+        Uint32Array.from({ length: T }, (_, i) =>
+          c.slidingWindow ? Math.max(0, cache.length + i - c.slidingWindow + 1) : 0,
+        ),
+      ),
     };
     const layerWindow = c.localWindow;
-    if (layerWindow) b.startSliding = gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => Math.max(0, cache.length + i - layerWindow + 1)));
+    if (layerWindow)
+      b.startSliding = gpu.tensor(
+        [T],
+        'u32',
+        Uint32Array.from({ length: T }, (_, i) => Math.max(0, cache.length + i - layerWindow + 1)),
+      );
     let x = embed(gpu, this.weights.embed, tokens, { scale: this.config.embedScale });
     for (let l = 0; l < c.layers; l++) {
       const { out } = this.layerForward(l, x, b, { dropout: false, save: false, step: 0, cache });
@@ -197,7 +222,8 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
   private finalHidden(b: Batch, train: boolean, step: number): { x: Tensor; inputs: Tensor[] } {
     const { gpu, config: c } = this;
     const T = b.ids.numel;
-    for (const t of [b.labels, b.positions, b.start]) if (t.numel !== T) throw new Error('batch: ids, labels, positions and start must have one entry per token');
+    for (const t of [b.labels, b.positions, b.start])
+      if (t.numel !== T) throw new Error('batch: ids, labels, positions and start must have one entry per token');
     let x = embed(gpu, this.weights.embed, b.ids, { scale: this.config.embedScale });
     const inputs: Tensor[] = [];
     for (let l = 0; l < c.layers; l++) {

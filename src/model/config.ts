@@ -94,7 +94,12 @@ export interface FalconLayout {
 
 /** The family-neutral defaults a family's parser starts from (no local layers, no NoPE layers). */
 export function plainLayers(layers: number): Pick<ModelConfig, 'noRope' | 'localLayers' | 'localWindow' | 'ropeLocal'> {
-  return { noRope: Array(layers).fill(false), localLayers: Array(layers).fill(false), localWindow: null, ropeLocal: null };
+  return {
+    noRope: Array(layers).fill(false),
+    localLayers: Array(layers).fill(false),
+    localWindow: null,
+    ropeLocal: null,
+  };
 }
 
 export class ConfigError extends Error {
@@ -202,16 +207,16 @@ export function fieldReaders(c: Record<string, unknown>, fail: Fail) {
 export type Fields = ReturnType<typeof fieldReaders>;
 
 /** The attention shape all families share: heads, KV heads and head size, checked together. */
-export function checkAttention(
-  fail: Fail, hidden: number, heads: number, kvHeads: number, headDim: number,
-): void {
+export function checkAttention(fail: Fail, hidden: number, heads: number, kvHeads: number, headDim: number): void {
   if (heads % kvHeads !== 0) {
     throw fail(`num_attention_heads (${heads}) is not a multiple of num_key_value_heads (${kvHeads})`);
   }
   if (headDim % 2 !== 0) throw fail(`head_dim (${headDim}) must be even for rotary embeddings`);
   if (heads * headDim > 2 * CONFIG_LIMITS.hidden) {
-    throw fail(`num_attention_heads × head_dim is ${heads * headDim}, ` +
-      `over the ${2 * CONFIG_LIMITS.hidden} this tool admits (hidden_size ${hidden})`);
+    throw fail(
+      `num_attention_heads × head_dim is ${heads * headDim}, ` +
+        `over the ${2 * CONFIG_LIMITS.hidden} this tool admits (hidden_size ${hidden})`,
+    );
   }
 }
 
@@ -233,8 +238,10 @@ export function parseQuantization(q: unknown, fail: Fail): ModelConfig['prequant
   }
   const r = q as Record<string, unknown>;
   if (r.quant_method !== 'bitsandbytes') {
-    throw fail(`quantization_config.quant_method ${showValue(r.quant_method)} is not supported; ` +
-      `only bitsandbytes 4-bit NF4 checkpoints load pre-quantized`);
+    throw fail(
+      `quantization_config.quant_method ${showValue(r.quant_method)} is not supported; ` +
+        `only bitsandbytes 4-bit NF4 checkpoints load pre-quantized`,
+    );
   }
   if (r.load_in_4bit !== true) {
     throw fail(
@@ -267,12 +274,16 @@ export function parseRopeScaling(s: unknown, fail: Fail): RopeScaling | null {
   if (kind === 'llama3') {
     const original = get('original_max_position_embeddings');
     if (!Number.isInteger(original) || original > CONFIG_LIMITS.positions) {
-      throw fail(`rope_scaling.original_max_position_embeddings must be an integer up to ` +
-        `${CONFIG_LIMITS.positions}, got ${showValue(original)}`);
+      throw fail(
+        `rope_scaling.original_max_position_embeddings must be an integer up to ` +
+          `${CONFIG_LIMITS.positions}, got ${showValue(original)}`,
+      );
     }
     return {
-      type: 'llama3', factor: get('factor'),
-      lowFreqFactor: get('low_freq_factor'), highFreqFactor: get('high_freq_factor'),
+      type: 'llama3',
+      factor: get('factor'),
+      lowFreqFactor: get('low_freq_factor'),
+      highFreqFactor: get('high_freq_factor'),
       originalMaxPositions: original,
     };
   }
@@ -319,7 +330,11 @@ export function readDecoder(c: RawConfig, f: Fields, fail: Fail, defaultHeadDim?
     throw fail('partial_rotary_factor other than 1 is not supported');
   }
   return {
-    hidden, heads, kvHeads, headDim, maxPositions,
+    hidden,
+    heads,
+    kvHeads,
+    headDim,
+    maxPositions,
     layers: f.int('num_hidden_layers', L.layers),
     intermediate: f.int('intermediate_size', L.intermediate),
     vocab: f.int('vocab_size', L.vocab),

@@ -34,7 +34,8 @@ export function moduleShapes(c: ModelConfig): Record<string, [number, number]> {
  * family's checkpoint holds: the list the loader checks every checkpoint against.
  */
 function counts(c: ModelConfig): { linear: number; half: number } {
-  let linear = 0, half = 0;
+  let linear = 0,
+    half = 0;
   const linears = Object.values(familyOf(c).linears(c)).map((m) => `.${m.path}.weight`);
   for (const [name, shape] of familyOf(c).tensors(c)) {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -72,7 +73,8 @@ export function estimateTrainingMemory(
   o: { max_length: number; batch: number; r: number; targets: string[]; load_in_4bit: boolean; maxBinding?: number },
 ): MemoryEstimate {
   const T = o.max_length * o.batch;
-  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  const qd = c.heads * c.headDim,
+    kvd = c.kvHeads * c.headDim;
   const dims = moduleShapes(c);
   const loraParams = o.targets.reduce((n, t) => n + (dims[t] ? o.r * (dims[t][0] + dims[t][1]) : 0), 0) * c.layers;
   const f = 4;

@@ -49,8 +49,13 @@ export interface Family<W extends BaseWeights = BaseWeights> {
  * Kept apart from Family (load.ts maps each family to its network) so that what reads configs and
  * estimates sizes — the page's main thread — does not pull in the GPU code.
  */
-export type BuildNetwork<W extends BaseWeights = BaseWeights> =
-  (gpu: Gpu, c: ModelConfig, weights: W, rope: RopeTables, ropeLocal: RopeTables | null) => CausalLM<W>;
+export type BuildNetwork<W extends BaseWeights = BaseWeights> = (
+  gpu: Gpu,
+  c: ModelConfig,
+  weights: W,
+  rope: RopeTables,
+  ropeLocal: RopeTables | null,
+) => CausalLM<W>;
 
 /** Names the Llama-style layout shares: a layer's tensors under `${prefix}layers.${l}.`. */
 export function layerPrefix(c: ModelConfig, l: number): string {

@@ -4,7 +4,13 @@
 // tensor by tensor; no shard is ever held whole. The family names the tensors and assembles them.
 import type { Gpu, Tensor } from '../gpu/runtime';
 import {
-  checkShardAgainstIndex, nameOf, parseShardIndex, readSafetensors, toFloat32, type SafetensorsHeader, type TensorInfo,
+  checkShardAgainstIndex,
+  nameOf,
+  parseShardIndex,
+  readSafetensors,
+  toFloat32,
+  type SafetensorsHeader,
+  type TensorInfo,
 } from '../formats/safetensors';
 import { halfBuffers, halfVector, releaseHalf, uploadHalf, type HalfMatrix } from '../ops/half-matrix';
 import { quantizeNF4Host, uploadNF4, type NF4Weight } from '../ops/nf4';
@@ -62,7 +68,12 @@ export interface LoadedModel {
   linears: LoraLinear[];
 }
 
-export async function loadCheckpoint(gpu: Gpu, files: CheckpointFiles, s: LoadSettings, onTensor?: (name: string) => void): Promise<LoadedModel> {
+export async function loadCheckpoint(
+  gpu: Gpu,
+  files: CheckpointFiles,
+  s: LoadSettings,
+  onTensor?: (name: string) => void,
+): Promise<LoadedModel> {
   const configText = await files.text('config.json');
   if (configText === null) throw new CheckpointError('config.json is missing: this is not a transformers checkpoint');
   const c = parseConfigText(configText);
@@ -100,7 +111,6 @@ export function parseConfigText(text: string): ModelConfig {
   return parseModelConfig(json);
 }
 
-
 /**
  * A checkpoint's tensors on the GPU as they arrive, checked against the config: linear weights
  * NF4 (quantized here) or 16-bit, the rest 16-bit. `assemble` builds the network once all are in.
@@ -114,12 +124,18 @@ export class GpuTensors {
   /** The parts of pre-quantized modules not yet complete (bitsandbytes 4-bit checkpoints). */
   private bnb: Bnb4bitCollector | null;
 
-  constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly settings: LoadSettings) {
+  constructor(
+    readonly gpu: Gpu,
+    readonly config: ModelConfig,
+    readonly settings: LoadSettings,
+  ) {
     this.family = familyOf(config);
     this.expected = this.family.tensors(config);
     const pre = config.prequantized;
     if (pre && !settings.load_in_4bit) {
-      throw new CheckpointError('this checkpoint is bitsandbytes 4-bit already: it loads as NF4 (load_in_4bit true), or use its 16-bit original');
+      throw new CheckpointError(
+        'this checkpoint is bitsandbytes 4-bit already: it loads as NF4 (load_in_4bit true), or use its 16-bit original',
+      );
     }
     this.bnb = pre ? new Bnb4bitCollector(pre.doubleQuant, (w) => this.expected.get(w)) : null;
   }
@@ -152,12 +168,15 @@ export class GpuTensors {
     if (this.bnb && bnbPartOf(info, this.isLinear(info.name))) return true; // its shape is checked once whole
     const shape = this.expected.get(info.name);
     if (!shape) {
-      throw new CheckpointError(`${file}: unexpected tensor ${nameOf(info.name)} for a ${this.config.modelType} ` +
-        `model as config.json describes it`);
+      throw new CheckpointError(
+        `${file}: unexpected tensor ${nameOf(info.name)} for a ${this.config.modelType} ` +
+          `model as config.json describes it`,
+      );
     }
     if (info.shape.join() !== shape.join()) {
-      throw new CheckpointError(`${file}: ${nameOf(info.name)} is [${info.shape}], config.json implies [${shape}]: ` +
-        `the two disagree`);
+      throw new CheckpointError(
+        `${file}: ${nameOf(info.name)} is [${info.shape}], config.json implies [${shape}]: ` + `the two disagree`,
+      );
     }
     return true;
   }
@@ -177,12 +196,15 @@ export class GpuTensors {
         const bytes = Math.ceil((shape[0] * shape[1]) / 2);
         const numel = t.shape.reduce((a, b) => a * b, 1);
         if (numel !== bytes) {
-          throw new CheckpointError(`${file}: ${nameOf(t.name)} holds ${numel} packed bytes; ` +
-            `[${shape}] in 4 bits needs ${bytes}`);
+          throw new CheckpointError(
+            `${file}: ${nameOf(t.name)} holds ${numel} packed bytes; ` + `[${shape}] in 4 bits needs ${bytes}`,
+          );
         }
       } else if (weight && !this.expected.has(weight)) {
-        throw new CheckpointError(`${file}: unexpected tensor ${nameOf(t.name)} for a ${this.config.modelType} ` +
-          `model as config.json describes it`);
+        throw new CheckpointError(
+          `${file}: unexpected tensor ${nameOf(t.name)} for a ${this.config.modelType} ` +
+            `model as config.json describes it`,
+        );
       }
     }
   }
@@ -222,7 +244,9 @@ export class GpuTensors {
     const shape = this.expected.get(name);
     if (!shape || shape.join() !== w.shape.join()) {
       releaseFrozen({ kind: 'nf4', w });
-      throw new CheckpointError(`${name} is [${w.shape}] in 4 bits; the config implies ${shape ? `[${shape}]` : 'no such weight'}`);
+      throw new CheckpointError(
+        `${name} is [${w.shape}] in 4 bits; the config implies ${shape ? `[${shape}]` : 'no such weight'}`,
+      );
     }
     this.linear.set(name, { kind: 'nf4', w });
   }
@@ -264,11 +288,15 @@ export class GpuTensors {
     const c = this.config;
     const { halves, linear } = this;
     if (this.bnb?.incomplete.length) {
-      throw new CheckpointError(`the checkpoint lacks parts of ${this.bnb.incomplete.length} 4-bit module(s): ${this.bnb.incomplete.slice(0, 3).join(', ')}`);
+      throw new CheckpointError(
+        `the checkpoint lacks parts of ${this.bnb.incomplete.length} 4-bit module(s): ${this.bnb.incomplete.slice(0, 3).join(', ')}`,
+      );
     }
     const missing = [...this.expected.keys()].filter((n) => !halves.has(n) && !linear.has(n));
     if (missing.length) {
-      throw new CheckpointError(`the checkpoint lacks ${missing.length} tensor(s) the config needs: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+      throw new CheckpointError(
+        `the checkpoint lacks ${missing.length} tensor(s) the config needs: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`,
+      );
     }
     const lin = (path: string) => {
       const bias = halves.get(`${path}.bias`);
@@ -291,7 +319,9 @@ export function buildModel(gpu: Gpu, loaded: LoadedModel): CausalLM {
     );
   }
   const rope = ropeTables(gpu, ropeInverseFrequencies(c), c.maxPositions);
-  const local = c.ropeLocal ? ropeTables(gpu, ropeInverseFrequencies({ ...c, rope: c.ropeLocal }), c.maxPositions) : null;
+  const local = c.ropeLocal
+    ? ropeTables(gpu, ropeInverseFrequencies({ ...c, rope: c.ropeLocal }), c.maxPositions)
+    : null;
   return NETWORKS[c.family](gpu, c, loaded.weights, rope, local);
 }
 

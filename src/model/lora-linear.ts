@@ -48,7 +48,8 @@ export class LoraLinear {
   // forward: y (+)= x Wᵀ + b + s · dropout(x) Aᵀ Bᵀ     x: [T, in], y: [T, out]
   // `dropout` applies LoRA dropout (training); `save` keeps what backward needs.
   forward(
-    gpu: Gpu, x: Tensor,
+    gpu: Gpu,
+    x: Tensor,
     o: { y?: Tensor; accumulate?: boolean; dropout?: boolean; save?: boolean; seed?: number } = {},
   ): { y: Tensor; saved: LoraSaved | null } {
     const y = o.y ?? gpu.tensor([x.shape[0], this.outFeatures]);
@@ -65,12 +66,24 @@ export class LoraLinear {
   }
 
   // backward: dx (+)= dy W + LoRA's share; dA, dB += (W and b are frozen)
-  backward(gpu: Gpu, dy: Tensor, saved: LoraSaved | null, o: { dx?: Tensor; accumulate?: boolean; seed?: number } = {}): Tensor {
+  backward(
+    gpu: Gpu,
+    dy: Tensor,
+    saved: LoraSaved | null,
+    o: { dx?: Tensor; accumulate?: boolean; seed?: number } = {},
+  ): Tensor {
     const dx = o.dx ?? gpu.tensor([dy.shape[0], this.inFeatures]);
     if (this.base.kind === 'nf4') nf4LinearBackwardInput(gpu, dy, this.base.w, { dx, accumulate: o.accumulate });
     else halfLinearBackwardInput(gpu, dy, this.base.w, { dx, accumulate: o.accumulate });
     if (this.lora && this.adapterOn && saved) {
-      loraBackward(gpu, dy, this.lora, saved, { dA: this.lora.dA, dB: this.lora.dB }, { dx, seed: o.seed ?? 0, accumulate: true });
+      loraBackward(
+        gpu,
+        dy,
+        this.lora,
+        saved,
+        { dA: this.lora.dA, dB: this.lora.dB },
+        { dx, seed: o.seed ?? 0, accumulate: true },
+      );
     }
     return dx;
   }
@@ -94,7 +107,9 @@ export interface LoraSet {
  * B = 0. `random` draws uniform [0, 1) numbers (seeded by the caller).
  */
 export function attachLora(
-  gpu: Gpu, modules: LoraLinear[], o: { r: number; alpha: number; dropout: number; useRslora?: boolean; random: () => number },
+  gpu: Gpu,
+  modules: LoraLinear[],
+  o: { r: number; alpha: number; dropout: number; useRslora?: boolean; random: () => number },
 ): LoraSet {
   const align = (n: number) => Math.ceil(n / 64) * 64;
   let n = 0;

@@ -8,7 +8,13 @@ import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import {
-  fileUrl, HubError, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapshot, type RepoType,
+  fileUrl,
+  HubError,
+  repoSnapshot,
+  type HubOptions,
+  type RepoFile,
+  type RepoSnapshot,
+  type RepoType,
 } from '../hub/hub';
 import { Checksum, fileBytes, verifySha256, type TransferOptions } from '../hub/transfer';
 import { datasetFiles, modelFiles } from '../hub/select';
@@ -19,7 +25,10 @@ export function hubCacheDir(): string {
 
 /** HF_ENDPOINT and HF_TOKEN, as huggingface_hub reads them. */
 export function hubOptionsFromEnv(): HubOptions {
-  return { endpoint: process.env.HF_ENDPOINT || undefined, token: process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN || null };
+  return {
+    endpoint: process.env.HF_ENDPOINT || undefined,
+    token: process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN || null,
+  };
 }
 
 export interface CacheOptions extends TransferOptions {
@@ -32,14 +41,21 @@ export interface CacheOptions extends TransferOptions {
  * already there are not fetched again.
  */
 export async function cacheRepo(
-  repo: string, type: RepoType, pick: (files: RepoFile[], repo: string) => RepoFile[], o: CacheOptions = {},
+  repo: string,
+  type: RepoType,
+  pick: (files: RepoFile[], repo: string) => RepoFile[],
+  o: CacheOptions = {},
 ): Promise<{ dir: string; snapshot: RepoSnapshot; files: RepoFile[] }> {
   const snapshot = await repoSnapshot(repo, type, o);
   return cacheFiles(snapshot, pick(snapshot.files, repo), o);
 }
 
 /** Download `files` of a snapshot into the cache (those already there are not fetched again). */
-async function cacheFiles(snapshot: RepoSnapshot, files: RepoFile[], o: CacheOptions): Promise<{ dir: string; snapshot: RepoSnapshot; files: RepoFile[] }> {
+async function cacheFiles(
+  snapshot: RepoSnapshot,
+  files: RepoFile[],
+  o: CacheOptions,
+): Promise<{ dir: string; snapshot: RepoSnapshot; files: RepoFile[] }> {
   const dir = join(o.cacheDir ?? hubCacheDir(), `${snapshot.type}s`, snapshot.repo, snapshot.commit);
   const total = files.reduce((n, f) => n + f.size, 0);
   let done = 0;
@@ -59,8 +75,10 @@ function insideFolder(dir: string, path: string, s: RepoSnapshot): string {
   const target = resolve(dir, path);
   const rel = relative(resolve(dir), target);
   if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel) || path.includes('\\')) {
-    throw new HubError(`the Hub lists ${JSON.stringify(path).slice(0, 80)} in ${s.type} ${s.repo}, a path outside `
-      + "the repo's cache folder; it was not written: check the Hub endpoint");
+    throw new HubError(
+      `the Hub lists ${JSON.stringify(path).slice(0, 80)} in ${s.type} ${s.repo}, a path outside ` +
+        "the repo's cache folder; it was not written: check the Hub endpoint",
+    );
   }
   return target;
 }
@@ -69,12 +87,24 @@ export function cacheModel(repo: string, o: CacheOptions = {}) {
   return cacheRepo(repo, 'model', modelFiles, o);
 }
 
-async function cacheFile(s: RepoSnapshot, f: RepoFile, path: string, o: CacheOptions, onBytes: (n: number) => void): Promise<void> {
-  const have = await stat(path).then((x) => x.size, () => -1);
+async function cacheFile(
+  s: RepoSnapshot,
+  f: RepoFile,
+  path: string,
+  o: CacheOptions,
+  onBytes: (n: number) => void,
+): Promise<void> {
+  const have = await stat(path).then(
+    (x) => x.size,
+    () => -1,
+  );
   if (have === f.size) return onBytes(f.size);
   await mkdir(dirname(path), { recursive: true });
   const part = `${path}.part`;
-  let offset = await stat(part).then((x) => x.size, () => 0);
+  let offset = await stat(part).then(
+    (x) => x.size,
+    () => 0,
+  );
   if (offset > f.size) {
     await rm(part);
     offset = 0;

@@ -5,7 +5,10 @@ import { openAsBlob } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
-  TokenizerClient, TokenizerError, type TokenizerFiles, type TokenizerOptions,
+  TokenizerClient,
+  TokenizerError,
+  type TokenizerFiles,
+  type TokenizerOptions,
 } from '../engine/tokenizer-client';
 import { nodeTokenizerWorker } from './tokenizer-worker';
 import { splitFiles, type DataSplits } from '../data/prepare';
@@ -17,7 +20,9 @@ import { DataError, dataFormat } from '../data/read';
  */
 export async function localDataSplits(path: string): Promise<DataSplits> {
   const info = await stat(path).catch(() => {
-    throw new DataError(`${path} does not exist: give a .jsonl, .json, .csv, .parquet or .txt file, or a folder of them`);
+    throw new DataError(
+      `${path} does not exist: give a .jsonl, .json, .csv, .parquet or .txt file, or a folder of them`,
+    );
   });
   if (info.isFile()) {
     dataFormat(path); // a clear error for an unknown extension, before anything is read
@@ -43,7 +48,9 @@ export async function localDataSplits(path: string): Promise<DataSplits> {
 
 /** The largest tokenizer files read (Gemma's 256k-token tokenizer.json is 33 MB; chat templates are kilobytes). */
 const TOKENIZER_FILE_BYTES = {
-  'tokenizer.json': 128 << 20, 'tokenizer_config.json': 16 << 20, 'chat_template.jinja': 16 << 20,
+  'tokenizer.json': 128 << 20,
+  'tokenizer_config.json': 16 << 20,
+  'chat_template.jinja': 16 << 20,
 };
 
 /**

@@ -6,10 +6,16 @@ import { basename, join } from 'node:path';
 import { CheckpointError, type CheckpointFiles } from '../model/load';
 import { AdapterError, parseAdapterConfig, type LoraConfig } from '../formats/peft';
 import {
-  MAX_ADAPTER_CONFIG_BYTES, MAX_ADAPTER_WEIGHTS_BYTES, readAdapterZip, type AdapterFiles,
+  MAX_ADAPTER_CONFIG_BYTES,
+  MAX_ADAPTER_WEIGHTS_BYTES,
+  readAdapterZip,
+  type AdapterFiles,
 } from '../formats/adapter-zip';
 import {
-  GenerationConfigError, MAX_GENERATION_CONFIG_CHARS, parseGenerationConfig, type GenerationConfig,
+  GenerationConfigError,
+  MAX_GENERATION_CONFIG_CHARS,
+  parseGenerationConfig,
+  type GenerationConfig,
 } from '../generate/generation-config';
 
 export function localCheckpoint(dir: string): CheckpointFiles {
@@ -25,8 +31,10 @@ export function localCheckpoint(dir: string): CheckpointFiles {
     async stream(name) {
       const path = join(dir, name);
       const { size } = await stat(path).catch(() => {
-        throw new CheckpointError(`${path} is missing: the checkpoint's index (model.safetensors.index.json) ` +
-          `names it; download the checkpoint again`);
+        throw new CheckpointError(
+          `${path} is missing: the checkpoint's index (model.safetensors.index.json) ` +
+            `names it; download the checkpoint again`,
+        );
       });
       return { chunks: createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>, size };
     },
@@ -43,8 +51,10 @@ export async function localGenerationConfig(dir: string): Promise<GenerationConf
   if (!info?.isFile()) return {};
   // UTF-8 takes at least a byte a character: a file within the limit in bytes is within it in characters
   if (info.size > MAX_GENERATION_CONFIG_CHARS) {
-    throw new GenerationConfigError(`${path} is ${info.size} bytes, more than the ${MAX_GENERATION_CONFIG_CHARS} ` +
-      'a generation_config.json may be: fix it or delete it');
+    throw new GenerationConfigError(
+      `${path} is ${info.size} bytes, more than the ${MAX_GENERATION_CONFIG_CHARS} ` +
+        'a generation_config.json may be: fix it or delete it',
+    );
   }
   return parseGenerationConfig(await readFile(path, 'utf8'), `${dir.replace(/\/+$/, '')}/`);
 }
@@ -55,20 +65,25 @@ export async function localGenerationConfig(dir: string): Promise<GenerationConf
  * against `weightsBudget` (what the loaded model's layers need at the config's rank) when given.
  */
 export async function localAdapterFiles(
-  path: string, weightsBudget?: (config: LoraConfig) => number,
+  path: string,
+  weightsBudget?: (config: LoraConfig) => number,
 ): Promise<AdapterFiles> {
   const info = await stat(path).catch(() => {
-    throw new AdapterError(`${path} does not exist: give an adapter folder (adapter_config.json, ` +
-      `adapter_model.safetensors) or its zip`);
+    throw new AdapterError(
+      `${path} does not exist: give an adapter folder (adapter_config.json, ` + `adapter_model.safetensors) or its zip`,
+    );
   });
   const sized = async (file: string, max: number) => {
     const s = await stat(file).catch(() => {
-      throw new AdapterError(`${path} has no ${basename(file)}: ` +
-        `an adapter folder holds adapter_config.json and adapter_model.safetensors`);
+      throw new AdapterError(
+        `${path} has no ${basename(file)}: ` +
+          `an adapter folder holds adapter_config.json and adapter_model.safetensors`,
+      );
     });
     if (s.size > max) {
-      throw new AdapterError(`${file} is ${s.size} bytes, over the ${max} bytes it may take: ` +
-        `it is not an adapter for this model`);
+      throw new AdapterError(
+        `${file} is ${s.size} bytes, over the ${max} bytes it may take: ` + `it is not an adapter for this model`,
+      );
     }
     return file;
   };

@@ -52,7 +52,12 @@ function dims(q: Tensor, k: Tensor, v: Tensor, training = true): AttentionDims &
 
 // forward: o = softmax(scale · q kᵀ, mask) v; returns o as `out`, and P [H, Tq, Tk] for the backward pass
 export function attentionForward(
-  gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, start: Tensor, opt: AttentionForwardOptions = {},
+  gpu: Gpu,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  start: Tensor,
+  opt: AttentionForwardOptions = {},
 ): { out: Tensor; P: Tensor } {
   const { T, Tk, heads: H, kvHeads: Hkv, headDim: d } = dims(q, k, v, false);
   const o = opt.out ?? gpu.tensor(q.shape);
@@ -67,22 +72,51 @@ export function attentionForward(
 }
 
 // S_h = scale · Q_h K_jᵀ     [Tq, d] · [Tk, d]ᵀ  →  [H, Tq, Tk]
-function scores(gpu: Gpu, q: Tensor, k: Tensor, T: number, Tk: number, H: number, Hkv: number, d: number, scale: number): Tensor {
+function scores(
+  gpu: Gpu,
+  q: Tensor,
+  k: Tensor,
+  T: number,
+  Tk: number,
+  H: number,
+  Hkv: number,
+  d: number,
+  scale: number,
+): Tensor {
   const S = gpu.tensor([H, T, Tk]);
-  gemm(gpu, q, k, S, T, Tk, d, { transB: true, alpha: scale, batch: H, strides: [d, d, T * Tk], ld: [H * d, Hkv * d, Tk], groupB: H / Hkv });
+  gemm(gpu, q, k, S, T, Tk, d, {
+    transB: true,
+    alpha: scale,
+    batch: H,
+    strides: [d, d, T * Tk],
+    ld: [H * d, Hkv * d, Tk],
+    groupB: H / Hkv,
+  });
   return S;
 }
 
 // backward: dq, dk, dv from dO and the forward's P (released here; P already holds the mask)
 export function attentionBackward(
-  gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, P: Tensor, dout: Tensor, opt: AttentionOptions = {},
+  gpu: Gpu,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  P: Tensor,
+  dout: Tensor,
+  opt: AttentionOptions = {},
 ): { dq: Tensor; dk: Tensor; dv: Tensor } {
   const { T, heads: H, kvHeads: Hkv, headDim: d } = dims(q, k, v);
   const group = H / Hkv;
   const scale = opt.scale ?? 1 / Math.sqrt(d);
   const dS = gpu.tensor([H, T, T]);
   // dP_h = dO_h V_jᵀ, then dS in place (w.r.t. the capped scores, then the raw ones)
-  gemm(gpu, dout, v, dS, T, T, d, { transB: true, batch: H, strides: [d, d, T * T], ld: [H * d, Hkv * d, T], groupB: group });
+  gemm(gpu, dout, v, dS, T, T, d, {
+    transB: true,
+    batch: H,
+    strides: [d, d, T * T],
+    ld: [H * d, Hkv * d, T],
+    groupB: group,
+  });
   const params = { T, H, d, group, Tk: T };
   gpu.dispatch1D(gpu.kernel(shader, 'softmax_backward', { WG: rowWorkgroupSize(T) }), [dS, P], params, H * T);
   if (opt.softcap) {
@@ -92,12 +126,25 @@ export function attentionBackward(
   }
   // dQ_h = scale · dS_h K_j
   const dq = gpu.tensor(q.shape);
-  gemm(gpu, dS, k, dq, T, d, T, { alpha: scale, batch: H, strides: [T * T, d, d], ld: [T, Hkv * d, H * d], groupB: group });
+  gemm(gpu, dS, k, dq, T, d, T, {
+    alpha: scale,
+    batch: H,
+    strides: [T * T, d, d],
+    ld: [T, Hkv * d, H * d],
+    groupB: group,
+  });
   // per query head: dK_h = scale · dS_hᵀ Q_h and dV_h = P_hᵀ dO_h, then summed over each KV group
   const perHead = gpu.tensor([T, H, d]);
-  const dk = gpu.tensor(k.shape), dv = gpu.tensor(v.shape);
+  const dk = gpu.tensor(k.shape),
+    dv = gpu.tensor(v.shape);
   const sum = gpu.kernel(shader, 'group_sum', { WG });
-  gemm(gpu, dS, q, perHead, T, d, T, { transA: true, alpha: scale, batch: H, strides: [T * T, d, d], ld: [T, H * d, H * d] });
+  gemm(gpu, dS, q, perHead, T, d, T, {
+    transA: true,
+    alpha: scale,
+    batch: H,
+    strides: [T * T, d, d],
+    ld: [T, H * d, H * d],
+  });
   gpu.dispatch1D(sum, [perHead, dk], params, Math.ceil((T * Hkv * d) / WG));
   gemm(gpu, P, dout, perHead, T, d, T, { transA: true, batch: H, strides: [T * T, d, d], ld: [T, H * d, H * d] });
   gpu.dispatch1D(sum, [perHead, dv], params, Math.ceil((T * Hkv * d) / WG));

@@ -50,8 +50,10 @@ export function allocHalf(gpu: Gpu, shape: readonly number[], dtype: HalfDtype, 
 export function writeHalf(gpu: Gpu, m: HalfMatrix, bytes: Uint8Array, byteOffset = 0): void {
   const rowBytes = m.shape[1] * 2;
   for (const b of m.blocks) {
-    const start = b.row0 * rowBytes, end = (b.row0 + b.rows) * rowBytes;
-    const lo = Math.max(start, byteOffset), hi = Math.min(end, byteOffset + bytes.length);
+    const start = b.row0 * rowBytes,
+      end = (b.row0 + b.rows) * rowBytes;
+    const lo = Math.max(start, byteOffset),
+      hi = Math.min(end, byteOffset + bytes.length);
     if (lo >= hi) continue;
     let piece = bytes.subarray(lo - byteOffset, hi - byteOffset);
     if (piece.length % 4) piece = padTo4(piece);
@@ -60,7 +62,13 @@ export function writeHalf(gpu: Gpu, m: HalfMatrix, bytes: Uint8Array, byteOffset
 }
 
 /** A 16-bit tensor from host words (packHalf's, or the checkpoint's bytes), split as allocHalf splits. */
-export function uploadHalf(gpu: Gpu, shape: readonly number[], dtype: HalfDtype, words: Uint32Array, maxBytes = gpu.maxBinding): HalfMatrix {
+export function uploadHalf(
+  gpu: Gpu,
+  shape: readonly number[],
+  dtype: HalfDtype,
+  words: Uint32Array,
+  maxBytes = gpu.maxBinding,
+): HalfMatrix {
   const m = allocHalf(gpu, shape, dtype, maxBytes);
   writeHalf(gpu, m, new Uint8Array(words.buffer, words.byteOffset, words.byteLength));
   return m;
@@ -70,7 +78,8 @@ export function uploadHalf(gpu: Gpu, shape: readonly number[], dtype: HalfDtype,
 export async function readHalf(gpu: Gpu, m: HalfMatrix): Promise<Uint8Array> {
   const out = new Uint8Array(m.shape[0] * m.shape[1] * 2);
   for (const b of m.blocks) {
-    const at = b.row0 * m.shape[1] * 2, n = b.rows * m.shape[1] * 2;
+    const at = b.row0 * m.shape[1] * 2,
+      n = b.rows * m.shape[1] * 2;
     out.set(new Uint8Array(await gpu.readBytes(b.words, n)), at);
   }
   return out;
@@ -78,7 +87,8 @@ export async function readHalf(gpu: Gpu, m: HalfMatrix): Promise<Uint8Array> {
 
 /** A 16-bit tensor as the norm and bias kernels read it: one buffer. */
 export function halfVector(m: HalfMatrix): HalfVector {
-  if (m.blocks.length !== 1) throw new Error(`a 16-bit vector of ${m.shape[0] * m.shape[1]} values does not fit one binding`);
+  if (m.blocks.length !== 1)
+    throw new Error(`a 16-bit vector of ${m.shape[0] * m.shape[1]} values does not fit one binding`);
   return { words: m.blocks[0].words, length: m.shape[0] * m.shape[1], dtype: m.dtype };
 }
 

@@ -19,9 +19,16 @@ const GEMM_HALF = `${half}\n${variant}\n${core}`;
 const CROSS_ENTROPY = `${reduce}\n${ce}`;
 
 interface HalfGemm {
-  M: number; N: number; K: number;
-  transB: boolean; accumulate: boolean;
-  lda: number; ldc: number; aOffset: number; cOffset: number; wOffset: number;
+  M: number;
+  N: number;
+  K: number;
+  transB: boolean;
+  accumulate: boolean;
+  lda: number;
+  ldc: number;
+  aOffset: number;
+  cOffset: number;
+  wOffset: number;
 }
 
 // C[:, cOffset…] (+)= A[:, aOffset…] · op(W_b) for one row block W_b of a 16-bit matrix
@@ -55,11 +62,20 @@ export function halfLinear(gpu: Gpu, x: Tensor, w: HalfMatrix, o: HalfLinearOpti
   const z = o.out ?? gpu.tensor([T, rows]);
   expectShape('halfLinear', 'out', z, [T, rows]);
   for (const b of w.blocks) {
-    const lo = Math.max(row0, b.row0), hi = Math.min(row0 + rows, b.row0 + b.rows);
+    const lo = Math.max(row0, b.row0),
+      hi = Math.min(row0 + rows, b.row0 + b.rows);
     if (lo >= hi) continue;
     halfGemm(gpu, x, b, w.dtype, z, {
-      M: T, N: hi - lo, K: H, transB: true, accumulate,
-      lda: H, ldc: rows, aOffset: 0, cOffset: lo - row0, wOffset: (lo - b.row0) * H,
+      M: T,
+      N: hi - lo,
+      K: H,
+      transB: true,
+      accumulate,
+      lda: H,
+      ldc: rows,
+      aOffset: 0,
+      cOffset: lo - row0,
+      wOffset: (lo - b.row0) * H,
     });
   }
   return z;
@@ -68,7 +84,10 @@ export function halfLinear(gpu: Gpu, x: Tensor, w: HalfMatrix, o: HalfLinearOpti
 // backward: dX (+)= dZ · W = Σ_blocks dZ[:, block's rows] · W_b     dZ: [T, V], W: [V, H], dX: [T, H]
 // `dx`: a new tensor by default; `accumulate` (default false) adds into it.
 export function halfLinearBackwardInput(
-  gpu: Gpu, dz: Tensor, w: HalfMatrix, o: { dx?: Tensor; accumulate?: boolean } = {},
+  gpu: Gpu,
+  dz: Tensor,
+  w: HalfMatrix,
+  o: { dx?: Tensor; accumulate?: boolean } = {},
 ): Tensor {
   const accumulate = !!o.accumulate;
   const [T, V] = rows2d('halfLinearBackwardInput', 'dZ', dz);
@@ -78,8 +97,16 @@ export function halfLinearBackwardInput(
   expectShape('halfLinearBackwardInput', 'dX', dx, [T, H]);
   for (const [i, b] of w.blocks.entries()) {
     halfGemm(gpu, dz, b, w.dtype, dx, {
-      M: T, N: H, K: b.rows, transB: false, accumulate: accumulate || i > 0,
-      lda: V, ldc: H, aOffset: b.row0, cOffset: 0, wOffset: 0,
+      M: T,
+      N: H,
+      K: b.rows,
+      transB: false,
+      accumulate: accumulate || i > 0,
+      lda: V,
+      ldc: H,
+      aOffset: b.row0,
+      cOffset: 0,
+      wOffset: 0,
     });
   }
   return dx;
@@ -104,7 +131,8 @@ export function crossEntropy(gpu: Gpu, z: Tensor, labels: Tensor, o: CrossEntrop
   const { scale = 1, rowOffset = 0, softcap = 0 } = o;
   const loss = o.loss ?? gpu.tensor([z.shape[0]]);
   const [T, V] = rows2d('crossEntropy', 'z', z);
-  if (rowOffset + T > labels.numel) throw new Error(`crossEntropy: rows ${rowOffset}..${rowOffset + T} past ${labels.numel} labels`);
+  if (rowOffset + T > labels.numel)
+    throw new Error(`crossEntropy: rows ${rowOffset}..${rowOffset + T} past ${labels.numel} labels`);
   expectShape('crossEntropy', 'loss', loss, [T]);
   const k = gpu.kernel(CROSS_ENTROPY, 'cross_entropy', { WG: rowWorkgroupSize(V), CAP: softcap });
   gpu.dispatch1D(k, [z, labels, loss], { T, V, scale, rowOffset }, T);

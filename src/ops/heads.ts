@@ -11,7 +11,8 @@ function dims(op: string, fused: Tensor, piece: Tensor, map: Tensor): { T: numbe
   if (fused.shape.length !== 3 || piece.shape.length !== 3) throw new Error(`${op}: tensors must be [T, heads, d]`);
   const [T, Ns, d] = fused.shape;
   const [T2, n, d2] = piece.shape;
-  if (T2 !== T || d2 !== d || map.numel !== n) throw new Error(`${op}: [${fused.shape}] and [${piece.shape}] with ${map.numel} heads mapped do not fit`);
+  if (T2 !== T || d2 !== d || map.numel !== n)
+    throw new Error(`${op}: [${fused.shape}] and [${piece.shape}] with ${map.numel} heads mapped do not fit`);
   return { T, Ns, n, d };
 }
 

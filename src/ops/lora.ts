@@ -79,7 +79,11 @@ export function dropoutBackward(gpu: Gpu, dxd: Tensor, dx: Tensor, o: DropoutOpt
 
 // forward: y += s · dropout(x) Aᵀ Bᵀ; `seed` picks the dropout mask (default 0)
 export function loraForward(
-  gpu: Gpu, x: Tensor, a: LoraAdapter, y: Tensor, { seed = 0 }: { seed?: number } = {},
+  gpu: Gpu,
+  x: Tensor,
+  a: LoraAdapter,
+  y: Tensor,
+  { seed = 0 }: { seed?: number } = {},
 ): LoraSaved {
   const { T, inF, r, outF } = dims('loraForward', x, a);
   expectShape('loraForward', 'y', y, [T, outF]);
@@ -101,7 +105,11 @@ export interface LoraGrads {
  * gradient into dx when given. Releases `saved`.
  */
 export function loraBackward(
-  gpu: Gpu, dy: Tensor, a: LoraAdapter, saved: LoraSaved, grads: LoraGrads,
+  gpu: Gpu,
+  dy: Tensor,
+  a: LoraAdapter,
+  saved: LoraSaved,
+  grads: LoraGrads,
   o: { dx?: Tensor; seed?: number; accumulate?: boolean } = {},
 ): void {
   const { T, inF, r, outF } = dims('loraBackward', saved.xd, a);

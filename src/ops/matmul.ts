@@ -25,7 +25,16 @@ export interface GemmOptions {
 }
 
 /** C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] (+ C). The general entry behind the three below. */
-export function gemm(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, M: number, N: number, K: number, o: GemmOptions = {}): void {
+export function gemm(
+  gpu: Gpu,
+  a: Tensor,
+  b: Tensor,
+  c: Tensor,
+  M: number,
+  N: number,
+  K: number,
+  o: GemmOptions = {},
+): void {
   const tile = GEMM_TILE.WG * 4;
   const kernel = gpu.kernel(GEMM_F32, 'main', {
     ...GEMM_TILE,
@@ -36,11 +45,7 @@ export function gemm(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, M: number, N: nu
   const [sA, sB, sC] = o.strides ?? [M * K, K * N, M * N];
   const [lda, ldb, ldc] = o.ld ?? [o.transA ? M : K, o.transB ? K : N, N];
   const params = { M, N, K, alpha: o.alpha ?? 1, sA, sB, sC, lda, ldb, ldc, groupB: o.groupB ?? 1 };
-  gpu.dispatch(kernel, [a, b, c], params, [
-    Math.ceil(N / tile),
-    Math.ceil(M / tile),
-    o.batch ?? 1,
-  ]);
+  gpu.dispatch(kernel, [a, b, c], params, [Math.ceil(N / tile), Math.ceil(M / tile), o.batch ?? 1]);
 }
 
 /** How a linear op (f32, NF4 or 16-bit weights) writes its result. */
@@ -75,7 +80,10 @@ export function linearBackwardInput(gpu: Gpu, dy: Tensor, w: Tensor, o: ProductO
 
 // backward, weight: dW = dYᵀ X   dY: [T, out], X: [T, in], dW: [out, in]; `dw`: a new tensor by default
 export function linearBackwardWeight(
-  gpu: Gpu, dy: Tensor, x: Tensor, o: ProductOptions & { dw?: Tensor } = {},
+  gpu: Gpu,
+  dy: Tensor,
+  x: Tensor,
+  o: ProductOptions & { dw?: Tensor } = {},
 ): Tensor {
   const [T, outF] = rows2d('linearBackwardWeight', 'dY', dy);
   const [, inF] = rows2d('linearBackwardWeight', 'X', x);

@@ -36,10 +36,22 @@ export function swigluForward(gpu: Gpu, g: Tensor, u: Tensor, o: GatedOptions & 
 
 // `dg`, `du`: new tensors by default
 export function swigluBackward(
-  gpu: Gpu, g: Tensor, u: Tensor, dh: Tensor, o: GatedOptions & { dg?: Tensor; du?: Tensor } = {},
+  gpu: Gpu,
+  g: Tensor,
+  u: Tensor,
+  dh: Tensor,
+  o: GatedOptions & { dg?: Tensor; du?: Tensor } = {},
 ): { dg: Tensor; du: Tensor } {
-  const dg = o.dg ?? gpu.tensor(g.shape), du = o.du ?? gpu.tensor(g.shape), act = o.activation ?? 'silu';
-  for (const [name, t] of [['u', u], ['dh', dh], ['dg', dg], ['du', du]] as const) expectShape('swigluBackward', name, t, g.shape);
+  const dg = o.dg ?? gpu.tensor(g.shape),
+    du = o.du ?? gpu.tensor(g.shape),
+    act = o.activation ?? 'silu';
+  for (const [name, t] of [
+    ['u', u],
+    ['dh', dh],
+    ['dg', dg],
+    ['du', du],
+  ] as const)
+    expectShape('swigluBackward', name, t, g.shape);
   const k = gpu.kernel(shader, 'swiglu_backward', gated(act));
   gpu.dispatch1D(k, [g, u, dh, dg, du], { n: g.numel }, Math.ceil(g.numel / WG));
   return { dg, du };
@@ -54,7 +66,8 @@ export interface GeluOptions {
 
 // `out`: h, a new tensor by default
 export function geluForward(gpu: Gpu, a: Tensor, o: GeluOptions & { out?: Tensor } = {}): Tensor {
-  const h = o.out ?? gpu.tensor(a.shape), approximate = o.approximate ?? 'none';
+  const h = o.out ?? gpu.tensor(a.shape),
+    approximate = o.approximate ?? 'none';
   expectShape('geluForward', 'out', h, a.shape);
   const k = gpu.kernel(geluShader, 'gelu_forward', { WG, TANH: approximate === 'tanh' });
   gpu.dispatch1D(k, [a, h], { n: a.numel }, Math.ceil(a.numel / WG));
@@ -63,7 +76,8 @@ export function geluForward(gpu: Gpu, a: Tensor, o: GeluOptions & { out?: Tensor
 
 // `da`: a new tensor by default
 export function geluBackward(gpu: Gpu, a: Tensor, dh: Tensor, o: GeluOptions & { da?: Tensor } = {}): Tensor {
-  const da = o.da ?? gpu.tensor(a.shape), approximate = o.approximate ?? 'none';
+  const da = o.da ?? gpu.tensor(a.shape),
+    approximate = o.approximate ?? 'none';
   expectShape('geluBackward', 'dh', dh, a.shape);
   expectShape('geluBackward', 'da', da, a.shape);
   const k = gpu.kernel(geluShader, 'gelu_backward', { WG, TANH: approximate === 'tanh' });

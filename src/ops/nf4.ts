@@ -29,7 +29,8 @@ export interface NF4Weight {
 /** Upload a CPU-quantized tensor (ours, or a pre-quantized checkpoint's) as it is. */
 export function uploadNF4(gpu: Gpu, q: NF4Tensor, shape: [number, number]): NF4Weight {
   checkBlocksize(q.blocksize);
-  if (shape[0] * shape[1] !== q.length) throw new Error(`uploadNF4: shape [${shape}] does not hold ${q.length} elements`);
+  if (shape[0] * shape[1] !== q.length)
+    throw new Error(`uploadNF4: shape [${shape}] does not hold ${q.length} elements`);
   const words = new Uint32Array(Math.ceil(q.packed.length / 4));
   new Uint8Array(words.buffer).set(q.packed);
   const absmax = nf4Absmax(q);
@@ -68,7 +69,9 @@ export function quantizeNF4Gpu(gpu: Gpu, w: Tensor, { blocksize = 64 }: Quantize
  * `maxBytes` defaults to the device's binding limit.
  */
 export function quantizeNF4Host(
-  gpu: Gpu, values: Float32Array, shape: [number, number],
+  gpu: Gpu,
+  values: Float32Array,
+  shape: [number, number],
   { blocksize = 64, maxBytes = gpu.maxBinding }: QuantizeOptions & { maxBytes?: number } = {},
 ): NF4Weight {
   const [outF, inF] = shape;
@@ -83,8 +86,14 @@ export function quantizeNF4Host(
   if (n * 4 <= maxBytes) return quantizeBand(0, outF);
   const unit = blocksize / gcd(inF, blocksize); // rows that make whole blocks (and whole words: blocksize ≥ 64)
   const band = Math.floor(maxBytes / (4 * inF * unit)) * unit;
-  if (band < 1) throw new Error(`quantizeNF4Host: ${unit} rows of ${inF} f32 values do not fit a binding of ${maxBytes} bytes`);
-  const q: NF4Weight = { packed: gpu.tensor([Math.ceil(n / 8)], 'u32'), absmax: gpu.tensor([Math.ceil(n / blocksize)], 'f32'), shape, blocksize };
+  if (band < 1)
+    throw new Error(`quantizeNF4Host: ${unit} rows of ${inF} f32 values do not fit a binding of ${maxBytes} bytes`);
+  const q: NF4Weight = {
+    packed: gpu.tensor([Math.ceil(n / 8)], 'u32'),
+    absmax: gpu.tensor([Math.ceil(n / blocksize)], 'f32'),
+    shape,
+    blocksize,
+  };
   try {
     for (let r0 = 0; r0 < outF; r0 += band) {
       const part = quantizeBand(r0, Math.min(band, outF - r0));
@@ -135,7 +144,10 @@ export function nf4Linear(gpu: Gpu, x: Tensor, w: NF4Weight, o: ProductOptions &
 // backward, input: dX = dY W    dY: [T, out], W: NF4 [out, in], dX: [T, in]
 // (W is frozen: it has no gradient; LoRA's gradients come from ops/lora.ts.) `dx`: a new tensor by default.
 export function nf4LinearBackwardInput(
-  gpu: Gpu, dy: Tensor, w: NF4Weight, o: ProductOptions & { dx?: Tensor } = {},
+  gpu: Gpu,
+  dy: Tensor,
+  w: NF4Weight,
+  o: ProductOptions & { dx?: Tensor } = {},
 ): Tensor {
   const [T, outF] = rows2d('nf4LinearBackwardInput', 'dY', dy);
   const [wOut, inF] = w.shape;
@@ -147,7 +159,15 @@ export function nf4LinearBackwardInput(
 }
 
 function nf4Gemm(
-  gpu: Gpu, a: Tensor, w: NF4Weight, c: Tensor, M: number, N: number, K: number, transB: boolean, o: ProductOptions,
+  gpu: Gpu,
+  a: Tensor,
+  w: NF4Weight,
+  c: Tensor,
+  M: number,
+  N: number,
+  K: number,
+  transB: boolean,
+  o: ProductOptions,
 ): void {
   const tile = GEMM_TILE.WG * 4;
   const kernel = gpu.kernel(GEMM_NF4, 'main', { ...GEMM_TILE, TRANS_B: transB, ACCUMULATE: !!o.accumulate });

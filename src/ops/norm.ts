@@ -47,7 +47,11 @@ export function rmsnormForward(gpu: Gpu, x: Tensor, w: HalfVector, o: RmsnormOpt
 
 // backward: dx (+)= r · (w ⊙ dy) − x · r³ / H · Σ w dy x    (w is frozen); `dx`: a new tensor by default
 export function rmsnormBackward(
-  gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, o: RmsnormOptions & { dx?: Tensor } = {},
+  gpu: Gpu,
+  x: Tensor,
+  w: HalfVector,
+  dy: Tensor,
+  o: RmsnormOptions & { dx?: Tensor } = {},
 ): Tensor {
   const { eps = 1e-6, offset = 0, accumulate = false } = o;
   const [T, H] = check('rmsnormBackward', x, w);
@@ -65,7 +69,11 @@ export function rmsnormBackward(
 // `eps` defaults to 1e-5 (torch.nn.LayerNorm's; pass the config's); `out`/`dx`: new tensors by
 // default; `accumulate` (default false) adds into dx.
 export function layernormForward(
-  gpu: Gpu, x: Tensor, w: HalfVector, b: HalfVector, o: { eps?: number; out?: Tensor } = {},
+  gpu: Gpu,
+  x: Tensor,
+  w: HalfVector,
+  b: HalfVector,
+  o: { eps?: number; out?: Tensor } = {},
 ): Tensor {
   const eps = o.eps ?? 1e-5;
   const [T, H] = check('layernormForward', x, w);
@@ -80,14 +88,23 @@ export function layernormForward(
 }
 
 export function layernormBackward(
-  gpu: Gpu, x: Tensor, w: HalfVector, dy: Tensor, o: { eps?: number; dx?: Tensor; accumulate?: boolean } = {},
+  gpu: Gpu,
+  x: Tensor,
+  w: HalfVector,
+  dy: Tensor,
+  o: { eps?: number; dx?: Tensor; accumulate?: boolean } = {},
 ): Tensor {
-  const eps = o.eps ?? 1e-5, accumulate = !!o.accumulate;
+  const eps = o.eps ?? 1e-5,
+    accumulate = !!o.accumulate;
   const [T, H] = check('layernormBackward', x, w);
   const dx = o.dx ?? gpu.tensor(x.shape);
   expectShape('layernormBackward', 'dY', dy, [T, H]);
   expectShape('layernormBackward', 'dX', dx, [T, H]);
-  const k = gpu.kernel(LAYERNORM, 'layernorm_backward', { WG: rowWorkgroupSize(H), BF16: w.dtype === 'BF16', ACCUMULATE: accumulate });
+  const k = gpu.kernel(LAYERNORM, 'layernorm_backward', {
+    WG: rowWorkgroupSize(H),
+    BF16: w.dtype === 'BF16',
+    ACCUMULATE: accumulate,
+  });
   gpu.dispatch1D(k, [x, w.words, dy, dx], { T, H, eps }, T);
   return dx;
 }

@@ -10,7 +10,16 @@ const WG = 256;
 const shader = `${reduce}\n${adamw}`;
 const ITEMS = 8;
 const NO_STEP = {
-  maxNorm: 0, lr: 0, beta1: 0, beta2: 0, eps: 0, weightDecay: 0, bc1: 0, bc2sqrt: 0, oneMinusBeta1: 0, oneMinusBeta2: 0,
+  maxNorm: 0,
+  lr: 0,
+  beta1: 0,
+  beta2: 0,
+  eps: 0,
+  weightDecay: 0,
+  bc1: 0,
+  bc2sqrt: 0,
+  oneMinusBeta1: 0,
+  oneMinusBeta2: 0,
 };
 
 export interface AdamWSettings {
@@ -25,7 +34,12 @@ export interface AdamWSettings {
 
 /** transformers' TrainingArguments defaults. */
 export const ADAMW_DEFAULTS: AdamWSettings = {
-  learning_rate: 5e-5, adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, weight_decay: 0, max_grad_norm: 1,
+  learning_rate: 5e-5,
+  adam_beta1: 0.9,
+  adam_beta2: 0.999,
+  adam_epsilon: 1e-8,
+  weight_decay: 0,
+  max_grad_norm: 1,
 };
 
 export interface AdamWState {
@@ -66,17 +80,31 @@ export interface AdamWStepOptions {
  * clipping (a [1] tensor on the GPU: read it when the log wants it).
  */
 export function adamwStep(gpu: Gpu, s: AdamWState, grads: Tensor, o: AdamWStepOptions): Tensor {
-  const hp = o.settings, lr = o.lr ?? hp.learning_rate;
+  const hp = o.settings,
+    lr = o.lr ?? hp.learning_rate;
   expectShape('adamwStep', 'grads', grads, s.params.shape);
   const normSq = gradNormSq(gpu, grads);
   s.step += 1;
   const t = s.step;
   const params = {
-    n: grads.numel, parts: 0, maxNorm: hp.max_grad_norm, lr,
-    beta1: hp.adam_beta1, beta2: hp.adam_beta2, eps: hp.adam_epsilon, weightDecay: hp.weight_decay,
-    bc1: 1 - hp.adam_beta1 ** t, bc2sqrt: Math.sqrt(1 - hp.adam_beta2 ** t),
-    oneMinusBeta1: 1 - hp.adam_beta1, oneMinusBeta2: 1 - hp.adam_beta2,
+    n: grads.numel,
+    parts: 0,
+    maxNorm: hp.max_grad_norm,
+    lr,
+    beta1: hp.adam_beta1,
+    beta2: hp.adam_beta2,
+    eps: hp.adam_epsilon,
+    weightDecay: hp.weight_decay,
+    bc1: 1 - hp.adam_beta1 ** t,
+    bc2sqrt: Math.sqrt(1 - hp.adam_beta2 ** t),
+    oneMinusBeta1: 1 - hp.adam_beta1,
+    oneMinusBeta2: 1 - hp.adam_beta2,
   };
-  gpu.dispatch1D(gpu.kernel(shader, 'adamw_step', { WG, ITEMS }), [s.params, grads, s.m, s.v, normSq], params, Math.ceil(grads.numel / WG));
+  gpu.dispatch1D(
+    gpu.kernel(shader, 'adamw_step', { WG, ITEMS }),
+    [s.params, grads, s.m, s.v, normSq],
+    params,
+    Math.ceil(grads.numel / WG),
+  );
   return normSq;
 }

@@ -29,7 +29,12 @@ export function ropeTables(gpu: Gpu, invFreq: ArrayLike<number>, positions: numb
       sin[p * half + i] = Math.sin(angle);
     }
   }
-  return { cos: gpu.tensor([positions, half], 'f32', cos), sin: gpu.tensor([positions, half], 'f32', sin), positions, half };
+  return {
+    cos: gpu.tensor([positions, half], 'f32', cos),
+    sin: gpu.tensor([positions, half], 'f32', sin),
+    positions,
+    half,
+  };
 }
 
 function rope(gpu: Gpu, x: Tensor, positionIds: Tensor, t: RopeTables, sign: 1 | -1): void {

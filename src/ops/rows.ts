@@ -18,8 +18,10 @@ const WG = 256;
 export function embed(gpu: Gpu, table: HalfMatrix, ids: Tensor, o: { out?: Tensor; scale?: number } = {}): Tensor {
   const [V, H] = table.shape;
   const T = ids.numel;
-  const x = o.out ?? gpu.tensor([T, H]), scale = o.scale ?? 1;
-  if (x.shape[0] !== T || x.shape[1] !== H) throw new Error(`embed: x must be [${T}, ${H}], got [${x.shape.join(', ')}]`);
+  const x = o.out ?? gpu.tensor([T, H]),
+    scale = o.scale ?? 1;
+  if (x.shape[0] !== T || x.shape[1] !== H)
+    throw new Error(`embed: x must be [${T}, ${H}], got [${x.shape.join(', ')}]`);
   const k = gpu.kernel(ROWS, 'embed', { WG, BF16: table.dtype === 'BF16' });
   for (const b of table.blocks) {
     gpu.dispatch1D(k, [b.words, ids, x], { T, N: H, V, scale, row0: b.row0, rows: b.rows }, Math.ceil((T * H) / WG));

@@ -27,7 +27,10 @@ export function toF16Bits(x: number): number {
   if (m - Math.trunc(m) === 0.5 && q % 2 === 1) q -= 1; // ties to even
   if (e === -14 && q < 1024) return sign | q; // subnormal
   let exp = e + 15;
-  if (q === 2048) { q = 1024; exp += 1; }
+  if (q === 2048) {
+    q = 1024;
+    exp += 1;
+  }
   if (exp >= 31) return sign | 0x7c00;
   return sign | (exp << 10) | (q - 1024);
 }

@@ -6,7 +6,12 @@
 // checked; a file that fails its check is discarded from the store, never kept.
 import type { Gpu } from '../gpu/runtime';
 import {
-  checkShardAgainstIndex, parseHeader, parseShardIndex, readSafetensors, type ShardIndex, type TensorInfo,
+  checkShardAgainstIndex,
+  parseHeader,
+  parseShardIndex,
+  readSafetensors,
+  type ShardIndex,
+  type TensorInfo,
 } from '../formats/safetensors';
 import { fileUrl, HubError, repoSnapshot, type RepoFile, type RepoSnapshot } from '../hub/hub';
 import { modelFiles } from '../hub/select';
@@ -54,30 +59,52 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
   if (!m || m.commit !== snapshot.commit) {
     if (m) await store.drop((await store.allKeys()).filter((k) => k !== 'manifest')); // the revision moved: start over
     m = {
-      version: 1, key: store.key, id, revision, endpoint, commit: snapshot.commit, load_in_4bit,
+      version: 1,
+      key: store.key,
+      id,
+      revision,
+      endpoint,
+      commit: snapshot.commit,
+      load_in_4bit,
       blocksize: o.blocksize ?? 64,
-      files: files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256, kind: f.path.endsWith('.safetensors') ? 'shard' : 'text', offset: 0, done: false })),
-      tensors: {}, storedBytes: 0, downloadBytes: files.reduce((n, f) => n + f.size, 0), complete: false, createdAt: Date.now(),
+      files: files.map((f) => ({
+        path: f.path,
+        size: f.size,
+        sha256: f.sha256,
+        kind: f.path.endsWith('.safetensors') ? 'shard' : 'text',
+        offset: 0,
+        done: false,
+      })),
+      tensors: {},
+      storedBytes: 0,
+      downloadBytes: files.reduce((n, f) => n + f.size, 0),
+      complete: false,
+      createdAt: Date.now(),
     };
   }
   const manifest = m;
   const t0 = performance.now();
   let received = manifest.files.reduce((n, f) => n + f.offset, 0);
   const startedAt = received;
-  const progress = (file: string) => o.onProgress?.({
-    file, done: received, total: manifest.downloadBytes,
-    bytesPerSecond: (received - startedAt) / Math.max(1e-3, (performance.now() - t0) / 1000),
-  });
+  const progress = (file: string) =>
+    o.onProgress?.({
+      file,
+      done: received,
+      total: manifest.downloadBytes,
+      bytesPerSecond: (received - startedAt) / Math.max(1e-3, (performance.now() - t0) / 1000),
+    });
 
   // before anything is stored: config.json says how much the store will hold
   const stored = await store.get<string>('file:config.json');
-  const configText = stored ?? await fetchText(snapshot, manifest.files.find((f) => f.path === 'config.json')!, o);
+  const configText = stored ?? (await fetchText(snapshot, manifest.files.find((f) => f.path === 'config.json')!, o));
   const config = parseConfigText(configText);
   const textBytes = manifest.files.filter((f) => f.kind === 'text' && !f.done).reduce((n, f) => n + f.size, 0);
   const need = estimateStoreBytes(config, load_in_4bit) + textBytes - manifest.storedBytes;
   const free = await (o.freeBytes ?? browserFreeBytes)();
   if (free !== null && need > free) {
-    throw new QuotaError(`${id} needs ${formatBytes(need)} of storage and this browser allows ${formatBytes(free)} more: free some space (delete cached models) or pick a smaller model`);
+    throw new QuotaError(
+      `${id} needs ${formatBytes(need)} of storage and this browser allows ${formatBytes(free)} more: free some space (delete cached models) or pick a smaller model`,
+    );
   }
   for (const f of manifest.files.filter((x) => x.kind === 'text' && !x.done)) {
     const text = f.path === 'config.json' ? configText : await fetchText(snapshot, f, o);
@@ -115,7 +142,10 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
       if (tensors.pendingParts) manifest.pendingFrom.push(f.path);
     }
     const missing = tensors.missing(Object.keys(manifest.tensors));
-    if (missing.length) throw new HubError(`${id}'s shards lack ${missing.length} tensor(s) the config needs, e.g. ${missing[0]}: the checkpoint is incomplete`);
+    if (missing.length)
+      throw new HubError(
+        `${id}'s shards lack ${missing.length} tensor(s) the config needs, e.g. ${missing[0]}: the checkpoint is incomplete`,
+      );
   } finally {
     tensors.release();
   }
@@ -126,19 +156,29 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
 }
 
 async function downloadShard(
-  gpu: Gpu, store: ModelStore, m: Manifest, snapshot: RepoSnapshot, f: StoredFile, tensors: GpuTensors,
-  index: ShardIndex | null, o: DownloadOptions, onBytes: (n: number) => void,
+  gpu: Gpu,
+  store: ModelStore,
+  m: Manifest,
+  snapshot: RepoSnapshot,
+  f: StoredFile,
+  tensors: GpuTensors,
+  index: ShardIndex | null,
+  o: DownloadOptions,
+  onBytes: (n: number) => void,
 ): Promise<void> {
   const file: RepoFile = { path: f.path, size: f.size, sha256: f.sha256 };
   const sum = await Checksum.create(f.hashState);
-  const resume = f.header && f.offset > 0 ? { header: parseHeader(f.header, f.size, f.path), offset: f.offset } : undefined;
+  const resume =
+    f.header && f.offset > 0 ? { header: parseHeader(f.header, f.size, f.path), offset: f.offset } : undefined;
   if (!resume && f.offset > 0) f.offset = 0; // nothing usable stored yet
   const url = fileUrl(snapshot, f.path, o);
   const source = fileBytes(url, file, f.offset, o);
   let counted = f.offset;
   try {
     for await (const { info, data } of readSafetensors(source, {
-      fileSize: f.size, file: f.path, resume,
+      fileSize: f.size,
+      file: f.path,
+      resume,
       // the whole header is checked (against the index and the config) before any tensor's bytes are read
       onHeader: (h, bytes) => {
         if (index) checkShardAgainstIndex(index, f.path, h);
@@ -162,7 +202,8 @@ async function downloadShard(
     verifySha256(file, sum.hex(), url);
   } catch (e) {
     if (e instanceof HubError && /is corrupt/.test(e.message)) await discardShard(store, m, f);
-    else if ((e as Error).name === 'SafetensorsError' || (e as Error).name === 'CheckpointError') await discardShard(store, m, f);
+    else if ((e as Error).name === 'SafetensorsError' || (e as Error).name === 'CheckpointError')
+      await discardShard(store, m, f);
     throw e;
   }
   f.done = true;
@@ -170,7 +211,14 @@ async function downloadShard(
 }
 
 /** A tensor as the store keeps it: NF4 bytes read back from the GPU quantizer, or 16-bit. */
-async function storedForm(gpu: Gpu, tensors: GpuTensors, info: TensorInfo, data: Uint8Array, file: string, m: Manifest): Promise<[string, unknown][]> {
+async function storedForm(
+  gpu: Gpu,
+  tensors: GpuTensors,
+  info: TensorInfo,
+  data: Uint8Array,
+  file: string,
+  m: Manifest,
+): Promise<[string, unknown][]> {
   const name = await tensors.add(info, data, file);
   if (name === null) return [];
   try {
@@ -180,7 +228,14 @@ async function storedForm(gpu: Gpu, tensors: GpuTensors, info: TensorInfo, data:
   }
 }
 
-async function readBack(gpu: Gpu, tensors: GpuTensors, name: string, info: TensorInfo, file: string, m: Manifest): Promise<[string, unknown][]> {
+async function readBack(
+  gpu: Gpu,
+  tensors: GpuTensors,
+  name: string,
+  info: TensorInfo,
+  file: string,
+  m: Manifest,
+): Promise<[string, unknown][]> {
   const frozen = tensors.frozen(name);
   const half = tensors.half(name);
   const values: [string, unknown][] = [];
@@ -189,8 +244,13 @@ async function readBack(gpu: Gpu, tensors: GpuTensors, name: string, info: Tenso
     const packed = splitParts(await readNF4Bytes(gpu, frozen.w));
     const absmax = splitParts(new Uint8Array(await gpu.readBytes(frozen.w.absmax)));
     t = {
-      name, shard: file, shape: frozen.w.shape, kind: 'nf4', blocksize: frozen.w.blocksize,
-      parts: packed.map((_, i) => `t:${name}:packed:${i}`), absmaxParts: absmax.map((_, i) => `t:${name}:absmax:${i}`),
+      name,
+      shard: file,
+      shape: frozen.w.shape,
+      kind: 'nf4',
+      blocksize: frozen.w.blocksize,
+      parts: packed.map((_, i) => `t:${name}:packed:${i}`),
+      absmaxParts: absmax.map((_, i) => `t:${name}:absmax:${i}`),
       bytes: packed.reduce((n, p) => n + p.length, 0) + absmax.reduce((n, p) => n + p.length, 0),
     };
     for (const [i, p] of packed.entries()) values.push([t.parts[i], p]);
@@ -199,7 +259,15 @@ async function readBack(gpu: Gpu, tensors: GpuTensors, name: string, info: Tenso
     const h = frozen?.kind === 'half' ? frozen.w : half!;
     const bytes = await readHalf(gpu, h);
     const parts = splitParts(bytes);
-    t = { name, shard: file, shape: info.shape, kind: 'half', dtype: h.dtype, parts: parts.map((_, i) => `t:${name}:half:${i}`), bytes: bytes.length };
+    t = {
+      name,
+      shard: file,
+      shape: info.shape,
+      kind: 'half',
+      dtype: h.dtype,
+      parts: parts.map((_, i) => `t:${name}:half:${i}`),
+      bytes: bytes.length,
+    };
     for (const [i, p] of parts.entries()) values.push([t.parts[i], p]);
   }
   m.tensors[name] = t;
@@ -241,4 +309,3 @@ async function browserFreeBytes(): Promise<number | null> {
   const e = await globalThis.navigator?.storage?.estimate?.();
   return e?.quota !== undefined ? e.quota - (e.usage ?? 0) : null;
 }
-

@@ -11,7 +11,11 @@ export class StoreError extends Error {
   override name = 'StoreError';
 }
 
-export async function loadStoredModel(gpu: Gpu, key: string, onTensor?: (done: number, total: number) => void): Promise<{ loaded: LoadedModel; manifest: Manifest; store: ModelStore }> {
+export async function loadStoredModel(
+  gpu: Gpu,
+  key: string,
+  onTensor?: (done: number, total: number) => void,
+): Promise<{ loaded: LoadedModel; manifest: Manifest; store: ModelStore }> {
   const store = ModelStore.open(key);
   const m = await store.manifest();
   if (!m) throw new StoreError(`${key} is not in this browser's storage: download it first`);
@@ -59,7 +63,11 @@ async function uploadNF4Parts(gpu: Gpu, store: ModelStore, t: StoredTensor): Pro
 }
 
 /** Parts end to end, each written at its byte offset (parts are whole multiples of 4 bytes but the last). */
-async function writeParts(store: ModelStore, keys: string[], write: (bytes: Uint8Array, at: number) => void): Promise<void> {
+async function writeParts(
+  store: ModelStore,
+  keys: string[],
+  write: (bytes: Uint8Array, at: number) => void,
+): Promise<void> {
   let at = 0;
   for (const k of keys) {
     const part = await store.get<Uint8Array>(k);

@@ -81,7 +81,10 @@ const OPEN = new Map<string, ModelStore>();
 
 /** One model's database. */
 export class ModelStore {
-  private constructor(readonly key: string, readonly db: UseStore) {}
+  private constructor(
+    readonly key: string,
+    readonly db: UseStore,
+  ) {}
 
   /** One store object per key: idb-keyval opens one connection per store object. */
   static open(key: string): ModelStore {
@@ -101,7 +104,9 @@ export class ModelStore {
       await set(this.key, { key: this.key, id: manifest.id }, REGISTRY());
     } catch (e) {
       if ((e as Error).name !== 'QuotaExceededError') throw e;
-      throw new StorageFullError(`this browser's storage for the page is full, so ${manifest.id} cannot be stored; what was stored is kept: free some space (delete cached models) and resume`);
+      throw new StorageFullError(
+        `this browser's storage for the page is full, so ${manifest.id} cannot be stored; what was stored is kept: free some space (delete cached models) and resume`,
+      );
     }
   }
 

@@ -75,6 +75,12 @@ export class Trainer {
     let total = 0;
     for (let i = 0; i < n; i++) total += values[i];
     const sq = values[n];
-    return { step: this.state.step, loss: total / counted, learning_rate: lr, grad_norm: Math.sqrt(sq), tokens: counted };
+    return {
+      step: this.state.step,
+      loss: total / counted,
+      learning_rate: lr,
+      grad_norm: Math.sqrt(sq),
+      tokens: counted,
+    };
   }
 }

@@ -4,7 +4,10 @@
 import * as Comlink from 'comlink';
 import { zipSync } from 'fflate';
 import {
-  MAX_ADAPTER_CONFIG_BYTES, MAX_ADAPTER_WEIGHTS_BYTES, readAdapterZip, type AdapterFiles,
+  MAX_ADAPTER_CONFIG_BYTES,
+  MAX_ADAPTER_WEIGHTS_BYTES,
+  readAdapterZip,
+  type AdapterFiles,
 } from '../formats/adapter-zip';
 import { AdapterError } from '../formats/peft';
 import uPlot from 'uplot';
@@ -18,7 +21,9 @@ import type { EvalLog, TrainLog } from '../engine/session';
 import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
 import { TokenStore } from './token-store';
 
-const engine = Comlink.wrap<EngineApi>(new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module' }));
+const engine = Comlink.wrap<EngineApi>(
+  new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module' }),
+);
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const input = (id: string) => $<HTMLInputElement>(id);
@@ -26,18 +31,21 @@ const num = (id: string) => Number(input(id).value);
 const checked = (id: string) => input(id).checked;
 const tokens = new TokenStore(); // one token per Hub origin, encrypted at rest (token-store.ts)
 
-const clock = (s: number) => (Number.isFinite(s) ? `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}` : '–');
+const clock = (s: number) =>
+  Number.isFinite(s) ? `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}` : '–';
 
 function rows(table: HTMLElement, entries: [string, string][]): void {
-  table.replaceChildren(...entries.map(([k, v]) => {
-    const tr = document.createElement('tr');
-    const th = document.createElement('th');
-    const td = document.createElement('td');
-    th.textContent = k;
-    td.textContent = v;
-    tr.append(th, td);
-    return tr;
-  }));
+  table.replaceChildren(
+    ...entries.map(([k, v]) => {
+      const tr = document.createElement('tr');
+      const th = document.createElement('th');
+      const td = document.createElement('td');
+      th.textContent = k;
+      td.textContent = v;
+      tr.append(th, td);
+      return tr;
+    }),
+  );
 }
 
 function showError(e: unknown): void {
@@ -84,7 +92,8 @@ async function endpointChanged(): Promise<void> {
   const endpoint = input('hub-endpoint').value.trim();
   tokenOrigin = null;
   input('hub-token').value = '';
-  let origin: string | null = null, refused = '';
+  let origin: string | null = null,
+    refused = '';
   try {
     origin = hubOrigin(endpoint);
   } catch (e) {
@@ -115,7 +124,12 @@ async function tokenChanged(): Promise<void> {
 
 /** The presets' estimates follow the page's max length, rank, targets and precision. */
 function refreshPresets(): void {
-  const settings = { max_length: num('max-length'), r: num('lora-r'), targets: targets(), load_in_4bit: checked('load-4bit') };
+  const settings = {
+    max_length: num('max-length'),
+    r: num('lora-r'),
+    targets: targets(),
+    load_in_4bit: checked('load-4bit'),
+  };
   showPresets($<HTMLTableElement>('preset-table'), settings, (id) => {
     input('model-id').value = id;
     void act('plan', plan);
@@ -123,7 +137,9 @@ function refreshPresets(): void {
 }
 
 function targets(): string[] | 'all-linear' {
-  const t = input('targets').value.split(/[\s,]+/).filter(Boolean);
+  const t = input('targets')
+    .value.split(/[\s,]+/)
+    .filter(Boolean);
   return t.length === 1 && t[0] === 'all-linear' ? 'all-linear' : t;
 }
 
@@ -163,13 +179,16 @@ function modelRow(m: StoredModel): HTMLTableRowElement {
   tr.dataset.key = m.key;
   const name = document.createElement('td');
   name.textContent = `${m.id}${m.revision === 'main' ? '' : `@${m.revision}`}`;
-  if (m.endpoint !== DEFAULT_HUB_ORIGIN) { // a model from another Hub says where it came from
+  if (m.endpoint !== DEFAULT_HUB_ORIGIN) {
+    // a model from another Hub says where it came from
     const from = name.appendChild(document.createElement('small'));
     from.className = 'endpoint';
     from.textContent = ` from ${m.endpoint}`;
   }
   const size = document.createElement('td');
-  size.textContent = m.complete ? `${formatBytes(m.storedBytes)} stored` : `partial: ${Math.round(m.progress * 100)}% downloaded`;
+  size.textContent = m.complete
+    ? `${formatBytes(m.storedBytes)} stored`
+    : `partial: ${Math.round(m.progress * 100)}% downloaded`;
   const buttons = document.createElement('td');
   const button = (label: string, f: () => Promise<void>) => {
     const b = document.createElement('button');
@@ -191,15 +210,25 @@ function modelRow(m: StoredModel): HTMLTableRowElement {
 
 async function plan(): Promise<void> {
   const p = await engine.planModel(input('model-id').value.trim(), await hub(), {
-    max_length: num('max-length'), batch: num('batch'), r: num('lora-r'), targets: targets(), load_in_4bit: checked('load-4bit'),
+    max_length: num('max-length'),
+    batch: num('batch'),
+    r: num('lora-r'),
+    targets: targets(),
+    load_in_4bit: checked('load-4bit'),
   });
   const t = $('plan-table');
   t.hidden = false;
   rows(t, [
     ['Architecture', `${p.modelType}, ${p.layers} layers, hidden ${p.hidden}`],
     ['Download', formatBytes(p.downloadBytes)],
-    ['Stored (NF4 + 16-bit)', formatBytes(p.storeBytes) + (p.freeBytes !== null ? ` of ${formatBytes(p.freeBytes)} free` : '')],
-    ['GPU memory to train', `about ${formatBytes(p.memory.total)} (weights ${formatBytes(p.memory.weights)}, adapter ${formatBytes(p.memory.adapter)}, activations ${formatBytes(p.memory.activations)})`],
+    [
+      'Stored (NF4 + 16-bit)',
+      formatBytes(p.storeBytes) + (p.freeBytes !== null ? ` of ${formatBytes(p.freeBytes)} free` : ''),
+    ],
+    [
+      'GPU memory to train',
+      `about ${formatBytes(p.memory.total)} (weights ${formatBytes(p.memory.weights)}, adapter ${formatBytes(p.memory.adapter)}, activations ${formatBytes(p.memory.activations)})`,
+    ],
     ['This device', p.problems.length ? `cannot: ${p.problems.join('; ')}` : 'can hold it'],
   ]);
 }
@@ -211,17 +240,24 @@ async function download(id = input('model-id').value.trim(), endpoint?: string):
   const started = performance.now();
   try {
     const settings = { ...from, load_in_4bit: checked('load-4bit') };
-    const m = await engine.downloadModel(id, settings, Comlink.proxy((p: DownloadProgress) => {
-      $<HTMLProgressElement>('download-bar').value = p.total ? p.done / p.total : 0;
-      const left = p.bytesPerSecond > 0 ? (p.total - p.done) / p.bytesPerSecond : NaN;
-      $('download-text').textContent = `${formatBytes(p.done)} of ${formatBytes(p.total)} · ${formatBytes(p.bytesPerSecond)}/s · ${clock(left)} left · ${p.file}`;
-    }));
-    $('download-text').textContent = `Downloaded and stored ${m.id} (${formatBytes(m.storedBytes)}) in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+    const m = await engine.downloadModel(
+      id,
+      settings,
+      Comlink.proxy((p: DownloadProgress) => {
+        $<HTMLProgressElement>('download-bar').value = p.total ? p.done / p.total : 0;
+        const left = p.bytesPerSecond > 0 ? (p.total - p.done) / p.bytesPerSecond : NaN;
+        $('download-text').textContent =
+          `${formatBytes(p.done)} of ${formatBytes(p.total)} · ${formatBytes(p.bytesPerSecond)}/s · ${clock(left)} left · ${p.file}`;
+      }),
+    );
+    $('download-text').textContent =
+      `Downloaded and stored ${m.id} (${formatBytes(m.storedBytes)}) in ${((performance.now() - started) / 1000).toFixed(1)} s`;
     await refreshModels();
     await loadModel(m.key);
   } catch (e) {
     await refreshModels();
-    if ((e as Error).name === 'AbortError' || /paused/.test((e as Error).message)) $('download-text').textContent = 'Paused: Resume continues from what is stored.';
+    if ((e as Error).name === 'AbortError' || /paused/.test((e as Error).message))
+      $('download-text').textContent = 'Paused: Resume continues from what is stored.';
     else throw e;
   } finally {
     $('pause').hidden = true;
@@ -231,15 +267,19 @@ async function download(id = input('model-id').value.trim(), endpoint?: string):
 function setLoaded(key: string | null, text: string): void {
   loadedKey = key;
   $('model-status').textContent = key ? text : 'No model loaded.';
-  for (const id of ['prepare', 'generate', 'save-adapter', 'load-adapter', 'reset']) $<HTMLButtonElement>(id).disabled = !key;
+  for (const id of ['prepare', 'generate', 'save-adapter', 'load-adapter', 'reset'])
+    $<HTMLButtonElement>(id).disabled = !key;
   $<HTMLButtonElement>('train').disabled = true; // until data is prepared
 }
 
 async function loadModel(key: string): Promise<void> {
   $('model-status').textContent = 'Loading onto the GPU…';
-  const info = await engine.loadModel(key, Comlink.proxy((done: number, total: number) => {
-    $('model-status').textContent = `Loading onto the GPU… ${done}/${total} tensors`;
-  }));
+  const info = await engine.loadModel(
+    key,
+    Comlink.proxy((done: number, total: number) => {
+      $('model-status').textContent = `Loading onto the GPU… ${done}/${total} tensors`;
+    }),
+  );
   setLoaded(key, `Loaded ${info.id} (${info.modelType}, ${info.layers} layers) from this browser's storage.`);
   showChatDefaults(info.chat);
   await refreshModels();
@@ -250,18 +290,36 @@ async function loadModel(key: string): Promise<void> {
 async function prepare(): Promise<void> {
   const kind = (document.querySelector('input[name="data-kind"]:checked') as HTMLInputElement).value;
   const file = input('data-file').files?.[0];
-  if (kind === 'file' && !file) throw new Error('choose a data file (JSONL, JSON, CSV, TXT or Parquet), or pick the Hub data set');
-  const source = kind === 'file' ? { kind: 'file' as const, file: file! } : { kind: 'hub' as const, id: input('data-id').value.trim() };
+  if (kind === 'file' && !file)
+    throw new Error('choose a data file (JSONL, JSON, CSV, TXT or Parquet), or pick the Hub data set');
+  const source =
+    kind === 'file'
+      ? { kind: 'file' as const, file: file! }
+      : { kind: 'hub' as const, id: input('data-id').value.trim() };
   $('data-status').textContent = 'Reading and tokenizing…';
-  const packing = checked('packing'), strategy = input('packing-strategy').value as 'bfd' | 'wrapped';
-  const s = await engine.prepareData(source, {
-    dataset_text_field: input('text-field').value.trim(), max_length: num('max-length'), packing, packing_strategy: strategy,
-    completion_only_loss: checked('completion-only'), assistant_only_loss: checked('assistant-only'),
-    dataset_train_split: 'train', dataset_test_split: 'test', evaluate: num('eval-steps') > 0, test_size: num('test-size') || null,
-    seed: num('seed'), batch: num('batch'),
-  }, source.kind === 'hub' ? await hub() : {}); // a file of one's own needs no Hub (nor a valid endpoint)
+  const packing = checked('packing'),
+    strategy = input('packing-strategy').value as 'bfd' | 'wrapped';
+  const s = await engine.prepareData(
+    source,
+    {
+      dataset_text_field: input('text-field').value.trim(),
+      max_length: num('max-length'),
+      packing,
+      packing_strategy: strategy,
+      completion_only_loss: checked('completion-only'),
+      assistant_only_loss: checked('assistant-only'),
+      dataset_train_split: 'train',
+      dataset_test_split: 'test',
+      evaluate: num('eval-steps') > 0,
+      test_size: num('test-size') || null,
+      seed: num('seed'),
+      batch: num('batch'),
+    },
+    source.kind === 'hub' ? await hub() : {},
+  ); // a file of one's own needs no Hub (nor a valid endpoint)
   const st = s.stats;
-  $('data-status').textContent = `${s.files.join(', ')}: ${s.rows} rows → ${st.examples} examples → ${st.blocks} ${packing ? `blocks (${strategy} packing)` : 'sequences'}` +
+  $('data-status').textContent =
+    `${s.files.join(', ')}: ${s.rows} rows → ${st.examples} examples → ${st.blocks} ${packing ? `blocks (${strategy} packing)` : 'sequences'}` +
     (s.skipped ? `; skipped ${s.skipped} (${s.skippedWhy})` : '');
   const table = $('data-stats');
   table.hidden = false;
@@ -269,39 +327,64 @@ async function prepare(): Promise<void> {
   const pad = s.padding;
   rows(table, [
     ['Format', s.kind.replace(/_/g, ' ')],
-    ['Tokens', `${st.tokens} tokenized, ${st.keptTokens} kept${st.truncated ? ` (${st.truncated} examples truncated to ${num('max-length')})` : ''}; ${st.targets} with a loss target`],
+    [
+      'Tokens',
+      `${st.tokens} tokenized, ${st.keptTokens} kept${st.truncated ? ` (${st.truncated} examples truncated to ${num('max-length')})` : ''}; ${st.targets} with a loss target`,
+    ],
     ['Blocks', `${st.blocks} from ${plural(st.examples, 'example')}`],
-    ['Padding', `batches of ${num('batch')} examples padded to their longest: ${pad.unpacked} pad tokens (${pct(pad.unpackedShare)} of ${st.paddedUnpacked})` +
-      (packing ? `; packed: ${pad.packed} (${pct(pad.packedShare)} of ${st.paddedPacked}); packing saves ${pad.saved} pad tokens` : '')],
+    [
+      'Padding',
+      `batches of ${num('batch')} examples padded to their longest: ${pad.unpacked} pad tokens (${pct(pad.unpackedShare)} of ${st.paddedUnpacked})` +
+        (packing
+          ? `; packed: ${pad.packed} (${pct(pad.packedShare)} of ${st.paddedPacked}); packing saves ${pad.saved} pad tokens`
+          : ''),
+    ],
     ['Pad token', `${s.pad}; batches here are laid end to end and never padded`],
-    ['Evaluation', s.eval ? `${plural(s.eval.examples, 'example')} from ${s.eval.source} → ${plural(s.eval.blocks, 'block')}` : 'none'],
+    [
+      'Evaluation',
+      s.eval
+        ? `${plural(s.eval.examples, 'example')} from ${s.eval.source} → ${plural(s.eval.blocks, 'block')}`
+        : 'none',
+    ],
     ['Skipped rows', s.skipped ? `${s.skipped}: ${s.skippedWhy}` : 'none'],
   ]);
   const bars = $('lengths-bars');
   const top = Math.max(...s.histogram.counts);
-  bars.replaceChildren(...s.histogram.counts.map((n, i) => {
-    const bar = document.createElement('div');
-    bar.style.height = `${(100 * n) / top}%`;
-    const from = s.histogram.start + i * s.histogram.width;
-    bar.title = `${from}–${from + s.histogram.width - 1} tokens: ${plural(n, 'example')}`;
-    return bar;
-  }));
+  bars.replaceChildren(
+    ...s.histogram.counts.map((n, i) => {
+      const bar = document.createElement('div');
+      bar.style.height = `${(100 * n) / top}%`;
+      const from = s.histogram.start + i * s.histogram.width;
+      bar.title = `${from}–${from + s.histogram.width - 1} tokens: ${plural(n, 'example')}`;
+      return bar;
+    }),
+  );
   const h = s.histogram;
-  $('lengths-range').textContent = `${h.start} to ${h.start + h.counts.length * h.width - 1} tokens; ${plural(st.examples, 'example')}`;
+  $('lengths-range').textContent =
+    `${h.start} to ${h.start + h.counts.length * h.width - 1} tokens; ${plural(st.examples, 'example')}`;
   $('lengths').hidden = false;
   const preview = $('data-preview');
   preview.hidden = false;
-  preview.replaceChildren(...s.preview.map((segments, i) => {
-    const block = document.createElement('pre');
-    block.append(`— block ${i + 1} —\n`);
-    for (const g of segments) {
-      if (g.newSequence) block.append(Object.assign(document.createElement('span'), { className: 'boundary', textContent: ' ┃ ', title: 'a new sequence: attention does not cross it' }));
-      const span = Object.assign(document.createElement('span'), { textContent: g.text });
-      if (g.masked) Object.assign(span, { className: 'masked', title: 'no loss taken on these tokens' });
-      block.append(span);
-    }
-    return block;
-  }));
+  preview.replaceChildren(
+    ...s.preview.map((segments, i) => {
+      const block = document.createElement('pre');
+      block.append(`— block ${i + 1} —\n`);
+      for (const g of segments) {
+        if (g.newSequence)
+          block.append(
+            Object.assign(document.createElement('span'), {
+              className: 'boundary',
+              textContent: ' ┃ ',
+              title: 'a new sequence: attention does not cross it',
+            }),
+          );
+        const span = Object.assign(document.createElement('span'), { textContent: g.text });
+        if (g.masked) Object.assign(span, { className: 'masked', title: 'no loss taken on these tokens' });
+        block.append(span);
+      }
+      return block;
+    }),
+  );
   $<HTMLButtonElement>('train').disabled = false;
 }
 
@@ -325,15 +408,26 @@ const series: [number[], number[], number[], (number | null)[]] = [[], [], [], [
 function resetChart(): void {
   for (const s of series) s.length = 0;
   chart?.destroy();
-  chart = new uPlot({
-    width: Math.min(760, $('chart').clientWidth || 760), height: 260,
-    scales: { x: { time: false }, lr: { auto: true } },
-    series: [
-      { label: 'step' }, { label: 'loss', stroke: '#d9480f', width: 2 }, { label: 'learning rate', stroke: '#1971c2', scale: 'lr' },
-      { label: 'eval loss', stroke: '#2b8a3e', width: 2, spanGaps: true, points: { show: true, size: 7 } },
-    ],
-    axes: [{ label: 'step' }, { label: 'loss' }, { side: 1, scale: 'lr', label: 'learning rate', grid: { show: false } }],
-  }, series, $('chart'));
+  chart = new uPlot(
+    {
+      width: Math.min(760, $('chart').clientWidth || 760),
+      height: 260,
+      scales: { x: { time: false }, lr: { auto: true } },
+      series: [
+        { label: 'step' },
+        { label: 'loss', stroke: '#d9480f', width: 2 },
+        { label: 'learning rate', stroke: '#1971c2', scale: 'lr' },
+        { label: 'eval loss', stroke: '#2b8a3e', width: 2, spanGaps: true, points: { show: true, size: 7 } },
+      ],
+      axes: [
+        { label: 'step' },
+        { label: 'loss' },
+        { side: 1, scale: 'lr', label: 'learning rate', grid: { show: false } },
+      ],
+    },
+    series,
+    $('chart'),
+  );
 }
 
 async function train(): Promise<void> {
@@ -345,15 +439,34 @@ async function train(): Promise<void> {
   $('train-status').textContent = 'Training… (the first step compiles the shaders)';
   try {
     const summary = await engine.train(
-      { r: num('lora-r'), lora_alpha: num('lora-alpha'), lora_dropout: num('lora-dropout'), target_modules: targets(), use_rslora: false },
       {
-        learning_rate: num('lr'), adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, weight_decay: 0, max_grad_norm: 1,
-        lr_scheduler_type: input('scheduler').value as 'linear', warmup_steps: num('warmup'), max_steps: num('steps') || -1,
-        num_train_epochs: num('epochs'), per_device_train_batch_size: num('batch'), gradient_accumulation_steps: num('accumulation'),
-        seed: num('seed'), shuffle: true, logging_steps: 1, eval_steps: num('eval-steps'),
+        r: num('lora-r'),
+        lora_alpha: num('lora-alpha'),
+        lora_dropout: num('lora-dropout'),
+        target_modules: targets(),
+        use_rslora: false,
+      },
+      {
+        learning_rate: num('lr'),
+        adam_beta1: 0.9,
+        adam_beta2: 0.999,
+        adam_epsilon: 1e-8,
+        weight_decay: 0,
+        max_grad_norm: 1,
+        lr_scheduler_type: input('scheduler').value as 'linear',
+        warmup_steps: num('warmup'),
+        max_steps: num('steps') || -1,
+        num_train_epochs: num('epochs'),
+        per_device_train_batch_size: num('batch'),
+        gradient_accumulation_steps: num('accumulation'),
+        seed: num('seed'),
+        shuffle: true,
+        logging_steps: 1,
+        eval_steps: num('eval-steps'),
       },
       Comlink.proxy(async (log: TrainLog | EvalLog) => {
-        if ('eval_loss' in log) { // after the step's own log: its point goes on that step
+        if ('eval_loss' in log) {
+          // after the step's own log: its point goes on that step
           series[3][series[3].length - 1] = log.eval_loss;
           chart?.setData(series);
           $('chart').dataset.evalLosses = JSON.stringify(series[3].filter((v) => v !== null));
@@ -379,11 +492,13 @@ async function train(): Promise<void> {
           ['GPU memory in use', `${formatBytes(mem.inUse)} between steps, ${formatBytes(mem.peak)} at most`],
         ]);
         const paused = $('pause-training').getAttribute('aria-pressed') === 'true';
-        $('train-status').textContent = `Training: step ${log.step} of ${log.max_steps}${paused ? ' (paused: Continue goes on from here)' : ''}`;
+        $('train-status').textContent =
+          `Training: step ${log.step} of ${log.max_steps}${paused ? ' (paused: Continue goes on from here)' : ''}`;
         $('chart').dataset.losses = JSON.stringify(series[1]); // for a script or a test to read
       }),
     );
-    $('train-status').textContent = `Trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: mean loss ${summary.train_loss.toFixed(4)}.`;
+    $('train-status').textContent =
+      `Trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: mean loss ${summary.train_loss.toFixed(4)}.`;
   } finally {
     $<HTMLButtonElement>('stop').disabled = true;
     const pause = $<HTMLButtonElement>('pause-training');
@@ -449,12 +564,23 @@ async function generate(): Promise<void> {
   const shown = chat ? `${prompt}\n\n` : prompt;
   for (const b of boxes) b.textContent = shown;
   // repetition_penalty is not in the form: the model's default (generation_config.json's, else 1) holds
-  const texts = await engine.generate(prompt, {
-    do_sample: checked('do-sample'), temperature: num('temperature'), top_k: num('top-k'), top_p: num('top-p'),
-    max_new_tokens: num('max-new'), num_return_sequences: n, seed: num('seed'),
-  }, checked('adapter-on'), Comlink.proxy((i: number, text: string) => {
-    boxes[i].textContent = shown + text;
-  }), { chat, ...(chat && !$('thinking-field').hidden && thinking ? { enable_thinking: thinking === 'true' } : {}) });
+  const texts = await engine.generate(
+    prompt,
+    {
+      do_sample: checked('do-sample'),
+      temperature: num('temperature'),
+      top_k: num('top-k'),
+      top_p: num('top-p'),
+      max_new_tokens: num('max-new'),
+      num_return_sequences: n,
+      seed: num('seed'),
+    },
+    checked('adapter-on'),
+    Comlink.proxy((i: number, text: string) => {
+      boxes[i].textContent = shown + text;
+    }),
+    { chat, ...(chat && !$('thinking-field').hidden && thinking ? { enable_thinking: thinking === 'true' } : {}) },
+  );
   texts.forEach((t, i) => {
     boxes[i].textContent = shown + t;
     boxes[i].dataset.done = 'true';
@@ -518,7 +644,8 @@ async function start(): Promise<void> {
   await tokens.migrate(localStorage).catch(showError); // the old page's plain-text token: huggingface.co's
   await endpointChanged().catch(showError);
   refreshPresets();
-  for (const id of ['max-length', 'lora-r', 'targets', 'load-4bit']) input(id).addEventListener('change', refreshPresets);
+  for (const id of ['max-length', 'lora-r', 'targets', 'load-4bit'])
+    input(id).addEventListener('change', refreshPresets);
   try {
     const info = await engine.init();
     rows($('adapter'), [
@@ -546,10 +673,14 @@ $('guanaco').addEventListener('click', guanacoPreset);
 $('train').addEventListener('click', () => void act('train', train));
 $('stop').addEventListener('click', () => void engine.stopTraining());
 $('pause-training').addEventListener('click', () => void togglePause().catch(showError));
-$('reset').addEventListener('click', () => void act('reset', async () => {
-  await engine.resetAdapter();
-  $('adapter-status').textContent = 'The adapter was dropped: the next training starts a fresh one.';
-}));
+$('reset').addEventListener(
+  'click',
+  () =>
+    void act('reset', async () => {
+      await engine.resetAdapter();
+      $('adapter-status').textContent = 'The adapter was dropped: the next training starts a fresh one.';
+    }),
+);
 $('generate').addEventListener('click', () => void act('generate', generate));
 $('save-adapter').addEventListener('click', () => void act('save-adapter', saveAdapter));
 input('load-adapter').addEventListener('change', () => void loadAdapter().catch(showError));

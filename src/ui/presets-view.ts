@@ -21,7 +21,13 @@ function formatParams(n: number): string {
 function presetRow(p: Preset, s: PresetSettings, pick: (id: string) => void): HTMLTableRowElement {
   const c = parseModelConfig(p.config, `preset ${p.id}`);
   const targets = s.targets === 'all-linear' ? c.linearModules : s.targets.filter((t) => c.linearModules.includes(t));
-  const m = estimateTrainingMemory(c, { max_length: s.max_length, batch: 1, r: s.r, targets, load_in_4bit: s.load_in_4bit });
+  const m = estimateTrainingMemory(c, {
+    max_length: s.max_length,
+    batch: 1,
+    r: s.r,
+    targets,
+    load_in_4bit: s.load_in_4bit,
+  });
   const tr = document.createElement('tr');
   const name = document.createElement('td');
   const button = document.createElement('button');
@@ -37,8 +43,12 @@ function presetRow(p: Preset, s: PresetSettings, pick: (id: string) => void): HT
     td.textContent = text;
     return td;
   };
-  tr.append(name, cell(formatParams(parameterCount(c))), cell(formatBytes(estimateStoreBytes(c, s.load_in_4bit))),
-    cell(`about ${formatBytes(m.total)}`));
+  tr.append(
+    name,
+    cell(formatParams(parameterCount(c))),
+    cell(formatBytes(estimateStoreBytes(c, s.load_in_4bit))),
+    cell(`about ${formatBytes(m.total)}`),
+  );
   tr.dataset.preset = p.id;
   return tr;
 }

@@ -7,9 +7,8 @@ import { webWorkerPort } from '../engine/tokenizer-client';
 
 // the tokenizer runs in a worker of its own, nested in this one, so that a hostile tokenizer file can be stopped
 const engine = new Engine({
-  tokenizerWorker: () => webWorkerPort(
-    new Worker(new URL('./tokenizer.worker.ts', import.meta.url), { type: 'module' }),
-  ),
+  tokenizerWorker: () =>
+    webWorkerPort(new Worker(new URL('./tokenizer.worker.ts', import.meta.url), { type: 'module' })),
 });
 
 const api = {
@@ -32,7 +31,10 @@ const api = {
   gpuBytes: () => engine.gpuBytes(),
   exportAdapter: async () => {
     const a = await engine.exportAdapter();
-    return Comlink.transfer(a, Object.values(a.files).map((f) => f.buffer as ArrayBuffer));
+    return Comlink.transfer(
+      a,
+      Object.values(a.files).map((f) => f.buffer as ArrayBuffer),
+    );
   },
   importAdapter: (config: string, weights: Uint8Array) => engine.importAdapter(config, weights),
 };

@@ -19,7 +19,9 @@ test('the page gets a WebGPU device in its worker and runs the NF4 kernels', asy
   expect(errors).toEqual([]);
 });
 
-test('the suggested models show what each takes before anything is fetched, and follow the settings', async ({ page }) => {
+test('the suggested models show what each takes before anything is fetched, and follow the settings', async ({
+  page,
+}) => {
   const requests: string[] = [];
   page.on('request', (r) => requests.push(r.url()));
   await page.goto('/');

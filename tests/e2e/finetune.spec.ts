@@ -11,7 +11,8 @@ import { GATED_TOKEN } from '../fixtures/serve-hub';
 import { writeTinyDataset, writeTinyFormats } from '../fixtures/tiny-data';
 import { HUB } from './servers';
 
-const shot = (page: Page, name: string) => page.screenshot({ path: `test-results/screenshots/${name}.png`, fullPage: true });
+const shot = (page: Page, name: string) =>
+  page.screenshot({ path: `test-results/screenshots/${name}.png`, fullPage: true });
 
 async function hubLog(): Promise<string[]> {
   return (await fetch(`${HUB}/__log`)).json();
@@ -70,10 +71,20 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
 
   await page.locator('#max-length').fill('48');
   await page.getByRole('button', { name: 'Prepare' }).click();
-  await expect(page.locator('#data-status')).toContainText('openassistant_best_replies_train.jsonl: 4 rows → 4 examples');
+  await expect(page.locator('#data-status')).toContainText(
+    'openassistant_best_replies_train.jsonl: 4 rows → 4 examples',
+  );
   await expect(page.locator('#data-preview')).toContainText('### Human: Say hi.');
 
-  for (const [id, v] of [['lora-r', '8'], ['lora-alpha', '16'], ['lora-dropout', '0'], ['lr', '0.03'], ['steps', '24'], ['batch', '4'], ['accumulation', '1']]) {
+  for (const [id, v] of [
+    ['lora-r', '8'],
+    ['lora-alpha', '16'],
+    ['lora-dropout', '0'],
+    ['lr', '0.03'],
+    ['steps', '24'],
+    ['batch', '4'],
+    ['accumulation', '1'],
+  ]) {
     await page.locator(`#${id}`).fill(v);
   }
   await page.locator('#scheduler').selectOption('constant');
@@ -102,14 +113,22 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
   const tuned = await page.locator('#outputs pre').textContent();
   await shot(page, 'app-chat');
 
-  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download adapter' }).click()]);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download adapter' }).click(),
+  ]);
   expect(download.suggestedFilename()).toBe('tiny-random-llama-lora.zip');
   const zipPath = test.info().outputPath('adapter.zip');
   await download.saveAs(zipPath);
   const files = unzipSync(new Uint8Array(await readFile(zipPath)));
   expect(Object.keys(files).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
   const config = parseAdapterConfig(new TextDecoder().decode(files['adapter_config.json']));
-  expect(config).toMatchObject({ base_model_name_or_path: 'tiny-random/llama', r: 8, lora_alpha: 16, target_modules: ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'] });
+  expect(config).toMatchObject({
+    base_model_name_or_path: 'tiny-random/llama',
+    r: 8,
+    lora_alpha: 16,
+    target_modules: ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'],
+  });
   const tensors = readSafetensorsSync(files['adapter_model.safetensors']);
   expect(tensors.length).toBe(2 * 7 * 2);
   const a = tensors.find((t) => t.info.name === 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight')!;
@@ -134,8 +153,13 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
 });
 
 const FAMILIES = [
-  'tiny-random/falcon', 'tiny-random/phi3', 'tiny-random/gemma2', 'tiny-random/llama-bnb-4bit',
-  'tiny-random/qwen3', 'tiny-random/gemma3', 'tiny-random/smollm3',
+  'tiny-random/falcon',
+  'tiny-random/phi3',
+  'tiny-random/gemma2',
+  'tiny-random/llama-bnb-4bit',
+  'tiny-random/qwen3',
+  'tiny-random/gemma3',
+  'tiny-random/smollm3',
 ];
 for (const model of FAMILIES) {
   test(`${model} downloads, trains, evaluates and generates in the page`, async ({ page }) => {
@@ -151,8 +175,15 @@ for (const model of FAMILIES) {
     await page.locator('#eval-steps').fill('8');
     await page.getByRole('button', { name: 'Prepare' }).click();
     await expect(page.locator('#data-status')).toContainText('4 rows');
-    const settings = [['lora-r', '8'], ['lora-alpha', '16'], ['lora-dropout', '0'], ['lr', '0.03'], ['steps', '8'],
-      ['batch', '4'], ['accumulation', '1']];
+    const settings = [
+      ['lora-r', '8'],
+      ['lora-alpha', '16'],
+      ['lora-dropout', '0'],
+      ['lr', '0.03'],
+      ['steps', '8'],
+      ['batch', '4'],
+      ['accumulation', '1'],
+    ];
     for (const [id, v] of settings) await page.locator(`#${id}`).fill(v);
     await page.locator('#scheduler').selectOption('constant');
     await page.getByRole('button', { name: 'Train', exact: true }).click();
@@ -204,14 +235,18 @@ test('a paused download resumes from the store', async ({ page }) => {
   const start = (await hubLog()).length;
   await page.locator('#models tr', { hasText: 'tiny-random/qwen2' }).getByRole('button', { name: 'Resume' }).click();
   await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/qwen2', { timeout: 120_000 });
-  expect((await hubLog()).slice(start).find((l) => l.includes('model-00001-of-00002.safetensors'))).toMatch(/bytes=[1-9]\d*-$/);
+  expect((await hubLog()).slice(start).find((l) => l.includes('model-00001-of-00002.safetensors'))).toMatch(
+    /bytes=[1-9]\d*-$/,
+  );
 });
 
 test('a corrupt shard is refused with a clear message and the store stays consistent', async ({ page }) => {
   await open(page, 'tiny-random/qwen2');
   await fault('model-00002-of-00002.safetensors', { kind: 'corrupt', at: 25000, times: 1 });
   await page.getByRole('button', { name: 'Download', exact: true }).click();
-  await expect(page.getByRole('alert')).toContainText('model-00002-of-00002.safetensors is corrupt', { timeout: 60_000 });
+  await expect(page.getByRole('alert')).toContainText('model-00002-of-00002.safetensors is corrupt', {
+    timeout: 60_000,
+  });
   await expect(page.locator('#models')).toContainText('partial');
   await shot(page, 'app-corrupt');
   await fault('', null);
@@ -230,7 +265,10 @@ test('too little storage is refused with a clear message, and nothing is lost', 
   const origin = new URL(page.url()).origin;
   await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 20_000 });
   await page.getByRole('button', { name: 'Download', exact: true }).click();
-  await expect(page.getByRole('alert')).toContainText(/needs .* of storage and this browser allows|storage for the page is full/, { timeout: 60_000 });
+  await expect(page.getByRole('alert')).toContainText(
+    /needs .* of storage and this browser allows|storage for the page is full/,
+    { timeout: 60_000 },
+  );
   await shot(page, 'app-quota');
   await cdp.send('Storage.overrideQuotaForOrigin', { origin });
   await page.getByRole('button', { name: 'Download', exact: true }).click();
@@ -248,13 +286,24 @@ test('a gated model asks for a token, and downloads with it', async ({ page }) =
   expect(await page.locator('body').textContent()).not.toContain(GATED_TOKEN);
 });
 
-test('prompt/completion and chat files: masks in the preview, packing numbers, evaluation on the chart', async ({ page }) => {
+test('prompt/completion and chat files: masks in the preview, packing numbers, evaluation on the chart', async ({
+  page,
+}) => {
   test.setTimeout(600_000);
   const formats = await writeTinyFormats(test.info().outputPath('formats'));
   await open(page, 'tiny-random/llama');
   await page.getByRole('button', { name: 'Download', exact: true }).click();
   await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/llama', { timeout: 120_000 });
-  for (const [id, v] of [['lora-r', '8'], ['lora-alpha', '16'], ['lora-dropout', '0'], ['lr', '0.03'], ['steps', '4'], ['batch', '4'], ['accumulation', '1'], ['max-length', '128']]) {
+  for (const [id, v] of [
+    ['lora-r', '8'],
+    ['lora-alpha', '16'],
+    ['lora-dropout', '0'],
+    ['lr', '0.03'],
+    ['steps', '4'],
+    ['batch', '4'],
+    ['accumulation', '1'],
+    ['max-length', '128'],
+  ]) {
     await page.locator(`#${id}`).fill(v);
   }
   await page.locator('#scheduler').selectOption('constant');
@@ -268,7 +317,9 @@ test('prompt/completion and chat files: masks in the preview, packing numbers, e
   await page.getByRole('button', { name: 'Prepare' }).click();
   await expect(page.locator('#data-stats')).toContainText('prompt completion');
   await expect(page.locator('#data-stats')).toContainText('1 example from a held-out 0.25 of the training split');
-  await expect(page.locator('#data-stats')).toContainText('10 pad tokens (7.1% of 141); packed: 0 (0.0% of 131); packing saves 10 pad tokens');
+  await expect(page.locator('#data-stats')).toContainText(
+    '10 pad tokens (7.1% of 141); packed: 0 (0.0% of 131); packing saves 10 pad tokens',
+  );
   await expect(page.locator('#data-preview .masked').first()).toContainText('### Human:');
   await expect(page.locator('#data-preview .boundary').first()).toBeVisible(); // bfd: several examples a block
   await expect(page.locator('#lengths-bars > div').first()).toBeVisible();

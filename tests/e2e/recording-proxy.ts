@@ -24,7 +24,9 @@ export async function recordingHub(target: string): Promise<RecordingHub> {
   const received: Received[] = [];
   const server: Server = createServer((req, res) => {
     received.push({
-      method: req.method ?? 'GET', path: req.url ?? '/', authorization: req.headers.authorization ?? 'none',
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      authorization: req.headers.authorization ?? 'none',
       headers: Object.keys(req.headers).sort(),
     });
     const headers = { ...req.headers, host: to.host };
@@ -39,9 +41,10 @@ export async function recordingHub(target: string): Promise<RecordingHub> {
   return {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     received,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -61,7 +61,12 @@ test('a token goes only to its own Hub: a link to another gets none, says so, le
   await page.locator('#max-length').fill('48');
   await page.getByRole('button', { name: 'Prepare' }).click();
   await expect(page.locator('#data-status')).toContainText('4 rows');
-  for (const [id, v] of [['lora-r', '4'], ['steps', '2'], ['batch', '4'], ['accumulation', '1']]) {
+  for (const [id, v] of [
+    ['lora-r', '4'],
+    ['steps', '2'],
+    ['batch', '4'],
+    ['accumulation', '1'],
+  ]) {
     await page.locator(`#${id}`).fill(v);
   }
   await page.getByRole('button', { name: 'Train', exact: true }).click();
@@ -129,7 +134,8 @@ test("the old page's token becomes huggingface.co's, leaves localStorage; anothe
 test('plain http to another machine is refused, in plain sight, before any request', async ({ page }) => {
   await open(page, 'hub=http://hub.example.com&model=tiny-random/llama');
   await expect(notice(page)).toContainText(
-    'Hub: http://hub.example.com — refused: the Hub endpoint "http://hub.example.com" uses plain http://');
+    'Hub: http://hub.example.com — refused: the Hub endpoint "http://hub.example.com" uses plain http://',
+  );
   await expect(page.locator('#hub-token')).toBeDisabled();
   await page.getByRole('button', { name: 'Check size' }).click();
   await expect(page.getByRole('alert')).toContainText('plain http://, which anyone on the way can read: use https://');
@@ -138,7 +144,12 @@ test('plain http to another machine is refused, in plain sight, before any reque
 test('the Content-Security-Policy blocks and reports what it forbids, in page and worker', async ({ page, csp }) => {
   await open(page, 'hub=https://hub.example.invalid&model=o/n');
   // the page: a connection to a foreign origin, and a worker from a blob
-  const fetched = await page.evaluate(() => fetch('https://example.invalid/steal').then(() => 'sent', () => 'refused'));
+  const fetched = await page.evaluate(() =>
+    fetch('https://example.invalid/steal').then(
+      () => 'sent',
+      () => 'refused',
+    ),
+  );
   expect(fetched).toBe('refused');
   await page.evaluate(() => void new Worker(URL.createObjectURL(new Blob(['1'], { type: 'text/javascript' }))));
   const seen: string[] = [];

@@ -85,29 +85,54 @@ function handWritten(valid: { config: string; weights: Uint8Array }): Case[] {
     const text = typeof value === 'string' ? value : JSON.stringify(value);
     return { what: `config: ${what}`, form: 'folder', config: text, weights: valid.weights, mentions: CONFIG };
   };
-  const weights = (what: string, bytes: Uint8Array): Case =>
-    ({ what: `weights: ${what}`, form: 'folder', config: valid.config, weights: bytes, mentions: WEIGHTS });
-  const zip = (what: string, bytes: Uint8Array, form: 'zip' | 'page' = 'zip', mentions = ZIP): Case =>
-    ({ what: `zip: ${what}`, form, zip: bytes, mentions });
+  const weights = (what: string, bytes: Uint8Array): Case => ({
+    what: `weights: ${what}`,
+    form: 'folder',
+    config: valid.config,
+    weights: bytes,
+    mentions: WEIGHTS,
+  });
+  const zip = (what: string, bytes: Uint8Array, form: 'zip' | 'page' = 'zip', mentions = ZIP): Case => ({
+    what: `zip: ${what}`,
+    form,
+    zip: bytes,
+    mentions,
+  });
   const layers = readAdapterSafetensors(valid.weights, 4);
-  const t = (name: string, shape: number[], dtype: 'F32' | 'I32' = 'F32') =>
-    ({ name, dtype, shape, data: new Uint8Array(shape.reduce((a, b) => a * b, 1) * 4) });
+  const t = (name: string, shape: number[], dtype: 'F32' | 'I32' = 'F32') => ({
+    name,
+    dtype,
+    shape,
+    data: new Uint8Array(shape.reduce((a, b) => a * b, 1) * 4),
+  });
   const A = `base_model.model.${layers[0].module}.lora_A.weight`;
   const B = A.replace('lora_A', 'lora_B');
   const configBytes = enc(valid.config);
   const bomb = zipOf({ [CONFIG]: configBytes, [WEIGHTS]: new Uint8Array(64 * 2 ** 20) });
   const good = zipOf({ [CONFIG]: configBytes, [WEIGHTS]: valid.weights });
   const infinite = JSON.stringify({ ...cfg, lora_alpha: 0 }).replace('"lora_alpha":0', '"lora_alpha":1e999');
-  const rank2 = layers.map((l) =>
-    ({ ...l, r: 2, A: l.A.subarray(0, 2 * l.inFeatures), B: l.B.subarray(0, 2 * l.outFeatures) }));
+  const rank2 = layers.map((l) => ({
+    ...l,
+    r: 2,
+    A: l.A.subarray(0, 2 * l.inFeatures),
+    B: l.B.subarray(0, 2 * l.outFeatures),
+  }));
   const wider = layers.map((l) => ({ ...l, inFeatures: 96, A: new Float32Array(4 * 96) }));
   return [
-    config('null', 'null'), config('an array', '[]'), config('a number', '12'), config('not JSON', '{"r": 4,'),
-    config('empty object', {}), config('peft_type IA3', { ...cfg, peft_type: 'IA3' }),
-    config('r 0', { ...cfg, r: 0 }), config('r 1e9', { ...cfg, r: 1e9 }), config('r 2048', { ...cfg, r: 2048 }),
-    config('r 4.5', { ...cfg, r: 4.5 }), config('r "4"', { ...cfg, r: '4' }),
+    config('null', 'null'),
+    config('an array', '[]'),
+    config('a number', '12'),
+    config('not JSON', '{"r": 4,'),
+    config('empty object', {}),
+    config('peft_type IA3', { ...cfg, peft_type: 'IA3' }),
+    config('r 0', { ...cfg, r: 0 }),
+    config('r 1e9', { ...cfg, r: 1e9 }),
+    config('r 2048', { ...cfg, r: 2048 }),
+    config('r 4.5', { ...cfg, r: 4.5 }),
+    config('r "4"', { ...cfg, r: '4' }),
     config('r 8 (weights have 4)', { ...cfg, r: 8 }),
-    config('lora_alpha Infinity', infinite), config('lora_alpha -1', { ...cfg, lora_alpha: -1 }),
+    config('lora_alpha Infinity', infinite),
+    config('lora_alpha -1', { ...cfg, lora_alpha: -1 }),
     config('target_modules [1]', { ...cfg, target_modules: [1] }),
     config('target_modules null', { ...cfg, target_modules: null }),
     config('target_modules unknown', { ...cfg, target_modules: ['embed_tokens'] }),
@@ -122,15 +147,18 @@ function handWritten(valid: { config: string; weights: Uint8Array }): Case[] {
     weights('a 3-D lora_A', writeSafetensors([t(A, [4, 64, 1]), t(B, [64, 4])])),
     weights('an I32 lora_A', writeSafetensors([t(A, [4, 64], 'I32'), t(B, [64, 4])])),
     weights('rank 2 weights', writeAdapterSafetensors(rank2)),
-    weights('a module the model lacks',
-      writeAdapterSafetensors([...layers, { ...layers[0], module: 'model.layers.9.self_attn.q_proj' }])),
+    weights(
+      'a module the model lacks',
+      writeAdapterSafetensors([...layers, { ...layers[0], module: 'model.layers.9.self_attn.q_proj' }]),
+    ),
     weights('one module short', writeAdapterSafetensors(layers.slice(1))),
-    weights('a wider model\'s', writeAdapterSafetensors(wider)),
+    weights("a wider model's", writeAdapterSafetensors(wider)),
     weights('a name with escapes', writeSafetensors([t('\u001b]0;pwned\u0007', [1])])),
     weights('1 MiB over the bound', writeSafetensors([t(A, [4, 64]), t('padding', [2 ** 18])])),
     weights('a header claiming 2^40 elements', reshaped(valid.weights, [2 ** 20, 2 ** 20])),
     weights('empty', new Uint8Array(0)),
-    zip('a valid zip', good), zip('a valid zip, on the page', good, 'page'),
+    zip('a valid zip', good),
+    zip('a valid zip, on the page', good, 'page'),
     zip('a stored (level 0) zip', zipOf({ [CONFIG]: configBytes, [WEIGHTS]: valid.weights }, 0)),
     zip('64 MiB of zeros at level 9', bomb),
     zip('64 MiB of zeros at level 9, on the page', bomb, 'page', 'adapter'),
@@ -140,11 +168,15 @@ function handWritten(valid: { config: string; weights: Uint8Array }): Case[] {
     zip('weights declared 10 bytes', forge(good, WEIGHTS, 'original', 10), 'page', 'adapter'),
     zip('weights declared 3 MiB compressed', forge(good, WEIGHTS, 'compressed', 3 * 2 ** 20), 'page'),
     zip('no weights', zipOf({ [CONFIG]: configBytes })),
-    zip('the weights twice',
-      zipOf({ [CONFIG]: configBytes, [WEIGHTS]: valid.weights, [`x/${WEIGHTS}`]: valid.weights })),
+    zip(
+      'the weights twice',
+      zipOf({ [CONFIG]: configBytes, [WEIGHTS]: valid.weights, [`x/${WEIGHTS}`]: valid.weights }),
+    ),
     // names are only compared, never used as paths: a traversal name is harmless, other entries skipped
-    zip('a path-traversal name and a README',
-      zipOf({ [`../../${CONFIG}`]: configBytes, [WEIGHTS]: valid.weights, README: enc('hi') })),
+    zip(
+      'a path-traversal name and a README',
+      zipOf({ [`../../${CONFIG}`]: configBytes, [WEIGHTS]: valid.weights, README: enc('hi') }),
+    ),
     zip('not a zip', enc('PK\u0005\u0006 this is not a zip at all'), 'page'),
     zip('empty', new Uint8Array(0), 'page'),
   ];

@@ -6,8 +6,10 @@ import { RAW_ERRORS, type CaseResult, type FuzzCase, type FuzzSuite, type Outcom
 
 const say = (m: unknown) => process.stdout.write(`${JSON.stringify({ fuzz: m })}\n`);
 
-export const fuzzMain = <C extends FuzzCase>(suite: FuzzSuite<C>) =>
-  ([seedText, fromText]: string[]) => runCases(suite, seedText, fromText);
+export const fuzzMain =
+  <C extends FuzzCase>(suite: FuzzSuite<C>) =>
+  ([seedText, fromText]: string[]) =>
+    runCases(suite, seedText, fromText);
 
 async function runCases<C extends FuzzCase>(suite: FuzzSuite<C>, seedText: string, fromText: string): Promise<number> {
   const cases = await suite.cases(Number(seedText));
@@ -17,12 +19,15 @@ async function runCases<C extends FuzzCase>(suite: FuzzSuite<C>, seedText: strin
     const c = cases[i];
     say({ start: i, what: c.what });
     const t0 = performance.now();
-    let outcome: Outcome = 'ok', error: string | undefined;
+    let outcome: Outcome = 'ok',
+      error: string | undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
         suite.run(c),
-        new Promise((_, reject) => { timer = setTimeout(() => reject(new HangError()), caseMs); }),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new HangError()), caseMs);
+        }),
       ]);
     } catch (e) {
       outcome = classify(e, suite.mentions?.(c));
@@ -31,7 +36,11 @@ async function runCases<C extends FuzzCase>(suite: FuzzSuite<C>, seedText: strin
       clearTimeout(timer);
     }
     const result: CaseResult = {
-      i, what: c.what, outcome, error, ms: Math.round(performance.now() - t0),
+      i,
+      what: c.what,
+      outcome,
+      error,
+      ms: Math.round(performance.now() - t0),
       peakMb: Math.round(resourceUsage().maxRSS / 1024),
     };
     say({ result });

@@ -56,8 +56,10 @@ function handWritten(llama: Record<string, unknown>, falcon: Record<string, unkn
     ['num_hidden_layers 1e9', with_(llama, { num_hidden_layers: 1e9 })],
     ['max_position_embeddings 1e9', with_(llama, { max_position_embeddings: 1e9 })],
     ['max_position_embeddings 2^21, head_dim 1024', with_(llama, { max_position_embeddings: 2 ** 21, head_dim: 1024 })],
-    ['rms_norm_eps Infinity (1e999)', with_(llama, { rms_norm_eps: 0 }).replace('"rms_norm_eps":0',
-      '"rms_norm_eps":1e999')],
+    [
+      'rms_norm_eps Infinity (1e999)',
+      with_(llama, { rms_norm_eps: 0 }).replace('"rms_norm_eps":0', '"rms_norm_eps":1e999'),
+    ],
     ['rms_norm_eps 2', with_(llama, { rms_norm_eps: 2 })],
     ['rope_theta -1', with_(llama, { rope_theta: -1 })],
     ['rope_theta 1e999', with_(llama, { rope_theta: 0 }).replace('"rope_theta":0', '"rope_theta":1e999')],
@@ -69,12 +71,22 @@ function handWritten(llama: Record<string, unknown>, falcon: Record<string, unkn
     ['num_key_value_heads 3 of 4', with_(llama, { num_key_value_heads: 3 })],
     ['head_dim 7', with_(llama, { head_dim: 7 })],
     ['rope_scaling factor NaN-ish string', with_(llama, { rope_scaling: { rope_type: 'linear', factor: 'NaN' } })],
-    ['rope_scaling llama3 original 1e12', with_(llama, {
-      rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4,
-        original_max_position_embeddings: 1e12 },
-    })],
-    ['gemma softcap -1', with_({ ...llama, model_type: 'gemma2', hidden_act: 'gelu_pytorch_tanh' },
-      { attn_logit_softcapping: -1 })],
+    [
+      'rope_scaling llama3 original 1e12',
+      with_(llama, {
+        rope_scaling: {
+          rope_type: 'llama3',
+          factor: 8,
+          low_freq_factor: 1,
+          high_freq_factor: 4,
+          original_max_position_embeddings: 1e12,
+        },
+      }),
+    ],
+    [
+      'gemma softcap -1',
+      with_({ ...llama, model_type: 'gemma2', hidden_act: 'gelu_pytorch_tanh' }, { attn_logit_softcapping: -1 }),
+    ],
     ['eos_token_id list of strings', with_(llama, { eos_token_id: ['</s>'] })],
     ['tie_word_embeddings "yes"', with_(llama, { tie_word_embeddings: 'yes' })],
     ['quantization_config 7', with_(llama, { quantization_config: 7 })],
@@ -95,8 +107,11 @@ export const suite: FuzzSuite<Case> = {
   async cases(seed) {
     const fx = await fixtures();
     const llama = fx.get('llama')!;
-    const cases: Case[] = handWritten(llama.config, fx.get('falcon')!.config)
-      .map(([what, text]) => ({ what, text, headers: llama.headers }));
+    const cases: Case[] = handWritten(llama.config, fx.get('falcon')!.config).map(([what, text]) => ({
+      what,
+      text,
+      headers: llama.headers,
+    }));
     for (const [kind, { config, headers }] of fx) {
       const rand = rng(seed + KINDS.indexOf(kind));
       for (let i = 0; i < MUTATIONS; i++) {
@@ -118,7 +133,11 @@ export const suite: FuzzSuite<Case> = {
       throw new TypeError('an accepted config has an unbounded RoPE table');
     }
     const m = estimateTrainingMemory(config, {
-      max_length: 64, batch: 1, r: 8, targets: config.linearModules, load_in_4bit: true,
+      max_length: 64,
+      batch: 1,
+      r: 8,
+      targets: config.linearModules,
+      load_in_4bit: true,
     });
     if (!Number.isFinite(m.total) || !Number.isFinite(adapterWeightsBound(config, 8, 'all-linear'))) {
       throw new TypeError('an accepted config gives a non-finite estimate');

@@ -27,13 +27,22 @@ const bytes = (...b: number[]) => new Uint8Array(b);
 
 // Valid files to mutate: multi-byte text, quotes, commas and newlines inside values.
 const TEXTS = [
-  '### Human: Say hi. ### Assistant: Hi there!', 'Ünïcödé — 日本語 😀 text',
-  'a "quoted", comma\nand a newline', 'short',
+  '### Human: Say hi. ### Assistant: Hi there!',
+  'Ünïcödé — 日本語 😀 text',
+  'a "quoted", comma\nand a newline',
+  'short',
 ];
 const csvField = (t: string) => `"${t.replace(/"/g, '""')}"`;
 const VALID: Record<string, () => Uint8Array> = {
   'rows.jsonl': () => enc.encode(TEXTS.map((text, i) => JSON.stringify({ text, id: i })).join('\n') + '\n'),
-  'rows.json': () => enc.encode(JSON.stringify(TEXTS.map((text, i) => ({ text, id: i })), null, 1)),
+  'rows.json': () =>
+    enc.encode(
+      JSON.stringify(
+        TEXTS.map((text, i) => ({ text, id: i })),
+        null,
+        1,
+      ),
+    ),
   'rows.csv': () => enc.encode('id,text\n' + TEXTS.map((t, i) => `${i},${csvField(t)}`).join('\r\n') + '\r\n'),
   'rows.txt': () => enc.encode(TEXTS.map((t) => t.replace(/\n/g, ' ')).join('\n') + '\n'),
   'rows.parquet': () => parquetBytes(TEXTS, 2),
@@ -41,9 +50,15 @@ const VALID: Record<string, () => Uint8Array> = {
 
 function parquetBytes(texts: string[], rowGroupSize: number): Uint8Array {
   const ids = texts.map((_, i) => i);
-  return new Uint8Array(parquetWriteBuffer({
-    columnData: [{ name: 'text', data: texts, type: 'STRING' }, { name: 'id', data: ids, type: 'INT32' }], rowGroupSize,
-  }));
+  return new Uint8Array(
+    parquetWriteBuffer({
+      columnData: [
+        { name: 'text', data: texts, type: 'STRING' },
+        { name: 'id', data: ids, type: 'INT32' },
+      ],
+      rowGroupSize,
+    }),
+  );
 }
 
 /** A Parquet file with its footer's metadata edited (the data pages left as they are). */
@@ -114,9 +129,11 @@ function handWritten(rand: () => number): Case[] {
   const pq = parquetBytes(TEXTS, 2);
   // one column, one row group: a page header can grow without moving other chunks
   const pq1 = new Uint8Array(parquetWriteBuffer({ columnData: [{ name: 'text', data: TEXTS, type: 'STRING' }] }));
-  const delta = new Uint8Array(parquetWriteBuffer({
-    columnData: [{ name: 'id', data: [1, 2, 3, 4], type: 'INT32', nullable: false, encoding: 'DELTA_BINARY_PACKED' }],
-  }));
+  const delta = new Uint8Array(
+    parquetWriteBuffer({
+      columnData: [{ name: 'id', data: [1, 2, 3, 4], type: 'INT32', nullable: false, encoding: 'DELTA_BINARY_PACKED' }],
+    }),
+  );
   const c = (what: string, name: string, make: Case['make']): Case => ({ what, name, make });
   return [
     // one enormous line: linear time, and skipped and counted past the row cap
@@ -124,7 +141,7 @@ function handWritten(rand: () => number): Case[] {
     c('a 48 MB JSONL line, then a row', 'big2.jsonl', () => [big(''), '\n{"text": "after"}\n']),
     c('a 20 MB JSONL line', 'twenty.jsonl', () => [`{"text": "${'b'.repeat(20 * MB)}"}\n`]),
     c('a 48 MB JSON array element', 'big.json', () => ['[', big(''), ', {"text": "after"}]']),
-    c('a 48 MB CSV field spanning lines', 'big.csv', () => ['text\n"', 'line\n'.repeat(48 * MB / 5), '"\nafter\n']),
+    c('a 48 MB CSV field spanning lines', 'big.csv', () => ['text\n"', 'line\n'.repeat((48 * MB) / 5), '"\nafter\n']),
     c('a 48 MB CSV line', 'bigline.csv', () => ['text\n', 'c'.repeat(48 * MB), '\nafter\n']),
     c('a 48 MB TXT line', 'big.txt', () => ['d'.repeat(48 * MB), '\nafter\n']),
     c('400,000 short JSONL lines', 'many.jsonl', () => ['{"text": "row"}\n'.repeat(400_000)]),
@@ -166,66 +183,107 @@ function handWritten(rand: () => number): Case[] {
     c('JSONL named .parquet', 'liar.parquet', () => ['{"text": "a"}\n'.repeat(10)]),
     // Parquet footers and what they declare
     // (each of the 100,000 groups points at the same one-row column chunk: quicker to write than 100,000 chunks)
-    c('100,000 Parquet row groups', 'groups.parquet', () => [withMetadata(parquetBytes(['one row'], 1), (m) => {
-      m.row_groups = Array(100_000).fill(m.row_groups[0]);
-      m.num_rows = 100_000n;
-    })]),
-    c('100,001 Parquet row groups', 'groups2.parquet', () => [withMetadata(parquetBytes(['one row'], 1), (m) => {
-      m.row_groups = Array(100_001).fill(m.row_groups[0]);
-      m.num_rows = 100_001n;
-    })]),
-    c('Parquet num_rows 2^50', 'rows.parquet', () => [withMetadata(pq, (m) => { m.num_rows = 2n ** 50n; })]),
-    c('Parquet row groups of 2^50 rows', 'group-rows.parquet', () => [withMetadata(pq, (m) => {
-      m.num_rows = 2n ** 51n;
-      for (const g of m.row_groups) g.num_rows = 2n ** 50n;
-    })]),
-    c('Parquet negative num_rows', 'negative.parquet', () => [withMetadata(pq, (m) => { m.num_rows = -4n; })]),
-    c('Parquet row counts not adding up', 'sum.parquet', () => [withMetadata(pq, (m) => { m.num_rows = 3n; })]),
-    c('Parquet column chunk past the end', 'offset.parquet', () => [withMetadata(pq, (m) => {
-      m.row_groups[1].columns[0].meta_data!.data_page_offset = 2n ** 40n;
-    })]),
-    c('Parquet column chunk size past the end', 'size.parquet', () => [withMetadata(pq, (m) => {
-      m.row_groups[0].columns[0].meta_data!.total_compressed_size = 2n ** 40n;
-    })]),
-    c('Parquet column chunk in another file', 'external.parquet', () => [withMetadata(pq, (m) => {
-      m.row_groups[0].columns[0].file_path = '../../secret.parquet';
-    })]),
-    c('Parquet without row groups', 'norows.parquet', () => [withMetadata(pq, (m) => {
-      m.row_groups = [];
-      m.num_rows = 0n;
-    })]),
+    c('100,000 Parquet row groups', 'groups.parquet', () => [
+      withMetadata(parquetBytes(['one row'], 1), (m) => {
+        m.row_groups = Array(100_000).fill(m.row_groups[0]);
+        m.num_rows = 100_000n;
+      }),
+    ]),
+    c('100,001 Parquet row groups', 'groups2.parquet', () => [
+      withMetadata(parquetBytes(['one row'], 1), (m) => {
+        m.row_groups = Array(100_001).fill(m.row_groups[0]);
+        m.num_rows = 100_001n;
+      }),
+    ]),
+    c('Parquet num_rows 2^50', 'rows.parquet', () => [
+      withMetadata(pq, (m) => {
+        m.num_rows = 2n ** 50n;
+      }),
+    ]),
+    c('Parquet row groups of 2^50 rows', 'group-rows.parquet', () => [
+      withMetadata(pq, (m) => {
+        m.num_rows = 2n ** 51n;
+        for (const g of m.row_groups) g.num_rows = 2n ** 50n;
+      }),
+    ]),
+    c('Parquet negative num_rows', 'negative.parquet', () => [
+      withMetadata(pq, (m) => {
+        m.num_rows = -4n;
+      }),
+    ]),
+    c('Parquet row counts not adding up', 'sum.parquet', () => [
+      withMetadata(pq, (m) => {
+        m.num_rows = 3n;
+      }),
+    ]),
+    c('Parquet column chunk past the end', 'offset.parquet', () => [
+      withMetadata(pq, (m) => {
+        m.row_groups[1].columns[0].meta_data!.data_page_offset = 2n ** 40n;
+      }),
+    ]),
+    c('Parquet column chunk size past the end', 'size.parquet', () => [
+      withMetadata(pq, (m) => {
+        m.row_groups[0].columns[0].meta_data!.total_compressed_size = 2n ** 40n;
+      }),
+    ]),
+    c('Parquet column chunk in another file', 'external.parquet', () => [
+      withMetadata(pq, (m) => {
+        m.row_groups[0].columns[0].file_path = '../../secret.parquet';
+      }),
+    ]),
+    c('Parquet without row groups', 'norows.parquet', () => [
+      withMetadata(pq, (m) => {
+        m.row_groups = [];
+        m.num_rows = 0n;
+      }),
+    ]),
     // Parquet page headers, which hyparquet trusts: it allocates what they declare
-    c('a Parquet page claiming 2 GB decompressed', 'page-size.parquet', () => [withFirstPage(pq1, (h) => {
-      h.uncompressed_page_size = 2 ** 31 - 1;
-    })]),
-    c('a Parquet page claiming 2^30 values', 'page-values.parquet', () => [withFirstPage(delta, (h) => {
-      h.data_page_header_v2!.num_values = 2 ** 30;
-      h.data_page_header_v2!.num_rows = 2 ** 30;
-    })]),
-    c('a Parquet page of negative nulls', 'page-nulls.parquet', () => [withFirstPage(delta, (h) => {
-      h.data_page_header_v2!.num_nulls = -(2 ** 30);
-    })]),
+    c('a Parquet page claiming 2 GB decompressed', 'page-size.parquet', () => [
+      withFirstPage(pq1, (h) => {
+        h.uncompressed_page_size = 2 ** 31 - 1;
+      }),
+    ]),
+    c('a Parquet page claiming 2^30 values', 'page-values.parquet', () => [
+      withFirstPage(delta, (h) => {
+        h.data_page_header_v2!.num_values = 2 ** 30;
+        h.data_page_header_v2!.num_rows = 2 ** 30;
+      }),
+    ]),
+    c('a Parquet page of negative nulls', 'page-nulls.parquet', () => [
+      withFirstPage(delta, (h) => {
+        h.data_page_header_v2!.num_nulls = -(2 ** 30);
+      }),
+    ]),
     c('a ZSTD Parquet page declaring a 1.9 GB window', 'zstd.parquet', () => {
       const page = withFirstPage(pq1, (h, b) => {
         const v2 = h.data_page_header_v2!; // its levels stay, uncompressed; the values become the frame
         const levels = v2.definition_levels_byte_length + v2.repetition_levels_byte_length;
         return new Uint8Array([...b.subarray(0, levels), ...ZSTD_BIG_WINDOW]);
       });
-      return [withMetadata(page, (m) => { m.row_groups[0].columns[0].meta_data!.codec = 'ZSTD'; })];
+      return [
+        withMetadata(page, (m) => {
+          m.row_groups[0].columns[0].meta_data!.codec = 'ZSTD';
+        }),
+      ];
     }),
-    c('a Parquet column chunk of 2^40 values', 'chunk-values.parquet', () => [withMetadata(pq, (m) => {
-      m.row_groups[0].columns[0].meta_data!.num_values = 2n ** 40n;
-    })]),
-    c('a Parquet column chunk of 2^40 bytes decompressed', 'chunk-size.parquet', () => [withMetadata(pq, (m) => {
-      m.row_groups[0].columns[0].meta_data!.total_uncompressed_size = 2n ** 40n;
-    })]),
+    c('a Parquet column chunk of 2^40 values', 'chunk-values.parquet', () => [
+      withMetadata(pq, (m) => {
+        m.row_groups[0].columns[0].meta_data!.num_values = 2n ** 40n;
+      }),
+    ]),
+    c('a Parquet column chunk of 2^40 bytes decompressed', 'chunk-size.parquet', () => [
+      withMetadata(pq, (m) => {
+        m.row_groups[0].columns[0].meta_data!.total_uncompressed_size = 2n ** 40n;
+      }),
+    ]),
     c('Parquet footer length past the file', 'footlen.parquet', () => [withFooterLength(pq, 2 ** 31)]),
     c('Parquet footer length 0', 'foot0.parquet', () => [withFooterLength(pq, 0)]),
     c('Parquet footer length 4 GB', 'foot4g.parquet', () => [withFooterLength(pq, 2 ** 32 - 1)]),
     c('Parquet cut to its magic', 'magic.parquet', () => ['PAR1']),
     c('Parquet without its closing magic', 'tail.parquet', () => [pq.subarray(0, pq.length - 4)]),
     ...[8, 32, 200].map((n) =>
-      c(`a Parquet footer scrambled (${n} bytes)`, `scrambled${n}.parquet`, () => [scrambledFooter(pq, rand, n)])),
+      c(`a Parquet footer scrambled (${n} bytes)`, `scrambled${n}.parquet`, () => [scrambledFooter(pq, rand, n)]),
+    ),
   ];
 }
 

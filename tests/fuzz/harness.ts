@@ -53,7 +53,13 @@ export interface SuiteReport {
 
 /** JavaScript's own error classes: one of these reaching the user is not a clear error. */
 export const RAW_ERRORS = [
-  'TypeError', 'RangeError', 'SyntaxError', 'ReferenceError', 'EvalError', 'URIError', 'AggregateError',
+  'TypeError',
+  'RangeError',
+  'SyntaxError',
+  'ReferenceError',
+  'EvalError',
+  'URIError',
+  'AggregateError',
 ];
 
 /**
@@ -62,10 +68,14 @@ export const RAW_ERRORS = [
  * Writes the report to test-results/fuzz/<name>.json.
  */
 export async function runSuite(
-  file: string, seed: number, o: { heapMb?: number; graceMs?: number } = {},
+  file: string,
+  seed: number,
+  o: { heapMb?: number; graceMs?: number } = {},
 ): Promise<SuiteReport> {
   const results: CaseResult[] = [];
-  let from = 0, name = file, total = Infinity;
+  let from = 0,
+    name = file,
+    total = Infinity;
   while (from < total) {
     const r = await runChild(file, seed, from, o.heapMb ?? 768, o.graceMs ?? 20_000);
     name = r.name ?? name;
@@ -88,8 +98,10 @@ export async function runSuite(
 
 /** The cases that did not end well, one line each, for a failure message. */
 export function failures(r: SuiteReport): string {
-  return r.cases.filter((c) => c.outcome !== 'ok' && c.outcome !== 'clear')
-    .map((c) => `  #${c.i} ${c.what}: ${c.outcome}${c.error ? ` (${c.error.slice(0, 300)})` : ''}`).join('\n');
+  return r.cases
+    .filter((c) => c.outcome !== 'ok' && c.outcome !== 'clear')
+    .map((c) => `  #${c.i} ${c.what}: ${c.outcome}${c.error ? ` (${c.error.slice(0, 300)})` : ''}`)
+    .join('\n');
 }
 
 interface ChildRun {
@@ -108,7 +120,9 @@ function runChild(file: string, seed: number, from: number, heapMb: number, grac
     const child = spawn('node', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const run: ChildRun = { results: [], stderr: '' };
     let current: { i: number; what: string } | null = null;
-    let caseMs = 10_000, timer: NodeJS.Timeout | undefined, hung = false;
+    let caseMs = 10_000,
+      timer: NodeJS.Timeout | undefined,
+      hung = false;
     const arm = (ms: number) => {
       clearTimeout(timer);
       timer = setTimeout(() => {
@@ -117,7 +131,9 @@ function runChild(file: string, seed: number, from: number, heapMb: number, grac
       }, ms);
     };
     arm(graceMs + 60_000); // start-up: Vite's module runner and the suite's imports
-    child.stderr.on('data', (d) => { run.stderr = (run.stderr + d).slice(-20_000); });
+    child.stderr.on('data', (d) => {
+      run.stderr = (run.stderr + d).slice(-20_000);
+    });
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (!line.startsWith('{"fuzz"')) return;
       const m = JSON.parse(line).fuzz;

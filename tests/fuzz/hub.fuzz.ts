@@ -65,7 +65,12 @@ const stall = (after?: number): Fault => ({ kind: 'stall', after });
 const storm = (status: 500 | 502 | 503 | 429): Fault => ({ kind: 'status', status });
 /** The file each way of reading reads. */
 const FILE: Record<Act, string> = {
-  snapshot: '', dataset: '', whole: 'config.json', stream: 'tiny.jsonl', slice: 'tiny.parquet', cache: SHARD,
+  snapshot: '',
+  dataset: '',
+  whole: 'config.json',
+  stream: 'tiny.jsonl',
+  slice: 'tiny.parquet',
+  cache: SHARD,
 };
 
 /** The hand-written cases: each fault against each way of reading that it threatens. */
@@ -74,15 +79,24 @@ function handWritten(listing: Entry[]): Case[] {
   const add = (what: string, c: Omit<Case, 'what'>) => cases.push({ what, ...c });
 
   // the listing and the info calls
-  for (const [name, target] of [['info', API_INFO], ['listing', API_TREE]] as const) {
+  for (const [name, target] of [
+    ['info', API_INFO],
+    ['listing', API_TREE],
+  ] as const) {
     add(`${name}: stall before headers`, { act: 'snapshot', faults: [[target, stall()]] });
     add(`${name}: redirect loop`, { act: 'snapshot', faults: [[target, { kind: 'redirect-loop' }]] });
     add(`${name}: 503 storm`, { act: 'snapshot', faults: [[target, storm(503)]] });
     add(`${name}: 429 storm, data set`, { act: 'dataset', faults: [[target, storm(429)]] });
   }
   const trees: [string, unknown][] = [
-    ['an object', {}], ['null', null], ['a number', 42], ['a string', '"files"'], ['not JSON', '[{"path": "con'],
-    ['an array of numbers', [1, 2, 3]], ['an array of strings', ['config.json']], ['nested arrays', [[]]],
+    ['an object', {}],
+    ['null', null],
+    ['a number', 42],
+    ['a string', '"files"'],
+    ['not JSON', '[{"path": "con'],
+    ['an array of numbers', [1, 2, 3]],
+    ['an array of strings', ['config.json']],
+    ['nested arrays', [[]]],
   ];
   for (const [what, tree] of trees) {
     add(`listing is ${what}`, { act: 'snapshot', tree, field: what === 'not JSON' ? 'JSON' : 'listing' });
@@ -91,26 +105,40 @@ function handWritten(listing: Entry[]): Case[] {
     { type: 'file', path: 'config.json', size: 10, oid: 'a'.repeat(40), ...e },
   ];
   const entries: [string, unknown[]][] = [
-    ['no path', entry({ path: undefined })], ['a numeric path', entry({ path: 7 })],
+    ['no path', entry({ path: undefined })],
+    ['a numeric path', entry({ path: 7 })],
     ['no size', entry({ size: undefined })],
-    ['a negative size', entry({ size: -1 })], ['a fractional size', entry({ size: 1.5 })],
-    ['a size of 2^50', entry({ size: 2 ** 50 })], ['a size of 1e308', entry({ size: 1e308 })],
-    ['a size as text', entry({ size: '10' })], ['a path with ../', entry({ path: '../../etc/passwd' })],
-    ['a path ending in ..', entry({ path: 'a/..' })], ['an absolute path', entry({ path: '/etc/passwd' })],
-    ['a backslash path', entry({ path: '..\\..\\x.json' })], ['an empty path', entry({ path: '' })],
-    ['a double slash', entry({ path: 'a//b.json' })], ['a NUL in the path', entry({ path: 'a\u0000.json' })],
+    ['a negative size', entry({ size: -1 })],
+    ['a fractional size', entry({ size: 1.5 })],
+    ['a size of 2^50', entry({ size: 2 ** 50 })],
+    ['a size of 1e308', entry({ size: 1e308 })],
+    ['a size as text', entry({ size: '10' })],
+    ['a path with ../', entry({ path: '../../etc/passwd' })],
+    ['a path ending in ..', entry({ path: 'a/..' })],
+    ['an absolute path', entry({ path: '/etc/passwd' })],
+    ['a backslash path', entry({ path: '..\\..\\x.json' })],
+    ['an empty path', entry({ path: '' })],
+    ['a double slash', entry({ path: 'a//b.json' })],
+    ['a NUL in the path', entry({ path: 'a\u0000.json' })],
     ['an lfs oid that is not 64 hex', entry({ lfs: { oid: 'zz', size: 10 } })],
     ['an lfs oid in capitals', entry({ lfs: { oid: 'A'.repeat(64), size: 10 } })],
-    ['an lfs of null', entry({ lfs: null })], ['an lfs size of -5', entry({ lfs: { oid: 'a'.repeat(64), size: -5 } })],
-    ['an entry of null', [null]], ['a duplicate path', [...entry({}), ...entry({})]],
+    ['an lfs of null', entry({ lfs: null })],
+    ['an lfs size of -5', entry({ lfs: { oid: 'a'.repeat(64), size: -5 } })],
+    ['an entry of null', [null]],
+    ['a duplicate path', [...entry({}), ...entry({})]],
     ['a file inside a file', [...entry({}), ...entry({ path: 'config.json/x' })]],
   ];
-  const field = (what: string) => ['lfs', 'path', 'size', 'entry'].find((f) => what.includes(f))
-    ?? (/duplicate|inside/.test(what) ? 'path' : 'entry');
+  const field = (what: string) =>
+    ['lfs', 'path', 'size', 'entry'].find((f) => what.includes(f)) ??
+    (/duplicate|inside/.test(what) ? 'path' : 'entry');
   for (const [what, tree] of entries) add(`listing has ${what}`, { act: 'snapshot', tree, field: field(what) });
   const infos: [string, unknown][] = [
-    ['no sha', { id: MODEL }], ['a branch name as sha', { sha: 'main' }], ['a short sha', { sha: 'a'.repeat(39) }],
-    ['a sha with ../', { sha: `../${'a'.repeat(37)}` }], ['a numeric sha', { sha: 12 }], ['null', null],
+    ['no sha', { id: MODEL }],
+    ['a branch name as sha', { sha: 'main' }],
+    ['a short sha', { sha: 'a'.repeat(39) }],
+    ['a sha with ../', { sha: `../${'a'.repeat(37)}` }],
+    ['a numeric sha', { sha: 12 }],
+    ['null', null],
     ['an array', []],
     ['not JSON', '{"sha": '],
   ];
@@ -141,10 +169,14 @@ function handWritten(listing: Entry[]): Case[] {
       add(`listing says ${FILE[act]} is ${size} (${act})`, { act, listed: size });
     }
     const shard = size === 'one byte more' ? real(SHARD) + 1 : size;
-    add(`listing says the shard is ${size} (cache)`, { act: 'cache', tree: listing.map((e) => e.path !== SHARD ? e
-      : { ...e, size: shard, ...(e.lfs ? { lfs: { ...e.lfs, size: shard } } : {}) }) });
+    add(`listing says the shard is ${size} (cache)`, {
+      act: 'cache',
+      tree: listing.map((e) =>
+        e.path !== SHARD ? e : { ...e, size: shard, ...(e.lfs ? { lfs: { ...e.lfs, size: shard } } : {}) },
+      ),
+    });
   }
-  const climb = listing.map((e) => e.path === SHARD ? { ...e, path: `../../${SHARD}` } : e);
+  const climb = listing.map((e) => (e.path === SHARD ? { ...e, path: `../../${SHARD}` } : e));
   add('listing climbs out of the cache (cache)', { act: 'cache', tree: climb });
   return cases;
 }
@@ -179,17 +211,21 @@ export const suite: FuzzSuite<Case> = {
     if (c.tree !== undefined) hub.answer(MODEL, 'tree', c.tree);
     if (c.info !== undefined) hub.answer(MODEL, 'revision', c.info);
     const real = snapshot?.files.find((f) => f.path === FILE[c.act]);
-    const file = real && { ...real, size: c.listed === 'one byte more' ? real.size + 1 : c.listed ?? real.size };
+    const file = real && { ...real, size: c.listed === 'one byte more' ? real.size + 1 : (c.listed ?? real.size) };
     switch (c.act) {
-      case 'snapshot': return repoSnapshot(MODEL, 'model', o);
-      case 'dataset': return datasetFiles(DATA, o);
-      case 'whole': return fetchWhole(fileUrl(snapshot!, file!.path, o), file!, o);
+      case 'snapshot':
+        return repoSnapshot(MODEL, 'model', o);
+      case 'dataset':
+        return datasetFiles(DATA, o);
+      case 'whole':
+        return fetchWhole(fileUrl(snapshot!, file!.path, o), file!, o);
       case 'stream': {
         const reader = HubBlob.of(snapshot!, file!, o).stream().getReader();
         while (!(await reader.read()).done);
         return;
       }
-      case 'slice': return HubBlob.of(snapshot!, file!, o).slice(-200).arrayBuffer();
+      case 'slice':
+        return HubBlob.of(snapshot!, file!, o).slice(-200).arrayBuffer();
       case 'cache': {
         const cacheDir = await mkdtemp(join(root, 'cache-'));
         try {

@@ -3,8 +3,23 @@ export { rng } from '../reference/random';
 
 /** Values a declared size, count or setting should never be taken at face value for. */
 export const HOSTILE_VALUES: unknown[] = [
-  0, -1, 1.5, 1e9, 2 ** 31, 2 ** 32 + 1, 2 ** 50, 2 ** 53 + 2, -(2 ** 53), 1e308,
-  null, '12', true, [], {}, [1, 2], 'x'.repeat(300),
+  0,
+  -1,
+  1.5,
+  1e9,
+  2 ** 31,
+  2 ** 32 + 1,
+  2 ** 50,
+  2 ** 53 + 2,
+  -(2 ** 53),
+  1e308,
+  null,
+  '12',
+  true,
+  [],
+  {},
+  [1, 2],
+  'x'.repeat(300),
 ];
 
 export const pick = <T>(rand: () => number, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];

@@ -45,7 +45,7 @@ function split(file: Uint8Array): { header: Record<string, unknown>; data: Uint8
 
 /** A shard from header JSON (any value) and data bytes, the length prefix set to match. */
 function join8(header: unknown, data: Uint8Array, lengthPrefix?: bigint): Uint8Array {
-  const text = typeof header === 'string' ? header : JSON.stringify(header) ?? 'null';
+  const text = typeof header === 'string' ? header : (JSON.stringify(header) ?? 'null');
   const json = header instanceof Uint8Array ? header : enc(text);
   const out = new Uint8Array(8 + json.length + data.length);
   new DataView(out.buffer).setBigUint64(0, lengthPrefix ?? BigInt(json.length), true);
@@ -62,15 +62,23 @@ function handWritten(plain: Files, bnb: Files): Case[] {
   const entry = header[first] as { dtype: string; shape: number[]; data_offsets: [number, number] };
   const patched = (patch: Record<string, unknown>) => join8({ ...header, ...patch }, data);
   const withEntry = (e: Record<string, unknown>) => patched({ [first]: { ...entry, ...e } });
-  const shard = (what: string, bytes: Uint8Array): Case =>
-    ({ what, fixture: 'plain', replace: [[SHARD1, bytes]], mentions: SHARD1 });
+  const shard = (what: string, bytes: Uint8Array): Case => ({
+    what,
+    fixture: 'plain',
+    replace: [[SHARD1, bytes]],
+    mentions: SHARD1,
+  });
   const index = (what: string, value: unknown): Case => ({
-    what, fixture: 'plain', replace: [[INDEX, enc(typeof value === 'string' ? value : JSON.stringify(value))]],
+    what,
+    fixture: 'plain',
+    replace: [[INDEX, enc(typeof value === 'string' ? value : JSON.stringify(value))]],
     mentions: INDEX,
   });
   const indexJson = JSON.parse(new TextDecoder().decode(plain.get(INDEX)!));
-  const remap = (tensor: string, file: unknown) =>
-    ({ ...indexJson, weight_map: { ...indexJson.weight_map, [tensor]: file } });
+  const remap = (tensor: string, file: unknown) => ({
+    ...indexJson,
+    weight_map: { ...indexJson.weight_map, [tensor]: file },
+  });
   const [begin, end] = entry.data_offsets;
   const next = header[names[1]] as { data_offsets: number[] };
   const cases: Case[] = [
@@ -92,17 +100,27 @@ function handWritten(plain: Files, bnb: Files): Case[] {
     shard('giant shape with offsets to match', withEntry({ shape: [65536, 65536], data_offsets: [0, 2 ** 33] })),
     shard('offsets reversed', withEntry({ data_offsets: [end, begin] })),
     shard('offsets past the end', withEntry({ data_offsets: [begin + 2 ** 40, end + 2 ** 40] })),
-    shard('offsets overlapping the next',
-      patched({ [names[1]]: { ...next, data_offsets: next.data_offsets.map((o) => o - 2) } })),
+    shard(
+      'offsets overlapping the next',
+      patched({ [names[1]]: { ...next, data_offsets: next.data_offsets.map((o) => o - 2) } }),
+    ),
     shard('offsets as strings', withEntry({ data_offsets: ['0', '8'] })),
     shard('__metadata__ of numbers', patched({ __metadata__: { format: 1 } })),
     shard('__metadata__ null', patched({ __metadata__: null })),
     shard('__metadata__ a string', patched({ __metadata__: 'pt' })),
     shard('an entry that is null', patched({ [first]: null })),
-    shard('a tensor the config does not have, named with escapes',
-      patched({ '\u001b[2Jevil\u0007': { dtype: 'U8', shape: [0], data_offsets: [0, 0] } })),
-    shard('the embedding one row wider', rewriteShape(s1, 'model.embed_tokens.weight', (s) => [s[0] + 1, s[1]])),
-    shard('a norm of 2-D shape', rewriteShape(s1, names.find((n) => n.endsWith('norm.weight'))!, (s) => [1, s[0]])),
+    shard(
+      'a tensor the config does not have, named with escapes',
+      patched({ '\u001b[2Jevil\u0007': { dtype: 'U8', shape: [0], data_offsets: [0, 0] } }),
+    ),
+    shard(
+      'the embedding one row wider',
+      rewriteShape(s1, 'model.embed_tokens.weight', (s) => [s[0] + 1, s[1]]),
+    ),
+    shard(
+      'a norm of 2-D shape',
+      rewriteShape(s1, names.find((n) => n.endsWith('norm.weight'))!, (s) => [1, s[0]]),
+    ),
     index('index: a tensor in a missing shard', remap(first, 'model-00009-of-00009.safetensors')),
     index('index: a path outside the folder', remap(first, '../../etc/passwd.safetensors')),
     index('index: a tensor the shard does not hold', remap('model.extra.weight', SHARD1)),
@@ -115,7 +133,9 @@ function handWritten(plain: Files, bnb: Files): Case[] {
   ];
   // bitsandbytes 4-bit: the quant_state JSON of one module, replaced
   for (const [what, state] of [
-    ['quant_state null', 'null'], ['quant_state an array', '[]'], ['quant_state not JSON', '{'],
+    ['quant_state null', 'null'],
+    ['quant_state an array', '[]'],
+    ['quant_state not JSON', '{'],
     ['blocksize a string', { quant_type: 'nf4', blocksize: '64', shape: [64, 64] }],
     ['blocksize 48', { quant_type: 'nf4', blocksize: 48, shape: [64, 64] }],
     ['blocksize 128 (disagrees with absmax)', null],
@@ -124,7 +144,8 @@ function handWritten(plain: Files, bnb: Files): Case[] {
     ['shape of strings', { quant_type: 'nf4', blocksize: 64, shape: ['64', '64'] }],
     ['quant_type fp4', { quant_type: 'fp4', blocksize: 64, shape: [64, 64] }],
     ['nested_offset a string', null],
-  ] as [string, unknown][]) cases.push(bnbCase(bnb, `bnb: ${what}`, (s) => state ?? tweakState(what, s)));
+  ] as [string, unknown][])
+    cases.push(bnbCase(bnb, `bnb: ${what}`, (s) => state ?? tweakState(what, s)));
   return cases;
 }
 
@@ -156,11 +177,13 @@ function readTensors(file: Uint8Array): TensorToWrite[] {
 
 /** The shard rewritten with one tensor's shape changed (its bytes resized to match). */
 function rewriteShape(file: Uint8Array, name: string, f: (shape: number[]) => number[]): Uint8Array {
-  return writeSafetensors(readTensors(file).map((t) => {
-    if (t.name !== name) return t;
-    const shape = f(t.shape);
-    return { ...t, shape, data: new Uint8Array(shape.reduce((a, b) => a * b, 1) * 2) };
-  }));
+  return writeSafetensors(
+    readTensors(file).map((t) => {
+      if (t.name !== name) return t;
+      const shape = f(t.shape);
+      return { ...t, shape, data: new Uint8Array(shape.reduce((a, b) => a * b, 1) * 2) };
+    }),
+  );
 }
 
 /** Seeded random cases: header JSON mutated, header bytes mutated, the index mutated, quant_states mutated. */

@@ -12,18 +12,25 @@ class InputError extends Error {
 export const suite: FuzzSuite<Case> = {
   name: 'harness self-test',
   caseMs: 1000,
-  cases: () => (['fine', 'clear', 'raw', 'vague', 'spin', 'stall', 'die', 'after'] as const)
-    .map((kind) => ({ what: kind, kind })),
+  cases: () =>
+    (['fine', 'clear', 'raw', 'vague', 'spin', 'stall', 'die', 'after'] as const).map((kind) => ({ what: kind, kind })),
   mentions: () => 'data.jsonl',
   async run(c) {
     switch (c.kind) {
-      case 'clear': throw new InputError('data.jsonl, line 3: not JSON');
-      case 'raw': return (null as unknown as { x: number }).x;
-      case 'vague': throw new InputError('something failed');
-      case 'spin': for (;;);
-      case 'stall': return new Promise(() => {});
-      case 'die': return process.exit(3);
-      default: return 'ok';
+      case 'clear':
+        throw new InputError('data.jsonl, line 3: not JSON');
+      case 'raw':
+        return (null as unknown as { x: number }).x;
+      case 'vague':
+        throw new InputError('something failed');
+      case 'spin':
+        for (;;);
+      case 'stall':
+        return new Promise(() => {});
+      case 'die':
+        return process.exit(3);
+      default:
+        return 'ok';
     }
   },
 };

@@ -7,7 +7,10 @@ import { fuzzMain } from './child';
 import type { FuzzSuite } from './harness';
 import { mutateJson, rng } from './mutate';
 import {
-  TokenizerClient, TokenizerError, type SpawnTokenizerWorker, type TokenizerPort,
+  TokenizerClient,
+  TokenizerError,
+  type SpawnTokenizerWorker,
+  type TokenizerPort,
 } from '../../src/engine/tokenizer-client';
 import type { Reply } from '../../src/engine/tokenizer-worker';
 import { nodeTokenizerWorker } from '../../src/node/tokenizer-worker';
@@ -89,14 +92,28 @@ const replace = (regex: string) => ({ type: 'Replace', pattern: { Regex: regex }
 const sea = 'the sea is salty';
 
 /** A case of files that do not load (no recovery check: nothing was running). */
-const broken = (what: string, file: Case['file'], files: { json?: string; config?: string }): Case =>
-  ({ what, json: json(base.tokenizer), config: json(base.config), text: sea, file, ...files });
+const broken = (what: string, file: Case['file'], files: { json?: string; config?: string }): Case => ({
+  what,
+  json: json(base.tokenizer),
+  config: json(base.config),
+  text: sea,
+  file,
+  ...files,
+});
 /** A tokenizer.json whose regex backtracks for ever on `text`; then "b" must encode on a fresh worker. */
-const stalls = (what: string, patch: Record<string, unknown>, text: string): Case =>
-  ({ what, json: withTokenizer(patch), config: json(base.config), text, file: 'tokenizer.json', recover: 'b' });
+const stalls = (what: string, patch: Record<string, unknown>, text: string): Case => ({
+  what,
+  json: withTokenizer(patch),
+  config: json(base.config),
+  text,
+  file: 'tokenizer.json',
+  recover: 'b',
+});
 /** A chat template; after it fails, a plain encode must work (on a fresh worker when it was stopped). */
-const template = (what: string, t: unknown): Case =>
-  ({ ...broken(what, 'tokenizer_config.json', { config: withTemplate(t) }), recover: sea });
+const template = (what: string, t: unknown): Case => ({
+  ...broken(what, 'tokenizer_config.json', { config: withTemplate(t) }),
+  recover: sea,
+});
 const loop = (n: number, body: string) => `{% for i in range(${n}) %}${body}{% endfor %}`;
 const doubled = (n: number) => `{% set ns = namespace(s='x') %}${loop(n, '{% set ns.s = ns.s ~ ns.s %}')}{{ ns.s }}`;
 
@@ -119,9 +136,11 @@ function handWritten(): Case[] {
     stalls('catastrophic pre-tokenizer regex (a+)+$', { pre_tokenizer: split('(a+)+$') }, 'a'.repeat(40) + '!'),
     stalls('catastrophic normalizer regex', { normalizer: replace('(x+x+)+y') }, 'x'.repeat(40)),
     // Fuse first: a decoder's Replace runs on each token, and one token does not backtrack long
-    stalls('catastrophic decoder regex',
+    stalls(
+      'catastrophic decoder regex',
       { decoder: { type: 'Sequence', decoders: [{ type: 'Fuse' }, replace('(a+)+$')] } },
-      'a'.repeat(40) + '!'),
+      'a'.repeat(40) + '!',
+    ),
     broken('tokenizer_config.json null', 'tokenizer_config.json', { config: 'null' }),
     broken('tokenizer_config.json not JSON', 'tokenizer_config.json', { config: "{'chat_template': 1}" }),
     broken('eos_token a number', 'tokenizer_config.json', { config: json({ ...base.config, eos_token: 12 }) }),
@@ -135,8 +154,10 @@ function handWritten(): Case[] {
     // time limit, is seen to end them
     { ...template('nested loops of 10^10', loop(100000, loop(100000, 'x'))), callMs: 45_000 },
     {
-      ...template('a loop calling a macro that loops, 10^10',
-        `{% macro m() %}${loop(100000, 'x')}{% endmacro %}${loop(100000, '{{ m() }}')}`),
+      ...template(
+        'a loop calling a macro that loops, 10^10',
+        `{% macro m() %}${loop(100000, 'x')}{% endmacro %}${loop(100000, '{{ m() }}')}`,
+      ),
       callMs: 45_000,
     },
     template('a macro calling itself', '{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}'),
@@ -161,8 +182,9 @@ export const suite: FuzzSuite<Case> = {
     }
     for (let i = 0; i < 12; i++) {
       const m = mutateJson(base.config, r);
-      cases.push(broken(`tokenizer_config.json, ${m.path} mutated`,
-        'tokenizer_config.json', { config: json(m.value) }));
+      cases.push(
+        broken(`tokenizer_config.json, ${m.path} mutated`, 'tokenizer_config.json', { config: json(m.value) }),
+      );
     }
     return cases;
   },

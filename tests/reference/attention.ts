@@ -1,8 +1,15 @@
 // Float64 reference of causal grouped-query attention with per-token start positions (and
 // Gemma 2's options: another scale, soft-capped scores).
 export function attentionRef(
-  q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, start: ArrayLike<number>,
-  T: number, H: number, Hkv: number, d: number, opt: { scale?: number; softcap?: number } = {},
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  start: ArrayLike<number>,
+  T: number,
+  H: number,
+  Hkv: number,
+  d: number,
+  opt: { scale?: number; softcap?: number } = {},
 ): Float64Array {
   const o = new Float64Array(T * H * d);
   const group = H / Hkv;

@@ -15,7 +15,8 @@ export function swigluRef(g: ArrayLike<number>, u: ArrayLike<number>): Float64Ar
 export function erfRef(x: number): number {
   const z = Math.abs(x);
   if (z < 3) {
-    let term = z, sum = z;
+    let term = z,
+      sum = z;
     for (let n = 1; n < 100; n++) {
       term *= (-z * z) / n;
       sum += term / (2 * n + 1);
@@ -46,11 +47,18 @@ export function geluRef(a: ArrayLike<number>, approximate: 'none' | 'tanh'): Flo
   return Float64Array.from(a, (v) =>
     approximate === 'tanh'
       ? v / (1 + Math.exp(-2 * Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))
-      : 0.5 * v * erfcRef(-v / Math.SQRT2));
+      : 0.5 * v * erfcRef(-v / Math.SQRT2),
+  );
 }
 
 /** Rotate-half RoPE on x [T, heads, d]; the angle is f32(pos · f32(inv_freq)), as transformers has it. */
-export function ropeRef(x: ArrayLike<number>, pos: ArrayLike<number>, invFreq: ArrayLike<number>, T: number, heads: number): Float64Array {
+export function ropeRef(
+  x: ArrayLike<number>,
+  pos: ArrayLike<number>,
+  invFreq: ArrayLike<number>,
+  T: number,
+  heads: number,
+): Float64Array {
   const half = invFreq.length;
   const d = 2 * half;
   const y = Float64Array.from(x);
@@ -58,7 +66,8 @@ export function ropeRef(x: ArrayLike<number>, pos: ArrayLike<number>, invFreq: A
     for (let h = 0; h < heads; h++) {
       for (let i = 0; i < half; i++) {
         const angle = Math.fround(pos[t] * Math.fround(invFreq[i]));
-        const a = x[(t * heads + h) * d + i], b = x[(t * heads + h) * d + i + half];
+        const a = x[(t * heads + h) * d + i],
+          b = x[(t * heads + h) * d + i + half];
         y[(t * heads + h) * d + i] = a * Math.cos(angle) - b * Math.sin(angle);
         y[(t * heads + h) * d + i + half] = b * Math.cos(angle) + a * Math.sin(angle);
       }

@@ -15,7 +15,10 @@ export interface RefNorm {
 export interface RefFalconLayer {
   ln: RefNorm;
   lnMlp: RefNorm | null;
-  qkv: RefLinear; dense: RefLinear; up: RefLinear; down: RefLinear;
+  qkv: RefLinear;
+  dense: RefLinear;
+  up: RefLinear;
+  down: RefLinear;
 }
 
 export interface RefFalcon {
@@ -29,8 +32,13 @@ export interface RefFalcon {
 
 /** Heads of the fused qkv row, as transformers' FalconAttention._split_heads takes them. */
 function splitHeads(qkv: Float64Array, T: number, c: ModelConfig): [Float64Array, Float64Array, Float64Array] {
-  const d = c.headDim, H = c.heads, K = c.kvHeads, Nf = H + 2 * K;
-  const q = new Float64Array(T * H * d), k = new Float64Array(T * K * d), v = new Float64Array(T * K * d);
+  const d = c.headDim,
+    H = c.heads,
+    K = c.kvHeads,
+    Nf = H + 2 * K;
+  const q = new Float64Array(T * H * d),
+    k = new Float64Array(T * K * d),
+    v = new Float64Array(T * K * d);
   const copy = (dst: Float64Array, n: number, j: number, t: number, head: number) => {
     for (let e = 0; e < d; e++) dst[(t * n + j) * d + e] = qkv[(t * Nf + head) * d + e];
   };
@@ -53,9 +61,16 @@ function splitHeads(qkv: Float64Array, T: number, c: ModelConfig): [Float64Array
   return [q, k, v];
 }
 
-export function falconLogitsRef(m: RefFalcon, ids: ArrayLike<number>, pos: ArrayLike<number>, start: ArrayLike<number>): Float64Array {
+export function falconLogitsRef(
+  m: RefFalcon,
+  ids: ArrayLike<number>,
+  pos: ArrayLike<number>,
+  start: ArrayLike<number>,
+): Float64Array {
   const { c } = m;
-  const T = ids.length, H = c.hidden, eps = c.norm.eps;
+  const T = ids.length,
+    H = c.hidden,
+    eps = c.norm.eps;
   let x = new Float64Array(T * H);
   for (let t = 0; t < T; t++) for (let i = 0; i < H; i++) x[t * H + i] = m.embed[ids[t] * H + i];
   for (const L of m.layers) {
@@ -72,6 +87,12 @@ export function falconLogitsRef(m: RefFalcon, ids: ArrayLike<number>, pos: Array
   return linear(xf, T, { w: m.head, out: c.vocab, in: H });
 }
 
-export function falconLossRef(m: RefFalcon, ids: ArrayLike<number>, labels: ArrayLike<number>, pos: ArrayLike<number>, start: ArrayLike<number>): number {
+export function falconLossRef(
+  m: RefFalcon,
+  ids: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  pos: ArrayLike<number>,
+  start: ArrayLike<number>,
+): number {
   return meanLossRef(falconLogitsRef(m, ids, pos, start), labels, m.c.vocab);
 }

@@ -2,7 +2,11 @@
 
 /** C[M,N] = alpha · op(A) · op(B) (+ C0), all in float64. A is [M,K] (or [K,M] with transA). */
 export function gemmRef(
-  a: ArrayLike<number>, b: ArrayLike<number>, M: number, N: number, K: number,
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  M: number,
+  N: number,
+  K: number,
   o: { transA?: boolean; transB?: boolean; alpha?: number; c0?: ArrayLike<number> } = {},
 ): Float64Array {
   const c = new Float64Array(M * N);
@@ -38,7 +42,14 @@ export function finiteDifferences(loss: (v: Float64Array) => number, at: ArrayLi
 }
 
 /** L = Σ (x Wᵀ) ⊙ G, the loss whose gradients the linear backward kernels compute. */
-export function linearLoss(x: ArrayLike<number>, w: ArrayLike<number>, G: ArrayLike<number>, T: number, inF: number, outF: number): number {
+export function linearLoss(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  G: ArrayLike<number>,
+  T: number,
+  inF: number,
+  outF: number,
+): number {
   const y = gemmRef(x, w, T, outF, inF, { transB: true });
   let s = 0;
   for (let i = 0; i < y.length; i++) s += y[i] * G[i];

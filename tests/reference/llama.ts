@@ -23,7 +23,13 @@ export interface RefLayer {
   /** Qwen3's per-head norms of q and k, [head_dim] each (absent for the other families). */
   qNorm?: ArrayLike<number>;
   kNorm?: ArrayLike<number>;
-  q: RefLinear; k: RefLinear; v: RefLinear; o: RefLinear; gate: RefLinear; up: RefLinear; down: RefLinear;
+  q: RefLinear;
+  k: RefLinear;
+  v: RefLinear;
+  o: RefLinear;
+  gate: RefLinear;
+  up: RefLinear;
+  down: RefLinear;
 }
 
 export interface RefModel {
@@ -51,9 +57,16 @@ export function linear(x: Float64Array, T: number, L: RefLinear): Float64Array {
 }
 
 /** Logits [T, V] for token ids, with RoPE positions and attention starts per token. */
-export function llamaLogitsRef(m: RefModel, ids: ArrayLike<number>, pos: ArrayLike<number>, start: ArrayLike<number>): Float64Array {
+export function llamaLogitsRef(
+  m: RefModel,
+  ids: ArrayLike<number>,
+  pos: ArrayLike<number>,
+  start: ArrayLike<number>,
+): Float64Array {
   const { c } = m;
-  const T = ids.length, H = c.hidden, d = c.headDim;
+  const T = ids.length,
+    H = c.hidden,
+    d = c.headDim;
   let x = new Float64Array(T * H);
   for (let t = 0; t < T; t++) for (let i = 0; i < H; i++) x[t * H + i] = m.embed[ids[t] * H + i];
   for (const [l, L] of m.layers.entries()) {
@@ -62,14 +75,15 @@ export function llamaLogitsRef(m: RefModel, ids: ArrayLike<number>, pos: ArrayLi
     const rope = (y: Float64Array, n: number) => (c.noRope[l] ? y : ropeRef(y, pos, m.invFreq, T, n));
     // Qwen3: an RMSNorm over each head's d values of q and of k, rows [T·heads, d], before RoPE
     const headNorm = (x: Float64Array, w: ArrayLike<number> | undefined, n: number) =>
-      (w ? rmsnormRef(x, w, T * n, d, c.norm.eps) : x);
+      w ? rmsnormRef(x, w, T * n, d, c.norm.eps) : x;
     const q = rope(headNorm(linear(a, T, L.q), L.qNorm, c.heads), c.heads);
     const k = rope(headNorm(linear(a, T, L.k), L.kNorm, c.kvHeads), c.kvHeads);
     const attn = attentionRef(q, k, linear(a, T, L.v), start, T, c.heads, c.kvHeads, d);
     const o = linear(attn, T, L.o);
     const x2 = x.map((v, i) => v + o[i]);
     const mm = rmsnormRef(x2, L.postNorm, T, H, c.norm.eps);
-    const g = linear(mm, T, L.gate), u = linear(mm, T, L.up);
+    const g = linear(mm, T, L.gate),
+      u = linear(mm, T, L.up);
     const hh = swigluRef(g, u);
     const dn = linear(hh, T, L.down);
     x = x2.map((v, i) => v + dn[i]);
@@ -79,13 +93,20 @@ export function llamaLogitsRef(m: RefModel, ids: ArrayLike<number>, pos: ArrayLi
 }
 
 /** Token-weighted mean cross-entropy over labels ≥ 0. */
-export function llamaLossRef(m: RefModel, ids: ArrayLike<number>, labels: ArrayLike<number>, pos: ArrayLike<number>, start: ArrayLike<number>): number {
+export function llamaLossRef(
+  m: RefModel,
+  ids: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  pos: ArrayLike<number>,
+  start: ArrayLike<number>,
+): number {
   return meanLossRef(llamaLogitsRef(m, ids, pos, start), labels, m.c.vocab);
 }
 
 /** Token-weighted mean cross-entropy of logits z [T, V] over labels ≥ 0. */
 export function meanLossRef(z: Float64Array, labels: ArrayLike<number>, V: number): number {
-  let total = 0, count = 0;
+  let total = 0,
+    count = 0;
   for (let t = 0; t < labels.length; t++) {
     if (labels[t] < 0) continue;
     let mx = -Infinity;

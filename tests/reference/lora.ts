@@ -17,8 +17,15 @@ export function keepMask(n: number, p: number, seed: number): Float64Array {
 }
 
 export interface LoraRefInput {
-  x: ArrayLike<number>; A: ArrayLike<number>; B: ArrayLike<number>;
-  T: number; inF: number; r: number; outF: number; scale: number; mask: Float64Array;
+  x: ArrayLike<number>;
+  A: ArrayLike<number>;
+  B: ArrayLike<number>;
+  T: number;
+  inF: number;
+  r: number;
+  outF: number;
+  scale: number;
+  mask: Float64Array;
 }
 
 /** y = s · (x ⊙ mask) Aᵀ Bᵀ */
@@ -29,7 +36,10 @@ export function loraForwardRef(i: LoraRefInput): Float64Array {
 }
 
 /** Analytic gradients of L = Σ y ⊙ G. */
-export function loraBackwardRef(i: LoraRefInput, G: ArrayLike<number>): { dA: Float64Array; dB: Float64Array; dx: Float64Array } {
+export function loraBackwardRef(
+  i: LoraRefInput,
+  G: ArrayLike<number>,
+): { dA: Float64Array; dB: Float64Array; dx: Float64Array } {
   const xd = Float64Array.from(i.x, (v, k) => v * i.mask[k]);
   const h = gemmRef(xd, i.A, i.T, i.r, i.inF, { transB: true });
   const dB = gemmRef(G, h, i.outF, i.r, i.T, { transA: true, alpha: i.scale });

@@ -1,5 +1,10 @@
 // Float64 reference of token-level cross-entropy with ignored labels (−100).
-export function crossEntropyRef(z: ArrayLike<number>, labels: ArrayLike<number>, T: number, V: number): { loss: Float64Array; grad: Float64Array } {
+export function crossEntropyRef(
+  z: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  T: number,
+  V: number,
+): { loss: Float64Array; grad: Float64Array } {
   const loss = new Float64Array(T);
   const grad = new Float64Array(T * V);
   for (let t = 0; t < T; t++) {

@@ -1,5 +1,11 @@
 // Float64 reference of RMSNorm: y = x · w / √(mean(x²) + eps), per row.
-export function rmsnormRef(x: ArrayLike<number>, w: ArrayLike<number>, T: number, H: number, eps: number): Float64Array {
+export function rmsnormRef(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  T: number,
+  H: number,
+  eps: number,
+): Float64Array {
   const y = new Float64Array(T * H);
   for (let t = 0; t < T; t++) {
     let ss = 0;
@@ -11,7 +17,14 @@ export function rmsnormRef(x: ArrayLike<number>, w: ArrayLike<number>, T: number
 }
 
 // Float64 reference of LayerNorm: y = (x − μ) / √(var + eps) · w + b, per row (biased variance).
-export function layernormRef(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number>, T: number, H: number, eps: number): Float64Array {
+export function layernormRef(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  b: ArrayLike<number>,
+  T: number,
+  H: number,
+  eps: number,
+): Float64Array {
   const y = new Float64Array(T * H);
   for (let t = 0; t < T; t++) {
     let mu = 0;

@@ -2,7 +2,12 @@
 import type { AdamWSettings } from '../../src/ops/optim';
 
 export function adamwRef(
-  p: Float64Array, m: Float64Array, v: Float64Array, grads: ArrayLike<number>, hp: AdamWSettings, t: number,
+  p: Float64Array,
+  m: Float64Array,
+  v: Float64Array,
+  grads: ArrayLike<number>,
+  hp: AdamWSettings,
+  t: number,
 ): { norm: number } {
   let sq = 0;
   for (let i = 0; i < grads.length; i++) sq += grads[i] * grads[i];

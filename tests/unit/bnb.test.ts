@@ -35,16 +35,24 @@ async function logitsOf(loaded: LoadedModel): Promise<number[]> {
   const c = loaded.config;
   const T = 11;
   const b = {
-    ids: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => (i * 53 + 7) % c.vocab)),
+    ids: gpu.tensor(
+      [T],
+      'u32',
+      Uint32Array.from({ length: T }, (_, i) => (i * 53 + 7) % c.vocab),
+    ),
     labels: gpu.tensor([T], 'i32', new Int32Array(T).fill(-100)),
-    positions: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => i)),
+    positions: gpu.tensor(
+      [T],
+      'u32',
+      Uint32Array.from({ length: T }, (_, i) => i),
+    ),
     start: gpu.tensor([T], 'u32', new Uint32Array(T)),
   };
   return Array.from(await gpu.read(model.logits(b)));
 }
 
 describe('bitsandbytes 4-bit checkpoints', () => {
-  it("load without requantizing, to the logits of quantizing the 16-bit twin (double quantization)", async () => {
+  it('load without requantizing, to the logits of quantizing the 16-bit twin (double quantization)', async () => {
     const bnb = await loadCheckpoint(gpu, localCheckpoint(join(root, 'bnb')), { load_in_4bit: true });
     expect(bnb.config.prequantized).toEqual({ quantType: 'nf4', doubleQuant: true });
     const twin = await loadCheckpoint(gpu, localCheckpoint(join(root, 'twin')), { load_in_4bit: true, nested: true });
@@ -68,20 +76,42 @@ describe('bitsandbytes 4-bit checkpoints', () => {
     const original = await readFile(shard);
     const tensors = readSafetensorsSync(new Uint8Array(original));
     const rewrite = (f: (t: typeof tensors) => typeof tensors) =>
-      writeFile(shard, writeSafetensors(f(tensors).map(({ info, data }) => ({ name: info.name, dtype: info.dtype, shape: info.shape, data }))));
+      writeFile(
+        shard,
+        writeSafetensors(
+          f(tensors).map(({ info, data }) => ({ name: info.name, dtype: info.dtype, shape: info.shape, data })),
+        ),
+      );
     const map = tensors.find((t) => t.info.name.endsWith('.quant_map'))!;
     await rewrite((ts) => ts.filter((t) => t !== map));
-    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(new RegExp(
-      'places 1 tensor\\(s\\) in model-00002-of-00002.safetensors that its header does not hold, ' +
-      'e.g. model\\.layers\\.\\d\\.\\w+\\.\\w+_proj\\.weight\\.quant_map'));
+    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(
+      new RegExp(
+        'places 1 tensor\\(s\\) in model-00002-of-00002.safetensors that its header does not hold, ' +
+          'e.g. model\\.layers\\.\\d\\.\\w+\\.\\w+_proj\\.weight\\.quant_map',
+      ),
+    );
     const wrong = new Float32Array(16).fill(0.5);
     await rewrite((ts) => ts.map((t) => (t === map ? { info: t.info, data: new Uint8Array(wrong.buffer) } : t)));
-    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(/quant_map is not bitsandbytes' NF4 code/);
-    await expect(loadCheckpoint(gpu, localCheckpoint(join(root, 'bnb')), { load_in_4bit: false })).rejects.toThrow(/bitsandbytes 4-bit already/);
+    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(
+      /quant_map is not bitsandbytes' NF4 code/,
+    );
+    await expect(loadCheckpoint(gpu, localCheckpoint(join(root, 'bnb')), { load_in_4bit: false })).rejects.toThrow(
+      /bitsandbytes 4-bit already/,
+    );
     const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
-    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, quantization_config: { ...config.quantization_config, bnb_4bit_quant_type: 'fp4' } }));
-    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(/bnb_4bit_quant_type is "fp4"; only nf4/);
-    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, quantization_config: { quant_method: 'bitsandbytes', load_in_8bit: true } }));
-    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(/bitsandbytes 8-bit/);
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({ ...config, quantization_config: { ...config.quantization_config, bnb_4bit_quant_type: 'fp4' } }),
+    );
+    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(
+      /bnb_4bit_quant_type is "fp4"; only nf4/,
+    );
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({ ...config, quantization_config: { quant_method: 'bitsandbytes', load_in_8bit: true } }),
+    );
+    await expect(loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true })).rejects.toThrow(
+      /bitsandbytes 8-bit/,
+    );
   });
 });

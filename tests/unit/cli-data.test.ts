@@ -25,14 +25,33 @@ beforeAll(async () => {
 describe('finetune on prompt/completion and chat data', () => {
   it('previews the blocks exactly as training prepares them, as JSON and as text with masked tokens marked', async () => {
     const model = join(root, 'tiny-llama');
-    const flags = ['--model_name_or_path', model, '--dataset_name', formats.messages, '--assistant_only_loss', 'true', '--packing', 'true', '--max_length', '64'];
+    const flags = [
+      '--model_name_or_path',
+      model,
+      '--dataset_name',
+      formats.messages,
+      '--assistant_only_loss',
+      'true',
+      '--packing',
+      'true',
+      '--max_length',
+      '64',
+    ];
     const p = await finetune('preview', ...flags, '--json', 'true');
     expect(p.code, p.stderr).toBe(0);
     const blocks = p.lines.filter((l) => 'block' in l);
     const tokenizer = await localTokenizer(model);
     const want = await prepareData(await localDataSplits(formats.messages), tokenizer, {
-      ...SFT_DEFAULTS, assistant_only_loss: true, packing: true, max_length: 64,
-      dataset_train_split: 'train', dataset_test_split: 'test', evaluate: false, test_size: null, seed: 42, batch: 8,
+      ...SFT_DEFAULTS,
+      assistant_only_loss: true,
+      packing: true,
+      max_length: 64,
+      dataset_train_split: 'train',
+      dataset_test_split: 'test',
+      evaluate: false,
+      test_size: null,
+      seed: 42,
+      batch: 8,
     });
     expect(blocks.length).toBe(3); // --num_blocks' default
     blocks.forEach((b, i) => {
@@ -51,26 +70,61 @@ describe('finetune on prompt/completion and chat data', () => {
 
   it('trains on prompt/completion rows, evaluating on a held-out part, and on a chat data set with its test split', async () => {
     const model = join(root, 'tiny-llama');
-    const train = (dataset: string, extra: string[]) => finetune('train', '--model_name_or_path', model, '--dataset_name', dataset,
-      '--output_dir', join(root, `out-${extra.length}`), ...trainSteps(4), '--eval_strategy', 'steps', '--eval_steps', '2', ...extra);
+    const train = (dataset: string, extra: string[]) =>
+      finetune(
+        'train',
+        '--model_name_or_path',
+        model,
+        '--dataset_name',
+        dataset,
+        '--output_dir',
+        join(root, `out-${extra.length}`),
+        ...trainSteps(4),
+        '--eval_strategy',
+        'steps',
+        '--eval_steps',
+        '2',
+        ...extra,
+      );
     const pc = await train(formats.promptCompletion, ['--test_size', '0.25']);
     expect(pc.code, pc.stderr).toBe(0);
-    expect(pc.lines[0]).toMatchObject({ format: 'prompt_completion', examples: 3, eval_examples: 1, eval_source: 'a held-out 0.25 of the training split' });
+    expect(pc.lines[0]).toMatchObject({
+      format: 'prompt_completion',
+      examples: 3,
+      eval_examples: 1,
+      eval_source: 'a held-out 0.25 of the training split',
+    });
     const evals = pc.lines.filter((l) => 'eval_loss' in l);
     expect(evals.map((l) => l.step)).toEqual([2, 4]);
-    for (const e of evals) expect(Object.keys(e).sort()).toEqual(['epoch', 'eval_loss', 'eval_runtime', 'eval_tokens', 'step']);
+    for (const e of evals)
+      expect(Object.keys(e).sort()).toEqual(['epoch', 'eval_loss', 'eval_runtime', 'eval_tokens', 'step']);
     expect(pc.lines.filter((l) => 'loss' in l).length).toBe(4);
     const chatFlags = ['--assistant_only_loss', 'true', '--packing', 'true', '--max_length', '64'];
     const chat = await train(formats.chat, chatFlags);
     expect(chat.code, chat.stderr).toBe(0);
-    expect(chat.lines[0]).toMatchObject({ format: 'messages', examples: 3, eval_examples: 1, eval_source: 'the "test" split' });
+    expect(chat.lines[0]).toMatchObject({
+      format: 'messages',
+      examples: 3,
+      eval_examples: 1,
+      eval_source: 'the "test" split',
+    });
     const chatEvals = chat.lines.filter((l) => 'eval_loss' in l).map((l) => l.eval_loss as number);
     expect(chatEvals.length).toBe(2);
     expect(chatEvals[1]).not.toBe(chatEvals[0]);
     // the last evaluation is what `finetune eval` says of the saved adapter on the test split
-    const e = await finetune('eval', '--model_name_or_path', model, '--dataset_name', formats.chat, '--adapter', join(root, `out-${chatFlags.length}`), '--json', 'true', ...chatFlags);
+    const e = await finetune(
+      'eval',
+      '--model_name_or_path',
+      model,
+      '--dataset_name',
+      formats.chat,
+      '--adapter',
+      join(root, `out-${chatFlags.length}`),
+      '--json',
+      'true',
+      ...chatFlags,
+    );
     expect(e.code, e.stderr).toBe(0);
     expect(e.lines.at(-1)!.eval_loss as number).toBeCloseTo(chatEvals[1], 5);
   });
 });
-

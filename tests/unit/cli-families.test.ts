@@ -21,7 +21,11 @@ beforeAll(async () => {
 });
 
 const RUNS: [TinyKind, RealTokenizerKind | undefined][] = [
-  ['phi3', undefined], ['gemma2', undefined], ['qwen3', 'qwen3'], ['gemma3', 'gemma3'], ['smollm3', 'llama3'],
+  ['phi3', undefined],
+  ['gemma2', undefined],
+  ['qwen3', 'qwen3'],
+  ['gemma3', 'gemma3'],
+  ['smollm3', 'llama3'],
 ];
 
 describe.each(RUNS)('finetune on the tiny %s checkpoint (real tokenizer: %s)', (kind, tokenizer) => {
@@ -33,18 +37,50 @@ describe.each(RUNS)('finetune on the tiny %s checkpoint (real tokenizer: %s)', (
     // blocks of 16 tokens, and half the steps
     const short = tokenizer ? ['--max_length', '16', '--packing', 'true', '--packing_strategy', 'wrapped'] : [];
     const steps = tokenizer ? 3 : 6;
-    const t = await finetune('train', '--model_name_or_path', model, '--dataset_name', data.txt, '--output_dir', out,
-      ...trainSteps(steps), '--lora_target_modules', 'all-linear', ...short);
+    const t = await finetune(
+      'train',
+      '--model_name_or_path',
+      model,
+      '--dataset_name',
+      data.txt,
+      '--output_dir',
+      out,
+      ...trainSteps(steps),
+      '--lora_target_modules',
+      'all-linear',
+      ...short,
+    );
     expect(t.code, t.stderr).toBe(0);
     const losses = t.lines.filter((l) => 'step' in l).map((l) => l.loss as number);
     expect(losses.length).toBe(steps);
     expect(losses[steps - 1], losses.join(' ')).toBeLessThan(losses[0]);
-    const e = await finetune('eval', '--model_name_or_path', model, '--dataset_name', data.txt, '--adapter', out, '--json', 'true');
+    const e = await finetune(
+      'eval',
+      '--model_name_or_path',
+      model,
+      '--dataset_name',
+      data.txt,
+      '--adapter',
+      out,
+      '--json',
+      'true',
+    );
     expect(e.code, e.stderr).toBe(0);
     expect(e.lines.at(-1)!.eval_loss as number).toBeLessThan(losses[0]);
-    const g = await finetune('generate', '--model_name_or_path', model, '--adapter', out, '--prompt', PROMPT, '--max_new_tokens', '6', '--json', 'true');
+    const g = await finetune(
+      'generate',
+      '--model_name_or_path',
+      model,
+      '--adapter',
+      out,
+      '--prompt',
+      PROMPT,
+      '--max_new_tokens',
+      '6',
+      '--json',
+      'true',
+    );
     expect(g.code, g.stderr).toBe(0);
     expect((g.lines.at(-1)!.tokens as number[])[0]).toBeGreaterThan(0);
   });
 });
-

@@ -45,15 +45,38 @@ const CASES: [string, () => string, () => string, string[], string[]][] = [
   // kind, --model_name_or_path, --dataset_name, LoRA flags, data flags
   ['llama', () => join(root, 'tiny-llama'), () => data.jsonl, ['--lora_target_modules', 'q_proj', 'v_proj'], []],
   // from the (local test) Hub: a model id and a data set id
-  ['qwen2', () => 'tiny-random/qwen2', () => 'tiny-random/guanaco', ['--lora_target_modules', 'all-linear'], ['--packing', 'true', '--max_length', '48']],
-  ['falcon', () => join(root, 'tiny-falcon'), () => data.csv, ['--lora_target_modules', 'query_key_value,dense,dense_h_to_4h,dense_4h_to_h'], []],
+  [
+    'qwen2',
+    () => 'tiny-random/qwen2',
+    () => 'tiny-random/guanaco',
+    ['--lora_target_modules', 'all-linear'],
+    ['--packing', 'true', '--max_length', '48'],
+  ],
+  [
+    'falcon',
+    () => join(root, 'tiny-falcon'),
+    () => data.csv,
+    ['--lora_target_modules', 'query_key_value,dense,dense_h_to_4h,dense_4h_to_h'],
+    [],
+  ],
 ];
 
 describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, modelOf, dataOf, loraFlags, dataFlags) => {
   it('trains, and its adapter round-trips through eval and generate', async () => {
     const [model, dataset] = [modelOf(), dataOf()];
     const out = join(root, `out-${kind}`);
-    const t = await finetune('train', '--model_name_or_path', model, '--dataset_name', dataset, '--output_dir', out, ...TRAIN, ...loraFlags, ...dataFlags);
+    const t = await finetune(
+      'train',
+      '--model_name_or_path',
+      model,
+      '--dataset_name',
+      dataset,
+      '--output_dir',
+      out,
+      ...TRAIN,
+      ...loraFlags,
+      ...dataFlags,
+    );
     expect(t.code, t.stderr).toBe(0);
     const [summary, ...rest] = t.lines;
     expect(summary).toMatchObject({ examples: 4, skipped: 0 });
@@ -74,15 +97,18 @@ describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, modelOf, dataO
     const config = parseAdapterConfig(await readFile(join(out, 'adapter_config.json'), 'utf8'));
     expect(config).toMatchObject({ r: 8, lora_alpha: 16, base_model_name_or_path: model });
     const expectedTargets = {
-      llama: ['q_proj', 'v_proj'], qwen2: ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'],
+      llama: ['q_proj', 'v_proj'],
+      qwen2: ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj'],
       falcon: ['dense', 'dense_4h_to_h', 'dense_h_to_4h', 'query_key_value'],
     }[kind]!;
     expect(config.target_modules).toEqual(expectedTargets);
     const tensors = readSafetensorsSync(new Uint8Array(await readFile(join(out, 'adapter_model.safetensors'))));
     expect(tensors.length).toBe(2 * 2 * expectedTargets.length);
-    expect(tensors.map((x) => x.info.name)).toContain(kind === 'falcon'
-      ? 'base_model.model.transformer.h.1.self_attention.query_key_value.lora_B.weight'
-      : 'base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight');
+    expect(tensors.map((x) => x.info.name)).toContain(
+      kind === 'falcon'
+        ? 'base_model.model.transformer.h.1.self_attention.query_key_value.lora_B.weight'
+        : 'base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight',
+    );
 
     // eval with the adapter: the loss it was trained to (one micro-batch holds the whole data set
     // and dropout is 0, so its first step's loss is the eval loss of the start)
@@ -97,14 +123,37 @@ describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, modelOf, dataO
       const base = await finetune('eval', ...evalArgs);
       expect(base.code, base.stderr).toBe(0);
       expect(base.lines.at(-1)!.eval_loss as number).toBeCloseTo(losses[0], 4);
-      const resumed = await finetune('train', '--model_name_or_path', model, '--dataset_name', dataset, '--output_dir', join(out, 'resumed'),
-        '--init_adapter', out, ...trainSteps(1), ...dataFlags);
+      const resumed = await finetune(
+        'train',
+        '--model_name_or_path',
+        model,
+        '--dataset_name',
+        dataset,
+        '--output_dir',
+        join(out, 'resumed'),
+        '--init_adapter',
+        out,
+        ...trainSteps(1),
+        ...dataFlags,
+      );
       expect(resumed.code, resumed.stderr).toBe(0);
       expect(resumed.lines.find((l) => l.step === 1)!.loss as number).toBeCloseTo(tunedLoss, 4);
     }
 
     // generate: the command's greedy text is the library's with the same adapter
-    const g = await finetune('generate', '--model_name_or_path', model, '--adapter', out, '--prompt', PROMPT, '--max_new_tokens', '10', '--json', 'true');
+    const g = await finetune(
+      'generate',
+      '--model_name_or_path',
+      model,
+      '--adapter',
+      out,
+      '--prompt',
+      PROMPT,
+      '--max_new_tokens',
+      '10',
+      '--json',
+      'true',
+    );
     expect(g.code, g.stderr).toBe(0);
     const texts = g.lines.at(-1)!.texts as string[];
     const gpu = await testGpu();
@@ -113,8 +162,14 @@ describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, modelOf, dataO
     session.loadAdapter(await localAdapterFiles(out));
     const tokenizer = await localTokenizer(dir);
     const greedy = {
-      do_sample: false, temperature: 1, top_k: 50, top_p: 1, repetition_penalty: 1, max_new_tokens: 10,
-      num_return_sequences: 1, seed: 0,
+      do_sample: false,
+      temperature: 1,
+      top_k: 50,
+      top_p: 1,
+      repetition_penalty: 1,
+      max_new_tokens: 10,
+      num_return_sequences: 1,
+      seed: 0,
     };
     const [ids] = await session.generate(await tokenizer.encode(PROMPT), greedy);
     expect(texts).toEqual([await tokenizer.decode(ids, { skip_special_tokens: true })]);
@@ -124,7 +179,10 @@ describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, modelOf, dataO
     if (kind === 'qwen2') {
       // the Hub was asked once for each file: eval and generate ran from the cache
       const shards = hub.log.filter((l) => l.endsWith('.safetensors all') || l.includes('.safetensors bytes'));
-      expect(shards.map((l) => l.split(' ')[0]).sort()).toEqual(['tiny-random/qwen2/model-00001-of-00002.safetensors', 'tiny-random/qwen2/model-00002-of-00002.safetensors']);
+      expect(shards.map((l) => l.split(' ')[0]).sort()).toEqual([
+        'tiny-random/qwen2/model-00001-of-00002.safetensors',
+        'tiny-random/qwen2/model-00002-of-00002.safetensors',
+      ]);
     }
   });
 });
@@ -163,9 +221,23 @@ describe('finetune refuses bad input clearly', () => {
 
     // an adapter made for a wider model: lora_A has 96 input features where q_proj has 64
     const wrong = join(root, 'wrong-adapter');
-    await finetune('train', '--model_name_or_path', model, '--dataset_name', data.jsonl, '--output_dir', wrong, '--max_steps', '1', '--json', 'true');
-    const layers = readAdapterSafetensors(new Uint8Array(await readFile(join(wrong, 'adapter_model.safetensors'))), 16)
-      .map((l) => ({ ...l, inFeatures: 96, A: new Float32Array(16 * 96) }));
+    await finetune(
+      'train',
+      '--model_name_or_path',
+      model,
+      '--dataset_name',
+      data.jsonl,
+      '--output_dir',
+      wrong,
+      '--max_steps',
+      '1',
+      '--json',
+      'true',
+    );
+    const layers = readAdapterSafetensors(
+      new Uint8Array(await readFile(join(wrong, 'adapter_model.safetensors'))),
+      16,
+    ).map((l) => ({ ...l, inFeatures: 96, A: new Float32Array(16 * 96) }));
     await writeFile(join(wrong, 'adapter_model.safetensors'), writeAdapterSafetensors(layers));
     const c = await finetune('generate', '--model_name_or_path', model, '--adapter', wrong, '--prompt', 'hi');
     expect(c.code).toBe(1);

@@ -31,7 +31,9 @@ async function* each<T>(xs: T[]): AsyncGenerator<T> {
 
 /** BOS 0, then one token per character, as a byte-level tokenizer with no merges would (EOS is "\u0001"). */
 const charTokenizer = {
-  encode: async (t: string) => [0, ...[...t].map((c) => c.charCodeAt(0))], eos_token: '\u0001', eos_token_id: 1,
+  encode: async (t: string) => [0, ...[...t].map((c) => c.charCodeAt(0))],
+  eos_token: '\u0001',
+  eos_token_id: 1,
 };
 
 describe('reading data files', () => {
@@ -47,16 +49,30 @@ describe('reading data files', () => {
     const path = join(dir, 'quoted.csv');
     await writeFile(path, 'id,text\r\n1,"a, b"\r\n2,"say ""hi"""\r\n3,"two\nlines"\r\n4,plain\r\n');
     expect(await rowsOf(path)).toEqual([
-      { id: '1', text: 'a, b' }, { id: '2', text: 'say "hi"' }, { id: '3', text: 'two\nlines' }, { id: '4', text: 'plain' },
+      { id: '1', text: 'a, b' },
+      { id: '2', text: 'say "hi"' },
+      { id: '3', text: 'two\nlines' },
+      { id: '4', text: 'plain' },
     ]);
   });
 
   it('skips and counts malformed rows instead of failing', async () => {
     const path = join(dir, 'messy.jsonl');
-    await writeFile(path, [
-      '{"text": "good one"}', '{"text": broken', '[1, 2]', '{"other": "no text"}', '{"text": 42}', '{"text": "  "}',
-      '{"input_ids": [5, 6, 7]}', '{"input_ids": [5, 99999]}', '', '{"text": "good two"}',
-    ].join('\n'));
+    await writeFile(
+      path,
+      [
+        '{"text": "good one"}',
+        '{"text": broken',
+        '[1, 2]',
+        '{"other": "no text"}',
+        '{"text": 42}',
+        '{"text": "  "}',
+        '{"input_ids": [5, 6, 7]}',
+        '{"input_ids": [5, 99999]}',
+        '',
+        '{"text": "good two"}',
+      ].join('\n'),
+    );
     const skipped = new SkipCounts();
     const rows = await rowsOf(path, skipped);
     expect(rows.length).toBe(7); // the broken line and the array are skipped while reading
@@ -65,26 +81,38 @@ describe('reading data files', () => {
     expect(examples[1].input_ids).toEqual([5, 6, 7]); // input_ids rows pass untokenised, no EOS added
     expect(skipped.total).toBe(6);
     expect(Object.fromEntries(skipped.reasons)).toEqual({
-      'lines that are not valid JSON': 1, 'lines that are not JSON objects': 1, 'rows without a "text" field': 1,
-      'rows whose "text" is not a string': 1, 'rows whose "text" is empty': 1, 'rows whose input_ids are not token ids below the vocabulary size 1000': 1,
+      'lines that are not valid JSON': 1,
+      'lines that are not JSON objects': 1,
+      'rows without a "text" field': 1,
+      'rows whose "text" is not a string': 1,
+      'rows whose "text" is empty': 1,
+      'rows whose input_ids are not token ids below the vocabulary size 1000': 1,
     });
   });
 
   it('cancels the stream (and so a Hub connection) when the reader stops early', async () => {
-    for (const [name, text] of [['a.jsonl', '{"text": "x"}\n'], ['a.csv', 'text\nx\n'], ['a.txt', 'x\n']]) {
+    for (const [name, text] of [
+      ['a.jsonl', '{"text": "x"}\n'],
+      ['a.csv', 'text\nx\n'],
+      ['a.txt', 'x\n'],
+    ]) {
       let cancelled = false;
       const bytes = new TextEncoder().encode(text.repeat(1000));
       const blob = new Blob([bytes]);
       const watched = {
-        size: blob.size, slice: (a?: number, b?: number) => blob.slice(a, b), arrayBuffer: () => blob.arrayBuffer(), text: () => blob.text(),
-        stream: () => new ReadableStream<Uint8Array>({
-          start(c) {
-            c.enqueue(bytes.subarray(0, 64)); // more stays unsent until asked
-          },
-          cancel() {
-            cancelled = true;
-          },
-        }),
+        size: blob.size,
+        slice: (a?: number, b?: number) => blob.slice(a, b),
+        arrayBuffer: () => blob.arrayBuffer(),
+        text: () => blob.text(),
+        stream: () =>
+          new ReadableStream<Uint8Array>({
+            start(c) {
+              c.enqueue(bytes.subarray(0, 64)); // more stays unsent until asked
+            },
+            cancel() {
+              cancelled = true;
+            },
+          }),
       };
       for await (const row of readRows(name, watched, new SkipCounts())) {
         expect(row).toEqual({ text: 'x' });
@@ -97,19 +125,24 @@ describe('reading data files', () => {
   it('says clearly when no row is usable, or a file is not what its name says', async () => {
     const none = join(dir, 'none.jsonl');
     await writeFile(none, '{"content": "a"}\n{"content": "b"}\n');
-    await expect(tokenizeRows(each(await rowsOf(none)), charTokenizer, SFT_DEFAULTS, new SkipCounts()))
-      .rejects.toThrow(/none of the columns SFT reads \(its columns: content\)/);
+    await expect(tokenizeRows(each(await rowsOf(none)), charTokenizer, SFT_DEFAULTS, new SkipCounts())).rejects.toThrow(
+      /none of the columns SFT reads \(its columns: content\)/,
+    );
     const paths = await writeTinyDataset(join(dir, 'liars'));
     const fakeJsonl = join(dir, 'fake.jsonl');
     await writeFile(fakeJsonl, new Uint8Array(await (await openAsBlob(paths.parquet)).arrayBuffer()));
-    await expect(rowsOf(fakeJsonl)).rejects.toThrow(/fake.jsonl is not a JSONL text file.*it is Parquet; name it .parquet/);
+    await expect(rowsOf(fakeJsonl)).rejects.toThrow(
+      /fake.jsonl is not a JSONL text file.*it is Parquet; name it .parquet/,
+    );
     const fakeParquet = join(dir, 'fake.parquet');
     await writeFile(fakeParquet, '{"text": "hi"}\n');
     await expect(rowsOf(fakeParquet)).rejects.toThrow(/fake.parquet is not a Parquet file/);
     const xlsx = join(dir, 'data.xlsx');
     await writeFile(xlsx, 'PK');
     await expect(rowsOf(xlsx)).rejects.toThrow(DataError);
-    await expect(rowsOf(xlsx)).rejects.toThrow(/unknown data file type ".xlsx"; use .jsonl, .json, .csv, .parquet or .txt/);
+    await expect(rowsOf(xlsx)).rejects.toThrow(
+      /unknown data file type ".xlsx"; use .jsonl, .json, .csv, .parquet or .txt/,
+    );
     const notJson = join(dir, 'prose.jsonl');
     await writeFile(notJson, 'just some words\nand more\n');
     await expect(rowsOf(notJson)).rejects.toThrow(/none of its 2 lines is a JSON object/);
@@ -122,8 +155,11 @@ describe('reading hostile data files: linear, bounded, clear', () => {
     const files: [string, string, Row[]][] = [
       ['cap.jsonl', `{"text": "${long}"}\n{"text": "kept"}\n`, [{ text: 'kept' }]],
       ['cap.txt', `${long}\nkept\n`, [{ text: 'kept' }]],
-      ['cap.csv', `text\n"${long}\n${long}"\n"kept, with ""quotes""\nand a line"\n`,
-        [{ text: 'kept, with "quotes"\nand a line' }]],
+      [
+        'cap.csv',
+        `text\n"${long}\n${long}"\n"kept, with ""quotes""\nand a line"\n`,
+        [{ text: 'kept, with "quotes"\nand a line' }],
+      ],
       ['cap.json', `[{"text": "${long}"}, {"text": "kept"}]`, [{ text: 'kept' }]],
     ];
     for (const [name, text, rows] of files) {
@@ -139,8 +175,14 @@ describe('reading hostile data files: linear, bounded, clear', () => {
     const bom = '\ufeff';
     const cases: [string, string, Row[]][] = [
       ['crlf.jsonl', `${bom}{"text": "a"}\r\n{"text": "b"}\r\n`, [{ text: 'a' }, { text: 'b' }]],
-      ['crlf.csv', `${bom}"text",n\r\n"two\r\nlines",1\r\nHe is 5'10" tall,2\r\n`,
-        [{ text: 'two\r\nlines', n: '1' }, { text: 'He is 5\'10" tall', n: '2' }]],
+      [
+        'crlf.csv',
+        `${bom}"text",n\r\n"two\r\nlines",1\r\nHe is 5'10" tall,2\r\n`,
+        [
+          { text: 'two\r\nlines', n: '1' },
+          { text: 'He is 5\'10" tall', n: '2' },
+        ],
+      ],
       ['bom.json', `${bom} [ {"text": "a\\"]"} , {"text": "b"} ] `, [{ text: 'a"]' }, { text: 'b' }]],
       ['crlf.txt', `${bom}a\r\nb`, [{ text: 'a' }, { text: 'b' }]],
     ];
@@ -153,11 +195,17 @@ describe('reading hostile data files: linear, bounded, clear', () => {
 
   it('refuses bad UTF-8, empty files, broken JSON arrays, open CSV quotes, naming the file and line', async () => {
     const cases: [string, Uint8Array | string, RegExp][] = [
-      ['bad.jsonl', new Uint8Array([...new TextEncoder().encode('{"text": "a"}\n'), 0xff, 0x0a]),
-        /bad.jsonl, line 2: not valid UTF-8/],
+      [
+        'bad.jsonl',
+        new Uint8Array([...new TextEncoder().encode('{"text": "a"}\n'), 0xff, 0x0a]),
+        /bad.jsonl, line 2: not valid UTF-8/,
+      ],
       ['empty.txt', '', /empty.txt is empty/],
-      ['broken.json', '[{"text": "a"},\n {"text": }]',
-        /broken.json, line 2 \(byte 17\): element 1 of the array is not valid JSON/],
+      [
+        'broken.json',
+        '[{"text": "a"},\n {"text": }]',
+        /broken.json, line 2 \(byte 17\): element 1 of the array is not valid JSON/,
+      ],
       ['cut.json', '[{"text": "a"}, {"te', /cut.json: the file ends inside the array \(in a string\)/],
       ['after.json', '[{"text": "a"}] x', /after.json, line 1 \(byte 16\): text after the array's closing "]"/],
       ['open.csv', 'text\nok\n"never closed\n', /open.csv, line 3: a quoted field starts in this record and is never/],
@@ -185,19 +233,26 @@ describe('reading hostile data files: linear, bounded, clear', () => {
   });
 
   it('escapes control characters and bidi overrides for the terminal, keeping newlines and tabs', () => {
-    expect(escapeControl('a\x1b]0;title\x07b\r\n\tc\u202ed\u009be\x7f'))
-      .toBe('a\\x1b]0;title\\x07b\\x0d\n\tc\\u202ed\\x9be\\x7f');
- 
+    expect(escapeControl('a\x1b]0;title\x07b\r\n\tc\u202ed\u009be\x7f')).toBe(
+      'a\\x1b]0;title\\x07b\\x0d\n\tc\\u202ed\\x9be\\x7f',
+    );
+
     // the command line's log, errors and JSON lines: nothing a terminal acts on gets through
-    let out = '', err = '';
+    let out = '',
+      err = '';
     type Sink = NodeJS.WritableStream;
-    const sink = (add: (s: string) => void) => ({
-      write: (s: string) => {
-        add(s);
-        return true;
-      },
-    }) as unknown as Sink;
-    const human = new Reporter(false, sink((s) => (out += s)), sink((s) => (err += s)));
+    const sink = (add: (s: string) => void) =>
+      ({
+        write: (s: string) => {
+          add(s);
+          return true;
+        },
+      }) as unknown as Sink;
+    const human = new Reporter(
+      false,
+      sink((s) => (out += s)),
+      sink((s) => (err += s)),
+    );
     human.info('data: \x1b[2Jevil.jsonl');
     human.fail(new DataError('model.safetensors: tensor "\u202eevil\x1b]0;x\x07" is not in the checkpoint'));
     human.stream('generated \x9b31m text\n');
@@ -208,7 +263,11 @@ describe('reading hostile data files: linear, bounded, clear', () => {
     ]);
     expect(out).toBe('generated \\x9b31m text\n');
     out = '';
-    new Reporter(true, sink((s) => (out += s)), sink(() => {})).result({ text: '\x1b\x9b\u2066' }, null);
+    new Reporter(
+      true,
+      sink((s) => (out += s)),
+      sink(() => {}),
+    ).result({ text: '\x1b\x9b\u2066' }, null);
     expect(out).toBe('{"text":"\\u001b\\u009b\\u2066"}\n');
     expect(JSON.parse(out)).toEqual({ text: '\x1b\x9b\u2066' });
   });
@@ -218,7 +277,11 @@ describe('blocks to batches', () => {
   it('lays blocks end to end with labels shifted inside each sequence and attention bounded', () => {
     const one: Block = { input_ids: [10, 11, 12], labels: [10, 11, 12], position_ids: [0, 1, 2] };
     // a block holding two sequences (position ids restart), the first token's label masked
-    const two: Block = { input_ids: [20, 21, 22, 23, 24], labels: [-100, 21, 22, 23, 24], position_ids: [0, 1, 0, 1, 2] };
+    const two: Block = {
+      input_ids: [20, 21, 22, 23, 24],
+      labels: [-100, 21, 22, 23, 24],
+      position_ids: [0, 1, 0, 1, 2],
+    };
     const h = hostBatch([one, two]);
     expect([...h.ids]).toEqual([10, 11, 12, 20, 21, 22, 23, 24]);
     expect([...h.labels]).toEqual([11, 12, -100, 21, -100, 23, 24, -100]);
@@ -234,7 +297,8 @@ describe('blocks to batches', () => {
   });
 
   it('shuffles each epoch differently, the same way for the same seed', () => {
-    const o1 = epochOrder(20, 0, 42, true), o2 = epochOrder(20, 1, 42, true);
+    const o1 = epochOrder(20, 0, 42, true),
+      o2 = epochOrder(20, 1, 42, true);
     expect([...o1].sort((x, y) => x - y)).toEqual([...Array(20).keys()]);
     expect(o1).toEqual(epochOrder(20, 0, 42, true));
     expect(o1).not.toEqual(o2);

@@ -16,13 +16,22 @@ beforeAll(async () => {
 
 describe('SwiGLU and GeGLU against float64', () => {
   for (const act of ['silu', 'gelu_tanh'] as const) {
-    for (const [T, I] of [[7, 65], [4, 128], [1, 3]]) {
+    for (const [T, I] of [
+      [7, 65],
+      [4, 128],
+      [1, 3],
+    ]) {
       it(`${act === 'silu' ? 'SwiGLU' : 'GeGLU (gelu_tanh)'} forward and backward at T=${T} I=${I}`, async () => {
         const seed = freshSeed();
         const r = rng(seed);
-        const g = randn(r, T * I, 2), u = randn(r, T * I), dh = randn(r, T * I);
-        const tg = gpu.tensor([T, I], 'f32', g), tu = gpu.tensor([T, I], 'f32', u);
-        const h = gpu.tensor([T, I]), dg = gpu.tensor([T, I]), du = gpu.tensor([T, I]);
+        const g = randn(r, T * I, 2),
+          u = randn(r, T * I),
+          dh = randn(r, T * I);
+        const tg = gpu.tensor([T, I], 'f32', g),
+          tu = gpu.tensor([T, I], 'f32', u);
+        const h = gpu.tensor([T, I]),
+          dg = gpu.tensor([T, I]),
+          du = gpu.tensor([T, I]);
         for (const t of [h, dg, du]) gpu.fill(t, POISON);
         swigluForward(gpu, tg, tu, { out: h, activation: act });
         swigluBackward(gpu, tg, tu, gpu.tensor([T, I], 'f32', dh), { dg, du, activation: act });
@@ -48,23 +57,32 @@ describe('GELU against float64', () => {
   });
 
   for (const approximate of ['none', 'tanh'] as const) {
-    for (const [T, I] of [[5, 67], [3, 256], [1, 1]]) {
+    for (const [T, I] of [
+      [5, 67],
+      [3, 256],
+      [1, 1],
+    ]) {
       it(`${approximate === 'none' ? 'exact' : 'tanh'} GELU forward and backward at T=${T} I=${I}`, async () => {
         const seed = freshSeed();
         const r = rng(seed);
         // the tails too: erf's fit must hold far from 0 (where GELU is below 1e-15, f32's exp
         // keeps about 1e-5 of relative accuracy: the fixed tail points are checked absolutely)
-        const a = randn(r, T * I, 2), dh = randn(r, T * I);
+        const a = randn(r, T * I, 2),
+          dh = randn(r, T * I);
         if (a.length > 4) a.set([-9.5, -4.2, 0, 7.7]);
         const ta = gpu.tensor([T, I], 'f32', a);
-        const h = gpu.tensor([T, I]), da = gpu.tensor([T, I]);
+        const h = gpu.tensor([T, I]),
+          da = gpu.tensor([T, I]);
         for (const t of [h, da]) gpu.fill(t, POISON);
         geluForward(gpu, ta, { approximate, out: h });
         geluBackward(gpu, ta, gpu.tensor([T, I], 'f32', dh), { approximate, da });
         const ref = geluRef(a, approximate);
         const out = await gpu.read(h);
         expect(relError(out, ref), `seed ${seed}`).toBeLessThan(1e-5);
-        for (let i = 0; i < a.length; i++) expect(Math.abs(out[i] - ref[i]), `a=${a[i]} seed ${seed}`).toBeLessThan(1e-6 * Math.max(1, Math.abs(ref[i])));
+        for (let i = 0; i < a.length; i++)
+          expect(Math.abs(out[i] - ref[i]), `a=${a[i]} seed ${seed}`).toBeLessThan(
+            1e-6 * Math.max(1, Math.abs(ref[i])),
+          );
         const fd = finiteDifferences((v) => dot(geluRef(v, approximate), dh), a);
         expect(relError(await gpu.read(da), fd), `seed ${seed}`).toBeLessThan(1e-4);
       });
@@ -74,9 +92,21 @@ describe('GELU against float64', () => {
 
 describe('RoPE against float64', () => {
   const config = parseModelConfig({
-    model_type: 'llama', hidden_size: 96, num_attention_heads: 3, num_key_value_heads: 1, num_hidden_layers: 1,
-    intermediate_size: 8, vocab_size: 8, rope_theta: 500000,
-    rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 },
+    model_type: 'llama',
+    hidden_size: 96,
+    num_attention_heads: 3,
+    num_key_value_heads: 1,
+    num_hidden_layers: 1,
+    intermediate_size: 8,
+    vocab_size: 8,
+    rope_theta: 500000,
+    rope_scaling: {
+      rope_type: 'llama3',
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 64,
+    },
   });
   it('rotates q in place, with positions restarting per packed sequence, and its backward inverts it', async () => {
     const seed = freshSeed();
@@ -86,7 +116,8 @@ describe('RoPE against float64', () => {
     const pos = Uint32Array.of(0, 1, 2, 3, 4, 5, 0, 1, 2, 300, 511); // two sequences, then far positions
     const tables = ropeTables(gpu, inv, 512);
     const tpos = gpu.tensor([T], 'u32', pos);
-    const x = randn(r, T * heads * d), G = randn(r, T * heads * d);
+    const x = randn(r, T * heads * d),
+      G = randn(r, T * heads * d);
     const tx = gpu.tensor([T, heads, d], 'f32', x);
     ropeForward(gpu, tx, tpos, tables);
     expect(relError(await gpu.read(tx), ropeRef(x, pos, inv, T, heads)), `seed ${seed}`).toBeLessThan(1e-5);
@@ -98,6 +129,8 @@ describe('RoPE against float64', () => {
 
   it('refuses a tensor whose last dimension is not the head size', () => {
     const t = ropeTables(gpu, [1, 0.5], 4);
-    expect(() => ropeForward(gpu, gpu.tensor([2, 1, 6]), gpu.tensor([2], 'u32'), t)).toThrow(/x must be \[T, heads, 4\]/);
+    expect(() => ropeForward(gpu, gpu.tensor([2, 1, 6]), gpu.tensor([2], 'u32'), t)).toThrow(
+      /x must be \[T, heads, 4\]/,
+    );
   });
 });

@@ -30,13 +30,22 @@ beforeAll(async () => {
 });
 
 /** The checkpoint's tensors as float64-comparable values (16-bit as stored; NF4 dequantized). */
-async function reference(dir: string, nf4: boolean, c: RefFalcon['c']): Promise<{ ref: RefFalcon; linears: Map<string, RefLinear> }> {
+async function reference(
+  dir: string,
+  nf4: boolean,
+  c: RefFalcon['c'],
+): Promise<{ ref: RefFalcon; linears: Map<string, RefLinear> }> {
   const values = await checkpointValues(dir);
   const linears = new Map<string, RefLinear>();
   const lin = (path: string): RefLinear => {
     const w = values.get(`${path}.weight`)!;
-    const [out, inF] = path.endsWith('query_key_value') ? [(c.heads + 2 * c.kvHeads) * c.headDim, c.hidden]
-      : path.endsWith('dense') ? [c.hidden, c.heads * c.headDim] : path.endsWith('h_to_4h') ? [c.intermediate, c.hidden] : [c.hidden, c.intermediate];
+    const [out, inF] = path.endsWith('query_key_value')
+      ? [(c.heads + 2 * c.kvHeads) * c.headDim, c.hidden]
+      : path.endsWith('dense')
+        ? [c.hidden, c.heads * c.headDim]
+        : path.endsWith('h_to_4h')
+          ? [c.intermediate, c.hidden]
+          : [c.hidden, c.intermediate];
     const L: RefLinear = { w: nf4 ? dequantizeNF4(quantizeNF4(w, 64)) : w, out, in: inF };
     linears.set(path, L);
     return L;
@@ -46,13 +55,19 @@ async function reference(dir: string, nf4: boolean, c: RefFalcon['c']): Promise<
     const p = `transformer.h.${l}`;
     const two = c.falcon!.twoNorms;
     return {
-      ln: norm(two ? `${p}.ln_attn` : `${p}.input_layernorm`), lnMlp: two ? norm(`${p}.ln_mlp`) : null,
-      qkv: lin(`${p}.self_attention.query_key_value`), dense: lin(`${p}.self_attention.dense`),
-      up: lin(`${p}.mlp.dense_h_to_4h`), down: lin(`${p}.mlp.dense_4h_to_h`),
+      ln: norm(two ? `${p}.ln_attn` : `${p}.input_layernorm`),
+      lnMlp: two ? norm(`${p}.ln_mlp`) : null,
+      qkv: lin(`${p}.self_attention.query_key_value`),
+      dense: lin(`${p}.self_attention.dense`),
+      up: lin(`${p}.mlp.dense_h_to_4h`),
+      down: lin(`${p}.mlp.dense_4h_to_h`),
     };
   });
   const embed = values.get('transformer.word_embeddings.weight')!;
-  return { ref: { c, embed, layers, lnF: norm('transformer.ln_f'), head: embed, invFreq: ropeInverseFrequencies(c) }, linears };
+  return {
+    ref: { c, embed, layers, lnF: norm('transformer.ln_f'), head: embed, invFreq: ropeInverseFrequencies(c) },
+    linears,
+  };
 }
 
 /** Two packed sequences (positions restart, attention stays inside each). */
@@ -63,8 +78,10 @@ function batchOf(r: () => number, V: number) {
   const positions = Uint32Array.from({ length: T }, (_, t) => (t < 6 ? t : t - 6));
   const start = Uint32Array.from({ length: T }, (_, t) => (t < 6 ? 0 : 6));
   const batch = {
-    ids: gpu.tensor([T], 'u32', ids), labels: gpu.tensor([T], 'i32', labels),
-    positions: gpu.tensor([T], 'u32', positions), start: gpu.tensor([T], 'u32', start),
+    ids: gpu.tensor([T], 'u32', ids),
+    labels: gpu.tensor([T], 'i32', labels),
+    positions: gpu.tensor([T], 'u32', positions),
+    start: gpu.tensor([T], 'u32', start),
   };
   return { T, ids, labels, positions, start, batch };
 }
@@ -85,18 +102,31 @@ for (const kind of ['falcon', 'falcon-grouped'] as const) {
         const set = attachLora(gpu, loaded.linears, { r: 4, alpha: 8, dropout: 0, random: r });
         for (const m of loaded.linears) gpu.write(m.lora!.B, randn(r, m.lora!.B.numel, 0.05));
         for (const m of loaded.linears) {
-          Object.assign(linears.get(m.path)!, { A: Float64Array.from(await gpu.read(m.lora!.A)), B: Float64Array.from(await gpu.read(m.lora!.B)), r: 4, scale: 2 });
+          Object.assign(linears.get(m.path)!, {
+            A: Float64Array.from(await gpu.read(m.lora!.A)),
+            B: Float64Array.from(await gpu.read(m.lora!.B)),
+            r: 4,
+            scale: 2,
+          });
         }
         const b = batchOf(r, c.vocab);
         const msg = `${nf4 ? 'NF4' : 'BF16'}, seed ${seed}`;
-        expect(relError(await gpu.read(model.logits(b.batch)), falconLogitsRef(ref, b.ids, b.positions, b.start)), `logits, ${msg}`).toBeLessThan(1e-4);
+        expect(
+          relError(await gpu.read(model.logits(b.batch)), falconLogitsRef(ref, b.ids, b.positions, b.start)),
+          `logits, ${msg}`,
+        ).toBeLessThan(1e-4);
         const counted = b.labels.filter((l) => l >= 0).length;
         const losses = await gpu.read(model.forwardBackward(b.batch, 1 / counted, 0));
         const loss = losses.reduce((s, v) => s + v, 0) / counted;
         const refLoss = falconLossRef(ref, b.ids, b.labels, b.positions, b.start);
         expect(Math.abs(loss - refLoss) / refLoss, `loss, ${msg}`).toBeLessThan(1e-5);
-        const { got, want } = sampledLoraGradients(loaded.linears, await gpu.read(set.grads), (m, which) => linears.get(m.path)![which] as Float64Array,
-          () => falconLossRef(ref, b.ids, b.labels, b.positions, b.start), r);
+        const { got, want } = sampledLoraGradients(
+          loaded.linears,
+          await gpu.read(set.grads),
+          (m, which) => linears.get(m.path)![which] as Float64Array,
+          () => falconLossRef(ref, b.ids, b.labels, b.positions, b.start),
+          r,
+        );
         expect(relError(got, want), `LoRA gradients, ${msg}`).toBeLessThan(1e-4);
         for (const t of [...model.weightTensors(), set.params, set.grads]) t.release();
       }
@@ -111,7 +141,11 @@ for (const kind of ['falcon', 'falcon-grouped'] as const) {
       const ids = Array.from({ length: T }, () => 2 + Math.floor(r() * (c.vocab - 2)));
       const batch = {
         ids: gpu.tensor([T], 'u32', Uint32Array.from(ids)),
-        labels: gpu.tensor([T], 'i32', Int32Array.from(ids, (_, t) => (t + 1 < T ? ids[t + 1] : -100))),
+        labels: gpu.tensor(
+          [T],
+          'i32',
+          Int32Array.from(ids, (_, t) => (t + 1 < T ? ids[t + 1] : -100)),
+        ),
         positions: gpu.tensor([T], 'u32', Uint32Array.from(ids.keys())),
         start: gpu.tensor([T], 'u32', new Uint32Array(T)),
       };
@@ -121,8 +155,19 @@ for (const kind of ['falcon', 'falcon-grouped'] as const) {
       // the prompt, then two tokens one at a time, against the logits of the whole sequence
       expect(await decodeError(gpu, model, ids, batch), `decode, seed ${seed}`).toBeLessThan(1e-5);
 
-      const files = await exportAdapter(gpu, lora, { base_model_name_or_path: 'tiiuae/falcon-7b', revision: null, lora_alpha: 16, lora_dropout: 0, use_rslora: false });
-      expect(JSON.parse(files['adapter_config.json']).target_modules).toEqual(['dense', 'dense_4h_to_h', 'dense_h_to_4h', 'query_key_value']);
+      const files = await exportAdapter(gpu, lora, {
+        base_model_name_or_path: 'tiiuae/falcon-7b',
+        revision: null,
+        lora_alpha: 16,
+        lora_dropout: 0,
+        use_rslora: false,
+      });
+      expect(JSON.parse(files['adapter_config.json']).target_modules).toEqual([
+        'dense',
+        'dense_4h_to_h',
+        'dense_h_to_4h',
+        'query_key_value',
+      ]);
       const names = readSafetensorsSync(files['adapter_model.safetensors']).map((t) => t.info.name);
       expect(names).toContain('base_model.model.transformer.h.0.self_attention.query_key_value.lora_A.weight');
       expect(names).toContain('base_model.model.transformer.h.1.mlp.dense_4h_to_h.lora_B.weight');

@@ -5,7 +5,8 @@ import { expect, test } from 'vitest';
 import { failures, runSuite } from '../fuzz/harness';
 import { freshSeed } from '../reference/random';
 
-const HAND_WRITTEN = 70, MUTATED = 5 * 16;
+const HAND_WRITTEN = 70,
+  MUTATED = 5 * 16;
 // the process's peak resident memory: V8 and Vite's module runner, 48 MB files, and the parsed
 // metadata of 100,000 Parquet row groups (some 400 MB)
 const PEAK_MB = 800;

@@ -17,7 +17,11 @@ test('a hostile Hub gets clear errors: no hang, no crash, no raw error, memory b
   expect(heavy, `seed ${seed}`).toEqual([]);
   // every hand-written case is hostile and must be refused (a listed size of 0 reads nothing, which is fine);
   // a random mutation may land on a field nothing reads (a git oid) and pass
-  const accepted = r.cases.filter((c) => c.outcome === 'ok' && !c.what.startsWith('listing mutation')
-    && !c.what.includes(' is 0 '));
-  expect(accepted.map((c) => c.what), `seed ${seed}`).toEqual([]);
+  const accepted = r.cases.filter(
+    (c) => c.outcome === 'ok' && !c.what.startsWith('listing mutation') && !c.what.includes(' is 0 '),
+  );
+  expect(
+    accepted.map((c) => c.what),
+    `seed ${seed}`,
+  ).toEqual([]);
 }, 240_000);

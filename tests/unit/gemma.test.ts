@@ -20,7 +20,13 @@ import type { RefLinear } from '../reference/llama';
 import { freshSeed, randn, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
 import {
-  checkpointValues, decodeError, randomBatch, refLinears, sampledLoraGradients, tinyWithLora, trainLosses,
+  checkpointValues,
+  decodeError,
+  randomBatch,
+  refLinears,
+  sampledLoraGradients,
+  tinyWithLora,
+  trainLosses,
 } from '../model-checks';
 
 let gpu: Gpu;
@@ -30,21 +36,42 @@ beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'gemma-'));
 });
 
-async function reference(dir: string, nf4: boolean, c: ModelConfig): Promise<{ ref: RefGemma; linears: Map<string, RefLinear> }> {
+async function reference(
+  dir: string,
+  nf4: boolean,
+  c: ModelConfig,
+): Promise<{ ref: RefGemma; linears: Map<string, RefLinear> }> {
   const values = await checkpointValues(dir);
-  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  const qd = c.heads * c.headDim,
+    kvd = c.kvHeads * c.headDim;
   const { linears, lin } = refLinears(values, nf4);
   const layers: RefGemmaLayer[] = Array.from({ length: c.layers }, (_, l) => {
     const p = `model.layers.${l}`;
     const v = (n: string) => values.get(`${p}.${n}.weight`)!;
     return {
-      inputNorm: v('input_layernorm'), postAttnNorm: v('post_attention_layernorm'), preFfNorm: v('pre_feedforward_layernorm'), postFfNorm: v('post_feedforward_layernorm'),
-      q: lin(`${p}.self_attn.q_proj`, qd, c.hidden), k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden), v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden),
-      o: lin(`${p}.self_attn.o_proj`, c.hidden, qd), gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden),
-      up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden), down: lin(`${p}.mlp.down_proj`, c.hidden, c.intermediate),
+      inputNorm: v('input_layernorm'),
+      postAttnNorm: v('post_attention_layernorm'),
+      preFfNorm: v('pre_feedforward_layernorm'),
+      postFfNorm: v('post_feedforward_layernorm'),
+      q: lin(`${p}.self_attn.q_proj`, qd, c.hidden),
+      k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden),
+      v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden),
+      o: lin(`${p}.self_attn.o_proj`, c.hidden, qd),
+      gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden),
+      up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden),
+      down: lin(`${p}.mlp.down_proj`, c.hidden, c.intermediate),
     };
   });
-  return { ref: { c, embed: values.get('model.embed_tokens.weight')!, layers, norm: values.get('model.norm.weight')!, invFreq: ropeInverseFrequencies(c) }, linears };
+  return {
+    ref: {
+      c,
+      embed: values.get('model.embed_tokens.weight')!,
+      layers,
+      norm: values.get('model.norm.weight')!,
+      invFreq: ropeInverseFrequencies(c),
+    },
+    linears,
+  };
 }
 
 /** Two packed sequences of 6 and 7 tokens, batched as training batches them. */
@@ -59,24 +86,43 @@ describe('Gemma 2 against float64', () => {
       const loaded = await loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: nf4 });
       const c = loaded.config;
       expect(c.gemma).toEqual({ queryPreAttnScalar: 20, attnSoftcap: 1 });
-      expect(c).toMatchObject({ finalSoftcap: 3, localWindow: 4, localLayers: [true, false], embedScale: 8, qkNorm: false });
+      expect(c).toMatchObject({
+        finalSoftcap: 3,
+        localWindow: 4,
+        localLayers: [true, false],
+        embedScale: 8,
+        qkNorm: false,
+      });
       expect(c.headDim).toBe(24);
       const model = buildModel(gpu, loaded);
       const { ref, linears } = await reference(dir, nf4, c);
       const set = attachLora(gpu, loaded.linears, { r: 4, alpha: 8, dropout: 0, random: r });
       for (const m of loaded.linears) gpu.write(m.lora!.B, randn(r, m.lora!.B.numel, 0.05));
       for (const m of loaded.linears) {
-        Object.assign(linears.get(m.path)!, { A: Float64Array.from(await gpu.read(m.lora!.A)), B: Float64Array.from(await gpu.read(m.lora!.B)), r: 4, scale: 2 });
+        Object.assign(linears.get(m.path)!, {
+          A: Float64Array.from(await gpu.read(m.lora!.A)),
+          B: Float64Array.from(await gpu.read(m.lora!.B)),
+          r: 4,
+          scale: 2,
+        });
       }
       const { h, batch } = randomBatch(gpu, r, c, 13, 6);
       const msg = `${nf4 ? 'NF4' : 'BF16'}, seed ${seed}`;
-      expect(relError(await gpu.read(model.logits(batch)), gemmaLogitsRef(ref, h.ids, h.positions, h.start)), `logits, ${msg}`).toBeLessThan(1e-4);
+      expect(
+        relError(await gpu.read(model.logits(batch)), gemmaLogitsRef(ref, h.ids, h.positions, h.start)),
+        `logits, ${msg}`,
+      ).toBeLessThan(1e-4);
       const losses = await gpu.read(model.forwardBackward(batch, 1 / h.counted, 0));
       const loss = losses.reduce((s, v) => s + v, 0) / h.counted;
       const refLoss = gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start);
       expect(Math.abs(loss - refLoss) / refLoss, `loss, ${msg}`).toBeLessThan(1e-5);
-      const { got, want } = sampledLoraGradients(loaded.linears, await gpu.read(set.grads), (m, which) => linears.get(m.path)![which] as Float64Array,
-        () => gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start), r);
+      const { got, want } = sampledLoraGradients(
+        loaded.linears,
+        await gpu.read(set.grads),
+        (m, which) => linears.get(m.path)![which] as Float64Array,
+        () => gemmaLossRef(ref, h.ids, h.labels, h.positions, h.start),
+        r,
+      );
       expect(relError(got, want), `LoRA gradients, ${msg}`).toBeLessThan(1e-4);
       for (const t of [...model.weightTensors(), set.params, set.grads]) t.release();
     }
@@ -92,7 +138,13 @@ describe('Gemma 2 against float64', () => {
     const losses = await trainLosses(gpu, model, lora, batch, h.counted);
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] * 0.7);
     expect(await decodeError(gpu, model, ids, batch), `decode, seed ${seed}`).toBeLessThan(1e-5);
-    const files = await exportAdapter(gpu, lora, { base_model_name_or_path: 'google/gemma-2-2b', revision: null, lora_alpha: 16, lora_dropout: 0, use_rslora: false });
+    const files = await exportAdapter(gpu, lora, {
+      base_model_name_or_path: 'google/gemma-2-2b',
+      revision: null,
+      lora_alpha: 16,
+      lora_dropout: 0,
+      use_rslora: false,
+    });
     const names = readSafetensorsSync(files['adapter_model.safetensors']).map((t) => t.info.name);
     expect(names).toContain('base_model.model.model.layers.1.mlp.gate_proj.lora_A.weight');
     expect(names.length).toBe(2 * 7 * 2);

@@ -20,7 +20,12 @@ import { gemmaLogitsRef, gemmaLossRef, type RefGemma, type RefGemmaLayer } from 
 import { freshSeed, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
 import {
-  checkpointValues, learnDecodeExport, randomBatch, referenceErrors, refLinears, type FamilyReference,
+  checkpointValues,
+  learnDecodeExport,
+  randomBatch,
+  referenceErrors,
+  refLinears,
+  type FamilyReference,
 } from '../model-checks';
 
 let gpu: Gpu;
@@ -32,24 +37,35 @@ beforeAll(async () => {
 
 async function reference(dir: string, nf4: boolean, c: ModelConfig): Promise<FamilyReference> {
   const values = await checkpointValues(dir);
-  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  const qd = c.heads * c.headDim,
+    kvd = c.kvHeads * c.headDim;
   const { linears, lin } = refLinears(values, nf4);
   const layers: RefGemmaLayer[] = Array.from({ length: c.layers }, (_, l) => {
     const p = `model.layers.${l}`;
     const v = (n: string) => values.get(`${p}.${n}.weight`)!;
     return {
-      inputNorm: v('input_layernorm'), postAttnNorm: v('post_attention_layernorm'),
-      preFfNorm: v('pre_feedforward_layernorm'), postFfNorm: v('post_feedforward_layernorm'),
-      qNorm: v('self_attn.q_norm'), kNorm: v('self_attn.k_norm'),
-      q: lin(`${p}.self_attn.q_proj`, qd, c.hidden), k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden),
-      v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden), o: lin(`${p}.self_attn.o_proj`, c.hidden, qd),
-      gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden), up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden),
+      inputNorm: v('input_layernorm'),
+      postAttnNorm: v('post_attention_layernorm'),
+      preFfNorm: v('pre_feedforward_layernorm'),
+      postFfNorm: v('post_feedforward_layernorm'),
+      qNorm: v('self_attn.q_norm'),
+      kNorm: v('self_attn.k_norm'),
+      q: lin(`${p}.self_attn.q_proj`, qd, c.hidden),
+      k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden),
+      v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden),
+      o: lin(`${p}.self_attn.o_proj`, c.hidden, qd),
+      gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden),
+      up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden),
       down: lin(`${p}.mlp.down_proj`, c.hidden, c.intermediate),
     };
   });
   const ref: RefGemma = {
-    c, embed: values.get('model.embed_tokens.weight')!, layers, norm: values.get('model.norm.weight')!,
-    invFreq: ropeInverseFrequencies(c), invFreqLocal: ropeInverseFrequencies({ ...c, rope: c.ropeLocal! }),
+    c,
+    embed: values.get('model.embed_tokens.weight')!,
+    layers,
+    norm: values.get('model.norm.weight')!,
+    invFreq: ropeInverseFrequencies(c),
+    invFreqLocal: ropeInverseFrequencies({ ...c, rope: c.ropeLocal! }),
   };
   return {
     linears,
@@ -67,9 +83,17 @@ describe('Gemma 3 against float64', () => {
     for (const nf4 of [false, true]) {
       const e = await referenceErrors(gpu, dir, nf4, r, (c) => reference(dir, nf4, c));
       expect(e.config).toMatchObject({
-        modelType: 'gemma3_text', family: 'gemma', layers: 3, headDim: 24, qkNorm: true, localWindow: 4,
-        localLayers: [true, true, false], finalSoftcap: null, embedScale: 8,
-        rope: { theta: 1e6, scaling: { type: 'linear', factor: 8 } }, ropeLocal: { theta: 10000, scaling: null },
+        modelType: 'gemma3_text',
+        family: 'gemma',
+        layers: 3,
+        headDim: 24,
+        qkNorm: true,
+        localWindow: 4,
+        localLayers: [true, true, false],
+        finalSoftcap: null,
+        embedScale: 8,
+        rope: { theta: 1e6, scaling: { type: 'linear', factor: 8 } },
+        ropeLocal: { theta: 10000, scaling: null },
       });
       expect(e.config.gemma).toEqual({ queryPreAttnScalar: 20, attnSoftcap: null });
       const msg = `${nf4 ? 'NF4' : 'BF16'}, seed ${seed}`;
@@ -95,7 +119,8 @@ describe('Gemma 3 against float64', () => {
 
   it('reads the language model of a multimodal gemma3 checkpoint, under its older names, as the text one', async () => {
     const seed = freshSeed();
-    const text = join(root, `gemma3-text-${seed}`), multi = join(root, `gemma3-multi-${seed}`);
+    const text = join(root, `gemma3-text-${seed}`),
+      multi = join(root, `gemma3-multi-${seed}`);
     await writeTinyCheckpoint(text, 'gemma3', seed);
     await writeTinyCheckpoint(multi, 'gemma3', seed);
     // Gemma3ForConditionalGeneration as Google's repositories hold it: language_model.model.…, a vision
@@ -103,16 +128,29 @@ describe('Gemma 3 against float64', () => {
     // token among the top's eos_token_id, as gemma-3-4b-it has them
     const cfg = JSON.parse(await readFile(join(multi, 'config.json'), 'utf8'));
     const { rope_local_base_freq: _, eos_token_id: _eos, ...textConfig } = cfg;
-    const top = { architectures: ['Gemma3ForConditionalGeneration'], model_type: 'gemma3', eos_token_id: [1, 106],
-      text_config: textConfig, vision_config: { model_type: 'siglip_vision_model', hidden_size: 8 } };
+    const top = {
+      architectures: ['Gemma3ForConditionalGeneration'],
+      model_type: 'gemma3',
+      eos_token_id: [1, 106],
+      text_config: textConfig,
+      vision_config: { model_type: 'siglip_vision_model', hidden_size: 8 },
+    };
     await writeFile(join(multi, 'config.json'), JSON.stringify(top));
     const index = JSON.parse(await readFile(join(multi, 'model.safetensors.index.json'), 'utf8'));
     const weightMap: Record<string, string> = {};
     for (const shard of new Set(Object.values(index.weight_map) as string[])) {
-      const tensors = readSafetensorsSync(new Uint8Array(await readFile(join(multi, shard))))
-        .map(({ info, data }) => ({ name: `language_model.${info.name}`, dtype: info.dtype, shape: info.shape, data }));
-      tensors.push({ name: 'vision_tower.vision_model.post_layernorm.weight', dtype: 'F32', shape: [2],
-        data: new Uint8Array(8) });
+      const tensors = readSafetensorsSync(new Uint8Array(await readFile(join(multi, shard)))).map(({ info, data }) => ({
+        name: `language_model.${info.name}`,
+        dtype: info.dtype,
+        shape: info.shape,
+        data,
+      }));
+      tensors.push({
+        name: 'vision_tower.vision_model.post_layernorm.weight',
+        dtype: 'F32',
+        shape: [2],
+        data: new Uint8Array(8),
+      });
       for (const t of tensors) weightMap[t.name] = shard;
       await writeFile(join(multi, shard), writeSafetensors(tensors, { format: 'pt' }));
     }
@@ -126,13 +164,18 @@ describe('Gemma 3 against float64', () => {
       const z = await gpu.read(model.logits(batch));
       const lora = attachLora(gpu, loaded.linears, { r: 2, alpha: 4, dropout: 0, random: r });
       const files = await exportAdapter(gpu, lora, {
-        base_model_name_or_path: 'x', revision: null, lora_alpha: 4, lora_dropout: 0, use_rslora: false,
+        base_model_name_or_path: 'x',
+        revision: null,
+        lora_alpha: 4,
+        lora_dropout: 0,
+        use_rslora: false,
       });
       for (const t of [...model.weightTensors(), ...model.ropeTensors(), lora.params, lora.grads]) t.release();
       const names = readSafetensorsSync(files['adapter_model.safetensors']).map((t) => t.info.name);
       return { z, config: loaded.config, names };
     };
-    const a = await logits(text), b = await logits(multi);
+    const a = await logits(text),
+      b = await logits(multi);
     expect(b.config).toMatchObject({ modelType: 'gemma3', prefix: 'model.language_model.', eosTokenIds: [1, 106] });
     expect(b.config.ropeLocal).toEqual({ theta: 10000, scaling: null }); // Gemma3TextConfig's default
     expect(relError(b.z, a.z), `seed ${seed}`).toBe(0);

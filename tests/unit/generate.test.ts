@@ -18,8 +18,10 @@ beforeAll(async () => {
 async function lastLogits(model: LlamaModel, ids: number[]): Promise<Float32Array> {
   const T = ids.length;
   const batch = {
-    ids: gpu.tensor([T], 'u32', Uint32Array.from(ids)), labels: gpu.tensor([T], 'i32'),
-    positions: gpu.tensor([T], 'u32', Uint32Array.from(ids.keys())), start: gpu.tensor([T], 'u32', new Uint32Array(T)),
+    ids: gpu.tensor([T], 'u32', Uint32Array.from(ids)),
+    labels: gpu.tensor([T], 'i32'),
+    positions: gpu.tensor([T], 'u32', Uint32Array.from(ids.keys())),
+    start: gpu.tensor([T], 'u32', new Uint32Array(T)),
   };
   const z = await gpu.read(model.logits(batch));
   return z.subarray((T - 1) * model.config.vocab);
@@ -42,7 +44,13 @@ describe('generation with a KV cache', () => {
     expect(relError(next, await lastLogits(model, [...prompt, 7])), `seed ${seed}`).toBeLessThan(1e-5);
     model.releaseCache(cache);
 
-    const [greedy] = await generate(model, prompt, { ...SAMPLING_DEFAULTS, max_new_tokens: 8, num_return_sequences: 1, seed: 0, eos_token_id: [] });
+    const [greedy] = await generate(model, prompt, {
+      ...SAMPLING_DEFAULTS,
+      max_new_tokens: 8,
+      num_return_sequences: 1,
+      seed: 0,
+      eos_token_id: [],
+    });
     const recomputed: number[] = [];
     for (let i = 0; i < 8; i++) {
       const z = await lastLogits(model, [...prompt, ...recomputed]);
@@ -51,11 +59,23 @@ describe('generation with a KV cache', () => {
     expect(greedy, `seed ${seed}`).toEqual(recomputed);
 
     // max_length counts the prompt; an EOS token stops the sequence
-    const [short] = await generate(model, prompt, { ...SAMPLING_DEFAULTS, max_length: prompt.length + 3, num_return_sequences: 1, seed: 0, eos_token_id: [] });
+    const [short] = await generate(model, prompt, {
+      ...SAMPLING_DEFAULTS,
+      max_length: prompt.length + 3,
+      num_return_sequences: 1,
+      seed: 0,
+      eos_token_id: [],
+    });
     expect(short).toEqual(greedy.slice(0, 3));
     const j = greedy.findIndex((id, i) => greedy.indexOf(id) === i && i > 0); // a token not seen before it
     const stopAt = Math.max(j, 0);
-    const [stopped] = await generate(model, prompt, { ...SAMPLING_DEFAULTS, max_new_tokens: 8, num_return_sequences: 1, seed: 0, eos_token_id: [greedy[stopAt]] });
+    const [stopped] = await generate(model, prompt, {
+      ...SAMPLING_DEFAULTS,
+      max_new_tokens: 8,
+      num_return_sequences: 1,
+      seed: 0,
+      eos_token_id: [greedy[stopAt]],
+    });
     expect(stopped).toEqual(greedy.slice(0, stopAt + 1));
   });
 
@@ -63,7 +83,17 @@ describe('generation with a KV cache', () => {
     const r = rng(11);
     const c = parseModelConfig({ ...TINY, model_type: 'llama', tie_word_embeddings: true });
     const { model } = buildTinyModel(gpu, c, r);
-    const settings = { ...SAMPLING_DEFAULTS, do_sample: true, temperature: 1.5, top_k: 20, top_p: 0.9, repetition_penalty: 1.2, max_new_tokens: 6, num_return_sequences: 3, seed: 5 };
+    const settings = {
+      ...SAMPLING_DEFAULTS,
+      do_sample: true,
+      temperature: 1.5,
+      top_k: 20,
+      top_p: 0.9,
+      repetition_penalty: 1.2,
+      max_new_tokens: 6,
+      num_return_sequences: 3,
+      seed: 5,
+    };
     const a = await generate(model, [3, 4, 5], settings);
     expect(a.length).toBe(3);
     expect(a.every((s) => s.length === 6)).toBe(true);

@@ -13,7 +13,13 @@ beforeAll(async () => {
   gpu = await testGpu();
 });
 
-function halfMatrix(values: Float32Array, rows: number, cols: number, dtype: HalfDtype, maxBytes?: number): { w: HalfMatrix; rounded: Float32Array } {
+function halfMatrix(
+  values: Float32Array,
+  rows: number,
+  cols: number,
+  dtype: HalfDtype,
+  maxBytes?: number,
+): { w: HalfMatrix; rounded: Float32Array } {
   const { words, rounded } = packHalf(values, dtype);
   return { w: uploadHalf(gpu, [rows, cols], dtype, words, maxBytes), rounded };
 }
@@ -21,18 +27,24 @@ function halfMatrix(values: Float32Array, rows: number, cols: number, dtype: Hal
 describe('16-bit output head against float64', () => {
   // blockRows: W held in row blocks of this many rows (as a table larger than one binding is)
   for (const [T, H, V, dtype, blockRows] of [
-    [7, 65, 33, 'BF16', 0], [70, 64, 129, 'F16', 0], [3, 13, 1001, 'BF16', 0],
-    [7, 65, 33, 'BF16', 10], [70, 64, 129, 'F16', 50], [3, 13, 1001, 'BF16', 250],
+    [7, 65, 33, 'BF16', 0],
+    [70, 64, 129, 'F16', 0],
+    [3, 13, 1001, 'BF16', 0],
+    [7, 65, 33, 'BF16', 10],
+    [70, 64, 129, 'F16', 50],
+    [3, 13, 1001, 'BF16', 250],
   ] as [number, number, number, HalfDtype, number][]) {
     it(`z = x Wᵀ, by vocabulary chunks, and dX = dZ W at T=${T} H=${H} V=${V}, ${dtype}${blockRows ? `, in blocks of ${blockRows} rows` : ''}`, async () => {
       const seed = freshSeed();
       const r = rng(seed);
-      const x = randn(r, T * H), dz = randn(r, T * V);
+      const x = randn(r, T * H),
+        dz = randn(r, T * V);
       const { w, rounded } = halfMatrix(randn(r, V * H, 0.1), V, H, dtype, blockRows ? blockRows * H * 2 : undefined);
       expect(w.blocks.length).toBe(blockRows ? Math.ceil(V / blockRows) : 1);
       const tx = gpu.tensor([T, H], 'f32', x);
       const full = gemmRef(x, rounded, T, V, H, { transB: true });
-      const row0 = Math.floor(V / 3), rows = V - row0 - 1; // a chunk from the middle, odd length
+      const row0 = Math.floor(V / 3),
+        rows = V - row0 - 1; // a chunk from the middle, odd length
       const z = gpu.tensor([T, rows]);
       gpu.fill(z, POISON);
       halfLinear(gpu, tx, w, { out: z, row0, rows });
@@ -47,7 +59,11 @@ describe('16-bit output head against float64', () => {
 });
 
 describe('cross-entropy against float64', () => {
-  for (const [T, V] of [[9, 37], [5, 1000], [4, 3]]) {
+  for (const [T, V] of [
+    [9, 37],
+    [5, 1000],
+    [4, 3],
+  ]) {
     it(`loss and gradient in place at T=${T} V=${V}, with ignored labels`, async () => {
       const seed = freshSeed();
       const r = rng(seed);
@@ -61,7 +77,13 @@ describe('cross-entropy against float64', () => {
       const ref = crossEntropyRef(z, labels, T, V);
       expect(relError(await gpu.read(loss), ref.loss), `seed ${seed}`).toBeLessThan(1e-5);
       const grad = await gpu.read(tz);
-      expect(relError(grad, ref.grad.map((g) => g / counted)), `seed ${seed}`).toBeLessThan(1e-5);
+      expect(
+        relError(
+          grad,
+          ref.grad.map((g) => g / counted),
+        ),
+        `seed ${seed}`,
+      ).toBeLessThan(1e-5);
       if (T * V <= 400) {
         const mean = (v: Float64Array) => crossEntropyRef(v, labels, T, V).loss.reduce((a, b) => a + b, 0) / counted;
         expect(relError(grad, finiteDifferences(mean, z)), `seed ${seed}`).toBeLessThan(1e-4);
@@ -81,7 +103,8 @@ describe('cross-entropy against float64', () => {
     const loss = await gpu.read(crossEntropy(gpu, tz, tl, { scale: 1 / counted, softcap: cap }));
     const capped = (v: ArrayLike<number>) => Float64Array.from(v, (x) => cap * Math.tanh(x / cap));
     expect(relError(loss, crossEntropyRef(capped(z), labels, T, V).loss), `seed ${seed}`).toBeLessThan(1e-5);
-    const mean = (v: Float64Array) => crossEntropyRef(capped(v), labels, T, V).loss.reduce((a, b) => a + b, 0) / counted;
+    const mean = (v: Float64Array) =>
+      crossEntropyRef(capped(v), labels, T, V).loss.reduce((a, b) => a + b, 0) / counted;
     expect(relError(await gpu.read(tz), finiteDifferences(mean, z)), `seed ${seed}`).toBeLessThan(1e-4);
   });
 

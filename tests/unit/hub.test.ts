@@ -45,7 +45,10 @@ beforeAll(async () => {
 });
 afterAll(() => hub.close());
 
-const sha = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const sha = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 describe('Hub downloads', () => {
   it('lists a repo at its commit and caches just the files a model needs, once', async () => {
@@ -54,8 +57,14 @@ describe('Hub downloads', () => {
     expect(snap.files.find((f) => f.path === SHARD)!.sha256).toBe(await sha(join(root, 'llama', SHARD)));
     const cacheDir = join(root, 'cache-a');
     const { dir, files } = await cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir });
-    expect(files.map((f) => f.path).sort()).toEqual(['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors',
-      'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json']);
+    expect(files.map((f) => f.path).sort()).toEqual([
+      'config.json',
+      'model-00001-of-00002.safetensors',
+      'model-00002-of-00002.safetensors',
+      'model.safetensors.index.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
     for (const f of files) expect(await sha(join(dir, f.path))).toBe(await sha(join(root, 'llama', f.path)));
     const before = hub.log.length;
     await cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir });
@@ -65,7 +74,11 @@ describe('Hub downloads', () => {
   it('resumes a connection dropped mid-shard with a Range request, to identical bytes', async () => {
     hub.fault(SHARD, { kind: 'drop', after: 5000, times: 1 });
     const start = hub.log.length;
-    const { dir } = await cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir: join(root, 'cache-b'), ...fast });
+    const { dir } = await cacheModel('tiny-random/llama', {
+      endpoint: hub.url,
+      cacheDir: join(root, 'cache-b'),
+      ...fast,
+    });
     hub.clearFaults();
     const requests = hub.log.slice(start).filter((l) => l.includes(SHARD));
     expect(requests).toEqual([`tiny-random/llama/${SHARD} all`, `tiny-random/llama/${SHARD} bytes=5000-`]);
@@ -75,11 +88,17 @@ describe('Hub downloads', () => {
   it('discards a corrupt file and a truncated one, with a message that says so', async () => {
     const cacheDir = join(root, 'cache-c');
     hub.fault(SHARD, { kind: 'corrupt', at: 100 });
-    await expect(cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir, ...fast })).rejects.toThrow(/model-00001-of-00002.safetensors is corrupt: its SHA-256 is .* the Hub lists/);
+    await expect(cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir, ...fast })).rejects.toThrow(
+      /model-00001-of-00002.safetensors is corrupt: its SHA-256 is .* the Hub lists/,
+    );
     hub.fault(SHARD, { kind: 'truncate', bytes: 3000 });
-    await expect(cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir, ...fast })).rejects.toThrow(/the server sends 3000 bytes from offset 0; the repo lists the file at \d+ bytes/);
+    await expect(cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir, ...fast })).rejects.toThrow(
+      /the server sends 3000 bytes from offset 0; the repo lists the file at \d+ bytes/,
+    );
     hub.fault(SHARD, { kind: 'drop', after: 3000 }); // every time
-    await expect(cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir, ...fast, retries: 2 })).rejects.toThrow(/failed at byte 3000 of \d+ .* 2 reconnections failed; try again: it resumes/);
+    await expect(cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir, ...fast, retries: 2 })).rejects.toThrow(
+      /failed at byte 3000 of \d+ .* 2 reconnections failed; try again: it resumes/,
+    );
     hub.clearFaults();
     // nothing corrupt was kept: the next try completes from the stored part, to the right bytes
     const { dir } = await cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir, ...fast });
@@ -88,28 +107,62 @@ describe('Hub downloads', () => {
   });
 
   it('asks for a token for a gated repo, never showing it, and says what is missing', async () => {
-    await expect(cacheModel('tiny-random/gated', { endpoint: hub.url, cacheDir: join(root, 'cache-d') })).rejects.toThrow(/asks for an access token \(401\)/);
-    const wrong = cacheModel('tiny-random/gated', { endpoint: hub.url, cacheDir: join(root, 'cache-d'), token: 'hf_wrong' });
+    await expect(
+      cacheModel('tiny-random/gated', { endpoint: hub.url, cacheDir: join(root, 'cache-d') }),
+    ).rejects.toThrow(/asks for an access token \(401\)/);
+    const wrong = cacheModel('tiny-random/gated', {
+      endpoint: hub.url,
+      cacheDir: join(root, 'cache-d'),
+      token: 'hf_wrong',
+    });
     await expect(wrong).rejects.toThrow(/refused the access token/);
     await expect(wrong).rejects.not.toThrow(/hf_wrong/);
-    const { dir } = await cacheModel('tiny-random/gated', { endpoint: hub.url, cacheDir: join(root, 'cache-d'), token: 'hf_secret' });
+    const { dir } = await cacheModel('tiny-random/gated', {
+      endpoint: hub.url,
+      cacheDir: join(root, 'cache-d'),
+      token: 'hf_secret',
+    });
     expect((await stat(join(dir, SHARD))).size).toBeGreaterThan(0);
-    await expect(cacheModel('tiny-random/nope', { endpoint: hub.url, cacheDir: join(root, 'cache-d') })).rejects.toThrow(/model tiny-random\/nope was not found on the Hub \(404\)/);
+    await expect(
+      cacheModel('tiny-random/nope', { endpoint: hub.url, cacheDir: join(root, 'cache-d') }),
+    ).rejects.toThrow(/model tiny-random\/nope was not found on the Hub \(404\)/);
     expect(isRepoId('../etc/passwd')).toBe(false);
     expect(isRepoId('timdettmers/openassistant-guanaco')).toBe(true);
   });
 
   it("takes a data set's files, and splits them by their names", async () => {
-    const { dir, files } = await cacheDataset('tiny-random/guanaco', { endpoint: hub.url, cacheDir: join(root, 'cache-e') });
-    expect(files.map((f) => f.path).sort()).toEqual(['tiny.csv', 'tiny.json', 'tiny.jsonl', 'tiny.parquet', 'tiny.txt']);
-    expect((await stat(join(dir, 'tiny.parquet'))).size).toBeGreaterThan(0);
-    const named = ['openassistant_best_replies_train.jsonl', 'openassistant_best_replies_eval.jsonl', 'data/validation-00000-of-00001.parquet', 'default/test/0000.parquet', 'train_sub/test/0001.parquet'];
-    expect(splitFiles(named.map((name) => ({ name })))).toEqual({
-      train: [{ name: named[0] }], test: [{ name: named[1] }, { name: named[3] }, { name: named[4] }], validation: [{ name: named[2] }],
+    const { dir, files } = await cacheDataset('tiny-random/guanaco', {
+      endpoint: hub.url,
+      cacheDir: join(root, 'cache-e'),
     });
-    expect(splitFiles([{ name: 'a.jsonl' }, { name: 'b.csv' }])).toEqual({ train: [{ name: 'a.jsonl' }, { name: 'b.csv' }] });
+    expect(files.map((f) => f.path).sort()).toEqual([
+      'tiny.csv',
+      'tiny.json',
+      'tiny.jsonl',
+      'tiny.parquet',
+      'tiny.txt',
+    ]);
+    expect((await stat(join(dir, 'tiny.parquet'))).size).toBeGreaterThan(0);
+    const named = [
+      'openassistant_best_replies_train.jsonl',
+      'openassistant_best_replies_eval.jsonl',
+      'data/validation-00000-of-00001.parquet',
+      'default/test/0000.parquet',
+      'train_sub/test/0001.parquet',
+    ];
+    expect(splitFiles(named.map((name) => ({ name })))).toEqual({
+      train: [{ name: named[0] }],
+      test: [{ name: named[1] }, { name: named[3] }, { name: named[4] }],
+      validation: [{ name: named[2] }],
+    });
+    expect(splitFiles([{ name: 'a.jsonl' }, { name: 'b.csv' }])).toEqual({
+      train: [{ name: 'a.jsonl' }, { name: 'b.csv' }],
+    });
     // a file that names no split is for training; one named for evaluation never is
-    expect(splitFiles([{ name: 'data.jsonl' }, { name: 'eval.jsonl' }])).toEqual({ train: [{ name: 'data.jsonl' }], test: [{ name: 'eval.jsonl' }] });
+    expect(splitFiles([{ name: 'data.jsonl' }, { name: 'eval.jsonl' }])).toEqual({
+      train: [{ name: 'data.jsonl' }],
+      test: [{ name: 'eval.jsonl' }],
+    });
   });
 
   it('reads a Hub data set lazily: Parquet by byte ranges, a row group at a time; JSONL streamed and checked', async () => {
@@ -117,7 +170,12 @@ describe('Hub downloads', () => {
     const { snapshot, files } = await datasetFiles('tiny-random/guanaco', o);
     const read = async (path: string) => {
       const rows: Row[] = [];
-      for await (const r of readRows(path, HubBlob.of(snapshot, files.find((f) => f.path === path)!, o), new SkipCounts())) rows.push(r);
+      for await (const r of readRows(
+        path,
+        HubBlob.of(snapshot, files.find((f) => f.path === path)!, o),
+        new SkipCounts(),
+      ))
+        rows.push(r);
       return rows;
     };
     const expected = tinyTexts().map((text) => ({ text }));
@@ -126,7 +184,10 @@ describe('Hub downloads', () => {
     // the footer is read first, then the row groups, each read by a byte range: never the whole file
     const parquet = hub.log.filter((l) => l.startsWith('tiny-random/guanaco/tiny.parquet'));
     expect(parquet.filter((l) => /bytes=\d+-\d*$/.test(l)).length, parquet.join('\n')).toBeGreaterThanOrEqual(3);
-    expect(parquet.filter((l) => l.endsWith(' all')), parquet.join('\n')).toEqual([]);
+    expect(
+      parquet.filter((l) => l.endsWith(' all')),
+      parquet.join('\n'),
+    ).toEqual([]);
     expect(await read('tiny.jsonl')).toEqual(expected);
     hub.fault('tiny.jsonl', { kind: 'corrupt', at: 3 });
     await expect(read('tiny.jsonl')).rejects.toThrow(/tiny.jsonl is corrupt: its SHA-256/);
@@ -146,7 +207,11 @@ describe('Hub downloads', () => {
     expect(Object.keys(splits).sort()).toEqual(['test', 'train']);
     await expect(datasetFiles('tiny-random/llama-less', o)).rejects.toThrow(/not found|does not exist/i);
     const f = (path: string) => ({ path, size: 1, sha256: null });
-    expect(dataFiles([f('dataset_infos.json'), f('data/train.jsonl'), f('README.md'), f('.gitattributes')], 'x').map((x) => x.path)).toEqual(['data/train.jsonl']);
+    expect(
+      dataFiles([f('dataset_infos.json'), f('data/train.jsonl'), f('README.md'), f('.gitattributes')], 'x').map(
+        (x) => x.path,
+      ),
+    ).toEqual(['data/train.jsonl']);
   });
 });
 
@@ -170,8 +235,9 @@ describe('a Hub that stalls, storms or lies', () => {
       await expect(read).rejects.toThrow(stalled);
     }
     hub.fault(API_INFO, { kind: 'stall' });
-    await expect(repoSnapshot('tiny-random/llama', 'model', o))
-      .rejects.toThrow(/api\/models\/tiny-random\/llama\/revision\/main: the server sent no answer/);
+    await expect(repoSnapshot('tiny-random/llama', 'model', o)).rejects.toThrow(
+      /api\/models\/tiny-random\/llama\/revision\/main: the server sent no answer/,
+    );
     // the user's abort during a stall is an AbortError, not a timeout
     hub.fault('config.json', { kind: 'stall' });
     const pause = new AbortController();
@@ -187,7 +253,8 @@ describe('a Hub that stalls, storms or lies', () => {
     const before = hub.log.length;
     const storm = fetchWhole(url('config.json'), file('config.json'), { ...o, retries: 1000, backoff: 100 });
     await expect(storm).rejects.toThrow(
-      /config.json \(http:.*\): the download failed at byte 0 of \d+ \(.*answered 503.* s lost to failures\) and/);
+      /config.json \(http:.*\): the download failed at byte 0 of \d+ \(.*answered 503.* s lost to failures\) and/,
+    );
     // the backoffs alone (100, 200, 400 ms, then 800) pass the 1 s budget by the fifth request, however slow
     const requests = hub.log.length - before;
     expect(requests).toBeGreaterThan(1);
@@ -199,17 +266,20 @@ describe('a Hub that stalls, storms or lies', () => {
     const { o, file, url } = await model();
     const before = hub.log.length;
     const huge = { ...file('config.json'), size: 3e9 };
-    await expect(fetchWhole(url('config.json'), huge, o))
-      .rejects.toThrow(/config.json .* is listed at 3000000000 bytes; a config.json is read whole only up to 16 MiB/);
+    await expect(fetchWhole(url('config.json'), huge, o)).rejects.toThrow(
+      /config.json .* is listed at 3000000000 bytes; a config.json is read whole only up to 16 MiB/,
+    );
     expect(hub.log.length).toBe(before); // refused before asking
     // a HubBlob's listed size reserves nothing either: the server's real bytes end it
     const { snapshot, files } = await datasetFiles('tiny-random/guanaco', o);
     const parquet = files.find((f) => f.path === 'tiny.parquet')!;
-    await expect(HubBlob.of(snapshot, { ...parquet, size: 2 ** 44 }, o).arrayBuffer())
-      .rejects.toThrow(/tiny.parquet .*: the server sends \d+ bytes from offset 0; the repo lists the file at 175921/);
+    await expect(HubBlob.of(snapshot, { ...parquet, size: 2 ** 44 }, o).arrayBuffer()).rejects.toThrow(
+      /tiny.parquet .*: the server sends \d+ bytes from offset 0; the repo lists the file at 175921/,
+    );
     hub.fault('config.json', { kind: 'oversend', bytes: 5 });
-    await expect(fetchWhole(url('config.json'), file('config.json'), o))
-      .rejects.toThrow(/config.json .*: the server sent more than the \d+ bytes asked/);
+    await expect(fetchWhole(url('config.json'), file('config.json'), o)).rejects.toThrow(
+      /config.json .*: the server sent more than the \d+ bytes asked/,
+    );
     hub.clearFaults();
   });
 
@@ -217,12 +287,18 @@ describe('a Hub that stalls, storms or lies', () => {
     const o = { endpoint: hub.url, ...limits };
     const cases: [unknown, RegExp][] = [
       [{ files: [] }, /the Hub's listing for model tiny-random\/llama is not what a Hub sends .* a JSON array of file/],
-      [[{ type: 'file', path: '../../.bashrc', size: 1 }],
-        /listing of model tiny-random\/llama is not usable: entry 0: path "..\/..\/.bashrc" could leave the repo's/],
-      [[{ type: 'file', path: 'a.bin', size: -1 }],
-        /listing of model tiny-random\/llama .*entry 0 \(a.bin\): size is -1; a file's size is a whole number/],
-      [[{ type: 'file', path: 'a.bin', size: 1, lfs: { oid: 'xyz', size: 1 } }],
-        /entry 0 \(a.bin\): lfs.oid is "xyz"; it is a SHA-256, 64 lowercase hex digits/],
+      [
+        [{ type: 'file', path: '../../.bashrc', size: 1 }],
+        /listing of model tiny-random\/llama is not usable: entry 0: path "..\/..\/.bashrc" could leave the repo's/,
+      ],
+      [
+        [{ type: 'file', path: 'a.bin', size: -1 }],
+        /listing of model tiny-random\/llama .*entry 0 \(a.bin\): size is -1; a file's size is a whole number/,
+      ],
+      [
+        [{ type: 'file', path: 'a.bin', size: 1, lfs: { oid: 'xyz', size: 1 } }],
+        /entry 0 \(a.bin\): lfs.oid is "xyz"; it is a SHA-256, 64 lowercase hex digits/,
+      ],
     ];
     for (const [tree, message] of cases) {
       hub.answer('tiny-random/llama', 'tree', tree);
@@ -230,12 +306,14 @@ describe('a Hub that stalls, storms or lies', () => {
     }
     hub.clearFaults();
     hub.answer('tiny-random/llama', 'revision', { sha: '../../../etc' });
-    await expect(repoSnapshot('tiny-random/llama', 'model', o))
-      .rejects.toThrow(/info for model tiny-random\/llama gives sha "..\/..\/..\/etc", which is not a commit/);
+    await expect(repoSnapshot('tiny-random/llama', 'model', o)).rejects.toThrow(
+      /info for model tiny-random\/llama gives sha "..\/..\/..\/etc", which is not a commit/,
+    );
     hub.clearFaults();
     hub.fault(API_INFO, { kind: 'redirect-loop' });
-    await expect(repoSnapshot('tiny-random/llama', 'model', o))
-      .rejects.toThrow(/tiny-random\/llama\/revision\/main: the server redirects without end/);
+    await expect(repoSnapshot('tiny-random/llama', 'model', o)).rejects.toThrow(
+      /tiny-random\/llama\/revision\/main: the server redirects without end/,
+    );
     hub.clearFaults();
   });
 });

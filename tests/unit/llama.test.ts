@@ -28,7 +28,10 @@ for (const [name, extra] of [
       for (const m of modules) gpu.write(m.lora!.B, randn(r, m.lora!.B.numel, 0.05));
       for (const [i, m] of modules.entries()) {
         Object.assign(refLinears[i], {
-          A: Float64Array.from(await gpu.read(m.lora!.A)), B: Float64Array.from(await gpu.read(m.lora!.B)), r: 4, scale: 2,
+          A: Float64Array.from(await gpu.read(m.lora!.A)),
+          B: Float64Array.from(await gpu.read(m.lora!.B)),
+          r: 4,
+          scale: 2,
         });
       }
       const b = packedBatch(gpu, c, r);
@@ -45,8 +48,13 @@ for (const [name, extra] of [
       // LoRA gradients against central differences of the float64 loss, at sampled entries of
       // every module's A and B.
       const index = new Map(modules.map((m, i) => [m, i]));
-      const { got, want } = sampledLoraGradients(modules, await gpu.read(set.grads), (m, which) => refLinears[index.get(m)!][which] as Float64Array,
-        () => llamaLossRef(ref, b.ids, b.labels, b.positions, b.start), r);
+      const { got, want } = sampledLoraGradients(
+        modules,
+        await gpu.read(set.grads),
+        (m, which) => refLinears[index.get(m)!][which] as Float64Array,
+        () => llamaLossRef(ref, b.ids, b.labels, b.positions, b.start),
+        r,
+      );
       expect(relError(got, want), `LoRA gradients, ${msg}`).toBeLessThan(1e-4);
     });
   });

@@ -25,17 +25,29 @@ function checkpoint(seed: number) {
   const tensors: TensorToWrite[] = [];
   const values = new Map<string, Float32Array>();
   const add = (name: string, shape: number[], scale: number, offset = 0) => {
-    const { words, rounded } = packHalf(randn(r, shape.reduce((a, b) => a * b, 1), scale).map((v) => v + offset), 'BF16');
+    const { words, rounded } = packHalf(
+      randn(
+        r,
+        shape.reduce((a, b) => a * b, 1),
+        scale,
+      ).map((v) => v + offset),
+      'BF16',
+    );
     tensors.push({ name, dtype: 'BF16', shape, data: new Uint8Array(words.buffer, 0, rounded.length * 2) });
     values.set(name, rounded);
   };
-  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  const qd = c.heads * c.headDim,
+    kvd = c.kvHeads * c.headDim;
   add('model.embed_tokens.weight', [c.vocab, c.hidden], 0.1);
   add('lm_head.weight', [c.vocab, c.hidden], 0.1);
   add('model.norm.weight', [c.hidden], 0.1, 1);
   const linears: [string, number, number][] = [
-    ['self_attn.q_proj', qd, c.hidden], ['self_attn.k_proj', kvd, c.hidden], ['self_attn.v_proj', kvd, c.hidden],
-    ['self_attn.o_proj', c.hidden, qd], ['mlp.gate_proj', c.intermediate, c.hidden], ['mlp.up_proj', c.intermediate, c.hidden],
+    ['self_attn.q_proj', qd, c.hidden],
+    ['self_attn.k_proj', kvd, c.hidden],
+    ['self_attn.v_proj', kvd, c.hidden],
+    ['self_attn.o_proj', c.hidden, qd],
+    ['mlp.gate_proj', c.intermediate, c.hidden],
+    ['mlp.up_proj', c.intermediate, c.hidden],
     ['mlp.down_proj', c.hidden, c.intermediate],
   ];
   for (let l = 0; l < c.layers; l++) {
@@ -51,19 +63,47 @@ function checkpoint(seed: number) {
     ['config.json', JSON.stringify(CONFIG)],
     [names[0], writeSafetensors(tensors.slice(0, half))],
     [names[1], writeSafetensors(tensors.slice(half))],
-    ['model.safetensors.index.json', JSON.stringify({ metadata: {}, weight_map: Object.fromEntries(tensors.map((t, i) => [t.name, names[i < half ? 0 : 1]])) })],
+    [
+      'model.safetensors.index.json',
+      JSON.stringify({
+        metadata: {},
+        weight_map: Object.fromEntries(tensors.map((t, i) => [t.name, names[i < half ? 0 : 1]])),
+      }),
+    ],
   ]);
   const lin = (name: string, out: number, inF: number, bias?: string): RefLinear => ({
-    w: dequantizeNF4(quantizeNF4(values.get(name)!, 64)), out, in: inF, b: bias ? values.get(bias) : undefined,
+    w: dequantizeNF4(quantizeNF4(values.get(name)!, 64)),
+    out,
+    in: inF,
+    b: bias ? values.get(bias) : undefined,
   });
   const ref: RefModel = {
-    c, embed: values.get('model.embed_tokens.weight')!, head: values.get('lm_head.weight')!, norm: values.get('model.norm.weight')!,
+    c,
+    embed: values.get('model.embed_tokens.weight')!,
+    head: values.get('lm_head.weight')!,
+    norm: values.get('model.norm.weight')!,
     invFreq: ropeInverseFrequencies(c),
     layers: Array.from({ length: c.layers }, (_, l) => {
       const p = `model.layers.${l}`;
       const [q, k, v, o, gate, up, down] = linears.map(([path, out, inF]) =>
-        lin(`${p}.${path}.weight`, out, inF, path.startsWith('self_attn.') && path !== 'self_attn.o_proj' ? `${p}.${path}.bias` : undefined));
-      return { inputNorm: values.get(`${p}.input_layernorm.weight`)!, postNorm: values.get(`${p}.post_attention_layernorm.weight`)!, q, k, v, o, gate, up, down };
+        lin(
+          `${p}.${path}.weight`,
+          out,
+          inF,
+          path.startsWith('self_attn.') && path !== 'self_attn.o_proj' ? `${p}.${path}.bias` : undefined,
+        ),
+      );
+      return {
+        inputNorm: values.get(`${p}.input_layernorm.weight`)!,
+        postNorm: values.get(`${p}.post_attention_layernorm.weight`)!,
+        q,
+        k,
+        v,
+        o,
+        gate,
+        up,
+        down,
+      };
     }),
   };
   return { files, ref, names };
@@ -79,7 +119,12 @@ function source(files: Map<string, Uint8Array | string>, cut = 0): CheckpointFil
       const f = files.get(name);
       if (!(f instanceof Uint8Array)) throw new Error(`${name}: not found`);
       const bytes = f.subarray(0, f.length - cut);
-      return { chunks: (async function* () { for (let i = 0; i < bytes.length; i += 997) yield bytes.subarray(i, i + 997); })(), size: f.length };
+      return {
+        chunks: (async function* () {
+          for (let i = 0; i < bytes.length; i += 997) yield bytes.subarray(i, i + 997);
+        })(),
+        size: f.length,
+      };
     },
   };
 }
@@ -115,22 +160,30 @@ describe('loading a sharded BF16 checkpoint', () => {
 
   it('refuses a truncated shard, a missing tensor, a wrong shape and an unknown model type, clearly', async () => {
     const { files, names } = checkpoint(1);
-    await expect(loadCheckpoint(gpu, source(files, 5), { load_in_4bit: true })).rejects.toThrow(/model-0000\d-of-00002.safetensors ended at byte \d+, inside tensor .*: it is truncated/);
+    await expect(loadCheckpoint(gpu, source(files, 5), { load_in_4bit: true })).rejects.toThrow(
+      /model-0000\d-of-00002.safetensors ended at byte \d+, inside tensor .*: it is truncated/,
+    );
     const missing = new Map(files);
     missing.set(names[1], writeSafetensors([]));
-    await expect(loadCheckpoint(gpu, source(missing), { load_in_4bit: false }))
-      .rejects.toThrow(/index.json places \d+ tensor\(s\) in model-0000\d-of-00002.safetensors that its header/);
+    await expect(loadCheckpoint(gpu, source(missing), { load_in_4bit: false })).rejects.toThrow(
+      /index.json places \d+ tensor\(s\) in model-0000\d-of-00002.safetensors that its header/,
+    );
     // the index agreeing with the emptied shard: the config's tensors are still missing
     const index = JSON.parse(files.get('model.safetensors.index.json') as string);
     for (const [k, v] of Object.entries(index.weight_map)) if (v === names[1]) delete index.weight_map[k];
     missing.set('model.safetensors.index.json', JSON.stringify(index));
-    await expect(loadCheckpoint(gpu, source(missing), { load_in_4bit: false })).rejects.toThrow(/lacks \d+ tensor\(s\) the config needs/);
+    await expect(loadCheckpoint(gpu, source(missing), { load_in_4bit: false })).rejects.toThrow(
+      /lacks \d+ tensor\(s\) the config needs/,
+    );
     const wrong = new Map(files);
     wrong.set('config.json', JSON.stringify({ ...CONFIG, intermediate_size: 80 }));
-    await expect(loadCheckpoint(gpu, source(wrong), { load_in_4bit: true }))
-      .rejects.toThrow(/mlp\.(gate|up|down)_proj\.weight is \[[\d,]+\], config.json implies/);
+    await expect(loadCheckpoint(gpu, source(wrong), { load_in_4bit: true })).rejects.toThrow(
+      /mlp\.(gate|up|down)_proj\.weight is \[[\d,]+\], config.json implies/,
+    );
     const alien = new Map(files);
     alien.set('config.json', JSON.stringify({ ...CONFIG, model_type: 'gpt_neox' }));
-    await expect(loadCheckpoint(gpu, source(alien), { load_in_4bit: true })).rejects.toThrow(/model_type "gpt_neox" is not supported yet/);
+    await expect(loadCheckpoint(gpu, source(alien), { load_in_4bit: true })).rejects.toThrow(
+      /model_type "gpt_neox" is not supported yet/,
+    );
   });
 });

@@ -22,8 +22,15 @@ function setup(T: number, inF: number, r: number, outF: number, p: number, seed:
   const rand = rng(seed);
   const dropSeed = Math.floor(rand() * 2 ** 32);
   const input: LoraRefInput = {
-    x: randn(rand, T * inF), A: randn(rand, r * inF, 1 / Math.sqrt(inF)), B: randn(rand, outF * r, 0.5),
-    T, inF, r, outF, scale: loraScale(16, r), mask: keepMask(T * inF, p, dropSeed),
+    x: randn(rand, T * inF),
+    A: randn(rand, r * inF, 1 / Math.sqrt(inF)),
+    B: randn(rand, outF * r, 0.5),
+    T,
+    inF,
+    r,
+    outF,
+    scale: loraScale(16, r),
+    mask: keepMask(T * inF, p, dropSeed),
   };
   const G = randn(rand, T * outF); // dL/dy for L = Σ y ⊙ G
   return { input, G, dropSeed };
@@ -38,7 +45,8 @@ describe('LoRA branch against float64', () => {
       const adapter = {
         A: gpu.tensor([r, inF], 'f32', Float32Array.from(input.A)),
         B: gpu.tensor([outF, r], 'f32', Float32Array.from(input.B)),
-        scale: input.scale, dropout: p,
+        scale: input.scale,
+        dropout: p,
       };
       const y0 = randn(rng(seed + 1), T * outF);
       const y = gpu.tensor([T, outF], 'f32', y0); // the frozen path's output, added to
@@ -54,14 +62,19 @@ describe('LoRA branch against float64', () => {
       const yRef = loraForwardRef(input).map((v, k) => v + y0[k]);
       expect(relError(await gpu.read(y), yRef), msg).toBeLessThan(1e-5);
       const ref = loraBackwardRef(input, G);
-      const dA = await gpu.read(grads.dA), dB = await gpu.read(grads.dB);
+      const dA = await gpu.read(grads.dA),
+        dB = await gpu.read(grads.dB);
       const dxOut = (await gpu.read(dx)).map((v, k) => v - dx0[k]);
       expect(relError(dA, ref.dA), msg).toBeLessThan(1e-4);
       expect(relError(dB, ref.dB), msg).toBeLessThan(1e-4);
       expect(relError(dxOut, ref.dx), msg).toBeLessThan(1e-4);
       // ... and the analytic reference is itself the derivative of the loss
       if (T * inF <= 1000) {
-        for (const [which, got] of [['A', dA], ['B', dB], ['x', dxOut]] as const) {
+        for (const [which, got] of [
+          ['A', dA],
+          ['B', dB],
+          ['x', dxOut],
+        ] as const) {
           expect(relError(got, finiteDifference(input, G, which)), `${which}, ${msg}`).toBeLessThan(1e-4);
         }
       }
@@ -71,29 +84,47 @@ describe('LoRA branch against float64', () => {
   it('accumulates gradients over micro-batches', async () => {
     const seed = freshSeed();
     const [T, inF, r, outF] = [5, 24, 4, 18];
-    const a = setup(T, inF, r, outF, 0, seed), b = setup(T, inF, r, outF, 0, seed + 7);
+    const a = setup(T, inF, r, outF, 0, seed),
+      b = setup(T, inF, r, outF, 0, seed + 7);
     b.input.A = a.input.A;
     b.input.B = a.input.B;
     const adapter = {
       A: gpu.tensor([r, inF], 'f32', Float32Array.from(a.input.A)),
       B: gpu.tensor([outF, r], 'f32', Float32Array.from(a.input.B)),
-      scale: a.input.scale, dropout: 0,
+      scale: a.input.scale,
+      dropout: 0,
     };
     const grads = { dA: gpu.tensor([r, inF]), dB: gpu.tensor([outF, r]) };
     for (const [k, mb] of [a, b].entries()) {
       const x = gpu.tensor([T, inF], 'f32', Float32Array.from(mb.input.x));
       const saved = loraForward(gpu, x, adapter, gpu.tensor([T, outF]));
-      loraBackward(gpu, gpu.tensor([T, outF], 'f32', Float32Array.from(mb.G)), adapter, saved, grads, { accumulate: k > 0 });
+      loraBackward(gpu, gpu.tensor([T, outF], 'f32', Float32Array.from(mb.G)), adapter, saved, grads, {
+        accumulate: k > 0,
+      });
     }
-    const ra = loraBackwardRef(a.input, a.G), rb = loraBackwardRef(b.input, b.G);
-    expect(relError(await gpu.read(grads.dA), ra.dA.map((v, k) => v + rb.dA[k])), `seed ${seed}`).toBeLessThan(1e-4);
-    expect(relError(await gpu.read(grads.dB), ra.dB.map((v, k) => v + rb.dB[k])), `seed ${seed}`).toBeLessThan(1e-4);
+    const ra = loraBackwardRef(a.input, a.G),
+      rb = loraBackwardRef(b.input, b.G);
+    expect(
+      relError(
+        await gpu.read(grads.dA),
+        ra.dA.map((v, k) => v + rb.dA[k]),
+      ),
+      `seed ${seed}`,
+    ).toBeLessThan(1e-4);
+    expect(
+      relError(
+        await gpu.read(grads.dB),
+        ra.dB.map((v, k) => v + rb.dB[k]),
+      ),
+      `seed ${seed}`,
+    ).toBeLessThan(1e-4);
   });
 });
 
 describe('LoRA dropout', () => {
   it('keeps the fraction 1 - p, scales kept values by 1 / (1 - p), and repeats for a seed', async () => {
-    const n = 100_003, p = 0.3;
+    const n = 100_003,
+      p = 0.3;
     const x = gpu.tensor([n], 'f32', new Float32Array(n).fill(1));
     const a = await gpu.read(dropoutForward(gpu, x, { p, seed: 1234 }));
     const b = await gpu.read(dropoutForward(gpu, x, { p, seed: 1234 }));

@@ -23,9 +23,15 @@ describe('f32 linear layer matmuls against float64', () => {
     it(`y = x Wᵀ, dX = dY W, dW = dYᵀ X at T=${T} in=${inF} out=${outF}`, async () => {
       const seed = freshSeed();
       const r = rng(seed);
-      const x = randn(r, T * inF), w = randn(r, outF * inF), dy = randn(r, T * outF);
-      const tx = gpu.tensor([T, inF], 'f32', x), tw = gpu.tensor([outF, inF], 'f32', w), tdy = gpu.tensor([T, outF], 'f32', dy);
-      const y = gpu.tensor([T, outF]), dx = gpu.tensor([T, inF]), dw = gpu.tensor([outF, inF]);
+      const x = randn(r, T * inF),
+        w = randn(r, outF * inF),
+        dy = randn(r, T * outF);
+      const tx = gpu.tensor([T, inF], 'f32', x),
+        tw = gpu.tensor([outF, inF], 'f32', w),
+        tdy = gpu.tensor([T, outF], 'f32', dy);
+      const y = gpu.tensor([T, outF]),
+        dx = gpu.tensor([T, inF]),
+        dw = gpu.tensor([outF, inF]);
       for (const t of [y, dx, dw]) gpu.fill(t, POISON);
       linear(gpu, tx, tw, { out: y });
       linearBackwardInput(gpu, tdy, tw, { dx });
@@ -41,8 +47,12 @@ describe('f32 linear layer matmuls against float64', () => {
     const seed = freshSeed();
     const r = rng(seed);
     const [T, inF, outF] = [5, 13, 9];
-    const x = randn(r, T * inF), w = randn(r, outF * inF), G = randn(r, T * outF);
-    const tx = gpu.tensor([T, inF], 'f32', x), tw = gpu.tensor([outF, inF], 'f32', w), tg = gpu.tensor([T, outF], 'f32', G);
+    const x = randn(r, T * inF),
+      w = randn(r, outF * inF),
+      G = randn(r, T * outF);
+    const tx = gpu.tensor([T, inF], 'f32', x),
+      tw = gpu.tensor([outF, inF], 'f32', w),
+      tg = gpu.tensor([T, outF], 'f32', G);
     const dx = await gpu.read(linearBackwardInput(gpu, tg, tw));
     const dw = await gpu.read(linearBackwardWeight(gpu, tg, tx));
     const fdX = finiteDifferences((v) => linearLoss(v, w, G, T, inF, outF), x);
@@ -55,18 +65,26 @@ describe('f32 linear layer matmuls against float64', () => {
     const seed = freshSeed();
     const r = rng(seed);
     const [B, M, N, K] = [3, 9, 70, 31];
-    const a = randn(r, B * M * K), b = randn(r, B * K * N), c0 = randn(r, B * M * N);
-    const ta = gpu.tensor([B, M, K], 'f32', a), tb = gpu.tensor([B, K, N], 'f32', b), tc = gpu.tensor([B, M, N], 'f32', c0);
+    const a = randn(r, B * M * K),
+      b = randn(r, B * K * N),
+      c0 = randn(r, B * M * N);
+    const ta = gpu.tensor([B, M, K], 'f32', a),
+      tb = gpu.tensor([B, K, N], 'f32', b),
+      tc = gpu.tensor([B, M, N], 'f32', c0);
     gemm(gpu, ta, tb, tc, M, N, K, { accumulate: true, alpha: -0.75, batch: B });
     const out = await gpu.read(tc);
     for (let i = 0; i < B; i++) {
-      const ref = gemmRef(a.subarray(i * M * K), b.subarray(i * K * N), M, N, K, { alpha: -0.75, c0: c0.subarray(i * M * N) });
+      const ref = gemmRef(a.subarray(i * M * K), b.subarray(i * K * N), M, N, K, {
+        alpha: -0.75,
+        c0: c0.subarray(i * M * N),
+      });
       expect(relError(out.subarray(i * M * N, (i + 1) * M * N), ref), `batch ${i}, seed ${seed}`).toBeLessThan(1e-5);
     }
   });
 
   it('refuses mismatched shapes with the shapes in the message', () => {
-    const x = gpu.tensor([4, 8]), w = gpu.tensor([5, 9]);
+    const x = gpu.tensor([4, 8]),
+      w = gpu.tensor([5, 9]);
     expect(() => linear(gpu, x, w)).toThrow(/W has shape \[5, 9\], expected \[5, 8\]/);
   });
 });

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
-  NF4_CODE, NF4_THRESHOLDS, dequantizeAbsmax, dequantizeNF4, dynamicMap, nf4Index, quantizeNF4,
+  NF4_CODE,
+  NF4_THRESHOLDS,
+  dequantizeAbsmax,
+  dequantizeNF4,
+  dynamicMap,
+  nf4Index,
+  quantizeNF4,
 } from '../../src/quant/nf4';
 import { freshSeed, randn, rng } from '../reference/random';
 
@@ -52,7 +58,9 @@ describe('NF4 on the CPU, in bitsandbytes layout', () => {
       const y = dequantizeNF4(q);
       for (let i = 0; i < n; i++) {
         const a = q.absmax[Math.floor(i / bs)];
-        expect(Math.abs(y[i] - x[i]), `blocksize ${bs}, element ${i}, seed ${seed}`).toBeLessThanOrEqual(a * HALF_GAP * (1 + 1e-6));
+        expect(Math.abs(y[i] - x[i]), `blocksize ${bs}, element ${i}, seed ${seed}`).toBeLessThanOrEqual(
+          a * HALF_GAP * (1 + 1e-6),
+        );
       }
     }
   });
@@ -107,7 +115,8 @@ describe('double quantization of the absmax values', () => {
       expect(Math.abs(back[i] - plain.absmax[i]), `absmax ${i}, seed ${seed}`).toBeLessThanOrEqual(bound);
     }
     // and the weights dequantized through the nested absmax stay close to the plain ones
-    const y1 = dequantizeNF4(plain), y2 = dequantizeNF4(dq);
+    const y1 = dequantizeNF4(plain),
+      y2 = dequantizeNF4(dq);
     let worst = 0;
     for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(y1[i] - y2[i]));
     expect(worst).toBeLessThan(0.01 * Math.max(...plain.absmax));

@@ -48,7 +48,8 @@ describe('GPU NF4 quantizer', () => {
     // 1-ulp error in 1/absmax that crosses a threshold shows up as a different byte.
     const seed = freshSeed();
     const r = rng(seed);
-    const bs = 32, blocks = 4096;
+    const bs = 32,
+      blocks = 4096;
     const x = new Float32Array(bs * blocks);
     for (let b = 0; b < blocks; b++) {
       const a = Math.fround(0.001 + r() * 3);
@@ -83,17 +84,23 @@ describe('NF4 linear layer against float64 with the dequantized weight', () => {
     it(`y = x Wᵀ and dX = dY W at T=${T} in=${inF} out=${outF}`, async () => {
       const seed = freshSeed();
       const r = rng(seed);
-      const wv = randn(r, outF * inF, 0.05), x = randn(r, T * inF), dy = randn(r, T * outF);
+      const wv = randn(r, outF * inF, 0.05),
+        x = randn(r, T * inF),
+        dy = randn(r, T * outF);
       const cpu = quantizeNF4(wv, 64);
       const wd = dequantizeNF4(cpu);
       const w = uploadNF4(gpu, cpu, [outF, inF]);
-      const tx = gpu.tensor([T, inF], 'f32', x), tdy = gpu.tensor([T, outF], 'f32', dy);
-      const y = gpu.tensor([T, outF]), dx = gpu.tensor([T, inF]);
+      const tx = gpu.tensor([T, inF], 'f32', x),
+        tdy = gpu.tensor([T, outF], 'f32', dy);
+      const y = gpu.tensor([T, outF]),
+        dx = gpu.tensor([T, inF]);
       gpu.fill(y, POISON);
       gpu.fill(dx, POISON);
       nf4Linear(gpu, tx, w, { out: y });
       nf4LinearBackwardInput(gpu, tdy, w, { dx });
-      expect(relError(await gpu.read(y), gemmRef(x, wd, T, outF, inF, { transB: true })), `seed ${seed}`).toBeLessThan(1e-5);
+      expect(relError(await gpu.read(y), gemmRef(x, wd, T, outF, inF, { transB: true })), `seed ${seed}`).toBeLessThan(
+        1e-5,
+      );
       expect(relError(await gpu.read(dx), gemmRef(dy, wd, T, inF, outF)), `seed ${seed}`).toBeLessThan(1e-5);
     });
   }
@@ -104,8 +111,11 @@ describe('NF4 linear layer against float64 with the dequantized weight', () => {
     const [T, inF, outF] = [6, 19, 11];
     const cpu = quantizeNF4(randn(r, outF * inF), 32);
     const wd = dequantizeNF4(cpu);
-    const x = randn(r, T * inF), G = randn(r, T * outF);
-    const dx = await gpu.read(nf4LinearBackwardInput(gpu, gpu.tensor([T, outF], 'f32', G), uploadNF4(gpu, cpu, [outF, inF])));
+    const x = randn(r, T * inF),
+      G = randn(r, T * outF);
+    const dx = await gpu.read(
+      nf4LinearBackwardInput(gpu, gpu.tensor([T, outF], 'f32', G), uploadNF4(gpu, cpu, [outF, inF])),
+    );
     const fd = finiteDifferences((v) => linearLoss(v, wd, G, T, inF, outF), x);
     expect(relError(dx, fd), `seed ${seed}`).toBeLessThan(1e-4);
   });
@@ -118,7 +128,8 @@ describe('NF4 linear layer against float64 with the dequantized weight', () => {
     const wd = dequantizeNF4(cpu);
     const w = uploadNF4(gpu, cpu, [outF, inF]);
     for (const T of [2, 9]) {
-      const x = randn(r, T * inF), y0 = randn(r, T * outF);
+      const x = randn(r, T * inF),
+        y0 = randn(r, T * outF);
       const y = gpu.tensor([T, outF], 'f32', y0);
       nf4Linear(gpu, gpu.tensor([T, inF], 'f32', x), w, { out: y, accumulate: true, alpha: 0.3 });
       const ref = gemmRef(x, wd, T, outF, inF, { transB: true, alpha: 0.3, c0: y0 });
@@ -130,10 +141,13 @@ describe('NF4 linear layer against float64 with the dequantized weight', () => {
     const seed = freshSeed();
     const r = rng(seed);
     const [T, inF, outF] = [5, 96, 40];
-    const wv = randn(r, outF * inF, 0.1), x = randn(r, T * inF);
+    const wv = randn(r, outF * inF, 0.1),
+      x = randn(r, T * inF);
     const w = quantizeNF4Gpu(gpu, gpu.tensor([outF, inF], 'f32', wv), { blocksize: 64 });
     const wd = dequantizeNF4(quantizeNF4(wv, 64));
     const y = nf4Linear(gpu, gpu.tensor([T, inF], 'f32', x), w);
-    expect(relError(await gpu.read(y), gemmRef(x, wd, T, outF, inF, { transB: true })), `seed ${seed}`).toBeLessThan(1e-5);
+    expect(relError(await gpu.read(y), gemmRef(x, wd, T, outF, inF, { transB: true })), `seed ${seed}`).toBeLessThan(
+      1e-5,
+    );
   });
 });

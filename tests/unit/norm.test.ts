@@ -1,6 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
-import { layernormBackward, layernormForward, rmsnormBackward, rmsnormForward, type HalfVector } from '../../src/ops/norm';
+import {
+  layernormBackward,
+  layernormForward,
+  rmsnormBackward,
+  rmsnormForward,
+  type HalfVector,
+} from '../../src/ops/norm';
 import { halfBitsToFloat, packHalf, toBF16Bits, toF16Bits, type HalfDtype } from '../../src/quant/half';
 import { testGpu } from '../gpu';
 import { finiteDifferences } from '../reference/linalg';
@@ -24,7 +30,8 @@ describe('16-bit weights', () => {
     expect(toF16Bits(-2)).toBe(0xc000);
     expect(toF16Bits(1 + 2 ** -11)).toBe(0x3c00); // tie → even
     expect(toF16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02);
-    for (const x of [0.1, -3.3, 1e-4, 123.456]) { // normal f16 range (subnormals below 6.1e-5)
+    for (const x of [0.1, -3.3, 1e-4, 123.456]) {
+      // normal f16 range (subnormals below 6.1e-5)
       expect(Math.abs(halfBitsToFloat(toF16Bits(x), 'F16') - x)).toBeLessThanOrEqual(Math.abs(x) * 2 ** -11);
       expect(Math.abs(halfBitsToFloat(toBF16Bits(x), 'BF16') - x)).toBeLessThanOrEqual(Math.abs(x) * 2 ** -8);
     }
@@ -32,16 +39,26 @@ describe('16-bit weights', () => {
 });
 
 describe('RMSNorm against float64', () => {
-  for (const [T, H, dtype] of [[7, 77, 'BF16'], [3, 576, 'F16'], [1, 5, 'BF16'], [33, 300, 'F16']] as [number, number, HalfDtype][]) {
+  for (const [T, H, dtype] of [
+    [7, 77, 'BF16'],
+    [3, 576, 'F16'],
+    [1, 5, 'BF16'],
+    [33, 300, 'F16'],
+  ] as [number, number, HalfDtype][]) {
     it(`forward and backward at T=${T} H=${H}, ${dtype} weight`, async () => {
       const seed = freshSeed();
       const r = rng(seed);
       const eps = 1e-5;
-      const x = randn(r, T * H), dy = randn(r, T * H);
-      const { words, rounded: w } = packHalf(randn(r, H, 0.5).map((v) => v + 1), dtype);
+      const x = randn(r, T * H),
+        dy = randn(r, T * H);
+      const { words, rounded: w } = packHalf(
+        randn(r, H, 0.5).map((v) => v + 1),
+        dtype,
+      );
       const weight: HalfVector = { words: gpu.tensor([words.length], 'u32', words), length: H, dtype };
       const tx = gpu.tensor([T, H], 'f32', x);
-      const y = gpu.tensor([T, H]), dx = gpu.tensor([T, H]);
+      const y = gpu.tensor([T, H]),
+        dx = gpu.tensor([T, H]);
       gpu.fill(y, POISON);
       gpu.fill(dx, POISON);
       rmsnormForward(gpu, tx, weight, { eps, out: y });
@@ -56,7 +73,8 @@ describe('RMSNorm against float64', () => {
     const seed = freshSeed();
     const r = rng(seed);
     const [T, H, eps] = [6, 96, 1e-6];
-    const x = randn(r, T * H), dy = randn(r, T * H);
+    const x = randn(r, T * H),
+      dy = randn(r, T * H);
     const { words, rounded: w } = packHalf(randn(r, H, 0.3), 'BF16');
     const weight: HalfVector = { words: gpu.tensor([words.length], 'u32', words), length: H, dtype: 'BF16' };
     const tx = gpu.tensor([T, H], 'f32', x);
@@ -72,14 +90,23 @@ describe('RMSNorm against float64', () => {
     const seed = freshSeed();
     const r = rng(seed);
     const [T, H] = [4, 40];
-    const x = randn(r, T * H), dy = randn(r, T * H), base = randn(r, T * H);
+    const x = randn(r, T * H),
+      dy = randn(r, T * H),
+      base = randn(r, T * H);
     const { words } = packHalf(randn(r, H), 'BF16');
     const weight: HalfVector = { words: gpu.tensor([words.length], 'u32', words), length: H, dtype: 'BF16' };
-    const tx = gpu.tensor([T, H], 'f32', x), tdy = gpu.tensor([T, H], 'f32', dy);
+    const tx = gpu.tensor([T, H], 'f32', x),
+      tdy = gpu.tensor([T, H], 'f32', dy);
     const alone = await gpu.read(rmsnormBackward(gpu, tx, weight, tdy, { eps: 1e-6 }));
     const dx = gpu.tensor([T, H], 'f32', base);
     rmsnormBackward(gpu, tx, weight, tdy, { eps: 1e-6, dx, accumulate: true });
-    expect(relError(await gpu.read(dx), Float64Array.from(base, (b, i) => b + alone[i])), `seed ${seed}`).toBeLessThan(1e-6);
+    expect(
+      relError(
+        await gpu.read(dx),
+        Float64Array.from(base, (b, i) => b + alone[i]),
+      ),
+      `seed ${seed}`,
+    ).toBeLessThan(1e-6);
   });
 
   it('refuses a weight of the wrong length', () => {
@@ -89,25 +116,39 @@ describe('RMSNorm against float64', () => {
 });
 
 describe('LayerNorm against float64', () => {
-  for (const [T, H, dtype] of [[5, 71, 'BF16'], [2, 256, 'F16'], [1, 3, 'BF16'], [17, 454, 'BF16']] as [number, number, HalfDtype][]) {
+  for (const [T, H, dtype] of [
+    [5, 71, 'BF16'],
+    [2, 256, 'F16'],
+    [1, 3, 'BF16'],
+    [17, 454, 'BF16'],
+  ] as [number, number, HalfDtype][]) {
     it(`forward and backward at T=${T} H=${H}, ${dtype} weight and bias`, async () => {
       const seed = freshSeed();
       const r = rng(seed);
       const eps = 1e-5;
       // rows with a mean far from 0, as residual streams have
-      const x = randn(r, T * H).map((v, i) => v + 3 * Math.sin(i / H)), dy = randn(r, T * H);
-      const wp = packHalf(randn(r, H, 0.5).map((v) => v + 1), dtype);
+      const x = randn(r, T * H).map((v, i) => v + 3 * Math.sin(i / H)),
+        dy = randn(r, T * H);
+      const wp = packHalf(
+        randn(r, H, 0.5).map((v) => v + 1),
+        dtype,
+      );
       const bp = packHalf(randn(r, H, 0.2), dtype);
       const weight: HalfVector = { words: gpu.tensor([wp.words.length], 'u32', wp.words), length: H, dtype };
       const bias: HalfVector = { words: gpu.tensor([bp.words.length], 'u32', bp.words), length: H, dtype };
       const tx = gpu.tensor([T, H], 'f32', x);
-      const y = gpu.tensor([T, H]), dx = gpu.tensor([T, H]);
+      const y = gpu.tensor([T, H]),
+        dx = gpu.tensor([T, H]);
       gpu.fill(y, POISON);
       gpu.fill(dx, POISON);
       layernormForward(gpu, tx, weight, bias, { eps, out: y });
       layernormBackward(gpu, tx, weight, gpu.tensor([T, H], 'f32', dy), { eps, dx });
-      expect(relError(await gpu.read(y), layernormRef(x, wp.rounded, bp.rounded, T, H, eps)), `seed ${seed}`).toBeLessThan(1e-5);
-      const loss = (v: Float64Array) => layernormRef(v, wp.rounded, bp.rounded, T, H, eps).reduce((s, yi, i) => s + yi * dy[i], 0);
+      expect(
+        relError(await gpu.read(y), layernormRef(x, wp.rounded, bp.rounded, T, H, eps)),
+        `seed ${seed}`,
+      ).toBeLessThan(1e-5);
+      const loss = (v: Float64Array) =>
+        layernormRef(v, wp.rounded, bp.rounded, T, H, eps).reduce((s, yi, i) => s + yi * dy[i], 0);
       expect(relError(await gpu.read(dx), finiteDifferences(loss, x, 1e-5)), `seed ${seed}`).toBeLessThan(1e-4);
     });
   }
@@ -116,13 +157,22 @@ describe('LayerNorm against float64', () => {
     const seed = freshSeed();
     const r = rng(seed);
     const [T, H] = [3, 50];
-    const x = randn(r, T * H), dy = randn(r, T * H), base = randn(r, T * H);
+    const x = randn(r, T * H),
+      dy = randn(r, T * H),
+      base = randn(r, T * H);
     const { words } = packHalf(randn(r, H), 'BF16');
     const weight: HalfVector = { words: gpu.tensor([words.length], 'u32', words), length: H, dtype: 'BF16' };
-    const tx = gpu.tensor([T, H], 'f32', x), tdy = gpu.tensor([T, H], 'f32', dy);
+    const tx = gpu.tensor([T, H], 'f32', x),
+      tdy = gpu.tensor([T, H], 'f32', dy);
     const alone = await gpu.read(layernormBackward(gpu, tx, weight, tdy, { eps: 1e-5 }));
     const dx = gpu.tensor([T, H], 'f32', base);
     layernormBackward(gpu, tx, weight, tdy, { eps: 1e-5, dx, accumulate: true });
-    expect(relError(await gpu.read(dx), Float64Array.from(base, (b, i) => b + alone[i])), `seed ${seed}`).toBeLessThan(1e-6);
+    expect(
+      relError(
+        await gpu.read(dx),
+        Float64Array.from(base, (b, i) => b + alone[i]),
+      ),
+      `seed ${seed}`,
+    ).toBeLessThan(1e-6);
   });
 });

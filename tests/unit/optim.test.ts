@@ -27,7 +27,10 @@ describe('gradient norm and AdamW against float64', () => {
   for (const [name, hp] of [
     ['clipped, with weight decay', { ...ADAMW_DEFAULTS, learning_rate: 2e-3, weight_decay: 0.01, max_grad_norm: 0.5 }],
     ['unclipped (norm under max_grad_norm)', { ...ADAMW_DEFAULTS, learning_rate: 1e-3, max_grad_norm: 1e6 }],
-    ['clipping off, QLoRA paper betas', { ...ADAMW_DEFAULTS, learning_rate: 2e-4, adam_beta2: 0.999, max_grad_norm: 0 }],
+    [
+      'clipping off, QLoRA paper betas',
+      { ...ADAMW_DEFAULTS, learning_rate: 2e-4, adam_beta2: 0.999, max_grad_norm: 0 },
+    ],
   ] as const) {
     it(`three steps, ${name}`, async () => {
       const seed = freshSeed();
@@ -35,7 +38,9 @@ describe('gradient norm and AdamW against float64', () => {
       const n = 5003;
       const p0 = randn(r, n, 0.1);
       const state = adamwState(gpu, gpu.tensor([n], 'f32', p0));
-      const p = Float64Array.from(p0), m = new Float64Array(n), v = new Float64Array(n);
+      const p = Float64Array.from(p0),
+        m = new Float64Array(n),
+        v = new Float64Array(n);
       for (let t = 1; t <= 3; t++) {
         const g = randn(r, n, 0.02 * t);
         const normSq = adamwStep(gpu, state, gpu.tensor([n], 'f32', g), { settings: hp });

@@ -39,7 +39,10 @@ describe('packed examples against each alone', () => {
     }));
     const alone = await Promise.all(examples.map((e) => losses(model, packBfd([e], 16)[0])));
     const bins = packBfd(examples, 16);
-    expect(bins.map(sequenceLengths)).toEqual([[9, 7], [5, 4, 3]]);
+    expect(bins.map(sequenceLengths)).toEqual([
+      [9, 7],
+      [5, 4, 3],
+    ]);
     // which example each sequence of each bin is: by its ids
     for (const bin of bins) {
       const got = await losses(model, bin);

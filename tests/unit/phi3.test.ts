@@ -34,36 +34,81 @@ beforeAll(async () => {
  * LoRA's A is shared by the parts and B splits by rows, as subarrays of the same arrays, so a
  * finite difference through one entry moves every part that uses it.
  */
-async function reference(dir: string, nf4: boolean, c: ModelConfig, lora: Map<string, { A: Float64Array; B: Float64Array }>) {
+async function reference(
+  dir: string,
+  nf4: boolean,
+  c: ModelConfig,
+  lora: Map<string, { A: Float64Array; B: Float64Array }>,
+) {
   const values = await checkpointValues(dir);
-  const d = c.headDim, qd = c.heads * d, kvd = c.kvHeads * d, I = c.intermediate, H = c.hidden;
+  const d = c.headDim,
+    qd = c.heads * d,
+    kvd = c.kvHeads * d,
+    I = c.intermediate,
+    H = c.hidden;
   const linear = (path: string, rows: [number, number][], inF: number): RefLinear[] => {
     const raw = values.get(`${path}.weight`)!;
     const w = nf4 ? dequantizeNF4(quantizeNF4(raw, 64)) : raw;
     const a = lora.get(path)!;
     return rows.map(([from, n]) => ({
-      w: w.subarray(from * inF, (from + n) * inF), out: n, in: inF, A: a.A, B: a.B.subarray(from * 4, (from + n) * 4), r: 4, scale: 2,
+      w: w.subarray(from * inF, (from + n) * inF),
+      out: n,
+      in: inF,
+      A: a.A,
+      B: a.B.subarray(from * 4, (from + n) * 4),
+      r: 4,
+      scale: 2,
     }));
   };
   const layers: RefLayer[] = Array.from({ length: c.layers }, (_, l) => {
     const p = `model.layers.${l}`;
-    const [q, k, v] = linear(`${p}.self_attn.qkv_proj`, [[0, qd], [qd, kvd], [qd + kvd, kvd]], H);
-    const [gate, up] = linear(`${p}.mlp.gate_up_proj`, [[0, I], [I, I]], H);
+    const [q, k, v] = linear(
+      `${p}.self_attn.qkv_proj`,
+      [
+        [0, qd],
+        [qd, kvd],
+        [qd + kvd, kvd],
+      ],
+      H,
+    );
+    const [gate, up] = linear(
+      `${p}.mlp.gate_up_proj`,
+      [
+        [0, I],
+        [I, I],
+      ],
+      H,
+    );
     return {
-      inputNorm: values.get(`${p}.input_layernorm.weight`)!, postNorm: values.get(`${p}.post_attention_layernorm.weight`)!,
-      q, k, v, o: linear(`${p}.self_attn.o_proj`, [[0, H]], qd)[0], gate, up, down: linear(`${p}.mlp.down_proj`, [[0, H]], I)[0],
+      inputNorm: values.get(`${p}.input_layernorm.weight`)!,
+      postNorm: values.get(`${p}.post_attention_layernorm.weight`)!,
+      q,
+      k,
+      v,
+      o: linear(`${p}.self_attn.o_proj`, [[0, H]], qd)[0],
+      gate,
+      up,
+      down: linear(`${p}.mlp.down_proj`, [[0, H]], I)[0],
     };
   });
   const ref: RefModel = {
-    c, embed: values.get('model.embed_tokens.weight')!, layers, norm: values.get('model.norm.weight')!,
-    head: values.get('lm_head.weight')!, invFreq: ropeInverseFrequencies(c),
+    c,
+    embed: values.get('model.embed_tokens.weight')!,
+    layers,
+    norm: values.get('model.norm.weight')!,
+    head: values.get('lm_head.weight')!,
+    invFreq: ropeInverseFrequencies(c),
   };
   return ref;
 }
 
 async function loraValues(modules: LoraLinear[]) {
   const out = new Map<string, { A: Float64Array; B: Float64Array }>();
-  for (const m of modules) out.set(m.path, { A: Float64Array.from(await gpu.read(m.lora!.A)), B: Float64Array.from(await gpu.read(m.lora!.B)) });
+  for (const m of modules)
+    out.set(m.path, {
+      A: Float64Array.from(await gpu.read(m.lora!.A)),
+      B: Float64Array.from(await gpu.read(m.lora!.B)),
+    });
   return out;
 }
 
@@ -73,8 +118,10 @@ function batchOf(r: () => number, c: ModelConfig) {
   const block = { input_ids: ids, labels: ids, position_ids: ids.map((_, t) => (t < 6 ? t : t - 6)) };
   const h = hostBatch([block], c.slidingWindow);
   const batch = {
-    ids: gpu.tensor([13], 'u32', h.ids), labels: gpu.tensor([13], 'i32', h.labels),
-    positions: gpu.tensor([13], 'u32', h.positions), start: gpu.tensor([13], 'u32', h.start),
+    ids: gpu.tensor([13], 'u32', h.ids),
+    labels: gpu.tensor([13], 'i32', h.labels),
+    positions: gpu.tensor([13], 'u32', h.positions),
+    start: gpu.tensor([13], 'u32', h.start),
   };
   return { h, batch };
 }
@@ -98,13 +145,21 @@ describe('Phi-3 (fused qkv_proj and gate_up_proj, sliding window) against float6
       const { h, batch } = batchOf(r, c);
       expect([...h.start].slice(6)).toEqual([6, 6, 6, 6, 6, 7, 8]); // the window of 5 within the second sequence
       const msg = `${nf4 ? 'NF4' : 'BF16'}, seed ${seed}`;
-      expect(relError(await gpu.read(model.logits(batch)), llamaLogitsRef(ref, h.ids, h.positions, h.start)), `logits, ${msg}`).toBeLessThan(1e-4);
+      expect(
+        relError(await gpu.read(model.logits(batch)), llamaLogitsRef(ref, h.ids, h.positions, h.start)),
+        `logits, ${msg}`,
+      ).toBeLessThan(1e-4);
       const losses = await gpu.read(model.forwardBackward(batch, 1 / h.counted, 0));
       const loss = losses.reduce((s, v) => s + v, 0) / h.counted;
       const refLoss = llamaLossRef(ref, h.ids, h.labels, h.positions, h.start);
       expect(Math.abs(loss - refLoss) / refLoss, `loss, ${msg}`).toBeLessThan(1e-5);
-      const { got, want } = sampledLoraGradients(loaded.linears, await gpu.read(set.grads), (m, which) => lora.get(m.path)![which],
-        () => llamaLossRef(ref, h.ids, h.labels, h.positions, h.start), r);
+      const { got, want } = sampledLoraGradients(
+        loaded.linears,
+        await gpu.read(set.grads),
+        (m, which) => lora.get(m.path)![which],
+        () => llamaLossRef(ref, h.ids, h.labels, h.positions, h.start),
+        r,
+      );
       expect(relError(got, want), `LoRA gradients, ${msg}`).toBeLessThan(1e-4);
       for (const t of [...model.weightTensors(), set.params, set.grads]) t.release();
     }
@@ -119,14 +174,27 @@ describe('Phi-3 (fused qkv_proj and gate_up_proj, sliding window) against float6
     const ids = Array.from({ length: T }, () => 2 + Math.floor(r() * (c.vocab - 2)));
     const h = hostBatch([{ input_ids: ids, labels: ids, position_ids: ids.map((_, t) => t) }], c.slidingWindow);
     const batch = {
-      ids: gpu.tensor([T], 'u32', h.ids), labels: gpu.tensor([T], 'i32', h.labels),
-      positions: gpu.tensor([T], 'u32', h.positions), start: gpu.tensor([T], 'u32', h.start),
+      ids: gpu.tensor([T], 'u32', h.ids),
+      labels: gpu.tensor([T], 'i32', h.labels),
+      positions: gpu.tensor([T], 'u32', h.positions),
+      start: gpu.tensor([T], 'u32', h.start),
     };
     const losses = await trainLosses(gpu, model, lora, batch, h.counted);
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] / 2);
     expect(await decodeError(gpu, model, ids, batch), `decode, seed ${seed}`).toBeLessThan(1e-5);
-    const files = await exportAdapter(gpu, lora, { base_model_name_or_path: 'microsoft/Phi-3-mini-4k-instruct', revision: null, lora_alpha: 16, lora_dropout: 0, use_rslora: false });
-    expect(JSON.parse(files['adapter_config.json']).target_modules).toEqual(['down_proj', 'gate_up_proj', 'o_proj', 'qkv_proj']);
+    const files = await exportAdapter(gpu, lora, {
+      base_model_name_or_path: 'microsoft/Phi-3-mini-4k-instruct',
+      revision: null,
+      lora_alpha: 16,
+      lora_dropout: 0,
+      use_rslora: false,
+    });
+    expect(JSON.parse(files['adapter_config.json']).target_modules).toEqual([
+      'down_proj',
+      'gate_up_proj',
+      'o_proj',
+      'qkv_proj',
+    ]);
     const names = readSafetensorsSync(files['adapter_model.safetensors']).map((t) => t.info.name);
     expect(names).toContain('base_model.model.model.layers.0.self_attn.qkv_proj.lora_A.weight');
     expect(names).toContain('base_model.model.model.layers.1.mlp.gate_up_proj.lora_B.weight');

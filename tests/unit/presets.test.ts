@@ -5,49 +5,132 @@ import { describe, expect, it } from 'vitest';
 import { PRESETS } from '../../src/model/presets';
 import { parseModelConfig } from '../../src/model/registry';
 import {
-  estimateStoreBytes, estimateTrainingMemory, lossChunkRows, moduleShapes, parameterCount,
+  estimateStoreBytes,
+  estimateTrainingMemory,
+  lossChunkRows,
+  moduleShapes,
+  parameterCount,
 } from '../../src/model/estimate';
 
 // google/gemma-3-270m's config.json (the -it one is the same network)
 const GEMMA3_270M = {
-  architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text', hidden_size: 640, intermediate_size: 2048,
-  num_hidden_layers: 18, num_attention_heads: 4, num_key_value_heads: 1, head_dim: 256, vocab_size: 262144,
-  max_position_embeddings: 32768, rms_norm_eps: 1e-6, query_pre_attn_scalar: 256, sliding_window: 512,
-  rope_theta: 1000000.0, rope_local_base_freq: 10000.0, rope_scaling: null, hidden_activation: 'gelu_pytorch_tanh',
-  attn_logit_softcapping: null, final_logit_softcapping: null, attention_bias: false, _sliding_window_pattern: 6,
+  architectures: ['Gemma3ForCausalLM'],
+  model_type: 'gemma3_text',
+  hidden_size: 640,
+  intermediate_size: 2048,
+  num_hidden_layers: 18,
+  num_attention_heads: 4,
+  num_key_value_heads: 1,
+  head_dim: 256,
+  vocab_size: 262144,
+  max_position_embeddings: 32768,
+  rms_norm_eps: 1e-6,
+  query_pre_attn_scalar: 256,
+  sliding_window: 512,
+  rope_theta: 1000000.0,
+  rope_local_base_freq: 10000.0,
+  rope_scaling: null,
+  hidden_activation: 'gelu_pytorch_tanh',
+  attn_logit_softcapping: null,
+  final_logit_softcapping: null,
+  attention_bias: false,
+  _sliding_window_pattern: 6,
   layer_types: [
-    'sliding_attention', 'sliding_attention', 'sliding_attention', 'sliding_attention', 'sliding_attention',
-    'full_attention', 'sliding_attention', 'sliding_attention', 'sliding_attention', 'sliding_attention',
-    'sliding_attention', 'full_attention', 'sliding_attention', 'sliding_attention', 'sliding_attention',
-    'sliding_attention', 'sliding_attention', 'full_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'full_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'full_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'sliding_attention',
+    'full_attention',
   ],
-  use_bidirectional_attention: false, bos_token_id: 2, eos_token_id: 1, pad_token_id: 0, torch_dtype: 'bfloat16',
+  use_bidirectional_attention: false,
+  bos_token_id: 2,
+  eos_token_id: 1,
+  pad_token_id: 0,
+  torch_dtype: 'bfloat16',
 };
 // HuggingFaceTB/SmolLM3-3B's config.json
 const SMOLLM3_3B = {
-  architectures: ['SmolLM3ForCausalLM'], model_type: 'smollm3', hidden_size: 2048, intermediate_size: 11008,
-  num_hidden_layers: 36, num_attention_heads: 16, num_key_value_heads: 4, vocab_size: 128256,
-  max_position_embeddings: 65536, rope_theta: 5000000.0, rms_norm_eps: 1e-6, hidden_act: 'silu',
-  attention_bias: false, mlp_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: 28,
+  architectures: ['SmolLM3ForCausalLM'],
+  model_type: 'smollm3',
+  hidden_size: 2048,
+  intermediate_size: 11008,
+  num_hidden_layers: 36,
+  num_attention_heads: 16,
+  num_key_value_heads: 4,
+  vocab_size: 128256,
+  max_position_embeddings: 65536,
+  rope_theta: 5000000.0,
+  rms_norm_eps: 1e-6,
+  hidden_act: 'silu',
+  attention_bias: false,
+  mlp_bias: false,
+  use_sliding_window: false,
+  sliding_window: null,
+  max_window_layers: 28,
   no_rope_layer_interval: 4,
   no_rope_layers: [
     1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0,
   ],
-  rope_scaling: null, bos_token_id: null, eos_token_id: 128012, pad_token_id: 128004, tie_word_embeddings: true,
+  rope_scaling: null,
+  bos_token_id: null,
+  eos_token_id: 128012,
+  pad_token_id: 128004,
+  tie_word_embeddings: true,
 };
 const QWEN3_06B = {
-  model_type: 'qwen3', hidden_size: 1024, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128,
-  num_hidden_layers: 28, intermediate_size: 3072, vocab_size: 151936, max_position_embeddings: 40960,
-  rope_theta: 1000000, rms_norm_eps: 1e-6, tie_word_embeddings: true, hidden_act: 'silu', attention_bias: false,
-  use_sliding_window: false, sliding_window: null, bos_token_id: 151643, eos_token_id: 151645,
+  model_type: 'qwen3',
+  hidden_size: 1024,
+  num_attention_heads: 16,
+  num_key_value_heads: 8,
+  head_dim: 128,
+  num_hidden_layers: 28,
+  intermediate_size: 3072,
+  vocab_size: 151936,
+  max_position_embeddings: 40960,
+  rope_theta: 1000000,
+  rms_norm_eps: 1e-6,
+  tie_word_embeddings: true,
+  hidden_act: 'silu',
+  attention_bias: false,
+  use_sliding_window: false,
+  sliding_window: null,
+  bos_token_id: 151643,
+  eos_token_id: 151645,
 };
 const LLAMA32_1B = {
-  model_type: 'llama', hidden_size: 2048, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64,
-  num_hidden_layers: 16, intermediate_size: 8192, vocab_size: 128256, rms_norm_eps: 1e-5, rope_theta: 500000.0,
-  tie_word_embeddings: true, hidden_act: 'silu', max_position_embeddings: 131072, bos_token_id: 128000,
+  model_type: 'llama',
+  hidden_size: 2048,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  head_dim: 64,
+  num_hidden_layers: 16,
+  intermediate_size: 8192,
+  vocab_size: 128256,
+  rms_norm_eps: 1e-5,
+  rope_theta: 500000.0,
+  tie_word_embeddings: true,
+  hidden_act: 'silu',
+  max_position_embeddings: 131072,
+  bos_token_id: 128000,
   eos_token_id: [128001, 128008, 128009],
   rope_scaling: {
-    rope_type: 'llama3', factor: 32.0, low_freq_factor: 1.0, high_freq_factor: 4.0,
+    rope_type: 'llama3',
+    factor: 32.0,
+    low_freq_factor: 1.0,
+    high_freq_factor: 4.0,
     original_max_position_embeddings: 8192,
   },
 };
@@ -59,8 +142,10 @@ const at512r16 = (c: ReturnType<typeof parseModelConfig>) =>
 describe('presets', () => {
   it('read as the real config.json files do', () => {
     const pairs: [string, object][] = [
-      ['Qwen/Qwen3-0.6B', QWEN3_06B], ['google/gemma-3-270m-it', GEMMA3_270M],
-      ['HuggingFaceTB/SmolLM3-3B', SMOLLM3_3B], ['meta-llama/Llama-3.2-1B-Instruct', LLAMA32_1B],
+      ['Qwen/Qwen3-0.6B', QWEN3_06B],
+      ['google/gemma-3-270m-it', GEMMA3_270M],
+      ['HuggingFaceTB/SmolLM3-3B', SMOLLM3_3B],
+      ['meta-llama/Llama-3.2-1B-Instruct', LLAMA32_1B],
     ];
     for (const [id, facts] of pairs) expect(parseModelConfig(preset(id).config), id).toEqual(parseModelConfig(facts));
     for (const p of PRESETS) expect(() => parseModelConfig(p.config), p.id).not.toThrow();
@@ -68,9 +153,15 @@ describe('presets', () => {
     expect(preset('meta-llama/Llama-3.2-1B-Instruct').gated).toBe(true);
   });
 
-  it("gemma-3-270m: 268M parameters, 170M of them the embedding, five local layers to a global one", () => {
+  it('gemma-3-270m: 268M parameters, 170M of them the embedding, five local layers to a global one', () => {
     const c = parseModelConfig(GEMMA3_270M);
-    expect(c).toMatchObject({ family: 'gemma', qkNorm: true, localWindow: 512, finalSoftcap: null, tieEmbeddings: true });
+    expect(c).toMatchObject({
+      family: 'gemma',
+      qkNorm: true,
+      localWindow: 512,
+      finalSoftcap: null,
+      tieEmbeddings: true,
+    });
     expect(c.localLayers.map((l) => (l ? 'L' : 'G')).join('')).toBe('LLLLLGLLLLLGLLLLLG');
     expect(c.rope).toEqual({ theta: 1e6, scaling: null });
     expect(c.ropeLocal).toEqual({ theta: 10000, scaling: null });
@@ -81,7 +172,11 @@ describe('presets', () => {
     // the 262k vocabulary: 128 rows of logits at once under WebGPU's default 128 MiB binding
     expect(lossChunkRows(c.vocab, 2 ** 27)).toBe(128);
     const m = at512r16(c);
-    expect(m).toMatchObject({ weights: 392_058_112, adapter: 60_751_872, total: m.weights + m.adapter + m.activations });
+    expect(m).toMatchObject({
+      weights: 392_058_112,
+      adapter: 60_751_872,
+      total: m.weights + m.adapter + m.activations,
+    });
     expect(m.largestBuffer).toBe(64 * 262144 * 4);
     expect(m.total).toBe(664_884_480);
   });
@@ -99,7 +194,8 @@ describe('presets', () => {
   });
 
   it('Qwen3-0.6B and Llama-3.2-1B: their model cards’ sizes, and what training takes', () => {
-    const q = parseModelConfig(QWEN3_06B), l = parseModelConfig(LLAMA32_1B);
+    const q = parseModelConfig(QWEN3_06B),
+      l = parseModelConfig(LLAMA32_1B);
     expect(parameterCount(q)).toBe(596_049_920);
     expect(parameterCount(l)).toBe(1_235_814_400);
     expect(at512r16(q).total).toBe(1_007_058_944); // 192 rows of its 152k-token logits at once

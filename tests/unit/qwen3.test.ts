@@ -43,7 +43,13 @@ describe('Qwen3 against float64', () => {
   it('decodes with a KV cache as the full pass computes, learns, and names its adapter as PEFT does', async () => {
     const seed = freshSeed();
     const dir = join(root, `qwen3-train-${seed}`);
-    const { losses, decode, names, adapterConfig } = await learnDecodeExport(gpu, dir, 'qwen3', seed, 'Qwen/Qwen3-0.6B');
+    const { losses, decode, names, adapterConfig } = await learnDecodeExport(
+      gpu,
+      dir,
+      'qwen3',
+      seed,
+      'Qwen/Qwen3-0.6B',
+    );
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] * 0.7);
     expect(decode, `decode, seed ${seed}`).toBeLessThan(1e-5); // through the normed q and k too
     if (process.env.FAMILY_REPORT) console.log(`qwen3 decode: ${decode.toExponential(2)}`);
@@ -51,7 +57,14 @@ describe('Qwen3 against float64', () => {
     expect(names).toContain('base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight');
     expect(names.some((n) => n.includes('_norm'))).toBe(false); // the norms are frozen: no adapter of theirs
     expect(names.length).toBe(2 * 7 * 2);
-    expect(adapterConfig.target_modules)
-      .toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
+    expect(adapterConfig.target_modules).toEqual([
+      'down_proj',
+      'gate_proj',
+      'k_proj',
+      'o_proj',
+      'q_proj',
+      'up_proj',
+      'v_proj',
+    ]);
   });
 });

@@ -14,7 +14,12 @@ beforeAll(async () => {
 
 describe('16-bit embedding and bias', () => {
   // blockRows: the table in row blocks of this many rows (one larger than a binding is split)
-  for (const [dtype, blockRows] of [['BF16', 0], ['F16', 0], ['BF16', 8], ['F16', 6]] as const) {
+  for (const [dtype, blockRows] of [
+    ['BF16', 0],
+    ['F16', 0],
+    ['BF16', 8],
+    ['F16', 6],
+  ] as const) {
     it(`looks up rows and adds a bias exactly, ${dtype}${blockRows ? `, table in blocks of ${blockRows} rows` : ''}`, async () => {
       const seed = freshSeed();
       const r = rng(seed);
@@ -64,7 +69,9 @@ describe('heads out of a fused projection and back', () => {
         gatherHeads(gpu, src, map, piece);
         const got = await gpu.read(piece);
         const want = Float32Array.from({ length: T * maps[part].length * d }, (_, i) => {
-          const e = i % d, j = Math.floor(i / d) % maps[part].length, t = Math.floor(i / (d * maps[part].length));
+          const e = i % d,
+            j = Math.floor(i / d) % maps[part].length,
+            t = Math.floor(i / (d * maps[part].length));
           return fused[(t * Ns + maps[part][j]) * d + e];
         });
         expect(Array.from(got), `${part} seed ${seed}`).toEqual(Array.from(want));

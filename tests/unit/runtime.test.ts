@@ -23,7 +23,8 @@ describe('GPU runtime', () => {
   });
 
   it('compiles each (shader, entry, constants) once', () => {
-    const code = '@group(0) @binding(0) var<storage, read_write> a: array<f32>; override K: f32 = 1; @compute @workgroup_size(1) fn main() { a[0] = K; }';
+    const code =
+      '@group(0) @binding(0) var<storage, read_write> a: array<f32>; override K: f32 = 1; @compute @workgroup_size(1) fn main() { a[0] = K; }';
     expect(gpu.kernel(code, 'main', { K: 2 })).toBe(gpu.kernel(code, 'main', { K: 2 }));
     expect(gpu.kernel(code, 'main', { K: 3 })).not.toBe(gpu.kernel(code, 'main', { K: 2 }));
   });
@@ -63,8 +64,11 @@ describe('GPU runtime', () => {
   it("packs named params in the struct's order, each as its declared type", async () => {
     const k = gpu.kernel(COPY_PARAMS, 'copy_params');
     expect(k.params).toEqual([
-      { name: 'a', type: 'u32' }, { name: 'b', type: 'i32' }, { name: 'c', type: 'f32' },
-      { name: 'd', type: 'u32' }, { name: 'e', type: 'f32' },
+      { name: 'a', type: 'u32' },
+      { name: 'b', type: 'i32' },
+      { name: 'c', type: 'f32' },
+      { name: 'd', type: 'u32' },
+      { name: 'e', type: 'f32' },
     ]);
     const out = gpu.tensor([8], 'u32');
     gpu.fill(out, 0x7fc00000); // NaN bits: a word the kernel did not write shows
@@ -80,8 +84,10 @@ describe('GPU runtime', () => {
     const k = gpu.kernel(COPY_PARAMS, 'copy_params');
     const out = gpu.tensor([8], 'u32');
     // The wrong types come from JavaScript callers (or `as`); TypeScript alone would stop them.
-    const bad = (changes: Record<string, unknown>, grid = 1) => () =>
-      gpu.dispatch(k, [out], { ...good, ...changes } as Record<string, number>, [grid]);
+    const bad =
+      (changes: Record<string, unknown>, grid = 1) =>
+      () =>
+        gpu.dispatch(k, [out], { ...good, ...changes } as Record<string, number>, [grid]);
     const { e: _, ...noE } = good;
     expect(() => gpu.dispatch(k, [out], noE, [1])).toThrow(
       /copy_params: Params\.e \(f32\) is missing; pass every field of struct Params \{ a: u32, b: i32/,
@@ -109,7 +115,10 @@ describe('GPU runtime', () => {
   it('refuses uniforms it cannot pack as 4-byte scalars, when the kernel is compiled', () => {
     const uniform = (type: string) =>
       `@group(0) @binding(0) var<uniform> p: ${type}; @compute @workgroup_size(1) fn k() {}`;
-    const kernel = (struct: string, type = 'Params') => () => gpu.kernel(`${struct} ${uniform(type)}`, 'k');
+    const kernel =
+      (struct: string, type = 'Params') =>
+      () =>
+        gpu.kernel(`${struct} ${uniform(type)}`, 'k');
     expect(kernel('struct Params { n: u32, v: vec4f }')).toThrow(/k: struct Params member "v: vec4f" is not a plain/);
     expect(kernel('struct Params { n: u32, v: array<f32, 4> }')).toThrow(/member "v: array<f32, 4>" is not a plain/);
     expect(kernel('struct Params { @align(16) n: u32 }')).toThrow(/member "@align\(16\) n: u32" is not a plain/);
@@ -133,7 +142,9 @@ describe('GPU runtime', () => {
   it('makes aligned views into one buffer that kernels, writes and reads address separately', async () => {
     const flat = gpu.tensor([64 * 3]);
     gpu.fill(flat, 0);
-    const a = gpu.view(flat, 0, [2, 5]), b = gpu.view(flat, 64, [7]), c = gpu.view(flat, 128, [3]);
+    const a = gpu.view(flat, 0, [2, 5]),
+      b = gpu.view(flat, 64, [7]),
+      c = gpu.view(flat, 128, [3]);
     gpu.write(b, Float32Array.of(1, 2, 3, 4, 5, 6, 7));
     gpu.write(c, Float32Array.of(9, 9, 9));
     expect(Array.from(await gpu.read(b))).toEqual([1, 2, 3, 4, 5, 6, 7]);

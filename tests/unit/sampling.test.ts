@@ -16,7 +16,13 @@ describe('next-token choice, as transformers generate() makes it', () => {
 
   it('divides by temperature, then keeps the top k (ties at the boundary kept), then the top-p nucleus', () => {
     expect(Array.from(processLogits([2, 4, 6], [], { ...sample, temperature: 2 }))).toEqual([1, 2, 3]);
-    expect(Array.from(processLogits([1, 5, 3, 3, 0], [], { ...sample, top_k: 2 }))).toEqual([-Infinity, 5, 3, 3, -Infinity]);
+    expect(Array.from(processLogits([1, 5, 3, 3, 0], [], { ...sample, top_k: 2 }))).toEqual([
+      -Infinity,
+      5,
+      3,
+      3,
+      -Infinity,
+    ]);
     // probabilities 0.1, 0.2, 0.3, 0.4, ascending cumulative 0.1, 0.3, 0.6, 1: a token goes while its
     // cumulative is ≤ 1 − top_p (0.25: only the first; 0.7: all but the top one)
     const z = Math.log;

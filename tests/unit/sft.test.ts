@@ -11,10 +11,21 @@ import { hostBatch } from '../../src/data/batches';
 import { prepareData } from '../../src/data/prepare';
 import { SkipCounts, type Row } from '../../src/data/read';
 import {
-  SFT_DEFAULTS, holdOut, lengthHistogram, packBfd, packingStats, paddingSaved, padToken, rowCharLimit, sequenceLengths,
+  SFT_DEFAULTS,
+  holdOut,
+  lengthHistogram,
+  packBfd,
+  packingStats,
+  paddingSaved,
+  padToken,
+  rowCharLimit,
+  sequenceLengths,
   toBlocks,
   tokenizeRows,
-  type Example, type Message, type SftDataSettings, type TextTokenizer,
+  type Example,
+  type Message,
+  type SftDataSettings,
+  type TextTokenizer,
 } from '../../src/data/sft';
 import { localTokenizer } from '../../src/node/local-data';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
@@ -26,7 +37,8 @@ import { freshSeed, rng } from '../reference/random';
  * as the generation prompt. Asynchronous, as the real tokenizer (in its worker) is.
  */
 const tok = {
-  eos_token: '</s>', eos_token_id: 1,
+  eos_token: '</s>',
+  eos_token_id: 1,
   encode: async (text: string, o: { add_special_tokens?: boolean } = {}) => encodeChars(text, o),
   async apply_chat_template(messages: Message[], o: { add_generation_prompt?: boolean }): Promise<string> {
     const turns = messages.map((m) => `[${m.role}]${m.content}</s>`).join('');
@@ -35,13 +47,13 @@ const tok = {
 };
 
 function encodeChars(text: string, o: { add_special_tokens?: boolean } = {}): number[] {
-    const ids = o.add_special_tokens === false ? [] : [0];
-    for (const piece of text.split(/(<s>|<\/s>)/)) {
-      if (piece === '<s>') ids.push(0);
-      else if (piece === '</s>') ids.push(1);
-      else ids.push(...[...piece].map((c) => c.charCodeAt(0)));
-    }
-    return ids;
+  const ids = o.add_special_tokens === false ? [] : [0];
+  for (const piece of text.split(/(<s>|<\/s>)/)) {
+    if (piece === '<s>') ids.push(0);
+    else if (piece === '</s>') ids.push(1);
+    else ids.push(...[...piece].map((c) => c.charCodeAt(0)));
+  }
+  return ids;
 }
 const ids = (text: string) => encodeChars(text, { add_special_tokens: false });
 const masked = (text: string) => ids(text).map(() => -100);
@@ -61,7 +73,10 @@ describe('formats, as TRL tokenizes them', () => {
   it('text: special tokens, then EOS appended unless the text ends with it', async () => {
     const { kind, blocks } = await prepare([{ text: 'ab' }, { text: 'cd</s>' }]);
     expect(kind).toBe('text');
-    expect(blocks.map((b) => b.input_ids)).toEqual([[0, ...ids('ab'), 1], [0, ...ids('cd'), 1]]);
+    expect(blocks.map((b) => b.input_ids)).toEqual([
+      [0, ...ids('ab'), 1],
+      [0, ...ids('cd'), 1],
+    ]);
     expect(blocks.map((b) => b.labels)).toEqual(blocks.map((b) => b.input_ids)); // every token a target
   });
 
@@ -77,8 +92,11 @@ describe('formats, as TRL tokenizes them', () => {
 
   it('messages: rendered by the chat template (system prompt included), the loss on every turn or on the assistant’s only', async () => {
     const messages = [
-      { role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' },
-      { role: 'user', content: 'Bye' }, { role: 'assistant', content: 'Ciao' },
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello' },
+      { role: 'user', content: 'Bye' },
+      { role: 'assistant', content: 'Ciao' },
     ];
     const { kind, blocks } = await prepare([{ messages }]);
     expect(kind).toBe('messages');
@@ -87,25 +105,66 @@ describe('formats, as TRL tokenizes them', () => {
     expect(blocks[0].labels).toEqual(blocks[0].input_ids);
     const only = await prepare([{ messages }], { assistant_only_loss: true });
     expect(only.blocks[0].labels).toEqual([
-      ...masked('<s>[system]Be brief.</s>[user]Hi</s>[assistant]'), ...ids('Hello</s>'),
-      ...masked('[user]Bye</s>[assistant]'), ...ids('Ciao</s>'),
+      ...masked('<s>[system]Be brief.</s>[user]Hi</s>[assistant]'),
+      ...ids('Hello</s>'),
+      ...masked('[user]Bye</s>[assistant]'),
+      ...ids('Ciao</s>'),
     ]);
   });
 
   it("ShareGPT's conversations (from/value) are messages; a conversation with no assistant turn has nothing to learn", async () => {
-    const sharegpt = await prepare([{ conversations: [{ from: 'system', value: 'S' }, { from: 'human', value: 'Hi' }, { from: 'gpt', value: 'Yo' }] }], { assistant_only_loss: true });
-    const messages = await prepare([{ messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Yo' }] }], { assistant_only_loss: true });
+    const sharegpt = await prepare(
+      [
+        {
+          conversations: [
+            { from: 'system', value: 'S' },
+            { from: 'human', value: 'Hi' },
+            { from: 'gpt', value: 'Yo' },
+          ],
+        },
+      ],
+      { assistant_only_loss: true },
+    );
+    const messages = await prepare(
+      [
+        {
+          messages: [
+            { role: 'system', content: 'S' },
+            { role: 'user', content: 'Hi' },
+            { role: 'assistant', content: 'Yo' },
+          ],
+        },
+      ],
+      { assistant_only_loss: true },
+    );
     expect(sharegpt.kind).toBe('messages');
     expect(sharegpt.blocks).toEqual(messages.blocks);
-    const { examples, skipped } = await prepare([{ messages: [{ role: 'user', content: 'a' }] }, { messages: [{ role: 'user', content: 'b' }, { role: 'assistant', content: 'c' }] }], { assistant_only_loss: true });
+    const { examples, skipped } = await prepare(
+      [
+        { messages: [{ role: 'user', content: 'a' }] },
+        {
+          messages: [
+            { role: 'user', content: 'b' },
+            { role: 'assistant', content: 'c' },
+          ],
+        },
+      ],
+      { assistant_only_loss: true },
+    );
     expect(examples.length).toBe(1);
-    expect(Object.fromEntries(skipped.reasons)).toEqual({ 'conversations without an assistant turn (assistant_only_loss trains on those only)': 1 });
+    expect(Object.fromEntries(skipped.reasons)).toEqual({
+      'conversations without an assistant turn (assistant_only_loss trains on those only)': 1,
+    });
   });
 
   it('pre-tokenized rows keep their completion_mask (and assistant_masks when asked)', async () => {
-    const { blocks, skipped } = await prepare([
-      { input_ids: [5, 6, 7, 8], completion_mask: [0, 0, 1, 1], assistant_masks: [0, 1, 1, 0] }, { input_ids: [5, 6], completion_mask: [1] },
-    ], { assistant_only_loss: true });
+    const { blocks, skipped } = await prepare(
+      [
+        { input_ids: [5, 6, 7, 8], completion_mask: [0, 0, 1, 1], assistant_masks: [0, 1, 1, 0] },
+        { input_ids: [5, 6], completion_mask: [1] },
+      ],
+      { assistant_only_loss: true },
+    );
     expect(blocks.map((b) => b.labels)).toEqual([[-100, -100, 7, -100]]); // both masks
     expect(skipped.total).toBe(1);
     const only = await prepare([{ input_ids: [5, 6, 7, 8], completion_mask: [0, 0, 1, 1] }]);
@@ -113,7 +172,9 @@ describe('formats, as TRL tokenizes them', () => {
   });
 
   it('conversational prompt/completion: the prompt with the generation prompt, the loss on the completion', async () => {
-    const { kind, blocks } = await prepare([{ prompt: [{ role: 'user', content: 'Hi' }], completion: [{ role: 'assistant', content: 'Yo' }] }]);
+    const { kind, blocks } = await prepare([
+      { prompt: [{ role: 'user', content: 'Hi' }], completion: [{ role: 'assistant', content: 'Yo' }] },
+    ]);
     expect(kind).toBe('chat_prompt_completion');
     expect(blocks[0].input_ids).toEqual(ids('<s>[user]Hi</s>[assistant]Yo</s>'));
     expect(blocks[0].labels).toEqual([...masked('<s>[user]Hi</s>[assistant]'), ...ids('Yo</s>')]);
@@ -122,24 +183,44 @@ describe('formats, as TRL tokenizes them', () => {
   it('input_ids rows are used as they are', async () => {
     const { kind, blocks } = await prepare([{ input_ids: [5, 6, 7] }, { input_ids: [8n, 9n] }]);
     expect(kind).toBe('tokens');
-    expect(blocks.map((b) => b.input_ids)).toEqual([[5, 6, 7], [8, 9]]);
+    expect(blocks.map((b) => b.input_ids)).toEqual([
+      [5, 6, 7],
+      [8, 9],
+    ]);
   });
 
   it('skips and counts malformed rows of each format, and names the columns it reads when none fits', async () => {
     const { examples, skipped } = await prepare([
-      { prompt: 'a', completion: 'b' }, { prompt: 'a' }, { prompt: 3, completion: 'b' }, { prompt: 'a', completion: ' ' },
+      { prompt: 'a', completion: 'b' },
+      { prompt: 'a' },
+      { prompt: 3, completion: 'b' },
+      { prompt: 'a', completion: ' ' },
     ]);
     expect(examples.length).toBe(1);
     expect(Object.fromEntries(skipped.reasons)).toEqual({
-      'rows without a "completion" field': 1, 'rows whose "prompt" is not a string': 1, 'rows whose "completion" is empty': 1,
+      'rows without a "completion" field': 1,
+      'rows whose "prompt" is not a string': 1,
+      'rows whose "completion" is empty': 1,
     });
-    const chats = await prepare([{ messages: [{ role: 'user', content: 'x' }] }, { messages: 'hi' }, { messages: [{ role: 'user' }] }, { messages: [] }]);
+    const chats = await prepare([
+      { messages: [{ role: 'user', content: 'x' }] },
+      { messages: 'hi' },
+      { messages: [{ role: 'user' }] },
+      { messages: [] },
+    ]);
     expect(chats.examples.length).toBe(1);
-    expect(Object.fromEntries(chats.skipped.reasons)).toEqual({ 'rows whose "messages" is not a list of {role, content} messages': 3 });
-    await expect(prepare([{ question: 'a', answer: 'b' }])).rejects.toThrow(/none of the columns SFT reads \(its columns: question, answer\)/);
+    expect(Object.fromEntries(chats.skipped.reasons)).toEqual({
+      'rows whose "messages" is not a list of {role, content} messages': 3,
+    });
+    await expect(prepare([{ question: 'a', answer: 'b' }])).rejects.toThrow(
+      /none of the columns SFT reads \(its columns: question, answer\)/,
+    );
     await expect(prepare([{ text: '' }, { text: 7 }])).rejects.toThrow(
-      'no usable rows: all 2 rows were skipped (1 rows whose "text" is empty, 1 rows whose "text" is not a string). Set --dataset_text_field');
-    await expect(prepare([{ prompt: 'a', completion: 3 }])).rejects.toThrow(/no usable rows: all 1 rows were skipped \(1 rows whose "completion" is not a string\)\.$/);
+      'no usable rows: all 2 rows were skipped (1 rows whose "text" is empty, 1 rows whose "text" is not a string). Set --dataset_text_field',
+    );
+    await expect(prepare([{ prompt: 'a', completion: 3 }])).rejects.toThrow(
+      /no usable rows: all 1 rows were skipped \(1 rows whose "completion" is not a string\)\.$/,
+    );
   });
 });
 
@@ -150,7 +231,13 @@ describe('sequences: truncation and packing', () => {
 
   it('without packing, truncates each example to max_length, keeping its start (masks too)', async () => {
     const { blocks } = await prepare(rows, { max_length: 4 });
-    expect(blocks.map((x) => x.input_ids)).toEqual([[0, a, a, a], [0, b, 1], [0, c, c, 1], [0, d, 1], [0, e, e, e]]);
+    expect(blocks.map((x) => x.input_ids)).toEqual([
+      [0, a, a, a],
+      [0, b, 1],
+      [0, c, c, 1],
+      [0, d, 1],
+      [0, e, e, e],
+    ]);
     const pc = await prepare([{ prompt: 'pp', completion: 'qq' }], { max_length: 4 });
     expect(pc.blocks[0].labels).toEqual([-100, -100, -100, 'q'.charCodeAt(0)]);
   });
@@ -158,7 +245,9 @@ describe('sequences: truncation and packing', () => {
   it('wrapped: every example end to end, cut into blocks of max_length, one sequence each', async () => {
     const { blocks } = await prepare(rows, { packing: true, packing_strategy: 'wrapped', max_length: 8 });
     expect(blocks.map((x) => x.input_ids)).toEqual([
-      [0, a, a, a, 1, 0, b, 1], [0, c, c, 1, 0, d, 1, 0], [e, e, e, e, 1],
+      [0, a, a, a, 1, 0, b, 1],
+      [0, c, c, 1, 0, d, 1, 0],
+      [e, e, e, e, 1],
     ]);
     for (const x of blocks) expect(x.position_ids).toEqual(x.input_ids.map((_, t) => t));
   });
@@ -167,9 +256,15 @@ describe('sequences: truncation and packing', () => {
     // lengths: aaa 5, b 3, cc 4, d 3, eeee 6 → bins of 8: [eeee 6] [aaa 5, b 3] [cc 4, d 3]
     const { blocks } = await prepare(rows, { packing: true, packing_strategy: 'bfd', max_length: 8 });
     expect(blocks.map((x) => x.input_ids)).toEqual([
-      [0, e, e, e, e, 1], [0, a, a, a, 1, 0, b, 1], [0, c, c, 1, 0, d, 1],
+      [0, e, e, e, e, 1],
+      [0, a, a, a, 1, 0, b, 1],
+      [0, c, c, 1, 0, d, 1],
     ]);
-    expect(blocks.map((x) => x.position_ids)).toEqual([[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 0, 1, 2], [0, 1, 2, 3, 0, 1, 2]]);
+    expect(blocks.map((x) => x.position_ids)).toEqual([
+      [0, 1, 2, 3, 4, 5],
+      [0, 1, 2, 3, 4, 0, 1, 2],
+      [0, 1, 2, 3, 0, 1, 2],
+    ]);
     expect(blocks.map(sequenceLengths)).toEqual([[6], [5, 3], [4, 3]]);
     // the batch: labels shifted inside each sequence, attention starting at each sequence
     const h = hostBatch([blocks[1]]);
@@ -197,14 +292,29 @@ describe('sequences: truncation and packing', () => {
         else fills[best] += n;
       }
       const got = packBfd(of(lengths), L).map((b) => b.input_ids.length);
-      expect(got.sort((x, y) => x - y), `seed ${seed}, trial ${trial}`).toEqual(fills.sort((x, y) => x - y));
+      expect(
+        got.sort((x, y) => x - y),
+        `seed ${seed}, trial ${trial}`,
+      ).toEqual(fills.sort((x, y) => x - y));
     }
   });
 
   it('bfd truncates an example longer than a block, and packs masks with their tokens', async () => {
-    const blocks = packBfd([{ input_ids: [1, 2, 3], mask: [0, 1, 1] }, { input_ids: [4, 5], mask: [1, 0] }], 5);
-    expect(blocks).toEqual([{ input_ids: [1, 2, 3, 4, 5], labels: [-100, 2, 3, 4, -100], position_ids: [0, 1, 2, 0, 1] }]);
-    const { blocks: cut } = await prepare([{ text: 'abcdefghij' }], { packing: true, packing_strategy: 'bfd', max_length: 4 });
+    const blocks = packBfd(
+      [
+        { input_ids: [1, 2, 3], mask: [0, 1, 1] },
+        { input_ids: [4, 5], mask: [1, 0] },
+      ],
+      5,
+    );
+    expect(blocks).toEqual([
+      { input_ids: [1, 2, 3, 4, 5], labels: [-100, 2, 3, 4, -100], position_ids: [0, 1, 2, 0, 1] },
+    ]);
+    const { blocks: cut } = await prepare([{ text: 'abcdefghij' }], {
+      packing: true,
+      packing_strategy: 'bfd',
+      max_length: 4,
+    });
     expect(cut.map((x) => x.input_ids)).toEqual([[0, a, b, c]]);
   });
 
@@ -213,24 +323,68 @@ describe('sequences: truncation and packing', () => {
     const { examples, blocks } = await prepare(rows, s);
     const stats = packingStats(examples, blocks, s, 2);
     // unpacked, batches of two padded to their longest: [5,3]→10 [4,3]→8 [6]→6; bfd: no padding, 21
-    expect(stats).toEqual({ examples: 5, tokens: 21, keptTokens: 21, truncated: 0, blocks: 3, targets: 16, paddedUnpacked: 24, unpackedTokens: 21, paddedPacked: 21 });
+    expect(stats).toEqual({
+      examples: 5,
+      tokens: 21,
+      keptTokens: 21,
+      truncated: 0,
+      blocks: 3,
+      targets: 16,
+      paddedUnpacked: 24,
+      unpackedTokens: 21,
+      paddedPacked: 21,
+    });
     expect(paddingSaved(stats)).toEqual({ unpacked: 3, packed: 0, unpackedShare: 3 / 24, packedShare: 0, saved: 3 });
     // wrapped blocks [8, 8] [5] padded per batch of two: 16 + 5
     const w = { ...s, packing_strategy: 'wrapped' as const };
     expect(packingStats(examples, toBlocks(examples, w), w, 2).paddedPacked).toBe(21);
     const short = { ...s, max_length: 4 }; // aaa (5) and eeee (6) lose their ends
     // unpacked [4,3] [4,3] [4] → 8 + 8 + 4 = 20 for 18 tokens
-    expect(packingStats(examples, toBlocks(examples, short), short, 2)).toMatchObject({ truncated: 2, keptTokens: 18, unpackedTokens: 18, paddedUnpacked: 20 });
+    expect(packingStats(examples, toBlocks(examples, short), short, 2)).toMatchObject({
+      truncated: 2,
+      keptTokens: 18,
+      unpackedTokens: 18,
+      paddedUnpacked: 20,
+    });
     expect(lengthHistogram([1, 2, 2, 9], 3)).toEqual({ start: 1, width: 3, counts: [3, 0, 1] });
     expect(lengthHistogram([7, 7], 20)).toEqual({ start: 7, width: 1, counts: [2] });
   });
 
   it('refuses evaluation data with nothing to evaluate, before any training', async () => {
-    const file = (rows: object[]) => ({ name: 'x.jsonl', blob: new Blob([rows.map((r) => JSON.stringify(r)).join('\n')]) });
-    const settings = { ...SFT_DEFAULTS, max_length: 4, dataset_train_split: 'train' as const, dataset_test_split: 'test' as const, evaluate: true, test_size: null, seed: 1, batch: 2 };
-    const splits = { train: [file([{ prompt: 'a', completion: 'b' }])], test: [file([{ prompt: 'a long prompt', completion: 'b' }])] };
-    await expect(prepareData(splits, tok, settings)).rejects.toThrow(/the evaluation data \(the "test" split\) has no token with a loss target/);
-    const ok = await prepareData({ ...splits, test: [file([{ prompt: 'a', completion: 'b' }, { prompt: 'c', completion: 'd' }])] }, tok, settings);
+    const file = (rows: object[]) => ({
+      name: 'x.jsonl',
+      blob: new Blob([rows.map((r) => JSON.stringify(r)).join('\n')]),
+    });
+    const settings = {
+      ...SFT_DEFAULTS,
+      max_length: 4,
+      dataset_train_split: 'train' as const,
+      dataset_test_split: 'test' as const,
+      evaluate: true,
+      test_size: null,
+      seed: 1,
+      batch: 2,
+    };
+    const splits = {
+      train: [file([{ prompt: 'a', completion: 'b' }])],
+      test: [file([{ prompt: 'a long prompt', completion: 'b' }])],
+    };
+    await expect(prepareData(splits, tok, settings)).rejects.toThrow(
+      /the evaluation data \(the "test" split\) has no token with a loss target/,
+    );
+    const ok = await prepareData(
+      {
+        ...splits,
+        test: [
+          file([
+            { prompt: 'a', completion: 'b' },
+            { prompt: 'c', completion: 'd' },
+          ]),
+        ],
+      },
+      tok,
+      settings,
+    );
     expect(ok.eval?.blocks.length).toBe(2);
     expect(ok.rows).toBe(1); // the training split's
   });
@@ -250,7 +404,11 @@ describe('with the real tokenizer and its Jinja chat template', () => {
     const dir = await mkdtemp(join(tmpdir(), 'sft-'));
     await writeTinyCheckpoint(dir, 'llama');
     const tokenizer = await localTokenizer(dir);
-    const messages = [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'the sea' }, { role: 'assistant', content: 'is salty' }];
+    const messages = [
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: 'the sea' },
+      { role: 'assistant', content: 'is salty' },
+    ];
     const settings = { ...SFT_DEFAULTS, assistant_only_loss: true };
     const { examples } = await tokenizeRows(each([{ messages }]), tokenizer, settings, new SkipCounts());
     const [example] = examples as Example[];
@@ -260,7 +418,11 @@ describe('with the real tokenizer and its Jinja chat template', () => {
     const target = example.input_ids.filter((_, t) => example.mask![t]);
     expect(await tokenizer.decode(target, { skip_special_tokens: false })).toBe('is salty</s>\n');
     expect(padToken(tokenizer)).toEqual({ token: '</s>', id: 1, from: 'eos' }); // no pad token of its own: EOS, as the worked example sets
-    expect(padToken({ ...tok, pad_token: '<pad>', pad_token_id: 7 })).toEqual({ token: '<pad>', id: 7, from: 'tokenizer' });
+    expect(padToken({ ...tok, pad_token: '<pad>', pad_token_id: 7 })).toEqual({
+      token: '<pad>',
+      id: 7,
+      from: 'tokenizer',
+    });
     tokenizer.close();
   });
 });
@@ -269,13 +431,19 @@ describe('rows in flight, and rows too long to tokenize', () => {
   it('keeps the rows’ order when the tokenizer answers out of order', async () => {
     const seed = freshSeed();
     const r = rng(seed);
-    const shuffled = { ...tok, encode: (text: string, o?: { add_special_tokens?: boolean }) =>
-      new Promise<number[]>((done) => setTimeout(() => done(encodeChars(text, o)), Math.floor(r() * 5))) };
+    const shuffled = {
+      ...tok,
+      encode: (text: string, o?: { add_special_tokens?: boolean }) =>
+        new Promise<number[]>((done) => setTimeout(() => done(encodeChars(text, o)), Math.floor(r() * 5))),
+    };
     const texts = Array.from({ length: 600 }, (_, i) => `row ${i}`);
     const skipped = new SkipCounts();
     const rows = [...texts.map((text) => ({ text })), { text: '' }];
     const { examples } = await tokenizeRows(each(rows), shuffled, SFT_DEFAULTS, skipped);
-    expect(examples.map((e) => e.input_ids), `seed ${seed}`).toEqual(texts.map((t) => [0, ...ids(t), 1]));
+    expect(
+      examples.map((e) => e.input_ids),
+      `seed ${seed}`,
+    ).toEqual(texts.map((t) => [0, ...ids(t), 1]));
     expect(skipped.total).toBe(1);
   });
 

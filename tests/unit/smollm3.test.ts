@@ -42,15 +42,27 @@ describe('SmolLM3 against float64', () => {
   it('decodes with a KV cache as the full pass computes, learns, and names its adapter as PEFT does', async () => {
     const seed = freshSeed();
     const dir = join(root, `smollm3-train-${seed}`);
-    const { losses, decode, names, adapterConfig } =
-      await learnDecodeExport(gpu, dir, 'smollm3', seed, 'HuggingFaceTB/SmolLM3-3B');
+    const { losses, decode, names, adapterConfig } = await learnDecodeExport(
+      gpu,
+      dir,
+      'smollm3',
+      seed,
+      'HuggingFaceTB/SmolLM3-3B',
+    );
     expect(losses[19], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] * 0.7);
     expect(decode, `decode, seed ${seed}`).toBeLessThan(1e-5); // through the layer without RoPE too
     if (process.env.FAMILY_REPORT) console.log(`smollm3 decode: ${decode.toExponential(2)}`);
     expect(names).toContain('base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight');
     expect(names).toContain('base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight');
     expect(names.length).toBe(2 * 7 * 2);
-    expect(adapterConfig.target_modules)
-      .toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
+    expect(adapterConfig.target_modules).toEqual([
+      'down_proj',
+      'gate_proj',
+      'k_proj',
+      'o_proj',
+      'q_proj',
+      'up_proj',
+      'v_proj',
+    ]);
   });
 });

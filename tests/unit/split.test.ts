@@ -62,7 +62,11 @@ describe('a 16-bit matrix in row blocks', () => {
 
 describe('models whose tables outgrow one binding', () => {
   // 16-bit linears split too: checked on Falcon (whose head is its embedding), NF4 on all
-  for (const [kind, precisions] of [['llama', [true]], ['falcon', [false, true]], ['gemma2', [true]]] as [TinyKind, boolean[]][]) {
+  for (const [kind, precisions] of [
+    ['llama', [true]],
+    ['falcon', [false, true]],
+    ['gemma2', [true]],
+  ] as [TinyKind, boolean[]][]) {
     it(`${kind}: the same logits, loss, LoRA gradients and decoding split as whole, in ${precisions.map((p) => (p ? 'NF4' : '16 bits')).join(' and ')}`, async () => {
       const seed = freshSeed();
       const dir = join(root, `${kind}-${seed}`);
@@ -74,10 +78,18 @@ describe('models whose tables outgrow one binding', () => {
           const r = rng(seed);
           const set = attachLora(gpu, loaded.linears, { r: 4, alpha: 8, dropout: 0, random: r });
           for (const m of loaded.linears) gpu.write(m.lora!.B, randn(r, m.lora!.B.numel, 0.05));
-          const c = loaded.config, T = 21;
+          const c = loaded.config,
+            T = 21;
           const ids = Array.from({ length: T }, () => Math.floor(r() * c.vocab));
           ids[0] = c.vocab - 1; // the last row of the last block
-          const batch = uploadBatch(gpu, hostBatch([{ input_ids: ids, labels: ids, position_ids: ids.map((_, t) => t) }], c.slidingWindow, c.localWindow));
+          const batch = uploadBatch(
+            gpu,
+            hostBatch(
+              [{ input_ids: ids, labels: ids, position_ids: ids.map((_, t) => t) }],
+              c.slidingWindow,
+              c.localWindow,
+            ),
+          );
           const w = loaded.weights as BaseWeights;
           const blocks = [w.embed.blocks.length, w.head.blocks.length];
           const logits = await gpu.read(model.logits(batch));

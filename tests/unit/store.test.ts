@@ -40,9 +40,17 @@ async function logitsOf(loaded: LoadedModel): Promise<Float32Array> {
   const c = loaded.config;
   const T = 9;
   const batch = {
-    ids: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => (i * 37) % c.vocab)),
+    ids: gpu.tensor(
+      [T],
+      'u32',
+      Uint32Array.from({ length: T }, (_, i) => (i * 37) % c.vocab),
+    ),
     labels: gpu.tensor([T], 'i32', new Int32Array(T).fill(-100)),
-    positions: gpu.tensor([T], 'u32', Uint32Array.from({ length: T }, (_, i) => i)),
+    positions: gpu.tensor(
+      [T],
+      'u32',
+      Uint32Array.from({ length: T }, (_, i) => i),
+    ),
     start: gpu.tensor([T], 'u32', new Uint32Array(T)),
   };
   return gpu.read(model.logits(batch));
@@ -53,7 +61,12 @@ async function contents(key: string): Promise<Map<string, string>> {
   const store = ModelStore.open(key);
   const ks = (await store.allKeys()).filter((k) => k !== 'manifest').sort();
   const values = await store.getMany<Uint8Array | string>(ks);
-  return new Map(ks.map((k, i) => [k, typeof values[i] === 'string' ? values[i] as string : Buffer.from(values[i] as Uint8Array).toString('base64')]));
+  return new Map(
+    ks.map((k, i) => [
+      k,
+      typeof values[i] === 'string' ? (values[i] as string) : Buffer.from(values[i] as Uint8Array).toString('base64'),
+    ]),
+  );
 }
 
 describe('the model store', () => {
@@ -87,7 +100,10 @@ describe('the model store', () => {
     const { endpoint: _dropped, ...old } = m;
     const keys = (await ModelStore.open(m.key).allKeys()).filter((k) => k !== 'manifest');
     const values = await ModelStore.open(m.key).getMany(keys);
-    await legacy.commit({ ...old, key: legacy.key, id: 'tiny-random/legacy' }, keys.map((k, i) => [k, values[i]]));
+    await legacy.commit(
+      { ...old, key: legacy.key, id: 'tiny-random/legacy' },
+      keys.map((k, i) => [k, values[i]]),
+    );
     const listed = (await listModels()).map((x) => [x.key, manifestEndpoint(x)]);
     expect(listed).toContainEqual(['tiny-random/legacy@main', 'https://huggingface.co']);
     expect(listed).toContainEqual([keyOf(ids[0]), hub.url]);
@@ -113,7 +129,9 @@ describe('the model store', () => {
 
   it('a download stopped and started again later resumes from the store', async () => {
     hub.fault(SHARD1, { kind: 'drop', after: 60000 }); // every time: the first attempt gives up
-    await expect(downloadModel(gpu, ids[3], { endpoint: hub.url, backoff: 1, retries: 1 })).rejects.toThrow(/failed at byte 60000/);
+    await expect(downloadModel(gpu, ids[3], { endpoint: hub.url, backoff: 1, retries: 1 })).rejects.toThrow(
+      /failed at byte 60000/,
+    );
     const partial = (await ModelStore.open(keyOf(ids[3])).manifest())!;
     expect(partial.complete).toBe(false);
     const stored = partial.files.find((f) => f.path === SHARD1)!.offset;
@@ -127,7 +145,9 @@ describe('the model store', () => {
 
   it('discards a corrupt shard with a clear message, keeping the store consistent', async () => {
     hub.fault(SHARD2, { kind: 'corrupt', at: 30000, times: 1 });
-    await expect(downloadModel(gpu, ids[2], { endpoint: hub.url })).rejects.toThrow(/model-00002-of-00002.safetensors is corrupt/);
+    await expect(downloadModel(gpu, ids[2], { endpoint: hub.url })).rejects.toThrow(
+      /model-00002-of-00002.safetensors is corrupt/,
+    );
     const m = (await ModelStore.open(keyOf(ids[2])).manifest())!;
     const shard = m.files.find((f) => f.path === SHARD2)!;
     expect(shard).toMatchObject({ offset: 0, done: false });
@@ -150,8 +170,9 @@ describe('the model store', () => {
     expect(m.files.find((f) => f.path === SHARD1)).toMatchObject({ offset: 0, done: false });
     expect(Object.keys(m.tensors)).toEqual([]);
     hub.fault('tokenizer.json', { kind: 'status', status: 404, times: 1 });
-    await expect(downloadModel(gpu, ids[5], { endpoint: hub.url }))
-      .rejects.toThrow(/tokenizer.json.* was not found on the Hub \(404\)/);
+    await expect(downloadModel(gpu, ids[5], { endpoint: hub.url })).rejects.toThrow(
+      /tokenizer.json.* was not found on the Hub \(404\)/,
+    );
     hub.clearFaults();
     await downloadModel(gpu, ids[4], { endpoint: hub.url });
     expect(await contents(keyOf(ids[4]))).toEqual(await contents(keyOf(ids[0])));
@@ -160,8 +181,9 @@ describe('the model store', () => {
   it('refuses a model larger than the free quota before any weights are fetched', async () => {
     const start = hub.log.length;
     const key = modelKey('tiny-random/small', 'main', false, hub.url);
-    await expect(downloadModel(gpu, 'tiny-random/small', { endpoint: hub.url, load_in_4bit: false, freeBytes: async () => 1000 }))
-      .rejects.toThrow(QuotaError);
+    await expect(
+      downloadModel(gpu, 'tiny-random/small', { endpoint: hub.url, load_in_4bit: false, freeBytes: async () => 1000 }),
+    ).rejects.toThrow(QuotaError);
     expect(hub.log.slice(start).map((l) => l.split(' ')[0])).toEqual(['tiny-random/small/config.json']); // nothing else
     expect(await ModelStore.open(key).manifest()).toBeUndefined(); // nothing stored
   });

@@ -38,17 +38,33 @@ describe.each(['llama', 'qwen2'] as const)('the tiny %s checkpoint, from files t
     // causal LM labels: position t predicts token t + 1; the last has nothing to predict
     const batch = {
       ids: gpu.tensor([T], 'u32', Uint32Array.from(ids)),
-      labels: gpu.tensor([T], 'i32', Int32Array.from(ids, (_, t) => (t + 1 < T ? ids[t + 1] : -100))),
+      labels: gpu.tensor(
+        [T],
+        'i32',
+        Int32Array.from(ids, (_, t) => (t + 1 < T ? ids[t + 1] : -100)),
+      ),
       positions: gpu.tensor([T], 'u32', Uint32Array.from(ids.keys())),
       start: gpu.tensor([T], 'u32', new Uint32Array(T)),
     };
-    const trainer = new Trainer(gpu, model, lora, { ...ADAMW_DEFAULTS, learning_rate: 2e-2, lr_scheduler_type: 'constant', warmup_steps: 0, max_steps: 25 });
+    const trainer = new Trainer(gpu, model, lora, {
+      ...ADAMW_DEFAULTS,
+      learning_rate: 2e-2,
+      lr_scheduler_type: 'constant',
+      warmup_steps: 0,
+      max_steps: 25,
+    });
     const losses: number[] = [];
     for (let s = 0; s < 25; s++) losses.push((await trainer.trainStep([{ batch, counted: T - 1 }])).loss);
     expect(losses[24], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0] / 4);
 
     const promptIds = tokenizer.encode(prompt);
-    const [out] = await generate(model, promptIds, { ...SAMPLING_DEFAULTS, max_new_tokens: 12, num_return_sequences: 1, seed: 0, eos_token_id: [tokenizer.eos_token_id as number] });
+    const [out] = await generate(model, promptIds, {
+      ...SAMPLING_DEFAULTS,
+      max_new_tokens: 12,
+      num_return_sequences: 1,
+      seed: 0,
+      eos_token_id: [tokenizer.eos_token_id as number],
+    });
     expect(tokenizer.decode(out, { skip_special_tokens: true })).toBe(' Hi there!');
     expect(out[out.length - 1]).toBe(tokenizer.eos_token_id);
   });

@@ -55,9 +55,11 @@ const elsewhere = (path: string) => `http://localhost:${cdn.port}${path}`;
 
 beforeAll(async () => {
   // the "CDN": another origin (localhost, not 127.0.0.1), as cdn-lfs.hf.co is to huggingface.co
-  cdn = await recording('cdn', seen, (path) => path.startsWith('/api/')
-    ? { status: 200, body: '[]' } // a listing's next page
-    : { status: 200, body: BODY, headers: { 'Content-Length': String(BODY.length) } });
+  cdn = await recording('cdn', seen, (path) =>
+    path.startsWith('/api/')
+      ? { status: 200, body: '[]' } // a listing's next page
+      : { status: 200, body: BODY, headers: { 'Content-Length': String(BODY.length) } },
+  );
   // errors that quote the header the request came with (as a careless server might)
   const echo = (status: number) => ({ status, body: `{"error": "bad: ${seen.at(-1)!.headers.authorization}"}` });
   hub = await recording('hub', seen, (path): Answer => {
@@ -82,11 +84,12 @@ afterAll(async () => {
 });
 
 /** What each server received since `from`: the path, and whether the token came with it. */
-const received = (from: number) => seen.slice(from).map((s) => {
-  const auth = s.headers.authorization;
-  const sent = auth === `Bearer ${TOKEN}` ? 'token' : auth ? 'other credentials' : 'no token';
-  return `${s.server} ${s.path.split('?')[0]}: ${sent}`;
-});
+const received = (from: number) =>
+  seen.slice(from).map((s) => {
+    const auth = s.headers.authorization;
+    const sent = auth === `Bearer ${TOKEN}` ? 'token' : auth ? 'other credentials' : 'no token';
+    return `${s.server} ${s.path.split('?')[0]}: ${sent}`;
+  });
 
 describe('the token policy', () => {
   it('takes https endpoints, and http only to this machine; refuses the rest with what is allowed', () => {
@@ -118,7 +121,7 @@ describe('the token policy', () => {
     expect(hubOrigin('https://huggingface.co/some/path')).toBe('https://huggingface.co');
   });
 
-  it('allows the token only to the endpoint\'s own origin', () => {
+  it("allows the token only to the endpoint's own origin", () => {
     const allowed: [string, string][] = [
       ['https://huggingface.co/o/n/resolve/main/config.json', 'https://huggingface.co'],
       ['https://huggingface.co/api/models/o/n', 'https://huggingface.co/'],
@@ -189,7 +192,10 @@ describe('the token policy', () => {
       () => whole('config.json', BODY.length, 'b'.repeat(64)), // corrupt
     ];
     for (const [i, f] of failures.entries()) {
-      const e = await f().then(() => null, (x: unknown) => x);
+      const e = await f().then(
+        () => null,
+        (x: unknown) => x,
+      );
       expect(e, `case ${i}`).toBeInstanceOf(HubError);
       const all = `${(e as Error).message}\n${(e as Error).stack}\n${JSON.stringify(e)}\n${String(e)}`;
       expect(all, `case ${i}`).not.toContain(TOKEN);
@@ -199,7 +205,7 @@ describe('the token policy', () => {
 });
 
 describe("the page's token store", () => {
-  it('keeps one token per Hub origin, encrypted, and never overwrites another origin\'s', async () => {
+  it("keeps one token per Hub origin, encrypted, and never overwrites another origin's", async () => {
     const tokens = new TokenStore('test-tokens-1');
     await tokens.save('https://huggingface.co', TOKEN);
     await tokens.save('http://127.0.0.1:4174', 'hf_local');
@@ -215,7 +221,9 @@ describe("the page's token store", () => {
     // at rest: no plain text anywhere in the database, and a key no script can export
     const raw = await dump('test-tokens-1');
     type Sealed = { iv: Uint8Array; data: ArrayBuffer };
-    const sealed = Object.entries(raw).filter(([k]) => k.startsWith('token:')).map(([, v]) => v as Sealed);
+    const sealed = Object.entries(raw)
+      .filter(([k]) => k.startsWith('token:'))
+      .map(([, v]) => v as Sealed);
     expect(sealed.length).toBe(2);
     const bytes = Buffer.concat(sealed.flatMap((v) => [Buffer.from(v.data), Buffer.from(v.iv)]));
     expect(bytes.includes(Buffer.from(TOKEN))).toBe(false);

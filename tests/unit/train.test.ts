@@ -17,7 +17,13 @@ beforeAll(async () => {
 describe('learning-rate schedules, as transformers defines them', () => {
   it('warms up linearly, then holds, decays linearly, or follows half a cosine', () => {
     expect([0, 1, 2, 5, 9].map((k) => lrMultiplier('linear', k, 2, 10))).toEqual([0, 0.5, 1, 5 / 8, 1 / 8]);
-    expect([0, 1, 2, 6, 10].map((k) => lrMultiplier('cosine', k, 2, 10))).toEqual([0, 0.5, 1, 0.5 + 0.5 * Math.cos(Math.PI / 2), 0]);
+    expect([0, 1, 2, 6, 10].map((k) => lrMultiplier('cosine', k, 2, 10))).toEqual([
+      0,
+      0.5,
+      1,
+      0.5 + 0.5 * Math.cos(Math.PI / 2),
+      0,
+    ]);
     expect([0, 3].map((k) => lrMultiplier('constant_with_warmup', k, 2, 10))).toEqual([0, 1]);
     expect(lrMultiplier('constant', 0, 5, 10)).toBe(1);
   });
@@ -29,11 +35,17 @@ async function run(seed: number, dropout: number, steps: number): Promise<StepLo
   const c = parseModelConfig({ ...TINY, model_type: 'llama', tie_word_embeddings: true });
   const { model, modules } = buildTinyModel(gpu, c, r);
   const lora = attachLora(gpu, modules, { r: 8, alpha: 16, dropout, random: r });
-  const a = packedBatch(gpu, c, r), b = packedBatch(gpu, c, r);
+  const a = packedBatch(gpu, c, r),
+    b = packedBatch(gpu, c, r);
   const micro = [a, b].map((x) => ({ batch: x.batch, counted: x.labels.filter((l) => l >= 0).length }));
   const trainer = new Trainer(gpu, model, lora, {
-    ...ADAMW_DEFAULTS, learning_rate: 1e-2, weight_decay: 0.01, max_grad_norm: 1,
-    lr_scheduler_type: 'linear', warmup_steps: 2, max_steps: 30,
+    ...ADAMW_DEFAULTS,
+    learning_rate: 1e-2,
+    weight_decay: 0.01,
+    max_grad_norm: 1,
+    lr_scheduler_type: 'linear',
+    warmup_steps: 2,
+    max_steps: 30,
   });
   const logs: StepLog[] = [];
   for (let s = 0; s < steps; s++) logs.push(await trainer.trainStep(micro));
@@ -43,7 +55,8 @@ async function run(seed: number, dropout: number, steps: number): Promise<StepLo
 describe('QLoRA training on the tiny model', () => {
   it('at least halves the loss in 30 steps, with accumulation, clipping and dropout', async () => {
     const logs = await run(42, 0.05, 30);
-    const first = logs[0].loss, last = logs[logs.length - 1].loss;
+    const first = logs[0].loss,
+      last = logs[logs.length - 1].loss;
     if (process.env.PRINT_LOSS) console.log(JSON.stringify(logs));
     expect(last, `losses ${logs.map((l) => l.loss.toFixed(3)).join(' ')}`).toBeLessThan(first / 2);
     expect(logs[0].learning_rate).toBe(0); // warmup starts at 0, as in transformers

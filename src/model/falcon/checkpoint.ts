@@ -6,7 +6,8 @@ import type { LoraLinear } from '../lora-linear';
 import type { FalconLayerWeights, FalconWeights } from './layer';
 
 export function falconLinears(c: ModelConfig): Record<string, LinearModule & { key: 'qkv' | 'dense' | 'up' | 'down' }> {
-  const d = c.headDim, H = c.hidden;
+  const d = c.headDim,
+    H = c.hidden;
   return {
     query_key_value: { path: 'self_attention.query_key_value', shape: [(c.heads + 2 * c.kvHeads) * d, H], key: 'qkv' },
     dense: { path: 'self_attention.dense', shape: [H, c.heads * d], key: 'dense' },
@@ -41,7 +42,10 @@ export function falconTensors(c: ModelConfig): Map<string, number[]> {
   return m;
 }
 
-export function assembleFalcon(c: ModelConfig, { vec, mat, lin }: Parts): { weights: FalconWeights; linears: LoraLinear[] } {
+export function assembleFalcon(
+  c: ModelConfig,
+  { vec, mat, lin }: Parts,
+): { weights: FalconWeights; linears: LoraLinear[] } {
   const linears: LoraLinear[] = [];
   const norm = (p: string) => ({ w: vec(`${p}.weight`), b: vec(`${p}.bias`) });
   const layers: FalconLayerWeights[] = [];

@@ -2,8 +2,16 @@
 // parallel attention and MLP, LayerNorm with bias, exact GELU, rotary, a fused query_key_value.
 import { showValue } from '../../formats/show';
 import {
-  checkAttention, checkRopeTable, parseQuantization, parseRopeScaling, plainLayers, CONFIG_LIMITS,
-  type Fail, type Fields, type ModelConfig, type RawConfig,
+  checkAttention,
+  checkRopeTable,
+  parseQuantization,
+  parseRopeScaling,
+  plainLayers,
+  CONFIG_LIMITS,
+  type Fail,
+  type Fields,
+  type ModelConfig,
+  type RawConfig,
 } from '../config';
 
 export function parseFalconConfig(c: RawConfig, f: Fields, fail: Fail): ModelConfig {
@@ -35,7 +43,13 @@ export function parseFalconConfig(c: RawConfig, f: Fields, fail: Fail): ModelCon
   // Falcon-40B/180B have two LayerNorms per layer (the default), Falcon2-11B one
   const lnCount = newArch ? f.int('num_ln_in_parallel_attn', 2, 2) : 1;
   return {
-    modelType: 'falcon', family: 'falcon', hidden, heads, kvHeads, headDim, layers,
+    modelType: 'falcon',
+    family: 'falcon',
+    hidden,
+    heads,
+    kvHeads,
+    headDim,
+    layers,
     ...plainLayers(layers),
     intermediate: f.int('ffn_hidden_size', L.intermediate, 4 * hidden),
     vocab: f.int('vocab_size', L.vocab),

@@ -46,14 +46,24 @@ const MODULES = ['qkv', 'dense', 'up', 'down'] as const;
 type Module = (typeof MODULES)[number];
 
 interface LayerSaved {
-  a: Tensor; m: Tensor | null; qkv: Tensor; q: Tensor; k: Tensor; v: Tensor; P: Tensor; attn: Tensor;
-  g: Tensor; h: Tensor;
+  a: Tensor;
+  m: Tensor | null;
+  qkv: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  P: Tensor;
+  attn: Tensor;
+  g: Tensor;
+  h: Tensor;
   lora: Partial<Record<Module, LoraSaved | null>>;
 }
 
 /** Which heads of the fused row are q, k and v (see FalconLayout). */
 export function falconHeadMaps(c: ModelConfig): { q: number[]; k: number[]; v: number[] } {
-  const q: number[] = [], k: number[] = [], v: number[] = [];
+  const q: number[] = [],
+    k: number[] = [],
+    v: number[] = [];
   if (c.falcon!.qkv === 'multi-query') {
     for (let h = 0; h < c.heads; h++) q.push(h);
     return { q, k: [c.heads], v: [c.heads + 1] };
@@ -73,7 +83,11 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
   constructor(gpu: Gpu, config: ModelConfig, weights: FalconWeights, rope: RopeTables) {
     super(gpu, config, weights, rope);
     const m = falconHeadMaps(config);
-    this.maps = { q: gpu.tensor([m.q.length], 'u32', Uint32Array.from(m.q)), k: gpu.tensor([m.k.length], 'u32', Uint32Array.from(m.k)), v: gpu.tensor([m.v.length], 'u32', Uint32Array.from(m.v)) };
+    this.maps = {
+      q: gpu.tensor([m.q.length], 'u32', Uint32Array.from(m.q)),
+      k: gpu.tensor([m.k.length], 'u32', Uint32Array.from(m.k)),
+      v: gpu.tensor([m.v.length], 'u32', Uint32Array.from(m.v)),
+    };
   }
 
   private get fusedHeads(): number {
@@ -91,7 +105,13 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
 
   weightTensors(): Tensor[] {
     const w = this.weights;
-    const out = new Set<Tensor>([...halfBuffers(w.embed), ...halfBuffers(w.head), w.lnF.w.words, w.lnF.b.words, ...Object.values(this.maps)]);
+    const out = new Set<Tensor>([
+      ...halfBuffers(w.embed),
+      ...halfBuffers(w.head),
+      w.lnF.w.words,
+      w.lnF.b.words,
+      ...Object.values(this.maps),
+    ]);
     for (const l of w.layers) {
       for (const n of [l.ln, l.lnMlp]) if (n) out.add(n.w.words).add(n.b.words);
       for (const m of [l.qkv, l.dense, l.up, l.down]) for (const t of m.frozenTensors()) out.add(t);
@@ -100,13 +120,25 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
   }
 
   // forward: x → x + attention block + MLP block, both from the layer's norm
-  protected layerForward(l: number, x: Tensor, b: Placement, o: LayerOptions): { out: Tensor; saved: LayerSaved | null } {
+  protected layerForward(
+    l: number,
+    x: Tensor,
+    b: Placement,
+    o: LayerOptions,
+  ): { out: Tensor; saved: LayerSaved | null } {
     const { gpu, config: c } = this;
     const w = this.weights.layers[l];
-    const T = x.shape[0], d = c.headDim, eps = c.norm.eps;
+    const T = x.shape[0],
+      d = c.headDim,
+      eps = c.norm.eps;
     const lora: LayerSaved['lora'] = {};
     const lin = (m: Module, input: Tensor, opt: { y?: Tensor; accumulate?: boolean } = {}) => {
-      const r = w[m].forward(gpu, input, { ...opt, dropout: o.dropout, save: o.save, seed: this.seed(o.step, l, MODULES.indexOf(m)) });
+      const r = w[m].forward(gpu, input, {
+        ...opt,
+        dropout: o.dropout,
+        save: o.save,
+        seed: this.seed(o.step, l, MODULES.indexOf(m)),
+      });
       lora[m] = r.saved;
       return r.y;
     };
@@ -136,7 +168,9 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
   protected layerBackward(l: number, x: Tensor, s: LayerSaved, dOut: Tensor, b: Placement, step: number): Tensor {
     const { gpu, config: c } = this;
     const w = this.weights.layers[l];
-    const T = x.shape[0], d = c.headDim, eps = c.norm.eps;
+    const T = x.shape[0],
+      d = c.headDim,
+      eps = c.norm.eps;
     const back = (m: Module, dy: Tensor, dx?: Tensor) =>
       w[m].backward(gpu, dy, s.lora[m] ?? null, { dx, accumulate: !!dx, seed: this.seed(step, l, MODULES.indexOf(m)) });
     // MLP: out += down(gelu(up(m)))

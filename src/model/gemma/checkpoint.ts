@@ -8,7 +8,10 @@ import type { GemmaLayerWeights, GemmaWeights } from './layer';
 type Module = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
 
 export function gemmaLinears(c: ModelConfig): Record<string, LinearModule & { key: Module }> {
-  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim, H = c.hidden, I = c.intermediate;
+  const qd = c.heads * c.headDim,
+    kvd = c.kvHeads * c.headDim,
+    H = c.hidden,
+    I = c.intermediate;
   return {
     q_proj: { path: 'self_attn.q_proj', shape: [qd, H], key: 'q' },
     k_proj: { path: 'self_attn.k_proj', shape: [kvd, H], key: 'k' },
@@ -20,7 +23,12 @@ export function gemmaLinears(c: ModelConfig): Record<string, LinearModule & { ke
   };
 }
 
-const NORMS = ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm'];
+const NORMS = [
+  'input_layernorm',
+  'post_attention_layernorm',
+  'pre_feedforward_layernorm',
+  'post_feedforward_layernorm',
+];
 
 export function gemmaTensors(c: ModelConfig): Map<string, number[]> {
   const m = new Map<string, number[]>();
@@ -52,14 +60,19 @@ export function renameGemma(name: string, c: ModelConfig): string | null {
   return name;
 }
 
-export function assembleGemma(c: ModelConfig, { vec, mat, lin }: Parts): { weights: GemmaWeights; linears: LoraLinear[] } {
+export function assembleGemma(
+  c: ModelConfig,
+  { vec, mat, lin }: Parts,
+): { weights: GemmaWeights; linears: LoraLinear[] } {
   const linears: LoraLinear[] = [];
   const layers: GemmaLayerWeights[] = [];
   for (let l = 0; l < c.layers; l++) {
     const p = layerPrefix(c, l);
     const layer = {
-      inputNorm: vec(`${p}.input_layernorm.weight`), postAttnNorm: vec(`${p}.post_attention_layernorm.weight`),
-      preFfNorm: vec(`${p}.pre_feedforward_layernorm.weight`), postFfNorm: vec(`${p}.post_feedforward_layernorm.weight`),
+      inputNorm: vec(`${p}.input_layernorm.weight`),
+      postAttnNorm: vec(`${p}.post_attention_layernorm.weight`),
+      preFfNorm: vec(`${p}.pre_feedforward_layernorm.weight`),
+      postFfNorm: vec(`${p}.post_feedforward_layernorm.weight`),
       ...(c.qkNorm ? { qNorm: vec(`${p}.self_attn.q_norm.weight`), kNorm: vec(`${p}.self_attn.k_norm.weight`) } : {}),
     } as GemmaLayerWeights;
     for (const { path, key } of Object.values(gemmaLinears(c))) {

@@ -3,8 +3,15 @@
 import { showValue } from '../../formats/show';
 import { halfBitsToFloat, toBF16Bits } from '../../quant/half';
 import {
-  fieldReaders, parseRopeScaling, readDecoder, CONFIG_LIMITS,
-  type Fail, type Fields, type ModelConfig, type Rope, type RawConfig,
+  fieldReaders,
+  parseRopeScaling,
+  readDecoder,
+  CONFIG_LIMITS,
+  type Fail,
+  type Fields,
+  type ModelConfig,
+  type Rope,
+  type RawConfig,
 } from '../config';
 
 /**
@@ -12,10 +19,24 @@ import {
  * out (gemma-3-4b-it writes only a few of them).
  */
 const GEMMA3_TEXT_DEFAULTS: RawConfig = {
-  vocab_size: 262208, hidden_size: 2304, intermediate_size: 9216, num_hidden_layers: 26, num_attention_heads: 8,
-  num_key_value_heads: 4, head_dim: 256, hidden_activation: 'gelu_pytorch_tanh', max_position_embeddings: 131072,
-  rms_norm_eps: 1e-6, bos_token_id: 2, eos_token_id: 1, tie_word_embeddings: true, rope_theta: 1_000_000,
-  query_pre_attn_scalar: 256, sliding_window: 4096, rope_local_base_freq: 10_000, sliding_window_pattern: 6,
+  vocab_size: 262208,
+  hidden_size: 2304,
+  intermediate_size: 9216,
+  num_hidden_layers: 26,
+  num_attention_heads: 8,
+  num_key_value_heads: 4,
+  head_dim: 256,
+  hidden_activation: 'gelu_pytorch_tanh',
+  max_position_embeddings: 131072,
+  rms_norm_eps: 1e-6,
+  bos_token_id: 2,
+  eos_token_id: 1,
+  tie_word_embeddings: true,
+  rope_theta: 1_000_000,
+  query_pre_attn_scalar: 256,
+  sliding_window: 4096,
+  rope_local_base_freq: 10_000,
+  sliding_window_pattern: 6,
 };
 
 export function parseGemmaConfig(c: RawConfig, f: Fields, fail: Fail, modelType: string): ModelConfig {
@@ -72,8 +93,10 @@ function gemmaLocalLayers(c: RawConfig, f: Fields, fail: Fail, layers: number, g
   if (types != null) {
     const kinds = ['sliding_attention', 'full_attention'];
     if (!Array.isArray(types) || types.length !== layers || !types.every((t) => kinds.includes(t as string))) {
-      throw fail(`layer_types must name sliding_attention or full_attention for each of the ${layers} layers, ` +
-        `got ${showValue(types)}`);
+      throw fail(
+        `layer_types must name sliding_attention or full_attention for each of the ${layers} layers, ` +
+          `got ${showValue(types)}`,
+      );
     }
     return types.map((t) => t === 'sliding_attention');
   }
@@ -93,7 +116,8 @@ function parseGemmaRopes(c: RawConfig, f: Fields, fail: Fail, gemma3: boolean): 
     const p = params as Record<string, unknown>;
     const one = (key: string): Rope => {
       const r = p[key];
-      if (typeof r !== 'object' || r === null) throw fail(`rope_parameters.${key} must be an object, got ${showValue(r)}`);
+      if (typeof r !== 'object' || r === null)
+        throw fail(`rope_parameters.${key} must be an object, got ${showValue(r)}`);
       const g = fieldReaders(r as RawConfig, (what) => fail(`rope_parameters.${key}: ${what}`));
       return { theta: g.real('rope_theta', null), scaling: parseRopeScaling(r, fail) };
     };

@@ -31,8 +31,13 @@ export interface GemmaLayerWeights {
   /** Gemma 3's q_norm and k_norm: [head_dim] each, shared by the heads. */
   qNorm?: HalfVector;
   kNorm?: HalfVector;
-  q: LoraLinear; k: LoraLinear; v: LoraLinear; o: LoraLinear;
-  gate: LoraLinear; up: LoraLinear; down: LoraLinear;
+  q: LoraLinear;
+  k: LoraLinear;
+  v: LoraLinear;
+  o: LoraLinear;
+  gate: LoraLinear;
+  up: LoraLinear;
+  down: LoraLinear;
 }
 
 export interface GemmaWeights extends BaseWeights {
@@ -44,10 +49,22 @@ const MODULES = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 type Module = (typeof MODULES)[number];
 
 interface LayerSaved {
-  a: Tensor; q: Tensor; k: Tensor; v: Tensor; P: Tensor; attn: Tensor; ao: Tensor;
+  a: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  P: Tensor;
+  attn: Tensor;
+  ao: Tensor;
   /** Gemma 3: q and k before their per-head norms (null without them). */
-  qPre: Tensor | null; kPre: Tensor | null;
-  x2: Tensor; m: Tensor; g: Tensor; u: Tensor; h: Tensor; d: Tensor;
+  qPre: Tensor | null;
+  kPre: Tensor | null;
+  x2: Tensor;
+  m: Tensor;
+  g: Tensor;
+  u: Tensor;
+  h: Tensor;
+  d: Tensor;
   lora: Partial<Record<Module, LoraSaved | null>>;
 }
 
@@ -73,7 +90,8 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     const w = this.weights;
     const out = new Set<Tensor>([...halfBuffers(w.embed), ...halfBuffers(w.head), w.norm.words]);
     for (const l of w.layers) {
-      for (const n of [l.inputNorm, l.postAttnNorm, l.preFfNorm, l.postFfNorm, l.qNorm, l.kNorm]) if (n) out.add(n.words);
+      for (const n of [l.inputNorm, l.postAttnNorm, l.preFfNorm, l.postFfNorm, l.qNorm, l.kNorm])
+        if (n) out.add(n.words);
       for (const m of [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]) for (const t of m.frozenTensors()) out.add(t);
     }
     return [...out];
@@ -98,13 +116,23 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     return this.normBackward(gpu.view(x, 0, [T * n, d]), w, gpu.view(dy, 0, [T * n, d]));
   }
 
-  protected layerForward(l: number, x: Tensor, b: Placement, o: LayerOptions): { out: Tensor; saved: LayerSaved | null } {
+  protected layerForward(
+    l: number,
+    x: Tensor,
+    b: Placement,
+    o: LayerOptions,
+  ): { out: Tensor; saved: LayerSaved | null } {
     const { gpu, config: c } = this;
     const w = this.weights.layers[l];
-    const T = x.shape[0], d = c.headDim;
+    const T = x.shape[0],
+      d = c.headDim;
     const lora: LayerSaved['lora'] = {};
     const lin = (m: Module, input: Tensor) => {
-      const r = w[m].forward(gpu, input, { dropout: o.dropout, save: o.save, seed: this.seed(o.step, l, MODULES.indexOf(m)) });
+      const r = w[m].forward(gpu, input, {
+        dropout: o.dropout,
+        save: o.save,
+        seed: this.seed(o.step, l, MODULES.indexOf(m)),
+      });
       lora[m] = r.saved;
       return r.y;
     };
@@ -112,8 +140,10 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     let q = gpu.view(lin('q', a), 0, [T, c.heads, d]);
     let k = gpu.view(lin('k', a), 0, [T, c.kvHeads, d]);
     const v = gpu.view(lin('v', a), 0, [T, c.kvHeads, d]);
-    let qPre: Tensor | null = null, kPre: Tensor | null = null;
-    if (w.qNorm && w.kNorm) { // Gemma 3, before RoPE; the values before the norm are kept for backward
+    let qPre: Tensor | null = null,
+      kPre: Tensor | null = null;
+    if (w.qNorm && w.kNorm) {
+      // Gemma 3, before RoPE; the values before the norm are kept for backward
       [qPre, kPre] = [q, k];
       q = this.headNorm(q, w.qNorm);
       k = this.headNorm(k, w.kNorm);
@@ -144,7 +174,8 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
   protected layerBackward(l: number, x: Tensor, s: LayerSaved, dOut: Tensor, b: Placement, step: number): Tensor {
     const { gpu, config: c } = this;
     const w = this.weights.layers[l];
-    const T = x.shape[0], d = c.headDim;
+    const T = x.shape[0],
+      d = c.headDim;
     const back = (m: Module, dy: Tensor, dx?: Tensor) =>
       w[m].backward(gpu, dy, s.lora[m] ?? null, { dx, accumulate: !!dx, seed: this.seed(step, l, MODULES.indexOf(m)) });
     // out = x2 + norm_postff(down(geglu(gate(m), up(m)))),  m = norm_preff(x2)
@@ -164,7 +195,8 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     ropeBackward(gpu, g.dq, b.positions, rope);
     ropeBackward(gpu, g.dk, b.positions, rope);
     const temps: Tensor[] = [];
-    if (w.qNorm && w.kNorm) { // Gemma 3: through the per-head norms, from the saved pre-norm q and k
+    if (w.qNorm && w.kNorm) {
+      // Gemma 3: through the per-head norms, from the saved pre-norm q and k
       temps.push(g.dq, g.dk);
       g.dq = this.headNormBackward(s.qPre!, w.qNorm, g.dq);
       g.dk = this.headNormBackward(s.kPre!, w.kNorm, g.dk);

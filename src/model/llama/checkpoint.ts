@@ -7,22 +7,25 @@ import type { LayerWeights, LlamaWeights } from './layer';
 
 /** The layer's linear modules, by PEFT's name: q, k, v and gate, up apart, or fused as Phi-3 has them. */
 export function llamaLinears(c: ModelConfig): Record<string, LinearModule & { key: keyof LayerWeights }> {
-  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim, H = c.hidden, I = c.intermediate;
+  const qd = c.heads * c.headDim,
+    kvd = c.kvHeads * c.headDim,
+    H = c.hidden,
+    I = c.intermediate;
   return {
     ...(c.fused.qkv
       ? { qkv_proj: { path: 'self_attn.qkv_proj', shape: [qd + 2 * kvd, H], key: 'qkv' as const } }
       : {
-        q_proj: { path: 'self_attn.q_proj', shape: [qd, H], key: 'q' as const },
-        k_proj: { path: 'self_attn.k_proj', shape: [kvd, H], key: 'k' as const },
-        v_proj: { path: 'self_attn.v_proj', shape: [kvd, H], key: 'v' as const },
-      }),
+          q_proj: { path: 'self_attn.q_proj', shape: [qd, H], key: 'q' as const },
+          k_proj: { path: 'self_attn.k_proj', shape: [kvd, H], key: 'k' as const },
+          v_proj: { path: 'self_attn.v_proj', shape: [kvd, H], key: 'v' as const },
+        }),
     o_proj: { path: 'self_attn.o_proj', shape: [H, qd], key: 'o' },
     ...(c.fused.gateUp
       ? { gate_up_proj: { path: 'mlp.gate_up_proj', shape: [2 * I, H], key: 'gateUp' as const } }
       : {
-        gate_proj: { path: 'mlp.gate_proj', shape: [I, H], key: 'gate' as const },
-        up_proj: { path: 'mlp.up_proj', shape: [I, H], key: 'up' as const },
-      }),
+          gate_proj: { path: 'mlp.gate_proj', shape: [I, H], key: 'gate' as const },
+          up_proj: { path: 'mlp.up_proj', shape: [I, H], key: 'up' as const },
+        }),
     down_proj: { path: 'mlp.down_proj', shape: [H, I], key: 'down' },
   };
 }
@@ -30,7 +33,8 @@ export function llamaLinears(c: ModelConfig): Record<string, LinearModule & { ke
 /** Every tensor name the config implies, with its shape. */
 export function llamaTensors(c: ModelConfig): Map<string, number[]> {
   const m = new Map<string, number[]>();
-  const qd = c.heads * c.headDim, kvd = c.kvHeads * c.headDim;
+  const qd = c.heads * c.headDim,
+    kvd = c.kvHeads * c.headDim;
   m.set(`${c.prefix}embed_tokens.weight`, [c.vocab, c.hidden]);
   m.set(`${c.prefix}norm.weight`, [c.hidden]);
   if (!c.tieEmbeddings) m.set('lm_head.weight', [c.vocab, c.hidden]);
@@ -48,15 +52,20 @@ export function llamaTensors(c: ModelConfig): Map<string, number[]> {
   return m;
 }
 
-export function assembleLlama(c: ModelConfig, { vec, mat, lin }: Parts): { weights: LlamaWeights; linears: LoraLinear[] } {
+export function assembleLlama(
+  c: ModelConfig,
+  { vec, mat, lin }: Parts,
+): { weights: LlamaWeights; linears: LoraLinear[] } {
   const linears: LoraLinear[] = [];
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.layers; l++) {
     const p = layerPrefix(c, l);
     const layer = {
-      inputNorm: vec(`${p}.input_layernorm.weight`), postNorm: vec(`${p}.post_attention_layernorm.weight`),
+      inputNorm: vec(`${p}.input_layernorm.weight`),
+      postNorm: vec(`${p}.post_attention_layernorm.weight`),
     } as LayerWeights;
-    if (c.qkNorm) { // Qwen3
+    if (c.qkNorm) {
+      // Qwen3
       Object.assign(layer, { qNorm: vec(`${p}.self_attn.q_norm.weight`), kNorm: vec(`${p}.self_attn.k_norm.weight`) });
     }
     for (const { path, key } of Object.values(llamaLinears(c))) {

@@ -2,21 +2,33 @@
 // SmolLM3 share one layer and differ in a few flags, read here per model_type.
 import { showValue } from '../../formats/show';
 import {
-  parseRopeScaling, plainLayers, readDecoder, readLayerFlags, CONFIG_LIMITS,
-  type Fail, type Fields, type ModelConfig, type RawConfig,
+  parseRopeScaling,
+  plainLayers,
+  readDecoder,
+  readLayerFlags,
+  CONFIG_LIMITS,
+  type Fail,
+  type Fields,
+  type ModelConfig,
+  type RawConfig,
 } from '../config';
 
 /** One Llama-family config.json; `modelType` picks the variant's flags. */
 export function parseLlamaConfig(c: RawConfig, f: Fields, fail: Fail, modelType: string): ModelConfig {
-  const qwen3 = modelType === 'qwen3', phi3 = modelType === 'phi3', smollm3 = modelType === 'smollm3';
+  const qwen3 = modelType === 'qwen3',
+    phi3 = modelType === 'phi3',
+    smollm3 = modelType === 'smollm3';
   // Qwen3Config's head_dim defaults to 128, not hidden / heads (its checkpoints all write it out)
   const d = readDecoder(c, f, fail, qwen3 ? 128 : undefined);
   const act = c.hidden_act ?? 'silu';
   if (act !== 'silu') throw fail(`hidden_act ${showValue(act)} is not supported for ${modelType}; expected silu`);
   // a window of at least one token, or none (null); Qwen2, Qwen3 and SmolLM3 use theirs only with use_sliding_window
   const optionalWindow = modelType === 'mistral' || phi3;
-  const slidingWindow = optionalWindow ? f.optionalInt('sliding_window', CONFIG_LIMITS.positions)
-    : f.bool('use_sliding_window', false) ? f.int('sliding_window', CONFIG_LIMITS.positions) : null;
+  const slidingWindow = optionalWindow
+    ? f.optionalInt('sliding_window', CONFIG_LIMITS.positions)
+    : f.bool('use_sliding_window', false)
+      ? f.int('sliding_window', CONFIG_LIMITS.positions)
+      : null;
   const attentionBias = f.bool('attention_bias', false);
   return {
     modelType,

@@ -8,8 +8,12 @@ import type { LlamaWeights } from './layer';
 export const llamaFamily: Family<LlamaWeights> = {
   name: 'llama',
   configs: {
-    llama: parseLlamaConfig, mistral: parseLlamaConfig, qwen2: parseLlamaConfig, qwen3: parseLlamaConfig,
-    phi3: parseLlamaConfig, smollm3: parseLlamaConfig,
+    llama: parseLlamaConfig,
+    mistral: parseLlamaConfig,
+    qwen2: parseLlamaConfig,
+    qwen3: parseLlamaConfig,
+    phi3: parseLlamaConfig,
+    smollm3: parseLlamaConfig,
   },
   linears: llamaLinears,
   tensors: llamaTensors,

@@ -52,10 +52,20 @@ const MODULES = ['q', 'k', 'v', 'o', 'gate', 'up', 'down', 'qkv', 'gateUp'] as c
 type Module = (typeof MODULES)[number];
 
 interface LayerSaved {
-  a: Tensor; q: Tensor; k: Tensor; v: Tensor; P: Tensor; attn: Tensor;
+  a: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  P: Tensor;
+  attn: Tensor;
   /** Qwen3: q and k before their per-head norms (null without them). */
-  qPre: Tensor | null; kPre: Tensor | null;
-  x2: Tensor; m: Tensor; g: Tensor; u: Tensor; h: Tensor;
+  qPre: Tensor | null;
+  kPre: Tensor | null;
+  x2: Tensor;
+  m: Tensor;
+  g: Tensor;
+  u: Tensor;
+  h: Tensor;
   lora: Partial<Record<Module, LoraSaved | null>>;
   /** Every tensor the layer made for backward (views excluded), P and LoRA's aside. */
   owned: Tensor[];
@@ -67,9 +77,18 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
 
   private fusedMaps(): Record<'q' | 'k' | 'v' | 'gate' | 'up', Tensor> {
     const { gpu, config: c } = this;
-    const range = (from: number, n: number) => gpu.tensor([n], 'u32', Uint32Array.from({ length: n }, (_, i) => from + i));
+    const range = (from: number, n: number) =>
+      gpu.tensor(
+        [n],
+        'u32',
+        Uint32Array.from({ length: n }, (_, i) => from + i),
+      );
     this.maps ??= {
-      q: range(0, c.heads), k: range(c.heads, c.kvHeads), v: range(c.heads + c.kvHeads, c.kvHeads), gate: range(0, 1), up: range(1, 1),
+      q: range(0, c.heads),
+      k: range(c.heads, c.kvHeads),
+      v: range(c.heads + c.kvHeads, c.kvHeads),
+      gate: range(0, 1),
+      up: range(1, 1),
     };
     return this.maps;
   }
@@ -88,7 +107,8 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     for (const l of w.layers) {
       out.add(l.inputNorm.words).add(l.postNorm.words);
       for (const n of [l.qNorm, l.kNorm]) if (n) out.add(n.words);
-      for (const m of [l.q, l.k, l.v, l.qkv, l.o, l.gate, l.up, l.gateUp, l.down]) for (const t of m?.frozenTensors() ?? []) out.add(t);
+      for (const m of [l.q, l.k, l.v, l.qkv, l.o, l.gate, l.up, l.gateUp, l.down])
+        for (const t of m?.frozenTensors() ?? []) out.add(t);
     }
     for (const t of Object.values(this.maps ?? {})) out.add(t);
     return [...out];
@@ -98,13 +118,23 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
 
   // forward: x → x + attention block → + MLP block. `dropout` for training; `save` keeps the
   // intermediates for backward (the recompute), otherwise they are freed at once.
-  protected layerForward(l: number, x: Tensor, b: Placement, o: LayerOptions): { out: Tensor; saved: LayerSaved | null } {
+  protected layerForward(
+    l: number,
+    x: Tensor,
+    b: Placement,
+    o: LayerOptions,
+  ): { out: Tensor; saved: LayerSaved | null } {
     const { gpu, config: c } = this;
     const w = this.weights.layers[l];
     const T = x.shape[0];
     const lora: LayerSaved['lora'] = {};
     const lin = (m: Module, input: Tensor, opt: { y?: Tensor; accumulate?: boolean } = {}) => {
-      const r = w[m]!.forward(gpu, input, { ...opt, dropout: o.dropout, save: o.save, seed: this.seed(o.step, l, MODULES.indexOf(m)) });
+      const r = w[m]!.forward(gpu, input, {
+        ...opt,
+        dropout: o.dropout,
+        save: o.save,
+        seed: this.seed(o.step, l, MODULES.indexOf(m)),
+      });
       lora[m] = r.saved;
       return r.y;
     };
@@ -128,7 +158,8 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     }
     // Qwen3: each head's q and k through an RMSNorm over its d values ([T·heads, d] rows), before
     // RoPE; the values before the norm are kept for its backward
-    let qPre: Tensor | null = null, kPre: Tensor | null = null;
+    let qPre: Tensor | null = null,
+      kPre: Tensor | null = null;
     if (w.qNorm && w.kNorm) {
       [qPre, kPre] = [q, k];
       q = own(this.headNorm(q, w.qNorm));
@@ -172,7 +203,11 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     const w = this.weights.layers[l];
     const T = x.shape[0];
     const back = (m: Module, dy: Tensor, dx?: Tensor) =>
-      w[m]!.backward(gpu, dy, s.lora[m] ?? null, { dx, accumulate: !!dx, seed: this.seed(step, l, MODULES.indexOf(m)) });
+      w[m]!.backward(gpu, dy, s.lora[m] ?? null, {
+        dx,
+        accumulate: !!dx,
+        seed: this.seed(step, l, MODULES.indexOf(m)),
+      });
     const temps: Tensor[] = [];
     // x_out = x2 + down(swiglu(gate(m), up(m))),  m = rmsnorm(x2)
     const dh = back('down', dOut);
@@ -200,7 +235,8 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       ropeBackward(gpu, g.dq, b.positions, rope);
       ropeBackward(gpu, g.dk, b.positions, rope);
     }
-    if (w.qNorm && w.kNorm) { // Qwen3: through the per-head norms, from the saved pre-norm q and k
+    if (w.qNorm && w.kNorm) {
+      // Qwen3: through the per-head norms, from the saved pre-norm q and k
       temps.push(g.dq, g.dk);
       g.dq = this.headNormBackward(s.qPre!, w.qNorm, g.dq);
       g.dk = this.headNormBackward(s.kPre!, w.kNorm, g.dk);
@@ -243,7 +279,6 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       eps: this.config.norm.eps,
     });
   }
-
 }
 
 function releaseSaved(s: LayerSaved, all: boolean): void {
