@@ -14,7 +14,9 @@ override ACCUMULATE: bool = false;
 override A_K_CONTIGUOUS: bool = !TRANS_A;
 override B_K_CONTIGUOUS: bool = TRANS_B;
 
-struct Params { M: u32, N: u32, K: u32, alpha: f32, sA: u32, sB: u32, sC: u32, lda: u32, ldb: u32, ldc: u32, groupB: u32 }
+struct Params {
+  M: u32, N: u32, K: u32, alpha: f32, sA: u32, sB: u32, sC: u32, lda: u32, ldb: u32, ldc: u32, groupB: u32,
+}
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;

@@ -1,5 +1,6 @@
-// `npm test`: system packages, then the Node kernel tests (vitest on Dawn + SwiftShader), then
-// the browser tests (Playwright on headless chromium). Ends with one line, "N passed, M failed".
+// `npm test`: system packages, the typecheck and the house style, then the Node kernel tests (vitest on
+// Dawn + SwiftShader), then the browser tests (Playwright on headless chromium). Ends with one line,
+// "N passed, M failed".
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 
@@ -10,6 +11,13 @@ if (run('bash', ['tests/setup/system-deps.sh']) !== 0) process.exit(1);
 mkdirSync('test-results', { recursive: true });
 if (run('npx', ['tsc', '--noEmit', '-p', '.']) !== 0) {
   console.log('\ntypecheck failed\n0 passed, 1 failed');
+  process.exit(1);
+}
+
+// the house style, configured once (biome.jsonc): formatting and lint, and no line over 120 characters
+// that the formatter could not wrap (scripts/long-lines.mjs lists them)
+if (run('npx', ['biome', 'ci', '--error-on-warnings', '.']) !== 0 || run('node', ['scripts/long-lines.mjs']) !== 0) {
+  console.log('\nlint failed: run npm run format, then fix what biome and long-lines list\n0 passed, 1 failed');
   process.exit(1);
 }
 

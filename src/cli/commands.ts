@@ -40,7 +40,9 @@ const DATA: FlagSpecs = {
   dataset_name: {
     type: 'string',
     required: true,
-    help: 'a Hub data set id, or a local .jsonl, .json, .csv, .parquet or .txt file, or a folder of them (files split by their names: train, validation, test)',
+    help:
+      'a Hub data set id, or a local .jsonl, .json, .csv, .parquet or .txt file, or a folder of them (files ' +
+      'split by their names: train, validation, test)',
   },
   dataset_train_split: { type: 'string', default: 'train', choices: SPLITS, help: 'the split to train on' },
   dataset_test_split: {
@@ -60,7 +62,9 @@ const DATA: FlagSpecs = {
     type: 'string',
     default: 'bfd',
     choices: ['bfd', 'wrapped'],
-    help: 'bfd: best-fit bins, each example its own sequence (positions restart, attention stays inside it); wrapped: all examples end to end, cut every max_length',
+    help:
+      'bfd: best-fit bins, each example its own sequence (positions restart, attention stays inside it); ' +
+      'wrapped: all examples end to end, cut every max_length',
   },
   completion_only_loss: {
     type: 'bool',
@@ -99,7 +103,9 @@ export const TRAIN: FlagSpecs = {
   lora_target_modules: {
     type: 'list',
     default: null,
-    help: "modules to adapt (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj), or all-linear; PEFT's default for the model (q_proj v_proj) otherwise",
+    help:
+      "modules to adapt (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj), or all-linear; PEFT's " +
+      'default for the model (q_proj v_proj) otherwise',
   },
   use_rslora: { type: 'bool', default: false, help: 'scale by alpha / sqrt(r) (rank-stabilised LoRA)' },
   learning_rate: { type: 'number', default: 2e-5, help: "AdamW's peak learning rate" },

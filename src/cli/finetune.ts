@@ -122,7 +122,8 @@ async function openModel(
   r.endProgress();
   const c = session.config;
   r.info(
-    `model: ${c.modelType}, ${c.layers} layers, hidden ${c.hidden}, vocab ${c.vocab}; linear weights ${f.load_in_4bit ? 'NF4' : '16-bit'}`,
+    `model: ${c.modelType}, ${c.layers} layers, hidden ${c.hidden}, vocab ${c.vocab}; linear weights ` +
+      `${f.load_in_4bit ? 'NF4' : '16-bit'}`,
   );
   return { session, tokenizer, generation };
 }
@@ -209,20 +210,24 @@ async function loadData(
     ? `${st.blocks} blocks of up to ${s.max_length} (${s.packing_strategy} packing)`
     : `${st.blocks} sequences`;
   r.info(
-    `data: ${d.files.join(', ')}: ${st.examples} examples (${d.kind.replace(/_/g, ' ')}), ${st.keptTokens} tokens → ${layout}; ${st.targets} tokens with a loss target`,
+    `data: ${d.files.join(', ')}: ${st.examples} examples (${d.kind.replace(/_/g, ' ')}), ${st.keptTokens} ` +
+      `tokens → ${layout}; ${st.targets} tokens with a loss target`,
   );
   if (st.truncated)
     r.info(
-      `data: ${st.truncated} examples longer than ${s.max_length} tokens truncated (${st.tokens - st.keptTokens} tokens dropped)`,
+      `data: ${st.truncated} examples longer than ${s.max_length} tokens truncated ` +
+        `(${st.tokens - st.keptTokens} tokens dropped)`,
     );
   const padding = paddingSaved(st);
   r.info(
-    `data: micro-batches of ${s.batch} examples padded to their longest would hold ${padding.unpacked} pad tokens of ${st.paddedUnpacked}` +
+    `data: micro-batches of ${s.batch} examples padded to their longest would hold ${padding.unpacked} pad ` +
+      `tokens of ${st.paddedUnpacked}` +
       (s.packing ? `; packed, ${padding.packed} of ${st.paddedPacked} (packing saves ${padding.saved})` : ''),
   );
   const pad = padToken(tokenizer);
   r.info(
-    `data: pad token ${pad.token ?? 'none'}${pad.from === 'eos' ? ' (EOS, as the worked example sets it)' : ''}; batches are laid end to end, never padded`,
+    `data: pad token ${pad.token ?? 'none'}${pad.from === 'eos' ? ' (EOS, as the worked example sets it)' : ''}; ` +
+      'batches are laid end to end, never padded',
   );
   if (d.eval)
     r.info(`evaluation: ${d.eval.examples.length} examples from ${d.eval.source} → ${d.eval.blocks.length} blocks`);
@@ -348,7 +353,8 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
       await save(state).then(
         () =>
           r.warn(
-            `training stopped by an error (after logged step ${lastStep}); the adapter trained so far is saved in ${dir}`,
+            `training stopped by an error (after logged step ${lastStep}); the adapter trained so far is saved ` +
+              `in ${dir}`,
           ),
         (saveError: Error) =>
           r.warn(`training stopped by an error, and the adapter could not be saved either (${saveError.message})`),
@@ -372,7 +378,8 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
       train_runtime: round(summary.train_runtime, 3),
       output_dir: dir,
     },
-    `trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: train_loss ${summary.train_loss.toFixed(4)}; adapter saved to ${dir}`,
+    `trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: train_loss ` +
+      `${summary.train_loss.toFixed(4)}; adapter saved to ${dir}`,
   );
 }
 
@@ -475,7 +482,8 @@ async function preview(f: FlagValues, r: Reporter): Promise<void> {
   });
   r.result(
     { format: data.kind, ...data.stats },
-    `${data.stats.blocks} blocks in all; ${shown.length} shown. ${isTty() ? 'Dim' : 'Text in «»'}: no loss taken; ┃ : a new sequence (attention does not cross it).`,
+    `${data.stats.blocks} blocks in all; ${shown.length} shown. ${isTty() ? 'Dim' : 'Text in «»'}: no loss ` +
+      `taken; ┃ : a new sequence (attention does not cross it).`,
   );
 }
 

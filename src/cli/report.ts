@@ -64,7 +64,8 @@ export class Reporter {
     this.stepsAt ??= { time: now, step: log.step }; // the first steps include compiling shaders
     const left = ((maxSteps - log.step) * perStep) / 1000;
     this.line(
-      `step ${log.step}/${maxSteps}  loss ${log.loss.toFixed(4)}  grad_norm ${log.grad_norm.toFixed(4)}  learning_rate ${log.learning_rate.toExponential(3)}  epoch ${log.epoch}  tokens ${log.tokens}`,
+      `step ${log.step}/${maxSteps}  loss ${log.loss.toFixed(4)}  grad_norm ${log.grad_norm.toFixed(4)}  ` +
+        `learning_rate ${log.learning_rate.toExponential(3)}  epoch ${log.epoch}  tokens ${log.tokens}`,
     );
     this.progress('training', log.step, maxSteps, `${(perStep / 1000).toFixed(2)} s/step, ${clock(left)} left`);
   }
@@ -76,7 +77,8 @@ export class Reporter {
     if (this.json) this.out.write(jsonLine(log));
     else
       this.line(
-        `step ${log.step}/${maxSteps}  eval_loss ${log.eval_loss.toFixed(4)}  eval_tokens ${log.eval_tokens}  (${log.eval_runtime.toFixed(1)} s)`,
+        `step ${log.step}/${maxSteps}  eval_loss ${log.eval_loss.toFixed(4)}  eval_tokens ${log.eval_tokens}  ` +
+          `(${log.eval_runtime.toFixed(1)} s)`,
       );
   }
 

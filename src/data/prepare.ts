@@ -62,7 +62,10 @@ export interface PrepareSettings extends SftDataSettings {
   /** The split to train on, and the one to evaluate on (when evaluating). */
   dataset_train_split: SplitName;
   dataset_test_split: SplitName;
-  /** Evaluate: on the test split if the data set has one, else on this fraction of the training rows held out (null: no held-out rows). */
+  /**
+   * Evaluate: on the test split if the data set has one, else on this fraction of the training rows
+   * held out (null: no held-out rows).
+   */
   evaluate: boolean;
   test_size: number | null;
   seed: number;
@@ -95,7 +98,8 @@ export async function prepareData(
   const trainFiles = splits[s.dataset_train_split];
   if (!trainFiles?.length)
     throw new DataError(
-      `the data set has no "${s.dataset_train_split}" split (it has ${Object.keys(splits).join(', ') || 'no data files'})`,
+      `the data set has no "${s.dataset_train_split}" split (it has ` +
+        `${Object.keys(splits).join(', ') || 'no data files'})`,
     );
   const skipped = new SkipCounts();
   let rows = 0; // of the training split
@@ -118,7 +122,8 @@ export async function prepareData(
   } else if (s.evaluate) {
     if (s.test_size === null)
       throw new DataError(
-        `the data set has no "${s.dataset_test_split}" split to evaluate on: hold out part of the training rows (test_size, e.g. 0.1)`,
+        `the data set has no "${s.dataset_test_split}" split to evaluate on: hold out part of the training rows ` +
+          `(test_size, e.g. 0.1)`,
       );
     ({ train, test: evalExamples } = holdOut(all, s.test_size, seededRandom(s.seed)));
     source = `a held-out ${s.test_size} of the training split`;
@@ -127,7 +132,8 @@ export async function prepareData(
   const evalBlocks = evalExamples ? toBlocks(evalExamples, s) : null;
   if (evalBlocks && countTargets(evalBlocks) === 0) {
     throw new DataError(
-      `the evaluation data (${source}) has no token with a loss target: its examples are all prompt, or truncated to max_length before their completion`,
+      `the evaluation data (${source}) has no token with a loss target: its examples are all prompt, or ` +
+        `truncated to max_length before their completion`,
     );
   }
   return {

@@ -114,7 +114,8 @@ export function detectKind(row: Row, s: Pick<SftDataSettings, 'dataset_text_fiel
   if (s.dataset_text_field in row) return 'text';
   throw new DataError(
     `the first row has none of the columns SFT reads (its columns: ${Object.keys(row).join(', ') || 'none'}): ` +
-      `give a "${s.dataset_text_field}" column (or set --dataset_text_field), "prompt" and "completion", "messages", or "input_ids"`,
+      `give a "${s.dataset_text_field}" column (or set --dataset_text_field), "prompt" and "completion", ` +
+      `"messages", or "input_ids"`,
   );
 }
 
@@ -308,14 +309,20 @@ async function assistantMask(
     if (!turn) continue;
     const [before, through] = turn;
     if (!isPrefix(before) || !isPrefix(through)) {
-      return 'conversations the chat template does not render turn by turn (assistant_only_loss needs each turn to extend the one before)';
+      return (
+        'conversations the chat template does not render turn by turn (assistant_only_loss needs each turn ' +
+        'to extend the one before)'
+      );
     }
     for (let t = before.length; t < through.length; t++) mask[t] = 1;
   }
   return mask.includes(1) ? mask : 'conversations without an assistant turn (assistant_only_loss trains on those only)';
 }
 
-/** ShareGPT's conversations ({from, value}; human, gpt, system) as messages, as TRL's maybe_convert_to_chatml converts them. */
+/**
+ * ShareGPT's conversations ({from, value}; human, gpt, system) as messages, as TRL's
+ * maybe_convert_to_chatml converts them.
+ */
 function shareGpt(v: unknown): Message[] | { reason: string } {
   const roles: Record<string, string> = {
     human: 'user',
@@ -365,7 +372,10 @@ export function truncate(e: Example, length: number): Example {
   return { input_ids: e.input_ids.slice(0, length), ...(e.mask ? { mask: e.mask.slice(0, length) } : {}) };
 }
 
-/** Wrapped packing (trl.pack_dataset "wrapped"): all ids end to end, cut every `length`; the last block may be short. */
+/**
+ * Wrapped packing (trl.pack_dataset "wrapped"): all ids end to end, cut every `length`; the last
+ * block may be short.
+ */
 export function packWrapped(examples: Example[], length: number): Block[] {
   const ids = examples.flatMap((e) => e.input_ids);
   const labels = examples.flatMap(labelsOf);
@@ -468,7 +478,8 @@ export function sequenceLengths(b: Block): number[] {
 export function padToken(tok: TextTokenizer): { token: string | null; id: number | null; from: 'tokenizer' | 'eos' } {
   const own = tok.pad_token_id !== undefined && tok.pad_token_id !== null && tok.pad_token_id !== tok.eos_token_id;
   if (own) return { token: tok.pad_token ?? null, id: tok.pad_token_id!, from: 'tokenizer' };
-  return { token: tok.eos_token ?? null, id: tok.eos_token_id ?? null, from: 'eos' }; // transformers.js may have set it to EOS already
+  // transformers.js may have set it to EOS already
+  return { token: tok.eos_token ?? null, id: tok.eos_token_id ?? null, from: 'eos' };
 }
 
 /** A run of a block's tokens shown alike: all with or all without a loss target, inside one sequence. */
@@ -575,7 +586,10 @@ export function packingStats(examples: Example[], blocks: Block[], s: SftDataSet
   };
 }
 
-/** Counts of example lengths in at most `bins` equal bins from the shortest to the longest: bin i holds [start + i·width, start + (i+1)·width). */
+/**
+ * Counts of example lengths in at most `bins` equal bins from the shortest to the longest: bin i
+ * holds [start + i·width, start + (i+1)·width).
+ */
 export function lengthHistogram(lengths: number[], bins = 20): { start: number; width: number; counts: number[] } {
   let min = Infinity,
     max = -Infinity;

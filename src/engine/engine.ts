@@ -201,7 +201,9 @@ export class Engine {
       problems.push(`it needs ${formatBytes(storeBytes)} of storage; this browser allows ${formatBytes(freeBytes)}`);
     if (memory.largestBuffer > binding) {
       problems.push(
-        `one of its buffers (an NF4 weight, or one layer's attention scores) needs ${formatBytes(memory.largestBuffer)}; this GPU binds at most ${formatBytes(binding)} at once: a shorter max length shrinks the scores`,
+        `one of its buffers (an NF4 weight, or one layer's attention scores) needs ` +
+          `${formatBytes(memory.largestBuffer)}; this GPU binds at most ${formatBytes(binding)} at once: ` +
+          'a shorter max length shrinks the scores',
       );
     }
     return {
@@ -501,5 +503,6 @@ async function hubDataFiles(id: string, hub: HubOptions): Promise<{ name: string
 
 function describePad(tokenizer: TextTokenizer): string {
   const p = padToken(tokenizer);
-  return `${p.token ?? 'none'}${p.id !== null ? ` (id ${p.id})` : ''}${p.from === 'eos' ? ', the EOS token, as the worked example sets it' : ''}`;
+  const id = p.id !== null ? ` (id ${p.id})` : '';
+  return `${p.token ?? 'none'}${id}${p.from === 'eos' ? ', the EOS token, as the worked example sets it' : ''}`;
 }

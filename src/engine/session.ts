@@ -208,7 +208,8 @@ export class Session {
     for (const n of names) {
       if (!this.config.linearModules.includes(n)) {
         throw new AdapterError(
-          `target module "${n}" is not a linear layer of this ${this.config.modelType} model; it has ${this.config.linearModules.join(', ')} (or use all-linear)`,
+          `target module "${n}" is not a linear layer of this ${this.config.modelType} model; it has ` +
+            `${this.config.linearModules.join(', ')} (or use all-linear)`,
         );
       }
     }

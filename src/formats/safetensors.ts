@@ -46,7 +46,8 @@ export function headerLength(first8: Uint8Array, fileSize?: number, file = 'the 
   const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_BYTES)) {
     throw new SafetensorsError(
-      `${file} claims a ${n}-byte header, over the ${MAX_HEADER_BYTES}-byte limit: it is not safetensors, or it is corrupt`,
+      `${file} claims a ${n}-byte header, over the ${MAX_HEADER_BYTES}-byte limit: it is not safetensors, or it ` +
+        `is corrupt`,
     );
   }
   const len = Number(n);

@@ -404,7 +404,8 @@ export class Gpu {
    * training step that repeats its dispatches creates none after the first.
    */
   private bindGroup(kernel: Kernel, buffers: GPUBufferBinding[]): GPUBindGroup {
-    const key = `${kernel.id}|${buffers.map((b) => `${this.bufferId(b.buffer)}@${b.offset ?? 0}+${b.size ?? ''}`).join(',')}`;
+    const bound = buffers.map((b) => `${this.bufferId(b.buffer)}@${b.offset ?? 0}+${b.size ?? ''}`);
+    const key = `${kernel.id}|${bound.join(',')}`;
     let group = this.bindGroups.get(key);
     if (!group) {
       if (this.bindGroups.size >= 4096) this.bindGroups.clear(); // bounded; rebuilt on demand

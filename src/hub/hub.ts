@@ -200,8 +200,10 @@ function statusError(status: number, what: string, hasToken: boolean, offset = 0
   if (status === 401 || status === 403) {
     return new HubError(
       hasToken
-        ? `${what}: the Hub refused the access token (${status}); check that it is valid and that you accepted the model's terms on its page`
-        : `${what}: the Hub asks for an access token (${status}); this repo is gated or private: add a token from huggingface.co/settings/tokens`,
+        ? `${what}: the Hub refused the access token (${status}); check that it is valid and that you accepted ` +
+            `the model's terms on its page`
+        : `${what}: the Hub asks for an access token (${status}); this repo is gated or private: add a token ` +
+            `from huggingface.co/settings/tokens`,
       status,
     );
   }
@@ -209,7 +211,8 @@ function statusError(status: number, what: string, hasToken: boolean, offset = 0
     return new HubError(`${what} was not found on the Hub (404): check the id and the revision`, status);
   if (status === 416)
     return new HubError(
-      `${what}: the Hub refused the resume offset ${offset} (416); the stored part is larger than the file: delete it and download again`,
+      `${what}: the Hub refused the resume offset ${offset} (416); the stored part is larger than the file: ` +
+        `delete it and download again`,
       status,
     );
   return new HubError(`${what}: the Hub answered ${status}; try again later`, status, status >= 500 || status === 429);

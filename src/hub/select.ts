@@ -82,7 +82,8 @@ export async function datasetFiles(
   if (!converted || parquet.length === 0) {
     if (own) return { snapshot: main, files: own };
     throw new HubError(
-      `the data set ${id} has no .jsonl, .json, .csv, .parquet or .txt files, and the Hub has no Parquet conversion of it (${PARQUET_REVISION})`,
+      `the data set ${id} has no .jsonl, .json, .csv, .parquet or .txt files, and the Hub has no Parquet ` +
+        `conversion of it (${PARQUET_REVISION})`,
     );
   }
   const configs = [...new Set(parquet.map((f) => f.path.split('/')[0]))].sort();

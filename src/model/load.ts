@@ -134,7 +134,8 @@ export class GpuTensors {
     const pre = config.prequantized;
     if (pre && !settings.load_in_4bit) {
       throw new CheckpointError(
-        'this checkpoint is bitsandbytes 4-bit already: it loads as NF4 (load_in_4bit true), or use its 16-bit original',
+        'this checkpoint is bitsandbytes 4-bit already: it loads as NF4 (load_in_4bit true), or use its 16-bit ' +
+          'original',
       );
     }
     this.bnb = pre ? new Bnb4bitCollector(pre.doubleQuant, (w) => this.expected.get(w)) : null;
@@ -289,13 +290,15 @@ export class GpuTensors {
     const { halves, linear } = this;
     if (this.bnb?.incomplete.length) {
       throw new CheckpointError(
-        `the checkpoint lacks parts of ${this.bnb.incomplete.length} 4-bit module(s): ${this.bnb.incomplete.slice(0, 3).join(', ')}`,
+        `the checkpoint lacks parts of ${this.bnb.incomplete.length} 4-bit module(s): ` +
+          `${this.bnb.incomplete.slice(0, 3).join(', ')}`,
       );
     }
     const missing = [...this.expected.keys()].filter((n) => !halves.has(n) && !linear.has(n));
     if (missing.length) {
       throw new CheckpointError(
-        `the checkpoint lacks ${missing.length} tensor(s) the config needs: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`,
+        `the checkpoint lacks ${missing.length} tensor(s) the config needs: ` +
+          `${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`,
       );
     }
     const lin = (path: string) => {

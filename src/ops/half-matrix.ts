@@ -46,7 +46,10 @@ export function allocHalf(gpu: Gpu, shape: readonly number[], dtype: HalfDtype, 
   return { shape: [rows, cols], dtype, blocks };
 }
 
-/** Write `bytes` (whole 16-bit values, a multiple of 4 bytes but at the end) at `byteOffset` of the matrix, across blocks. */
+/**
+ * Write `bytes` (whole 16-bit values, a multiple of 4 bytes but at the end) at `byteOffset` of the
+ * matrix, across blocks.
+ */
 export function writeHalf(gpu: Gpu, m: HalfMatrix, bytes: Uint8Array, byteOffset = 0): void {
   const rowBytes = m.shape[1] * 2;
   for (const b of m.blocks) {

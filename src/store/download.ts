@@ -103,7 +103,8 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
   const free = await (o.freeBytes ?? browserFreeBytes)();
   if (free !== null && need > free) {
     throw new QuotaError(
-      `${id} needs ${formatBytes(need)} of storage and this browser allows ${formatBytes(free)} more: free some space (delete cached models) or pick a smaller model`,
+      `${id} needs ${formatBytes(need)} of storage and this browser allows ${formatBytes(free)} more: free some ` +
+        `space (delete cached models) or pick a smaller model`,
     );
   }
   for (const f of manifest.files.filter((x) => x.kind === 'text' && !x.done)) {
@@ -144,7 +145,8 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
     const missing = tensors.missing(Object.keys(manifest.tensors));
     if (missing.length)
       throw new HubError(
-        `${id}'s shards lack ${missing.length} tensor(s) the config needs, e.g. ${missing[0]}: the checkpoint is incomplete`,
+        `${id}'s shards lack ${missing.length} tensor(s) the config needs, e.g. ${missing[0]}: the checkpoint ` +
+          `is incomplete`,
       );
   } finally {
     tensors.release();

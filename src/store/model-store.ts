@@ -105,7 +105,8 @@ export class ModelStore {
     } catch (e) {
       if ((e as Error).name !== 'QuotaExceededError') throw e;
       throw new StorageFullError(
-        `this browser's storage for the page is full, so ${manifest.id} cannot be stored; what was stored is kept: free some space (delete cached models) and resume`,
+        `this browser's storage for the page is full, so ${manifest.id} cannot be stored; what was stored is ` +
+          `kept: free some space (delete cached models) and resume`,
       );
     }
   }

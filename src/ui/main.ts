@@ -227,7 +227,8 @@ async function plan(): Promise<void> {
     ],
     [
       'GPU memory to train',
-      `about ${formatBytes(p.memory.total)} (weights ${formatBytes(p.memory.weights)}, adapter ${formatBytes(p.memory.adapter)}, activations ${formatBytes(p.memory.activations)})`,
+      `about ${formatBytes(p.memory.total)} (weights ${formatBytes(p.memory.weights)}, adapter ` +
+        `${formatBytes(p.memory.adapter)}, activations ${formatBytes(p.memory.activations)})`,
     ],
     ['This device', p.problems.length ? `cannot: ${p.problems.join('; ')}` : 'can hold it'],
   ]);
@@ -247,11 +248,13 @@ async function download(id = input('model-id').value.trim(), endpoint?: string):
         $<HTMLProgressElement>('download-bar').value = p.total ? p.done / p.total : 0;
         const left = p.bytesPerSecond > 0 ? (p.total - p.done) / p.bytesPerSecond : NaN;
         $('download-text').textContent =
-          `${formatBytes(p.done)} of ${formatBytes(p.total)} · ${formatBytes(p.bytesPerSecond)}/s · ${clock(left)} left · ${p.file}`;
+          `${formatBytes(p.done)} of ${formatBytes(p.total)} · ${formatBytes(p.bytesPerSecond)}/s · ` +
+          `${clock(left)} left · ${p.file}`;
       }),
     );
     $('download-text').textContent =
-      `Downloaded and stored ${m.id} (${formatBytes(m.storedBytes)}) in ${((performance.now() - started) / 1000).toFixed(1)} s`;
+      `Downloaded and stored ${m.id} (${formatBytes(m.storedBytes)}) in ` +
+      `${((performance.now() - started) / 1000).toFixed(1)} s`;
     await refreshModels();
     await loadModel(m.key);
   } catch (e) {
@@ -319,7 +322,8 @@ async function prepare(): Promise<void> {
   ); // a file of one's own needs no Hub (nor a valid endpoint)
   const st = s.stats;
   $('data-status').textContent =
-    `${s.files.join(', ')}: ${s.rows} rows → ${st.examples} examples → ${st.blocks} ${packing ? `blocks (${strategy} packing)` : 'sequences'}` +
+    `${s.files.join(', ')}: ${s.rows} rows → ${st.examples} examples → ${st.blocks} ` +
+    `${packing ? `blocks (${strategy} packing)` : 'sequences'}` +
     (s.skipped ? `; skipped ${s.skipped} (${s.skippedWhy})` : '');
   const table = $('data-stats');
   table.hidden = false;
@@ -329,14 +333,18 @@ async function prepare(): Promise<void> {
     ['Format', s.kind.replace(/_/g, ' ')],
     [
       'Tokens',
-      `${st.tokens} tokenized, ${st.keptTokens} kept${st.truncated ? ` (${st.truncated} examples truncated to ${num('max-length')})` : ''}; ${st.targets} with a loss target`,
+      `${st.tokens} tokenized, ${st.keptTokens} kept` +
+        `${st.truncated ? ` (${st.truncated} examples truncated to ${num('max-length')})` : ''}; ` +
+        `${st.targets} with a loss target`,
     ],
     ['Blocks', `${st.blocks} from ${plural(st.examples, 'example')}`],
     [
       'Padding',
-      `batches of ${num('batch')} examples padded to their longest: ${pad.unpacked} pad tokens (${pct(pad.unpackedShare)} of ${st.paddedUnpacked})` +
+      `batches of ${num('batch')} examples padded to their longest: ${pad.unpacked} pad tokens ` +
+        `(${pct(pad.unpackedShare)} of ${st.paddedUnpacked})` +
         (packing
-          ? `; packed: ${pad.packed} (${pct(pad.packedShare)} of ${st.paddedPacked}); packing saves ${pad.saved} pad tokens`
+          ? `; packed: ${pad.packed} (${pct(pad.packedShare)} of ${st.paddedPacked}); packing saves ` +
+            `${pad.saved} pad tokens`
           : ''),
     ],
     ['Pad token', `${s.pad}; batches here are laid end to end and never padded`],
@@ -498,7 +506,8 @@ async function train(): Promise<void> {
       }),
     );
     $('train-status').textContent =
-      `Trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: mean loss ${summary.train_loss.toFixed(4)}.`;
+      `Trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: mean loss ` +
+      `${summary.train_loss.toFixed(4)}.`;
   } finally {
     $<HTMLButtonElement>('stop').disabled = true;
     const pause = $<HTMLButtonElement>('pause-training');
