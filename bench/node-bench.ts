@@ -22,7 +22,8 @@ for (const [out, inF] of small
     ]) {
   const c = await engine.checkKernels(out, inF, 7);
   console.log(
-    `check W [${out}×${inF}]: bytes identical to CPU: ${c.bytesIdentical}, GEMV rel. error ${c.relError.toExponential(2)}`,
+    `check W [${out}×${inF}]: bytes identical to CPU: ${c.bytesIdentical}, ` +
+      `GEMV rel. error ${c.relError.toExponential(2)}`,
   );
 }
 const rows = await benchKernels(gpu, small, async () => null);

@@ -32,11 +32,13 @@ try {
   const result = await page.evaluate(() => window.__bench);
   if ('error' in result) throw new Error(result.error);
   console.log(
-    `\nadapter: ${result.adapter} (${result.size} shapes); peer: @tensorflow/tfjs-backend-webgpu f32 matMul, same shape\n`,
+    `\nadapter: ${result.adapter} (${result.size} shapes); ` +
+      `peer: @tensorflow/tfjs-backend-webgpu f32 matMul, same shape\n`,
   );
   console.log(result.table);
   mkdirSync('bench/results', { recursive: true });
-  const file = `bench/results/${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}-${result.adapter.replace(/\W+/g, '_')}.json`;
+  const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-');
+  const file = `bench/results/${stamp}-${result.adapter.replace(/\W+/g, '_')}.json`;
   writeFileSync(
     file,
     JSON.stringify(

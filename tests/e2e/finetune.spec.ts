@@ -337,7 +337,8 @@ test('prompt/completion and chat files: masks in the preview, packing numbers, e
   await page.getByRole('button', { name: 'Prepare' }).click();
   await expect(page.locator('#data-stats')).toContainText('messages');
   await expect(page.locator('#data-preview .masked').first()).toContainText('### system:\nAnswer briefly.');
-  await expect(page.locator('#data-preview pre').first()).not.toContainText('### Human'); // a fresh data set, not the last
+  // a fresh data set, not the last
+  await expect(page.locator('#data-preview pre').first()).not.toContainText('### Human');
   await shot(page, 'app-data-messages');
   await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(page.locator('#train-status')).toContainText('Trained 4 steps', { timeout: 300_000 });

@@ -23,7 +23,7 @@ beforeAll(async () => {
 });
 
 describe('finetune on prompt/completion and chat data', () => {
-  it('previews the blocks exactly as training prepares them, as JSON and as text with masked tokens marked', async () => {
+  it('previews blocks exactly as training prepares them, as JSON and as text with masked tokens marked', async () => {
     const model = join(root, 'tiny-llama');
     const flags = [
       '--model_name_or_path',
@@ -68,7 +68,7 @@ describe('finetune on prompt/completion and chat data', () => {
     expect(text.stdout).toMatch(/### assistant:\n»[^«]+<\/s>\n/);
   });
 
-  it('trains on prompt/completion rows, evaluating on a held-out part, and on a chat data set with its test split', async () => {
+  it('trains on prompt/completion rows with a held-out eval part, and on chat data with its test split', async () => {
     const model = join(root, 'tiny-llama');
     const train = (dataset: string, extra: string[]) =>
       finetune(

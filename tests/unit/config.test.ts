@@ -167,7 +167,8 @@ describe('config.json', () => {
       defaultLoraTargets: ['q_proj', 'v_proj'],
     });
     expect(c.bias).toEqual({ qkv: false, o: false, mlp: false });
-    expect(moduleShapes(c)).toMatchObject({ q_proj: [2048, 1024], k_proj: [1024, 1024], o_proj: [1024, 2048] }); // [out, in]
+    // [out, in]
+    expect(moduleShapes(c)).toMatchObject({ q_proj: [2048, 1024], k_proj: [1024, 1024], o_proj: [1024, 2048] });
     // 440.5M besides the embedding (the model card's 0.44B non-embedding), q_norm and k_norm [128] included
     expect(parameterCount(c)).toBe(151936 * 1024 + 28 * (15_728_640 + 2 * 1024 + 2 * 128) + 1024);
     expect(estimateStoreBytes(c)).toBe(559_022_080); // NF4 linears (4.5 bits a weight) + the BF16 embedding, once
@@ -184,7 +185,7 @@ describe('config.json', () => {
     expect(parseModelConfig({ ...QWEN3_06B, use_sliding_window: true, sliding_window: 4096 }).slidingWindow).toBe(4096);
   });
 
-  it('scales RoPE frequencies as llama3 does: short wavelengths kept, long ones slowed, the band between blended', () => {
+  it('scales RoPE frequencies as llama3 does: short wavelengths kept, long ones slowed, band between blended', () => {
     const c = parseModelConfig(LLAMA32_1B);
     const plain = ropeInverseFrequencies({ ...c, rope: { ...c.rope, scaling: null } });
     const scaled = ropeInverseFrequencies(c);
@@ -260,7 +261,8 @@ describe('config.json', () => {
       targets: c.linearModules,
       load_in_4bit: true,
     });
-    expect(m.adapter).toBe(32 * 16 * (4544 + 4672 + 4544 + 4544 + 4544 + 18176 + 18176 + 4544) * 16); // params, grads, two moments
+    // params, grads, two moments
+    expect(m.adapter).toBe(32 * 16 * (4544 + 4672 + 4544 + 4544 + 4544 + 18176 + 18176 + 4544) * 16);
     // the BF16 embedding (591 MB) splits into row blocks: what must fit one binding is the
     // attention scores of one layer, 71 heads × 512 × 512 f32, under the spec's 128 MiB
     expect(m.largestBuffer).toBe(71 * 512 * 512 * 4);

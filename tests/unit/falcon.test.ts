@@ -87,8 +87,10 @@ function batchOf(r: () => number, V: number) {
 }
 
 for (const kind of ['falcon', 'falcon-grouped'] as const) {
-  describe(`${kind === 'falcon' ? 'Falcon-7B layout (multi-query)' : 'new_decoder_architecture (KV groups, two norms)'} against float64`, () => {
-    it('loads by transformers names and gives the reference logits, loss and LoRA gradients, in 16 and 4 bits', async () => {
+  const layout =
+    kind === 'falcon' ? 'Falcon-7B layout (multi-query)' : 'new_decoder_architecture (KV groups, two norms)';
+  describe(`${layout} against float64`, () => {
+    it('loads by transformers names; gives reference logits, loss and LoRA gradients, in 16 and 4 bits', async () => {
       const seed = freshSeed();
       const r = rng(seed);
       const dir = join(root, `${kind}-${seed}`);

@@ -77,7 +77,7 @@ async function reference(
 /** Two packed sequences of 6 and 7 tokens, batched as training batches them. */
 
 describe('Gemma 2 against float64', () => {
-  it('loads by transformers names and gives the reference logits, loss and LoRA gradients, in 16 and 4 bits', async () => {
+  it('loads by transformers names; gives the reference logits, loss and LoRA gradients, in 16 and 4 bits', async () => {
     const seed = freshSeed();
     const r = rng(seed);
     const dir = join(root, `gemma-${seed}`);

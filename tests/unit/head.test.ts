@@ -34,7 +34,8 @@ describe('16-bit output head against float64', () => {
     [70, 64, 129, 'F16', 50],
     [3, 13, 1001, 'BF16', 250],
   ] as [number, number, number, HalfDtype, number][]) {
-    it(`z = x Wᵀ, by vocabulary chunks, and dX = dZ W at T=${T} H=${H} V=${V}, ${dtype}${blockRows ? `, in blocks of ${blockRows} rows` : ''}`, async () => {
+    const inBlocks = blockRows ? `, in blocks of ${blockRows} rows` : '';
+    it(`z = x Wᵀ, by vocabulary chunks, and dX = dZ W at T=${T} H=${H} V=${V}, ${dtype}${inBlocks}`, async () => {
       const seed = freshSeed();
       const r = rng(seed);
       const x = randn(r, T * H),

@@ -165,7 +165,7 @@ describe('Hub downloads', () => {
     });
   });
 
-  it('reads a Hub data set lazily: Parquet by byte ranges, a row group at a time; JSONL streamed and checked', async () => {
+  it('reads Hub data lazily: Parquet by byte ranges, a row group at a time; JSONL streamed and checked', async () => {
     const o = { endpoint: hub.url, ...fast };
     const { snapshot, files } = await datasetFiles('tiny-random/guanaco', o);
     const read = async (path: string) => {

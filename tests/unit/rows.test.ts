@@ -20,7 +20,8 @@ describe('16-bit embedding and bias', () => {
     ['BF16', 8],
     ['F16', 6],
   ] as const) {
-    it(`looks up rows and adds a bias exactly, ${dtype}${blockRows ? `, table in blocks of ${blockRows} rows` : ''}`, async () => {
+    const inBlocks = blockRows ? `, table in blocks of ${blockRows} rows` : '';
+    it(`looks up rows and adds a bias exactly, ${dtype}${inBlocks}`, async () => {
       const seed = freshSeed();
       const r = rng(seed);
       const [V, H, T] = [37, 13, 9];

@@ -24,7 +24,8 @@ describe('GPU runtime', () => {
 
   it('compiles each (shader, entry, constants) once', () => {
     const code =
-      '@group(0) @binding(0) var<storage, read_write> a: array<f32>; override K: f32 = 1; @compute @workgroup_size(1) fn main() { a[0] = K; }';
+      '@group(0) @binding(0) var<storage, read_write> a: array<f32>; override K: f32 = 1; ' +
+      '@compute @workgroup_size(1) fn main() { a[0] = K; }';
     expect(gpu.kernel(code, 'main', { K: 2 })).toBe(gpu.kernel(code, 'main', { K: 2 }));
     expect(gpu.kernel(code, 'main', { K: 3 })).not.toBe(gpu.kernel(code, 'main', { K: 2 }));
   });

@@ -80,7 +80,7 @@ describe('formats, as TRL tokenizes them', () => {
     expect(blocks.map((b) => b.labels)).toEqual(blocks.map((b) => b.input_ids)); // every token a target
   });
 
-  it('prompt/completion: the loss on the completion and its EOS only, unless completion_only_loss is false', async () => {
+  it('prompt/completion: loss on the completion and its EOS only, unless completion_only_loss is false', async () => {
     const rows = [{ prompt: 'Q: hi ', completion: 'yo' }];
     const { kind, blocks } = await prepare(rows);
     expect(kind).toBe('prompt_completion');
@@ -90,29 +90,33 @@ describe('formats, as TRL tokenizes them', () => {
     expect(all.blocks[0].labels).toEqual(all.blocks[0].input_ids);
   });
 
-  it('messages: rendered by the chat template (system prompt included), the loss on every turn or on the assistant’s only', async () => {
-    const messages = [
-      { role: 'system', content: 'Be brief.' },
-      { role: 'user', content: 'Hi' },
-      { role: 'assistant', content: 'Hello' },
-      { role: 'user', content: 'Bye' },
-      { role: 'assistant', content: 'Ciao' },
-    ];
-    const { kind, blocks } = await prepare([{ messages }]);
-    expect(kind).toBe('messages');
-    const text = '<s>[system]Be brief.</s>[user]Hi</s>[assistant]Hello</s>[user]Bye</s>[assistant]Ciao</s>';
-    expect(blocks[0].input_ids).toEqual(ids(text)); // no BOS beyond the template's own
-    expect(blocks[0].labels).toEqual(blocks[0].input_ids);
-    const only = await prepare([{ messages }], { assistant_only_loss: true });
-    expect(only.blocks[0].labels).toEqual([
-      ...masked('<s>[system]Be brief.</s>[user]Hi</s>[assistant]'),
-      ...ids('Hello</s>'),
-      ...masked('[user]Bye</s>[assistant]'),
-      ...ids('Ciao</s>'),
-    ]);
-  });
+  it(
+    'messages: rendered by the chat template (system prompt included), ' +
+      'the loss on every turn or on the assistant’s only',
+    async () => {
+      const messages = [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: 'Hello' },
+        { role: 'user', content: 'Bye' },
+        { role: 'assistant', content: 'Ciao' },
+      ];
+      const { kind, blocks } = await prepare([{ messages }]);
+      expect(kind).toBe('messages');
+      const text = '<s>[system]Be brief.</s>[user]Hi</s>[assistant]Hello</s>[user]Bye</s>[assistant]Ciao</s>';
+      expect(blocks[0].input_ids).toEqual(ids(text)); // no BOS beyond the template's own
+      expect(blocks[0].labels).toEqual(blocks[0].input_ids);
+      const only = await prepare([{ messages }], { assistant_only_loss: true });
+      expect(only.blocks[0].labels).toEqual([
+        ...masked('<s>[system]Be brief.</s>[user]Hi</s>[assistant]'),
+        ...ids('Hello</s>'),
+        ...masked('[user]Bye</s>[assistant]'),
+        ...ids('Ciao</s>'),
+      ]);
+    },
+  );
 
-  it("ShareGPT's conversations (from/value) are messages; a conversation with no assistant turn has nothing to learn", async () => {
+  it('ShareGPT conversations (from/value) are messages; one with no assistant turn has nothing to learn', async () => {
     const sharegpt = await prepare(
       [
         {
@@ -171,7 +175,7 @@ describe('formats, as TRL tokenizes them', () => {
     expect(only.blocks[0].labels).toEqual([-100, -100, 7, 8]);
   });
 
-  it('conversational prompt/completion: the prompt with the generation prompt, the loss on the completion', async () => {
+  it('conversational prompt/completion: the prompt with the generation prompt, loss on the completion', async () => {
     const { kind, blocks } = await prepare([
       { prompt: [{ role: 'user', content: 'Hi' }], completion: [{ role: 'assistant', content: 'Yo' }] },
     ]);
@@ -216,7 +220,8 @@ describe('formats, as TRL tokenizes them', () => {
       /none of the columns SFT reads \(its columns: question, answer\)/,
     );
     await expect(prepare([{ text: '' }, { text: 7 }])).rejects.toThrow(
-      'no usable rows: all 2 rows were skipped (1 rows whose "text" is empty, 1 rows whose "text" is not a string). Set --dataset_text_field',
+      'no usable rows: all 2 rows were skipped (1 rows whose "text" is empty, 1 rows whose "text" is not a string). ' +
+        'Set --dataset_text_field',
     );
     await expect(prepare([{ prompt: 'a', completion: 3 }])).rejects.toThrow(
       /no usable rows: all 1 rows were skipped \(1 rows whose "completion" is not a string\)\.$/,
@@ -417,7 +422,8 @@ describe('with the real tokenizer and its Jinja chat template', () => {
     expect(example.input_ids).toEqual(await tokenizer.encode(rendered, { add_special_tokens: false }));
     const target = example.input_ids.filter((_, t) => example.mask![t]);
     expect(await tokenizer.decode(target, { skip_special_tokens: false })).toBe('is salty</s>\n');
-    expect(padToken(tokenizer)).toEqual({ token: '</s>', id: 1, from: 'eos' }); // no pad token of its own: EOS, as the worked example sets
+    // no pad token of its own: EOS, as the worked example sets
+    expect(padToken(tokenizer)).toEqual({ token: '</s>', id: 1, from: 'eos' });
     expect(padToken({ ...tok, pad_token: '<pad>', pad_token_id: 7 })).toEqual({
       token: '<pad>',
       id: 7,

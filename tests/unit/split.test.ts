@@ -43,7 +43,8 @@ describe('a 16-bit matrix in row blocks', () => {
     expect(rowsPerBlock(37, 14, 7 * 14 * 2)).toBe(7);
     expect(() => rowsPerBlock(3, 1000, 1000)).toThrow(/does not fit a binding of 1000 bytes/);
     const bytes = Uint8Array.from({ length: rows * cols * 2 }, () => Math.floor(r() * 256));
-    for (let at = 0; at < bytes.length; at += 68) writeHalf(gpu, m, bytes.subarray(at, at + 68), at); // pieces straddle blocks
+    // pieces straddle blocks
+    for (let at = 0; at < bytes.length; at += 68) writeHalf(gpu, m, bytes.subarray(at, at + 68), at);
     expect(Array.from(await readHalf(gpu, m)), `seed ${seed}`).toEqual(Array.from(bytes));
     releaseHalf(m);
   });
@@ -67,7 +68,8 @@ describe('models whose tables outgrow one binding', () => {
     ['falcon', [false, true]],
     ['gemma2', [true]],
   ] as [TinyKind, boolean[]][]) {
-    it(`${kind}: the same logits, loss, LoRA gradients and decoding split as whole, in ${precisions.map((p) => (p ? 'NF4' : '16 bits')).join(' and ')}`, async () => {
+    const named = precisions.map((p) => (p ? 'NF4' : '16 bits')).join(' and ');
+    it(`${kind}: the same logits, loss, LoRA gradients and decoding split as whole, in ${named}`, async () => {
       const seed = freshSeed();
       const dir = join(root, `${kind}-${seed}`);
       await writeTinyCheckpoint(dir, kind, seed);
