@@ -1,6 +1,6 @@
 // The page's presets against the real checkpoints: each preset's config reads as the model's own
-// config.json does (the facts below, from their Hub repositories and model cards), and the size
-// and memory estimates the page shows before download are the ones these facts give.
+// config.json does (tests/fixtures/real-configs.ts), parameter counts are the model cards', and the
+// size and memory estimates the page shows before download are the ones these facts give.
 import { describe, expect, it } from 'vitest';
 import { PRESETS } from '../../src/model/presets';
 import { parseModelConfig } from '../../src/model/registry';
@@ -11,129 +11,7 @@ import {
   moduleShapes,
   parameterCount,
 } from '../../src/model/estimate';
-
-// google/gemma-3-270m's config.json (the -it one is the same network)
-const GEMMA3_270M = {
-  architectures: ['Gemma3ForCausalLM'],
-  model_type: 'gemma3_text',
-  hidden_size: 640,
-  intermediate_size: 2048,
-  num_hidden_layers: 18,
-  num_attention_heads: 4,
-  num_key_value_heads: 1,
-  head_dim: 256,
-  vocab_size: 262144,
-  max_position_embeddings: 32768,
-  rms_norm_eps: 1e-6,
-  query_pre_attn_scalar: 256,
-  sliding_window: 512,
-  rope_theta: 1000000.0,
-  rope_local_base_freq: 10000.0,
-  rope_scaling: null,
-  hidden_activation: 'gelu_pytorch_tanh',
-  attn_logit_softcapping: null,
-  final_logit_softcapping: null,
-  attention_bias: false,
-  _sliding_window_pattern: 6,
-  layer_types: [
-    'sliding_attention',
-    'sliding_attention',
-    'sliding_attention',
-    'sliding_attention',
-    'sliding_attention',
-    'full_attention',
-    'sliding_attention',
-    'sliding_attention',
-    'sliding_attention',
-    'sliding_attention',
-    'sliding_attention',
-    'full_attention',
-    'sliding_attention',
-    'sliding_attention',
-    'sliding_attention',
-    'sliding_attention',
-    'sliding_attention',
-    'full_attention',
-  ],
-  use_bidirectional_attention: false,
-  bos_token_id: 2,
-  eos_token_id: 1,
-  pad_token_id: 0,
-  torch_dtype: 'bfloat16',
-};
-// HuggingFaceTB/SmolLM3-3B's config.json
-const SMOLLM3_3B = {
-  architectures: ['SmolLM3ForCausalLM'],
-  model_type: 'smollm3',
-  hidden_size: 2048,
-  intermediate_size: 11008,
-  num_hidden_layers: 36,
-  num_attention_heads: 16,
-  num_key_value_heads: 4,
-  vocab_size: 128256,
-  max_position_embeddings: 65536,
-  rope_theta: 5000000.0,
-  rms_norm_eps: 1e-6,
-  hidden_act: 'silu',
-  attention_bias: false,
-  mlp_bias: false,
-  use_sliding_window: false,
-  sliding_window: null,
-  max_window_layers: 28,
-  no_rope_layer_interval: 4,
-  no_rope_layers: [
-    1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0,
-  ],
-  rope_scaling: null,
-  bos_token_id: null,
-  eos_token_id: 128012,
-  pad_token_id: 128004,
-  tie_word_embeddings: true,
-};
-const QWEN3_06B = {
-  model_type: 'qwen3',
-  hidden_size: 1024,
-  num_attention_heads: 16,
-  num_key_value_heads: 8,
-  head_dim: 128,
-  num_hidden_layers: 28,
-  intermediate_size: 3072,
-  vocab_size: 151936,
-  max_position_embeddings: 40960,
-  rope_theta: 1000000,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: true,
-  hidden_act: 'silu',
-  attention_bias: false,
-  use_sliding_window: false,
-  sliding_window: null,
-  bos_token_id: 151643,
-  eos_token_id: 151645,
-};
-const LLAMA32_1B = {
-  model_type: 'llama',
-  hidden_size: 2048,
-  num_attention_heads: 32,
-  num_key_value_heads: 8,
-  head_dim: 64,
-  num_hidden_layers: 16,
-  intermediate_size: 8192,
-  vocab_size: 128256,
-  rms_norm_eps: 1e-5,
-  rope_theta: 500000.0,
-  tie_word_embeddings: true,
-  hidden_act: 'silu',
-  max_position_embeddings: 131072,
-  bos_token_id: 128000,
-  eos_token_id: [128001, 128008, 128009],
-  rope_scaling: {
-    rope_type: 'llama3',
-    factor: 32.0,
-    low_freq_factor: 1.0,
-    high_freq_factor: 4.0,
-    original_max_position_embeddings: 8192,
-  },
-};
+import { QWEN3_06B, LLAMA32_1B, GEMMA3_270M, SMOLLM3_3B } from '../fixtures/real-configs';
 
 const preset = (id: string) => PRESETS.find((p) => p.id === id)!;
 const at512r16 = (c: ReturnType<typeof parseModelConfig>) =>
