@@ -1,5 +1,6 @@
-// From a config.json's model_type to the family that reads it: adding a model type is one line here
-// (and its parser in the family's folder).
+// From a config.json's model_type to the family that reads it. A new model type of a known family is
+// its parsing in the family's folder and one line in the family's `configs` (its index.ts); a new
+// family is one line here (FAMILIES) and one in load.ts (NETWORKS).
 import { showValue } from '../formats/show';
 import { ConfigError, fieldReaders, type ModelConfig } from './config';
 import { falconFamily } from './falcon';
