@@ -172,7 +172,7 @@ for (const model of FAMILIES) {
     await expect(page.locator('#model-status')).toContainText(`Loaded ${model}`, { timeout: 120_000 });
     await page.locator('#max-length').fill('48');
     // evaluated once, at the last step, on the data set's eval split (prepared with the training data)
-    await page.locator('#eval-steps').fill('8');
+    await page.locator('#eval-steps').fill('4');
     await page.getByRole('button', { name: 'Prepare' }).click();
     await expect(page.locator('#data-status')).toContainText('4 rows');
     const settings = [
@@ -180,16 +180,16 @@ for (const model of FAMILIES) {
       ['lora-alpha', '16'],
       ['lora-dropout', '0'],
       ['lr', '0.03'],
-      ['steps', '8'],
+      ['steps', '4'],
       ['batch', '4'],
       ['accumulation', '1'],
     ];
     for (const [id, v] of settings) await page.locator(`#${id}`).fill(v);
     await page.locator('#scheduler').selectOption('constant');
     await page.getByRole('button', { name: 'Train', exact: true }).click();
-    await expect(page.locator('#train-status')).toContainText('Trained 8 steps', { timeout: 300_000 });
+    await expect(page.locator('#train-status')).toContainText('Trained 4 steps', { timeout: 300_000 });
     const losses = JSON.parse((await page.locator('#chart').getAttribute('data-losses'))!) as number[];
-    expect(losses[7], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0]);
+    expect(losses[3], losses.map((l) => l.toFixed(2)).join(' ')).toBeLessThan(losses[0]);
     const evals = JSON.parse((await page.locator('#chart').getAttribute('data-eval-losses'))!) as number[];
     expect(evals.length).toBe(1);
     expect(evals[0]).toBeGreaterThan(0);
