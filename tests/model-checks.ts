@@ -15,6 +15,7 @@ import { ADAMW_DEFAULTS } from '../src/ops/optim';
 import { dequantizeNF4, quantizeNF4 } from '../src/quant/nf4';
 import { Trainer } from '../src/train/trainer';
 import { writeTinyCheckpoint, type TinyKind } from './fixtures/tiny-checkpoint';
+import { gemmaLogitsRef, gemmaLossRef, type RefGemma, type RefGemmaLayer } from './reference/gemma';
 import { llamaLogitsRef, llamaLossRef, type RefLayer, type RefLinear, type RefModel } from './reference/llama';
 import { randn, relError, rng } from './reference/random';
 import { exportAdapter } from '../src/model/adapter';
@@ -212,41 +213,79 @@ export async function learnDecodeExport(gpu: Gpu, dir: string, kind: TinyKind, s
   return { config: c, losses, decode, names, adapterConfig: JSON.parse(files['adapter_config.json']) };
 }
 
-/** The float64 twin of a Llama-family checkpoint in `dir` (Qwen3's q/k norms where the config has them). */
-export async function llamaReference(dir: string, nf4: boolean, c: ModelConfig): Promise<FamilyReference> {
-  const values = await checkpointValues(dir);
+/** The seven linears of a layer at `p` (attention, then MLP), read by `lin` as the reference holds them. */
+function layerLinears(lin: (path: string, out: number, inF: number) => RefLinear, p: string, c: ModelConfig) {
   const qd = c.heads * c.headDim,
     kvd = c.kvHeads * c.headDim;
+  return {
+    q: lin(`${p}.self_attn.q_proj`, qd, c.hidden),
+    k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden),
+    v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden),
+    o: lin(`${p}.self_attn.o_proj`, c.hidden, qd),
+    gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden),
+    up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden),
+    down: lin(`${p}.mlp.down_proj`, c.hidden, c.intermediate),
+  };
+}
+
+/** A checkpoint's values, its reference linears, and a reader of each layer's named weights. */
+async function referenceParts(dir: string, nf4: boolean) {
+  const values = await checkpointValues(dir);
   const { linears, lin } = refLinears(values, nf4);
+  const weight = (p: string) => (n: string) => values.get(`${p}.${n}.weight`)!;
+  return { values, linears, lin, weight };
+}
+
+/** The float64 twin of a Llama-family checkpoint in `dir` (Qwen3's q/k norms where the config has them). */
+export async function llamaReference(dir: string, nf4: boolean, c: ModelConfig): Promise<FamilyReference> {
+  const { values, linears, lin, weight } = await referenceParts(dir, nf4);
   const layers: RefLayer[] = Array.from({ length: c.layers }, (_, l) => {
     const p = `model.layers.${l}`;
-    const v = (n: string) => values.get(`${p}.${n}.weight`)!;
+    const v = weight(p);
     return {
       inputNorm: v('input_layernorm'),
       postNorm: v('post_attention_layernorm'),
       ...(c.qkNorm ? { qNorm: v('self_attn.q_norm'), kNorm: v('self_attn.k_norm') } : {}),
-      q: lin(`${p}.self_attn.q_proj`, qd, c.hidden),
-      k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden),
-      v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden),
-      o: lin(`${p}.self_attn.o_proj`, c.hidden, qd),
-      gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden),
-      up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden),
-      down: lin(`${p}.mlp.down_proj`, c.hidden, c.intermediate),
+      ...layerLinears(lin, p, c),
     };
   });
   const embed = values.get('model.embed_tokens.weight')!;
   const head = c.tieEmbeddings ? embed : values.get('lm_head.weight')!;
-  const ref: RefModel = {
-    c,
-    embed,
-    layers,
-    norm: values.get('model.norm.weight')!,
-    head,
-    invFreq: ropeInverseFrequencies(c),
-  };
+  const norm = values.get('model.norm.weight')!;
+  const ref: RefModel = { c, embed, layers, norm, head, invFreq: ropeInverseFrequencies(c) };
   return {
     linears,
     logits: (ids, pos, start) => llamaLogitsRef(ref, ids, pos, start),
     loss: (ids, labels, pos, start) => llamaLossRef(ref, ids, labels, pos, start),
+  };
+}
+
+/** The float64 twin of a Gemma 2 or 3 checkpoint in `dir` (q/k norms, local RoPE where the config has them). */
+export async function gemmaReference(dir: string, nf4: boolean, c: ModelConfig): Promise<FamilyReference> {
+  const { values, linears, lin, weight } = await referenceParts(dir, nf4);
+  const layers: RefGemmaLayer[] = Array.from({ length: c.layers }, (_, l) => {
+    const p = `model.layers.${l}`;
+    const v = weight(p);
+    return {
+      inputNorm: v('input_layernorm'),
+      postAttnNorm: v('post_attention_layernorm'),
+      preFfNorm: v('pre_feedforward_layernorm'),
+      postFfNorm: v('post_feedforward_layernorm'),
+      ...(c.qkNorm ? { qNorm: v('self_attn.q_norm'), kNorm: v('self_attn.k_norm') } : {}),
+      ...layerLinears(lin, p, c),
+    };
+  });
+  const ref: RefGemma = {
+    c,
+    embed: values.get('model.embed_tokens.weight')!,
+    layers,
+    norm: values.get('model.norm.weight')!,
+    invFreq: ropeInverseFrequencies(c),
+    ...(c.ropeLocal ? { invFreqLocal: ropeInverseFrequencies({ ...c, rope: c.ropeLocal }) } : {}),
+  };
+  return {
+    linears,
+    logits: (ids, pos, start) => gemmaLogitsRef(ref, ids, pos, start),
+    loss: (ids, labels, pos, start) => gemmaLossRef(ref, ids, labels, pos, start),
   };
 }

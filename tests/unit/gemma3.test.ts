@@ -11,22 +11,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensorsSync, writeSafetensors } from '../../src/formats/safetensors';
 import type { Gpu } from '../../src/gpu/runtime';
 import { exportAdapter } from '../../src/model/adapter';
-import { ropeInverseFrequencies, type ModelConfig } from '../../src/model/config';
 import { buildModel, loadCheckpoint } from '../../src/model/load';
 import { attachLora } from '../../src/model/lora-linear';
 import { localCheckpoint } from '../../src/node/local-files';
 import { testGpu } from '../gpu';
-import { gemmaLogitsRef, gemmaLossRef, type RefGemma, type RefGemmaLayer } from '../reference/gemma';
 import { freshSeed, relError, rng } from '../reference/random';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
-import {
-  checkpointValues,
-  learnDecodeExport,
-  randomBatch,
-  referenceErrors,
-  refLinears,
-  type FamilyReference,
-} from '../model-checks';
+import { gemmaReference, learnDecodeExport, randomBatch, referenceErrors } from '../model-checks';
 
 let gpu: Gpu;
 let root: string;
@@ -35,45 +26,6 @@ beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'gemma3-'));
 });
 
-async function reference(dir: string, nf4: boolean, c: ModelConfig): Promise<FamilyReference> {
-  const values = await checkpointValues(dir);
-  const qd = c.heads * c.headDim,
-    kvd = c.kvHeads * c.headDim;
-  const { linears, lin } = refLinears(values, nf4);
-  const layers: RefGemmaLayer[] = Array.from({ length: c.layers }, (_, l) => {
-    const p = `model.layers.${l}`;
-    const v = (n: string) => values.get(`${p}.${n}.weight`)!;
-    return {
-      inputNorm: v('input_layernorm'),
-      postAttnNorm: v('post_attention_layernorm'),
-      preFfNorm: v('pre_feedforward_layernorm'),
-      postFfNorm: v('post_feedforward_layernorm'),
-      qNorm: v('self_attn.q_norm'),
-      kNorm: v('self_attn.k_norm'),
-      q: lin(`${p}.self_attn.q_proj`, qd, c.hidden),
-      k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden),
-      v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden),
-      o: lin(`${p}.self_attn.o_proj`, c.hidden, qd),
-      gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden),
-      up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden),
-      down: lin(`${p}.mlp.down_proj`, c.hidden, c.intermediate),
-    };
-  });
-  const ref: RefGemma = {
-    c,
-    embed: values.get('model.embed_tokens.weight')!,
-    layers,
-    norm: values.get('model.norm.weight')!,
-    invFreq: ropeInverseFrequencies(c),
-    invFreqLocal: ropeInverseFrequencies({ ...c, rope: c.ropeLocal! }),
-  };
-  return {
-    linears,
-    logits: (ids, pos, start) => gemmaLogitsRef(ref, ids, pos, start),
-    loss: (ids, labels, pos, start) => gemmaLossRef(ref, ids, labels, pos, start),
-  };
-}
-
 describe('Gemma 3 against float64', () => {
   it('loads by transformers names; gives the reference logits, loss and LoRA gradients, in 16 and 4 bits', async () => {
     const seed = freshSeed();
@@ -81,7 +33,7 @@ describe('Gemma 3 against float64', () => {
     const dir = join(root, `gemma3-${seed}`);
     await writeTinyCheckpoint(dir, 'gemma3', seed);
     for (const nf4 of [false, true]) {
-      const e = await referenceErrors(gpu, dir, nf4, r, (c) => reference(dir, nf4, c));
+      const e = await referenceErrors(gpu, dir, nf4, r, (c) => gemmaReference(dir, nf4, c));
       expect(e.config).toMatchObject({
         modelType: 'gemma3_text',
         family: 'gemma',
