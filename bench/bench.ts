@@ -1,14 +1,18 @@
-// The kernel bench page (bench/run.mjs drives it in headless Chromium): our kernels against
-// @tensorflow/tfjs-backend-webgpu's f32 matMul of the same shape, on the same device.
+// The bench page (bench/run.mjs drives it in headless Chromium: `npm run bench:page`): our kernels
+// against @tensorflow/tfjs-backend-webgpu's f32 matMul of the same shape on the same device, then
+// the end-to-end rows of ./model-bench.ts (training and decoding, with the GPU time split).
 // Results land in window.__bench.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-webgpu';
 import { Gpu } from '../src/gpu/runtime';
 import { benchKernels, formatTable, random, type BenchRow } from './kernels';
+import { benchCases, benchModel, formatModelTable, formatSplitTable, type ModelRow } from './model-bench';
 
 declare global {
   interface Window {
-    __bench?: { adapter: string; size: string; rows: BenchRow[]; table: string } | { error: string };
+    __bench?:
+      | { adapter: string; size: string; rows: BenchRow[]; models: ModelRow[]; table: string }
+      | { error: string };
   }
 }
 
@@ -37,10 +41,17 @@ async function main(): Promise<void> {
   const adapter = [gpu.info.vendor, gpu.info.architecture, gpu.info.description].filter(Boolean).join(' ');
   // SwiftShader runs at a few hundred MFLOP/s: small shapes there, model-sized ones on a GPU.
   const small = /swiftshader/i.test(adapter) || new URLSearchParams(location.search).get('size') === 'small';
+  const status = document.getElementById('status')!;
+  status.textContent = 'kernels…';
   const rows = await benchKernels(gpu, small, tfjsMatmul);
-  const table = formatTable(rows);
-  window.__bench = { adapter, size: small ? 'small' : 'large', rows, table };
-  document.getElementById('status')!.textContent = `done on ${adapter}`;
+  const models: ModelRow[] = [];
+  for (const k of benchCases(small ? 'small' : 'large')) {
+    status.textContent = `${k.name}…`;
+    models.push(await benchModel(() => Gpu.create(navigator.gpu), k));
+  }
+  const table = `${formatTable(rows)}\n\n${formatModelTable(models)}\n\n${formatSplitTable(models)}`;
+  window.__bench = { adapter, size: small ? 'small' : 'large', rows, models, table };
+  status.textContent = `done on ${adapter}`;
   document.getElementById('table')!.textContent = table;
 }
 

@@ -1,4 +1,4 @@
-// `npm run bench`: serves the bench page with Vite, opens it in headless chromium (WebGPU on
+// `npm run bench:page`: serves the bench page with Vite, opens it in headless chromium (WebGPU on
 // whatever adapter chromium finds; SwiftShader here), prints the table and writes it as JSON
 // under bench/results/. Pass --size small to force the small shapes.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -42,7 +42,13 @@ try {
   writeFileSync(
     file,
     JSON.stringify(
-      { date: new Date().toISOString(), adapter: result.adapter, size: result.size, rows: result.rows },
+      {
+        date: new Date().toISOString(),
+        adapter: result.adapter,
+        size: result.size,
+        rows: result.rows,
+        models: result.models,
+      },
       null,
       2,
     ) + '\n',

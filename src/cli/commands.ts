@@ -132,7 +132,11 @@ export const TRAIN: FlagSpecs = {
   },
   seed: { type: 'int', default: 42, help: "seed of the adapter's initialisation, the shuffling and the dropout" },
   shuffle: { type: 'bool', default: true, help: 'reshuffle the blocks every epoch' },
-  gradient_checkpointing: { type: 'bool', default: true, help: 'recompute each layer in backward (always on here)' },
+  gradient_checkpointing: {
+    type: 'bool',
+    default: true,
+    help: "recompute each layer in backward, keeping only its input (TRL's default); false: faster, more memory",
+  },
   eval_strategy: {
     type: 'string',
     default: 'no',

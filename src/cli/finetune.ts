@@ -251,8 +251,6 @@ async function loadData(
 async function train(f: FlagValues, r: Reporter): Promise<void> {
   if (!f.use_peft)
     throw new UsageError('--use_peft false asks for full fine-tuning; this tool trains LoRA adapters only');
-  if (!f.gradient_checkpointing)
-    r.warn('--gradient_checkpointing false is ignored: layers are always recomputed in backward');
   const { session, tokenizer } = await openModel(f, r);
   const evaluate = f.eval_strategy === 'steps';
   const data = await loadData(f, tokenizer, session.config.vocab, r, { evaluate });
@@ -297,6 +295,7 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
     seed: f.seed as number,
     shuffle: f.shuffle as boolean,
     logging_steps: f.logging_steps as number,
+    gradient_checkpointing: f.gradient_checkpointing as boolean,
   };
   // Ctrl-C stops after the current step and still saves the adapter; a second one quits.
   const abort = new AbortController();

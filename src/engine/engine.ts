@@ -4,8 +4,7 @@
 // from the store), training stops after its current step with the adapter kept.
 import type { AdapterSummary } from '../gpu/device';
 import { Gpu } from '../gpu/runtime';
-import { nf4Linear, quantizeNF4Gpu, readNF4Bytes } from '../ops/nf4';
-import { dequantizeNF4, quantizeNF4 } from '../quant/nf4';
+import { checkKernels, type KernelCheck } from '../ops/kernel-check';
 import { fileUrl, repoSnapshot, type HubOptions } from '../hub/hub';
 import { fetchWhole } from '../hub/transfer';
 import { datasetFiles } from '../hub/select';
@@ -47,16 +46,6 @@ import {
   type GenerationConfig,
   type GenerationRequest,
 } from '../generate/generation-config';
-
-export interface KernelCheck {
-  /** What ran: the GPU NF4 quantizer, then the NF4 matrix-vector product. */
-  shape: [number, number];
-  /** The GPU's packed bytes equal the CPU quantizer's. */
-  bytesIdentical: boolean;
-  /** ‖y_gpu − y_cpu‖ / ‖y_cpu‖ for y = x Wᵀ with the dequantized W, in float64 on the CPU. */
-  relError: number;
-  ms: number;
-}
 
 export interface StoredModel {
   key: string;
@@ -445,32 +434,9 @@ export class Engine {
   }
 
   /** Quantize a random weight on the GPU and multiply by it, checked against the CPU. */
+  /** The device's own kernels against the CPU (see ops/kernel-check.ts). */
   async checkKernels(out = 257, inF = 384, seed = 1): Promise<KernelCheck> {
-    const gpu = this.device();
-    let s = seed >>> 0;
-    const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
-    const w = Float32Array.from({ length: out * inF }, rand);
-    const x = Float32Array.from({ length: inF }, rand);
-    const t0 = performance.now();
-    const tw = gpu.tensor([out, inF], 'f32', w);
-    const tx = gpu.tensor([1, inF], 'f32', x);
-    const q = quantizeNF4Gpu(gpu, tw, { blocksize: 64 });
-    const y = nf4Linear(gpu, tx, q);
-    const [bytes, yGpu] = [await readNF4Bytes(gpu, q), await gpu.read(y)];
-    const ms = performance.now() - t0;
-    const cpu = quantizeNF4(w, 64);
-    const wd = dequantizeNF4(cpu);
-    let num = 0,
-      den = 0;
-    for (let o = 0; o < out; o++) {
-      let ref = 0;
-      for (let i = 0; i < inF; i++) ref += x[i] * wd[o * inF + i];
-      num += (yGpu[o] - ref) ** 2;
-      den += ref ** 2;
-    }
-    const bytesIdentical = bytes.length === cpu.packed.length && bytes.every((b, i) => b === cpu.packed[i]);
-    for (const t of [tw, tx, q.packed, q.absmax, y]) t.release();
-    return { shape: [out, inF], bytesIdentical, relError: Math.sqrt(num / den), ms };
+    return checkKernels(this.device(), out, inF, seed);
   }
 
   private unload(): void {

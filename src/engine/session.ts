@@ -40,6 +40,8 @@ export interface TrainLoopSettings extends AdamWSettings {
   shuffle: boolean;
   /** Log every this many steps (and the last); each log's loss is the mean since the last. */
   logging_steps: number;
+  /** Recompute each layer in backward (default true, as TRL's SFTConfig); false: faster, more memory. */
+  gradient_checkpointing?: boolean;
 }
 
 /** What transformers' Trainer logs (`on_log`), with the tokens trained on since the last log. */

@@ -24,6 +24,8 @@ export interface AdapterSummary {
   description: string;
   features: string[];
   limits: Record<string, number>;
+  /** The narrowest subgroup the adapter runs (0 when unknown, or without the subgroups feature). */
+  subgroupMinSize: number;
 }
 
 export class WebGPUUnavailableError extends Error {
@@ -69,6 +71,7 @@ export async function acquireDevice(
       description: info?.description ?? '',
       features: [...device.features].sort(),
       limits,
+      subgroupMinSize: device.features.has('subgroups') ? (info?.subgroupMinSize ?? 0) : 0,
     },
   };
 }

@@ -191,6 +191,8 @@ export function packParams(kernel: Pick<Kernel, 'label' | 'params'>, values: Par
 }
 
 export class Gpu {
+  /** The most uniform buffers kept (see uniform()). */
+  static MAX_UNIFORMS = 4096;
   private pool = new Map<number, GPUBuffer[]>();
   private staging = new Map<number, GPUBuffer[]>();
   private modules = new Map<string, GPUShaderModule>();
@@ -206,6 +208,17 @@ export class Gpu {
   private lostHandlers: ((info: GPUDeviceLostInfo) => void)[] = [];
   /** Storage bytes held by live tensors (and their peak), and created in all (the pool keeps released ones). */
   readonly memory = { inUse: 0, peak: 0, allocated: 0 };
+  /**
+   * What the device was asked to do, for the bench: dispatches recorded, and GPU objects created
+   * (buffers of every kind, bind groups). A step that repeats its shapes should create none.
+   */
+  readonly counters = { dispatches: 0, buffersCreated: 0, bindGroupsCreated: 0 };
+  private timing: KernelTimer | null = null;
+  /**
+   * The subgroup width kernels may rely on (the adapter's narrowest), 0 where the device has no
+   * subgroups. Setting 0 runs the workgroup-memory fallbacks (the tests cover both).
+   */
+  subgroupSize: number;
   /** Set once the device is lost; every later call throws. */
   lostInfo: GPUDeviceLostInfo | null = null;
 
@@ -216,6 +229,7 @@ export class Gpu {
     readonly device: GPUDevice,
     readonly info: AdapterSummary,
   ) {
+    this.subgroupSize = info.subgroupMinSize;
     device.addEventListener('uncapturederror', (e) => {
       this.error ??= (e as GPUUncapturedErrorEvent).error;
     });
@@ -306,7 +320,13 @@ export class Gpu {
     t.released = true;
     this.memory.inUse -= t.buffer.size;
     const list = this.pool.get(t.buffer.size) ?? [];
-    list.push(t.buffer);
+    // Kept by descending id, so that takeBuffer hands out the oldest free buffer: which buffer a
+    // tensor gets then depends only on which are free, not on the order they were released in.
+    // A step that repeats the last one's work gets the same buffers, and finds its bind groups cached.
+    const id = this.bufferId(t.buffer);
+    let at = list.length;
+    while (at > 0 && this.bufferId(list[at - 1]) < id) at--;
+    list.splice(at, 0, t.buffer);
     this.pool.set(t.buffer.size, list);
   }
 
@@ -317,18 +337,29 @@ export class Gpu {
     const reused = this.pool.get(size)?.pop();
     if (reused) return reused;
     this.memory.allocated += size;
-    return this.device.createBuffer({
+    this.counters.buffersCreated++;
+    const buffer = this.device.createBuffer({
       size,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
+    this.bufferId(buffer); // ids in creation order
+    return buffer;
   }
 
   // ---- kernels ------------------------------------------------------------------------
 
-  /** A compute pipeline, compiled once per (code, entry point, override constants). */
-  kernel(code: string, entryPoint: string, constants: Record<string, number | boolean> = {}): Kernel {
+  /**
+   * A compute pipeline, compiled once per (code, entry point, override constants). `label` names
+   * it in errors and timings (the entry point by default: give one where the entry is `main`).
+   */
+  kernel(
+    code: string,
+    entryPoint: string,
+    constants: Record<string, number | boolean> = {},
+    label = entryPoint,
+  ): Kernel {
     this.checkAlive();
-    const key = `${entryPoint}|${JSON.stringify(constants)}|${code}`;
+    const key = `${entryPoint}|${label}|${JSON.stringify(constants)}|${code}`;
     let k = this.pipelines.get(key);
     if (!k) {
       // One module (and one reading of its Params) per source, shared by its entry points and constant sets.
@@ -339,17 +370,17 @@ export class Gpu {
       }
       let module = this.modules.get(code);
       if (!module) {
-        module = this.device.createShaderModule({ code, label: entryPoint });
+        module = this.device.createShaderModule({ code, label });
         this.modules.set(code, module);
       }
       const numeric: Record<string, number> = {};
       for (const [name, v] of Object.entries(constants)) numeric[name] = typeof v === 'boolean' ? Number(v) : v;
       const pipeline = this.device.createComputePipeline({
         layout: 'auto',
-        label: entryPoint,
+        label,
         compute: { module, entryPoint, constants: numeric },
       });
-      k = { pipeline, label: entryPoint, id: this.pipelines.size + 1, params };
+      k = { pipeline, label, id: this.pipelines.size + 1, params };
       this.pipelines.set(key, k);
     }
     return k;
@@ -359,9 +390,16 @@ export class Gpu {
    * Record one dispatch. `grid` is the number of workgroups per dimension; a dimension over
    * the device's limit (65535 by default) is refused here: 1-D kernels should call
    * `dispatch1D`, which folds a long grid into two dimensions. `params` names every field of
-   * the kernel's `struct Params` (null for a kernel without a uniform).
+   * the kernel's `struct Params` (null for a kernel without a uniform). `label` says what the
+   * work is for in timings (one GEMM serves attention, LoRA and the rest): the kernel's by default.
    */
-  dispatch(kernel: Kernel, buffers: (Tensor | GPUBuffer)[], params: ParamValues | null, grid: Grid): void {
+  dispatch(
+    kernel: Kernel,
+    buffers: (Tensor | GPUBuffer)[],
+    params: ParamValues | null,
+    grid: Grid,
+    label = kernel.label,
+  ): void {
     this.checkAlive();
     // Packed before the empty-grid return, so that a bad call fails on small inputs too.
     const words = params ? packParams(kernel, params) : null;
@@ -380,12 +418,58 @@ export class Gpu {
     );
     if (words) bound.push({ buffer: this.uniform(words) });
     const bindGroup = this.bindGroup(kernel, bound);
-    // Consecutive dispatches share one compute pass; WebGPU orders their storage accesses.
+    this.counters.dispatches++;
     this.encoder ??= this.device.createCommandEncoder();
-    this.pass ??= this.encoder.beginComputePass();
+    if (this.timing) {
+      // Timed: each dispatch in a pass of its own, stamped at its start and end.
+      this.pass?.end();
+      this.pass = this.encoder.beginComputePass({ timestampWrites: this.timing.next(label) });
+    } else {
+      // Consecutive dispatches share one compute pass; WebGPU orders their storage accesses.
+      this.pass ??= this.encoder.beginComputePass();
+    }
     this.pass.setPipeline(kernel.pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y, z);
+    if (this.timing) {
+      this.pass.end();
+      this.pass = null;
+      if (this.timing.full) this.flush();
+    }
+  }
+
+  /** How many compiled pipelines, bind groups and uniform buffers are cached (bounded: see uniform()). */
+  get cached(): { pipelines: number; bindGroups: number; uniforms: number } {
+    return { pipelines: this.pipelines.size, bindGroups: this.bindGroups.size, uniforms: this.uniforms.size };
+  }
+
+  // ---- timing (the bench) ---------------------------------------------------------------
+
+  /** Whether kernels can be timed on the GPU (the adapter offers timestamp queries). */
+  get canTime(): boolean {
+    return this.hasFeature('timestamp-query');
+  }
+
+  /**
+   * Time every dispatch from here on with timestamp queries, until `stopTiming`. Each dispatch
+   * then runs in a pass of its own, which costs a little; the bench times steps without it.
+   */
+  startTiming(): void {
+    if (!this.canTime) throw new GpuError('this device has no timestamp-query feature: kernels cannot be timed');
+    this.flush();
+    this.timing ??= new KernelTimer(this.device);
+  }
+
+  /** GPU milliseconds and dispatch counts per kernel (entry point) since `startTiming`. */
+  async stopTiming(): Promise<Map<string, { ms: number; count: number }>> {
+    const timer = this.timing;
+    if (!timer) throw new GpuError('stopTiming without startTiming');
+    this.flush();
+    this.timing = null;
+    const totals = await timer.totals();
+    timer.destroy();
+    this.throwIfError();
+    return totals;
   }
 
   /**
@@ -393,10 +477,16 @@ export class Gpu {
    * Kernels recover the linear index as `wid.x + wid.y * nwg.x` and return when it is past
    * `count` (the fold may round up).
    */
-  dispatch1D(kernel: Kernel, buffers: (Tensor | GPUBuffer)[], params: ParamValues | null, count: number): void {
+  dispatch1D(
+    kernel: Kernel,
+    buffers: (Tensor | GPUBuffer)[],
+    params: ParamValues | null,
+    count: number,
+    label = kernel.label,
+  ): void {
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     const y = Math.ceil(count / max);
-    this.dispatch(kernel, buffers, params, [Math.ceil(count / y), y]);
+    this.dispatch(kernel, buffers, params, [Math.ceil(count / y), y], label);
   }
 
   /**
@@ -409,6 +499,7 @@ export class Gpu {
     let group = this.bindGroups.get(key);
     if (!group) {
       if (this.bindGroups.size >= 4096) this.bindGroups.clear(); // bounded; rebuilt on demand
+      this.counters.bindGroupsCreated++;
       group = this.device.createBindGroup({
         layout: kernel.pipeline.getBindGroupLayout(0),
         entries: buffers.map((resource, binding) => ({ binding, resource })),
@@ -424,11 +515,26 @@ export class Gpu {
     return id;
   }
 
-  /** Uniform buffers are immutable and cached by content. */
+  /**
+   * Uniform buffers are immutable and cached by content. Values that change every step (dropout
+   * seeds, AdamW's step, the loss scale) make new ones, so the cache is bounded: when full, its
+   * buffers (and the bind groups that hold them) are dropped, and destroyed once the GPU has
+   * finished the work already recorded.
+   */
   private uniform(words: Uint32Array<ArrayBuffer>): GPUBuffer {
     const key = words.join(',');
     let buf = this.uniforms.get(key);
+    if (!buf && this.uniforms.size >= Gpu.MAX_UNIFORMS) {
+      this.flush();
+      const retired = [...this.uniforms.values()];
+      this.uniforms.clear();
+      this.bindGroups.clear();
+      void this.device.queue.onSubmittedWorkDone().then(() => {
+        for (const b of retired) b.destroy();
+      });
+    }
     if (!buf) {
+      this.counters.buffersCreated++;
       buf = this.device.createBuffer({
         size: words.byteLength,
         usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -470,7 +576,9 @@ export class Gpu {
   flush(): void {
     if (!this.encoder) return;
     this.pass?.end();
+    this.timing?.resolve(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
+    this.timing?.submitted();
     this.encoder = null;
     this.pass = null;
   }
@@ -486,9 +594,11 @@ export class Gpu {
     this.flush();
     const size = Math.ceil(byteLength / 4) * 4;
     // Staging buffers are pooled by size, like storage buffers: a per-step loss read allocates nothing.
-    const staging =
-      this.staging.get(size)?.pop() ??
-      this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    let staging = this.staging.get(size)?.pop();
+    if (!staging) {
+      this.counters.buffersCreated++;
+      staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    }
     const enc = this.device.createCommandEncoder();
     enc.copyBufferToBuffer(t.buffer, t.offset, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
@@ -535,5 +645,82 @@ export class Gpu {
     this.uniforms.clear();
     this.bindGroups.clear();
     this.device.destroy();
+  }
+}
+
+/**
+ * Timestamp queries for the bench: a query set of pairs (start, end of each timed pass), resolved
+ * into a readable buffer at each submit; labels remember which kernel each pair timed.
+ */
+class KernelTimer {
+  private static readonly PAIRS = 2048; // a query set holds at most 4096 queries
+  private set: GPUQuerySet | null = null;
+  private labels: string[] = [];
+  private readbacks: Promise<void>[] = [];
+  private free: GPUQuerySet[] = [];
+  private readonly sums = new Map<string, { ms: number; count: number }>();
+
+  constructor(private readonly device: GPUDevice) {}
+
+  get full(): boolean {
+    return this.labels.length >= KernelTimer.PAIRS;
+  }
+
+  next(label: string): GPUComputePassTimestampWrites {
+    this.set ??= this.free.pop() ?? this.device.createQuerySet({ type: 'timestamp', count: 2 * KernelTimer.PAIRS });
+    const i = this.labels.push(label) - 1;
+    return { querySet: this.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+  }
+
+  private pending: { set: GPUQuerySet; labels: string[]; resolved: GPUBuffer; read: GPUBuffer } | null = null;
+
+  /** Record resolving this submit's queries, at the end of its encoder. */
+  resolve(encoder: GPUCommandEncoder): void {
+    if (!this.set || this.labels.length === 0) return;
+    const bytes = this.labels.length * 16;
+    // Buffers made while timing are not the workload's: they are not counted.
+    const resolved = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const read = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    encoder.resolveQuerySet(this.set, 0, 2 * this.labels.length, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, read, 0, bytes);
+    this.pending = { set: this.set, labels: this.labels, resolved, read };
+    this.set = null;
+    this.labels = [];
+  }
+
+  /** After the submit: read the stamps back when the GPU is done with them. */
+  submitted(): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = null;
+    this.readbacks.push(
+      p.read.mapAsync(GPUMapMode.READ).then(() => {
+        const stamps = new BigUint64Array(p.read.getMappedRange());
+        p.labels.forEach((label, i) => {
+          const ns = Number(stamps[2 * i + 1] - stamps[2 * i]);
+          const s = this.sums.get(label) ?? { ms: 0, count: 0 };
+          s.ms += Math.max(0, ns) / 1e6;
+          s.count++;
+          this.sums.set(label, s);
+        });
+        p.read.unmap();
+        p.read.destroy();
+        p.resolved.destroy();
+        this.free.push(p.set);
+      }),
+    );
+  }
+
+  async totals(): Promise<Map<string, { ms: number; count: number }>> {
+    await Promise.all(this.readbacks);
+    return this.sums;
+  }
+
+  destroy(): void {
+    for (const s of this.free) s.destroy();
+    this.set?.destroy();
   }
 }

@@ -70,7 +70,16 @@ export function estimateStoreBytes(c: ModelConfig, load_in_4bit = true, blocksiz
 
 export function estimateTrainingMemory(
   c: ModelConfig,
-  o: { max_length: number; batch: number; r: number; targets: string[]; load_in_4bit: boolean; maxBinding?: number },
+  o: {
+    max_length: number;
+    batch: number;
+    r: number;
+    targets: string[];
+    load_in_4bit: boolean;
+    maxBinding?: number;
+    /** false: every layer keeps its intermediates until its backward (default true). */
+    gradient_checkpointing?: boolean;
+  },
 ): MemoryEstimate {
   const T = o.max_length * o.batch;
   const qd = c.heads * c.headDim,
@@ -78,20 +87,21 @@ export function estimateTrainingMemory(
   const dims = moduleShapes(c);
   const loraParams = o.targets.reduce((n, t) => n + (dims[t] ? o.r * (dims[t][0] + dims[t][1]) : 0), 0) * c.layers;
   const f = 4;
-  // per-layer checkpoints, one layer's saved intermediates (attention probabilities included),
-  // about as much again for its backward, and one chunk of logits
+  // per-layer checkpoints, one layer's saved intermediates (every layer's without gradient
+  // checkpointing), about as much again for its backward, and one chunk of logits. Attention is
+  // fused: it keeps a log-sum-exp per query and head, never the [heads, T, T] scores.
   const checkpoints = (c.layers + 1) * T * c.hidden * f;
-  // attention scores span the whole micro-batch laid end to end: [heads, T, T]
-  const layer = f * (T * (4 * c.hidden + qd + 2 * kvd + 3 * c.intermediate) + c.heads * T * T);
+  const layer = f * T * (4 * c.hidden + qd + 2 * kvd + 3 * c.intermediate + c.heads);
   // one chunk of logits rows (fewer rows for a large vocabulary: see lossChunkRows), and the
   // final hidden state with its gradient; WebGPU's default binding limit unless the device's is given
   const logits = f * (lossChunkRows(c.vocab, o.maxBinding ?? DEFAULT_MAX_BINDING) * c.vocab + 2 * T * c.hidden);
-  const activations = checkpoints + 2 * layer + logits;
+  const kept = o.gradient_checkpointing === false ? c.layers + 1 : 2;
+  const activations = checkpoints + kept * layer + logits;
   const weights = estimateStoreBytes(c, o.load_in_4bit);
   const adapter = loraParams * f * 4;
   const widest = Math.max(...Object.values(dims).map(([out, i]) => Math.max(i, out)));
   const largestNF4 = o.load_in_4bit ? Math.max(...Object.values(dims).map(([out, i]) => i * out)) / 2 : 0;
-  const largestBuffer = Math.max(largestNF4, f * c.heads * T * T, f * T * widest, f * 64 * c.vocab);
+  const largestBuffer = Math.max(largestNF4, f * T * widest, f * 64 * c.vocab);
   return { weights, adapter, activations, total: weights + adapter + activations, largestBuffer };
 }
 

@@ -4,7 +4,7 @@
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { halfLinear, halfLinearBackwardInput } from '../ops/head';
 import { halfBuffers, type HalfMatrix } from '../ops/half-matrix';
-import { loraBackward, loraForward, type LoraSaved } from '../ops/lora';
+import { loraBackward, loraDown, loraForward, type LoraSaved } from '../ops/lora';
 import { nf4Linear, nf4LinearBackwardInput, type NF4Weight } from '../ops/nf4';
 import type { HalfVector } from '../ops/norm';
 import { addBias } from '../ops/rows';
@@ -54,13 +54,19 @@ export class LoraLinear {
   ): { y: Tensor; saved: LoraSaved | null } {
     const y = o.y ?? gpu.tensor([x.shape[0], this.outFeatures]);
     const accumulate = !!o.accumulate;
-    if (this.base.kind === 'nf4') nf4Linear(gpu, x, this.base.w, { out: y, accumulate });
-    else halfLinear(gpu, x, this.base.w, { out: y, accumulate });
+    const adapter = this.lora && this.adapterOn ? { ...this.lora, dropout: o.dropout ? this.lora.dropout : 0 } : null;
+    let saved: LoraSaved | null = null;
+    if (this.base.kind === 'nf4') {
+      // the adapter's up-projection rides along in the frozen product: one pass over y
+      saved = adapter && loraDown(gpu, x, adapter, { seed: o.seed });
+      const lora = saved && adapter ? { h: saved.h, B: adapter.B, scale: adapter.scale } : undefined;
+      nf4Linear(gpu, x, this.base.w, { out: y, accumulate, lora });
+    } else {
+      halfLinear(gpu, x, this.base.w, { out: y, accumulate });
+      saved = adapter && loraForward(gpu, x, adapter, y, { seed: o.seed });
+    }
     if (this.bias) addBias(gpu, y, this.bias);
-    if (!this.lora || !this.adapterOn) return { y, saved: null };
-    const adapter = { ...this.lora, dropout: o.dropout ? this.lora.dropout : 0 };
-    const saved = loraForward(gpu, x, adapter, y, { seed: o.seed });
-    if (o.save) return { y, saved };
+    if (!saved || o.save) return { y, saved };
     releaseLoraSaved(saved);
     return { y, saved: null };
   }

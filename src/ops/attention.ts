@@ -1,21 +1,17 @@
-// Causal grouped-query attention, forward and backward side by side. The products are the
-// strided batched GEMM of ops/matmul.ts over per-head slices of [T, heads, d], batch = query
-// head; softmax, its backward and the KV-group sums are shaders/attention.wgsl.
+// Causal grouped-query attention, forward and backward side by side, fused as FlashAttention
+// does (shaders/flash_attention.wgsl): scores are made, soft-maxed and used a B×B tile at a
+// time in workgroup memory, so no [heads, T, T] matrix exists in global memory and memory is
+// linear in length. Forward keeps each query's log-sum-exp; backward recomputes the scores.
 //   forward   S = scale · Q_h K_jᵀ  (j = h / group),  P = softmax(S, mask),  O_h = P V_j
-//   backward  dP = dO_h V_jᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),
+//   backward  dP = dO_h V_jᵀ,  dS = P ⊙ (dP − rowsum(dO ⊙ O)),
 //             dQ_h = scale · dS K_j,  dK_j = scale · Σ_h dSᵀ Q_h,  dV_j = Σ_h Pᵀ dO_h
 // q, o: [Tq, H, d]; k, v: [Tk, Hkv, d]; start: u32 [Tq], the first key each query may see (0 for
-// plain causal attention, its sequence's first token when sequences are packed). Training has
-// Tq = Tk; decoding with a KV cache has the Tq new queries at the last Tq of Tk positions.
-// Options (Gemma 2): `scale` other than 1/√d, and `softcap`: S ← cap · tanh(S / cap) before
-// the softmax; its backward recomputes S (one more product) rather than keeping it.
-// P [H, T, T] is kept from forward to backward; with gradient checkpointing, per layer.
-import attention from '../../shaders/attention.wgsl?raw';
-import reduce from '../../shaders/reduce.wgsl?raw';
+// plain causal attention, its sequence's first token when sequences are packed, later in a
+// sliding window). Training has Tq = Tk; decoding with a KV cache has the Tq new queries at the
+// last Tq of Tk positions. Options (Gemma 2 and 3): `scale` other than 1/√d, and `softcap`:
+// S ← cap · tanh(S / cap) before the softmax.
+import flash from '../../shaders/flash_attention.wgsl?raw';
 import type { Gpu, Tensor } from '../gpu/runtime';
-import { rowWorkgroupSize } from './check';
-import { gemm } from './matmul';
-import { softcap, softcapBackward } from './softcap';
 
 export interface AttentionOptions {
   /** The scores' scale: 1/√d by default; Gemma 2 uses query_pre_attn_scalar^−½. */
@@ -29,15 +25,16 @@ export interface AttentionForwardOptions extends AttentionOptions {
   out?: Tensor;
 }
 
-const WG = 256;
-const shader = `${reduce}\n${attention}`;
-
 export interface AttentionDims {
   T: number;
   heads: number;
   kvHeads: number;
   headDim: number;
 }
+
+/** Threads per workgroup, and queries (or keys) per block. */
+const WG = 64;
+const B = 16;
 
 function dims(q: Tensor, k: Tensor, v: Tensor, training = true): AttentionDims & { Tk: number } {
   if (q.shape.length !== 3 || k.shape.length !== 3) throw new Error('attention: q, k, v must be [T, heads, d]');
@@ -50,7 +47,20 @@ function dims(q: Tensor, k: Tensor, v: Tensor, training = true): AttentionDims &
   return { T, heads, kvHeads, headDim, Tk };
 }
 
-// forward: o = softmax(scale · q kᵀ, mask) v; returns o as `out`, and P [H, Tq, Tk] for the backward pass
+/** The kernels for head dimension d: each thread keeps ceil(B·d / WG) output values in registers. */
+function source(d: number): string {
+  const consts = { D: d, OPT: Math.ceil((B * d) / WG), B, WG };
+  return `${Object.entries(consts)
+    .map(([name, v]) => `const ${name}: u32 = ${v}u;`)
+    .join('\n')}\n${flash}`;
+}
+
+function params(Tq: number, Tk: number, H: number, Hkv: number, d: number, opt: AttentionOptions) {
+  return { Tq, Tk, H, Hkv, scale: opt.scale ?? 1 / Math.sqrt(d), cap: opt.softcap ?? 0 };
+}
+
+// forward: o = softmax(scale · q kᵀ, mask) v; returns o as `out`, and each query's log-sum-exp
+// of its scores, lse [H, Tq], for the backward pass
 export function attentionForward(
   gpu: Gpu,
   q: Tensor,
@@ -58,98 +68,40 @@ export function attentionForward(
   v: Tensor,
   start: Tensor,
   opt: AttentionForwardOptions = {},
-): { out: Tensor; P: Tensor } {
+): { out: Tensor; lse: Tensor } {
   const { T, Tk, heads: H, kvHeads: Hkv, headDim: d } = dims(q, k, v, false);
   const o = opt.out ?? gpu.tensor(q.shape);
-  const group = H / Hkv;
-  const P = scores(gpu, q, k, T, Tk, H, Hkv, d, opt.scale ?? 1 / Math.sqrt(d));
-  if (opt.softcap) softcap(gpu, P, { cap: opt.softcap });
-  const softmax = gpu.kernel(shader, 'softmax_forward', { WG: rowWorkgroupSize(Tk) });
-  gpu.dispatch1D(softmax, [P, start], { T, H, d, group, Tk }, H * T);
-  // O_h = P_h V_j              [Tq, Tk] · [Tk, d]
-  gemm(gpu, P, v, o, T, d, Tk, { batch: H, strides: [T * Tk, d, d], ld: [Tk, Hkv * d, H * d], groupB: group });
-  return { out: o, P };
+  const lse = gpu.tensor([H, T]);
+  const kernel = gpu.kernel(source(d), 'flash_forward', {}, 'attention');
+  gpu.dispatch(kernel, [q, k, v, start, o, lse], params(T, Tk, H, Hkv, d, opt), [Math.ceil(T / B), H]);
+  return { out: o, lse };
 }
 
-// S_h = scale · Q_h K_jᵀ     [Tq, d] · [Tk, d]ᵀ  →  [H, Tq, Tk]
-function scores(
-  gpu: Gpu,
-  q: Tensor,
-  k: Tensor,
-  T: number,
-  Tk: number,
-  H: number,
-  Hkv: number,
-  d: number,
-  scale: number,
-): Tensor {
-  const S = gpu.tensor([H, T, Tk]);
-  gemm(gpu, q, k, S, T, Tk, d, {
-    transB: true,
-    alpha: scale,
-    batch: H,
-    strides: [d, d, T * Tk],
-    ld: [H * d, Hkv * d, Tk],
-    groupB: H / Hkv,
-  });
-  return S;
-}
-
-// backward: dq, dk, dv from dO and the forward's P (released here; P already holds the mask)
+// backward: dq, dk, dv from dO, the mask's `start`, and the forward's o and lse (lse is released here)
 export function attentionBackward(
   gpu: Gpu,
   q: Tensor,
   k: Tensor,
   v: Tensor,
-  P: Tensor,
+  start: Tensor,
+  o: Tensor,
+  lse: Tensor,
   dout: Tensor,
   opt: AttentionOptions = {},
 ): { dq: Tensor; dk: Tensor; dv: Tensor } {
   const { T, heads: H, kvHeads: Hkv, headDim: d } = dims(q, k, v);
-  const group = H / Hkv;
-  const scale = opt.scale ?? 1 / Math.sqrt(d);
-  const dS = gpu.tensor([H, T, T]);
-  // dP_h = dO_h V_jᵀ, then dS in place (w.r.t. the capped scores, then the raw ones)
-  gemm(gpu, dout, v, dS, T, T, d, {
-    transB: true,
-    batch: H,
-    strides: [d, d, T * T],
-    ld: [H * d, Hkv * d, T],
-    groupB: group,
-  });
-  const params = { T, H, d, group, Tk: T };
-  gpu.dispatch1D(gpu.kernel(shader, 'softmax_backward', { WG: rowWorkgroupSize(T) }), [dS, P], params, H * T);
-  if (opt.softcap) {
-    const S = scores(gpu, q, k, T, T, H, Hkv, d, scale);
-    softcapBackward(gpu, dS, S, { cap: opt.softcap });
-    S.release();
-  }
-  // dQ_h = scale · dS_h K_j
+  if (o.numel !== q.numel || dout.numel !== q.numel)
+    throw new Error('attention backward: o and dO must be shaped as q');
+  const p = params(T, T, H, Hkv, d, opt);
+  const code = source(d);
   const dq = gpu.tensor(q.shape);
-  gemm(gpu, dS, k, dq, T, d, T, {
-    alpha: scale,
-    batch: H,
-    strides: [T * T, d, d],
-    ld: [T, Hkv * d, H * d],
-    groupB: group,
-  });
-  // per query head: dK_h = scale · dS_hᵀ Q_h and dV_h = P_hᵀ dO_h, then summed over each KV group
-  const perHead = gpu.tensor([T, H, d]);
   const dk = gpu.tensor(k.shape),
     dv = gpu.tensor(v.shape);
-  const sum = gpu.kernel(shader, 'group_sum', { WG });
-  gemm(gpu, dS, q, perHead, T, d, T, {
-    transA: true,
-    alpha: scale,
-    batch: H,
-    strides: [T * T, d, d],
-    ld: [T, H * d, H * d],
-  });
-  gpu.dispatch1D(sum, [perHead, dk], params, Math.ceil((T * Hkv * d) / WG));
-  gemm(gpu, P, dout, perHead, T, d, T, { transA: true, batch: H, strides: [T * T, d, d], ld: [T, H * d, H * d] });
-  gpu.dispatch1D(sum, [perHead, dv], params, Math.ceil((T * Hkv * d) / WG));
-  perHead.release();
-  dS.release();
-  P.release();
+  const saved = [q, k, v, start, o, lse, dout];
+  // dQ: a block of queries of one head, over the keys it sees
+  gpu.dispatch(gpu.kernel(code, 'flash_dq', {}, 'attention'), [...saved, dq], p, [Math.ceil(T / B), H]);
+  // dK, dV: a block of keys of one KV head, over its group's heads and the queries that see them
+  gpu.dispatch(gpu.kernel(code, 'flash_dkv', {}, 'attention'), [...saved, dk, dv], p, [Math.ceil(T / B), Hkv]);
+  lse.release();
   return { dq, dk, dv };
 }

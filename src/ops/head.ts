@@ -8,11 +8,13 @@
 import ce from '../../shaders/cross_entropy.wgsl?raw';
 import core from '../../shaders/gemm_core.wgsl?raw';
 import variant from '../../shaders/gemm_half.wgsl?raw';
+import GEMV_HALF from '../../shaders/gemv_half.wgsl?raw';
 import half from '../../shaders/half.wgsl?raw';
 import reduce from '../../shaders/reduce.wgsl?raw';
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { expectShape, rowWorkgroupSize, rows2d } from './check';
-import { GEMM_TILE } from './matmul';
+import { dispatchGemv, GEMV_MAX_ROWS, gemvKernel } from './gemv';
+import { gemmGrid, gemmTile } from './matmul';
 import type { HalfBlock, HalfMatrix } from './half-matrix';
 
 const GEMM_HALF = `${half}\n${variant}\n${core}`;
@@ -33,11 +35,23 @@ interface HalfGemm {
 
 // C[:, cOffset…] (+)= A[:, aOffset…] · op(W_b) for one row block W_b of a 16-bit matrix
 function halfGemm(gpu: Gpu, a: Tensor, w: HalfBlock, dtype: HalfMatrix['dtype'], c: Tensor, g: HalfGemm): void {
-  const tile = GEMM_TILE.WG * 4;
+  const tile = gemmTile(g.M, g.N);
   const { transB, accumulate, ...dims } = g;
   const bf16 = dtype === 'BF16';
-  const kernel = gpu.kernel(GEMM_HALF, 'main', { ...GEMM_TILE, TRANS_B: transB, ACCUMULATE: accumulate, BF16: bf16 });
-  gpu.dispatch(kernel, [a, w.words, c], { ...dims, alpha: 1 }, [Math.ceil(g.N / tile), Math.ceil(g.M / tile), 1]);
+  if (transB && g.M <= GEMV_MAX_ROWS) {
+    // decoding: a row of logits is a matrix-vector product
+    const even = g.K % 2 === 0 && g.wOffset % 2 === 0;
+    const kernel = gemvKernel(gpu, GEMV_HALF, { ACCUMULATE: accumulate, BF16: bf16, EVEN: even }, 'gemv_half', half);
+    dispatchGemv(gpu, kernel, [a, w.words, c], { ...dims, alpha: 1 });
+    return;
+  }
+  const kernel = gpu.kernel(
+    GEMM_HALF,
+    'main',
+    { ...tile, TRANS_B: transB, ACCUMULATE: accumulate, BF16: bf16 },
+    'gemm_half',
+  );
+  gpu.dispatch(kernel, [a, w.words, c], { ...dims, alpha: 1 }, gemmGrid(tile, g.M, g.N));
 }
 
 export interface HalfLinearOptions {

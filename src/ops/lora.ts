@@ -1,8 +1,9 @@
 // LoRA on a frozen linear layer, forward and backward side by side (PEFT's semantics):
 //
 //   forward   xd = dropout(x)          x: [T, in]    (dropout on the LoRA branch's input only)
-//             h  = xd Aᵀ               A: [r, in],  h: [T, r]
+//             h  = xd Aᵀ               A: [r, in],  h: [T, r]           (loraDown)
 //             y += s · h Bᵀ            B: [out, r], y: [T, out],  s = alpha / r (or / √r, rsLoRA)
+//                                      (loraUp; an NF4 layer folds it into its frozen product)
 //   backward  dB (+)= s · dYᵀ h        dB: [out, r]
 //             dh  = s · dY B           dh: [T, r]
 //             dA (+)= dhᵀ xd           dA: [r, in]
@@ -85,14 +86,28 @@ export function loraForward(
   y: Tensor,
   { seed = 0 }: { seed?: number } = {},
 ): LoraSaved {
-  const { T, inF, r, outF } = dims('loraForward', x, a);
-  expectShape('loraForward', 'y', y, [T, outF]);
+  const saved = loraDown(gpu, x, a, { seed });
+  loraUp(gpu, saved.h, a, y);
+  return saved;
+}
+
+// its first half: xd = dropout(x), h = xd Aᵀ (an NF4 layer folds the second into its own product)
+export function loraDown(gpu: Gpu, x: Tensor, a: LoraAdapter, { seed = 0 }: { seed?: number } = {}): LoraSaved {
+  const { T, inF, r } = dims('loraForward', x, a);
   const ownsXd = a.dropout > 0;
   const xd = ownsXd ? dropoutForward(gpu, x, { p: a.dropout, seed }) : x;
   const h = gpu.tensor([T, r]);
-  gemm(gpu, xd, a.A, h, T, r, inF, { transB: true });
-  gemm(gpu, h, a.B, y, T, outF, r, { transB: true, accumulate: true, alpha: a.scale });
+  gemm(gpu, xd, a.A, h, T, r, inF, { transB: true, label: 'lora' });
   return { xd, h, ownsXd };
+}
+
+// its second half: y += s · h Bᵀ
+export function loraUp(gpu: Gpu, h: Tensor, a: LoraAdapter, y: Tensor): void {
+  const [T, r] = h.shape;
+  const [outF] = rows2d('loraForward', 'B', a.B);
+  expectShape('loraForward', 'B', a.B, [outF, r]);
+  expectShape('loraForward', 'y', y, [T, outF]);
+  gemm(gpu, h, a.B, y, T, outF, r, { transB: true, accumulate: true, alpha: a.scale, label: 'lora' });
 }
 
 export interface LoraGrads {
@@ -117,19 +132,19 @@ export function loraBackward(
   expectShape('loraBackward', 'dA', grads.dA, [r, inF]);
   expectShape('loraBackward', 'dB', grads.dB, [outF, r]);
   const accumulate = !!o.accumulate;
-  gemm(gpu, dy, saved.h, grads.dB, outF, r, T, { transA: true, alpha: a.scale, accumulate });
+  gemm(gpu, dy, saved.h, grads.dB, outF, r, T, { transA: true, alpha: a.scale, accumulate, label: 'lora' });
   const dh = gpu.tensor([T, r]);
-  gemm(gpu, dy, a.B, dh, T, r, outF, { alpha: a.scale });
-  gemm(gpu, dh, saved.xd, grads.dA, r, inF, T, { transA: true, accumulate });
+  gemm(gpu, dy, a.B, dh, T, r, outF, { alpha: a.scale, label: 'lora' });
+  gemm(gpu, dh, saved.xd, grads.dA, r, inF, T, { transA: true, accumulate, label: 'lora' });
   if (o.dx) {
     expectShape('loraBackward', 'dX', o.dx, [T, inF]);
     if (a.dropout > 0) {
       const dxd = gpu.tensor([T, inF]);
-      gemm(gpu, dh, a.A, dxd, T, inF, r);
+      gemm(gpu, dh, a.A, dxd, T, inF, r, { label: 'lora' });
       dropoutBackward(gpu, dxd, o.dx, { p: a.dropout, seed: o.seed });
       dxd.release();
     } else {
-      gemm(gpu, dh, a.A, o.dx, T, inF, r, { accumulate: true });
+      gemm(gpu, dh, a.A, o.dx, T, inF, r, { accumulate: true, label: 'lora' });
     }
   }
   dh.release();

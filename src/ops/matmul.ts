@@ -3,12 +3,28 @@
 // constants: C = alpha · op(A) · op(B) (+ C).
 import core from '../../shaders/gemm_core.wgsl?raw';
 import variant from '../../shaders/gemm_f32.wgsl?raw';
-import type { Gpu, Tensor } from '../gpu/runtime';
+import GEMV_F32 from '../../shaders/gemv_f32.wgsl?raw';
+import type { Gpu, Grid, Tensor } from '../gpu/runtime';
 import { expectShape, rows2d } from './check';
+import { dispatchGemv, GEMV_MAX_ROWS, gemvKernel } from './gemv';
 
 const GEMM_F32 = `${variant}\n${core}`;
-/** Threads per side and K step; each thread computes a 4×4 block, so a tile is 64×64. */
-export const GEMM_TILE = { WG: 16, TK: 16 };
+/**
+ * Threads along N and M, and the K step; each thread computes a 4×4 block, so a tile is
+ * (4·WGY)×(4·WGX). Square 64×64 tiles, or 64×16 and 16×64 where one side of C is 16 or less
+ * (LoRA's rank): a square tile would compute four times the products there. (Taller tiles,
+ * 256×16, leave too few workgroups: on SwiftShader they ran slower than the square ones.)
+ */
+export function gemmTile(M: number, N: number): { WGX: number; WGY: number; TK: number } {
+  if (N <= 16 && M > 16) return { WGX: 4, WGY: 16, TK: 16 };
+  if (M <= 16 && N > 16) return { WGX: 16, WGY: 4, TK: 16 };
+  return { WGX: 16, WGY: 16, TK: 16 };
+}
+
+/** The workgroups covering C [M, N] with `tile`'s blocks. */
+export function gemmGrid(tile: { WGX: number; WGY: number }, M: number, N: number, batch = 1): Grid {
+  return [Math.ceil(N / (4 * tile.WGX)), Math.ceil(M / (4 * tile.WGY)), batch];
+}
 
 export interface GemmOptions {
   transA?: boolean;
@@ -22,6 +38,8 @@ export interface GemmOptions {
   ld?: [number, number, number];
   /** Batch z reads B's batch floor(z / groupB): query heads sharing a KV head. */
   groupB?: number;
+  /** What the product is for, in the bench's timings (attention, lora); gemm_f32 by default. */
+  label?: string;
 }
 
 /** C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] (+ C). The general entry behind the three below. */
@@ -35,17 +53,20 @@ export function gemm(
   K: number,
   o: GemmOptions = {},
 ): void {
-  const tile = GEMM_TILE.WG * 4;
-  const kernel = gpu.kernel(GEMM_F32, 'main', {
-    ...GEMM_TILE,
-    TRANS_A: !!o.transA,
-    TRANS_B: !!o.transB,
-    ACCUMULATE: !!o.accumulate,
-  });
+  const plain = !o.transA && !o.strides && !o.ld && (o.batch ?? 1) === 1 && (o.groupB ?? 1) === 1;
+  if (plain && o.transB && M <= GEMV_MAX_ROWS) {
+    // decoding (LoRA's products): one row of x is a matrix-vector product
+    const kernel = gemvKernel(gpu, GEMV_F32, { ACCUMULATE: !!o.accumulate }, 'gemv_f32');
+    dispatchGemv(gpu, kernel, [a, b, c], { M, N, K, alpha: o.alpha ?? 1 }, o.label);
+    return;
+  }
+  const tile = gemmTile(M, N);
+  const constants = { ...tile, TRANS_A: !!o.transA, TRANS_B: !!o.transB, ACCUMULATE: !!o.accumulate };
+  const kernel = gpu.kernel(GEMM_F32, 'main', constants, 'gemm_f32');
   const [sA, sB, sC] = o.strides ?? [M * K, K * N, M * N];
   const [lda, ldb, ldc] = o.ld ?? [o.transA ? M : K, o.transB ? K : N, N];
   const params = { M, N, K, alpha: o.alpha ?? 1, sA, sB, sC, lda, ldb, ldc, groupB: o.groupB ?? 1 };
-  gpu.dispatch(kernel, [a, b, c], params, [Math.ceil(N / tile), Math.ceil(M / tile), o.batch ?? 1]);
+  gpu.dispatch(kernel, [a, b, c], params, gemmGrid(tile, M, N, o.batch), o.label);
 }
 
 /** How a linear op (f32, NF4 or 16-bit weights) writes its result. */

@@ -9,14 +9,12 @@ import quantize from '../../shaders/nf4_quantize.wgsl?raw';
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { checkBlocksize, nf4Absmax, type NF4Tensor } from '../quant/nf4';
 import { expectShape, rows2d } from './check';
-import { GEMM_TILE, type ProductOptions } from './matmul';
+import { dispatchGemv, GEMV_MAX_ROWS, gemvKernel } from './gemv';
+import { gemmGrid, gemmTile, type ProductOptions } from './matmul';
 
 const GEMM_NF4 = `${nf4}\n${gemmVariant}\n${core}`;
-const GEMV_NF4 = `${nf4}\n${gemv}`;
+
 const QUANTIZE_NF4 = `${nf4}\n${quantize}`;
-const GEMV = { LANES: 32, ROWS: 8 };
-/** Up to this many rows a matrix-vector pass per row beats the tiled GEMM (decoding). */
-export const GEMV_MAX_ROWS = 4;
 
 /** An NF4 weight on the GPU: `shape` is PyTorch's [out, in]. */
 export interface NF4Weight {
@@ -58,7 +56,12 @@ export function quantizeNF4Gpu(gpu: Gpu, w: Tensor, { blocksize = 64 }: Quantize
     shape: [outF, inF],
     blocksize,
   };
-  gpu.dispatch1D(gpu.kernel(QUANTIZE_NF4, 'main'), [w, q.packed, q.absmax], { n, blocksize }, Math.ceil(n / blocksize));
+  gpu.dispatch1D(
+    gpu.kernel(QUANTIZE_NF4, 'main', {}, 'nf4_quantize'),
+    [w, q.packed, q.absmax],
+    { n, blocksize },
+    Math.ceil(n / blocksize),
+  );
   return q;
 }
 
@@ -120,23 +123,48 @@ export async function readNF4Bytes(gpu: Gpu, q: NF4Weight): Promise<Uint8Array> 
   return new Uint8Array(await gpu.readBytes(q.packed, Math.ceil(n / 2)));
 }
 
-// forward: y = x Wᵀ    x: [T, in], W: NF4 [out, in], y: [T, out]; `out`: y, a new tensor by default
-export function nf4Linear(gpu: Gpu, x: Tensor, w: NF4Weight, o: ProductOptions & { out?: Tensor } = {}): Tensor {
+/** LoRA's up-projection, folded into the frozen product: y += scale · h Bᵀ. */
+export interface FusedLora {
+  h: Tensor; // [T, r]: dropout(x) Aᵀ
+  B: Tensor; // [out, r]
+  scale: number;
+}
+
+export interface NF4LinearOptions extends ProductOptions {
+  /** y, [T, out]; a new tensor by default. */
+  out?: Tensor;
+  /** Adds LoRA's s · h Bᵀ in the same pass (alpha scales it too). */
+  lora?: FusedLora;
+}
+
+// forward: y = x Wᵀ (+ s · h Bᵀ)    x: [T, in], W: NF4 [out, in], y: [T, out]; h: [T, r], B: [out, r]
+export function nf4Linear(gpu: Gpu, x: Tensor, w: NF4Weight, o: NF4LinearOptions = {}): Tensor {
   const [T, inF] = rows2d('nf4Linear', 'x', x);
   const [outF, wIn] = w.shape;
   if (wIn !== inF) throw new Error(`nf4Linear: x has ${inF} features, W is [${w.shape.join(', ')}]`);
   const y = o.out ?? gpu.tensor([T, outF]);
   expectShape('nf4Linear', 'out', y, [T, outF]);
+  const lora = o.lora;
+  const r = lora ? lora.B.shape[1] : 0;
+  if (lora) {
+    expectShape('nf4Linear', 'h', lora.h, [T, r]);
+    expectShape('nf4Linear', 'B', lora.B, [outF, r]);
+  }
+  // without LoRA its two bindings are not read: x stands in for them
+  const loraBuffers = lora ? [lora.h, lora.B] : [x, x];
+  const fused = { LORA: !!lora, ACCUMULATE: !!o.accumulate };
   const blockShift = Math.log2(w.blocksize);
+  const alpha = o.alpha ?? 1;
+  const scale = lora?.scale ?? 0;
   if (T <= GEMV_MAX_ROWS) {
-    const kernel = gpu.kernel(GEMV_NF4, 'main', { ...GEMV, ACCUMULATE: !!o.accumulate, ALIGNED: inF % 8 === 0 });
-    const groups = Math.ceil(outF / GEMV.ROWS);
-    const max = gpu.limits.maxComputeWorkgroupsPerDimension;
-    const gy = Math.ceil(groups / max);
-    const params = { M: T, N: outF, K: inF, alpha: o.alpha ?? 1, blockShift };
-    gpu.dispatch(kernel, [x, w.packed, w.absmax, y], params, [Math.ceil(groups / gy), gy, T]);
+    const kernel = gemvKernel(gpu, gemv, { ...fused, ALIGNED: inF % 8 === 0 }, 'nf4_gemv', nf4);
+    const params = { M: T, N: outF, K: inF, alpha, blockShift, r, scale };
+    dispatchGemv(gpu, kernel, [x, w.packed, w.absmax, y, ...loraBuffers], params);
   } else {
-    nf4Gemm(gpu, x, w, y, T, outF, inF, true, o);
+    const tile = gemmTile(T, outF);
+    const kernel = gpu.kernel(GEMM_NF4, 'main', { ...tile, ...fused, TRANS_B: true }, 'gemm_nf4');
+    const params = { M: T, N: outF, K: inF + r, alpha, sA: 0, sB: 0, sC: 0, blockShift, Kw: inF, r, scale };
+    gpu.dispatch(kernel, [x, w.packed, w.absmax, y, ...loraBuffers], params, gemmGrid(tile, T, outF));
   }
   return y;
 }
@@ -154,23 +182,23 @@ export function nf4LinearBackwardInput(
   if (wOut !== outF) throw new Error(`nf4LinearBackwardInput: dY has ${outF} features, W is [${w.shape.join(', ')}]`);
   const dx = o.dx ?? gpu.tensor([T, inF]);
   expectShape('nf4LinearBackwardInput', 'dX', dx, [T, inF]);
-  nf4Gemm(gpu, dy, w, dx, T, inF, outF, false, o);
+  const tile = gemmTile(T, inF);
+  const constants = { ...tile, TRANS_B: false, ACCUMULATE: !!o.accumulate, LORA: false };
+  const kernel = gpu.kernel(GEMM_NF4, 'main', constants, 'gemm_nf4');
+  const blockShift = Math.log2(w.blocksize);
+  const params = {
+    M: T,
+    N: inF,
+    K: outF,
+    alpha: o.alpha ?? 1,
+    sA: 0,
+    sB: 0,
+    sC: 0,
+    blockShift,
+    Kw: outF,
+    r: 0,
+    scale: 0,
+  };
+  gpu.dispatch(kernel, [dy, w.packed, w.absmax, dx, dy, dy], params, gemmGrid(tile, T, inF));
   return dx;
-}
-
-function nf4Gemm(
-  gpu: Gpu,
-  a: Tensor,
-  w: NF4Weight,
-  c: Tensor,
-  M: number,
-  N: number,
-  K: number,
-  transB: boolean,
-  o: ProductOptions,
-): void {
-  const tile = GEMM_TILE.WG * 4;
-  const kernel = gpu.kernel(GEMM_NF4, 'main', { ...GEMM_TILE, TRANS_B: transB, ACCUMULATE: !!o.accumulate });
-  const params = { M, N, K, alpha: o.alpha ?? 1, sA: M * K, sB: 0, sC: M * N, blockShift: Math.log2(w.blocksize) };
-  gpu.dispatch(kernel, [a, w.packed, w.absmax, c], params, [Math.ceil(N / tile), Math.ceil(M / tile), 1]);
 }

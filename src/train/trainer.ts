@@ -12,6 +12,8 @@ export interface TrainSettings extends AdamWSettings {
   lr_scheduler_type: SchedulerType;
   warmup_steps: number;
   max_steps: number;
+  /** Recompute each layer in backward (TRL's SFTConfig default, true); false keeps its intermediates. */
+  gradient_checkpointing?: boolean;
 }
 
 /** A micro-batch and the number of its tokens whose label counts (≥ 0). */
@@ -56,7 +58,8 @@ export class Trainer {
     const counted = micro.reduce((n, m) => n + m.counted, 0);
     if (counted === 0) throw new Error('this step has no tokens with a label to learn from');
     gpu.zero(this.lora.grads);
-    const losses = micro.map((m) => this.model.forwardBackward(m.batch, 1 / counted, this.microStep++));
+    const recompute = s.gradient_checkpointing ?? true;
+    const losses = micro.map((m) => this.model.forwardBackward(m.batch, 1 / counted, this.microStep++, { recompute }));
     const lr = s.learning_rate * lrMultiplier(s.lr_scheduler_type, this.state.step, s.warmup_steps, s.max_steps);
     const normSq = adamwStep(gpu, this.state, this.lora.grads, { settings: s, lr });
     // One readback for the step: every micro-batch's token losses and ‖g‖², gathered on the GPU.

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Gpu } from '../../src/gpu/runtime';
+import type { Gpu, Tensor } from '../../src/gpu/runtime';
 import { attentionBackward, attentionForward } from '../../src/ops/attention';
 import { testGpu } from '../gpu';
 import { attentionRef } from '../reference/attention';
@@ -36,10 +36,10 @@ describe('causal grouped-query attention against float64', () => {
       const ts = gpu.tensor([T], 'u32', start);
       const o = gpu.tensor([T, H, d]);
       gpu.fill(o, POISON);
-      const { P } = attentionForward(gpu, tq, tk, tv, ts, { out: o });
+      const { lse } = attentionForward(gpu, tq, tk, tv, ts, { out: o });
       const msg = `seed ${seed}`;
       expect(relError(await gpu.read(o), attentionRef(q, k, v, start, T, H, Hkv, d)), msg).toBeLessThan(1e-5);
-      const g = attentionBackward(gpu, tq, tk, tv, P, gpu.tensor([T, H, d], 'f32', G));
+      const g = attentionBackward(gpu, tq, tk, tv, ts, o, lse, gpu.tensor([T, H, d], 'f32', G));
       const loss = (qq: ArrayLike<number>, kk: ArrayLike<number>, vv: ArrayLike<number>) =>
         dot(attentionRef(qq, kk, vv, start, T, H, Hkv, d), G);
       if (T <= 10) {
@@ -92,13 +92,14 @@ describe('causal grouped-query attention against float64', () => {
     const tq = gpu.tensor([T, H, d], 'f32', q),
       tk = gpu.tensor([T, Hkv, d], 'f32', k),
       tv = gpu.tensor([T, Hkv, d], 'f32', v);
-    const { out: o, P } = attentionForward(gpu, tq, tk, tv, gpu.tensor([T], 'u32', start), opt);
+    const ts = gpu.tensor([T], 'u32', start);
+    const { out: o, lse } = attentionForward(gpu, tq, tk, tv, ts, opt);
     const msg = `seed ${seed}`;
     const ref = attentionRef(q, k, v, start, T, H, Hkv, d, opt);
     expect(relError(await gpu.read(o), ref), msg).toBeLessThan(1e-5);
     // the cap matters here
     expect(relError(ref, attentionRef(q, k, v, start, T, H, Hkv, d, { scale: opt.scale }))).toBeGreaterThan(1e-2);
-    const g = attentionBackward(gpu, tq, tk, tv, P, gpu.tensor([T, H, d], 'f32', G), opt);
+    const g = attentionBackward(gpu, tq, tk, tv, ts, o, lse, gpu.tensor([T, H, d], 'f32', G), opt);
     const loss = (qq: ArrayLike<number>, kk: ArrayLike<number>, vv: ArrayLike<number>) =>
       dot(attentionRef(qq, kk, vv, start, T, H, Hkv, d, opt), G);
     expect(
@@ -122,6 +123,69 @@ describe('causal grouped-query attention against float64', () => {
       ),
       `dv, ${msg}`,
     ).toBeLessThan(1e-4);
+  });
+
+  it('reads a KV cache: the last Tq of Tk positions, in windows that cross blocks of 16, d = 72', async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const [Tk, Tq, H, Hkv, d, window] = [41, 3, 4, 2, 72, 20];
+    const q = randn(r, Tq * H * d),
+      k = randn(r, Tk * Hkv * d),
+      v = randn(r, Tk * Hkv * d);
+    // the reference over all Tk queries (q of the earlier ones are zeros): its last Tq rows are ours
+    const qFull = new Float32Array(Tk * H * d);
+    qFull.set(q, (Tk - Tq) * H * d);
+    const startFull = Uint32Array.from({ length: Tk }, (_, t) => Math.max(0, t - window + 1));
+    const o = gpu.tensor([Tq, H, d]);
+    gpu.fill(o, POISON);
+    const ts = gpu.tensor([Tq], 'u32', startFull.subarray(Tk - Tq));
+    const { lse } = attentionForward(
+      gpu,
+      gpu.tensor([Tq, H, d], 'f32', q),
+      gpu.tensor([Tk, Hkv, d], 'f32', k),
+      gpu.tensor([Tk, Hkv, d], 'f32', v),
+      ts,
+      { out: o },
+    );
+    lse.release();
+    const ref = attentionRef(qFull, k, v, startFull, Tk, H, Hkv, d).subarray((Tk - Tq) * H * d);
+    expect(relError(await gpu.read(o), ref), `seed ${seed}`).toBeLessThan(1e-5);
+  });
+
+  it('trains within sliding windows of packed sequences: forward and sampled gradients at T=50', async () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const [T, H, Hkv, d, window] = [50, 2, 1, 12, 7];
+    const q = randn(r, T * H * d),
+      k = randn(r, T * Hkv * d),
+      v = randn(r, T * Hkv * d),
+      G = randn(r, T * H * d);
+    // two sequences (from 0 and from 23), each token seeing the last 7 of its own
+    const start = Uint32Array.from({ length: T }, (_, t) => Math.max(t < 23 ? 0 : 23, t - window + 1));
+    const ts = gpu.tensor([T], 'u32', start);
+    const tq = gpu.tensor([T, H, d], 'f32', q),
+      tk = gpu.tensor([T, Hkv, d], 'f32', k),
+      tv = gpu.tensor([T, Hkv, d], 'f32', v);
+    const { out: o, lse } = attentionForward(gpu, tq, tk, tv, ts);
+    const msg = `seed ${seed}`;
+    expect(relError(await gpu.read(o), attentionRef(q, k, v, start, T, H, Hkv, d)), msg).toBeLessThan(1e-5);
+    const g = attentionBackward(gpu, tq, tk, tv, ts, o, lse, gpu.tensor([T, H, d], 'f32', G));
+    const loss = (qq: ArrayLike<number>, kk: ArrayLike<number>, vv: ArrayLike<number>) =>
+      dot(attentionRef(qq, kk, vv, start, T, H, Hkv, d), G);
+    const sampled = async (grad: Tensor, x: Float32Array, f: (x: Float64Array) => number, name: string) => {
+      const got = await gpu.read(grad);
+      for (const i of [0, 101, 307, x.length - 1]) {
+        const e = 1e-3,
+          xp = Float64Array.from(x),
+          xm = Float64Array.from(x);
+        xp[i] += e;
+        xm[i] -= e;
+        expect(Math.abs(got[i] - (f(xp) - f(xm)) / (2 * e)), `${name}[${i}], ${msg}`).toBeLessThan(1e-3);
+      }
+    };
+    await sampled(g.dq, q, (x) => loss(x, k, v), 'dq');
+    await sampled(g.dk, k, (x) => loss(q, x, v), 'dk');
+    await sampled(g.dv, v, (x) => loss(q, k, x), 'dv');
   });
 
   it('refuses q, k, v that do not fit together', () => {

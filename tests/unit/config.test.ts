@@ -76,8 +76,12 @@ describe('config.json', () => {
     const m = estimateTrainingMemory(c, settings);
     // r (in + out) per module: q 1024+2048, k 1024+1024, v 1024+1024, o 2048+1024, gate, up, down 1024+3072
     expect(m.adapter).toBe(28 * 16 * 22528 * 16); // params, grads, two moments
-    expect(m).toMatchObject({ weights: 559_022_080, activations: 286_556_160, total: 1_007_058_944 });
+    expect(m).toMatchObject({ weights: 559_022_080, activations: 253_067_264, total: 973_570_048 });
     expect(m.largestBuffer).toBe(64 * 151936 * 4); // 64 rows of logits, not an attention score buffer
+    // without gradient checkpointing all 28 layers keep their intermediates, not one: 27 more layers of
+    // 512 tokens × (4 hidden + q + 2 kv + 3 intermediate + heads) f32
+    const kept = estimateTrainingMemory(c, { ...settings, gradient_checkpointing: false });
+    expect(kept.activations - m.activations).toBe(27 * 4 * 512 * (4 * 1024 + 2048 + 2 * 1024 + 3 * 3072 + 16));
     // transformers' Qwen3Config defaults: head_dim 128, biases only with attention_bias, a window only when used
     const { head_dim: _, ...noHeadDim } = QWEN3_06B;
     expect(parseModelConfig({ ...noHeadDim, hidden_size: 1000 }).headDim).toBe(128);
@@ -163,14 +167,14 @@ describe('config.json', () => {
     });
     // params, grads, two moments
     expect(m.adapter).toBe(32 * 16 * (4544 + 4672 + 4544 + 4544 + 4544 + 18176 + 18176 + 4544) * 16);
-    // the BF16 embedding (591 MB) splits into row blocks: what must fit one binding is the
-    // attention scores of one layer, 71 heads × 512 × 512 f32, under the spec's 128 MiB
-    expect(m.largestBuffer).toBe(71 * 512 * 512 * 4);
-    // the scores span the micro-batch laid end to end: four blocks of 512 need [71, 2048, 2048]
+    // the BF16 embedding (591 MB) splits into row blocks, and attention keeps no scores: what
+    // must fit one binding is the largest NF4 weight, dense_h_to_4h [18176, 4544] in 4 bits
+    expect(m.largestBuffer).toBe((18176 * 4544) / 2);
+    // four blocks of 512 laid end to end: the MLP's [2048, 18176] f32 activations are the largest
     expect(
       estimateTrainingMemory(c, { max_length: 512, batch: 4, r: 16, targets: c.linearModules, load_in_4bit: true })
         .largestBuffer,
-    ).toBe(71 * 2048 * 2048 * 4);
+    ).toBe(2048 * 18176 * 4);
     expect(() => parseModelConfig({ ...FALCON_7B, alibi: true })).toThrow(/alibi is true/);
     const grouped = parseModelConfig({
       ...FALCON_7B,

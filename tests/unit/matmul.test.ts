@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
-import { gemm, linear, linearBackwardInput, linearBackwardWeight } from '../../src/ops/matmul';
+import { gemm, gemmTile, linear, linearBackwardInput, linearBackwardWeight } from '../../src/ops/matmul';
 import { testGpu } from '../gpu';
 import { finiteDifferences, gemmRef, linearLoss } from '../reference/linalg';
 import { POISON, freshSeed, randn, relError, rng } from '../reference/random';
@@ -10,12 +10,15 @@ beforeAll(async () => {
   gpu = await testGpu();
 });
 
-// Odd shapes (no dimension a tile multiple) and tile multiples, as [T, in, out].
+// Odd shapes (no dimension a tile multiple) and tile multiples, as [T, in, out]; the last two
+// have a side of 16 or less (LoRA's rank), which takes the 64×16 and 16×64 tiles.
 const SHAPES: [number, number, number][] = [
   [7, 65, 33],
   [1, 13, 5],
   [64, 64, 64],
   [130, 17, 129],
+  [130, 40, 16],
+  [200, 13, 70],
 ];
 
 describe('f32 linear layer matmuls against float64', () => {
@@ -80,6 +83,13 @@ describe('f32 linear layer matmuls against float64', () => {
       });
       expect(relError(out.subarray(i * M * N, (i + 1) * M * N), ref), `batch ${i}, seed ${seed}`).toBeLessThan(1e-5);
     }
+  });
+
+  it('takes narrow tiles where one side of C is 16 or less, square ones elsewhere', () => {
+    expect(gemmTile(256, 16)).toMatchObject({ WGX: 4, WGY: 16 }); // LoRA's h = x Aᵀ: [T, r]
+    expect(gemmTile(16, 768)).toMatchObject({ WGX: 16, WGY: 4 }); // its dA = dhᵀ x: [r, in]
+    expect(gemmTile(256, 768)).toMatchObject({ WGX: 16, WGY: 16 });
+    expect(gemmTile(5, 9)).toMatchObject({ WGX: 16, WGY: 16 });
   });
 
   it('refuses mismatched shapes with the shapes in the message', () => {

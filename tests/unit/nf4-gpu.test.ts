@@ -79,6 +79,7 @@ describe('NF4 linear layer against float64 with the dequantized weight', () => {
     [7, 65, 33],
     [64, 128, 64],
     [70, 77, 131],
+    [40, 72, 12], // a narrow product: 64×16 tiles forward
   ];
   for (const [T, inF, outF] of SHAPES) {
     it(`y = x Wᵀ and dX = dY W at T=${T} in=${inF} out=${outF}`, async () => {
@@ -136,6 +137,38 @@ describe('NF4 linear layer against float64 with the dequantized weight', () => {
       expect(relError(await gpu.read(y), ref), `T=${T}, seed ${seed}`).toBeLessThan(1e-5);
     }
   });
+
+  // [T, in, out, r]: the GEMV (T ≤ 4) on whole and part words, the tiled product with K = in + r
+  // crossing a tile's depth mid-way
+  for (const [T, inF, outF, r] of [
+    [1, 64, 37, 16],
+    [3, 65, 19, 5],
+    [9, 72, 40, 16],
+    [70, 77, 131, 3],
+  ]) {
+    it(`folds LoRA's up-projection in: y += α(x Wᵀ + s · h Bᵀ) at T=${T} in=${inF} out=${outF} r=${r}`, async () => {
+      const seed = freshSeed();
+      const g = rng(seed);
+      const x = randn(g, T * inF),
+        h = randn(g, T * r),
+        B = randn(g, outF * r),
+        y0 = randn(g, T * outF);
+      const q = quantizeNF4(randn(g, outF * inF, 0.05), 64);
+      const [s, alpha] = [0.7, 1.5];
+      const y = gpu.tensor([T, outF], 'f32', y0);
+      const lora = { h: gpu.tensor([T, r], 'f32', h), B: gpu.tensor([outF, r], 'f32', B), scale: s };
+      nf4Linear(gpu, gpu.tensor([T, inF], 'f32', x), uploadNF4(gpu, q, [outF, inF]), {
+        out: y,
+        accumulate: true,
+        alpha,
+        lora,
+      });
+      const frozen = gemmRef(x, dequantizeNF4(q), T, outF, inF, { transB: true });
+      const up = gemmRef(h, B, T, outF, r, { transB: true });
+      const ref = frozen.map((v, i) => y0[i] + alpha * (v + s * up[i]));
+      expect(relError(await gpu.read(y), ref), `seed ${seed}`).toBeLessThan(1e-5);
+    });
+  }
 
   it('matches the weight quantized on the GPU', async () => {
     const seed = freshSeed();

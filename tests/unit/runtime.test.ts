@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { acquireDevice } from '../../src/gpu/device';
-import { type Gpu, GpuError } from '../../src/gpu/runtime';
+import { Gpu, GpuError } from '../../src/gpu/runtime';
 import { dropoutForward } from '../../src/ops/lora';
 import { newTestGpu, testGpu } from '../gpu';
 
@@ -156,6 +156,78 @@ describe('GPU runtime', () => {
     expect(() => gpu.view(flat, 3, [2])).toThrow(/not aligned to 256 bytes/);
     expect(() => gpu.view(flat, 128, [65])).toThrow(/runs past its parent/);
     expect(() => a.release()).toThrow(/does not own its buffer/);
+  });
+
+  // out[i] = p.v: one word per dispatch, so each dispatch's uniform shows in the output
+  const WRITE_AT = `
+    struct Params { i: u32, v: u32 }
+    @group(0) @binding(0) var<storage, read_write> out: array<u32>;
+    @group(0) @binding(1) var<uniform> p: Params;
+    @compute @workgroup_size(1) fn write_at() { out[p.i] = p.v; }`;
+
+  it('bounds its uniform cache, and work recorded before the cache was dropped still reads its values', async () => {
+    const own = await newTestGpu();
+    const saved = Gpu.MAX_UNIFORMS;
+    Gpu.MAX_UNIFORMS = 8;
+    try {
+      const k = own.kernel(WRITE_AT, 'write_at');
+      const out = own.tensor([40], 'u32');
+      const values = Array.from({ length: 40 }, (_, i) => 1000 + 7 * i); // 40 distinct uniforms
+      values.forEach((v, i) => {
+        own.dispatch(k, [out], { i, v }, [1]);
+        expect(own.cached.uniforms).toBeLessThanOrEqual(8);
+      });
+      expect(Array.from(await own.readU32(out))).toEqual(values);
+      // 40 uniforms made; the cache never held more than 8
+      expect(own.counters.buffersCreated).toBeGreaterThanOrEqual(40);
+      expect(own.counters.dispatches).toBe(40);
+    } finally {
+      Gpu.MAX_UNIFORMS = saved;
+      own.destroy();
+    }
+  });
+
+  it('hands out the oldest free buffer, so a repeated step reuses its buffers and bind groups', async () => {
+    const own = await newTestGpu();
+    try {
+      const k = own.kernel(WRITE_AT, 'write_at');
+      // a "step": three temporaries of one size, each written by a dispatch, released in a
+      // different order each time; the next step must get the same three buffers
+      const step = (order: number[]) => {
+        const ts = [own.tensor([4], 'u32'), own.tensor([4], 'u32'), own.tensor([4], 'u32')];
+        for (const [i, t] of ts.entries()) own.dispatch(k, [t], { i: 0, v: i }, [1]);
+        const buffers = ts.map((t) => t.buffer);
+        for (const i of order) ts[i].release();
+        return buffers;
+      };
+      const first = step([0, 1, 2]);
+      const groups = own.counters.bindGroupsCreated;
+      const created = own.counters.buffersCreated;
+      expect(step([2, 0, 1])).toEqual(first);
+      expect(step([1, 2, 0])).toEqual(first);
+      expect(own.counters.bindGroupsCreated).toBe(groups);
+      expect(own.counters.buffersCreated).toBe(created);
+      await own.sync();
+    } finally {
+      own.destroy();
+    }
+  });
+
+  it('times each dispatch by its label with timestamp queries', async () => {
+    expect(gpu.canTime).toBe(true); // SwiftShader has timestamp-query
+    const k = gpu.kernel(WRITE_AT, 'write_at');
+    const out = gpu.tensor([4], 'u32');
+    const before = gpu.counters.dispatches;
+    gpu.startTiming();
+    for (let i = 0; i < 3; i++) gpu.dispatch(k, [out], { i, v: i }, [1]);
+    gpu.dispatch(k, [out], { i: 3, v: 3 }, [1], 'relabelled');
+    const times = await gpu.stopTiming();
+    expect(gpu.counters.dispatches - before).toBe(4);
+    expect(times.get('write_at')?.count).toBe(3);
+    expect(times.get('relabelled')?.count).toBe(1);
+    for (const { ms } of times.values()) expect(ms).toBeGreaterThanOrEqual(0);
+    expect(Array.from(await gpu.readU32(out))).toEqual([0, 1, 2, 3]); // timed work ran as recorded
+    await expect(gpu.stopTiming()).rejects.toThrow(/without startTiming/);
   });
 
   it('surfaces WGSL errors on the next sync', async () => {

@@ -52,7 +52,7 @@ interface LayerSaved {
   q: Tensor;
   k: Tensor;
   v: Tensor;
-  P: Tensor;
+  lse: Tensor; // attention's log-sum-exp per query and head
   attn: Tensor;
   g: Tensor;
   h: Tensor;
@@ -151,14 +151,14 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
     ropeForward(gpu, q, b.positions, this.rope);
     ropeForward(gpu, k, b.positions, this.rope);
     const { keys, values } = this.keysValues(l, k, v, o.cache);
-    const { out: attn, P } = attentionForward(gpu, q, keys, values, b.start);
+    const { out: attn, lse } = attentionForward(gpu, q, keys, values, b.start);
     const out = gpu.tensor([T, c.hidden]);
     gpu.copy(x, out);
     lin('dense', gpu.view(attn, 0, [T, c.heads * d]), { y: out, accumulate: true });
     const g = lin('up', m ?? a);
     const h = geluForward(gpu, g, { approximate: 'none' });
     lin('down', h, { y: out, accumulate: true });
-    const saved: LayerSaved = { a, m, qkv, q, k, v, P, attn, g, h, lora };
+    const saved: LayerSaved = { a, m, qkv, q, k, v, lse, attn, g, h, lora };
     if (o.save) return { out, saved };
     releaseSaved(saved, true);
     return { out, saved: null };
@@ -178,7 +178,7 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
     const dg = geluBackward(gpu, s.g, dh, { approximate: 'none' });
     // attention: out += dense(attention(rope(q), rope(k), v)), q, k, v = heads of qkv(a)
     const dAttn = back('dense', dOut);
-    const ga = attentionBackward(gpu, s.q, s.k, s.v, s.P, gpu.view(dAttn, 0, [T, c.heads, d]));
+    const ga = attentionBackward(gpu, s.q, s.k, s.v, b.start, s.attn, s.lse, gpu.view(dAttn, 0, [T, c.heads, d]));
     ropeBackward(gpu, ga.dq, b.positions, this.rope);
     ropeBackward(gpu, ga.dk, b.positions, this.rope);
     const dqkv = gpu.tensor([T, this.fusedHeads, d]);
@@ -206,6 +206,6 @@ function releaseSaved(s: LayerSaved, all: boolean): void {
   // qkv and attn are views of the projections' outputs: release their parents
   for (const t of [s.a, s.m, s.qkv.parent!, s.q, s.k, s.v, s.attn, s.g, s.h]) t?.release();
   if (!all) return;
-  s.P.release();
+  s.lse.release();
   for (const saved of Object.values(s.lora)) if (saved) releaseLoraSaved(saved);
 }

@@ -53,7 +53,7 @@ interface LayerSaved {
   q: Tensor;
   k: Tensor;
   v: Tensor;
-  P: Tensor;
+  lse: Tensor; // attention's log-sum-exp per query and head
   attn: Tensor;
   ao: Tensor;
   /** Gemma 3: q and k before their per-head norms (null without them). */
@@ -152,7 +152,7 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     ropeForward(gpu, q, b.positions, rope);
     ropeForward(gpu, k, b.positions, rope);
     const { keys, values } = this.keysValues(l, k, v, o.cache);
-    const { out: attn, P } = attentionForward(gpu, q, keys, values, this.startOf(l, b), this.attentionOptions);
+    const { out: attn, lse } = attentionForward(gpu, q, keys, values, this.startOf(l, b), this.attentionOptions);
     const ao = lin('o', gpu.view(attn, 0, [T, c.heads * d]));
     const x2 = gpu.tensor([T, c.hidden]);
     gpu.copy(x, x2);
@@ -165,7 +165,7 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     const out = gpu.tensor([T, c.hidden]);
     gpu.copy(x2, out);
     this.norm(dn, w.postFfNorm, out);
-    const saved: LayerSaved = { a, q, k, v, qPre, kPre, P, attn, ao, x2, m, g, u, h, d: dn, lora };
+    const saved: LayerSaved = { a, q, k, v, qPre, kPre, lse, attn, ao, x2, m, g, u, h, d: dn, lora };
     if (o.save) return { out, saved };
     releaseSaved(saved, true);
     return { out, saved: null };
@@ -190,7 +190,8 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     // x2 = x + norm_postattn(o(attention(rope(q(a)), rope(k(a)), v(a)))),  a = norm_in(x)
     const dao = this.normBackward(s.ao, w.postAttnNorm, dx2);
     const dAttn = back('o', dao);
-    const g = attentionBackward(gpu, s.q, s.k, s.v, s.P, gpu.view(dAttn, 0, [T, c.heads, d]), this.attentionOptions);
+    const dO = gpu.view(dAttn, 0, [T, c.heads, d]);
+    const g = attentionBackward(gpu, s.q, s.k, s.v, this.startOf(l, b), s.attn, s.lse, dO, this.attentionOptions);
     const rope = this.ropeOf(l)!;
     ropeBackward(gpu, g.dq, b.positions, rope);
     ropeBackward(gpu, g.dk, b.positions, rope);
@@ -218,6 +219,6 @@ function releaseSaved(s: LayerSaved, all: boolean): void {
   const views = [s.q, s.k, s.v, s.qPre, s.kPre].map((t) => t?.parent ?? null);
   for (const t of [s.a, ...views, s.attn, s.ao, s.x2, s.m, s.g, s.u, s.h, s.d]) t?.release();
   if (!all) return;
-  s.P.release();
+  s.lse.release();
   for (const saved of Object.values(s.lora)) if (saved) releaseLoraSaved(saved);
 }

@@ -56,7 +56,7 @@ interface LayerSaved {
   q: Tensor;
   k: Tensor;
   v: Tensor;
-  P: Tensor;
+  lse: Tensor; // attention's log-sum-exp per query and head
   attn: Tensor;
   /** Qwen3: q and k before their per-head norms (null without them). */
   qPre: Tensor | null;
@@ -67,7 +67,7 @@ interface LayerSaved {
   u: Tensor;
   h: Tensor;
   lora: Partial<Record<Module, LoraSaved | null>>;
-  /** Every tensor the layer made for backward (views excluded), P and LoRA's aside. */
+  /** Every tensor the layer made for backward (views excluded), lse and LoRA's aside. */
   owned: Tensor[];
 }
 
@@ -171,7 +171,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       ropeForward(gpu, k, b.positions, rope);
     }
     const { keys, values } = this.keysValues(l, k, v, o.cache);
-    const { out: attn, P } = attentionForward(gpu, q, keys, values, this.startOf(l, b));
+    const { out: attn, lse } = attentionForward(gpu, q, keys, values, this.startOf(l, b));
     const attn2 = own(gpu.view(attn, 0, [T, c.heads * c.headDim]));
     const x2 = own(gpu.tensor([T, c.hidden]));
     gpu.copy(x, x2);
@@ -191,7 +191,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     const out = gpu.tensor([T, c.hidden]);
     gpu.copy(x2, out);
     lin('down', h, { y: out, accumulate: true });
-    const saved: LayerSaved = { a, q, k, v, qPre, kPre, P, attn: attn2, x2, m, g, u, h, lora, owned };
+    const saved: LayerSaved = { a, q, k, v, qPre, kPre, lse, attn: attn2, x2, m, g, u, h, lora, owned };
     if (o.save) return { out, saved };
     releaseSaved(saved, true);
     return { out, saved: null };
@@ -229,7 +229,8 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     rmsnormBackward(gpu, s.x2, w.postNorm, dm, { eps: c.norm.eps, dx: dx2, accumulate: true });
     // x2 = x + o(attention(rope(q(a)), rope(k(a)), v(a))),  a = rmsnorm(x)
     const dAttn = back('o', dx2);
-    const g = attentionBackward(gpu, s.q, s.k, s.v, s.P, gpu.view(dAttn, 0, [T, c.heads, c.headDim]));
+    const dO = gpu.view(dAttn, 0, [T, c.heads, c.headDim]);
+    const g = attentionBackward(gpu, s.q, s.k, s.v, this.startOf(l, b), s.attn, s.lse, dO);
     const rope = this.ropeOf(l);
     if (rope) {
       ropeBackward(gpu, g.dq, b.positions, rope);
@@ -260,7 +261,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     gpu.copy(dx2, dx);
     rmsnormBackward(gpu, x, w.inputNorm, da, { eps: c.norm.eps, dx, accumulate: true });
     for (const t of [dh, dg, du, dm, dx2, dAttn, g.dq, g.dk, g.dv, da, ...temps]) t.release();
-    releaseSaved(s, false); // P and the LoRA state were consumed by their backward passes
+    releaseSaved(s, false); // lse and the LoRA state were consumed by their backward passes
     return dx;
   }
 
@@ -284,6 +285,6 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
 function releaseSaved(s: LayerSaved, all: boolean): void {
   for (const t of new Set(s.owned)) t.release();
   if (!all) return;
-  s.P.release();
+  s.lse.release();
   for (const saved of Object.values(s.lora)) if (saved) releaseLoraSaved(saved);
 }
