@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { nodeGpu } from '../src/node/dawn';
+import { checkKernels } from '../src/ops/kernel-check';
 import { benchKernels, formatTable, type BenchRow } from './kernels';
 import {
   benchCases,
@@ -40,8 +41,10 @@ function benchAt(rev: string, size: string, only: string[] | undefined): ModelRo
   mkdirSync(dir, { recursive: true });
   execFileSync('bash', ['-c', `git archive ${commit} | tar -x -C ${dir}`]);
   symlinkSync(resolve('node_modules'), `${dir}/node_modules`);
-  // this tree's harness: it reads the runtime's counters and timers only where they exist
-  for (const f of ['node-bench.ts', 'model-bench.ts', 'kernels.ts']) copyFileSync(`bench/${f}`, `${dir}/bench/${f}`);
+  // this tree's harness: it reads the runtime's counters and timers only where they exist (and
+  // the kernel check, which older trees kept inside the engine)
+  const harness = ['bench/node-bench.ts', 'bench/model-bench.ts', 'bench/kernels.ts', 'src/ops/kernel-check.ts'];
+  for (const f of harness) copyFileSync(f, `${dir}/${f}`);
   const out = `${dir}/result.json`;
   const args = ['bin/ts.mjs', 'bench/node-bench.ts', '--no-kernels', '--size', size, '--out', out];
   if (only) args.push('--models', only.join(','));
@@ -65,9 +68,7 @@ export async function main(argv: string[]): Promise<number> {
   console.log(`adapter: ${adapter} (${size} shapes)`);
   let kernels: BenchRow[] = [];
   if (!argv.includes('--no-kernels')) {
-    // correctness on this device first: the GPU quantizer's bytes against the CPU's, the GEMV against
-    // float64 (imported here, so that --against runs this harness on commits that lack the module)
-    const { checkKernels } = await import('../src/ops/kernel-check');
+    // correctness on this device first: the GPU quantizer's bytes against the CPU's, the GEMV against float64
     const shapes =
       size === 'small'
         ? [[257, 384]]

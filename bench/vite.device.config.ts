@@ -9,6 +9,6 @@ export default defineConfig({
     outDir: '.device-build',
     emptyOutDir: true,
     target: 'node20',
-    rollupOptions: { output: { entryFileNames: 'device-bench.mjs', inlineDynamicImports: true } },
+    rollupOptions: { output: { entryFileNames: 'device-bench.mjs' } },
   },
 });

@@ -1,11 +1,12 @@
 // Checks every model family's tests make: LoRA gradients against central differences of the
 // float64 loss at sampled entries, KV-cache decoding against the full forward pass; and the tiny
 // trainable model and the short training each family's learning test starts from.
+import { expect } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostBatch, uploadBatch } from '../src/data/batches';
 import { readSafetensorsSync, toFloat32 } from '../src/formats/safetensors';
-import type { Gpu } from '../src/gpu/runtime';
+import type { Gpu, Tensor } from '../src/gpu/runtime';
 import type { Batch, CausalLM } from '../src/model/causal-lm';
 import { ropeInverseFrequencies, type ModelConfig } from '../src/model/config';
 import { buildModel, loadCheckpoint } from '../src/model/load';
@@ -63,11 +64,19 @@ export function sampledLoraGradients(
 export async function decodeError(gpu: Gpu, model: CausalLM, ids: number[], batch: Batch): Promise<number> {
   const T = ids.length,
     V = model.config.vocab;
-  const full = await gpu.read(model.logits(batch));
+  const inUse = gpu.memory.inUse;
+  const take = async (t: Tensor) => {
+    const values = await gpu.read(t);
+    t.release();
+    return values;
+  };
+  const full = await take(model.logits(batch));
   const cache = model.newCache(T);
-  const rows = [await gpu.read(model.decode(ids.slice(0, T - 2), cache))];
-  rows.push(await gpu.read(model.decode([ids[T - 2]], cache)), await gpu.read(model.decode([ids[T - 1]], cache)));
+  const rows = [await take(model.decode(ids.slice(0, T - 2), cache))];
+  rows.push(await take(model.decode([ids[T - 2]], cache)), await take(model.decode([ids[T - 1]], cache)));
   model.releaseCache(cache);
+  // the passes freed everything they made but the logits they returned
+  expect(gpu.memory.inUse, 'GPU memory after decoding').toBe(inUse);
   return Math.max(...rows.map((row, i) => relError(row, full.subarray((T - 3 + i) * V, (T - 2 + i) * V))));
 }
 
@@ -97,7 +106,11 @@ export async function trainLosses(
     max_steps: steps,
   });
   const losses: number[] = [];
-  for (let s = 0; s < steps; s++) losses.push((await trainer.trainStep([{ batch, counted }])).loss);
+  const inUse = gpu.memory.inUse;
+  for (let s = 0; s < steps; s++) {
+    losses.push((await trainer.trainStep([{ batch, counted }])).loss);
+    expect(gpu.memory.inUse, `GPU memory after step ${s + 1}`).toBe(inUse); // a step frees all it made
+  }
   return losses;
 }
 

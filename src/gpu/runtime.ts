@@ -5,6 +5,7 @@
 //   const k = gpu.kernel(wgsl, 'main', { TK: 16 })  // compiled once per (code, entry, constants)
 //   gpu.dispatch(k, [x, w, y], { T, H, eps }, [gx, gy, gz]) // recorded, submitted on flush()/read()
 //   await gpu.read(y)                                // Float32Array
+//   const y = gpu.scope(() => …)                     // frees what it made, but what it returns
 //
 // Conventions every kernel follows: storage buffers at @binding(0..n-1) of group 0 in the
 // order given, the shape uniform at @binding(n), typed `struct Params` of u32/i32/f32 fields.
@@ -190,6 +191,21 @@ export function packParams(kernel: Pick<Kernel, 'label' | 'params'>, values: Par
   return words;
 }
 
+/** The tensors (owners, for views) a value holds: itself, or inside arrays and plain objects. */
+function heldTensors(value: unknown, into = new Set<Tensor>(), depth = 0): Set<Tensor> {
+  if (value instanceof Tensor) {
+    let owner = value;
+    while (owner.parent) owner = owner.parent;
+    into.add(owner);
+  } else if (depth < 6 && Array.isArray(value)) for (const v of value) heldTensors(v, into, depth + 1);
+  else if (depth < 6 && value !== null && typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value);
+    if (proto === Object.prototype || proto === null)
+      for (const v of Object.values(value)) heldTensors(v, into, depth + 1);
+  }
+  return into;
+}
+
 export class Gpu {
   /** The most uniform buffers kept (see uniform()). */
   static MAX_UNIFORMS = 4096;
@@ -214,6 +230,8 @@ export class Gpu {
    */
   readonly counters = { dispatches: 0, buffersCreated: 0, bindGroupsCreated: 0 };
   private timing: KernelTimer | null = null;
+  /** The tensors each open scope made (innermost last); null: made outside every scope (persistent()). */
+  private scopes: (Set<Tensor> | null)[] = [];
   /**
    * The subgroup width kernels may rely on (the adapter's narrowest), 0 where the device has no
    * subgroups. Setting 0 runs the workgroup-memory fallbacks (the tests cover both).
@@ -276,8 +294,62 @@ export class Gpu {
       );
     }
     const t = new Tensor(this, this.takeBuffer(bytes), shape, dtype);
+    this.scopes.at(-1)?.add(t);
     if (data) this.write(t, data);
     return t;
+  }
+
+  /**
+   * Runs `fn` and releases every tensor made while it ran, except those its result holds:
+   * returned, or inside returned arrays and plain objects (a view holds its parent). Those join
+   * the enclosing scope, which frees them in turn unless it returns them too. A layer's forward
+   * and backward are scopes: no list of what to free is kept by hand. Tensors released inside
+   * are skipped; if `fn` throws, everything it made is released.
+   */
+  scope<T>(fn: () => T): T {
+    const made = new Set<Tensor>();
+    this.scopes.push(made);
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      this.scopes.pop();
+      for (const t of made) if (!t.released) t.release();
+      throw e;
+    }
+    this.scopes.pop();
+    if (result instanceof Promise) throw new GpuError('gpu.scope takes a synchronous function');
+    const kept = heldTensors(result);
+    const outer = this.scopes.at(-1);
+    for (const t of made) {
+      if (t.released) continue;
+      if (kept.has(t)) outer?.add(t);
+      else t.release();
+    }
+    return result;
+  }
+
+  /**
+   * Hands the tensors `value` holds (as scope() reads a result) to the innermost scope, which
+   * then frees them: a layer's saved state, made by its forward, freed after its backward.
+   */
+  adopt(value: unknown): void {
+    const top = this.scopes.at(-1);
+    if (!top) throw new GpuError('gpu.adopt outside a scope');
+    for (const t of heldTensors(value)) {
+      for (const s of this.scopes) s?.delete(t);
+      top.add(t);
+    }
+  }
+
+  /** Runs `fn` with what it makes outside every scope: tensors a model keeps, made on first use. */
+  persistent<T>(fn: () => T): T {
+    this.scopes.push(null);
+    try {
+      return fn();
+    } finally {
+      this.scopes.pop();
+    }
   }
 
   /**

@@ -8,6 +8,10 @@
 // (gradient checkpointing, TRL's default), then runs its backward and frees everything but the
 // gradient. Without checkpointing every layer keeps what its backward needs from the one forward:
 // the same values (the recompute is bit for bit the forward), a forward's time saved, more memory.
+//
+// Memory is freed by scopes (gpu.scope): a layer's forward keeps only its output and, when asked,
+// its saved state; its backward only its input gradient; the saved state goes with the scope of
+// that layer's backward. No family lists what to free.
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { crossEntropy, halfLinear, halfLinearBackwardInput } from '../ops/head';
 import type { HalfMatrix } from '../ops/half-matrix';
@@ -151,6 +155,10 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
    * the cache; returns the logits of the last one, [1, V].
    */
   decode(ids: ArrayLike<number>, cache: KvCache): Tensor {
+    return this.gpu.scope(() => this.decodeIn(ids, cache));
+  }
+
+  private decodeIn(ids: ArrayLike<number>, cache: KvCache): Tensor {
     const { gpu, config: c } = this;
     const T = ids.length;
     if (cache.length + T > cache.capacity)
@@ -182,29 +190,29 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
       );
     let x = embed(gpu, this.weights.embed, tokens, { scale: this.config.embedScale });
     for (let l = 0; l < c.layers; l++) {
-      const { out } = this.layerForward(l, x, b, { dropout: false, save: false, step: 0, cache });
+      const { out } = this.forwardLayer(l, x, b, { dropout: false, save: false, step: 0, cache });
       x.release();
       x = out;
     }
     cache.length += T;
     const last = gpu.tensor([1, c.hidden]);
     gpu.copy(x, last, { from: (T - 1) * c.hidden, count: c.hidden });
-    const xf = this.finalNorm(last);
-    const z = this.capLogits(halfLinear(gpu, xf, this.weights.head));
-    for (const t of [x, last, xf, tokens, b.positions, b.start, b.startSliding]) t?.release();
-    return z;
+    return this.capLogits(halfLinear(gpu, this.finalNorm(last), this.weights.head));
   }
 
   /** Logits [T, V] for a batch, adapter applied (inference; no gradients). */
   logits(b: Batch): Tensor {
-    const x = this.finalHidden(b, false, 0).x;
-    const z = this.capLogits(halfLinear(this.gpu, x, this.weights.head));
-    x.release();
-    return z;
+    return this.gpu.scope(() =>
+      this.capLogits(halfLinear(this.gpu, this.finalHidden(b, false, 0).x, this.weights.head)),
+    );
   }
 
   /** Per-token losses [T] of a batch (0 where the label is −100): evaluation, no gradients. */
   tokenLosses(b: Batch): Tensor {
+    return this.gpu.scope(() => this.tokenLossesIn(b));
+  }
+
+  private tokenLossesIn(b: Batch): Tensor {
     const { gpu, config: c } = this;
     const T = b.ids.numel;
     const xf = this.finalHidden(b, false, 0).x;
@@ -217,8 +225,12 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
       crossEntropy(gpu, z, b.labels, { rowOffset: r0, loss: gpu.view(loss, r0, [rows]), softcap: this.finalSoftcap });
       z.release();
     }
-    xf.release();
     return loss;
+  }
+
+  /** A layer's forward in a scope of its own: what it does not return is freed at once. */
+  private forwardLayer(l: number, x: Tensor, b: Placement, o: LayerOptions): { out: Tensor; saved: S | null } {
+    return this.gpu.scope(() => this.layerForward(l, x, b, o));
   }
 
   /** Through the layers: each layer's input kept when training, and what its backward needs with `keep`. */
@@ -236,7 +248,7 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     const inputs: Tensor[] = [];
     const saved: S[] = [];
     for (let l = 0; l < c.layers; l++) {
-      const r = this.layerForward(l, x, b, { dropout: train, save: keep, step });
+      const r = this.forwardLayer(l, x, b, { dropout: train, save: keep, step });
       if (keep) saved.push(r.saved as S);
       const out = r.out;
       if (train) inputs.push(x);
@@ -256,6 +268,10 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
    * recomputing them (gradient_checkpointing false). Returns the per-token losses [T] (0 where ignored).
    */
   forwardBackward(b: Batch, scale: number, step: number, { recompute = true }: { recompute?: boolean } = {}): Tensor {
+    return this.gpu.scope(() => this.forwardBackwardIn(b, scale, step, recompute));
+  }
+
+  private forwardBackwardIn(b: Batch, scale: number, step: number, recompute: boolean): Tensor {
     const { gpu, config: c } = this;
     const T = b.ids.numel;
     const { x: xf, inputs, saved } = this.finalHidden(b, true, step, !recompute);
@@ -277,18 +293,17 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     dxf.release();
     inputs[c.layers].release();
     for (let l = c.layers - 1; l >= 0; l--) {
-      let s = saved[l];
-      if (recompute) {
-        const r = this.layerForward(l, inputs[l], b, { dropout: true, save: true, step });
-        r.out.release();
-        s = r.saved as S;
-      }
-      const dIn = this.layerBackward(l, inputs[l], s, dx, b, step);
+      // the layer's saved state (recomputed, or kept from the forward) is freed with this scope
+      const dIn = gpu.scope(() => {
+        let s = saved[l];
+        if (recompute) s = this.forwardLayer(l, inputs[l], b, { dropout: true, save: true, step }).saved as S;
+        else gpu.adopt(s);
+        return gpu.scope(() => this.layerBackward(l, inputs[l], s, dx, b, step));
+      });
       dx.release();
       inputs[l].release();
       dx = dIn;
     }
-    dx.release();
     return loss;
   }
 }

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { acquireDevice } from '../../src/gpu/device';
-import { Gpu, GpuError } from '../../src/gpu/runtime';
+import { Gpu, GpuError, type Tensor } from '../../src/gpu/runtime';
 import { dropoutForward } from '../../src/ops/lora';
 import { newTestGpu, testGpu } from '../gpu';
 
@@ -228,6 +228,53 @@ describe('GPU runtime', () => {
     for (const { ms } of times.values()) expect(ms).toBeGreaterThanOrEqual(0);
     expect(Array.from(await gpu.readU32(out))).toEqual([0, 1, 2, 3]); // timed work ran as recorded
     await expect(gpu.stopTiming()).rejects.toThrow(/without startTiming/);
+  });
+
+  it('frees in a scope what it made, but what it returns, which the enclosing scope then owns', () => {
+    const inUse = gpu.memory.inUse;
+    const outside = gpu.tensor([4]);
+    let inner: Tensor | null = null;
+    const kept = gpu.scope(() => {
+      const result = gpu.scope(() => {
+        const temp = gpu.tensor([64]);
+        const early = gpu.tensor([64]);
+        early.release(); // released inside: skipped at the end
+        inner = gpu.tensor([128]);
+        const flat = gpu.tensor([256]);
+        // returned through an object, an array and a view: the view keeps its parent
+        return { a: [inner], v: gpu.view(flat, 64, [8]), temp };
+      });
+      expect(result.temp.released).toBe(false);
+      return result.v; // the enclosing scope keeps only the view's parent
+    });
+    expect(inner!.released).toBe(true);
+    expect(kept.parent!.released).toBe(false);
+    expect(outside.released).toBe(false); // made outside: not the scope's
+    kept.parent!.release();
+    outside.release();
+    expect(gpu.memory.inUse).toBe(inUse);
+  });
+
+  it('frees all it made when the function throws, and hands saved state to another scope by adopt', () => {
+    const inUse = gpu.memory.inUse;
+    expect(() =>
+      gpu.scope(() => {
+        gpu.tensor([64]);
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    expect(gpu.memory.inUse).toBe(inUse);
+    // a forward's saved state outlives its scope, and goes with the scope that adopts it
+    const saved = gpu.scope(() => gpu.scope(() => ({ h: gpu.tensor([32]), out: gpu.tensor([32]) })));
+    expect(saved.h.released || saved.out.released).toBe(false);
+    gpu.scope(() => gpu.adopt(saved));
+    expect(saved.h.released && saved.out.released).toBe(true);
+    expect(() => gpu.adopt(saved)).toThrow(/outside a scope/);
+    // tensors a model keeps, made inside a scope on first use
+    const table = gpu.scope(() => gpu.persistent(() => gpu.tensor([8])));
+    expect(table.released).toBe(false);
+    table.release();
+    expect(gpu.memory.inUse).toBe(inUse);
   });
 
   it('surfaces WGSL errors on the next sync', async () => {

@@ -5,6 +5,7 @@ import { attachLora } from '../../src/model/lora-linear';
 import { ADAMW_DEFAULTS } from '../../src/ops/optim';
 import { lrMultiplier } from '../../src/train/schedule';
 import { Trainer, type StepLog } from '../../src/train/trainer';
+import { releaseBatch } from '../../src/data/batches';
 import { testGpu } from '../gpu';
 import { rng } from '../reference/random';
 import { TINY, buildTinyModel, packedBatch } from '../tiny-model';
@@ -31,6 +32,7 @@ describe('learning-rate schedules, as transformers defines them', () => {
 
 /** Steps on one repeated packed batch, split into two micro-batches of accumulation. */
 async function run(seed: number, dropout: number, steps: number, gradient_checkpointing = true): Promise<StepLog[]> {
+  const inUse = gpu.memory.inUse;
   const r = rng(seed);
   const c = parseModelConfig({ ...TINY, model_type: 'llama', tie_word_embeddings: true });
   const { model, modules } = buildTinyModel(gpu, c, r);
@@ -49,7 +51,19 @@ async function run(seed: number, dropout: number, steps: number, gradient_checkp
     gradient_checkpointing,
   });
   const logs: StepLog[] = [];
-  for (let s = 0; s < steps; s++) logs.push(await trainer.trainStep(micro));
+  const held = gpu.memory.inUse;
+  for (let s = 0; s < steps; s++) {
+    logs.push(await trainer.trainStep(micro));
+    // a step frees all it made (scopes): the model, adapter, moments and batches are all that stay
+    expect(gpu.memory.inUse, `after step ${s + 1}`).toBe(held);
+  }
+  // and everything goes when the session would let it go
+  trainer.release();
+  for (const t of [...model.weightTensors(), ...model.ropeTensors()]) t.release();
+  lora.params.release();
+  lora.grads.release();
+  for (const t of [a, b]) releaseBatch(t.batch);
+  expect(gpu.memory.inUse).toBe(inUse);
   return logs;
 }
 

@@ -21,7 +21,7 @@ import { halfBuffers } from '../../ops/half-matrix';
 import { ropeBackward, ropeForward, type RopeTables } from '../../ops/rope';
 import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from '../causal-lm';
 import type { ModelConfig } from '../config';
-import { releaseLoraSaved, type LoraLinear } from '../lora-linear';
+import type { LoraLinear } from '../lora-linear';
 
 export interface Norm {
   w: HalfVector;
@@ -159,9 +159,7 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
     const h = geluForward(gpu, g, { approximate: 'none' });
     lin('down', h, { y: out, accumulate: true });
     const saved: LayerSaved = { a, m, qkv, q, k, v, lse, attn, g, h, lora };
-    if (o.save) return { out, saved };
-    releaseSaved(saved, true);
-    return { out, saved: null };
+    return { out, saved: o.save ? saved : null }; // the caller's scope frees the rest
   }
 
   // backward: dOut → dL/dx; both blocks' gradients flow back through their norms into dx
@@ -196,16 +194,6 @@ export class FalconModel extends CausalLM<FalconWeights, LayerSaved> {
       dm = back('up', dg, da); // one norm feeds both blocks: their gradients add
     }
     layernormBackward(gpu, x, w.ln.w, da, { eps, dx, accumulate: true });
-    for (const t of new Set([dh, dg, dAttn, ga.dq, ga.dk, ga.dv, dqkv, da, dm])) t.release();
-    releaseSaved(s, false);
-    return dx;
+    return dx; // the caller's scope frees the temporaries and the saved state
   }
-}
-
-function releaseSaved(s: LayerSaved, all: boolean): void {
-  // qkv and attn are views of the projections' outputs: release their parents
-  for (const t of [s.a, s.m, s.qkv.parent!, s.q, s.k, s.v, s.attn, s.g, s.h]) t?.release();
-  if (!all) return;
-  s.lse.release();
-  for (const saved of Object.values(s.lora)) if (saved) releaseLoraSaved(saved);
 }

@@ -21,7 +21,7 @@ import { rmsnormBackward, rmsnormForward, type HalfVector } from '../../ops/norm
 import { halfBuffers } from '../../ops/half-matrix';
 import { ropeBackward, ropeForward } from '../../ops/rope';
 import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from '../causal-lm';
-import { releaseLoraSaved, type LoraLinear } from '../lora-linear';
+import type { LoraLinear } from '../lora-linear';
 
 export interface GemmaLayerWeights {
   inputNorm: HalfVector;
@@ -166,9 +166,7 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     gpu.copy(x2, out);
     this.norm(dn, w.postFfNorm, out);
     const saved: LayerSaved = { a, q, k, v, qPre, kPre, lse, attn, ao, x2, m, g, u, h, d: dn, lora };
-    if (o.save) return { out, saved };
-    releaseSaved(saved, true);
-    return { out, saved: null };
+    return { out, saved: o.save ? saved : null }; // the caller's scope frees the rest
   }
 
   protected layerBackward(l: number, x: Tensor, s: LayerSaved, dOut: Tensor, b: Placement, step: number): Tensor {
@@ -195,10 +193,8 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     const rope = this.ropeOf(l)!;
     ropeBackward(gpu, g.dq, b.positions, rope);
     ropeBackward(gpu, g.dk, b.positions, rope);
-    const temps: Tensor[] = [];
     if (w.qNorm && w.kNorm) {
       // Gemma 3: through the per-head norms, from the saved pre-norm q and k
-      temps.push(g.dq, g.dk);
       g.dq = this.headNormBackward(s.qPre!, w.qNorm, g.dq);
       g.dk = this.headNormBackward(s.kPre!, w.kNorm, g.dk);
     }
@@ -208,17 +204,6 @@ export class GemmaModel extends CausalLM<GemmaWeights, LayerSaved> {
     const dx = gpu.tensor([T, c.hidden]);
     gpu.copy(dx2, dx);
     this.normBackward(x, w.inputNorm, da, dx);
-    for (const t of [dd, dh, dg, du, dm, dx2, dao, dAttn, g.dq, g.dk, g.dv, da, ...temps]) t.release();
-    releaseSaved(s, false);
-    return dx;
+    return dx; // the caller's scope frees the temporaries and the saved state
   }
-}
-
-function releaseSaved(s: LayerSaved, all: boolean): void {
-  // q, k, v are views of the projections' (or the q/k norms') outputs: release their parents
-  const views = [s.q, s.k, s.v, s.qPre, s.kPre].map((t) => t?.parent ?? null);
-  for (const t of [s.a, ...views, s.attn, s.ao, s.x2, s.m, s.g, s.u, s.h, s.d]) t?.release();
-  if (!all) return;
-  s.lse.release();
-  for (const saved of Object.values(s.lora)) if (saved) releaseLoraSaved(saved);
 }

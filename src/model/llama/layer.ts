@@ -21,7 +21,7 @@ import { halfBuffers } from '../../ops/half-matrix';
 import { gatherHeads, scatterHeads } from '../../ops/heads';
 import { ropeBackward, ropeForward } from '../../ops/rope';
 import { CausalLM, type BaseWeights, type LayerOptions, type Placement } from '../causal-lm';
-import { releaseLoraSaved, type LoraLinear } from '../lora-linear';
+import type { LoraLinear } from '../lora-linear';
 
 export type { Batch, KvCache } from '../causal-lm';
 
@@ -67,8 +67,6 @@ interface LayerSaved {
   u: Tensor;
   h: Tensor;
   lora: Partial<Record<Module, LoraSaved | null>>;
-  /** Every tensor the layer made for backward (views excluded), lse and LoRA's aside. */
-  owned: Tensor[];
 }
 
 export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
@@ -83,13 +81,14 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
         'u32',
         Uint32Array.from({ length: n }, (_, i) => from + i),
       );
-    this.maps ??= {
+    // made on first use, inside a layer's scope, but kept with the weights
+    this.maps ??= gpu.persistent(() => ({
       q: range(0, c.heads),
       k: range(c.heads, c.kvHeads),
       v: range(c.heads + c.kvHeads, c.kvHeads),
       gate: range(0, 1),
       up: range(1, 1),
-    };
+    }));
     return this.maps;
   }
 
@@ -117,7 +116,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
   // ---- one decoder layer: forward (optionally saving for backward) and backward -----------
 
   // forward: x → x + attention block → + MLP block. `dropout` for training; `save` keeps the
-  // intermediates for backward (the recompute), otherwise they are freed at once.
+  // intermediates for backward (the recompute); the caller's scope frees the rest.
   protected layerForward(
     l: number,
     x: Tensor,
@@ -138,23 +137,18 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       lora[m] = r.saved;
       return r.y;
     };
-    const owned: Tensor[] = [];
-    const own = (t: Tensor) => {
-      owned.push(t.parent ?? t);
-      return t;
-    };
-    const a = own(rmsnormForward(gpu, x, w.inputNorm, { eps: c.norm.eps }));
+    const a = rmsnormForward(gpu, x, w.inputNorm, { eps: c.norm.eps });
     let q: Tensor, k: Tensor, v: Tensor;
     if (w.qkv) {
       const maps = this.fusedMaps();
-      const qkv = own(gpu.view(lin('qkv', a), 0, [T, c.heads + 2 * c.kvHeads, c.headDim]));
-      q = own(gatherHeads(gpu, qkv, maps.q, gpu.tensor([T, c.heads, c.headDim])));
-      k = own(gatherHeads(gpu, qkv, maps.k, gpu.tensor([T, c.kvHeads, c.headDim])));
-      v = own(gatherHeads(gpu, qkv, maps.v, gpu.tensor([T, c.kvHeads, c.headDim])));
+      const qkv = gpu.view(lin('qkv', a), 0, [T, c.heads + 2 * c.kvHeads, c.headDim]);
+      q = gatherHeads(gpu, qkv, maps.q, gpu.tensor([T, c.heads, c.headDim]));
+      k = gatherHeads(gpu, qkv, maps.k, gpu.tensor([T, c.kvHeads, c.headDim]));
+      v = gatherHeads(gpu, qkv, maps.v, gpu.tensor([T, c.kvHeads, c.headDim]));
     } else {
-      q = own(gpu.view(lin('q', a), 0, [T, c.heads, c.headDim]));
-      k = own(gpu.view(lin('k', a), 0, [T, c.kvHeads, c.headDim]));
-      v = own(gpu.view(lin('v', a), 0, [T, c.kvHeads, c.headDim]));
+      q = gpu.view(lin('q', a), 0, [T, c.heads, c.headDim]);
+      k = gpu.view(lin('k', a), 0, [T, c.kvHeads, c.headDim]);
+      v = gpu.view(lin('v', a), 0, [T, c.kvHeads, c.headDim]);
     }
     // Qwen3: each head's q and k through an RMSNorm over its d values ([T·heads, d] rows), before
     // RoPE; the values before the norm are kept for its backward
@@ -162,8 +156,8 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       kPre: Tensor | null = null;
     if (w.qNorm && w.kNorm) {
       [qPre, kPre] = [q, k];
-      q = own(this.headNorm(q, w.qNorm));
-      k = own(this.headNorm(k, w.kNorm));
+      q = this.headNorm(q, w.qNorm);
+      k = this.headNorm(k, w.kNorm);
     }
     const rope = this.ropeOf(l);
     if (rope) {
@@ -172,32 +166,31 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     }
     const { keys, values } = this.keysValues(l, k, v, o.cache);
     const { out: attn, lse } = attentionForward(gpu, q, keys, values, this.startOf(l, b));
-    const attn2 = own(gpu.view(attn, 0, [T, c.heads * c.headDim]));
-    const x2 = own(gpu.tensor([T, c.hidden]));
+    const attn2 = gpu.view(attn, 0, [T, c.heads * c.headDim]);
+    const x2 = gpu.tensor([T, c.hidden]);
     gpu.copy(x, x2);
     lin('o', attn2, { y: x2, accumulate: true });
-    const m = own(rmsnormForward(gpu, x2, w.postNorm, { eps: c.norm.eps }));
+    const m = rmsnormForward(gpu, x2, w.postNorm, { eps: c.norm.eps });
     let g: Tensor, u: Tensor;
     if (w.gateUp) {
       const maps = this.fusedMaps();
-      const gu = own(gpu.view(lin('gateUp', m), 0, [T, 2, c.intermediate]));
-      g = own(gpu.view(gatherHeads(gpu, gu, maps.gate, gpu.tensor([T, 1, c.intermediate])), 0, [T, c.intermediate]));
-      u = own(gpu.view(gatherHeads(gpu, gu, maps.up, gpu.tensor([T, 1, c.intermediate])), 0, [T, c.intermediate]));
+      const gu = gpu.view(lin('gateUp', m), 0, [T, 2, c.intermediate]);
+      g = gpu.view(gatherHeads(gpu, gu, maps.gate, gpu.tensor([T, 1, c.intermediate])), 0, [T, c.intermediate]);
+      u = gpu.view(gatherHeads(gpu, gu, maps.up, gpu.tensor([T, 1, c.intermediate])), 0, [T, c.intermediate]);
     } else {
-      g = own(lin('gate', m));
-      u = own(lin('up', m));
+      g = lin('gate', m);
+      u = lin('up', m);
     }
-    const h = own(swigluForward(gpu, g, u));
+    const h = swigluForward(gpu, g, u);
     const out = gpu.tensor([T, c.hidden]);
     gpu.copy(x2, out);
     lin('down', h, { y: out, accumulate: true });
-    const saved: LayerSaved = { a, q, k, v, qPre, kPre, lse, attn: attn2, x2, m, g, u, h, lora, owned };
-    if (o.save) return { out, saved };
-    releaseSaved(saved, true);
-    return { out, saved: null };
+    const saved: LayerSaved = { a, q, k, v, qPre, kPre, lse, attn: attn2, x2, m, g, u, h, lora };
+    return { out, saved: o.save ? saved : null };
   }
 
-  // backward: dOut = dL/d(layer output) → dL/d(layer input); LoRA gradients accumulate
+  // backward: dOut = dL/d(layer output) → dL/d(layer input); LoRA gradients accumulate. The
+  // caller's scope frees the temporaries and the saved state.
   protected layerBackward(l: number, x: Tensor, s: LayerSaved, dOut: Tensor, b: Placement, step: number): Tensor {
     const { gpu, config: c } = this;
     const w = this.weights.layers[l];
@@ -208,8 +201,7 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
         accumulate: !!dx,
         seed: this.seed(step, l, MODULES.indexOf(m)),
       });
-    const temps: Tensor[] = [];
-    // x_out = x2 + down(swiglu(gate(m), up(m))),  m = rmsnorm(x2)
+    // x_out = x2 + dswiglu(gate(m), up(m)),  m = rmsnorm(x2)
     const dh = back('down', dOut);
     const { dg, du } = swigluBackward(gpu, s.g, s.u, dh);
     let dm: Tensor;
@@ -219,7 +211,6 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       scatterHeads(gpu, gpu.view(dg, 0, [T, 1, c.intermediate]), maps.gate, dgu);
       scatterHeads(gpu, gpu.view(du, 0, [T, 1, c.intermediate]), maps.up, dgu);
       dm = back('gateUp', gpu.view(dgu, 0, [T, 2 * c.intermediate]));
-      temps.push(dgu);
     } else {
       dm = back('gate', dg);
       back('up', du, dm);
@@ -238,7 +229,6 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     }
     if (w.qNorm && w.kNorm) {
       // Qwen3: through the per-head norms, from the saved pre-norm q and k
-      temps.push(g.dq, g.dk);
       g.dq = this.headNormBackward(s.qPre!, w.qNorm, g.dq);
       g.dk = this.headNormBackward(s.kPre!, w.kNorm, g.dk);
     }
@@ -251,7 +241,6 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       scatterHeads(gpu, g.dk, maps.k, dqkv);
       scatterHeads(gpu, g.dv, maps.v, dqkv);
       da = back('qkv', gpu.view(dqkv, 0, [T, nf * c.headDim]));
-      temps.push(dqkv);
     } else {
       da = back('q', gpu.view(g.dq, 0, [T, c.heads * c.headDim]));
       back('k', gpu.view(g.dk, 0, [T, c.kvHeads * c.headDim]), da);
@@ -260,8 +249,6 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
     const dx = gpu.tensor([T, c.hidden]);
     gpu.copy(dx2, dx);
     rmsnormBackward(gpu, x, w.inputNorm, da, { eps: c.norm.eps, dx, accumulate: true });
-    for (const t of [dh, dg, du, dm, dx2, dAttn, g.dq, g.dk, g.dv, da, ...temps]) t.release();
-    releaseSaved(s, false); // lse and the LoRA state were consumed by their backward passes
     return dx;
   }
 
@@ -280,11 +267,4 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
       eps: this.config.norm.eps,
     });
   }
-}
-
-function releaseSaved(s: LayerSaved, all: boolean): void {
-  for (const t of new Set(s.owned)) t.release();
-  if (!all) return;
-  s.lse.release();
-  for (const saved of Object.values(s.lora)) if (saved) releaseLoraSaved(saved);
 }
