@@ -11,8 +11,9 @@
 // order given, the shape uniform at @binding(n), typed `struct Params` of u32/i32/f32 fields.
 // Dispatches name the fields ({ T, H, eps }) and the runtime packs them in the struct's order,
 // so no call site repeats a shader's field order by hand. Work is recorded into one compute pass and
-// submitted lazily. Uniforms are immutable buffers cached by content and bind groups are cached
-// by buffer, so a training step that repeats the same shapes allocates nothing on the GPU.
+// submitted lazily. Each dispatch's uniform is a slot of one ring buffer, written as it is
+// recorded, and bind groups are cached by buffer and slot, so a training step that repeats the
+// last one's work allocates nothing on the GPU, whatever values change from step to step.
 
 import { acquireDevice, type AdapterSummary } from './device';
 
@@ -207,8 +208,8 @@ function heldTensors(value: unknown, into = new Set<Tensor>(), depth = 0): Set<T
 }
 
 export class Gpu {
-  /** The most uniform buffers kept (see uniform()). */
-  static MAX_UNIFORMS = 4096;
+  /** Uniform slots in the ring (see paramSlot()); a submit that fills them is flushed. */
+  static PARAM_SLOTS = 4096;
   private pool = new Map<number, GPUBuffer[]>();
   private staging = new Map<number, GPUBuffer[]>();
   private modules = new Map<string, GPUShaderModule>();
@@ -217,7 +218,9 @@ export class Gpu {
   private bindGroups = new Map<string, GPUBindGroup>();
   private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
-  private uniforms = new Map<string, GPUBuffer>();
+  private paramRing: GPUBuffer | null = null;
+  private paramSlots = 0;
+  private slotsUsed = 0;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private error: GPUError | null = null;
@@ -230,8 +233,8 @@ export class Gpu {
    */
   readonly counters = { dispatches: 0, buffersCreated: 0, bindGroupsCreated: 0 };
   private timing: KernelTimer | null = null;
-  /** The tensors each open scope made (innermost last); null: made outside every scope (persistent()). */
-  private scopes: (Set<Tensor> | null)[] = [];
+  /** The tensors each open scope made, innermost last. */
+  private scopes: Set<Tensor>[] = [];
   /**
    * The subgroup width kernels may rely on (the adapter's narrowest), 0 where the device has no
    * subgroups. Setting 0 runs the workgroup-memory fallbacks (the tests cover both).
@@ -337,18 +340,8 @@ export class Gpu {
     const top = this.scopes.at(-1);
     if (!top) throw new GpuError('gpu.adopt outside a scope');
     for (const t of heldTensors(value)) {
-      for (const s of this.scopes) s?.delete(t);
+      for (const s of this.scopes) s.delete(t);
       top.add(t);
-    }
-  }
-
-  /** Runs `fn` with what it makes outside every scope: tensors a model keeps, made on first use. */
-  persistent<T>(fn: () => T): T {
-    this.scopes.push(null);
-    try {
-      return fn();
-    } finally {
-      this.scopes.pop();
     }
   }
 
@@ -488,7 +481,7 @@ export class Gpu {
           : { buffer: b.buffer }
         : { buffer: b },
     );
-    if (words) bound.push({ buffer: this.uniform(words) });
+    if (words) bound.push(this.paramSlot(words));
     const bindGroup = this.bindGroup(kernel, bound);
     this.counters.dispatches++;
     this.encoder ??= this.device.createCommandEncoder();
@@ -510,9 +503,9 @@ export class Gpu {
     }
   }
 
-  /** How many compiled pipelines, bind groups and uniform buffers are cached (bounded: see uniform()). */
-  get cached(): { pipelines: number; bindGroups: number; uniforms: number } {
-    return { pipelines: this.pipelines.size, bindGroups: this.bindGroups.size, uniforms: this.uniforms.size };
+  /** How many compiled pipelines and bind groups are cached. */
+  get cached(): { pipelines: number; bindGroups: number } {
+    return { pipelines: this.pipelines.size, bindGroups: this.bindGroups.size };
   }
 
   // ---- timing (the bench) ---------------------------------------------------------------
@@ -570,7 +563,7 @@ export class Gpu {
     const key = `${kernel.id}|${bound.join(',')}`;
     let group = this.bindGroups.get(key);
     if (!group) {
-      if (this.bindGroups.size >= 4096) this.bindGroups.clear(); // bounded; rebuilt on demand
+      if (this.bindGroups.size >= 16384) this.bindGroups.clear(); // bounded; rebuilt on demand
       this.counters.bindGroupsCreated++;
       group = this.device.createBindGroup({
         layout: kernel.pipeline.getBindGroupLayout(0),
@@ -588,33 +581,28 @@ export class Gpu {
   }
 
   /**
-   * Uniform buffers are immutable and cached by content. Values that change every step (dropout
-   * seeds, AdamW's step, the loss scale) make new ones, so the cache is bounded: when full, its
-   * buffers (and the bind groups that hold them) are dropped, and destroyed once the GPU has
-   * finished the work already recorded.
+   * A dispatch's uniform: the next slot of one ring buffer, written now. The write reaches the
+   * queue before the submit that records the dispatch, and after every earlier submit, so slots
+   * are reused from the first at each submit and each dispatch reads its own values. A full
+   * ring submits what is recorded. Values that change every step (dropout seeds, AdamW's step,
+   * the loss scale) then cost no buffer, and a step's dispatches take the same slots each time,
+   * so their bind groups are cached.
    */
-  private uniform(words: Uint32Array<ArrayBuffer>): GPUBuffer {
-    const key = words.join(',');
-    let buf = this.uniforms.get(key);
-    if (!buf && this.uniforms.size >= Gpu.MAX_UNIFORMS) {
-      this.flush();
-      const retired = [...this.uniforms.values()];
-      this.uniforms.clear();
-      this.bindGroups.clear();
-      void this.device.queue.onSubmittedWorkDone().then(() => {
-        for (const b of retired) b.destroy();
-      });
-    }
-    if (!buf) {
+  private paramSlot(words: Uint32Array<ArrayBuffer>): GPUBufferBinding {
+    const stride = Math.max(256, this.limits.minUniformBufferOffsetAlignment);
+    if (!this.paramRing) {
+      this.paramSlots = Gpu.PARAM_SLOTS;
       this.counters.buffersCreated++;
-      buf = this.device.createBuffer({
-        size: words.byteLength,
+      this.paramRing = this.device.createBuffer({
+        size: this.paramSlots * stride,
         usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        label: 'params',
       });
-      this.device.queue.writeBuffer(buf, 0, words);
-      this.uniforms.set(key, buf);
     }
-    return buf;
+    if (this.slotsUsed >= this.paramSlots) this.flush();
+    const offset = this.slotsUsed++ * stride;
+    this.device.queue.writeBuffer(this.paramRing, offset, words);
+    return { buffer: this.paramRing, offset, size: words.byteLength };
   }
 
   /** Record zeroing a tensor, in order with the dispatches (no upload from the CPU). */
@@ -653,6 +641,7 @@ export class Gpu {
     this.timing?.submitted();
     this.encoder = null;
     this.pass = null;
+    this.slotsUsed = 0; // later writes land after this submit: its slots are free again
   }
 
   /** Wait for all submitted work; throws the first GPU validation error seen, if any. */
@@ -711,10 +700,9 @@ export class Gpu {
   destroy(): void {
     this.flush();
     for (const list of [...this.pool.values(), ...this.staging.values()]) for (const b of list) b.destroy();
-    for (const b of this.uniforms.values()) b.destroy();
+    this.paramRing?.destroy();
     this.pool.clear();
     this.staging.clear();
-    this.uniforms.clear();
     this.bindGroups.clear();
     this.device.destroy();
   }

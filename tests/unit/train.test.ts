@@ -52,10 +52,16 @@ async function run(seed: number, dropout: number, steps: number, gradient_checkp
   });
   const logs: StepLog[] = [];
   const held = gpu.memory.inUse;
+  const made = () => gpu.counters.buffersCreated + gpu.counters.bindGroupsCreated;
+  let afterFirst = 0;
   for (let s = 0; s < steps; s++) {
     logs.push(await trainer.trainStep(micro));
     // a step frees all it made (scopes): the model, adapter, moments and batches are all that stay
     expect(gpu.memory.inUse, `after step ${s + 1}`).toBe(held);
+    // and after the first, it makes no GPU buffer or bind group: pooled buffers, cached bind
+    // groups, uniforms in the ring's slots, whatever seeds and rates change
+    if (s === 0) afterFirst = made();
+    else expect(made(), `GPU objects made by step ${s + 1}`).toBe(afterFirst);
   }
   // and everything goes when the session would let it go
   trainer.release();

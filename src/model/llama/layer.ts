@@ -70,10 +70,11 @@ interface LayerSaved {
 }
 
 export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
-  /** Heads of Phi-3's fused projections: q, k, v of qkv_proj; gate, up of gate_up_proj. */
-  private maps: Record<'q' | 'k' | 'v' | 'gate' | 'up', Tensor> | null = null;
+  /** Heads of Phi-3's fused projections: q, k, v of qkv_proj; gate, up of gate_up_proj (null without them). */
+  private readonly maps: Record<'q' | 'k' | 'v' | 'gate' | 'up', Tensor> | null;
 
-  private fusedMaps(): Record<'q' | 'k' | 'v' | 'gate' | 'up', Tensor> {
+  constructor(...args: ConstructorParameters<typeof CausalLM<LlamaWeights, LayerSaved>>) {
+    super(...args);
     const { gpu, config: c } = this;
     const range = (from: number, n: number) =>
       gpu.tensor(
@@ -81,14 +82,20 @@ export class LlamaModel extends CausalLM<LlamaWeights, LayerSaved> {
         'u32',
         Uint32Array.from({ length: n }, (_, i) => from + i),
       );
-    // made on first use, inside a layer's scope, but kept with the weights
-    this.maps ??= gpu.persistent(() => ({
-      q: range(0, c.heads),
-      k: range(c.heads, c.kvHeads),
-      v: range(c.heads + c.kvHeads, c.kvHeads),
-      gate: range(0, 1),
-      up: range(1, 1),
-    }));
+    const fused = this.weights.layers.some((l) => l.qkv || l.gateUp);
+    this.maps = fused
+      ? {
+          q: range(0, c.heads),
+          k: range(c.heads, c.kvHeads),
+          v: range(c.heads + c.kvHeads, c.kvHeads),
+          gate: range(0, 1),
+          up: range(1, 1),
+        }
+      : null;
+  }
+
+  private fusedMaps(): Record<'q' | 'k' | 'v' | 'gate' | 'up', Tensor> {
+    if (!this.maps) throw new Error('this model has no fused projections');
     return this.maps;
   }
 
