@@ -236,7 +236,7 @@ export async function benchModel(makeGpu: () => Promise<Gpu>, k: ModelCase): Pro
       maxBinding: gpu.maxBinding,
       gradient_checkpointing: k.gradient_checkpointing,
     }).total;
-    const matmulMs = await frozenProductsAlone(gpu, session, k.tokens);
+    const matmulMs = await frozenProductsAlone(gpu, session, k.tokens, k.gradient_checkpointing ?? true);
 
     // decoding: greedy, as the chat runs it; the clock starts at the first new token
     const prompt = ids.slice(0, k.prompt);
@@ -288,11 +288,11 @@ export async function benchModel(makeGpu: () => Promise<Gpu>, k: ModelCase): Pro
 }
 
 /**
- * The step's frozen products, each timed alone at its shape: per linear, the forward twice
- * (once more in the recompute) and the backward to the input; the head's forward and backward
- * over every chunk of rows.
+ * The step's frozen products, each timed alone at its shape: per linear, the forward (twice
+ * with gradient checkpointing: once more in the recompute) and the backward to the input; the
+ * head's forward and backward over every chunk of rows.
  */
-async function frozenProductsAlone(gpu: Gpu, session: Session, T: number): Promise<number> {
+async function frozenProductsAlone(gpu: Gpu, session: Session, T: number, recompute: boolean): Promise<number> {
   const reps = 3;
   const time = async (run: () => Tensor): Promise<number> => {
     (run() as Tensor).release(); // compile, and fill the pool
@@ -314,7 +314,9 @@ async function frozenProductsAlone(gpu: Gpu, session: Session, T: number): Promi
     }
     const x = gpu.tensor([T, w.shape[1]]);
     const dy = gpu.tensor([T, w.shape[0]]);
-    const ms = 2 * (await time(() => nf4Linear(gpu, x, w))) + (await time(() => nf4LinearBackwardInput(gpu, dy, w)));
+    const forwards = recompute ? 2 : 1;
+    const ms =
+      forwards * (await time(() => nf4Linear(gpu, x, w))) + (await time(() => nf4LinearBackwardInput(gpu, dy, w)));
     x.release();
     dy.release();
     byShape.set(key, { count: 1, ms });
