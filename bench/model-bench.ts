@@ -247,16 +247,21 @@ export async function benchModel(makeGpu: () => Promise<Gpu>, k: ModelCase): Pro
       max_new_tokens: k.newTokens,
       eos_token_id: [], // never stop early
     };
-    await generate(session.model, prompt, { ...settings, max_new_tokens: 2 }); // warm-up
+    const d1tok = dispatches(gpu);
+    await generate(session.model, prompt, { ...settings, max_new_tokens: 1 }); // warm-up: the prompt alone
+    const prefillDispatches = perStep(d1tok, dispatches(gpu), 1);
     const stamps: number[] = [];
     const d2 = dispatches(gpu);
     await generate(session.model, prompt, settings, () => stamps.push(performance.now()));
     const d3 = dispatches(gpu);
     const tokenMs = (stamps[stamps.length - 1] - stamps[0]) / (stamps.length - 1);
-    const { split: decodeSplit } = await timed(gpu, () =>
-      generate(session.model, prompt, { ...settings, max_new_tokens: 9 }),
+    // the split of 9 new tokens: 10 generated, less the prompt's pass and the first token
+    const { split: first } = await timed(gpu, () =>
+      generate(session.model, prompt, { ...settings, max_new_tokens: 1 }),
     );
-    const perToken = decodeSplit && Object.fromEntries(Object.entries(decodeSplit).map(([key, ms]) => [key, ms / 9]));
+    const { split: ten } = await timed(gpu, () => generate(session.model, prompt, { ...settings, max_new_tokens: 10 }));
+    const perToken =
+      ten && first && Object.fromEntries(Object.entries(ten).map(([key, ms]) => [key, (ms - (first[key] ?? 0)) / 9]));
 
     const params = parameterCount(c);
     trainer.release();
@@ -278,8 +283,9 @@ export async function benchModel(makeGpu: () => Promise<Gpu>, k: ModelCase): Pro
       step_efficiency: matmulMs / stepMs,
       decode_ms_per_token: tokenMs,
       decode_tokens_per_s: 1000 / tokenMs,
-      // the prompt's pass included: spread over the new tokens
-      dispatches_per_token: perStep(d2, d3, k.newTokens),
+      // the prompt's pass and the first token left out
+      dispatches_per_token:
+        prefillDispatches === null ? null : perStep(d2, d3 === null ? null : d3 - prefillDispatches, k.newTokens - 1),
       decode_split_ms: perToken,
     };
   } finally {
