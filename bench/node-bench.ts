@@ -24,6 +24,8 @@ import {
 export interface BenchResult {
   date: string;
   adapter: string;
+  /** The subgroup width the kernels use (0: none, or the start-up check failed). */
+  subgroups: number;
   size: 'small' | 'large';
   kernels: BenchRow[];
   models: ModelRow[];
@@ -65,7 +67,9 @@ export async function main(argv: string[]): Promise<number> {
   const adapter = [gpu.info.vendor, gpu.info.architecture, gpu.info.description].filter(Boolean).join(' ');
   // SwiftShader runs at a few hundred MFLOP/s: the small shapes there, the real ones on a GPU
   const size = (flag(argv, '--size') ?? (/swiftshader/i.test(adapter) ? 'small' : 'large')) as 'small' | 'large';
-  console.log(`adapter: ${adapter} (${size} shapes)`);
+  // subgroup kernels run only where the start-up check passed (Gpu.checkSubgroups)
+  const subgroups = gpu.subgroupSize;
+  console.log(`adapter: ${adapter} (${size} shapes); subgroup kernels: ${subgroups ? `${subgroups} wide` : 'off'}`);
   let kernels: BenchRow[] = [];
   if (!argv.includes('--no-kernels')) {
     // correctness on this device first: the GPU quantizer's bytes against the CPU's, the GEMV against float64
@@ -105,7 +109,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`\n${formatComparison(against.models, models)}`);
   }
 
-  const result: BenchResult = { date: new Date().toISOString(), adapter, size, kernels, models, against };
+  const result: BenchResult = { date: new Date().toISOString(), adapter, subgroups, size, kernels, models, against };
   const stamp = result.date.slice(0, 19).replace(/[:T]/g, '-');
   // BENCH_OUT, or $OUT on a lent GPU machine: where that machine's files come back from
   const dir = process.env.BENCH_OUT ?? process.env.OUT ?? 'bench/results';

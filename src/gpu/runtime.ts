@@ -262,7 +262,41 @@ export class Gpu {
 
   static async create(gpu: GPU | undefined | null, options?: { powerPreference?: GPUPowerPreference }): Promise<Gpu> {
     const { device, summary } = await acquireDevice(gpu, options);
-    return new Gpu(gpu!, device, summary);
+    const g = new Gpu(gpu!, device, summary);
+    await g.checkSubgroups();
+    return g;
+  }
+
+  /**
+   * Whether this device's subgroups are what the subgroup kernels assume (shaders/row_sum_subgroup.wgsl):
+   * runs of `subgroupSize` consecutive threads that a shuffle butterfly stays within. Run once at
+   * start-up; where it fails, `subgroupSize` becomes 0 and the kernels sum through workgroup memory.
+   */
+  async checkSubgroups(): Promise<boolean> {
+    const n = this.subgroupSize;
+    if (!n) return false;
+    const rows = Math.max(1, Math.floor(256 / n));
+    const code = `enable subgroups;
+      @group(0) @binding(0) var<storage, read_write> out: array<u32>;
+      @compute @workgroup_size(${n}, ${rows}) fn subgroup_check(@builtin(local_invocation_index) i: u32) {
+        var s = i;
+        for (var o = ${n}u / 2u; o > 0u; o >>= 1u) { s += subgroupShuffleXor(s, o); }
+        out[i] = s;
+      }`;
+    const out = this.tensor([n * rows], 'u32');
+    let ok: boolean;
+    try {
+      this.dispatch(this.kernel(code, 'subgroup_check'), [out], null, [1]);
+      const got = await this.readU32(out);
+      // each thread gets the sum of its run's indices: n·(first index of the run) + n(n − 1)/2
+      ok = got.every((v, i) => v === n * (i - (i % n)) + (n * (n - 1)) / 2);
+    } catch {
+      ok = false;
+    } finally {
+      out.release();
+    }
+    if (!ok) this.subgroupSize = 0;
+    return ok;
   }
 
   get limits(): GPUSupportedLimits {

@@ -278,6 +278,18 @@ describe('GPU runtime', () => {
     expect(gpu.memory.inUse).toBe(inUse);
   });
 
+  it('checks at start-up that its subgroups are what the kernels assume, and falls back where not', async () => {
+    expect(gpu.subgroupSize).toBe(4); // SwiftShader's subgroups, 4 wide, passed the check
+    const own = await newTestGpu();
+    try {
+      own.subgroupSize = 8; // runs of 8 straddle its 4-wide subgroups: shuffles leave them
+      expect(await own.checkSubgroups()).toBe(false);
+      expect(own.subgroupSize).toBe(0); // the GEMVs now sum through workgroup memory
+    } finally {
+      own.destroy();
+    }
+  });
+
   it('surfaces WGSL errors on the next sync', async () => {
     expect(() => gpu.kernel('fn main( {', 'main')).not.toThrow(); // errors arrive asynchronously
     await expect(gpu.sync()).rejects.toThrow(GpuError);
