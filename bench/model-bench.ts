@@ -106,6 +106,7 @@ export interface ModelRow {
   buffers_created_per_step: number | null;
   bind_groups_created_per_step: number | null;
   train_split_ms: Split | null;
+  /** Training's: the most bytes live at once, and all held after the steps (live and pooled). */
   peak_live_bytes: number;
   allocated_bytes: number;
   estimate_bytes: number;
@@ -225,6 +226,8 @@ export async function benchModel(makeGpu: () => Promise<Gpu>, k: ModelCase): Pro
     }
     const [d1, b1, g1] = [dispatches(gpu), buffers(gpu), bindGroups(gpu)];
     const stepMs = median(times);
+    // what training holds on the device: live tensors and the pool's free buffers
+    const [peakLive, allocated] = [gpu.memory.peak, gpu.memory.allocated];
     const { split: trainSplit } = await timed(gpu, () => trainer.trainStep(micro));
 
     const estimate = estimateTrainingMemory(c, {
@@ -276,8 +279,8 @@ export async function benchModel(makeGpu: () => Promise<Gpu>, k: ModelCase): Pro
       buffers_created_per_step: perStep(b0, b1, k.steps),
       bind_groups_created_per_step: perStep(g0, g1, k.steps),
       train_split_ms: trainSplit,
-      peak_live_bytes: gpu.memory.peak,
-      allocated_bytes: gpu.memory.allocated,
+      peak_live_bytes: peakLive,
+      allocated_bytes: allocated,
       estimate_bytes: estimate,
       matmul_alone_ms: matmulMs,
       step_efficiency: matmulMs / stepMs,

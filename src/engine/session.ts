@@ -108,7 +108,9 @@ export class Session {
 
   /** A model already on the GPU (from the page's store). */
   static fromLoaded(gpu: Gpu, loaded: LoadedModel, name: string, revision: string | null): Session {
-    return new Session(gpu, name, revision, buildModel(gpu, loaded), loaded.linears);
+    const session = new Session(gpu, name, revision, buildModel(gpu, loaded), loaded.linears);
+    gpu.trim(); // the loader's staging (f32 bands of weights on their way to NF4) is not needed again
+    return session;
   }
 
   /** Frees every GPU buffer of the model and its adapter. */

@@ -225,7 +225,10 @@ export class Gpu {
   private pass: GPUComputePassEncoder | null = null;
   private error: GPUError | null = null;
   private lostHandlers: ((info: GPUDeviceLostInfo) => void)[] = [];
-  /** Storage bytes held by live tensors (and their peak), and created in all (the pool keeps released ones). */
+  /**
+   * Storage bytes held by live tensors (and their peak), and held in all: live tensors and the
+   * pool's free buffers (trim() gives the pool's back).
+   */
   readonly memory = { inUse: 0, peak: 0, allocated: 0 };
   /**
    * What the device was asked to do, for the bench: dispatches recorded, and GPU objects created
@@ -427,6 +430,24 @@ export class Gpu {
     while (at > 0 && this.bufferId(list[at - 1]) < id) at--;
     list.splice(at, 0, t.buffer);
     this.pool.set(t.buffer.size, list);
+  }
+
+  /**
+   * Destroys the pool's free buffers (and readback staging): after loading a model, the f32
+   * bands the quantizer staged weights in would otherwise stay allocated for good (falcon-7b's
+   * MLP bands alone are 330 MB each). Bind groups that held them are dropped.
+   */
+  trim(): void {
+    this.flush();
+    for (const list of this.pool.values())
+      for (const b of list) {
+        this.memory.allocated -= b.size;
+        b.destroy();
+      }
+    for (const list of this.staging.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    this.staging.clear();
+    this.bindGroups.clear();
   }
 
   private takeBuffer(bytes: number): GPUBuffer {

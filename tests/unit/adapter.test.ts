@@ -85,6 +85,8 @@ describe('replacing a session adapter', () => {
     const dir = await mkdtemp(join(tmpdir(), 'replace-'));
     await writeTinyCheckpoint(dir, 'llama', 3);
     const session = await Session.load(gpu, localCheckpoint(dir), { name: 'tiny', load_in_4bit: true });
+    // the loader's f32 staging went back to the device: nothing is held but live tensors
+    expect(gpu.memory.allocated).toBe(gpu.memory.inUse);
     session.attachLora(
       { r: 4, lora_alpha: 8, lora_dropout: 0, target_modules: ['q_proj', 'v_proj'], use_rslora: false },
       seed,

@@ -290,6 +290,22 @@ describe('GPU runtime', () => {
     }
   });
 
+  it('gives its free buffers back to the device on trim, and works on after it', async () => {
+    const own = await newTestGpu();
+    try {
+      const kept = own.tensor([64], 'f32', new Float32Array(64).fill(2));
+      own.tensor([1 << 16]).release(); // a loader's staging, now free in the pool
+      expect(own.memory.allocated).toBeGreaterThan(own.memory.inUse);
+      own.trim();
+      expect(own.memory.allocated).toBe(own.memory.inUse);
+      const again = own.tensor([1 << 16]); // a new buffer, not the destroyed one
+      own.copy(kept, again);
+      expect(Array.from((await own.read(again)).subarray(0, 4))).toEqual([2, 2, 2, 2]);
+    } finally {
+      own.destroy();
+    }
+  });
+
   it('surfaces WGSL errors on the next sync', async () => {
     expect(() => gpu.kernel('fn main( {', 'main')).not.toThrow(); // errors arrive asynchronously
     await expect(gpu.sync()).rejects.toThrow(GpuError);
