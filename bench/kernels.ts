@@ -1,5 +1,5 @@
 // The kernel timings shared by the page bench (bench/bench.ts, with tfjs-webgpu as the peer)
-// and the Node bench (bench/node-bench.ts, Dawn on a real GPU, no peer).
+// and the Node bench (bench/node-bench.ts, on Dawn, no peer).
 import type { Gpu, Tensor } from '../src/gpu/runtime';
 import { linear } from '../src/ops/matmul';
 import { nf4Linear, quantizeNF4Gpu } from '../src/ops/nf4';

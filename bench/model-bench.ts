@@ -124,7 +124,7 @@ const CLASSES: [RegExp, string][] = [
   [/^(gemm_nf4|nf4_gemv)$/, 'frozen matmul'],
   [/^(gemm_half|gemv_half)$/, 'head'],
   [/^(lora|dropout_)/, 'lora'],
-  [/^(attention|softmax_|group_sum|softcap)/, 'attention'],
+  [/^(attention|softcap)/, 'attention'],
   [/norm/, 'norms'],
   [/^rope$/, 'rope'],
   [/^(swiglu|gelu)/, 'mlp activation'],
