@@ -49,13 +49,37 @@ fn visible(i: u32, j: u32, P: Params) -> bool {
   return i < P.Tq && j < P.Tk && j >= start[i] && j <= i + P.Tk - P.Tq;
 }
 
-// The (capped) score of query i, head h against key j, KV head kvh.
-fn score(i: u32, h: u32, j: u32, kvh: u32, P: Params) -> f32 {
-  var s = 0.0;
-  let qa = (i * P.H + h) * D;
-  let ka = (j * P.Hkv + kvh) * D;
-  for (var x = 0u; x < D; x++) { s += q[qa + x] * k[ka + x]; }
-  s *= P.scale;
+// A thread's four entries of a B×B tile share a key: entries tid + n·WG (n < 4) are the rows
+// tid / B + n·(WG / B) of column tid % B (B = 16, WG = 64). Their dot products load the key's
+// row once for the four queries.
+fn rowsOf(tid: u32) -> vec4u {
+  let r = tid / B;
+  let step = WG / B;
+  return vec4u(r, r + step, r + 2u * step, r + 3u * step);
+}
+
+// q·k for the four rows of queries i0 + rows (clamped to the last query: rows past it are masked
+// anyway), head h, against key j of KV head kvh. (dOv4 is the same over dO and v: one function
+// over both would bind dO, which the forward's uniform shares a binding with.)
+fn qk4(i0: u32, rows: vec4u, h: u32, j: u32, kvh: u32, P: Params) -> vec4f {
+  let qa = (min(vec4u(i0) + rows, vec4u(P.Tq - 1u)) * P.H + h) * D;
+  let ka = (min(j, P.Tk - 1u) * P.Hkv + kvh) * D;
+  var s = vec4f(0.0);
+  for (var x = 0u; x < D; x++) { s += vec4f(q[qa.x + x], q[qa.y + x], q[qa.z + x], q[qa.w + x]) * k[ka + x]; }
+  return s;
+}
+
+fn dOv4(i0: u32, rows: vec4u, h: u32, j: u32, kvh: u32, P: Params) -> vec4f {
+  let oa = (min(vec4u(i0) + rows, vec4u(P.Tq - 1u)) * P.H + h) * D;
+  let va = (min(j, P.Tk - 1u) * P.Hkv + kvh) * D;
+  var s = vec4f(0.0);
+  for (var x = 0u; x < D; x++) { s += vec4f(dO[oa.x + x], dO[oa.y + x], dO[oa.z + x], dO[oa.w + x]) * v[va + x]; }
+  return s;
+}
+
+// The (capped) scores of those four queries against key j.
+fn scores4(i0: u32, rows: vec4u, h: u32, j: u32, kvh: u32, P: Params) -> vec4f {
+  var s = qk4(i0, rows, h, j, kvh, P) * P.scale;
   if (P.cap > 0.0) { s = P.cap * tanh(s / P.cap); }
   return s;
 }
@@ -88,12 +112,13 @@ fn flash_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_in
   let lastBlock = workgroupUniformLoad(&spanHi) / B;
   for (var kb = first; kb <= lastBlock; kb++) {
     let j0 = kb * B;
-    for (var e = tid; e < B * B; e += WG) {
-      let i = i0 + e / B;
-      let j = j0 + e % B;
-      var s = NEG;
-      if (visible(i, j, pf)) { s = score(i, h, j, kvh, pf); }
-      tile[e] = s;
+    let rows = rowsOf(tid);
+    let j = j0 + tid % B;
+    let s = scores4(i0, rows, h, j, kvh, pf);
+    for (var n = 0u; n < 4u; n++) {
+      var score = NEG;
+      if (visible(i0 + rows[n], j, pf)) { score = s[n]; }
+      tile[tid + n * WG] = score;
     }
     workgroupBarrier();
     if (tid < B) {
@@ -153,24 +178,25 @@ fn deltas(i0: u32, h: u32, tid: u32, P: Params) {
   }
 }
 
-// P and dS of the block's query row r (i = i0 + r), head h against key j: P into `tile`, dS
-// into `tile2`, at entry e. rowDelta holds the block's Δ.
-fn probabilities(e: u32, i0: u32, r: u32, h: u32, j: u32, kvh: u32, P: Params) {
-  let i = i0 + r;
-  var p = 0.0;
-  var dS = 0.0;
-  if (visible(i, j, P)) {
-    let s = score(i, h, j, kvh, P);
-    p = exp(s - lse[h * P.Tq + i]);
-    var dP = 0.0;
-    let oa = (i * P.H + h) * D;
-    let va = (j * P.Hkv + kvh) * D;
-    for (var x = 0u; x < D; x++) { dP += dO[oa + x] * v[va + x]; }
-    dS = p * (dP - rowDelta[r]);
-    if (P.cap > 0.0) { dS *= 1.0 - (s / P.cap) * (s / P.cap); }
+// P and dS of the four entries this thread owns of the block's tile (rowsOf; key j = j0 + tid % B,
+// head h): P into `tile`, dS into `tile2`. rowDelta holds the block's Δ.
+fn probabilities(tid: u32, i0: u32, h: u32, j0: u32, kvh: u32, P: Params) {
+  let rows = rowsOf(tid);
+  let j = j0 + tid % B;
+  let s = scores4(i0, rows, h, j, kvh, P);
+  let dP = dOv4(i0, rows, h, j, kvh, P);
+  for (var n = 0u; n < 4u; n++) {
+    let i = i0 + rows[n];
+    var p = 0.0;
+    var dS = 0.0;
+    if (visible(i, j, P)) {
+      p = exp(s[n] - lse[h * P.Tq + i]);
+      dS = p * (dP[n] - rowDelta[rows[n]]);
+      if (P.cap > 0.0) { dS *= 1.0 - (s[n] / P.cap) * (s[n] / P.cap); }
+    }
+    tile[tid + n * WG] = p;
+    tile2[tid + n * WG] = dS;
   }
-  tile[e] = p;
-  tile2[e] = dS;
 }
 
 // dq for a block of B queries of head h: Σ over the keys they see of dS k.
@@ -187,7 +213,7 @@ fn flash_dq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) 
   let lastBlock = workgroupUniformLoad(&spanHi) / B;
   for (var kb = first; kb <= lastBlock; kb++) {
     let j0 = kb * B;
-    for (var e = tid; e < B * B; e += WG) { probabilities(e, i0, e / B, h, j0 + e % B, kvh, pq); }
+    probabilities(tid, i0, h, j0, kvh, pq);
     workgroupBarrier();
     for (var u = 0u; u < OPT; u++) {
       let e = tid + u * WG;
@@ -235,7 +261,7 @@ fn flash_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index)
       let i0 = qb * B;
       deltas(i0, h, tid, pkv);
       workgroupBarrier();
-      for (var e = tid; e < B * B; e += WG) { probabilities(e, i0, e / B, h, j0 + e % B, kvh, pkv); }
+      probabilities(tid, i0, h, j0, kvh, pkv);
       workgroupBarrier();
       for (var u = 0u; u < OPT; u++) {
         let e = tid + u * WG;

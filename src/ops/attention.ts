@@ -32,7 +32,7 @@ export interface AttentionDims {
   headDim: number;
 }
 
-/** Threads per workgroup, and queries (or keys) per block. */
+/** Threads per workgroup, and queries (or keys) per block: each thread owns four of a block's B×B scores. */
 const WG = 64;
 const B = 16;
 
