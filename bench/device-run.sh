@@ -9,4 +9,5 @@ cd "$(git rev-parse --show-toplevel)"
 npx vite build --config bench/vite.device.config.ts --logLevel warn
 bash ../shared/device/pack.sh .device-build/device-bench.mjs bench/torch_bench.py
 node bin/ts.mjs bench/node-bench.ts --print-cases --size large > .device/bench-cases.json
-echo 'on the GPU machine: OUT=$OUT bash .device/run.sh .device/device-bench.mjs && OUT=$OUT python3 .device/torch_bench.py'
+echo 'on the GPU machine:'
+echo '  OUT=$OUT bash .device/run.sh .device/device-bench.mjs && OUT=$OUT python3 .device/torch_bench.py'

@@ -214,6 +214,7 @@ export class Gpu {
   private staging = new Map<number, GPUBuffer[]>();
   private modules = new Map<string, GPUShaderModule>();
   private layouts = new Map<string, ParamField[] | null>();
+  private codeIds = new Map<string, number>();
   private pipelines = new Map<string, Kernel>();
   private bindGroups = new Map<string, GPUBindGroup>();
   private bufferIds = new WeakMap<GPUBuffer, number>();
@@ -479,7 +480,11 @@ export class Gpu {
     label = entryPoint,
   ): Kernel {
     this.checkAlive();
-    const key = `${entryPoint}|${label}|${JSON.stringify(constants)}|${code}`;
+    // keyed by a number per source: a key holding the source itself would be hashed whole on
+    // every dispatch (the source string keeps its hash; a new key string does not)
+    let codeId = this.codeIds.get(code);
+    if (codeId === undefined) this.codeIds.set(code, (codeId = this.codeIds.size));
+    const key = `${codeId}|${entryPoint}|${label}|${JSON.stringify(constants)}`;
     let k = this.pipelines.get(key);
     if (!k) {
       // One module (and one reading of its Params) per source, shared by its entry points and constant sets.

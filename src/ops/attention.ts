@@ -47,12 +47,16 @@ function dims(q: Tensor, k: Tensor, v: Tensor, training = true): AttentionDims &
   return { T, heads, kvHeads, headDim, Tk };
 }
 
-/** The kernels for head dimension d: each thread keeps ceil(B·d / WG) output values in registers. */
+/** The kernels for head dimension d (made once per d): each thread keeps ceil(B·d / WG) outputs in registers. */
+const sources = new Map<number, string>();
 function source(d: number): string {
-  const consts = { D: d, OPT: Math.ceil((B * d) / WG), B, WG };
-  return `${Object.entries(consts)
-    .map(([name, v]) => `const ${name}: u32 = ${v}u;`)
-    .join('\n')}\n${flash}`;
+  let code = sources.get(d);
+  if (code === undefined) {
+    const consts = { D: d, OPT: Math.ceil((B * d) / WG), B, WG };
+    const header = Object.entries(consts).map(([name, v]) => `const ${name}: u32 = ${v}u;`);
+    sources.set(d, (code = `${header.join('\n')}\n${flash}`));
+  }
+  return code;
 }
 
 function params(Tq: number, Tk: number, H: number, Hkv: number, d: number, opt: AttentionOptions) {

@@ -34,7 +34,16 @@ export function gemvKernel(
 ): Kernel {
   const s = shape(gpu);
   const sum = s.LANES === gpu.subgroupSize ? rowSumSubgroup : rowSum;
-  return gpu.kernel(`${sum}\n${prelude}\n${core}\n${variant}`, 'gemv', { ...s, ...constants }, label);
+  return gpu.kernel(source(sum, prelude, variant), 'gemv', { ...s, ...constants }, label);
+}
+
+// Each source assembled once: decoding asks for its kernels every token.
+const sources = new Map<string, string>();
+function source(sum: string, prelude: string, variant: string): string {
+  const key = [sum, prelude, variant].join('\u0000');
+  let code = sources.get(key);
+  if (code === undefined) sources.set(key, (code = `${sum}\n${prelude}\n${core}\n${variant}`));
+  return code;
 }
 
 /** One GEMV over W's N rows for each of x's M rows. */
