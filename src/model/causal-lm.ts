@@ -6,8 +6,10 @@
 //
 // Training keeps only each layer's input; backward recomputes the layer's forward from it
 // (gradient checkpointing, TRL's default), then runs its backward and frees everything but the
-// gradient. Without checkpointing every layer keeps what its backward needs from the one forward:
-// the same values (the recompute is bit for bit the forward), a forward's time saved, more memory.
+// gradient. The last layer is the exception: its backward follows its forward at once, so it
+// keeps what it made (no more memory at the peak, one layer's forward saved). Without
+// checkpointing every layer keeps what its backward needs from the one forward: the same values
+// (the recompute is bit for bit the forward), a forward's time saved, more memory.
 //
 // Memory is freed by scopes (gpu.scope): a layer's forward keeps only its output and, when asked,
 // its saved state; its backward only its input gradient; the saved state goes with the scope of
@@ -233,23 +235,27 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     return this.gpu.scope(() => this.layerForward(l, x, b, o));
   }
 
-  /** Through the layers: each layer's input kept when training, and what its backward needs with `keep`. */
+  /**
+   * Through the layers: each layer's input kept when training, and what its backward needs
+   * for the layers from `keepFrom` on (the others recompute it in the backward).
+   */
   private finalHidden(
     b: Batch,
     train: boolean,
     step: number,
-    keep = false,
-  ): { x: Tensor; inputs: Tensor[]; saved: S[] } {
+    keepFrom = Number.POSITIVE_INFINITY,
+  ): { x: Tensor; inputs: Tensor[]; saved: (S | null)[] } {
     const { gpu, config: c } = this;
     const T = b.ids.numel;
     for (const t of [b.labels, b.positions, b.start])
       if (t.numel !== T) throw new Error('batch: ids, labels, positions and start must have one entry per token');
     let x = embed(gpu, this.weights.embed, b.ids, { scale: this.config.embedScale });
     const inputs: Tensor[] = [];
-    const saved: S[] = [];
+    const saved: (S | null)[] = [];
     for (let l = 0; l < c.layers; l++) {
+      const keep = l >= keepFrom;
       const r = this.forwardLayer(l, x, b, { dropout: train, save: keep, step });
-      if (keep) saved.push(r.saved as S);
+      saved.push(keep ? (r.saved as S) : null);
       const out = r.out;
       if (train) inputs.push(x);
       else x.release();
@@ -274,7 +280,10 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
   private forwardBackwardIn(b: Batch, scale: number, step: number, recompute: boolean): Tensor {
     const { gpu, config: c } = this;
     const T = b.ids.numel;
-    const { x: xf, inputs, saved } = this.finalHidden(b, true, step, !recompute);
+    // With checkpointing, the last layer keeps its intermediates all the same: its backward
+    // comes next, so recomputing them would only repeat its forward at the same peak memory.
+    const keepFrom = recompute ? c.layers - 1 : 0;
+    const { x: xf, inputs, saved } = this.finalHidden(b, true, step, keepFrom);
     // loss and dL/d(final hidden), a chunk of rows at a time
     const loss = gpu.tensor([T]);
     const dxf = gpu.tensor([T, c.hidden]);
@@ -296,8 +305,8 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
       // the layer's saved state (recomputed, or kept from the forward) is freed with this scope
       const dIn = gpu.scope(() => {
         let s = saved[l];
-        if (recompute) s = this.forwardLayer(l, inputs[l], b, { dropout: true, save: true, step }).saved as S;
-        else gpu.adopt(s);
+        if (s) gpu.adopt(s);
+        else s = this.forwardLayer(l, inputs[l], b, { dropout: true, save: true, step }).saved as S;
         return gpu.scope(() => this.layerBackward(l, inputs[l], s, dx, b, step));
       });
       dx.release();
