@@ -79,6 +79,8 @@ export function estimateTrainingMemory(
     maxBinding?: number;
     /** false: every layer keeps its intermediates until its backward (default true). */
     gradient_checkpointing?: boolean;
+    /** With dropout, each adapted module keeps its own dropped input for its backward (default 0.05). */
+    lora_dropout?: number;
   },
 ): MemoryEstimate {
   const T = o.max_length * o.batch;
@@ -96,7 +98,13 @@ export function estimateTrainingMemory(
   // final hidden state with its gradient; WebGPU's default binding limit unless the device's is given
   const logits = f * (lossChunkRows(c.vocab, o.maxBinding ?? DEFAULT_MAX_BINDING) * c.vocab + 2 * T * c.hidden);
   const kept = o.gradient_checkpointing === false ? c.layers + 1 : 2;
-  const activations = checkpoints + kept * layer + logits;
+  // LoRA keeps x·Aᵀ per adapted module, and with dropout the dropped input too: in one layer
+  // with checkpointing (its backward's temporaries are counted above), in every layer without
+  const dropped = (o.lora_dropout ?? 0.05) > 0;
+  const adapted = o.targets.filter((t) => dims[t]);
+  const loraSaved = f * T * adapted.reduce((n, t) => n + o.r + (dropped ? dims[t][1] : 0), 0);
+  const activations =
+    checkpoints + kept * layer + (o.gradient_checkpointing === false ? c.layers : 1) * loraSaved + logits;
   const weights = estimateStoreBytes(c, o.load_in_4bit);
   const adapter = loraParams * f * 4;
   const widest = Math.max(...Object.values(dims).map(([out, i]) => Math.max(i, out)));

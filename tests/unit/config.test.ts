@@ -76,12 +76,18 @@ describe('config.json', () => {
     const m = estimateTrainingMemory(c, settings);
     // r (in + out) per module: q 1024+2048, k 1024+1024, v 1024+1024, o 2048+1024, gate, up, down 1024+3072
     expect(m.adapter).toBe(28 * 16 * 22528 * 16); // params, grads, two moments
-    expect(m).toMatchObject({ weights: 559_022_080, activations: 253_067_264, total: 973_570_048 });
+    // LoRA's saved x·Aᵀ and dropped input per module and token, in the one layer being recomputed:
+    // r + in, in summed over q, k, v, o, gate, up, down = 3 · 1024 + 2048 + 2 · 1024 + 3072
+    const lora = 7 * 16 + 10240;
+    expect(m).toMatchObject({ weights: 559_022_080, activations: 253_067_264 + 4 * 512 * lora, total: 994_770_944 });
     expect(m.largestBuffer).toBe(64 * 151936 * 4); // 64 rows of logits, not an attention score buffer
     // without gradient checkpointing all 28 layers keep their intermediates, not one: 27 more layers of
-    // 512 tokens × (4 hidden + q + 2 kv + 3 intermediate + heads) f32
+    // 512 tokens × (4 hidden + q + 2 kv + 3 intermediate + heads + LoRA's) f32
     const kept = estimateTrainingMemory(c, { ...settings, gradient_checkpointing: false });
-    expect(kept.activations - m.activations).toBe(27 * 4 * 512 * (4 * 1024 + 2048 + 2 * 1024 + 3 * 3072 + 16));
+    expect(kept.activations - m.activations).toBe(27 * 4 * 512 * (4 * 1024 + 2048 + 2 * 1024 + 3 * 3072 + 16 + lora));
+    // without dropout the modules keep no copy of their input
+    const noDropout = estimateTrainingMemory(c, { ...settings, lora_dropout: 0 });
+    expect(m.activations - noDropout.activations).toBe(4 * 512 * 10240);
     // transformers' Qwen3Config defaults: head_dim 128, biases only with attention_bias, a window only when used
     const { head_dim: _, ...noHeadDim } = QWEN3_06B;
     expect(parseModelConfig({ ...noHeadDim, hidden_size: 1000 }).headDim).toBe(128);
