@@ -150,6 +150,27 @@ export const TRAIN: FlagSpecs = {
     help: 'without that split, hold out this fraction of the training examples to evaluate on (e.g. 0.1)',
   },
   per_device_eval_batch_size: { type: 'int', default: 8, help: 'blocks per forward pass when evaluating' },
+  save_strategy: {
+    type: 'string',
+    default: 'steps',
+    choices: ['steps', 'epoch', 'no'],
+    help:
+      'when to write OUTPUT/checkpoint-N/ (adapter, optimizer, schedule, random and data state, trainer_state.json): ' +
+      'every save_steps steps and at the end, at each epoch end, or never; also on Ctrl-C unless no',
+  },
+  save_steps: { type: 'int', default: 500, help: 'steps between checkpoints (save_strategy steps)' },
+  save_total_limit: {
+    type: 'int',
+    default: null,
+    help: 'keep at most this many checkpoints in output_dir, deleting the oldest (default: keep all)',
+  },
+  resume_from_checkpoint: {
+    type: 'string',
+    default: null,
+    help:
+      'continue a run from a checkpoint-N folder, or true: the latest in output_dir; the losses that follow are ' +
+      "the uninterrupted run's (same data and settings)",
+  },
 };
 
 export const EVAL: FlagSpecs = {

@@ -18,7 +18,11 @@ import {
   type SplitName,
 } from '../data/prepare';
 import { blockSegments, paddingSaved, padToken, sequenceLengths, type Block } from '../data/sft';
-import { Session, type TrainSummary } from '../engine/session';
+import { Session, type LoraSettings } from '../engine/session';
+import { TrainingRun, type RunSettings, type SaveStrategy, type TrainSummary } from '../engine/training-run';
+import { checkpointName } from '../train/checkpoint';
+import { modelCard } from '../formats/model-card';
+import { CheckpointFolder, checkpointToResume, readCheckpointFolder } from '../node/checkpoint-folder';
 import { parseConfigText } from '../model/load';
 import type { SchedulerType } from '../train/schedule';
 import { localAdapterFiles, localCheckpoint, localGenerationConfig } from '../node/local-files';
@@ -251,6 +255,14 @@ async function loadData(
 async function train(f: FlagValues, r: Reporter): Promise<void> {
   if (!f.use_peft)
     throw new UsageError('--use_peft false asks for full fine-tuning; this tool trains LoRA adapters only');
+  if (f.resume_from_checkpoint && f.init_adapter)
+    throw new UsageError(
+      '--init_adapter and --resume_from_checkpoint both give the adapter: a checkpoint holds its own',
+    );
+  const dir = f.output_dir as string;
+  // the checkpoint is found and read before the model loads: a wrong path fails at once
+  const resumeDir = f.resume_from_checkpoint ? await checkpointToResume(f.resume_from_checkpoint as string, dir) : null;
+  const resume = resumeDir ? await readCheckpointFolder(resumeDir) : undefined;
   const { session, tokenizer } = await openModel(f, r);
   const evaluate = f.eval_strategy === 'steps';
   const data = await loadData(f, tokenizer, session.config.vocab, r, { evaluate });
@@ -261,25 +273,126 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
     r.info(
       `adapter: ${f.init_adapter} (r ${config.r}, alpha ${config.lora_alpha}, ${config.target_modules.join(' ')})`,
     );
-  } else {
-    const t = f.lora_target_modules as string[] | null;
-    const target_modules =
-      t === null ? session.config.defaultLoraTargets : t.length === 1 && t[0] === 'all-linear' ? 'all-linear' : t;
-    session.attachLora(
-      {
-        r: f.lora_r as number,
-        lora_alpha: f.lora_alpha as number,
-        lora_dropout: f.lora_dropout as number,
-        target_modules,
-        use_rslora: f.use_rslora as boolean,
-      },
-      f.seed as number,
-    );
-  }
+  } else if (!resume) session.attachLora(loraSettings(f, session), f.seed as number);
+
+  const settings = trainSettings(f);
+  const run = new TrainingRun(session, blocks, settings, {
+    eval: data.eval?.blocks,
+    store: new CheckpointFolder(dir),
+    resume,
+  });
+  if (resumeDir) r.info(`resuming from ${resumeDir}: step ${run.step} of ${run.maxSteps}, epoch ${run.epoch}`);
   const params = session.lora!.modules.reduce((n, m) => n + m.lora!.A.numel + m.lora!.B.numel, 0);
   r.info(`LoRA: ${session.lora!.modules.length} modules, ${params.toLocaleString('en')} trainable parameters`);
 
-  const settings = {
+  // Ctrl-C stops after the current step and saves a checkpoint and the adapter; a second one quits.
+  const onSigint = () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    r.warn('stopping after this step; a checkpoint and the adapter will be saved (Ctrl-C again to quit now)');
+    run.stop();
+  };
+  let stopping = false;
+  process.on('SIGINT', onSigint);
+  const save = async (extra: Record<string, unknown> = {}) => {
+    await mkdir(dir, { recursive: true });
+    const files = await session.exportAdapter();
+    for (const [name, data] of Object.entries(files)) await writeFile(join(dir, name), data);
+    await writeFile(
+      join(dir, 'trainer_state.json'),
+      JSON.stringify({ ...run.trainerState(), ...extra }, null, 2) + '\n',
+    );
+  };
+  let summary: TrainSummary;
+  try {
+    const events = run.events();
+    r.progress('training', run.step, run.maxSteps, '');
+    for (;;) {
+      const next = await events.next();
+      if (next.done) {
+        summary = next.value;
+        break;
+      }
+      const e = next.value;
+      if (e.type === 'train' || e.type === 'eval') {
+        const { max_steps: _, ...log } = e.log; // the logs as transformers' log_history has them
+        if (e.type === 'train') r.stepLog(log as typeof e.log, run.maxSteps);
+        else r.evalLog(log as typeof e.log, run.maxSteps);
+      } else if (e.type === 'save') {
+        const at = join(dir, checkpointName(e.step));
+        const removed = e.pruned.map((s) => join(dir, checkpointName(s)));
+        r.info(`checkpoint: ${at}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
+        r.event({ checkpoint: at, reason: e.reason, removed });
+      }
+    }
+  } catch (e) {
+    // what was trained is not lost: the adapter as it stood when the error came is saved
+    if (run.step > 0) {
+      await save({ stopped_by: (e as Error).message }).then(
+        () =>
+          r.warn(
+            `training stopped by an error (after step ${run.step}); the adapter trained so far is saved in ${dir}`,
+          ),
+        (saveError: Error) =>
+          r.warn(`training stopped by an error, and the adapter could not be saved either (${saveError.message})`),
+      );
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', onSigint);
+    r.endProgress();
+  }
+  // the closing entry of log_history, as transformers appends it after training
+  run.history.push({
+    epoch: run.epoch,
+    step: summary.global_step,
+    train_loss: summary.train_loss,
+    train_runtime: round(summary.train_runtime, 4),
+  });
+  await save();
+  const lastEval = [...run.history].reverse().find((h) => 'eval_loss' in h);
+  await writeFile(
+    join(dir, 'README.md'),
+    modelCard({
+      base_model: f.model_name_or_path as string,
+      dataset: f.dataset_name as string,
+      settings: cardSettings(f, session),
+      global_step: summary.global_step,
+      train_loss: summary.train_loss,
+      eval_loss: lastEval?.eval_loss ?? null,
+      trainedWith: 'the `finetune` command line of webgpu-qlora',
+    }),
+  );
+  r.result(
+    {
+      train_loss: summary.train_loss,
+      global_step: summary.global_step,
+      tokens: summary.tokens,
+      train_runtime: round(summary.train_runtime, 3),
+      output_dir: dir,
+    },
+    `trained ${summary.steps_this_session} steps in ${summary.train_runtime.toFixed(1)} s` +
+      `${summary.steps_this_session !== summary.global_step ? ` (to step ${summary.global_step})` : ''}: train_loss ` +
+      `${summary.train_loss.toFixed(4)}; adapter saved to ${dir}`,
+  );
+}
+
+/** LoRA's settings from the flags; PEFT's default modules for the model where none are given. */
+function loraSettings(f: FlagValues, session: Session): LoraSettings {
+  const t = f.lora_target_modules as string[] | null;
+  const target_modules =
+    t === null ? session.config.defaultLoraTargets : t.length === 1 && t[0] === 'all-linear' ? 'all-linear' : t;
+  return {
+    r: f.lora_r as number,
+    lora_alpha: f.lora_alpha as number,
+    lora_dropout: f.lora_dropout as number,
+    target_modules,
+    use_rslora: f.use_rslora as boolean,
+  };
+}
+
+function trainSettings(f: FlagValues): RunSettings {
+  return {
     learning_rate: f.learning_rate as number,
     adam_beta1: f.adam_beta1 as number,
     adam_beta2: f.adam_beta2 as number,
@@ -296,90 +409,23 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
     shuffle: f.shuffle as boolean,
     logging_steps: f.logging_steps as number,
     gradient_checkpointing: f.gradient_checkpointing as boolean,
+    eval_steps: f.eval_steps as number | null,
+    per_device_eval_batch_size: f.per_device_eval_batch_size as number,
+    save_strategy: f.save_strategy as SaveStrategy,
+    save_steps: f.save_steps as number,
+    save_total_limit: f.save_total_limit as number | null,
   };
-  // Ctrl-C stops after the current step and still saves the adapter; a second one quits.
-  const abort = new AbortController();
-  const onSigint = () => {
-    if (abort.signal.aborted) process.exit(130);
-    r.warn('stopping after this step; the adapter trained so far will be saved (Ctrl-C again to quit now)');
-    abort.abort();
+}
+
+/** The model card's settings: every train flag but the paths and switches of this tool's own. */
+function cardSettings(f: FlagValues, session: Session): Record<string, FlagValues[string]> {
+  const own = new Set(['model_name_or_path', 'dataset_name', 'output_dir', 'json', 'resume_from_checkpoint']);
+  const lora = session.lora!;
+  const targets = [...new Set(lora.modules.map((m) => m.path.slice(m.path.lastIndexOf('.') + 1)))];
+  return {
+    ...Object.fromEntries(Object.entries(f).filter(([k]) => !own.has(k) && k in TRAIN)),
+    lora_target_modules: targets,
   };
-  process.on('SIGINT', onSigint);
-  const history: object[] = [];
-  const dir = f.output_dir as string;
-  const save = async (state: object) => {
-    await mkdir(dir, { recursive: true });
-    const files = await session.exportAdapter();
-    for (const [name, data] of Object.entries(files)) await writeFile(join(dir, name), data);
-    await writeFile(
-      join(dir, 'trainer_state.json'),
-      JSON.stringify({ ...state, log_history: history }, null, 2) + '\n',
-    );
-  };
-  let summary: TrainSummary;
-  let lastStep = 0;
-  try {
-    const evaluation = data.eval
-      ? {
-          blocks: data.eval.blocks,
-          steps: (f.eval_steps as number | null) ?? settings.logging_steps,
-          batch: f.per_device_eval_batch_size as number,
-        }
-      : undefined;
-    const run = session.train(blocks, settings, abort.signal, evaluation);
-    const { maxSteps } = Session.plannedSteps(blocks.length, settings);
-    r.progress('training', 0, maxSteps, '');
-    for (;;) {
-      const next = await run.next();
-      if (next.done) {
-        summary = next.value;
-        break;
-      }
-      const { max_steps, ...log } = next.value;
-      history.push(log);
-      lastStep = log.step;
-      if ('eval_loss' in log) r.evalLog(log, max_steps);
-      else r.stepLog(log, max_steps);
-    }
-  } catch (e) {
-    // what was trained is not lost: the adapter as it stood when the error came is saved
-    if (lastStep > 0) {
-      const state = {
-        last_logged_step: lastStep,
-        max_steps: Session.plannedSteps(blocks.length, settings).maxSteps,
-        stopped_by: (e as Error).message,
-      };
-      await save(state).then(
-        () =>
-          r.warn(
-            `training stopped by an error (after logged step ${lastStep}); the adapter trained so far is saved ` +
-              `in ${dir}`,
-          ),
-        (saveError: Error) =>
-          r.warn(`training stopped by an error, and the adapter could not be saved either (${saveError.message})`),
-      );
-    }
-    throw e;
-  } finally {
-    process.off('SIGINT', onSigint);
-    r.endProgress();
-  }
-  await save({
-    global_step: summary.global_step,
-    max_steps: Session.plannedSteps(blocks.length, settings).maxSteps,
-    train_loss: summary.train_loss,
-  });
-  r.result(
-    {
-      train_loss: summary.train_loss,
-      global_step: summary.global_step,
-      tokens: summary.tokens,
-      train_runtime: round(summary.train_runtime, 3),
-      output_dir: dir,
-    },
-    `trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: train_loss ` +
-      `${summary.train_loss.toFixed(4)}; adapter saved to ${dir}`,
-  );
 }
 
 async function evaluate(f: FlagValues, r: Reporter): Promise<void> {

@@ -28,14 +28,8 @@ import {
   type Segment,
   type TextTokenizer,
 } from '../data/sft';
-import {
-  Session,
-  type EvalLog,
-  type LoraSettings,
-  type TrainLog,
-  type TrainLoopSettings,
-  type TrainSummary,
-} from './session';
+import { Session, type LoraSettings } from './session';
+import { TrainingRun, type RunEvent, type RunSettings, type TrainSummary } from './training-run';
 import { chatPrompt, storeTokenizer, type Tokenizer } from './tokenizer';
 import type { SpawnTokenizerWorker } from './tokenizer-client';
 import type { GenerateSettings } from '../generate/generate';
@@ -140,7 +134,6 @@ export class Engine {
   private blocks: Block[] = [];
   private evalBlocks: Block[] | null = null;
   private download: AbortController | null = null;
-  private training: AbortController | null = null;
 
   async init(gpu: GPU | undefined | null): Promise<AdapterSummary> {
     this.gpu ??= await Gpu.create(gpu);
@@ -171,7 +164,14 @@ export class Engine {
   async planModel(
     id: string,
     hub: HubOptions,
-    o: { max_length: number; batch: number; r: number; targets: string[] | 'all-linear'; load_in_4bit: boolean },
+    o: {
+      max_length: number;
+      batch: number;
+      r: number;
+      lora_dropout?: number;
+      targets: string[] | 'all-linear';
+      load_in_4bit: boolean;
+    },
   ): Promise<ModelPlan> {
     const snapshot = await repoSnapshot(id, 'model', hub);
     const configFile = snapshot.files.find((f) => f.path === 'config.json');
@@ -318,59 +318,63 @@ export class Engine {
 
   // ---- training --------------------------------------------------------------------------
 
-  /** `eval_steps` > 0 evaluates on the prepared evaluation blocks that often. */
+  /**
+   * Trains the adapter (a fresh one unless one is attached) on the prepared data, through the
+   * one training loop (./training-run.ts). `eval_steps` > 0 evaluates on the prepared evaluation
+   * data that often; `onEvent` is awaited before the next step, so the page has shown a step
+   * before the next (and the end) arrives.
+   */
   async train(
     lora: LoraSettings,
-    s: TrainLoopSettings & { eval_steps?: number },
-    onLog?: (log: TrainLog | EvalLog) => void | Promise<void>,
+    s: RunSettings,
+    onEvent?: (e: RunEvent) => void | Promise<void>,
   ): Promise<TrainSummary> {
     const { session } = this.ready();
     if (this.blocks.length === 0) throw new Error('prepare a data set first');
-    if (this.training) throw new Error('training is already running: stop it first');
-    if (!session.lora) session.attachLora(lora, s.seed);
-    this.training = new AbortController();
+    if (this.run) throw new Error('training is already running: stop it first');
     if (s.eval_steps && !this.evalBlocks)
       throw new Error(
         'evaluating every few steps needs evaluation data, and the data was prepared without it: press Prepare again',
       );
-    const evaluation =
-      s.eval_steps && this.evalBlocks
-        ? { blocks: this.evalBlocks, steps: s.eval_steps, batch: s.per_device_train_batch_size }
-        : undefined;
-    const run = session.train(this.blocks, s, this.training.signal, evaluation);
+    const fresh = !session.lora;
+    if (fresh) session.attachLora(lora, s.seed);
+    let run: TrainingRun;
     try {
+      run = new TrainingRun(session, this.blocks, s, {
+        eval: s.eval_steps ? (this.evalBlocks ?? undefined) : undefined,
+      });
+    } catch (e) {
+      if (fresh) session.releaseLora(); // settings refused: nothing of this attempt stays
+      throw e;
+    }
+    this.run = run;
+    try {
+      const events = run.events();
       for (;;) {
-        const next = await run.next();
+        const next = await events.next();
         if (next.done) return next.value;
-        await onLog?.(next.value); // the page has shown this step before the next (and the end) arrive
-        while (this.paused && !this.training.signal.aborted) await new Promise<void>((r) => (this.unpause = r));
+        await onEvent?.(next.value);
       }
     } finally {
-      await run.return(undefined as never); // frees the optimizer state if the loop left early
-      this.training = null;
-      this.paused = false;
+      this.run = null;
     }
   }
 
+  private run: TrainingRun | null = null;
+
   /** Stops training after its current step; the adapter keeps what it learnt. */
   stopTraining(): void {
-    this.training?.abort();
-    this.resumeTraining();
+    this.run?.stop();
   }
 
   /** Holds training between two steps (optimizer state, schedule and data order kept). */
   pauseTraining(): void {
-    if (this.training) this.paused = true;
+    this.run?.pause();
   }
 
   resumeTraining(): void {
-    this.paused = false;
-    this.unpause?.();
-    this.unpause = null;
+    this.run?.resume();
   }
-
-  private paused = false;
-  private unpause: (() => void) | null = null;
 
   /** Drop the adapter (a fresh one is attached by the next training). */
   resetAdapter(): void {

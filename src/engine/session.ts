@@ -1,10 +1,9 @@
 // One loaded model and its adapter: what the command line, the page's worker and the tests
-// drive. It loads a checkpoint, attaches a fresh LoRA adapter or a PEFT one, trains on blocks
-// (./../data) as transformers' Trainer loops over them, evaluates, generates, and exports the
-// adapter in PEFT's files.
+// drive. It loads a checkpoint, attaches a fresh LoRA adapter or a PEFT one, evaluates,
+// generates, and exports the adapter in PEFT's files; ./training-run.ts trains it.
 import { showValue } from '../formats/show';
 import type { Gpu } from '../gpu/runtime';
-import { hostBatch, epochOrder, microBatches, releaseBatch, uploadBatch } from '../data/batches';
+import { hostBatch, microBatches, releaseBatch, uploadBatch } from '../data/batches';
 import type { Block } from '../data/sft';
 import type { LoraConfig } from '../formats/peft';
 import { AdapterError, parseAdapterConfig, readAdapterSafetensors } from '../formats/peft';
@@ -15,9 +14,6 @@ import { adapterWeightsBound } from '../model/estimate';
 import type { CausalLM } from '../model/causal-lm';
 import { buildModel, loadCheckpoint, type CheckpointFiles, type LoadedModel, type LoadSettings } from '../model/load';
 import { attachLora, type LoraLinear, type LoraSet } from '../model/lora-linear';
-import type { AdamWSettings } from '../ops/optim';
-import { lrMultiplier, type SchedulerType } from '../train/schedule';
-import { Trainer, type MicroBatch } from '../train/trainer';
 
 export interface LoraSettings {
   r: number;
@@ -26,57 +22,6 @@ export interface LoraSettings {
   /** PEFT module names (q_proj, ...), or 'all-linear'. */
   target_modules: string[] | 'all-linear';
   use_rslora: boolean;
-}
-
-export interface TrainLoopSettings extends AdamWSettings {
-  lr_scheduler_type: SchedulerType;
-  warmup_steps: number;
-  /** Optimizer steps; > 0 overrides num_train_epochs, as in transformers. */
-  max_steps: number;
-  num_train_epochs: number;
-  per_device_train_batch_size: number;
-  gradient_accumulation_steps: number;
-  seed: number;
-  shuffle: boolean;
-  /** Log every this many steps (and the last); each log's loss is the mean since the last. */
-  logging_steps: number;
-  /** Recompute each layer in backward (default true, as TRL's SFTConfig); false: faster, more memory. */
-  gradient_checkpointing?: boolean;
-}
-
-/** What transformers' Trainer logs (`on_log`), with the tokens trained on since the last log. */
-export interface TrainLog {
-  step: number;
-  epoch: number;
-  loss: number;
-  learning_rate: number; // as transformers logs it: the scheduler's rate after this step
-  grad_norm: number; // the last step's, before clipping
-  tokens: number;
-  max_steps: number;
-}
-
-/** What transformers' Trainer logs after an evaluation (eval_strategy "steps"). */
-export interface EvalLog {
-  step: number;
-  epoch: number;
-  eval_loss: number;
-  eval_tokens: number;
-  eval_runtime: number; // seconds
-  max_steps: number;
-}
-
-/** Evaluation during training: on `blocks`, every `steps` optimizer steps and after the last. */
-export interface EvalDuringTraining {
-  blocks: Block[];
-  steps: number;
-  batch: number;
-}
-
-export interface TrainSummary {
-  train_loss: number; // mean of every step's loss
-  global_step: number;
-  tokens: number;
-  train_runtime: number; // seconds
 }
 
 export interface SessionLoadSettings extends LoadSettings {
@@ -220,118 +165,6 @@ export class Session {
     return this.linears.filter((m) => names.includes(short(m.path)));
   }
 
-  /** Optimizer steps for a data set of `blocks` blocks: max_steps, or the epochs' worth. */
-  static plannedSteps(blocks: number, s: TrainLoopSettings): { maxSteps: number; stepsPerEpoch: number } {
-    const micro = Math.ceil(blocks / s.per_device_train_batch_size);
-    const stepsPerEpoch = Math.max(1, Math.ceil(micro / s.gradient_accumulation_steps));
-    const maxSteps = s.max_steps > 0 ? s.max_steps : Math.ceil(s.num_train_epochs * stepsPerEpoch);
-    return { maxSteps, stepsPerEpoch };
-  }
-
-  /**
-   * Train on `blocks`, yielding a log every logging_steps steps; returns the summary. The
-   * data cycles through epochs (reshuffled each) until max_steps. `signal` stops it between
-   * steps, with the adapter as trained so far.
-   */
-  async *train(
-    blocks: Block[],
-    s: TrainLoopSettings,
-    signal?: AbortSignal,
-    evaluation?: EvalDuringTraining,
-  ): AsyncGenerator<TrainLog | EvalLog, TrainSummary> {
-    const lora = this.requireLora();
-    checkTrain(s);
-    if (evaluation && !(Number.isInteger(evaluation.steps) && evaluation.steps >= 1))
-      throw new Error(`eval_steps must be a positive integer, not ${evaluation.steps}`);
-    if (blocks.length === 0) throw new Error('there is nothing to train on: the data set gave no blocks');
-    checkPositions(blocks, this.config, 'training');
-    if (evaluation) checkPositions(evaluation.blocks, this.config, 'evaluation');
-    this.setAdapterEnabled(true);
-    if (!blocks.some((b) => hostBatch([b]).counted > 0))
-      throw new Error('there is nothing to learn: no token of the data set has a label');
-    if (evaluation && !evaluation.blocks.some((b) => hostBatch([b]).counted > 0))
-      throw new Error('there is nothing to evaluate: no token of the evaluation data has a label');
-    const { maxSteps } = Session.plannedSteps(blocks.length, s);
-    const trainer = new Trainer(this.gpu, this.model, lora, { ...s, max_steps: maxSteps });
-    const t0 = performance.now();
-    try {
-      let epoch = 0,
-        micros: Block[][] = [],
-        next = 0;
-      let sinceLog = { loss: 0, steps: 0, tokens: 0 },
-        totalLoss = 0,
-        totalTokens = 0;
-      while (trainer.step < maxSteps) {
-        if (signal?.aborted) break;
-        if (next >= micros.length) {
-          micros = microBatches(
-            blocks,
-            epochOrder(blocks.length, epoch++, s.seed, s.shuffle),
-            s.per_device_train_batch_size,
-          );
-          next = 0;
-        }
-        // a step takes gradient_accumulation_steps micro-batches, fewer at an epoch's end
-        const take = micros.slice(next, next + s.gradient_accumulation_steps);
-        next += take.length;
-        const step = await this.trainStep(trainer, take);
-        if (step === null) continue; // every label masked in these micro-batches: nothing to learn
-        totalLoss += step.loss;
-        totalTokens += step.tokens;
-        sinceLog = {
-          loss: sinceLog.loss + step.loss,
-          steps: sinceLog.steps + 1,
-          tokens: sinceLog.tokens + step.tokens,
-        };
-        if (trainer.step % s.logging_steps === 0 || trainer.step === maxSteps) {
-          yield {
-            step: trainer.step,
-            epoch: round4(epoch - 1 + next / micros.length),
-            loss: sinceLog.loss / sinceLog.steps,
-            learning_rate: s.learning_rate * lrMultiplier(s.lr_scheduler_type, trainer.step, s.warmup_steps, maxSteps),
-            grad_norm: step.grad_norm,
-            tokens: sinceLog.tokens,
-            max_steps: maxSteps,
-          };
-          sinceLog = { loss: 0, steps: 0, tokens: 0 };
-        }
-        if (evaluation && (trainer.step % evaluation.steps === 0 || trainer.step === maxSteps)) {
-          const e0 = performance.now();
-          const { eval_loss, tokens } = await this.evaluate(evaluation.blocks, evaluation.batch);
-          yield {
-            step: trainer.step,
-            epoch: round4(epoch - 1 + next / micros.length),
-            eval_loss,
-            eval_tokens: tokens,
-            eval_runtime: (performance.now() - e0) / 1000,
-            max_steps: maxSteps,
-          };
-        }
-      }
-      return {
-        train_loss: trainer.step ? totalLoss / trainer.step : NaN,
-        global_step: trainer.step,
-        tokens: totalTokens,
-        train_runtime: (performance.now() - t0) / 1000,
-      };
-    } finally {
-      trainer.release(); // also when the caller stops early (return() on the generator)
-    }
-  }
-
-  private async trainStep(trainer: Trainer, micro: Block[][]) {
-    const hosts = micro
-      .map((m) => hostBatch(m, this.config.slidingWindow, this.config.localWindow))
-      .filter((h) => h.counted > 0);
-    if (hosts.length === 0) return null;
-    const batches: MicroBatch[] = hosts.map((h) => ({ batch: uploadBatch(this.gpu, h), counted: h.counted }));
-    try {
-      return await trainer.trainStep(batches);
-    } finally {
-      for (const b of batches) releaseBatch(b.batch);
-    }
-  }
-
   /** The token-weighted mean loss over `blocks`, `batchSize` blocks at a time. */
   async evaluate(
     blocks: Block[],
@@ -401,8 +234,6 @@ export class Session {
   }
 }
 
-const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
-
 function checkLora(s: LoraSettings): void {
   if (!(Number.isInteger(s.r) && s.r >= 1)) throw new AdapterError(`lora_r must be a positive integer, not ${s.r}`);
   if (!(s.lora_alpha > 0)) throw new AdapterError(`lora_alpha must be positive, not ${s.lora_alpha}`);
@@ -426,15 +257,4 @@ export function checkPositions(blocks: Block[], c: ModelConfig, what: string): v
       );
     }
   }
-}
-
-function checkTrain(s: TrainLoopSettings): void {
-  const positiveInt = ['per_device_train_batch_size', 'gradient_accumulation_steps', 'logging_steps'] as const;
-  for (const k of positiveInt)
-    if (!(Number.isInteger(s[k]) && s[k] >= 1)) throw new Error(`${k} must be a positive integer, not ${s[k]}`);
-  if (!(s.learning_rate > 0)) throw new Error(`learning_rate must be positive, not ${s.learning_rate}`);
-  if (!(s.max_steps > 0) && !(s.num_train_epochs > 0))
-    throw new Error('give max_steps or num_train_epochs greater than 0');
-  if (!(Number.isInteger(s.warmup_steps) && s.warmup_steps >= 0))
-    throw new Error(`warmup_steps must be an integer ≥ 0, not ${s.warmup_steps}`);
 }

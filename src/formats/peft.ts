@@ -137,6 +137,9 @@ export interface AdapterTensors {
 const PREFIX = 'base_model.model.';
 const KEY = /^base_model\.model\.(.+)\.lora_([AB])\.weight$/;
 
+/** The name PEFT's file gives a module's A or B: base_model.model.<module>.lora_A.weight. */
+export const adapterTensorName = (module: string, which: 'A' | 'B') => `${PREFIX}${module}.lora_${which}.weight`;
+
 export function writeAdapterSafetensors(layers: AdapterTensors[]): Uint8Array {
   const tensors: TensorToWrite[] = [];
   for (const l of layers) {
@@ -147,13 +150,13 @@ export function writeAdapterSafetensors(layers: AdapterTensors[]): Uint8Array {
     }
     const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     tensors.push({
-      name: `${PREFIX}${l.module}.lora_A.weight`,
+      name: adapterTensorName(l.module, 'A'),
       dtype: 'F32',
       shape: [l.r, l.inFeatures],
       data: bytes(l.A),
     });
     tensors.push({
-      name: `${PREFIX}${l.module}.lora_B.weight`,
+      name: adapterTensorName(l.module, 'B'),
       dtype: 'F32',
       shape: [l.outFeatures, l.r],
       data: bytes(l.B),

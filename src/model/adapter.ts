@@ -2,6 +2,7 @@
 // parameter buffer out, one write per tensor in.
 import {
   adapterConfigJson,
+  adapterTensorName,
   parseAdapterConfig,
   readAdapterSafetensors,
   writeAdapterSafetensors,
@@ -16,6 +17,22 @@ import type { LoraLinear, LoraSet } from './lora-linear';
 /** PEFT's module name: the last component of the path (q_proj, down_proj, ...). */
 const shortName = (path: string) => path.slice(path.lastIndexOf('.') + 1);
 
+/**
+ * Where each adapter tensor lies in the set's flat buffers, by PEFT's name: the parameters, the
+ * gradients and the optimizer's moments share this layout.
+ */
+export function adapterLayout(set: LoraSet): { name: string; at: number; shape: [number, number] }[] {
+  return set.modules.flatMap((m) => {
+    const l = m.lora;
+    if (!l) throw new AdapterError(`${m.path} has no adapter attached`);
+    const at = (t: { offset: number }) => (t.offset - set.params.offset) / 4;
+    return [
+      { name: adapterTensorName(m.path, 'A'), at: at(l.A), shape: [l.A.shape[0], l.A.shape[1]] },
+      { name: adapterTensorName(m.path, 'B'), at: at(l.B), shape: [l.B.shape[0], l.B.shape[1]] },
+    ];
+  });
+}
+
 export async function exportAdapter(
   gpu: Gpu,
   set: LoraSet,
@@ -25,17 +42,18 @@ export async function exportAdapter(
   const first = set.modules[0]?.lora;
   if (!first) throw new AdapterError('no LoRA adapter is attached');
   const r = first.A.shape[0];
-  const layers = set.modules.map((m) => {
-    const l = m.lora!;
-    return {
-      module: m.path,
-      r,
-      inFeatures: m.inFeatures,
-      outFeatures: m.outFeatures,
-      A: all.slice((l.A.offset - set.params.offset) / 4, (l.A.offset - set.params.offset) / 4 + l.A.numel),
-      B: all.slice((l.B.offset - set.params.offset) / 4, (l.B.offset - set.params.offset) / 4 + l.B.numel),
-    };
-  });
+  const slice = (t: { offset: number; numel: number }) => {
+    const at = (t.offset - set.params.offset) / 4;
+    return all.slice(at, at + t.numel);
+  };
+  const layers = set.modules.map((m) => ({
+    module: m.path,
+    r,
+    inFeatures: m.inFeatures,
+    outFeatures: m.outFeatures,
+    A: slice(m.lora!.A),
+    B: slice(m.lora!.B),
+  }));
   const target_modules = [...new Set(set.modules.map((m) => shortName(m.path)))];
   return {
     'adapter_config.json': adapterConfigJson({ ...c, r, bias: 'none', target_modules }),

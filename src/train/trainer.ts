@@ -22,6 +22,14 @@ export interface MicroBatch {
   counted: number;
 }
 
+/** AdamW's state and the dropout counter, on the CPU: the flat moments share the adapter's layout. */
+export interface OptimizerSnapshot {
+  step: number;
+  microSteps: number;
+  m: Float32Array;
+  v: Float32Array;
+}
+
 export interface StepLog {
   step: number; // 1-based, as transformers logs it
   loss: number;
@@ -45,6 +53,28 @@ export class Trainer {
 
   get step(): number {
     return this.state.step;
+  }
+
+  /** Micro-batches run so far: each one's dropout masks are keyed by its number. */
+  get microSteps(): number {
+    return this.microStep;
+  }
+
+  /** What a checkpoint needs to carry on exactly: the moments (read back), the step, the micro-step. */
+  async snapshot(): Promise<OptimizerSnapshot> {
+    const [m, v] = await Promise.all([this.gpu.read(this.state.m), this.gpu.read(this.state.v)]);
+    return { step: this.state.step, microSteps: this.microStep, m, v };
+  }
+
+  /** Back to a snapshot's state (the adapter's weights are the caller's: they come with PEFT's files). */
+  restore(s: OptimizerSnapshot): void {
+    const n = this.state.m.numel;
+    if (s.m.length !== n || s.v.length !== n)
+      throw new Error(`the optimizer state holds ${s.m.length} values; this adapter has ${n}`);
+    this.gpu.write(this.state.m, s.m);
+    this.gpu.write(this.state.v, s.v);
+    this.state.step = s.step;
+    this.microStep = s.microSteps;
   }
 
   /** Frees the optimizer's moments (the adapter itself belongs to its LoraSet). */

@@ -17,7 +17,7 @@ import type { ChatInfo, StoredModel } from '../engine/engine';
 import { formatBytes } from '../model/estimate';
 import { showPresets } from './presets-view';
 import type { DownloadProgress } from '../store/download';
-import type { EvalLog, TrainLog } from '../engine/session';
+import type { RunEvent } from '../engine/training-run';
 import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
 import { TokenStore } from './token-store';
 
@@ -213,6 +213,7 @@ async function plan(): Promise<void> {
     max_length: num('max-length'),
     batch: num('batch'),
     r: num('lora-r'),
+    lora_dropout: num('lora-dropout'),
     targets: targets(),
     load_in_4bit: checked('load-4bit'),
   });
@@ -472,14 +473,16 @@ async function train(): Promise<void> {
         logging_steps: 1,
         eval_steps: num('eval-steps'),
       },
-      Comlink.proxy(async (log: TrainLog | EvalLog) => {
-        if ('eval_loss' in log) {
+      Comlink.proxy(async (e: RunEvent) => {
+        if (e.type === 'eval') {
           // after the step's own log: its point goes on that step
-          series[3][series[3].length - 1] = log.eval_loss;
+          series[3][series[3].length - 1] = e.log.eval_loss;
           chart?.setData(series);
           $('chart').dataset.evalLosses = JSON.stringify(series[3].filter((v) => v !== null));
           return;
         }
+        if (e.type !== 'train') return;
+        const log = e.log;
         const now = performance.now();
         const stepTime = (now - last.time) / 1000 / Math.max(1, log.step - last.step);
         last = { time: now, step: log.step };
