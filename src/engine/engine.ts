@@ -13,7 +13,7 @@ import { parseConfigText } from '../model/load';
 import { estimateStoreBytes, estimateTrainingMemory, formatBytes, type MemoryEstimate } from '../model/estimate';
 import { downloadModel, type DownloadProgress } from '../store/download';
 import { loadStoredModel } from '../store/load-stored';
-import { deleteModel, listModels, manifestEndpoint, type Manifest } from '../store/model-store';
+import { deleteModel, listModels, manifestEndpoint, modelKey, type Manifest } from '../store/model-store';
 import { prepareData, splitFiles, type PrepareSettings } from '../data/prepare';
 import type { DataBlob } from '../data/read';
 import {
@@ -30,6 +30,7 @@ import {
 } from '../data/sft';
 import { Session, type LoraSettings } from './session';
 import { TrainingRun, type RunEvent, type RunSettings, type TrainSummary } from './training-run';
+import { RunStore, type RunRecord } from '../store/run-store';
 import { chatPrompt, storeTokenizer, type Tokenizer } from './tokenizer';
 import type { SpawnTokenizerWorker } from './tokenizer-client';
 import type { GenerateSettings } from '../generate/generate';
@@ -88,6 +89,21 @@ export interface DataSummary {
 
 export type DataSource = { kind: 'hub'; id: string } | { kind: 'file'; file: File };
 
+/** What training reports to the page: the run's events, and the engine's own. */
+export type TrainEvent =
+  | RunEvent
+  /** A kept run reopened: the log up to its checkpoint, for the chart. */
+  | { type: 'restored'; step: number; maxSteps: number; history: Record<string, number>[] }
+  /** The GPU was lost at step `lostAt`; a new one carries on from the checkpoint at `resumedFrom`. */
+  | {
+      type: 'recovered';
+      lostAt: number;
+      resumedFrom: number;
+      redone: number;
+      reason: string;
+      history: Record<string, number>[];
+    };
+
 /** What the chat of a loaded model starts from, for the page to show. */
 export interface ChatInfo {
   /** The settings a chat runs with unless the user changes them (src/generate/generation-config.ts). */
@@ -120,13 +136,36 @@ const summary = (m: Manifest): StoredModel => ({
   progress: m.downloadBytes ? m.files.reduce((n, f) => n + f.offset, 0) / m.downloadBytes : 0,
 });
 
+/** What the engine takes from its host (the page's worker passes navigator's; Node, what it has). */
+export interface EnginePorts {
+  /** Starts the worker the tokenizer runs in (src/engine/tokenizer-client.ts). */
+  tokenizerWorker?: SpawnTokenizerWorker;
+  /** navigator.locks: downloads and training of one model, and each run, in one tab at a time. */
+  locks?: LockManager;
+  /** navigator.storage: the quota a model must fit in. */
+  storage?: Pick<StorageManager, 'estimate'>;
+}
+
+/** Another tab of the page holds what this one asks for. */
+export class BusyError extends Error {
+  override name = 'BusyError';
+}
+
+/** A kept run, and whether a tab trains it now: this one, another, or none (an interrupted run). */
+export type RunListing = RunRecord & { live: 'here' | 'another tab' | null };
+
+const modelLock = (key: string) => `qlora-model ${key}`;
+const runLock = (id: string) => `qlora-run ${id}`;
+// held beside a model's lock, shared: its name says what the holder does, for the other tabs to read
+const doingLock = (what: string, key: string) => `qlora-doing ${what} ${key}`;
+
 export class Engine {
   /**
    * `tokenizerWorker` starts the worker the tokenizer runs in (a nested Worker in the page, a
    * worker thread in Node; src/engine/tokenizer-client.ts): a hostile tokenizer file stalls that
    * worker, which is stopped, never the engine.
    */
-  constructor(private readonly ports: { tokenizerWorker?: SpawnTokenizerWorker } = {}) {}
+  constructor(private readonly ports: EnginePorts = {}) {}
 
   private gpu: Gpu | null = null;
   private session: Session | null = null;
@@ -134,11 +173,18 @@ export class Engine {
   private blocks: Block[] = [];
   private evalBlocks: Block[] | null = null;
   private download: AbortController | null = null;
+  /** The prepared data's name for people (a Hub id or a file name), kept with a run. */
+  private dataLabel = '';
 
   async init(gpu: GPU | undefined | null): Promise<AdapterSummary> {
+    this.gpuSource = gpu;
+    if (this.gpu?.lostInfo) this.gpu = null; // a lost device is replaced
     this.gpu ??= await Gpu.create(gpu);
     return this.gpu.info;
   }
+
+  /** Where devices come from (navigator.gpu in the page): a lost one is replaced from it. */
+  private gpuSource: GPU | undefined | null = null;
 
   gpuInfo(): AdapterSummary {
     return this.device().info;
@@ -156,8 +202,33 @@ export class Engine {
   }
 
   async deleteModel(key: string): Promise<void> {
-    if (this.session && this.loadedKey === key) this.unload();
-    await deleteModel(key);
+    if (this.run && this.loadedKey === key) throw new Error('this model is training: stop it first');
+    await this.holding(modelLock(key), 'deleting', key, key, async () => {
+      if (this.session && this.loadedKey === key) this.unload();
+      await deleteModel(key);
+    });
+  }
+
+  /**
+   * Runs `f` holding `lock` (and a shared one that says `what` this tab does to `key`); where
+   * another tab holds it, refuses with what that tab is doing. Without a lock manager (Node),
+   * runs `f` as it is.
+   */
+  private async holding<T>(lock: string, what: string, key: string, name: string, f: () => Promise<T>): Promise<T> {
+    const locks = this.ports.locks;
+    if (!locks) return f();
+    return locks.request(lock, { ifAvailable: true }, async (held) => {
+      if (!held) {
+        const doing = ((await locks.query()).held ?? [])
+          .map((l) => l.name ?? '')
+          .find((n) => n.startsWith('qlora-doing ') && n.endsWith(` ${key}`));
+        const activity = doing?.split(' ')[1] ?? 'using';
+        throw new BusyError(
+          `another tab of this page is ${activity} ${name}: wait for it to finish there, or stop it in that tab`,
+        );
+      }
+      return locks.request(doingLock(what, key), { mode: 'shared' }, () => f());
+    });
   }
 
   /** What a Hub model needs, from its listing and config.json, before downloading it. */
@@ -181,7 +252,7 @@ export class Engine {
     const targets = o.targets === 'all-linear' ? c.linearModules : o.targets;
     const memory = estimateTrainingMemory(c, { ...o, targets, maxBinding: this.device().maxBinding });
     const weights = snapshot.files.filter((f) => /^model(-\d+-of-\d+)?\.safetensors$/.test(f.path));
-    const e = await globalThis.navigator?.storage?.estimate?.();
+    const e = await this.ports.storage?.estimate();
     const freeBytes = e?.quota !== undefined ? e.quota - (e.usage ?? 0) : null;
     const storeBytes = estimateStoreBytes(c, o.load_in_4bit);
     const binding = this.device().maxBinding;
@@ -215,8 +286,11 @@ export class Engine {
   ): Promise<StoredModel> {
     this.download?.abort();
     const abort = (this.download = new AbortController());
+    const key = modelKey(id, hub.revision ?? 'main', hub.load_in_4bit ?? true, hub.endpoint);
     try {
-      return summary(await downloadModel(this.device(), id, { ...hub, signal: abort.signal, onProgress }));
+      return await this.holding(modelLock(key), 'downloading', key, id, async () =>
+        summary(await downloadModel(this.device(), id, { ...hub, signal: abort.signal, onProgress })),
+      );
     } finally {
       if (this.download === abort) this.download = null;
     }
@@ -293,6 +367,7 @@ export class Engine {
     const d = await prepareData(splits, tokenizer, s, session.config.vocab);
     this.blocks = d.train.blocks;
     this.evalBlocks = d.eval?.blocks ?? null;
+    this.dataLabel = source.kind === 'file' ? source.file.name : source.id;
     // the preview's text: every run of the first blocks decoded at once (one message to the tokenizer's worker)
     const segment = async (g: Segment) => ({
       text: await tokenizer.decode(g.ids, { skip_special_tokens: false }),
@@ -320,14 +395,17 @@ export class Engine {
 
   /**
    * Trains the adapter (a fresh one unless one is attached) on the prepared data, through the
-   * one training loop (./training-run.ts). `eval_steps` > 0 evaluates on the prepared evaluation
-   * data that often; `onEvent` is awaited before the next step, so the page has shown a step
-   * before the next (and the end) arrives.
+   * one training loop (./training-run.ts), as a run kept in IndexedDB (src/store/run-store.ts):
+   * its checkpoints go there every save_steps steps and on pause, so a reload, a crash or a
+   * closed tab loses at most the steps since the last (resumeRun continues it), and a lost GPU
+   * is replaced and the run carried on from there. `eval_steps` > 0 evaluates on the prepared
+   * evaluation data that often; `onEvent` is awaited before the next step, so the page has
+   * shown a step before the next (and the end) arrives.
    */
   async train(
     lora: LoraSettings,
     s: RunSettings,
-    onEvent?: (e: RunEvent) => void | Promise<void>,
+    onEvent?: (e: TrainEvent) => void | Promise<void>,
   ): Promise<TrainSummary> {
     const { session } = this.ready();
     if (this.blocks.length === 0) throw new Error('prepare a data set first');
@@ -336,38 +414,210 @@ export class Engine {
       throw new Error(
         'evaluating every few steps needs evaluation data, and the data was prepared without it: press Prepare again',
       );
+    const evalBlocks = s.eval_steps ? this.evalBlocks : null;
+    await this.refuseIfBusy(this.loadedKey!, session.name);
     const fresh = !session.lora;
     if (fresh) session.attachLora(lora, s.seed);
     let run: TrainingRun;
     try {
-      run = new TrainingRun(session, this.blocks, s, {
-        eval: s.eval_steps ? (this.evalBlocks ?? undefined) : undefined,
-      });
+      run = new TrainingRun(session, this.blocks, s, { eval: evalBlocks ?? undefined });
     } catch (e) {
       if (fresh) session.releaseLora(); // settings refused: nothing of this attempt stays
       throw e;
     }
+    const store = await RunStore.create(
+      {
+        modelKey: this.loadedKey!,
+        modelId: session.name,
+        data: this.dataLabel,
+        lora: session.loraSettings!,
+        settings: s,
+        maxSteps: run.maxSteps,
+      },
+      { train: this.blocks, eval: evalBlocks },
+    );
+    run.saveInto(store);
+    return this.driveHolding(run, store, onEvent);
+  }
+
+  /** drive() holding the model's lock and the run's, so that no other tab trains either meanwhile. */
+  private driveHolding(
+    run: TrainingRun,
+    store: RunStore,
+    onEvent?: (e: TrainEvent) => void | Promise<void>,
+  ): Promise<TrainSummary> {
+    const r = store.record;
+    return this.holding(modelLock(r.modelKey), 'training', r.modelKey, r.modelId, () =>
+      this.holding(runLock(r.id), 'training', r.id, `run ${r.id}`, () => this.drive(run, store, onEvent)),
+    );
+  }
+
+  /** Refuses at once when another tab holds the model (before a run is recorded for nothing). */
+  private async refuseIfBusy(key: string, name: string): Promise<void> {
+    await this.holding(modelLock(key), 'checking', key, name, async () => {});
+  }
+
+  /** The runs kept in this browser, newest first, each with whether a tab trains it now. */
+  async listRuns(): Promise<RunListing[]> {
+    const held = new Set(((await this.ports.locks?.query())?.held ?? []).map((l) => l.name));
+    return (await RunStore.list()).map((r) => ({
+      ...r,
+      live: this.runStore?.id === r.id ? 'here' : held.has(runLock(r.id)) ? 'another tab' : null,
+    }));
+  }
+
+  async deleteRun(id: string): Promise<void> {
+    const live = (await this.listRuns()).find((r) => r.id === id)?.live;
+    if (live === 'here') throw new Error('this run is training: stop it first');
+    if (live) throw new BusyError(`another tab of this page is training run ${id}: stop it there first`);
+    await RunStore.delete(id);
+  }
+
+  /**
+   * Continues a kept run from its latest checkpoint: its model is loaded from the store if it
+   * is not the loaded one, its data comes from the run's record. The losses that follow are the
+   * ones the run would have logged had it never stopped.
+   */
+  async resumeRun(id: string, onEvent?: (e: TrainEvent) => void | Promise<void>): Promise<TrainSummary> {
+    if (this.run) throw new Error('training is already running: stop it first');
+    const store = await RunStore.open(id);
+    const r = store.record;
+    if (r.state === 'finished') throw new Error(`run ${id} finished: there is nothing to resume`);
+    await this.refuseIfBusy(r.modelKey, r.modelId);
+    if ((await this.listRuns()).find((x) => x.id === id)?.live)
+      throw new BusyError(`another tab of this page is training run ${id}: it goes on there`);
+    if (this.loadedKey !== r.modelKey) await this.loadModel(r.modelKey);
+    const data = await store.data();
+    this.blocks = data.train;
+    this.evalBlocks = data.eval;
+    this.dataLabel = r.data;
+    const run = await this.runFromStore(store);
+    await onEvent?.({ type: 'restored', step: run.step, maxSteps: run.maxSteps, history: [...run.history] });
+    return this.driveHolding(run, store, onEvent);
+  }
+
+  /** A kept run as its latest checkpoint left it; from the start (the same seed) if it saved none. */
+  private async runFromStore(store: RunStore): Promise<TrainingRun> {
+    const { session } = this.ready();
+    const r = store.record;
+    const data = { eval: this.evalBlocks ?? undefined, store };
+    const last = r.checkpoints.at(-1);
+    if (last !== undefined)
+      return new TrainingRun(session, this.blocks, r.settings, { ...data, resume: await store.checkpoint(last) });
+    session.releaseLora();
+    session.attachLora(r.lora, r.settings.seed);
+    return new TrainingRun(session, this.blocks, r.settings, data);
+  }
+
+  /**
+   * Runs a run's events to its end, keeping its record current; when the GPU is lost on the
+   * way, takes a new device, reloads the model from the store and carries on from the last
+   * checkpoint (a `recovered` event says where, and how many steps are done again).
+   */
+  private async drive(
+    first: TrainingRun,
+    store: RunStore,
+    onEvent?: (e: TrainEvent) => void | Promise<void>,
+  ): Promise<TrainSummary> {
+    let run = first;
+    let losses = 0,
+      lastLostAt = -1;
     this.run = run;
+    this.runStore = store;
+    await store.update({ state: 'running' });
     try {
-      const events = run.events();
       for (;;) {
-        const next = await events.next();
-        if (next.done) return next.value;
-        await onEvent?.(next.value);
+        let summary: TrainSummary;
+        try {
+          summary = await this.runEvents(run, store, onEvent);
+        } catch (e) {
+          if (!(await this.deviceLost())) throw e;
+          const lostAt = Math.max(run.step, store.record.step);
+          const reason = this.gpu?.lostInfo?.message || (e as Error).message;
+          // a device lost again and again without the run getting further is not recovered forever
+          losses = lostAt > lastLostAt ? 1 : losses + 1;
+          lastLostAt = Math.max(lastLostAt, lostAt);
+          if (losses > 3)
+            throw new Error(
+              `the GPU was lost ${losses} times without training past step ${lastLostAt} (${reason}): the run is ` +
+                'kept with its checkpoints; resume it when the GPU is stable',
+            );
+          await this.replaceDevice();
+          run = this.run = await this.runFromStore(store);
+          const recovered: TrainEvent = {
+            type: 'recovered',
+            lostAt,
+            resumedFrom: run.step,
+            redone: lostAt - run.step,
+            reason,
+            history: [...run.history],
+          };
+          await store.update({ step: run.step, history: [...run.history] });
+          await onEvent?.(recovered);
+          continue;
+        }
+        await store.update({ state: summary.global_step >= run.maxSteps ? 'finished' : 'stopped' });
+        return summary;
       }
+    } catch (e) {
+      await store.update({ state: 'failed', error: (e as Error).message }).catch(() => {});
+      throw e;
     } finally {
       this.run = null;
+      this.runStore = null;
     }
   }
 
+  private async runEvents(
+    run: TrainingRun,
+    store: RunStore,
+    onEvent?: (e: TrainEvent) => void | Promise<void>,
+  ): Promise<TrainSummary> {
+    const events = run.events();
+    for (;;) {
+      const next = await events.next();
+      if (next.done) return next.value;
+      const e = next.value;
+      if (e.type === 'train' || e.type === 'eval') await store.update({ step: run.step, history: [...run.history] });
+      else if (e.type === 'paused') await store.update({ state: 'paused' });
+      else if (e.type === 'resumed') await store.update({ state: 'running' });
+      await onEvent?.(e);
+    }
+  }
+
+  /** Whether the device is lost (its promise may settle a moment after the error it caused). */
+  private async deviceLost(): Promise<boolean> {
+    const gpu = this.gpu;
+    if (!gpu) return false;
+    if (!gpu.lostInfo) await new Promise<void>((r) => setTimeout(r, 200));
+    return gpu.lostInfo !== null && this.loadedKey !== null;
+  }
+
+  /** A new device in place of a lost one, with the loaded model reloaded onto it from the store. */
+  private async replaceDevice(): Promise<void> {
+    const key = this.loadedKey!;
+    const blocks = { train: this.blocks, eval: this.evalBlocks };
+    this.unload();
+    this.gpu = await Gpu.create(this.gpuSource);
+    await this.loadModel(key);
+    this.blocks = blocks.train;
+    this.evalBlocks = blocks.eval;
+  }
+
   private run: TrainingRun | null = null;
+  private runStore: RunStore | null = null;
+
+  /** Destroys the device as a driver reset would: the page's end-to-end tests lose it on purpose. */
+  loseDevice(): void {
+    this.gpu?.device.destroy();
+  }
 
   /** Stops training after its current step; the adapter keeps what it learnt. */
   stopTraining(): void {
     this.run?.stop();
   }
 
-  /** Holds training between two steps (optimizer state, schedule and data order kept). */
+  /** Holds training between two steps (optimizer state, schedule and data order kept), checkpoint saved. */
   pauseTraining(): void {
     this.run?.pause();
   }

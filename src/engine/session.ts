@@ -69,6 +69,11 @@ export class Session {
     return this.model.config;
   }
 
+  /** The attached adapter's settings (a loaded adapter's, from its config). */
+  get loraSettings(): LoraSettings | null {
+    return this.loraConfig;
+  }
+
   /** A fresh adapter, initialised as PEFT does (A uniform, B zero) from `seed`. */
   attachLora(s: LoraSettings, seed: number): void {
     if (this.lora) throw new AdapterError('this model already has an adapter');

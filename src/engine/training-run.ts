@@ -130,6 +130,7 @@ export class TrainingRun {
     total_loss: 0,
     total_tokens: 0,
   };
+  private store: CheckpointStore | null;
   private stopped = false;
   private paused = false;
   private wake: (() => void) | null = null;
@@ -149,6 +150,7 @@ export class TrainingRun {
     settings: RunSettings,
     readonly o: { eval?: Block[]; store?: CheckpointStore; resume?: Partial<Record<string, Uint8Array>> } = {},
   ) {
+    this.store = o.store ?? null;
     const s = { ...DEFAULTS, ...settings } as TrainingRun['s'];
     s.eval_steps ??= s.logging_steps;
     this.s = s;
@@ -186,6 +188,11 @@ export class TrainingRun {
 
   get step(): number {
     return this.trainer.step;
+  }
+
+  /** From now on, checkpoints go to `store` (a run made before its store was). */
+  saveInto(store: CheckpointStore): void {
+    this.store = store;
   }
 
   /** transformers' fractional epoch: epochs done plus the share of this one's micro-batches taken. */
@@ -228,7 +235,7 @@ export class TrainingRun {
     try {
       while (trainer.step < this.maxSteps && !this.stopped) {
         if (this.paused) {
-          if (this.o.store && s.save_strategy !== 'no') yield await this.save('pause');
+          if (this.store && s.save_strategy !== 'no') yield await this.save('pause');
           yield { type: 'paused', step: trainer.step };
           while (this.paused && !this.stopped) await new Promise<void>((r) => (this.wake = r));
           this.wake = null;
@@ -277,9 +284,9 @@ export class TrainingRun {
             : s.save_strategy === 'epoch' && (epochEnd || last)
               ? 'epoch'
               : null;
-        if (reason && this.o.store) yield await this.save(reason);
+        if (reason && this.store) yield await this.save(reason);
       }
-      if (this.stopped && this.o.store && s.save_strategy !== 'no' && trainer.step > 0) yield await this.save('stop');
+      if (this.stopped && this.store && s.save_strategy !== 'no' && trainer.step > 0) yield await this.save('stop');
       const steps = trainer.step - this.startStep;
       return {
         train_loss: trainer.step ? p.total_loss / trainer.step : NaN,
@@ -336,7 +343,7 @@ export class TrainingRun {
   }
 
   private async save(reason: SaveReason): Promise<RunEvent> {
-    const store = this.o.store!;
+    const store = this.store!;
     const step = this.trainer.step;
     let pruned: number[] = [];
     if (this.savedAt !== step) {

@@ -264,6 +264,21 @@ export class Gpu {
     });
   }
 
+  /**
+   * `p`, or the device's loss, whichever comes first: a read or wait on a device lost under it
+   * (destroy(), a driver reset) need not settle at all on every implementation.
+   */
+  private orLost<T>(p: Promise<T>): Promise<T> {
+    p.catch(() => {}); // its own rejection, if it comes after the loss, is not an unhandled one
+    return Promise.race([
+      p,
+      this.device.lost.then(() => {
+        this.checkAlive();
+        return p; // not reached: checkAlive throws once lostInfo is set
+      }),
+    ]);
+  }
+
   static async create(gpu: GPU | undefined | null, options?: { powerPreference?: GPUPowerPreference }): Promise<Gpu> {
     const { device, summary } = await acquireDevice(gpu, options);
     const g = new Gpu(gpu!, device, summary);
@@ -707,7 +722,7 @@ export class Gpu {
   /** Wait for all submitted work; throws the first GPU validation error seen, if any. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.orLost(this.device.queue.onSubmittedWorkDone());
     this.throwIfError();
   }
 
@@ -723,7 +738,7 @@ export class Gpu {
     const enc = this.device.createCommandEncoder();
     enc.copyBufferToBuffer(t.buffer, t.offset, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
+    await this.orLost(staging.mapAsync(GPUMapMode.READ));
     const out = staging.getMappedRange().slice(0, byteLength);
     staging.unmap();
     const list = this.staging.get(size) ?? [];

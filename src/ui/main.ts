@@ -13,11 +13,11 @@ import { AdapterError } from '../formats/peft';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { EngineApi } from '../worker/engine.worker';
-import type { ChatInfo, StoredModel } from '../engine/engine';
+import type { ChatInfo, RunListing, StoredModel, TrainEvent } from '../engine/engine';
 import { formatBytes } from '../model/estimate';
 import { showPresets } from './presets-view';
 import type { DownloadProgress } from '../store/download';
-import type { RunEvent } from '../engine/training-run';
+import type { TrainSummary } from '../engine/training-run';
 import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
 import { TokenStore } from './token-store';
 
@@ -439,85 +439,207 @@ function resetChart(): void {
   );
 }
 
+/** The training section's buttons while a run trains (and back when it ends). */
+function training(on: boolean): void {
+  $<HTMLButtonElement>('stop').disabled = !on;
+  const pause = $<HTMLButtonElement>('pause-training');
+  pause.disabled = !on;
+  pause.textContent = 'Pause training';
+  pause.setAttribute('aria-pressed', 'false');
+  for (const b of $('runs').querySelectorAll('button')) (b as HTMLButtonElement).disabled = on;
+}
+
+/** The chart from a run's log_history (a reopened run, or one carried on after a lost GPU). */
+function chartFrom(history: Record<string, number>[]): void {
+  resetChart();
+  for (const h of history) {
+    if ('eval_loss' in h) series[3][series[3].length - 1] = h.eval_loss;
+    else if ('loss' in h) {
+      series[0].push(h.step);
+      series[1].push(h.loss);
+      series[2].push(h.learning_rate);
+      series[3].push(null);
+    }
+  }
+  chart?.setData(series);
+  $('chart').dataset.losses = JSON.stringify(series[1]);
+  $('chart').dataset.evalLosses = JSON.stringify(series[3].filter((v) => v !== null));
+}
+
+/** What a run reports, on the chart, the table and the status line; step times measured here. */
+function trainEvents(): (e: TrainEvent) => Promise<void> {
+  let last = { time: performance.now(), step: 0 };
+  return async (e) => {
+    if (e.type === 'restored') {
+      chartFrom(e.history);
+      last = { time: performance.now(), step: e.step };
+      $('train-status').textContent = `Resumed at step ${e.step} of ${e.maxSteps}, from its checkpoint.`;
+      return;
+    }
+    if (e.type === 'recovered') {
+      chartFrom(e.history);
+      last = { time: performance.now(), step: e.resumedFrom };
+      $('train-note').textContent =
+        `The GPU was lost at step ${e.lostAt} (${e.reason}). A new one took over from the checkpoint at step ` +
+        `${e.resumedFrom}: ${e.redone} step${e.redone === 1 ? '' : 's'} done again, nothing lost.`;
+      return;
+    }
+    if (e.type === 'save') {
+      await refreshRuns(); // the run's row: its step, and that it is kept
+      $('runs-status').textContent = `Checkpoint saved at step ${e.step}.`;
+      return;
+    }
+    if (e.type === 'paused') {
+      $('train-status').textContent = `Paused after step ${e.step}, checkpoint saved: Continue goes on from here.`;
+      return;
+    }
+    if (e.type === 'eval') {
+      // after the step's own log: its point goes on that step
+      series[3][series[3].length - 1] = e.log.eval_loss;
+      chart?.setData(series);
+      $('chart').dataset.evalLosses = JSON.stringify(series[3].filter((v) => v !== null));
+      return;
+    }
+    if (e.type !== 'train') return;
+    const log = e.log;
+    const now = performance.now();
+    const stepTime = (now - last.time) / 1000 / Math.max(1, log.step - last.step);
+    last = { time: now, step: log.step };
+    series[0].push(log.step);
+    series[1].push(log.loss);
+    series[2].push(log.learning_rate);
+    series[3].push(null);
+    chart?.setData(series);
+    const mem = await engine.gpuBytes();
+    rows($('train-stats'), [
+      ['Step', `${log.step} / ${log.max_steps} (epoch ${log.epoch})`],
+      ['Loss', log.loss.toFixed(4)],
+      ['Learning rate', log.learning_rate.toExponential(2)],
+      ['Gradient norm', log.grad_norm.toFixed(3)],
+      ['Tokens / s', (log.tokens / stepTime).toFixed(0)],
+      ['Step time', `${stepTime.toFixed(2)} s`],
+      ['Time left', clock((log.max_steps - log.step) * stepTime)],
+      ['GPU memory in use', `${formatBytes(mem.inUse)} between steps, ${formatBytes(mem.peak)} at most`],
+    ]);
+    const paused = $('pause-training').getAttribute('aria-pressed') === 'true';
+    $('train-status').textContent =
+      `Training: step ${log.step} of ${log.max_steps}${paused ? ' (pausing after this step)' : ''}`;
+    $('chart').dataset.losses = JSON.stringify(series[1]); // for a script or a test to read
+  };
+}
+
+/** Trains (or resumes) through `run`, the buttons and the runs table following. */
+async function drive(run: (onEvent: (e: TrainEvent) => Promise<void>) => Promise<TrainSummary>): Promise<void> {
+  training(true);
+  try {
+    const summary = await run(Comlink.proxy(trainEvents()));
+    $('train-status').textContent =
+      `Trained ${summary.global_step} steps (${summary.steps_this_session} now) in ` +
+      `${summary.train_runtime.toFixed(1)} s: mean loss ${summary.train_loss.toFixed(4)}.`;
+  } finally {
+    training(false);
+    await refreshRuns();
+  }
+}
+
 async function train(): Promise<void> {
   resetChart();
-  $<HTMLButtonElement>('stop').disabled = false;
-  $<HTMLButtonElement>('pause-training').disabled = false;
-  const t0 = performance.now();
-  let last = { time: t0, step: 0 };
+  $('train-note').textContent = '';
   $('train-status').textContent = 'Training… (the first step compiles the shaders)';
-  try {
-    const summary = await engine.train(
-      {
-        r: num('lora-r'),
-        lora_alpha: num('lora-alpha'),
-        lora_dropout: num('lora-dropout'),
-        target_modules: targets(),
-        use_rslora: false,
-      },
-      {
-        learning_rate: num('lr'),
-        adam_beta1: 0.9,
-        adam_beta2: 0.999,
-        adam_epsilon: 1e-8,
-        weight_decay: 0,
-        max_grad_norm: 1,
-        lr_scheduler_type: input('scheduler').value as 'linear',
-        warmup_steps: num('warmup'),
-        max_steps: num('steps') || -1,
-        num_train_epochs: num('epochs'),
-        per_device_train_batch_size: num('batch'),
-        gradient_accumulation_steps: num('accumulation'),
-        seed: num('seed'),
-        shuffle: true,
-        logging_steps: 1,
-        eval_steps: num('eval-steps'),
-      },
-      Comlink.proxy(async (e: RunEvent) => {
-        if (e.type === 'eval') {
-          // after the step's own log: its point goes on that step
-          series[3][series[3].length - 1] = e.log.eval_loss;
-          chart?.setData(series);
-          $('chart').dataset.evalLosses = JSON.stringify(series[3].filter((v) => v !== null));
-          return;
-        }
-        if (e.type !== 'train') return;
-        const log = e.log;
-        const now = performance.now();
-        const stepTime = (now - last.time) / 1000 / Math.max(1, log.step - last.step);
-        last = { time: now, step: log.step };
-        series[0].push(log.step);
-        series[1].push(log.loss);
-        series[2].push(log.learning_rate);
-        series[3].push(null);
-        chart?.setData(series);
-        const mem = await engine.gpuBytes();
-        rows($('train-stats'), [
-          ['Step', `${log.step} / ${log.max_steps} (epoch ${log.epoch})`],
-          ['Loss', log.loss.toFixed(4)],
-          ['Learning rate', log.learning_rate.toExponential(2)],
-          ['Gradient norm', log.grad_norm.toFixed(3)],
-          ['Tokens / s', (log.tokens / stepTime).toFixed(0)],
-          ['Step time', `${stepTime.toFixed(2)} s`],
-          ['Time left', clock((log.max_steps - log.step) * stepTime)],
-          ['GPU memory in use', `${formatBytes(mem.inUse)} between steps, ${formatBytes(mem.peak)} at most`],
-        ]);
-        const paused = $('pause-training').getAttribute('aria-pressed') === 'true';
-        $('train-status').textContent =
-          `Training: step ${log.step} of ${log.max_steps}${paused ? ' (paused: Continue goes on from here)' : ''}`;
-        $('chart').dataset.losses = JSON.stringify(series[1]); // for a script or a test to read
-      }),
-    );
-    $('train-status').textContent =
-      `Trained ${summary.global_step} steps in ${summary.train_runtime.toFixed(1)} s: mean loss ` +
-      `${summary.train_loss.toFixed(4)}.`;
-  } finally {
-    $<HTMLButtonElement>('stop').disabled = true;
-    const pause = $<HTMLButtonElement>('pause-training');
-    pause.disabled = true;
-    pause.textContent = 'Pause training';
-    pause.setAttribute('aria-pressed', 'false');
-  }
+  const lora = {
+    r: num('lora-r'),
+    lora_alpha: num('lora-alpha'),
+    lora_dropout: num('lora-dropout'),
+    target_modules: targets(),
+    use_rslora: false,
+  };
+  const settings = {
+    learning_rate: num('lr'),
+    adam_beta1: 0.9,
+    adam_beta2: 0.999,
+    adam_epsilon: 1e-8,
+    weight_decay: 0,
+    max_grad_norm: 1,
+    lr_scheduler_type: input('scheduler').value as 'linear',
+    warmup_steps: num('warmup'),
+    max_steps: num('steps') || -1,
+    num_train_epochs: num('epochs'),
+    per_device_train_batch_size: num('batch'),
+    gradient_accumulation_steps: num('accumulation'),
+    seed: num('seed'),
+    shuffle: true,
+    logging_steps: 1,
+    eval_steps: num('eval-steps') || null,
+    save_steps: num('save-steps'),
+    save_total_limit: num('keep'),
+  };
+  await refreshRuns(); // the new run is listed while it trains
+  await drive((onEvent) => engine.train(lora, settings, onEvent));
+}
+
+// ---- runs kept --------------------------------------------------------------------------------
+
+/** A run that stopped before its end (by Stop, an error, or a tab that died) and that no tab trains now. */
+const resumable = (r: RunListing) => r.state !== 'finished' && !r.live;
+/** A run that was training or paused when its tab went away. */
+const interruptedRun = (r: RunListing) => !r.live && (r.state === 'running' || r.state === 'paused');
+
+async function refreshRuns(): Promise<void> {
+  const runs = await engine.listRuns();
+  const body = $('runs').querySelector('tbody')!;
+  body.replaceChildren(...runs.map(runRow));
+  if (runs.some((r) => r.live === 'here')) return; // the status line is the training's
+  const interrupted = runs.find(interruptedRun);
+  const at = interrupted?.checkpoints.at(-1);
+  $('runs-status').textContent = interrupted
+    ? `A run of ${interrupted.modelId} was interrupted at step ${interrupted.step} of ${interrupted.maxSteps}` +
+      `${at === undefined ? '' : `; its last checkpoint is at step ${at}`}: Resume goes on from there.`
+    : '';
+}
+
+function runRow(r: RunListing): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  tr.dataset.run = r.id;
+  const cell = (text: string) => {
+    const td = document.createElement('td');
+    td.textContent = text;
+    tr.append(td);
+  };
+  const lastLoss = [...r.history].reverse().find((h) => 'loss' in h)?.loss;
+  cell(new Date(r.createdAt).toLocaleString());
+  cell(`${r.modelId} on ${r.data}`);
+  cell(`step ${r.step} of ${r.maxSteps}${lastLoss === undefined ? '' : `, loss ${lastLoss.toFixed(4)}`}`);
+  cell(
+    r.live === 'here'
+      ? 'training here'
+      : r.live
+        ? 'training in another tab'
+        : interruptedRun(r)
+          ? 'interrupted'
+          : r.state,
+  );
+  const buttons = document.createElement('td');
+  const button = (label: string, f: () => Promise<void>) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = label;
+    b.setAttribute('aria-label', `${label} the run of ${r.modelId} started ${new Date(r.createdAt).toLocaleString()}`);
+    b.addEventListener('click', () => void act(b, f));
+    buttons.append(b);
+  };
+  if (resumable(r))
+    button('Resume', async () => {
+      $('train-status').textContent = 'Loading the run…';
+      await drive((onEvent) => engine.resumeRun(r.id, onEvent));
+      setLoaded(r.modelKey, r.modelId);
+    });
+  if (!r.live)
+    button('Delete', async () => {
+      await engine.deleteRun(r.id);
+      await refreshRuns();
+    });
+  tr.append(buttons);
+  return tr;
 }
 
 async function togglePause(): Promise<void> {
@@ -527,7 +649,7 @@ async function togglePause(): Promise<void> {
   else await engine.resumeTraining();
   b.setAttribute('aria-pressed', String(pausing));
   b.textContent = pausing ? 'Continue training' : 'Pause training';
-  $('train-status').textContent = pausing ? 'Paused after this step: Continue goes on where it stopped.' : 'Training…';
+  $('train-status').textContent = pausing ? 'Pausing after this step (a checkpoint is saved there)…' : 'Training…';
 }
 
 // ---- 6. Chat --------------------------------------------------------------------------------
@@ -669,6 +791,7 @@ async function start(): Promise<void> {
     ]);
     for (const id of ['check', 'plan', 'download']) $<HTMLButtonElement>(id).disabled = false;
     await refreshModels();
+    await refreshRuns();
     await checkKernels();
   } catch (e) {
     $('status').textContent = 'WebGPU unavailable';
@@ -676,6 +799,10 @@ async function start(): Promise<void> {
   }
 }
 
+// another tab may have trained, finished or left a run meanwhile
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') void refreshRuns().catch(showError);
+});
 $('check').addEventListener('click', () => void act('check', checkKernels));
 $('plan').addEventListener('click', () => void act('plan', plan));
 $('download').addEventListener('click', () => void act('download', () => download()));

@@ -9,6 +9,8 @@ import { webWorkerPort } from '../engine/tokenizer-client';
 const engine = new Engine({
   tokenizerWorker: () =>
     webWorkerPort(new Worker(new URL('./tokenizer.worker.ts', import.meta.url), { type: 'module' })),
+  locks: navigator.locks,
+  storage: navigator.storage,
 });
 
 const api = {
@@ -26,6 +28,9 @@ const api = {
   stopTraining: () => engine.stopTraining(),
   pauseTraining: () => engine.pauseTraining(),
   resumeTraining: () => engine.resumeTraining(),
+  listRuns: () => engine.listRuns(),
+  resumeRun: (...a: Parameters<Engine['resumeRun']>) => engine.resumeRun(...a),
+  deleteRun: (id: string) => engine.deleteRun(id),
   resetAdapter: () => engine.resetAdapter(),
   generate: (...a: Parameters<Engine['generate']>) => engine.generate(...a),
   gpuBytes: () => engine.gpuBytes(),
@@ -41,3 +46,9 @@ const api = {
 
 export type EngineApi = typeof api;
 Comlink.expose(api);
+
+// the test build takes orders from the end-to-end tests: lose the GPU as a driver reset would
+if (import.meta.env.MODE === 'test')
+  new BroadcastChannel('qlora-test').onmessage = (m) => {
+    if (m.data === 'lose-device') engine.loseDevice();
+  };
