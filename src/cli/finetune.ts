@@ -17,7 +17,9 @@ import {
   type PrepareSettings,
   type SplitName,
 } from '../data/prepare';
-import { blockSegments, paddingSaved, padToken, sequenceLengths, type Block } from '../data/sft';
+import { blockSegments, sequenceLengths, type Block } from '../data/sft';
+import { dataSummary } from '../engine/data-summary';
+import { streamGeneration } from '../engine/stream-generation';
 import { Session, type LoraSettings } from '../engine/session';
 import { TrainingRun, type RunSettings, type SaveStrategy, type TrainSummary } from '../engine/training-run';
 import { checkpointName } from '../train/checkpoint';
@@ -209,12 +211,13 @@ async function loadData(
     batch: (f.per_device_train_batch_size ?? f.per_device_eval_batch_size ?? 8) as number,
   };
   const d = await prepareData(splits, tokenizer, s, vocab);
-  const st = d.stats;
+  const sum = await dataSummary(d, tokenizer, 0);
+  const st = sum.stats;
   const layout = s.packing
     ? `${st.blocks} blocks of up to ${s.max_length} (${s.packing_strategy} packing)`
     : `${st.blocks} sequences`;
   r.info(
-    `data: ${d.files.join(', ')}: ${st.examples} examples (${d.kind.replace(/_/g, ' ')}), ${st.keptTokens} ` +
+    `data: ${sum.files.join(', ')}: ${st.examples} examples (${sum.kind.replace(/_/g, ' ')}), ${st.keptTokens} ` +
       `tokens → ${layout}; ${st.targets} tokens with a loss target`,
   );
   if (st.truncated)
@@ -222,29 +225,24 @@ async function loadData(
       `data: ${st.truncated} examples longer than ${s.max_length} tokens truncated ` +
         `(${st.tokens - st.keptTokens} tokens dropped)`,
     );
-  const padding = paddingSaved(st);
+  const padding = sum.padding;
   r.info(
     `data: micro-batches of ${s.batch} examples padded to their longest would hold ${padding.unpacked} pad ` +
       `tokens of ${st.paddedUnpacked}` +
       (s.packing ? `; packed, ${padding.packed} of ${st.paddedPacked} (packing saves ${padding.saved})` : ''),
   );
-  const pad = padToken(tokenizer);
-  r.info(
-    `data: pad token ${pad.token ?? 'none'}${pad.from === 'eos' ? ' (EOS, as the worked example sets it)' : ''}; ` +
-      'batches are laid end to end, never padded',
-  );
-  if (d.eval)
-    r.info(`evaluation: ${d.eval.examples.length} examples from ${d.eval.source} → ${d.eval.blocks.length} blocks`);
-  if (d.skipped.total) r.warn(`skipped ${d.skipped.total} rows: ${d.skipped}`);
+  r.info(`data: pad token ${sum.pad}; batches are laid end to end, never padded`);
+  if (sum.eval) r.info(`evaluation: ${sum.eval.examples} examples from ${sum.eval.source} → ${sum.eval.blocks} blocks`);
+  if (sum.skipped) r.warn(`skipped ${sum.skipped} rows: ${sum.skippedWhy}`);
   r.event({
-    dataset: d.files,
-    format: d.kind,
-    rows: d.rows,
+    dataset: sum.files,
+    format: sum.kind,
+    rows: sum.rows,
     ...st,
-    skipped: d.skipped.total,
-    skipped_why: Object.fromEntries(d.skipped.reasons),
-    ...(d.eval
-      ? { eval_examples: d.eval.examples.length, eval_blocks: d.eval.blocks.length, eval_source: d.eval.source }
+    skipped: sum.skipped,
+    skipped_why: sum.skippedReasons,
+    ...(sum.eval
+      ? { eval_examples: sum.eval.examples, eval_blocks: sum.eval.blocks, eval_source: sum.eval.source }
       : {}),
   });
   return d;
@@ -479,29 +477,17 @@ async function generateText(f: FlagValues, r: Reporter): Promise<void> {
   const chat = f.chat ? await chatPrompt(tokenizer, f.prompt as string, templateKwargs(f)) : null;
   const shownPrompt = chat ? chat.text : (f.prompt as string);
   const prompt = chat ? chat.ids : await tokenizer.encode(f.prompt as string);
-  // stream each sequence's text as its tokens come (decoding the whole so far: tokens may
-  // join into one character only together); the tokenizer's worker answers in order
+  // each sequence's text streamed as its tokens come: what is new since the last
   const shown: string[] = [];
-  const ids: number[][] = [];
-  let failed: unknown = null;
-  const sequences = await session.generate(prompt, settings, (n, id) => {
-    if (!ids[n]) {
-      ids[n] = [];
+  const { texts, ids: sequences } = await streamGeneration(session, tokenizer, prompt, settings, (n, text) => {
+    if (shown[n] === undefined) {
       shown[n] = '';
       const head = settings.num_return_sequences > 1 ? `--- sequence ${n + 1} ---\n` : '';
       r.stream(`${n ? '\n' : ''}${head}${shownPrompt}`);
     }
-    ids[n].push(id);
-    tokenizer.decode([...ids[n]], { skip_special_tokens: true }).then(
-      (text) => {
-        if (text.startsWith(shown[n])) r.stream(text.slice(shown[n].length));
-        shown[n] = text;
-      },
-      (e) => (failed ??= e),
-    );
+    if (text.startsWith(shown[n])) r.stream(text.slice(shown[n].length));
+    shown[n] = text;
   });
-  const texts = await Promise.all(sequences.map((s) => tokenizer.decode(s, { skip_special_tokens: true })));
-  if (failed) throw failed;
   r.stream('\n');
   r.result({ prompt: shownPrompt, texts, tokens: sequences.map((s) => s.length) }, null);
 }

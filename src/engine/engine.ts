@@ -11,23 +11,14 @@ import { datasetFiles } from '../hub/select';
 import { HubBlob } from '../hub/hub-blob';
 import { parseConfigText } from '../model/load';
 import { estimateStoreBytes, estimateTrainingMemory, formatBytes, type MemoryEstimate } from '../model/estimate';
-import { downloadModel, type DownloadProgress } from '../store/download';
+import { downloadModel, freeStorageBytes, type DownloadProgress } from '../store/download';
 import { loadStoredModel } from '../store/load-stored';
 import { deleteModel, listModels, manifestEndpoint, modelKey, type Manifest } from '../store/model-store';
 import { prepareData, splitFiles, type PrepareSettings } from '../data/prepare';
 import type { DataBlob } from '../data/read';
-import {
-  blockSegments,
-  lengthHistogram,
-  paddingSaved,
-  padToken,
-  type Block,
-  type DataKind,
-  type PackingStats,
-  type PaddingSaved,
-  type Segment,
-  type TextTokenizer,
-} from '../data/sft';
+import type { Block } from '../data/sft';
+import { dataSummary, type DataSummary } from './data-summary';
+import { streamGeneration } from './stream-generation';
 import { Session, type LoraSettings } from './session';
 import { TrainingRun, type RunEvent, type RunSettings, type TrainSummary } from './training-run';
 import { RunStore, type RunRecord } from '../store/run-store';
@@ -69,23 +60,7 @@ export interface ModelPlan {
   problems: string[];
 }
 
-export interface DataSummary {
-  files: string[];
-  rows: number;
-  kind: DataKind;
-  stats: PackingStats;
-  padding: PaddingSaved;
-  skipped: number;
-  skippedWhy: string;
-  /** What a padded layout would be filled with (the tokenizer's, or EOS as the worked example sets it). */
-  pad: string;
-  /** Where evaluation data comes from, and how much. */
-  eval: { examples: number; blocks: number; source: string } | null;
-  /** Token counts of the training examples (before truncation). */
-  histogram: { start: number; width: number; counts: number[] };
-  /** The first blocks as text, special tokens visible, runs without a loss target marked. */
-  preview: { text: string; masked: boolean; newSequence: boolean }[][];
-}
+export type { DataSummary };
 
 export type DataSource = { kind: 'hub'; id: string } | { kind: 'file'; file: File };
 
@@ -252,8 +227,7 @@ export class Engine {
     const targets = o.targets === 'all-linear' ? c.linearModules : o.targets;
     const memory = estimateTrainingMemory(c, { ...o, targets, maxBinding: this.device().maxBinding });
     const weights = snapshot.files.filter((f) => /^model(-\d+-of-\d+)?\.safetensors$/.test(f.path));
-    const e = await this.ports.storage?.estimate();
-    const freeBytes = e?.quota !== undefined ? e.quota - (e.usage ?? 0) : null;
+    const freeBytes = await freeStorageBytes(this.ports.storage);
     const storeBytes = estimateStoreBytes(c, o.load_in_4bit);
     const binding = this.device().maxBinding;
     const problems: string[] = [];
@@ -289,7 +263,14 @@ export class Engine {
     const key = modelKey(id, hub.revision ?? 'main', hub.load_in_4bit ?? true, hub.endpoint);
     try {
       return await this.holding(modelLock(key), 'downloading', key, id, async () =>
-        summary(await downloadModel(this.device(), id, { ...hub, signal: abort.signal, onProgress })),
+        summary(
+          await downloadModel(this.device(), id, {
+            ...hub,
+            signal: abort.signal,
+            onProgress,
+            storage: this.ports.storage,
+          }),
+        ),
       );
     } finally {
       if (this.download === abort) this.download = null;
@@ -368,27 +349,7 @@ export class Engine {
     this.blocks = d.train.blocks;
     this.evalBlocks = d.eval?.blocks ?? null;
     this.dataLabel = source.kind === 'file' ? source.file.name : source.id;
-    // the preview's text: every run of the first blocks decoded at once (one message to the tokenizer's worker)
-    const segment = async (g: Segment) => ({
-      text: await tokenizer.decode(g.ids, { skip_special_tokens: false }),
-      masked: g.masked,
-      newSequence: g.newSequence,
-    });
-    const firstBlocks = d.train.blocks.slice(0, 3);
-    const preview = await Promise.all(firstBlocks.map((b) => Promise.all(blockSegments(b).map(segment))));
-    return {
-      files: d.files,
-      rows: d.rows,
-      kind: d.kind,
-      stats: d.stats,
-      padding: paddingSaved(d.stats),
-      skipped: d.skipped.total,
-      skippedWhy: String(d.skipped),
-      pad: describePad(tokenizer),
-      eval: d.eval ? { examples: d.eval.examples.length, blocks: d.eval.blocks.length, source: d.eval.source } : null,
-      histogram: lengthHistogram(d.train.examples.map((e) => e.input_ids.length)),
-      preview,
-    };
+    return dataSummary(d, tokenizer);
   }
 
   // ---- training --------------------------------------------------------------------------
@@ -648,22 +609,8 @@ export class Engine {
     const kwargs = o.enable_thinking === undefined ? undefined : { enable_thinking: o.enable_thinking };
     const promptIds = o.chat ? (await chatPrompt(tokenizer, prompt, kwargs)).ids : await tokenizer.encode(prompt);
     session.setAdapterEnabled(adapterOn);
-    const ids: number[][] = [];
     try {
-      // each token's text streamed as the worker decodes it; its answers come in order, and the
-      // last of them before the final decode below
-      let failed: unknown = null;
-      const out = await session.generate(promptIds, settings, (n, id) => {
-        (ids[n] ??= []).push(id);
-        const shown = tokenizer.decode([...ids[n]], { skip_special_tokens: true });
-        shown.then(
-          (text) => onText?.(n, text),
-          (e) => (failed ??= e),
-        );
-      });
-      const texts = await Promise.all(out.map((x) => tokenizer.decode(x, { skip_special_tokens: true })));
-      if (failed) throw failed;
-      return texts;
+      return (await streamGeneration(session, tokenizer, promptIds, settings, onText)).texts;
     } finally {
       session.setAdapterEnabled(true);
     }
@@ -719,10 +666,4 @@ export class Engine {
 async function hubDataFiles(id: string, hub: HubOptions): Promise<{ name: string; blob: DataBlob }[]> {
   const { snapshot, files } = await datasetFiles(id, hub);
   return files.map((f) => ({ name: f.path, blob: HubBlob.of(snapshot, f, hub) }));
-}
-
-function describePad(tokenizer: TextTokenizer): string {
-  const p = padToken(tokenizer);
-  const id = p.id !== null ? ` (id ${p.id})` : '';
-  return `${p.token ?? 'none'}${id}${p.from === 'eos' ? ', the EOS token, as the worked example sets it' : ''}`;
 }

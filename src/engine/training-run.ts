@@ -23,7 +23,7 @@ import {
   type TrainerState,
 } from '../train/checkpoint';
 import { lrMultiplier } from '../train/schedule';
-import { Trainer, type MicroBatch } from '../train/trainer';
+import { Trainer, type MicroBatch, type OptimizerSnapshot } from '../train/trainer';
 import type { AdamWSettings } from '../ops/optim';
 import type { SchedulerType } from '../train/schedule';
 import { checkPositions, type Session } from './session';
@@ -121,7 +121,10 @@ export class TrainingRun {
   /** transformers' log_history: every train and eval log, continued from a checkpoint's. */
   readonly history: Record<string, number>[] = [];
   private readonly s: Required<Omit<RunSettings, 'gradient_checkpointing'>> & RunSettings;
-  private readonly trainer: Trainer;
+  /** The optimizer, made when the run starts (a run never started holds nothing on the GPU). */
+  private trainer: Trainer | null = null;
+  /** The optimizer's state from the checkpoint resumed from. */
+  private restored: OptimizerSnapshot | null = null;
   private readonly fingerprint: string;
   private position: RunPosition = {
     epochs_started: 0,
@@ -173,21 +176,17 @@ export class TrainingRun {
         );
       session.loadAdapter(c.adapter, { replace: true });
       const lora = session.lora!;
-      this.trainer = new Trainer(session.gpu, session.model, lora, { ...s, max_steps: this.maxSteps });
       const { m, v } = readOptimizerFile(c.optimizer, adapterLayout(lora), lora.params.numel);
-      this.trainer.restore({ step: c.training.global_step, microSteps: c.training.rng.dropout_micro_step, m, v });
+      this.restored = { step: c.training.global_step, microSteps: c.training.rng.dropout_micro_step, m, v };
       this.position = { ...c.training.data, ...c.training.log };
       this.history.push(...c.trainer.log_history);
       this.savedAt = this.startStep = c.training.global_step;
       this.micros = this.epochMicroBatches();
-    } else {
-      if (!session.lora) throw new Error('attach an adapter before training');
-      this.trainer = new Trainer(session.gpu, session.model, session.lora, { ...s, max_steps: this.maxSteps });
-    }
+    } else if (!session.lora) throw new Error('attach an adapter before training');
   }
 
   get step(): number {
-    return this.trainer.step;
+    return this.trainer?.step ?? this.startStep;
   }
 
   /** From now on, checkpoints go to `store` (a run made before its store was). */
@@ -228,7 +227,12 @@ export class TrainingRun {
 
   /** Runs to max_steps or a stop; the summary at the end. The optimizer state goes with the run. */
   async *events(): AsyncGenerator<RunEvent, TrainSummary> {
-    const { session, s, trainer } = this;
+    const { session, s } = this;
+    if (this.trainer) throw new Error('a training run runs once: make a new one to train again');
+    const trainer = new Trainer(session.gpu, session.model, session.lora!, { ...s, max_steps: this.maxSteps });
+    this.trainer = trainer;
+    if (this.restored) trainer.restore(this.restored);
+    this.restored = null;
     session.setAdapterEnabled(true);
     const t0 = performance.now();
     const p = this.position;
@@ -305,7 +309,7 @@ export class TrainingRun {
     const s = this.s;
     return trainerState({
       epoch: this.epoch,
-      global_step: this.trainer.step,
+      global_step: this.step,
       max_steps: this.maxSteps,
       logging_steps: s.logging_steps,
       eval_steps: s.eval_steps!,
@@ -318,7 +322,8 @@ export class TrainingRun {
 
   /** The run's checkpoint files as they stand between two steps. */
   async checkpoint(): Promise<CheckpointFiles> {
-    const { session, trainer, s } = this;
+    const { session, s } = this;
+    const trainer = this.trainer!;
     const [adapter, optimizer] = await Promise.all([session.exportAdapter(), trainer.snapshot()]);
     const p = this.position;
     return checkpointFiles(
@@ -344,7 +349,7 @@ export class TrainingRun {
 
   private async save(reason: SaveReason): Promise<RunEvent> {
     const store = this.store!;
-    const step = this.trainer.step;
+    const step = this.step;
     let pruned: number[] = [];
     if (this.savedAt !== step) {
       await store.save(step, await this.checkpoint());
@@ -381,7 +386,7 @@ export class TrainingRun {
     if (hosts.length === 0) return null;
     const batches: MicroBatch[] = hosts.map((h) => ({ batch: uploadBatch(session.gpu, h), counted: h.counted }));
     try {
-      return await this.trainer.trainStep(batches);
+      return await this.trainer!.trainStep(batches);
     } finally {
       for (const b of batches) releaseBatch(b.batch);
     }
@@ -391,7 +396,7 @@ export class TrainingRun {
     const e0 = performance.now();
     const { eval_loss, tokens } = await this.session.evaluate(this.o.eval!, this.s.per_device_eval_batch_size);
     return {
-      step: this.trainer.step,
+      step: this.step,
       epoch: this.epoch,
       eval_loss,
       eval_tokens: tokens,

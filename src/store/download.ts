@@ -37,8 +37,10 @@ export interface DownloadOptions extends TransferOptions {
   load_in_4bit?: boolean;
   blocksize?: number;
   onProgress?: (p: DownloadProgress) => void;
-  /** Free bytes in this origin's storage (navigator.storage.estimate() by default). */
+  /** Free bytes in this origin's storage (by default from `storage`'s estimate, where there is one). */
   freeBytes?: () => Promise<number | null>;
+  /** The browser's storage manager (navigator.storage, passed by the page's worker): the quota. */
+  storage?: Pick<StorageManager, 'estimate'>;
 }
 
 export class QuotaError extends Error {
@@ -100,7 +102,7 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
   const config = parseConfigText(configText);
   const textBytes = manifest.files.filter((f) => f.kind === 'text' && !f.done).reduce((n, f) => n + f.size, 0);
   const need = estimateStoreBytes(config, load_in_4bit) + textBytes - manifest.storedBytes;
-  const free = await (o.freeBytes ?? browserFreeBytes)();
+  const free = await (o.freeBytes ?? (() => freeStorageBytes(o.storage)))();
   if (free !== null && need > free) {
     throw new QuotaError(
       `${id} needs ${formatBytes(need)} of storage and this browser allows ${formatBytes(free)} more: free some ` +
@@ -115,7 +117,6 @@ export async function downloadModel(gpu: Gpu, id: string, o: DownloadOptions = {
     await store.commit(manifest, [[`file:${f.path}`, text]]);
     progress(f.path);
   }
-  await globalThis.navigator?.storage?.persist?.().catch(() => false);
 
   const indexText = await store.get<string>('file:model.safetensors.index.json');
   const index = indexText ? parseShardIndex(indexText) : null;
@@ -307,7 +308,8 @@ function shardOrder(m: Manifest, index: ShardIndex | null): StoredFile[] {
   return names.map((n) => shards.find((s) => s.path === n)!);
 }
 
-async function browserFreeBytes(): Promise<number | null> {
-  const e = await globalThis.navigator?.storage?.estimate?.();
+/** What the storage manager says is free for this origin; null where it says nothing. */
+export async function freeStorageBytes(storage?: Pick<StorageManager, 'estimate'>): Promise<number | null> {
+  const e = await storage?.estimate();
   return e?.quota !== undefined ? e.quota - (e.usage ?? 0) : null;
 }

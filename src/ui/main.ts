@@ -240,6 +240,8 @@ async function download(id = input('model-id').value.trim(), endpoint?: string):
   $('download-progress').hidden = false;
   $('pause').hidden = false;
   const started = performance.now();
+  // ask that the browser not evict what is stored (a window's request: workers cannot make it)
+  void navigator.storage?.persist?.().catch(() => false);
   try {
     const settings = { ...from, load_in_4bit: checked('load-4bit') };
     const m = await engine.downloadModel(
@@ -511,6 +513,8 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
     series[3].push(null);
     chart?.setData(series);
     const mem = await engine.gpuBytes();
+    // for a script or a test to read: what the GPU holds, and all it was ever given
+    Object.assign($('train-stats').dataset, { gpuInUse: mem.inUse, gpuAllocated: mem.allocated, step: log.step });
     rows($('train-stats'), [
       ['Step', `${log.step} / ${log.max_steps} (epoch ${log.epoch})`],
       ['Loss', log.loss.toFixed(4)],

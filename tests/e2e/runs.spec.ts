@@ -4,41 +4,28 @@
 // tab says what the first is doing instead of training or downloading over it.
 import type { Page } from '@playwright/test';
 import { expect, test } from './fixtures';
-import { HUB } from './servers';
+import { ready as readyToTrain } from './tiny-run';
 
 const shot = (page: Page, name: string) =>
   page.screenshot({ path: `test-results/screenshots/${name}.png`, fullPage: true });
 
-const URL = `/?hub=${encodeURIComponent(HUB)}&model=tiny-random/llama&data=tiny-random/guanaco`;
+// an epoch is 4 steps at batch 1 (reshuffled each), dropout on, a checkpoint every 2 steps
+const SETTINGS: [string, string][] = [
+  ['lora-r', '4'],
+  ['lora-alpha', '8'],
+  ['lora-dropout', '0.1'],
+  ['lr', '0.02'],
+  ['warmup', '1'],
+  ['steps', '8'],
+  ['batch', '1'],
+  ['accumulation', '1'],
+  ['save-steps', '2'],
+  ['keep', '2'],
+];
 
-/**
- * The page, freshly opened, with the tiny Llama downloaded (or, with `stored`, loaded from the
- * store) and the 4 rows of tiny guanaco prepared.
- */
+/** The page afresh, ready to train 8 steps (cosine schedule); `stored`: the model from the store. */
 async function ready(page: Page, o: { stored?: boolean } = {}): Promise<void> {
-  await page.goto(URL);
-  await expect(page.locator('#adapter')).toContainText('Largest binding', { timeout: 60_000 });
-  if (o.stored)
-    await page.locator('#models tr', { hasText: 'tiny-random/llama' }).getByRole('button', { name: 'Load' }).click();
-  else await page.getByRole('button', { name: 'Download', exact: true }).click();
-  await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/llama', { timeout: 120_000 });
-  await page.locator('#max-length').fill('48');
-  await page.getByRole('button', { name: 'Prepare' }).click();
-  await expect(page.locator('#data-status')).toContainText('4 rows → 4 examples');
-  // an epoch is 4 steps at batch 1 (reshuffled each), dropout on, a checkpoint every 2 steps
-  for (const [id, v] of [
-    ['lora-r', '4'],
-    ['lora-alpha', '8'],
-    ['lora-dropout', '0.1'],
-    ['lr', '0.02'],
-    ['warmup', '1'],
-    ['steps', '8'],
-    ['batch', '1'],
-    ['accumulation', '1'],
-    ['save-steps', '2'],
-    ['keep', '2'],
-  ])
-    await page.locator(`#${id}`).fill(v);
+  await readyToTrain(page, SETTINGS, o);
   await page.locator('#scheduler').selectOption('cosine');
 }
 
