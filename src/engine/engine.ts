@@ -395,7 +395,7 @@ export class Engine {
         settings: s,
         maxSteps: run.maxSteps,
       },
-      { train: this.blocks, eval: evalBlocks },
+      { train: this.blocks, eval: evalBlocks, adapter: fresh ? undefined : await adapterFiles(session) },
     );
     run.saveInto(store);
     return this.driveHolding(run, store, onEvent);
@@ -465,8 +465,10 @@ export class Engine {
     const last = r.checkpoints.at(-1);
     if (last !== undefined)
       return new TrainingRun(session, this.blocks, r.settings, { ...data, resume: await store.checkpoint(last) });
+    const start = (await store.data()).adapter;
     session.releaseLora();
-    session.attachLora(r.lora, r.settings.seed);
+    if (start) session.loadAdapter(start);
+    else session.attachLora(r.lora, r.settings.seed);
     return new TrainingRun(session, this.blocks, r.settings, data);
   }
 
@@ -666,4 +668,10 @@ export class Engine {
 async function hubDataFiles(id: string, hub: HubOptions): Promise<{ name: string; blob: DataBlob }[]> {
   const { snapshot, files } = await datasetFiles(id, hub);
   return files.map((f) => ({ name: f.path, blob: HubBlob.of(snapshot, f, hub) }));
+}
+
+/** The session's adapter as PEFT's two files, in the form loadAdapter takes. */
+async function adapterFiles(session: Session): Promise<{ config: string; weights: Uint8Array }> {
+  const files = await session.exportAdapter();
+  return { config: files['adapter_config.json'], weights: files['adapter_model.safetensors'] };
 }

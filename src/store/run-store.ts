@@ -73,6 +73,19 @@ export function unpackBlocks(p: PackedBlocks): Block[] {
   return out;
 }
 
+/**
+ * What a run trains on, kept once: its blocks, and the adapter it started from when that was
+ * not a fresh one (a loaded PEFT adapter, or one trained before): a run interrupted before its
+ * first checkpoint starts again from it.
+ */
+export interface RunData {
+  train: Block[];
+  eval: Block[] | null;
+  adapter?: { config: string; weights: Uint8Array };
+}
+
+type StoredData = { train: PackedBlocks; eval: PackedBlocks | null; adapter?: RunData['adapter'] };
+
 let db: UseStore | null = null;
 /** Created on first use, so importing this module touches no database. */
 const runsDb = () => (db ??= createStore('qlora-runs', 'runs'));
@@ -93,7 +106,7 @@ export class RunStore implements CheckpointStore {
   /** A new run: its record and its data in one transaction. */
   static async create(
     r: Omit<RunRecord, 'version' | 'id' | 'createdAt' | 'updatedAt' | 'step' | 'checkpoints' | 'history' | 'state'>,
-    data: { train: Block[]; eval: Block[] | null },
+    data: RunData,
   ): Promise<RunStore> {
     const now = Date.now();
     // sortable by date, unique across tabs: 20261202T013512-k3x9qa
@@ -110,7 +123,11 @@ export class RunStore implements CheckpointStore {
       checkpoints: [],
       history: [],
     };
-    const packed = { train: packBlocks(data.train), eval: data.eval ? packBlocks(data.eval) : null };
+    const packed: StoredData = {
+      train: packBlocks(data.train),
+      eval: data.eval ? packBlocks(data.eval) : null,
+      adapter: data.adapter,
+    };
     await write((s) => {
       s.put(packed, dataKey(id));
       s.put(record, recordKey(id));
@@ -144,10 +161,10 @@ export class RunStore implements CheckpointStore {
     return this.record.id;
   }
 
-  async data(): Promise<{ train: Block[]; eval: Block[] | null }> {
-    const p = await get<{ train: PackedBlocks; eval: PackedBlocks | null }>(dataKey(this.id), runsDb());
+  async data(): Promise<RunData> {
+    const p = await get<StoredData>(dataKey(this.id), runsDb());
     if (!p) throw new RunStoreError(`run ${this.id} has lost its data: delete it and start a new run`);
-    return { train: unpackBlocks(p.train), eval: p.eval ? unpackBlocks(p.eval) : null };
+    return { train: unpackBlocks(p.train), eval: p.eval ? unpackBlocks(p.eval) : null, adapter: p.adapter };
   }
 
   async checkpoint(step: number): Promise<CheckpointFiles> {

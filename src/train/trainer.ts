@@ -14,6 +14,8 @@ export interface TrainSettings extends AdamWSettings {
   max_steps: number;
   /** Recompute each layer in backward (TRL's SFTConfig default, true); false keeps its intermediates. */
   gradient_checkpointing?: boolean;
+  /** The run's seed: with the micro-batch's number it keys the dropout masks (default 0). */
+  seed?: number;
 }
 
 /** A micro-batch and the number of its tokens whose label counts (≥ 0). */
@@ -89,7 +91,9 @@ export class Trainer {
     if (counted === 0) throw new Error('this step has no tokens with a label to learn from');
     gpu.zero(this.lora.grads);
     const recompute = s.gradient_checkpointing ?? true;
-    const losses = micro.map((m) => this.model.forwardBackward(m.batch, 1 / counted, this.microStep++, { recompute }));
+    // dropout masks differ by micro-batch and by seed, as PyTorch's do by its generator's state
+    const key = () => (Math.imul((s.seed ?? 0) >>> 0, 0x2c1b3c6d) + this.microStep++) >>> 0;
+    const losses = micro.map((m) => this.model.forwardBackward(m.batch, 1 / counted, key(), { recompute }));
     const lr = s.learning_rate * lrMultiplier(s.lr_scheduler_type, this.state.step, s.warmup_steps, s.max_steps);
     const normSq = adamwStep(gpu, this.state, this.lora.grads, { settings: s, lr });
     // One readback for the step: every micro-batch's token losses and ‖g‖², gathered on the GPU.

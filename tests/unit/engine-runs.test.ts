@@ -84,6 +84,8 @@ afterAll(() => hub.close());
 describe("the engine's runs", () => {
   const full: TrainEvent[] = [];
   let trainLoss = Number.NaN;
+  /** A second run, on from the first one's adapter (not a fresh one). */
+  const further: TrainEvent[] = [];
 
   it('keeps a run in IndexedDB: its settings, log and latest checkpoints', async () => {
     const engine = await engineWithModel();
@@ -103,6 +105,10 @@ describe("the engine's runs", () => {
     const [run] = await engine.listRuns();
     expect(run).toMatchObject({ state: 'finished', step: 7, maxSteps: 7, checkpoints: [6, 7], data: 'tiny.jsonl' });
     expect(run.history.map((h) => h.loss)).toEqual(losses(full).map(([, l]) => l));
+    await engine.train(LORA, RUN, (e) => {
+      further.push(e);
+    });
+    expect(losses(further)[0][1]).toBeLessThan(losses(full)[0][1]); // it goes on from the trained adapter
   });
 
   it('resumes a run whose tab died, from its last checkpoint, to the same losses', async () => {
@@ -149,6 +155,17 @@ describe("the engine's runs", () => {
     const [run] = await engine.listRuns();
     expect(run).toMatchObject({ state: 'finished', step: 7 });
     expect(run.history.map((h) => h.loss)).toEqual(losses(full).map(([, l]) => l));
+
+    // lost before a run's first checkpoint: it starts again from the adapter it started from
+    const again: TrainEvent[] = [];
+    await engine.train(LORA, RUN, (e) => {
+      again.push(e);
+      if (e.type === 'train' && e.log.step === 1 && !again.some((x) => x.type === 'recovered'))
+        (engine as unknown as { gpu: { device: GPUDevice } }).gpu.device.destroy();
+    });
+    expect(again.find((e) => e.type === 'recovered')).toMatchObject({ lostAt: 1, resumedFrom: 0, redone: 1 });
+    const from = again.findIndex((e) => e.type === 'recovered');
+    expect(losses(again.slice(from))).toEqual(losses(further));
   });
 
   it('gives up on a GPU lost again and again at the same step, keeping the run to resume later', async () => {
