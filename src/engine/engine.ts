@@ -505,8 +505,11 @@ export class Engine {
               `the GPU was lost ${losses} times without training past step ${lastLostAt} (${reason}): the run is ` +
                 'kept with its checkpoints; resume it when the GPU is stable',
             );
+          const lost = run; // a Stop or Pause pressed before or during the recovery still holds
           await this.replaceDevice();
           run = this.run = await this.runFromStore(store);
+          if (lost.asked.stop) run.stop();
+          if (lost.asked.pause) run.pause();
           const recovered: TrainEvent = {
             type: 'recovered',
             lostAt,

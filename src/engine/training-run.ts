@@ -209,6 +209,11 @@ export class TrainingRun {
     return microBatches(blocks, epochOrder(blocks.length, e, s.seed, s.shuffle), s.per_device_train_batch_size);
   }
 
+  /** Whether a stop or a pause was asked for (and not yet taken back): a run that replaces this one inherits them. */
+  get asked(): { stop: boolean; pause: boolean } {
+    return { stop: this.stopped, pause: this.paused };
+  }
+
   /** Stops after the current step (a checkpoint is saved when there is a store). */
   stop(): void {
     this.stopped = true;
