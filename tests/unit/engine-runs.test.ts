@@ -166,6 +166,20 @@ describe("the engine's runs", () => {
     expect(again.find((e) => e.type === 'recovered')).toMatchObject({ lostAt: 1, resumedFrom: 0, redone: 1 });
     const from = again.findIndex((e) => e.type === 'recovered');
     expect(losses(again.slice(from))).toEqual(losses(further));
+
+    // Stop pressed as the device goes: the run that takes over stops too, and is kept as stopped
+    const stopped: TrainEvent[] = [];
+    const summary = await engine.train(LORA, RUN, (e) => {
+      stopped.push(e);
+      if (e.type === 'train' && e.log.step === 1 && !stopped.some((x) => x.type === 'recovered')) {
+        (engine as unknown as { gpu: { device: GPUDevice } }).gpu.device.destroy();
+        engine.stopTraining();
+      }
+    });
+    expect(stopped.some((e) => e.type === 'recovered')).toBe(true);
+    expect(losses(stopped.slice(stopped.findIndex((e) => e.type === 'recovered')))).toEqual([]);
+    expect(summary.global_step).toBe(0);
+    expect((await engine.listRuns())[0]).toMatchObject({ state: 'stopped' });
   });
 
   it('gives up on a GPU lost again and again at the same step, keeping the run to resume later', async () => {
