@@ -540,6 +540,9 @@ async function drive(run: (onEvent: (e: TrainEvent) => Promise<void>) => Promise
     $('train-status').textContent =
       `Trained ${summary.global_step} steps (${summary.steps_this_session} now) in ` +
       `${summary.train_runtime.toFixed(1)} s: mean loss ${summary.train_loss.toFixed(4)}.`;
+  } catch (e) {
+    $('train-status').textContent = 'Not training: the message at the top of the page says why.';
+    throw e;
   } finally {
     training(false);
     await refreshRuns();

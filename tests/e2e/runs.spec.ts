@@ -154,6 +154,9 @@ test('a second tab says what the first is doing instead of training or downloadi
   await expect(second.locator('#error')).toContainText(
     'another tab of this page is training tiny-random/llama: wait for it to finish there, or stop it in that tab',
   );
+  await expect(second.locator('#train-status')).toHaveText(
+    'Not training: the message at the top of the page says why.',
+  );
   await second.getByRole('button', { name: 'Download', exact: true }).click();
   await expect(second.locator('#error')).toContainText('another tab of this page is training tiny-random/llama');
   await shot(second, 'runs-second-tab');
