@@ -156,14 +156,15 @@ async function modelFolder(name: string, revision: string, r: Reporter): Promise
   return dir;
 }
 
+/** Whether --dataset_name names a local file or folder (else it is a Hub id). */
+const isLocalPath = (name: string) =>
+  stat(name).then(
+    () => true,
+    () => false,
+  );
+
 async function dataSplitsFor(name: string, r: Reporter): Promise<DataSplits> {
-  if (
-    await stat(name).then(
-      () => true,
-      () => false,
-    )
-  )
-    return localDataSplits(name);
+  if (await isLocalPath(name)) return localDataSplits(name);
   if (!isRepoId(name))
     throw new UsageError(`--dataset_name ${name} is neither a local file or folder nor a Hub id (owner/name)`);
   const { dir, files } = await cacheDataset(name, { ...hubOptionsFromEnv(), onFile: download(r) });
@@ -354,6 +355,7 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
     modelCard({
       base_model: f.model_name_or_path as string,
       dataset: f.dataset_name as string,
+      datasetOnHub: !(await isLocalPath(f.dataset_name as string)),
       settings: cardSettings(f, session),
       global_step: summary.global_step,
       train_loss: summary.train_loss,

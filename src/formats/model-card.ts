@@ -5,8 +5,10 @@
 
 export interface ModelCardInfo {
   base_model: string;
-  /** A Hub data set id or a file name. */
+  /** A Hub data set id or a local file or folder's name. */
   dataset: string;
+  /** Whether `dataset` is a Hub id: a local `data/train.jsonl` has the same shape as one. */
+  datasetOnHub: boolean;
   /** Every setting of the run, by its transformers / TRL / PEFT name. */
   settings: Record<string, string | number | boolean | null | string[]>;
   global_step: number;
@@ -20,7 +22,6 @@ export interface ModelCardInfo {
 const yamlString = (s: string) => JSON.stringify(s); // JSON's quoting is valid YAML
 
 export function modelCard(c: ModelCardInfo): string {
-  const isHubId = /^[\w.-]+\/[\w.-]+$/.test(c.dataset);
   const front = [
     '---',
     `base_model: ${yamlString(c.base_model)}`,
@@ -32,7 +33,7 @@ export function modelCard(c: ModelCardInfo): string {
     '- qlora',
     '- sft',
     '- transformers',
-    ...(isHubId ? ['datasets:', `- ${yamlString(c.dataset)}`] : []),
+    ...(c.datasetOnHub ? ['datasets:', `- ${yamlString(c.dataset)}`] : []),
     '---',
   ];
   const value = (v: ModelCardInfo['settings'][string]) =>
@@ -48,7 +49,7 @@ export function modelCard(c: ModelCardInfo): string {
 # LoRA adapter for ${c.base_model}
 
 A LoRA adapter trained with QLoRA (the base model's linear weights in 4-bit NF4) on
-${isHubId ? `[${c.dataset}](https://huggingface.co/datasets/${c.dataset})` : `\`${c.dataset}\``}, with ${c.trainedWith}.
+${c.datasetOnHub ? `[${c.dataset}](https://huggingface.co/datasets/${c.dataset})` : `\`${c.dataset}\``}, with ${c.trainedWith}.
 It loads with PEFT as any adapter does:
 
 \`\`\`python

@@ -79,6 +79,7 @@ describe('finetune train: checkpoints and --resume_from_checkpoint', () => {
     const card = await readFile(join(out(), 'README.md'), 'utf8');
     expect(card.startsWith(`---\nbase_model: ${JSON.stringify(model)}\nlibrary_name: peft\n`)).toBe(true);
     expect(card).toContain('| lora_dropout | 0.1 |');
+    expect(card).not.toContain('datasets:'); // the data is a local folder, not a Hub data set
     expect(card).toContain(
       `| train_loss (mean over all steps) | ${(full.lines.at(-1)!.train_loss as number).toFixed(4)} |`,
     );
