@@ -98,6 +98,14 @@ export function describeFamilyRuns(runs: [TinyKind, RealTokenizerKind | undefine
       const evalInTraining = tokenizer
         ? ['--test_size', '0.25', '--eval_strategy', 'steps', '--eval_steps', String(steps)]
         : [];
+      if (kind === 'phi3' || kind === 'smollm3') {
+        // PEFT has no default target for these model types: it raises, and so do we
+        const args = ['--model_name_or_path', model, '--dataset_name', data.txt, '--output_dir', out];
+        const refused = await finetune('train', ...args, ...trainSteps(1));
+        expect(refused.code, refused.stderr).toBe(2);
+        expect(refused.stderr).toContain(`no default LoRA target modules for model_type ${kind}`);
+        expect(refused.stderr).toContain('Please specify `target_modules` in `peft_config`');
+      }
       const t = await finetune(
         'train',
         '--model_name_or_path',

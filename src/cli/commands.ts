@@ -61,9 +61,10 @@ const DATA: FlagSpecs = {
   packing_strategy: {
     type: 'string',
     default: 'bfd',
-    choices: ['bfd', 'wrapped'],
+    choices: ['bfd', 'bfd_split', 'wrapped'],
     help:
       'bfd: best-fit bins, each example its own sequence (positions restart, attention stays inside it); ' +
+      'bfd_split: bfd, with examples longer than max_length split rather than truncated; ' +
       'wrapped: all examples end to end, cut every max_length',
   },
   completion_only_loss: {

@@ -17,13 +17,21 @@ import {
   type PrepareSettings,
   type SplitName,
 } from '../data/prepare';
-import { blockSegments, sequenceLengths, type Block } from '../data/sft';
+import { blockSegments, sequenceLengths, type Block, type PackingStrategy } from '../data/sft';
 import { dataSummary } from '../engine/data-summary';
 import { streamGeneration } from '../engine/stream-generation';
 import { Session, type LoraSettings } from '../engine/session';
-import { TrainingRun, type RunSettings, type SaveStrategy, type TrainSummary } from '../engine/training-run';
+import {
+  TrainingRun,
+  type EvalLog,
+  type RunSettings,
+  type SaveStrategy,
+  type TrainLog,
+  type TrainSummary,
+} from '../engine/training-run';
 import { checkpointName } from '../train/checkpoint';
 import { modelCard } from '../formats/model-card';
+import { describeTargets } from '../model/target-modules';
 import { CheckpointFolder, checkpointToResume, readCheckpointFolder } from '../node/checkpoint-folder';
 import { parseConfigText } from '../model/load';
 import type { SchedulerType } from '../train/schedule';
@@ -200,7 +208,7 @@ async function loadData(
     dataset_text_field: f.dataset_text_field as string,
     max_length: f.max_length as number,
     packing: f.packing as boolean,
-    packing_strategy: f.packing_strategy as 'bfd' | 'wrapped',
+    packing_strategy: f.packing_strategy as PackingStrategy,
     completion_only_loss: f.completion_only_loss as boolean | null,
     assistant_only_loss: f.assistant_only_loss as boolean,
     chat_template_kwargs: templateKwargs(f),
@@ -270,7 +278,8 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
     const files = await localAdapterFiles(f.init_adapter as string, (c) => session.adapterWeightsBound(c));
     const config = session.loadAdapter(files);
     r.info(
-      `adapter: ${f.init_adapter} (r ${config.r}, alpha ${config.lora_alpha}, ${config.target_modules.join(' ')})`,
+      `adapter: ${f.init_adapter} (r ${config.r}, alpha ${config.lora_alpha}, ` +
+        `${describeTargets(config.target_modules)})`,
     );
   } else if (!resume) session.attachLora(loraSettings(f, session), f.seed as number);
 
@@ -315,8 +324,8 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
       const e = next.value;
       if (e.type === 'train' || e.type === 'eval') {
         const { max_steps: _, ...log } = e.log; // the logs as transformers' log_history has them
-        if (e.type === 'train') r.stepLog(log as typeof e.log, run.maxSteps);
-        else r.evalLog(log as typeof e.log, run.maxSteps);
+        if (e.type === 'train') r.stepLog(log as Omit<TrainLog, 'max_steps'>, run.maxSteps);
+        else r.evalLog(log as Omit<EvalLog, 'max_steps'>, run.maxSteps);
       } else if (e.type === 'save') {
         const at = join(dir, checkpointName(e.step));
         const removed = e.pruned.map((s) => join(dir, checkpointName(s)));
@@ -380,8 +389,15 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
 /** LoRA's settings from the flags; PEFT's default modules for the model where none are given. */
 function loraSettings(f: FlagValues, session: Session): LoraSettings {
   const t = f.lora_target_modules as string[] | null;
-  const target_modules =
-    t === null ? session.config.defaultLoraTargets : t.length === 1 && t[0] === 'all-linear' ? 'all-linear' : t;
+  const defaults = session.config.defaultLoraTargets;
+  if (t === null && defaults === null)
+    throw new UsageError(
+      `PEFT has no default LoRA target modules for model_type ${session.config.modelType} ` +
+        '(it raises "Please specify `target_modules` in `peft_config`"): pass --lora_target_modules, ' +
+        `all-linear or some of ${session.config.linearModules.join(', ')}`,
+    );
+  // one value is one string, as TRL's ModelConfig makes it: a regular expression for PEFT (or all-linear)
+  const target_modules = t === null ? defaults! : t.length === 1 ? t[0] : t;
   return {
     r: f.lora_r as number,
     lora_alpha: f.lora_alpha as number,
@@ -422,9 +438,11 @@ function cardSettings(f: FlagValues, session: Session): Record<string, FlagValue
   const own = new Set(['model_name_or_path', 'dataset_name', 'output_dir', 'json', 'resume_from_checkpoint']);
   const lora = session.lora!;
   const targets = [...new Set(lora.modules.map((m) => m.path.slice(m.path.lastIndexOf('.') + 1)))];
+  const given = f.lora_target_modules as string[] | null;
+  const regex = given?.length === 1 && given[0] !== 'all-linear' ? given[0] : null; // PEFT keeps a regex as given
   return {
     ...Object.fromEntries(Object.entries(f).filter(([k]) => !own.has(k) && k in TRAIN)),
-    lora_target_modules: targets,
+    lora_target_modules: regex ?? targets,
   };
 }
 
@@ -439,12 +457,17 @@ async function evaluate(f: FlagValues, r: Reporter): Promise<void> {
   await useAdapter(session, f, r);
   const batch = f.per_device_eval_batch_size as number;
   const total = Math.ceil(blocks.length / batch);
-  const { eval_loss, tokens } = await session.evaluate(blocks, batch, (done) =>
-    r.progress('evaluating', done, total, ''),
-  );
+  const e = await session.evaluate(blocks, batch, (done) => r.progress('evaluating', done, total, ''));
+  const { eval_loss, tokens } = e;
   r.endProgress();
   r.result(
-    { eval_loss, tokens, perplexity: Math.exp(eval_loss) },
+    {
+      eval_loss,
+      eval_entropy: e.entropy,
+      eval_mean_token_accuracy: e.mean_token_accuracy,
+      tokens,
+      perplexity: Math.exp(eval_loss),
+    },
     `eval_loss ${eval_loss.toFixed(4)} (perplexity ${Math.exp(eval_loss).toFixed(2)}) over ${tokens} tokens`,
   );
 }
@@ -541,7 +564,9 @@ async function useAdapter(session: Session, f: FlagValues, r: Reporter): Promise
   }
   const files = await localAdapterFiles(f.adapter as string, (c) => session.adapterWeightsBound(c));
   const config = session.loadAdapter(files);
-  r.info(`adapter: ${f.adapter} (r ${config.r}, alpha ${config.lora_alpha}, ${config.target_modules.join(' ')})`);
+  r.info(
+    `adapter: ${f.adapter} (r ${config.r}, alpha ${config.lora_alpha}, ${describeTargets(config.target_modules)})`,
+  );
 }
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;

@@ -8,6 +8,8 @@
 // lines, or reverse text with bidi overrides. Everything written for people goes through
 // escapeControl, and JSON lines escape the same characters as \u escapes.
 
+import type { EvalLog, TrainLog } from '../engine/training-run';
+
 /** Control characters a terminal acts on: C0 but \t and \n, DEL, C1, and the bidi overrides and isolates. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
@@ -50,10 +52,7 @@ export class Reporter {
     if (this.json) this.out.write(jsonLine(o));
   }
 
-  stepLog(
-    log: { step: number; loss: number; learning_rate: number; grad_norm: number; tokens: number; epoch: number },
-    maxSteps: number,
-  ): void {
+  stepLog(log: Omit<TrainLog, 'max_steps'>, maxSteps: number): void {
     if (this.json) {
       this.out.write(jsonLine(log));
       return;
@@ -65,20 +64,19 @@ export class Reporter {
     const left = ((maxSteps - log.step) * perStep) / 1000;
     this.line(
       `step ${log.step}/${maxSteps}  loss ${log.loss.toFixed(4)}  grad_norm ${log.grad_norm.toFixed(4)}  ` +
-        `learning_rate ${log.learning_rate.toExponential(3)}  epoch ${log.epoch}  tokens ${log.tokens}`,
+        `learning_rate ${log.learning_rate.toExponential(3)}  ` +
+        `mean_token_accuracy ${log.mean_token_accuracy.toFixed(4)}  ` +
+        `epoch ${log.epoch}  num_tokens ${log.num_tokens}`,
     );
     this.progress('training', log.step, maxSteps, `${(perStep / 1000).toFixed(2)} s/step, ${clock(left)} left`);
   }
 
-  evalLog(
-    log: { step: number; eval_loss: number; eval_tokens: number; eval_runtime: number; epoch: number },
-    maxSteps: number,
-  ): void {
+  evalLog(log: Omit<EvalLog, 'max_steps'>, maxSteps: number): void {
     if (this.json) this.out.write(jsonLine(log));
     else
       this.line(
-        `step ${log.step}/${maxSteps}  eval_loss ${log.eval_loss.toFixed(4)}  eval_tokens ${log.eval_tokens}  ` +
-          `(${log.eval_runtime.toFixed(1)} s)`,
+        `step ${log.step}/${maxSteps}  eval_loss ${log.eval_loss.toFixed(4)}  ` +
+          `eval_mean_token_accuracy ${log.eval_mean_token_accuracy.toFixed(4)}  (${log.eval_runtime.toFixed(1)} s)`,
       );
   }
 

@@ -12,9 +12,11 @@
 //   mask       the loss is taken on the completion only (completion_only_loss, on by default
 //              for prompt/completion data) or on the assistant's turns only (assistant_only_loss)
 //   truncate   to max_length, keeping the start (not with wrapped packing, which cuts instead)
-//   pack       wrapped: every example end to end, cut into blocks of max_length (sequences see
-//              each other); bfd: best-fit-decreasing bins of at most max_length, position ids
-//              restarting per sequence, so that attention stays inside each sequence
+//   pack       as trl.pack_dataset does, in batches of 1000 examples packed apart (it packs inside
+//              datasets' map(batched=True)): wrapped: every example end to end, cut into blocks of
+//              max_length (sequences see each other); bfd: best-fit-decreasing bins of at most
+//              max_length, position ids restarting per sequence, so that attention stays inside
+//              each sequence; bfd_split: bfd with long examples split rather than truncated
 //
 // A block keeps unshifted labels (−100 where no loss is taken) and position ids; a position id
 // of 0 starts a sequence, which attention does not look across (./batches.ts).
@@ -68,7 +70,9 @@ export function rowCharLimit(maxLength: number | null): number {
 }
 
 export type DataKind = 'text' | 'prompt_completion' | 'messages' | 'chat_prompt_completion' | 'tokens';
-export type PackingStrategy = 'bfd' | 'wrapped';
+export type PackingStrategy = 'bfd' | 'bfd_split' | 'wrapped';
+
+export const PACKING_STRATEGIES: PackingStrategy[] = ['bfd', 'bfd_split', 'wrapped'];
 
 export interface SftDataSettings {
   dataset_text_field: string;
@@ -206,12 +210,13 @@ export async function tokenizeRow(
         : e;
     }
     case 'text': {
+      // an empty text is kept, as TRL keeps it: it trains on EOS alone
       const text = stringField(row, s.dataset_text_field);
       if (typeof text !== 'string') return text.reason;
       return { input_ids: await tok.encode(withEos(text, tok)) };
     }
     case 'prompt_completion': {
-      const prompt = stringField(row, 'prompt', true),
+      const prompt = stringField(row, 'prompt'),
         completion = stringField(row, 'completion');
       if (typeof prompt !== 'string') return prompt.reason;
       if (typeof completion !== 'string') return completion.reason;
@@ -251,11 +256,11 @@ function withEos(text: string, tok: TextTokenizer): string {
   return eos && !text.endsWith(eos) ? text + eos : text;
 }
 
-function stringField(row: Row, name: string, mayBeEmpty = false): string | { reason: string } {
+/** A string column's value; empty is fine (TRL trains on an empty text or completion's EOS). */
+function stringField(row: Row, name: string): string | { reason: string } {
   const v = row[name];
   if (v === undefined || v === null) return { reason: `rows without a "${name}" field` };
   if (typeof v !== 'string') return { reason: `rows whose "${name}" is not a string` };
-  if (!mayBeEmpty && v.trim() === '') return { reason: `rows whose "${name}" is empty` };
   return v;
 }
 
@@ -349,27 +354,36 @@ function tokenIds(x: unknown, vocab?: number): Example | string {
   return { input_ids: ids };
 }
 
-/** Examples to blocks: truncated, packed (wrapped or bfd) or one block each. */
+/**
+ * Rows trl.pack_dataset packs together: datasets' `map(batched=True)` hands it 1000 rows at a
+ * time (its default batch_size), and no bin or wrapped block spans two such batches.
+ */
+export const PACK_BATCH = 1000;
+
+/** Examples to blocks: truncated, packed (wrapped, bfd or bfd_split) or one block each. */
 export function toBlocks(examples: Example[], s: SftDataSettings): Block[] {
   const L = s.max_length;
   if (L !== null && !(Number.isInteger(L) && L >= 2))
     throw new DataError(`max_length must be an integer ≥ 2, not ${L}`);
   if (s.packing) {
     if (L === null) throw new DataError('packing needs a max_length: the length of the packed blocks');
-    return s.packing_strategy === 'wrapped'
-      ? packWrapped(examples, L)
-      : packBfd(
-          examples.map((e) => truncate(e, L)),
-          L,
-        );
+    const blocks: Block[] = [];
+    for (let i = 0; i < examples.length; i += PACK_BATCH) {
+      const batch = examples.slice(i, i + PACK_BATCH);
+      const packed =
+        s.packing_strategy === 'wrapped'
+          ? packWrapped(batch, L)
+          : packBfd(batch, L, s.packing_strategy === 'bfd_split' ? 'split' : 'truncate');
+      for (const b of packed) blocks.push(b);
+    }
+    return blocks;
   }
   return examples.map((e) => sequenceBlock(L === null ? e : truncate(e, L)));
 }
 
 /** The first `length` tokens (TRL's truncation keeps the start). */
 export function truncate(e: Example, length: number): Example {
-  if (e.input_ids.length <= length) return e;
-  return { input_ids: e.input_ids.slice(0, length), ...(e.mask ? { mask: e.mask.slice(0, length) } : {}) };
+  return e.input_ids.length <= length ? e : slice(e, 0, length);
 }
 
 /**
@@ -388,38 +402,68 @@ export function packWrapped(examples: Example[], length: number): Block[] {
 }
 
 /**
- * Best-fit-decreasing packing (trl.pack_dataset "bfd"): longest first, each example into the
- * fullest bin that still has room for it, else a new bin; every bin at most `length` tokens.
- * Position ids restart at each example, so attention does not cross them. Bins are kept by how
- * full they are, so finding the fullest that fits takes O(log length), as TRL's segment tree.
+ * Best-fit-decreasing packing (trl.pack_dataset "bfd"): empty examples dropped, longer ones
+ * truncated (`overflow` truncate) or split into pieces of `length` and a rest (`split`, TRL's
+ * bfd_split); then longest first (ties in order), each into the fullest bin that still has room,
+ * the oldest of equally full ones, else a new bin. Position ids restart at each example, so
+ * attention does not cross them. Bins are kept by how full they are, so finding the fullest that
+ * fits takes O(log length), as TRL's segment tree.
  */
-export function packBfd(examples: Example[], length: number): Block[] {
-  const order = examples
+export function packBfd(examples: Example[], length: number, overflow: 'truncate' | 'split' = 'truncate'): Block[] {
+  const pieces: Example[] = [];
+  for (const e of examples) {
+    const n = e.input_ids.length;
+    if (n === 0) continue;
+    if (overflow === 'truncate') pieces.push(truncate(e, length));
+    else for (let at = 0; at < n; at += length) pieces.push(slice(e, at, Math.min(n, at + length)));
+  }
+  const order = pieces
     .map((_, i) => i)
-    .sort((a, b) => examples[b].input_ids.length - examples[a].input_ids.length || a - b);
+    .sort((a, b) => pieces[b].input_ids.length - pieces[a].input_ids.length || a - b);
   const bins: number[][] = [];
-  const byUsed: number[][] = Array.from({ length: length + 1 }, () => []); // bins holding u tokens
+  const byUsed = Array.from({ length: length + 1 }, () => new Queue()); // bins holding u tokens, oldest first
   const used = new PresentSet(length + 1);
   for (const i of order) {
-    const n = examples[i].input_ids.length;
-    if (n > length)
-      throw new DataError(`an example of ${n} tokens does not fit a block of ${length}: truncate before packing`);
+    const n = pieces[i].input_ids.length;
     const u = used.largestAtMost(length - n);
     let bin: number;
     if (u < 0) bin = bins.push([]) - 1;
     else {
-      bin = byUsed[u].pop()!;
-      if (byUsed[u].length === 0) used.remove(u);
+      bin = byUsed[u].shift();
+      if (byUsed[u].size === 0) used.remove(u);
     }
     bins[bin].push(i);
     const now = Math.max(u, 0) + n; // a new bin (u < 0) held nothing
-    if (byUsed[now].push(bin) === 1) used.add(now);
+    byUsed[now].push(bin);
+    if (byUsed[now].size === 1) used.add(now);
   }
   return bins.map((members) => ({
-    input_ids: members.flatMap((i) => examples[i].input_ids),
-    labels: members.flatMap((i) => labelsOf(examples[i])),
-    position_ids: members.flatMap((i) => range(examples[i].input_ids.length)),
+    input_ids: members.flatMap((i) => pieces[i].input_ids),
+    labels: members.flatMap((i) => labelsOf(pieces[i])),
+    position_ids: members.flatMap((i) => range(pieces[i].input_ids.length)),
   }));
+}
+
+/** Tokens [from, to) of an example, its mask with them. */
+function slice(e: Example, from: number, to: number): Example {
+  return { input_ids: e.input_ids.slice(from, to), ...(e.mask ? { mask: e.mask.slice(from, to) } : {}) };
+}
+
+/** A first-in first-out queue of numbers with O(1) shift. */
+class Queue {
+  private items: number[] = [];
+  private head = 0;
+  get size(): number {
+    return this.items.length - this.head;
+  }
+  push(v: number): void {
+    this.items.push(v);
+  }
+  shift(): number {
+    const v = this.items[this.head++];
+    if (this.head === this.items.length) [this.items, this.head] = [[], 0];
+    return v;
+  }
 }
 
 /** A set of the integers 0..n−1 that finds its largest member ≤ x in O(log n) (a binary tree of counts). */
@@ -571,7 +615,7 @@ export function packingStats(examples: Example[], blocks: Block[], s: SftDataSet
     tokens: examples.reduce((n, e) => n + e.input_ids.length, 0),
     keptTokens: blocks.reduce((n, b) => n + b.input_ids.length, 0),
     truncated:
-      L === null || (s.packing && s.packing_strategy === 'wrapped')
+      L === null || (s.packing && s.packing_strategy !== 'bfd') // wrapped cuts, bfd_split splits
         ? 0
         : examples.filter((e) => e.input_ids.length > L).length,
     blocks: blocks.length,
@@ -580,7 +624,7 @@ export function packingStats(examples: Example[], blocks: Block[], s: SftDataSet
     unpackedTokens: unpacked.reduce((a, b) => a + b, 0),
     paddedPacked: !s.packing
       ? padded(unpacked)
-      : s.packing_strategy === 'bfd'
+      : s.packing_strategy !== 'wrapped'
         ? blocks.reduce((n, b) => n + b.input_ids.length, 0)
         : padded(blocks.map((b) => b.input_ids.length)),
   };

@@ -1,7 +1,6 @@
 // One loaded model and its adapter: what the command line, the page's worker and the tests
 // drive. It loads a checkpoint, attaches a fresh LoRA adapter or a PEFT one, evaluates,
 // generates, and exports the adapter in PEFT's files; ./training-run.ts trains it.
-import { showValue } from '../formats/show';
 import type { Gpu } from '../gpu/runtime';
 import { hostBatch, microBatches, releaseBatch, uploadBatch } from '../data/batches';
 import type { Block } from '../data/sft';
@@ -14,13 +13,25 @@ import { adapterWeightsBound } from '../model/estimate';
 import type { CausalLM } from '../model/causal-lm';
 import { buildModel, loadCheckpoint, type CheckpointFiles, type LoadedModel, type LoadSettings } from '../model/load';
 import { attachLora, type LoraLinear, type LoraSet } from '../model/lora-linear';
+import { microMetrics } from '../train/trainer';
+import { describeTargets, selectTargets, TargetError, type TargetModules } from '../model/target-modules';
+
+/** An evaluation: transformers' eval_loss, TRL's metrics, and what was evaluated. */
+export interface EvalResult {
+  eval_loss: number;
+  entropy: number;
+  mean_token_accuracy: number;
+  tokens: number;
+  samples: number;
+  batches: number;
+}
 
 export interface LoraSettings {
   r: number;
   lora_alpha: number;
   lora_dropout: number;
-  /** PEFT module names (q_proj, ...), or 'all-linear'. */
-  target_modules: string[] | 'all-linear';
+  /** PEFT module names (q_proj, ...), or one regular expression over module paths, or 'all-linear'. */
+  target_modules: TargetModules;
   use_rslora: boolean;
 }
 
@@ -102,24 +113,22 @@ export class Session {
       target_modules: configParsed.target_modules,
       use_rslora: configParsed.use_rslora,
     };
-    const unknown = configParsed.target_modules.find((n) => !this.config.linearModules.includes(n));
-    if (unknown !== undefined) {
-      throw new AdapterError(
-        `adapter_config.json: target_modules names ${showValue(unknown)}, ` +
-          `not a linear layer of this ${this.config.modelType} model ` +
-          `(it has ${this.config.linearModules.join(', ')}): the adapter was made for another architecture`,
-      );
+    let targets: LoraLinear[];
+    try {
+      targets = this.targets(s.target_modules);
+    } catch (e) {
+      throw new AdapterError(`adapter_config.json: ${(e as Error).message}: was it made for another model?`);
     }
-    const bound = this.adapterWeightsBound(configParsed);
+    const bound = this.adapterWeightsBound(s);
     if (files.weights.length > bound) {
       throw new AdapterError(
         `adapter_model.safetensors is ${files.weights.length} bytes; ` +
-          `r ${configParsed.r} on ${configParsed.target_modules.join(', ')} ` +
+          `r ${configParsed.r} on ${describeTargets(configParsed.target_modules)} ` +
           `of this model needs at most ${bound}: it was made for another base model`,
       );
     }
     // every shape is checked against the config's r and this model's layers before a buffer is made
-    const layers = readAdapterSafetensors(files.weights, s.r, adaptedModules(this.targets(s.target_modules)));
+    const layers = readAdapterSafetensors(files.weights, s.r, adaptedModules(targets));
     const old =
       o.replace && this.lora
         ? { set: this.lora, config: this.loraConfig, params: this.lora.modules.map((m) => [m, m.lora] as const) }
@@ -146,38 +155,53 @@ export class Session {
     return configParsed;
   }
 
-  /** The most bytes a PEFT adapter_model.safetensors can hold for this model with `c`'s rank and modules. */
-  adapterWeightsBound(c: Pick<LoraConfig, 'r' | 'target_modules'>): number {
-    return adapterWeightsBound(this.config, c.r, c.target_modules);
-  }
-
   /** Generation and evaluation with or without the adapter; training always uses it. */
   setAdapterEnabled(on: boolean): void {
     for (const m of this.linears) m.adapterOn = on;
   }
 
-  private targets(t: string[] | 'all-linear'): LoraLinear[] {
-    const names = t === 'all-linear' ? this.config.linearModules : t;
-    const short = (p: string) => p.slice(p.lastIndexOf('.') + 1);
-    for (const n of names) {
-      if (!this.config.linearModules.includes(n)) {
-        throw new AdapterError(
-          `target module "${n}" is not a linear layer of this ${this.config.modelType} model; it has ` +
-            `${this.config.linearModules.join(', ')} (or use all-linear)`,
-        );
-      }
-    }
-    return this.linears.filter((m) => names.includes(short(m.path)));
+  /**
+   * The most bytes a PEFT adapter_model.safetensors can hold for this model with `c`'s rank and
+   * modules (all linear layers' worth where `c` selects none: loading it then says why).
+   */
+  adapterWeightsBound(c: Pick<LoraConfig, 'r' | 'target_modules'>): number {
+    let names: string[] | 'all-linear' = 'all-linear';
+    try {
+      names = [...new Set(this.targets(c.target_modules).map((m) => m.path.slice(m.path.lastIndexOf('.') + 1)))];
+    } catch {}
+    return adapterWeightsBound(this.config, c.r, names);
   }
 
-  /** The token-weighted mean loss over `blocks`, `batchSize` blocks at a time. */
-  async evaluate(
-    blocks: Block[],
-    batchSize = 1,
-    onProgress?: (done: number) => void,
-  ): Promise<{ eval_loss: number; tokens: number }> {
-    let total = 0,
-      tokens = 0;
+  /** The linear layers `t` selects, as PEFT selects them (src/model/target-modules.ts). */
+  private targets(t: TargetModules): LoraLinear[] {
+    try {
+      const paths = new Set(
+        selectTargets(
+          t,
+          this.linears.map((m) => m.path),
+          this.config.linearModules,
+        ),
+      );
+      return this.linears.filter((m) => paths.has(m.path));
+    } catch (e) {
+      throw e instanceof TargetError ? new AdapterError(e.message) : e;
+    }
+  }
+
+  /**
+   * The evaluation loss as transformers' Trainer reports it: each batch's mean token loss,
+   * weighted by the batch's number of sequences (`loss.repeat(batch_size)`, then the mean), so
+   * it depends on the batch size as Python's does. A batch with no label is passed over (there
+   * its mean is 0 / 0). With it, TRL's `entropy` and `mean_token_accuracy`: their mean over the
+   * batches. `tokens`: the labelled tokens evaluated; `samples`, `batches`: those evaluated.
+   */
+  async evaluate(blocks: Block[], batchSize = 1, onProgress?: (done: number) => void): Promise<EvalResult> {
+    let weighted = 0,
+      samples = 0,
+      tokens = 0,
+      entropy = 0,
+      accuracy = 0,
+      batches = 0;
     checkPositions(blocks, this.config, 'evaluation');
     const micros = microBatches(
       blocks,
@@ -188,19 +212,39 @@ export class Session {
       const h = hostBatch(m, this.config.slidingWindow, this.config.localWindow);
       if (h.counted === 0) continue;
       const b = uploadBatch(this.gpu, h);
+      const T = b.ids.numel;
       let values: Float32Array;
       try {
-        const loss = this.model.tokenLosses(b);
-        values = await this.gpu.read(loss).finally(() => loss.release());
+        const both = this.gpu.tensor([3 * T]);
+        const stats = this.gpu.view(both, 0, [T, 2]);
+        // the losses after the stats: a view must start on a 64-float boundary, and 2T may not be one
+        const loss = this.model.tokenLosses(b, stats);
+        this.gpu.copy(loss, both, { to: 2 * T });
+        loss.release();
+        values = await this.gpu.read(both).finally(() => both.release());
       } finally {
         releaseBatch(b);
       }
-      for (const v of values) total += v;
+      let sum = 0;
+      for (let t = 0; t < T; t++) sum += values[2 * T + t];
+      weighted += (sum / h.counted) * m.length;
+      samples += m.length;
       tokens += h.counted;
+      const metrics = microMetrics(values, 0, T, h.counted);
+      entropy += metrics.entropy;
+      accuracy += metrics.mean_token_accuracy;
+      batches++;
       onProgress?.(i + 1);
     }
     if (tokens === 0) throw new Error('there is nothing to evaluate: no token of the data set has a label');
-    return { eval_loss: total / tokens, tokens };
+    return {
+      eval_loss: weighted / samples,
+      entropy: entropy / batches,
+      mean_token_accuracy: accuracy / batches,
+      tokens,
+      samples,
+      batches,
+    };
   }
 
   generate(
@@ -221,6 +265,7 @@ export class Session {
       lora_alpha: c.lora_alpha,
       lora_dropout: c.lora_dropout,
       use_rslora: c.use_rslora,
+      target_modules: c.target_modules,
     });
   }
 

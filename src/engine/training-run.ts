@@ -12,6 +12,7 @@ import {
   checkpointFiles,
   checkpointsToPrune,
   dataFingerprint,
+  NOTHING_SINCE_LOG,
   optimizerFile,
   readCheckpoint,
   readOptimizerFile,
@@ -22,7 +23,6 @@ import {
   type Trajectory,
   type TrainerState,
 } from '../train/checkpoint';
-import { lrMultiplier } from '../train/schedule';
 import { Trainer, type MicroBatch, type OptimizerSnapshot } from '../train/trainer';
 import type { AdamWSettings } from '../ops/optim';
 import type { SchedulerType } from '../train/schedule';
@@ -44,24 +44,30 @@ export interface TrainLoopSettings extends AdamWSettings {
   gradient_checkpointing?: boolean;
 }
 
-/** What transformers' Trainer logs (`on_log`), with the tokens trained on since the last log. */
+/** What transformers' Trainer and TRL's SFTTrainer log (`on_log`), under their names. */
 export interface TrainLog {
-  step: number;
-  epoch: number;
-  loss: number;
-  learning_rate: number; // as transformers logs it: the scheduler's rate after this step
+  loss: number; // the mean of the steps' losses since the last log
   grad_norm: number; // the last step's, before clipping
-  tokens: number;
+  learning_rate: number; // the rate the last step used, read before the scheduler steps (as transformers logs it)
+  entropy: number; // TRL: the micro-batches' mean entropy of the predicted distribution, their mean since the last log
+  num_tokens: number; // TRL: input tokens trained on so far
+  mean_token_accuracy: number; // TRL: the micro-batches' share of labels predicted by argmax, their mean
+  epoch: number;
+  step: number;
   max_steps: number;
 }
 
-/** What transformers' Trainer logs after an evaluation (eval_strategy "steps"). */
+/** What transformers' Trainer and TRL's SFTTrainer log after an evaluation. */
 export interface EvalLog {
-  step: number;
-  epoch: number;
   eval_loss: number;
-  eval_tokens: number;
-  eval_runtime: number; // seconds
+  eval_runtime: number; // seconds, rounded to 4 places as transformers' speed_metrics does
+  eval_samples_per_second: number;
+  eval_steps_per_second: number;
+  eval_entropy: number;
+  eval_num_tokens: number; // TRL logs the training's num_tokens here
+  eval_mean_token_accuracy: number;
+  epoch: number;
+  step: number;
   max_steps: number;
 }
 
@@ -129,9 +135,10 @@ export class TrainingRun {
   private position: RunPosition = {
     epochs_started: 0,
     micro_batches_taken: 0,
-    since_log: { loss: 0, steps: 0, tokens: 0 },
+    since_log: { ...NOTHING_SINCE_LOG },
     total_loss: 0,
     total_tokens: 0,
+    num_tokens: 0,
   };
   private store: CheckpointStore | null;
   private stopped = false;
@@ -178,7 +185,14 @@ export class TrainingRun {
       const lora = session.lora!;
       const { m, v } = readOptimizerFile(c.optimizer, adapterLayout(lora), lora.params.numel);
       this.restored = { step: c.training.global_step, microSteps: c.training.rng.dropout_micro_step, m, v };
-      this.position = { ...c.training.data, ...c.training.log };
+      // num_tokens and the metrics' sums are missing from the first checkpoints' state: start them at 0
+      const log = c.training.log;
+      this.position = {
+        ...c.training.data,
+        ...log,
+        num_tokens: log.num_tokens ?? 0,
+        since_log: { ...NOTHING_SINCE_LOG, ...log.since_log },
+      };
       this.history.push(...c.trainer.log_history);
       this.savedAt = this.startStep = c.training.global_step;
       this.micros = this.epochMicroBatches();
@@ -264,20 +278,28 @@ export class TrainingRun {
         p.total_loss += step.loss;
         p.total_tokens += step.tokens;
         const l = p.since_log;
-        p.since_log = { loss: l.loss + step.loss, steps: l.steps + 1, tokens: l.tokens + step.tokens };
+        l.loss += step.loss;
+        l.steps++;
+        for (const m of step.micro) {
+          l.entropy += m.entropy;
+          l.mean_token_accuracy += m.mean_token_accuracy;
+          l.micro_batches++;
+          p.num_tokens += m.input_tokens;
+        }
         const last = trainer.step === this.maxSteps;
         if (trainer.step % s.logging_steps === 0 || last) {
           const log: TrainLog = {
-            step: trainer.step,
-            epoch: this.epoch,
-            loss: p.since_log.loss / p.since_log.steps,
-            learning_rate:
-              s.learning_rate * lrMultiplier(s.lr_scheduler_type, trainer.step, s.warmup_steps, this.maxSteps),
+            loss: l.loss / l.steps,
             grad_norm: step.grad_norm,
-            tokens: p.since_log.tokens,
+            learning_rate: step.learning_rate,
+            entropy: l.entropy / l.micro_batches,
+            num_tokens: p.num_tokens,
+            mean_token_accuracy: l.mean_token_accuracy / l.micro_batches,
+            epoch: this.epoch,
+            step: trainer.step,
             max_steps: this.maxSteps,
           };
-          p.since_log = { loss: 0, steps: 0, tokens: 0 };
+          p.since_log = { ...NOTHING_SINCE_LOG };
           this.history.push(historyEntry(log));
           yield { type: 'train', log };
         }
@@ -346,7 +368,12 @@ export class TrainingRun {
           epochs_started: p.epochs_started,
           micro_batches_taken: p.micro_batches_taken,
         },
-        log: { since_log: { ...p.since_log }, total_loss: p.total_loss, total_tokens: p.total_tokens },
+        log: {
+          since_log: { ...p.since_log },
+          total_loss: p.total_loss,
+          total_tokens: p.total_tokens,
+          num_tokens: p.num_tokens,
+        },
       },
       this.trainerState(),
     );
@@ -399,13 +426,19 @@ export class TrainingRun {
 
   private async evaluate(): Promise<EvalLog> {
     const e0 = performance.now();
-    const { eval_loss, tokens } = await this.session.evaluate(this.o.eval!, this.s.per_device_eval_batch_size);
+    const e = await this.session.evaluate(this.o.eval!, this.s.per_device_eval_batch_size);
+    const runtime = (performance.now() - e0) / 1000;
+    const round = (x: number, places: number) => Math.round(x * 10 ** places) / 10 ** places;
     return {
-      step: this.step,
+      eval_loss: e.eval_loss,
+      eval_runtime: round(runtime, 4),
+      eval_samples_per_second: round(e.samples / runtime, 3),
+      eval_steps_per_second: round(e.batches / runtime, 3),
+      eval_entropy: e.entropy,
+      eval_num_tokens: this.position.num_tokens,
+      eval_mean_token_accuracy: e.mean_token_accuracy,
       epoch: this.epoch,
-      eval_loss,
-      eval_tokens: tokens,
-      eval_runtime: (performance.now() - e0) / 1000,
+      step: this.step,
       max_steps: this.maxSteps,
     };
   }

@@ -44,12 +44,13 @@ export function modelCard(c: ModelCardInfo): string {
   const losses = [`| train_loss (mean over all steps) | ${c.train_loss.toFixed(4)} |`];
   if (c.eval_loss !== undefined && c.eval_loss !== null)
     losses.push(`| eval_loss (last) | ${c.eval_loss.toFixed(4)} |`);
+  const data = c.datasetOnHub ? `[${c.dataset}](https://huggingface.co/datasets/${c.dataset})` : `\`${c.dataset}\``;
   return `${front.join('\n')}
 
 # LoRA adapter for ${c.base_model}
 
 A LoRA adapter trained with QLoRA (the base model's linear weights in 4-bit NF4) on
-${c.datasetOnHub ? `[${c.dataset}](https://huggingface.co/datasets/${c.dataset})` : `\`${c.dataset}\``}, with ${c.trainedWith}.
+${data}, with ${c.trainedWith}.
 It loads with PEFT as any adapter does:
 
 \`\`\`python

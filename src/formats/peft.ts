@@ -4,6 +4,7 @@
 //   adapter_model.safetensors    base_model.model.<module>.lora_A.weight [r, in]
 //                                base_model.model.<module>.lora_B.weight [out, r]
 import { showValue } from './show';
+import { regex, type TargetModules } from '../model/target-modules';
 import {
   nameOf,
   parseHeader,
@@ -19,8 +20,11 @@ export interface LoraConfig {
   r: number;
   lora_alpha: number;
   lora_dropout: number;
-  /** Module names as PEFT matches them (the last path component), resolved from all-linear. */
-  target_modules: string[];
+  /**
+   * Module names as PEFT matches them (a path's last components), resolved from all-linear; or a
+   * regular expression PEFT full-matches against module paths (src/model/target-modules.ts).
+   */
+  target_modules: TargetModules;
   use_rslora: boolean;
   bias: 'none';
 }
@@ -45,7 +49,7 @@ export function adapterConfigJson(c: LoraConfig): string {
     r: c.r,
     rank_pattern: {},
     revision: c.revision,
-    target_modules: [...c.target_modules].sort(),
+    target_modules: Array.isArray(c.target_modules) ? [...c.target_modules].sort() : c.target_modules,
     task_type: 'CAUSAL_LM',
     use_dora: false,
     use_rslora: c.use_rslora,
@@ -102,11 +106,21 @@ export function parseAdapterConfig(text: string, file = 'adapter_config.json'): 
   if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) {
     throw fail(`lora_dropout must be in [0, 1), got ${showValue(dropout)}`);
   }
+  // a list of module names, or one string: a regular expression over module paths, as PEFT reads it
   const tm = j.target_modules;
-  const target = typeof tm === 'string' ? [tm] : tm;
   const moduleName = (t: unknown) => typeof t === 'string' && /^[\w.-]{1,100}$/.test(t);
-  if (!Array.isArray(target) || target.length === 0 || target.length > 64 || !target.every(moduleName)) {
-    throw fail(`target_modules must be a list of module names (q_proj, …), got ${showValue(tm)}`);
+  const isRegex = typeof tm === 'string' && tm.length > 0 && tm.length <= 1000;
+  if (!isRegex && (!Array.isArray(tm) || tm.length === 0 || tm.length > 64 || !tm.every(moduleName))) {
+    throw fail(
+      `target_modules must be a list of module names (q_proj, …) or a regular expression, got ${showValue(tm)}`,
+    );
+  }
+  if (isRegex) {
+    try {
+      regex(tm);
+    } catch (e) {
+      throw fail((e as Error).message);
+    }
   }
   const base = j.base_model_name_or_path;
   if (base != null && typeof base !== 'string') {
@@ -118,7 +132,7 @@ export function parseAdapterConfig(text: string, file = 'adapter_config.json'): 
     r,
     lora_alpha: alpha,
     lora_dropout: dropout,
-    target_modules: target as string[],
+    target_modules: tm as TargetModules,
     use_rslora: j.use_rslora === true,
     bias: 'none',
   };

@@ -27,6 +27,20 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/**
+ * transformers' GenerationConfig.validate: several sequences need sampling (or beams, which we do
+ * not have), since greedy decoding would return the same sequence each time.
+ */
+export function checkReturnSequences(s: Pick<GenerateSettings, 'do_sample' | 'num_return_sequences'>): void {
+  const n = s.num_return_sequences;
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`num_return_sequences must be an integer ≥ 1, got ${n}`);
+  if (!s.do_sample && n > 1)
+    throw new Error(
+      `Greedy methods without beam search do not support \`num_return_sequences\` different than 1 (got ${n}): ` +
+        'set do_sample true to draw several sequences',
+    );
+}
+
 /** The new token ids of each returned sequence (prompt excluded). */
 export async function generate(
   model: CausalLM,
@@ -35,6 +49,7 @@ export async function generate(
   onToken?: (sequence: number, id: number) => void,
 ): Promise<number[][]> {
   checkSampling(s);
+  checkReturnSequences(s);
   if (prompt.length === 0) throw new Error('the prompt is empty: give at least one token (e.g. the BOS token)');
   const maxNew = s.max_new_tokens ?? Math.max(0, (s.max_length ?? 20) - prompt.length);
   if (!Number.isSafeInteger(maxNew) || maxNew < 0) {

@@ -34,11 +34,15 @@ export interface RepoFile {
   size: number;
   /** The Hub's SHA-256 of the content, for files stored in LFS / Xet. */
   sha256: string | null;
+  /** The git blob id (SHA-1) the listing gives: huggingface_hub's name for a small file's blob. */
+  oid?: string | null;
 }
 
 export interface RepoSnapshot {
   repo: string;
   type: RepoType;
+  /** The revision asked for: a branch, a tag or a commit. */
+  revision: string;
   /** The commit the revision pointed at: downloads use it, so files cannot change midway. */
   commit: string;
   files: RepoFile[];
@@ -110,7 +114,7 @@ export async function repoSnapshot(repo: string, type: RepoType, o: HubOptions =
   } catch (e) {
     throw describeFailure(e, `${type} ${repo}`, o.token, 'listing');
   }
-  return { repo, type, commit, files: listing.done() };
+  return { repo, type, revision, commit, files: listing.done() };
 }
 
 export function fileUrl(

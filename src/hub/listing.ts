@@ -28,7 +28,7 @@ export class ListingCheck {
     if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
       this.fail(`entry ${i} is ${showValue(entry)}; each entry is an object {type, path, size}`);
     }
-    const e = entry as { type?: unknown; path?: unknown; size?: unknown; lfs?: unknown };
+    const e = entry as { type?: unknown; path?: unknown; size?: unknown; lfs?: unknown; oid?: unknown };
     if (e.type !== 'file' && e.type !== 'directory' && e.type !== 'unknown') {
       this.fail(`entry ${i} has type ${showValue(e.type)}; it is "file" or "directory"`);
     }
@@ -51,7 +51,9 @@ export class ListingCheck {
       size = lfsSize;
       sha256 = lfs.oid;
     }
-    this.files.push({ path, size, sha256 });
+    // the git blob id names a small file's blob in huggingface_hub's cache: 40 hex digits, or not used
+    const oid = typeof e.oid === 'string' && /^[0-9a-f]{40}$/.test(e.oid) ? e.oid : null;
+    this.files.push({ path, size, sha256, oid });
   }
 
   /** The files, once the listing has ended. */

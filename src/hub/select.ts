@@ -86,7 +86,12 @@ export async function datasetFiles(
         `conversion of it (${PARQUET_REVISION})`,
     );
   }
+  return { snapshot: converted, files: parquetConfigFiles(parquet) };
+}
+
+/** Of the Hub's Parquet conversion, the files of one config: `default`, else the first by name. */
+export function parquetConfigFiles(parquet: RepoFile[]): RepoFile[] {
   const configs = [...new Set(parquet.map((f) => f.path.split('/')[0]))].sort();
   const config = configs.includes('default') ? 'default' : configs[0];
-  return { snapshot: converted, files: parquet.filter((f) => f.path.startsWith(`${config}/`)) };
+  return parquet.filter((f) => f.path.startsWith(`${config}/`));
 }

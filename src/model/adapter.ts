@@ -13,6 +13,7 @@ import {
 } from '../formats/peft';
 import type { Gpu } from '../gpu/runtime';
 import type { LoraLinear, LoraSet } from './lora-linear';
+import type { TargetModules } from './target-modules';
 
 /** PEFT's module name: the last component of the path (q_proj, down_proj, ...). */
 const shortName = (path: string) => path.slice(path.lastIndexOf('.') + 1);
@@ -33,10 +34,14 @@ export function adapterLayout(set: LoraSet): { name: string; at: number; shape: 
   });
 }
 
+/**
+ * PEFT's two files for `set`. target_modules: a regular expression is written as it was given
+ * (PEFT keeps it); names and all-linear as the module names adapted, as PEFT resolves them.
+ */
 export async function exportAdapter(
   gpu: Gpu,
   set: LoraSet,
-  c: Omit<LoraConfig, 'target_modules' | 'r' | 'bias'>,
+  c: Omit<LoraConfig, 'target_modules' | 'r' | 'bias'> & { target_modules?: TargetModules },
 ): Promise<{ 'adapter_config.json': string; 'adapter_model.safetensors': Uint8Array }> {
   const all = await gpu.read(set.params);
   const first = set.modules[0]?.lora;
@@ -54,7 +59,9 @@ export async function exportAdapter(
     A: slice(m.lora!.A),
     B: slice(m.lora!.B),
   }));
-  const target_modules = [...new Set(set.modules.map((m) => shortName(m.path)))];
+  const t = c.target_modules;
+  const target_modules =
+    typeof t === 'string' && t !== 'all-linear' ? t : [...new Set(set.modules.map((m) => shortName(m.path)))];
   return {
     'adapter_config.json': adapterConfigJson({ ...c, r, bias: 'none', target_modules }),
     'adapter_model.safetensors': writeAdapterSafetensors(layers),

@@ -209,12 +209,15 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
     );
   }
 
-  /** Per-token losses [T] of a batch (0 where the label is −100): evaluation, no gradients. */
-  tokenLosses(b: Batch): Tensor {
-    return this.gpu.scope(() => this.tokenLossesIn(b));
+  /**
+   * Per-token losses [T] of a batch (0 where the label is −100): evaluation, no gradients.
+   * `stats` [T, 2], when given, gets each token's entropy and hit (see crossEntropy).
+   */
+  tokenLosses(b: Batch, stats?: Tensor): Tensor {
+    return this.gpu.scope(() => this.tokenLossesIn(b, stats));
   }
 
-  private tokenLossesIn(b: Batch): Tensor {
+  private tokenLossesIn(b: Batch, stats?: Tensor): Tensor {
     const { gpu, config: c } = this;
     const T = b.ids.numel;
     const xf = this.finalHidden(b, false, 0).x;
@@ -224,7 +227,12 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
       const rows = Math.min(chunk, T - r0);
       const z = halfLinear(gpu, gpu.view(xf, r0 * c.hidden, [rows, c.hidden]), this.weights.head);
       // z becomes dL/dz, unused here
-      crossEntropy(gpu, z, b.labels, { rowOffset: r0, loss: gpu.view(loss, r0, [rows]), softcap: this.finalSoftcap });
+      crossEntropy(gpu, z, b.labels, {
+        rowOffset: r0,
+        loss: gpu.view(loss, r0, [rows]),
+        stats: stats && gpu.view(stats, 2 * r0, [rows, 2]),
+        softcap: this.finalSoftcap,
+      });
       z.release();
     }
     return loss;
@@ -271,13 +279,14 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
    * Forward and backward over one micro-batch: LoRA gradients accumulate into their flat
    * buffer (zero it at the start of each optimizer step). `scale` is 1 / (tokens counted in
    * the whole optimizer step). `recompute` false keeps every layer's intermediates instead of
-   * recomputing them (gradient_checkpointing false). Returns the per-token losses [T] (0 where ignored).
+   * recomputing them (gradient_checkpointing false). Returns the per-token losses [T] (0 where ignored);
+   * `stats` [T, 2], when given, gets each token's entropy and hit (see crossEntropy).
    */
-  forwardBackward(b: Batch, scale: number, step: number, { recompute = true }: { recompute?: boolean } = {}): Tensor {
-    return this.gpu.scope(() => this.forwardBackwardIn(b, scale, step, recompute));
+  forwardBackward(b: Batch, scale: number, step: number, o: { recompute?: boolean; stats?: Tensor } = {}): Tensor {
+    return this.gpu.scope(() => this.forwardBackwardIn(b, scale, step, o.recompute ?? true, o.stats));
   }
 
-  private forwardBackwardIn(b: Batch, scale: number, step: number, recompute: boolean): Tensor {
+  private forwardBackwardIn(b: Batch, scale: number, step: number, recompute: boolean, stats?: Tensor): Tensor {
     const { gpu, config: c } = this;
     const T = b.ids.numel;
     // With checkpointing, the last layer keeps its intermediates all the same: its backward
@@ -293,7 +302,14 @@ export abstract class CausalLM<W extends BaseWeights = BaseWeights, S = unknown>
       const xc = gpu.view(xf, r0 * c.hidden, [rows, c.hidden]);
       const z = halfLinear(gpu, xc, this.weights.head);
       const softcap = this.finalSoftcap;
-      crossEntropy(gpu, z, b.labels, { scale, rowOffset: r0, loss: gpu.view(loss, r0, [rows]), softcap });
+      const statsView = stats && gpu.view(stats, 2 * r0, [rows, 2]);
+      crossEntropy(gpu, z, b.labels, {
+        scale,
+        rowOffset: r0,
+        loss: gpu.view(loss, r0, [rows]),
+        stats: statsView,
+        softcap,
+      });
       halfLinearBackwardInput(gpu, z, this.weights.head, { dx: gpu.view(dxf, r0 * c.hidden, [rows, c.hidden]) });
       z.release();
     }

@@ -53,8 +53,11 @@ export interface ModelConfig {
   eosTokenIds: number[];
   /** The linear layers LoRA may target, by PEFT's module names; all-linear means all of them. */
   linearModules: string[];
-  /** What PEFT targets when target_modules is not given (its per-architecture default). */
-  defaultLoraTargets: string[];
+  /**
+   * What PEFT targets when target_modules is not given (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING);
+   * null where PEFT has no default for the model_type and raises instead (phi3, smollm3).
+   */
+  defaultLoraTargets: string[] | null;
   /** A bitsandbytes 4-bit checkpoint (`*-bnb-4bit`): its linear weights come NF4 already. */
   prequantized: { quantType: 'nf4'; doubleQuant: boolean } | null;
   /** Phi-3's fused projections: qkv_proj = [q; k; v], gate_up_proj = [gate; up]. */

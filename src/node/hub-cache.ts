@@ -1,10 +1,18 @@
-// Hub repos on disk for the Node command line: the files a model or data set needs, downloaded
-// once into a cache folder (one folder per commit), resumed from a `.part` file after an
-// interruption, and checked (size, SHA-256) before they are used. The page keeps its models in
-// IndexedDB instead (src/store).
-//   $XDG_CACHE_HOME/webgpu-qlora/hub/<models|datasets>/<owner>/<name>/<commit>/<path>
-import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+// Hub repos on disk for the Node command line, in huggingface_hub's cache, so that a model
+// Python downloaded is not downloaded again here, and the other way round:
+//   $HF_HUB_CACHE (default $HF_HOME/hub; $HF_HOME: $XDG_CACHE_HOME/huggingface or ~/.cache/huggingface)
+//     models--owner--name/  (datasets--owner--name/)
+//       blobs/<etag>               a file's bytes, named by its SHA-256 (LFS files) or git blob id
+//       snapshots/<commit>/<path>  a relative symbolic link to ../../blobs/<etag>
+//       refs/<revision>            the commit a branch or tag pointed at when last resolved
+// A download goes to blobs/<etag>.incomplete, resumes from it after an interruption, and is
+// checked (size, SHA-256) before it takes its name. With HF_HUB_OFFLINE=1 nothing is fetched:
+// the revision resolves through refs/ and the files are the snapshot's. The token is HF_TOKEN,
+// else the file `hf auth login` writes ($HF_TOKEN_PATH, default $HF_HOME/token). The page keeps
+// its models in IndexedDB instead (src/store).
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import {
@@ -17,28 +25,53 @@ import {
   type RepoType,
 } from '../hub/hub';
 import { Checksum, fileBytes, verifySha256, type TransferOptions } from '../hub/transfer';
-import { datasetFiles, modelFiles } from '../hub/select';
+import { dataFiles, datasetFiles, modelFiles, PARQUET_REVISION, parquetConfigFiles } from '../hub/select';
 
-export function hubCacheDir(): string {
-  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'webgpu-qlora', 'hub');
+/** huggingface_hub's HF_HOME. */
+function hfHome(): string {
+  const env = process.env;
+  return env.HF_HOME || join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'huggingface');
 }
 
-/** HF_ENDPOINT and HF_TOKEN, as huggingface_hub reads them. */
+/** huggingface_hub's cache folder: HF_HUB_CACHE (or its old name), else $HF_HOME/hub. */
+export function hubCacheDir(): string {
+  return process.env.HF_HUB_CACHE || process.env.HUGGINGFACE_HUB_CACHE || join(hfHome(), 'hub');
+}
+
+/** HF_HUB_OFFLINE as huggingface_hub reads it: 1, ON, YES or TRUE, in any case. */
+export function hubOffline(): boolean {
+  return /^(1|on|yes|true)$/i.test(process.env.HF_HUB_OFFLINE ?? '');
+}
+
+/** HF_ENDPOINT and the token, as huggingface_hub finds them: HF_TOKEN, else the saved token file. */
 export function hubOptionsFromEnv(): HubOptions {
-  return {
-    endpoint: process.env.HF_ENDPOINT || undefined,
-    token: process.env.HF_TOKEN || process.env.HUGGING_FACE_HUB_TOKEN || null,
-  };
+  const env = process.env;
+  let token = env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || null;
+  if (!token) {
+    try {
+      token = readFileSync(env.HF_TOKEN_PATH || join(hfHome(), 'token'), 'utf8').trim() || null;
+    } catch {}
+  }
+  return { endpoint: env.HF_ENDPOINT || undefined, token };
 }
 
 export interface CacheOptions extends TransferOptions {
+  /** The cache's root (default hubCacheDir()). */
   cacheDir?: string;
+  /** No network: the cache only (default HF_HUB_OFFLINE). */
+  offline?: boolean;
   onFile?: (file: RepoFile, done: number, total: number) => void;
 }
 
+/** A repo's folder in the cache: models--owner--name. */
+export function repoFolder(root: string, repo: string, type: RepoType): string {
+  return join(root, `${type}s--${repo.split('/').join('--')}`);
+}
+
 /**
- * Download `pick(files)` of a repo at a revision into the cache; returns the folder. Files
- * already there are not fetched again.
+ * Download `pick(files)` of a repo at a revision into the cache; returns its snapshot folder.
+ * Files already there (from Python or an earlier run) are not fetched again. Offline, the cached
+ * snapshot's files.
  */
 export async function cacheRepo(
   repo: string,
@@ -46,9 +79,16 @@ export async function cacheRepo(
   pick: (files: RepoFile[], repo: string) => RepoFile[],
   o: CacheOptions = {},
 ): Promise<{ dir: string; snapshot: RepoSnapshot; files: RepoFile[] }> {
+  if (o.offline ?? hubOffline()) {
+    const snapshot = await cachedSnapshot(repo, type, o);
+    return { dir: snapshotFolder(snapshot, o), snapshot, files: pick(snapshot.files, repo) };
+  }
   const snapshot = await repoSnapshot(repo, type, o);
   return cacheFiles(snapshot, pick(snapshot.files, repo), o);
 }
+
+const snapshotFolder = (s: RepoSnapshot, o: CacheOptions) =>
+  join(repoFolder(o.cacheDir ?? hubCacheDir(), s.repo, s.type), 'snapshots', s.commit);
 
 /** Download `files` of a snapshot into the cache (those already there are not fetched again). */
 async function cacheFiles(
@@ -56,14 +96,51 @@ async function cacheFiles(
   files: RepoFile[],
   o: CacheOptions,
 ): Promise<{ dir: string; snapshot: RepoSnapshot; files: RepoFile[] }> {
-  const dir = join(o.cacheDir ?? hubCacheDir(), `${snapshot.type}s`, snapshot.repo, snapshot.commit);
+  const repoDir = repoFolder(o.cacheDir ?? hubCacheDir(), snapshot.repo, snapshot.type);
+  const dir = snapshotFolder(snapshot, o);
   const total = files.reduce((n, f) => n + f.size, 0);
   let done = 0;
   for (const f of files) {
-    await cacheFile(snapshot, f, insideFolder(dir, f.path, snapshot), o, (n) => o.onFile?.(f, done + n, total));
+    const path = insideFolder(dir, f.path, snapshot);
+    await cacheFile(snapshot, f, repoDir, path, o, (n) => o.onFile?.(f, done + n, total));
     done += f.size;
   }
+  // the revision asked for, by name, points at the commit it resolved to (a commit needs no ref)
+  const revision = snapshot.revision;
+  if (revision !== snapshot.commit) {
+    const ref = insideFolder(join(repoDir, 'refs'), revision, snapshot);
+    await mkdir(dirname(ref), { recursive: true });
+    await writeFile(ref, snapshot.commit);
+  }
   return { dir, snapshot, files };
+}
+
+/**
+ * A snapshot as the cache holds it, with no network: the revision through refs/ (or a commit
+ * itself), the files those in its folder.
+ */
+async function cachedSnapshot(repo: string, type: RepoType, o: CacheOptions): Promise<RepoSnapshot> {
+  const repoDir = repoFolder(o.cacheDir ?? hubCacheDir(), repo, type);
+  const revision = o.revision ?? 'main';
+  const commit = /^[0-9a-f]{40}$/.test(revision)
+    ? revision
+    : (await readFile(join(repoDir, 'refs', revision), 'utf8').catch(() => '')).trim();
+  const dir = join(repoDir, 'snapshots', commit);
+  const files: RepoFile[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const abs = join(d, e.name);
+      if (e.isDirectory()) await walk(abs);
+      else files.push({ path: relative(dir, abs).split(sep).join('/'), size: (await stat(abs)).size, sha256: null });
+    }
+  };
+  if (commit) await walk(dir).catch(() => {});
+  if (files.length === 0)
+    throw new HubError(
+      `HF_HUB_OFFLINE is set and the cache holds no ${type} ${repo} at ${revision} (looked in ${repoDir}): ` +
+        'run once with the network, or unset HF_HUB_OFFLINE',
+    );
+  return { repo, type, revision, commit, files };
 }
 
 /**
@@ -87,24 +164,35 @@ export function cacheModel(repo: string, o: CacheOptions = {}) {
   return cacheRepo(repo, 'model', modelFiles, o);
 }
 
+/**
+ * One file into blobs/ (unless its blob is there already), linked from its snapshot path. The
+ * blob is named as huggingface_hub names it: the SHA-256 for LFS files, the git blob id for
+ * others (their SHA-256 where the listing gave neither).
+ */
 async function cacheFile(
   s: RepoSnapshot,
   f: RepoFile,
+  repoDir: string,
   path: string,
   o: CacheOptions,
   onBytes: (n: number) => void,
 ): Promise<void> {
-  const have = await stat(path).then(
-    (x) => x.size,
-    () => -1,
-  );
-  if (have === f.size) return onBytes(f.size);
-  await mkdir(dirname(path), { recursive: true });
-  const part = `${path}.part`;
-  let offset = await stat(part).then(
-    (x) => x.size,
-    () => 0,
-  );
+  const size = (p: string) =>
+    stat(p).then(
+      (x) => x.size,
+      () => -1,
+    );
+  if ((await size(path)) === f.size) return onBytes(f.size); // followed through its link
+  const blobs = join(repoDir, 'blobs');
+  await mkdir(blobs, { recursive: true });
+  const etag = f.sha256 ?? f.oid ?? null;
+  if (etag && (await size(join(blobs, etag))) === f.size) {
+    await link(join(blobs, etag), path);
+    return onBytes(f.size);
+  }
+  const unnamed = createHash('sha1').update(`${s.commit}/${f.path}`).digest('hex');
+  const part = join(blobs, `${etag ?? unnamed}.incomplete`);
+  let offset = Math.max(0, await size(part));
   if (offset > f.size) {
     await rm(part);
     offset = 0;
@@ -123,17 +211,39 @@ async function cacheFile(
   } finally {
     await out.close();
   }
+  const hex = sum.hex();
   try {
-    verifySha256(f, sum.hex(), url);
+    verifySha256(f, hex, url);
   } catch (e) {
     await rm(part);
     throw e;
   }
-  await rename(part, path);
+  const blob = join(blobs, etag ?? hex);
+  await rename(part, blob);
+  await link(blob, path);
+}
+
+/** `path` as a relative symbolic link to `blob`, as huggingface_hub links snapshots to blobs. */
+async function link(blob: string, path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await rm(path, { force: true });
+  await symlink(relative(dirname(path), blob), path);
 }
 
 /** A data set's data files (or the Hub's Parquet conversion of it, src/hub/select.ts). */
 export async function cacheDataset(repo: string, o: CacheOptions = {}) {
+  if (o.offline ?? hubOffline()) {
+    // the data files of main where the cache has them, else the cached Parquet conversion
+    const main = await cachedSnapshot(repo, 'dataset', o).catch(() => null);
+    let files: RepoFile[] | null = null;
+    try {
+      files = main && dataFiles(main.files, repo);
+    } catch {}
+    if (main && files) return { dir: snapshotFolder(main, o), snapshot: main, files };
+    const converted = await cachedSnapshot(repo, 'dataset', { ...o, revision: PARQUET_REVISION });
+    const parquet = parquetConfigFiles(converted.files.filter((f) => f.path.endsWith('.parquet')));
+    return { dir: snapshotFolder(converted, o), snapshot: converted, files: parquet };
+  }
   const { snapshot, files } = await datasetFiles(repo, o);
   return cacheFiles(snapshot, files, o);
 }

@@ -133,13 +133,19 @@ export interface CrossEntropyOptions {
   rowOffset?: number;
   /** Each row's loss, [Tc]; a new tensor by default. */
   loss?: Tensor;
+  /**
+   * Each row's (entropy of softmax(z), 1 if the first argmax is the label else 0), [Tc, 2]: what
+   * TRL logs as `entropy` and `mean_token_accuracy`. Scratch by default.
+   */
+  stats?: Tensor;
   /** Gemma 2's final_logit_softcapping: the loss is of cap · tanh(z / cap); 0 (the default): none. */
   softcap?: number;
 }
 
 /**
  * Cross-entropy of a chunk of rows, in place: `z` [Tc, V] becomes dL/dz, `loss` [Tc] gets each
- * row's loss (0 where the label is −100). `labels` is i32 for all rows. Returns `loss`.
+ * row's loss (0 where the label is −100), `stats` each row's entropy and hit. `labels` is i32 for
+ * all rows. Returns `loss`.
  */
 export function crossEntropy(gpu: Gpu, z: Tensor, labels: Tensor, o: CrossEntropyOptions = {}): Tensor {
   const { scale = 1, rowOffset = 0, softcap = 0 } = o;
@@ -148,7 +154,10 @@ export function crossEntropy(gpu: Gpu, z: Tensor, labels: Tensor, o: CrossEntrop
   if (rowOffset + T > labels.numel)
     throw new Error(`crossEntropy: rows ${rowOffset}..${rowOffset + T} past ${labels.numel} labels`);
   expectShape('crossEntropy', 'loss', loss, [T]);
+  const stats = o.stats ?? gpu.tensor([T, 2]);
+  expectShape('crossEntropy', 'stats', stats, [T, 2]);
   const k = gpu.kernel(CROSS_ENTROPY, 'cross_entropy', { WG: rowWorkgroupSize(V), CAP: softcap });
-  gpu.dispatch1D(k, [z, labels, loss], { T, V, scale, rowOffset }, T);
+  gpu.dispatch1D(k, [z, labels, loss, stats], { T, V, scale, rowOffset }, T);
+  if (!o.stats) stats.release();
   return loss;
 }

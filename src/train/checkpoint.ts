@@ -56,10 +56,27 @@ export interface RunPosition {
   /** Micro-batches of the current epoch already trained on. */
   micro_batches_taken: number;
   /** The running sums of the log: a log's loss is the mean over the steps since the last one. */
-  since_log: { loss: number; steps: number; tokens: number };
+  since_log: SinceLog;
   total_loss: number;
+  /** Labelled tokens trained on. */
   total_tokens: number;
+  /** Input tokens trained on: TRL's `num_tokens`. */
+  num_tokens: number;
 }
+
+/**
+ * Sums since the last log: the loss over steps, as transformers averages it; TRL's `entropy` and
+ * `mean_token_accuracy` over micro-batches, as SFTTrainer averages its metrics.
+ */
+export interface SinceLog {
+  loss: number;
+  steps: number;
+  entropy: number;
+  mean_token_accuracy: number;
+  micro_batches: number;
+}
+
+export const NOTHING_SINCE_LOG: SinceLog = { loss: 0, steps: 0, entropy: 0, mean_token_accuracy: 0, micro_batches: 0 };
 
 /** training_state.json. */
 export interface TrainingState {
@@ -70,7 +87,7 @@ export interface TrainingState {
   /** Dropout masks are keyed by the micro-batch's number; shuffling by the seed and epoch. */
   rng: { seed: number; shuffle: boolean; dropout_micro_step: number };
   data: { blocks: number; fingerprint: string } & Pick<RunPosition, 'epochs_started' | 'micro_batches_taken'>;
-  log: Pick<RunPosition, 'since_log' | 'total_loss' | 'total_tokens'>;
+  log: Pick<RunPosition, 'since_log' | 'total_loss' | 'total_tokens' | 'num_tokens'>;
 }
 
 /** transformers' TrainerState fields, as its trainer_state.json holds them. */

@@ -38,6 +38,26 @@ export interface StepLog {
   learning_rate: number; // the rate this step used
   grad_norm: number; // before clipping
   tokens: number; // counted tokens in the step
+  /** Per micro-batch, what TRL's SFTTrainer records of it (its log shows their mean since the last log). */
+  micro: MicroMetrics[];
+}
+
+/** What TRL's SFTTrainer.compute_loss records of one micro-batch. */
+export interface MicroMetrics {
+  entropy: number; // the mean over its tokens of the entropy of the predicted distribution
+  mean_token_accuracy: number; // labelled tokens whose argmax is the label, over labelled tokens
+  input_tokens: number; // its tokens (no padding here: TRL's attention_mask.sum())
+}
+
+/** One micro-batch's metrics from its T tokens' stats (entropy, hit), read back into `values` at `statsAt`. */
+export function microMetrics(values: Float32Array, statsAt: number, T: number, counted: number): MicroMetrics {
+  let entropy = 0,
+    hits = 0;
+  for (let t = 0; t < T; t++) {
+    entropy += values[statsAt + 2 * t];
+    hits += values[statsAt + 2 * t + 1];
+  }
+  return { entropy: entropy / T, mean_token_accuracy: counted > 0 ? hits / counted : 0, input_tokens: T };
 }
 
 export class Trainer {
@@ -93,31 +113,42 @@ export class Trainer {
     const recompute = s.gradient_checkpointing ?? true;
     // dropout masks differ by micro-batch and by seed, as PyTorch's do by its generator's state
     const key = () => (Math.imul((s.seed ?? 0) >>> 0, 0x2c1b3c6d) + this.microStep++) >>> 0;
-    const losses = micro.map((m) => this.model.forwardBackward(m.batch, 1 / counted, key(), { recompute }));
+    const runs = micro.map((m) => {
+      const stats = gpu.tensor([m.batch.ids.numel, 2]);
+      return { loss: this.model.forwardBackward(m.batch, 1 / counted, key(), { recompute, stats }), stats };
+    });
     const lr = s.learning_rate * lrMultiplier(s.lr_scheduler_type, this.state.step, s.warmup_steps, s.max_steps);
     const normSq = adamwStep(gpu, this.state, this.lora.grads, { settings: s, lr });
-    // One readback for the step: every micro-batch's token losses and ‖g‖², gathered on the GPU.
-    const n = losses.reduce((k, l) => k + l.numel, 0);
+    // One readback for the step: every micro-batch's token losses [T] and stats [T, 2], then ‖g‖²,
+    // gathered on the GPU.
+    const n = runs.reduce((k, r) => k + 3 * r.loss.numel, 0);
     const gathered = gpu.tensor([n + 1]);
     let at = 0;
-    for (const l of losses) {
-      gpu.copy(l, gathered, { to: at });
-      at += l.numel;
-      l.release();
+    for (const r of [...runs.map((r) => r.loss), ...runs.map((r) => r.stats)]) {
+      gpu.copy(r, gathered, { to: at });
+      at += r.numel;
+      r.release();
     }
     gpu.copy(normSq, gathered, { to: n });
     normSq.release();
     const values = await gpu.read(gathered);
     gathered.release();
     let total = 0;
-    for (let i = 0; i < n; i++) total += values[i];
-    const sq = values[n];
+    for (let i = 0; i < n / 3; i++) total += values[i];
+    let statsAt = n / 3;
+    const metrics = micro.map((m) => {
+      const T = m.batch.ids.numel;
+      const r = microMetrics(values, statsAt, T, m.counted);
+      statsAt += 2 * T;
+      return r;
+    });
     return {
       step: this.state.step,
       loss: total / counted,
       learning_rate: lr,
-      grad_norm: Math.sqrt(sq),
+      grad_norm: Math.sqrt(values[n]),
       tokens: counted,
+      micro: metrics,
     };
   }
 }

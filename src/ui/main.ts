@@ -18,6 +18,7 @@ import { formatBytes } from '../model/estimate';
 import { showPresets } from './presets-view';
 import type { DownloadProgress } from '../store/download';
 import type { TrainSummary } from '../engine/training-run';
+import type { PackingStrategy } from '../data/sft';
 import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
 import { TokenStore } from './token-store';
 
@@ -304,7 +305,7 @@ async function prepare(): Promise<void> {
       : { kind: 'hub' as const, id: input('data-id').value.trim() };
   $('data-status').textContent = 'Reading and tokenizing…';
   const packing = checked('packing'),
-    strategy = input('packing-strategy').value as 'bfd' | 'wrapped';
+    strategy = input('packing-strategy').value as PackingStrategy;
   const s = await engine.prepareData(
     source,
     {
@@ -468,19 +469,23 @@ function chartFrom(history: Record<string, number>[]): void {
   $('chart').dataset.evalLosses = JSON.stringify(series[3].filter((v) => v !== null));
 }
 
+/** TRL's num_tokens as the last train log of a log_history has it. */
+const tokensIn = (history: Record<string, number>[]) =>
+  [...history].reverse().find((h) => 'num_tokens' in h)?.num_tokens ?? 0;
+
 /** What a run reports, on the chart, the table and the status line; step times measured here. */
 function trainEvents(): (e: TrainEvent) => Promise<void> {
-  let last = { time: performance.now(), step: 0 };
+  let last = { time: performance.now(), step: 0, num_tokens: 0 };
   return async (e) => {
     if (e.type === 'restored') {
       chartFrom(e.history);
-      last = { time: performance.now(), step: e.step };
+      last = { time: performance.now(), step: e.step, num_tokens: tokensIn(e.history) };
       $('train-status').textContent = `Resumed at step ${e.step} of ${e.maxSteps}, from its checkpoint.`;
       return;
     }
     if (e.type === 'recovered') {
       chartFrom(e.history);
-      last = { time: performance.now(), step: e.resumedFrom };
+      last = { time: performance.now(), step: e.resumedFrom, num_tokens: tokensIn(e.history) };
       $('train-note').textContent =
         `The GPU was lost at step ${e.lostAt} (${e.reason}). A new one took over from the checkpoint at step ` +
         `${e.resumedFrom}: ${e.redone} step${e.redone === 1 ? '' : 's'} done again, nothing lost.`;
@@ -506,7 +511,8 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
     const log = e.log;
     const now = performance.now();
     const stepTime = (now - last.time) / 1000 / Math.max(1, log.step - last.step);
-    last = { time: now, step: log.step };
+    const tokensPerSecond = (log.num_tokens - last.num_tokens) / ((now - last.time) / 1000);
+    last = { time: now, step: log.step, num_tokens: log.num_tokens };
     series[0].push(log.step);
     series[1].push(log.loss);
     series[2].push(log.learning_rate);
@@ -520,7 +526,8 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
       ['Loss', log.loss.toFixed(4)],
       ['Learning rate', log.learning_rate.toExponential(2)],
       ['Gradient norm', log.grad_norm.toFixed(3)],
-      ['Tokens / s', (log.tokens / stepTime).toFixed(0)],
+      ['Token accuracy', `${(100 * log.mean_token_accuracy).toFixed(1)} %`],
+      ['Tokens / s', tokensPerSecond.toFixed(0)],
       ['Step time', `${stepTime.toFixed(2)} s`],
       ['Time left', clock((log.max_steps - log.step) * stepTime)],
       ['GPU memory in use', `${formatBytes(mem.inUse)} between steps, ${formatBytes(mem.peak)} at most`],

@@ -97,7 +97,17 @@ describe('finetune on prompt/completion and chat data', () => {
     const evals = pc.lines.filter((l) => 'eval_loss' in l);
     expect(evals.map((l) => l.step)).toEqual([2, 4]);
     for (const e of evals)
-      expect(Object.keys(e).sort()).toEqual(['epoch', 'eval_loss', 'eval_runtime', 'eval_tokens', 'step']);
+      expect(Object.keys(e)).toEqual([
+        'eval_loss',
+        'eval_runtime',
+        'eval_samples_per_second',
+        'eval_steps_per_second',
+        'eval_entropy',
+        'eval_num_tokens',
+        'eval_mean_token_accuracy',
+        'epoch',
+        'step',
+      ]);
     expect(pc.lines.filter((l) => 'loss' in l).length).toBe(4);
     const chatFlags = ['--assistant_only_loss', 'true', '--packing', 'true', '--max_length', '64'];
     const chat = await train(formats.chat, chatFlags);

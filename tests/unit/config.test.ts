@@ -6,7 +6,15 @@ import { checkPositions } from '../../src/engine/session';
 import { generate } from '../../src/generate/generate';
 import { SAMPLING_DEFAULTS } from '../../src/generate/sampling';
 import type { CausalLM } from '../../src/model/causal-lm';
-import { SMOLLM2_135M, QWEN25_05B, QWEN3_06B, LLAMA32_1B, FALCON_7B } from '../fixtures/real-configs';
+import {
+  SMOLLM2_135M,
+  QWEN25_05B,
+  QWEN3_06B,
+  LLAMA32_1B,
+  FALCON_7B,
+  GEMMA3_270M,
+  SMOLLM3_3B,
+} from '../fixtures/real-configs';
 
 describe('config.json', () => {
   it('reads the Llama family: SmolLM2, Qwen2.5 with q/k/v biases, Llama 3.2 with llama3 RoPE', () => {
@@ -318,5 +326,17 @@ describe('config.json', () => {
     await expect(generate(model, [1], { ...s, max_new_tokens: 1e12 })).rejects.toThrow(/beyond this model/);
     // within the table: on to the cache
     await expect(generate(model, [1], { ...s, max_new_tokens: 10 })).rejects.toThrow(/allocated/);
+  });
+});
+
+describe("PEFT's default LoRA targets (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING)", () => {
+  it('targets q_proj and v_proj where PEFT maps the model_type, and nothing where it has no entry', () => {
+    for (const c of [SMOLLM2_135M, QWEN25_05B, QWEN3_06B, LLAMA32_1B, GEMMA3_270M])
+      expect(parseModelConfig(c).defaultLoraTargets, c.model_type).toEqual(['q_proj', 'v_proj']);
+    expect(parseModelConfig(FALCON_7B).defaultLoraTargets).toEqual(['query_key_value']);
+    // PEFT raises "Please specify `target_modules` in `peft_config`" for these
+    expect(parseModelConfig(SMOLLM3_3B).defaultLoraTargets).toBeNull();
+    const phi3 = { ...LLAMA32_1B, model_type: 'phi3', architectures: ['Phi3ForCausalLM'], rope_scaling: null };
+    expect(parseModelConfig(phi3).defaultLoraTargets).toBeNull();
   });
 });

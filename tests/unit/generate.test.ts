@@ -100,5 +100,12 @@ describe('generation with a KV cache', () => {
     expect(await generate(model, [3, 4, 5], settings)).toEqual(a);
     expect(new Set(a.map((s) => s.join())).size).toBeGreaterThan(1);
     await expect(generate(model, [], settings)).rejects.toThrow(/the prompt is empty/);
+    // transformers' GenerationConfig.validate refuses several greedy sequences: they would all be one
+    await expect(generate(model, [3, 4, 5], { ...settings, do_sample: false })).rejects.toThrow(
+      'Greedy methods without beam search do not support `num_return_sequences` different than 1 (got 3)',
+    );
+    await expect(generate(model, [3, 4, 5], { ...settings, num_return_sequences: 0 })).rejects.toThrow(
+      'num_return_sequences must be an integer ≥ 1, got 0',
+    );
   });
 });

@@ -71,12 +71,21 @@ describe('cross-entropy against float64', () => {
       const z = randn(r, T * V, 3);
       const labels = Int32Array.from({ length: T }, (_, t) => (t % 3 === 1 ? -100 : Math.floor(r() * V)));
       const counted = labels.filter((l) => l >= 0).length;
+      // a row whose label is the largest logit, so that both hits and misses occur
+      if (labels[0] >= 0) z[labels[0]] = 20;
       const tz = gpu.tensor([T, V], 'f32', z);
       const loss = gpu.tensor([T]);
+      const stats = gpu.tensor([T, 2]);
       gpu.fill(loss, POISON);
-      crossEntropy(gpu, tz, gpu.tensor([T], 'i32', labels), { scale: 1 / counted, loss });
+      gpu.fill(stats, POISON);
+      crossEntropy(gpu, tz, gpu.tensor([T], 'i32', labels), { scale: 1 / counted, loss, stats });
       const ref = crossEntropyRef(z, labels, T, V);
       expect(relError(await gpu.read(loss), ref.loss), `seed ${seed}`).toBeLessThan(1e-5);
+      const st = await gpu.read(stats);
+      const column = (c: number) => st.filter((_, i) => i % 2 === c);
+      expect(relError(column(0), ref.entropy), `seed ${seed}`).toBeLessThan(1e-5);
+      expect(Array.from(column(1)), `seed ${seed}`).toEqual(Array.from(ref.hit));
+      expect(ref.hit[0]).toBe(1);
       const grad = await gpu.read(tz);
       expect(
         relError(
@@ -107,6 +116,22 @@ describe('cross-entropy against float64', () => {
     const mean = (v: Float64Array) =>
       crossEntropyRef(capped(v), labels, T, V).loss.reduce((a, b) => a + b, 0) / counted;
     expect(relError(await gpu.read(tz), finiteDifferences(mean, z)), `seed ${seed}`).toBeLessThan(1e-4);
+  });
+
+  it('counts a hit for the first of tied maxima only (torch.argmax); a flat row has entropy log V', async () => {
+    const V = 7;
+    const z = new Float32Array(3 * V);
+    z.set([0, 5, 1, 5, 2, 0, 0], 0); // maxima at 1 and 3: argmax 1
+    z.set([0, 5, 1, 5, 2, 0, 0], V);
+    // row 2 is flat: entropy log 7, and its first index is the argmax
+    const labels = Int32Array.of(1, 3, 0);
+    const stats = gpu.tensor([3, 2]);
+    gpu.fill(stats, POISON);
+    crossEntropy(gpu, gpu.tensor([3, V], 'f32', z), gpu.tensor([3], 'i32', labels), { stats });
+    const st = await gpu.read(stats);
+    expect([st[1], st[3], st[5]]).toEqual([1, 0, 1]);
+    expect(st[4]).toBeCloseTo(Math.log(7), 6);
+    expect(relError(Float32Array.of(st[0], st[2]), crossEntropyRef(z, labels, 2, V).entropy)).toBeLessThan(1e-5);
   });
 
   it('takes a chunk of rows at an offset into the labels', async () => {

@@ -3,7 +3,7 @@
 // lazily (Parquet by ranges, text streamed), split by file names, or taken from the Hub's
 // Parquet conversion.
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { fileUrl, HubError, isRepoId, repoSnapshot } from '../../src/hub/hub';
 import { HubBlob } from '../../src/hub/hub-blob';
 import { dataFiles, datasetFiles } from '../../src/hub/select';
 import { fetchWhole } from '../../src/hub/transfer';
-import { cacheDataset, cacheModel } from '../../src/node/hub-cache';
+import { cacheDataset, cacheModel, hubCacheDir, hubOptionsFromEnv } from '../../src/node/hub-cache';
 import { API_INFO, startHub, type TestHub } from '../fixtures/hub-server';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
 import { tinyTexts, writeTinyDataset } from '../fixtures/tiny-data';
@@ -103,7 +103,7 @@ describe('Hub downloads', () => {
     // nothing corrupt was kept: the next try completes from the stored part, to the right bytes
     const { dir } = await cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir, ...fast });
     expect(await sha(join(dir, SHARD))).toBe(await sha(join(root, 'llama', SHARD)));
-    expect((await readdir(dir)).filter((f) => f.endsWith('.part'))).toEqual([]);
+    expect((await readdir(join(dir, '..', '..', 'blobs'))).filter((f) => f.endsWith('.incomplete'))).toEqual([]);
   });
 
   it('asks for a token for a gated repo, never showing it, and says what is missing', async () => {
@@ -212,6 +212,82 @@ describe('Hub downloads', () => {
         (x) => x.path,
       ),
     ).toEqual(['data/train.jsonl']);
+  });
+});
+
+describe("huggingface_hub's cache, shared with Python", () => {
+  // huggingface_hub's layout (file_download.py): blobs named by the LFS SHA-256 or the git blob id,
+  // snapshots/<commit>/<path> linking to them relatively, refs/<revision> holding the commit
+  const gitBlobId = (bytes: Buffer) =>
+    createHash('sha1')
+      .update(Buffer.concat([Buffer.from(`blob ${bytes.length}\0`), bytes]))
+      .digest('hex');
+
+  it('lays a download out as huggingface_hub does: blobs, snapshot links, refs/main', async () => {
+    const cacheDir = join(root, 'hf-a');
+    const { dir, snapshot } = await cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir });
+    const repoDir = join(cacheDir, 'models--tiny-random--llama');
+    expect(dir).toBe(join(repoDir, 'snapshots', snapshot.commit));
+    expect(await readFile(join(repoDir, 'refs', 'main'), 'utf8')).toBe(snapshot.commit);
+    // an LFS file's blob is its SHA-256; a small file's, its git blob id
+    expect(await readlink(join(dir, SHARD))).toBe(`../../blobs/${await sha(join(root, 'llama', SHARD))}`);
+    const config = await readFile(join(root, 'llama', 'config.json'));
+    expect(await readlink(join(dir, 'config.json'))).toBe(`../../blobs/${gitBlobId(config)}`);
+    expect(await readFile(join(dir, 'config.json'))).toEqual(config);
+    expect((await readdir(join(repoDir, 'blobs'))).filter((f) => f.endsWith('.incomplete'))).toEqual([]);
+  });
+
+  it('uses a model Python downloaded, fetching nothing, and works offline from it', async () => {
+    // the cache as huggingface_hub's snapshot_download leaves it (built by hand from the rule above)
+    const cacheDir = join(root, 'hf-python');
+    const snap = await repoSnapshot('tiny-random/llama', 'model', { endpoint: hub.url });
+    const repoDir = join(cacheDir, 'models--tiny-random--llama');
+    await mkdir(join(repoDir, 'blobs'), { recursive: true });
+    for (const f of snap.files) {
+      const bytes = await readFile(join(root, 'llama', f.path));
+      const etag = f.sha256 ?? gitBlobId(bytes);
+      await writeFile(join(repoDir, 'blobs', etag), bytes);
+      const at = join(repoDir, 'snapshots', snap.commit, f.path);
+      await mkdir(join(at, '..'), { recursive: true });
+      await symlink(`../../blobs/${etag}`, at);
+    }
+    await mkdir(join(repoDir, 'refs'));
+    await writeFile(join(repoDir, 'refs', 'main'), snap.commit);
+    const before = hub.log.length;
+    const online = await cacheModel('tiny-random/llama', { endpoint: hub.url, cacheDir });
+    expect(hub.log.length).toBe(before); // the listing is an API call; no file was fetched
+    // offline: no request at all (a dead endpoint), the revision through refs/main
+    const offline = await cacheModel('tiny-random/llama', { endpoint: 'http://127.0.0.1:9', cacheDir, offline: true });
+    expect(offline.dir).toBe(online.dir);
+    expect(offline.files.map((f) => f.path).sort()).toEqual(online.files.map((f) => f.path).sort());
+    await expect(
+      cacheModel('tiny-random/gated', { endpoint: 'http://127.0.0.1:9', cacheDir, offline: true }),
+    ).rejects.toThrow(/HF_HUB_OFFLINE is set and the cache holds no model tiny-random\/gated at main/);
+  });
+
+  it('finds the cache and the token where huggingface_hub does: HF_HUB_CACHE, HF_HOME, the token file', async () => {
+    const saved = { ...process.env };
+    try {
+      const home = join(root, 'hf-home');
+      await mkdir(home, { recursive: true });
+      await writeFile(join(home, 'token'), 'hf_from_login\n');
+      for (const k of ['HF_HUB_CACHE', 'HUGGINGFACE_HUB_CACHE', 'HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'HF_TOKEN_PATH'])
+        delete process.env[k];
+      process.env.HF_HOME = home;
+      expect(hubCacheDir()).toBe(join(home, 'hub'));
+      expect(hubOptionsFromEnv().token).toBe('hf_from_login');
+      process.env.HF_TOKEN = 'hf_env';
+      expect(hubOptionsFromEnv().token).toBe('hf_env');
+      process.env.HF_HUB_CACHE = join(root, 'elsewhere');
+      expect(hubCacheDir()).toBe(join(root, 'elsewhere'));
+      delete process.env.HF_HOME;
+      delete process.env.HF_HUB_CACHE;
+      process.env.XDG_CACHE_HOME = join(root, 'xdg');
+      expect(hubCacheDir()).toBe(join(root, 'xdg', 'huggingface', 'hub'));
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
   });
 });
 

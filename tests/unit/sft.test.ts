@@ -198,13 +198,17 @@ describe('formats, as TRL tokenizes them', () => {
       { prompt: 'a', completion: 'b' },
       { prompt: 'a' },
       { prompt: 3, completion: 'b' },
-      { prompt: 'a', completion: ' ' },
+      { prompt: 'a', completion: '' },
     ]);
-    expect(examples.length).toBe(1);
+    // TRL keeps an empty completion: it trains on the EOS that add_eos appends
+    expect(examples.map((e) => e.input_ids)).toEqual([
+      [0, ...ids('ab'), 1],
+      [0, ...ids('a'), 1],
+    ]);
+    expect(examples[1].mask).toEqual([0, 0, 1]);
     expect(Object.fromEntries(skipped.reasons)).toEqual({
       'rows without a "completion" field': 1,
       'rows whose "prompt" is not a string': 1,
-      'rows whose "completion" is empty': 1,
     });
     const chats = await prepare([
       { messages: [{ role: 'user', content: 'x' }] },
@@ -219,10 +223,12 @@ describe('formats, as TRL tokenizes them', () => {
     await expect(prepare([{ question: 'a', answer: 'b' }])).rejects.toThrow(
       /none of the columns SFT reads \(its columns: question, answer\)/,
     );
-    await expect(prepare([{ text: '' }, { text: 7 }])).rejects.toThrow(
-      'no usable rows: all 2 rows were skipped (1 rows whose "text" is empty, 1 rows whose "text" is not a string). ' +
+    await expect(prepare([{ text: null }, { text: 7 }])).rejects.toThrow(
+      'no usable rows: all 2 rows were skipped (1 rows without a "text" field, 1 rows whose "text" is not a string). ' +
         'Set --dataset_text_field',
     );
+    // an empty text is kept, as TRL keeps it: BOS and the EOS add_eos appends
+    expect((await prepare([{ text: '' }])).examples.map((e) => e.input_ids)).toEqual([[0, 1]]);
     await expect(prepare([{ prompt: 'a', completion: 3 }])).rejects.toThrow(
       /no usable rows: all 1 rows were skipped \(1 rows whose "completion" is not a string\)\.$/,
     );
@@ -302,6 +308,52 @@ describe('sequences: truncation and packing', () => {
         `seed ${seed}, trial ${trial}`,
       ).toEqual(fills.sort((x, y) => x - y));
     }
+  });
+
+  it("bfd and bfd_split give trl.pack_dataset's docstring examples", () => {
+    // trl/data_utils.py, pack_dataset: input_ids [[1..5], [6, 7], [8, 9, 10], [11]] at seq_length 4
+    const of = (ids: number[][]) => ids.map((input_ids) => ({ input_ids }));
+    const examples = of([[1, 2, 3, 4, 5], [6, 7], [8, 9, 10], [11]]);
+    const bfd = packBfd(examples, 4);
+    expect(bfd.map((x) => x.input_ids)).toEqual([
+      [1, 2, 3, 4],
+      [8, 9, 10, 11],
+      [6, 7],
+    ]);
+    expect(bfd.map(sequenceLengths)).toEqual([[4], [3, 1], [2]]);
+    const split = packBfd(examples, 4, 'split');
+    expect(split.map((x) => x.input_ids)).toEqual([
+      [1, 2, 3, 4],
+      [8, 9, 10, 5],
+      [6, 7, 11],
+    ]);
+    expect(split.map(sequenceLengths)).toEqual([[4], [3, 1], [2, 1]]);
+    // empty examples are dropped before packing, as TRL filters them
+    expect(packBfd(of([[], [1, 2]]), 4).map((x) => x.input_ids)).toEqual([[1, 2]]);
+  });
+
+  it('bfd puts an example into the oldest of equally full bins, as TRL pops its deque from the left', () => {
+    const of = (lengths: number[]) => lengths.map((n, i) => ({ input_ids: new Array<number>(n).fill(i) }));
+    // two bins of 6 at length 10, then one of 3: it goes to the first bin, not the second
+    expect(packBfd(of([6, 6, 3]), 10).map((x) => x.input_ids)).toEqual([
+      [0, 0, 0, 0, 0, 0, 2, 2, 2],
+      [1, 1, 1, 1, 1, 1],
+    ]);
+  });
+
+  it('packs in batches of 1000 examples, as pack_dataset runs inside datasets.map(batched=True)', () => {
+    const of = (count: number, n: number) => Array.from({ length: count }, () => ({ input_ids: new Array(n).fill(5) }));
+    const s = { ...SFT_DEFAULTS, packing: true, max_length: 1024 };
+    // wrapped: 3000 × 100 tokens; each batch of 1000 is 100,000 tokens, 98 blocks (the last short): 294, not 293
+    const wrapped = toBlocks(of(3000, 100), { ...s, packing_strategy: 'wrapped' });
+    expect(wrapped.length).toBe(3 * Math.ceil(100_000 / 1024));
+    expect(wrapped.filter((b) => b.input_ids.length < 1024).map((b) => b.input_ids.length)).toEqual([
+      100_000 % 1024,
+      100_000 % 1024,
+      100_000 % 1024,
+    ]);
+    // bfd: 1001 examples of 3 at length 10: 334 bins for the first 1000 (3 a bin), 1 for the last
+    expect(toBlocks(of(1001, 3), { ...s, max_length: 10, packing_strategy: 'bfd' }).length).toBe(335);
   });
 
   it('bfd truncates an example longer than a block, and packs masks with their tokens', async () => {
@@ -444,7 +496,7 @@ describe('rows in flight, and rows too long to tokenize', () => {
     };
     const texts = Array.from({ length: 600 }, (_, i) => `row ${i}`);
     const skipped = new SkipCounts();
-    const rows = [...texts.map((text) => ({ text })), { text: '' }];
+    const rows = [...texts.map((text) => ({ text })), { text: 7 }];
     const { examples } = await tokenizeRows(each(rows), shuffled, SFT_DEFAULTS, skipped);
     expect(
       examples.map((e) => e.input_ids),

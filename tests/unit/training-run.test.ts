@@ -140,7 +140,7 @@ describe('the training run', () => {
       global_step: 6,
       rng: { seed: 5, shuffle: true, dropout_micro_step: 6 },
       data: { blocks: 4, epochs_started: 2, micro_batches_taken: 2 },
-      log: { since_log: { loss: 0, steps: 0, tokens: 0 } },
+      log: { since_log: { loss: 0, steps: 0, entropy: 0, mean_token_accuracy: 0, micro_batches: 0 } },
       settings: { max_steps: 10, learning_rate: 1e-2, per_device_train_batch_size: 1 },
     });
     const trainer = json(store.kept.get(6)!['trainer_state.json']);

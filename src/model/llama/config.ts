@@ -46,8 +46,8 @@ export function parseLlamaConfig(c: RawConfig, f: Fields, fail: Fail, modelType:
     embedScale: 1,
     finalSoftcap: null,
     linearModules: [], // filled by the registry from the family's linears
-    // PEFT's defaults: q_proj, v_proj for the Llama-like ones; qkv_proj for phi3
-    defaultLoraTargets: phi3 ? ['qkv_proj'] : ['q_proj', 'v_proj'],
+    // PEFT's defaults: q_proj, v_proj for llama, mistral, qwen2 and qwen3; none for phi3 and smollm3
+    defaultLoraTargets: phi3 || smollm3 ? null : ['q_proj', 'v_proj'],
     fused: { qkv: phi3, gateUp: phi3 },
     qkNorm: qwen3,
     prefix: 'model.',
