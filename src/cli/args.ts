@@ -3,6 +3,39 @@
 // (`--lora_target_modules q_proj v_proj`), commas accepted too. Each command declares its
 // flags once, with their defaults and a line of help; anything else is refused by name.
 
+/**
+ * Flags `trl sft` takes that this tool refuses, each with why: what it does here instead, or
+ * that it is not built. Anything else unknown is refused with the nearest flag's name.
+ */
+export const NOT_HERE: Record<string, string> = {
+  dataset_config:
+    "a data set's named configs (a README's configs:) are not read; pass the config's files as a local folder",
+  dataset_streaming: 'data is read lazily already (Parquet a row group at a time, JSON lines streamed)',
+  eos_token: "the tokenizer's own EOS token ends every text and completion",
+  chat_template_path: "the model's own chat template is used (chat_template.jinja, else tokenizer_config.json)",
+  padding_free:
+    'batches are always padding-free here: sequences end to end, attention kept inside each, the losses a padded ' +
+    'batch gives',
+  pad_to_multiple_of: 'nothing is padded here, so there is nothing to round up',
+  eval_packing: 'evaluation data is packed as the training data is (TRL with eval_packing unset)',
+  truncation_mode: 'only keep_start, the default, is built: examples keep their first max_length tokens',
+  shuffle_dataset:
+    'the blocks are reshuffled every epoch by --shuffle, as the Trainer samples them; the extra shuffle before ' +
+    'packing is not built',
+  bf16: 'this tool computes in float32 (4-bit NF4 weights dequantized in the kernels); half precision is not offered',
+  fp16: 'this tool computes in float32 (4-bit NF4 weights dequantized in the kernels); half precision is not offered',
+  dtype: 'this tool computes in float32 (4-bit NF4 weights dequantized in the kernels); half precision is not offered',
+  attn_implementation: 'attention is one fused WGSL kernel (what sdpa and flash attention compute); there is no choice',
+  trust_remote_code: 'no code from a repo runs here: the supported architectures are built into this tool',
+  use_dora: 'DoRA is not built: LoRA only',
+  lora_modules_to_save: 'training whole copies of modules (modules_to_save) is not built: LoRA on linear layers only',
+  lora_task_type: 'the task is always CAUSAL_LM',
+  optim: "the optimizer is AdamW as transformers' adamw_torch computes it; no other is built",
+  logging_strategy: 'logs come every --logging_steps steps and at the end',
+  report_to: 'logs go to stderr, or stdout as JSON lines with --json true, and into trainer_state.json',
+  config: 'YAML configs are not read: pass the settings as flags',
+};
+
 export type FlagType = 'string' | 'number' | 'int' | 'bool' | 'list';
 
 export interface FlagSpec {
@@ -31,6 +64,8 @@ export function parseFlags(argv: string[], specs: FlagSpecs, command: string): F
     let [name, inline] = splitOnce(arg.slice(2), '=');
     name = name.replace(/-/g, '_'); // --max-steps is accepted as --max_steps, as HfArgumentParser does
     const spec = specs[name];
+    if (!spec && name in NOT_HERE)
+      throw new UsageError(`--${name} is a flag of trl sft that this tool does not take: ${NOT_HERE[name]}`);
     if (!spec)
       throw new UsageError(
         `${command} has no flag --${name}${suggest(name, Object.keys(specs))}; see \`finetune ${command} --help\``,

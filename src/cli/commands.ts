@@ -116,7 +116,23 @@ export const TRAIN: FlagSpecs = {
     choices: SCHEDULER_TYPES,
     help: 'the learning-rate schedule after warmup',
   },
-  warmup_steps: { type: 'int', default: 0, help: 'steps of linear warmup from 0' },
+  lr_scheduler_kwargs: {
+    type: 'string',
+    default: null,
+    help:
+      'the schedule\'s arguments as JSON, by transformers\' names: {"num_cycles": 2} (cosine, cosine_with_restarts), ' +
+      '{"min_lr_rate": 0.1} (cosine_with_min_lr), {"lr_end": 1e-7, "power": 1} (polynomial), {"timescale": N}',
+  },
+  warmup_steps: {
+    type: 'number',
+    default: 0,
+    help: 'steps of linear warmup from 0; below 1, a share of the training steps (0.03: the first 3%)',
+  },
+  warmup_ratio: {
+    type: 'number',
+    default: 0,
+    help: 'a share of the training steps to warm up over, where warmup_steps is 0',
+  },
   weight_decay: { type: 'number', default: 0, help: "AdamW's decoupled weight decay" },
   adam_beta1: { type: 'number', default: 0.9, help: "AdamW's first-moment decay" },
   adam_beta2: { type: 'number', default: 0.999, help: "AdamW's second-moment decay" },
@@ -131,6 +147,7 @@ export const TRAIN: FlagSpecs = {
     default: 10,
     help: 'log every this many steps (the loss is the mean since the last log)',
   },
+  logging_first_step: { type: 'bool', default: false, help: 'log the first step too' },
   seed: { type: 'int', default: 42, help: "seed of the adapter's initialisation, the shuffling and the dropout" },
   shuffle: { type: 'bool', default: true, help: 'reshuffle the blocks every epoch' },
   gradient_checkpointing: {

@@ -34,7 +34,7 @@ import { modelCard } from '../formats/model-card';
 import { describeTargets } from '../model/target-modules';
 import { CheckpointFolder, checkpointToResume, readCheckpointFolder } from '../node/checkpoint-folder';
 import { parseConfigText } from '../model/load';
-import type { SchedulerType } from '../train/schedule';
+import type { SchedulerKwargs, SchedulerType } from '../train/schedule';
 import { localAdapterFiles, localCheckpoint, localGenerationConfig } from '../node/local-files';
 import { chatPrompt } from '../engine/tokenizer';
 import {
@@ -407,6 +407,20 @@ function loraSettings(f: FlagValues, session: Session): LoraSettings {
   };
 }
 
+/** --lr_scheduler_kwargs: a JSON object of numbers, as HfArgumentParser reads a dict flag. */
+function schedulerKwargs(json: string | null): SchedulerKwargs | undefined {
+  if (json === null) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    throw new UsageError(`--lr_scheduler_kwargs ${json} is not JSON: write it as '{"num_cycles": 2}'`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new UsageError(`--lr_scheduler_kwargs ${json} is not a JSON object: write it as '{"num_cycles": 2}'`);
+  return v as SchedulerKwargs;
+}
+
 function trainSettings(f: FlagValues): RunSettings {
   return {
     learning_rate: f.learning_rate as number,
@@ -416,7 +430,10 @@ function trainSettings(f: FlagValues): RunSettings {
     weight_decay: f.weight_decay as number,
     max_grad_norm: f.max_grad_norm as number,
     lr_scheduler_type: f.lr_scheduler_type as SchedulerType,
+    lr_scheduler_kwargs: schedulerKwargs(f.lr_scheduler_kwargs as string | null),
     warmup_steps: f.warmup_steps as number,
+    warmup_ratio: f.warmup_ratio as number,
+    logging_first_step: f.logging_first_step as boolean,
     max_steps: f.max_steps as number,
     num_train_epochs: f.num_train_epochs as number,
     per_device_train_batch_size: f.per_device_train_batch_size as number,

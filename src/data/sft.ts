@@ -101,6 +101,8 @@ export interface Example {
   input_ids: number[];
   /** 1 where the token is a target of the loss; absent: every token is. */
   mask?: number[];
+  /** A pre-tokenized row's own labels column (−100: none), used as it is where the mask is 1. */
+  labels?: number[];
 }
 
 export interface Block {
@@ -195,19 +197,30 @@ export async function tokenizeRow(
   const completionOnly = s.completion_only_loss ?? true;
   switch (kind) {
     case 'tokens': {
+      // as TRL's collator: labels from the row's labels column, else input_ids; completion_mask
+      // only under completion_only_loss, which defaults on for prompt/completion rows alone;
+      // assistant_masks whenever the row has them
       const e = tokenIds(row.input_ids, vocab);
       if (typeof e === 'string') return e;
-      const masks = [
-        completionOnly ? row.completion_mask : undefined,
-        s.assistant_only_loss ? row.assistant_masks : undefined,
-      ].filter((m) => m !== undefined);
+      const completion = s.completion_only_loss ?? ('prompt' in row && 'completion' in row);
+      const masks = [completion ? row.completion_mask : undefined, row.assistant_masks].filter((m) => m != null);
       for (const m of masks) {
         if (!Array.isArray(m) || m.length !== e.input_ids.length)
           return 'rows whose completion_mask or assistant_masks is not one 0 or 1 per token';
       }
-      return masks.length
-        ? { ...e, mask: e.input_ids.map((_, t) => (masks.every((m) => Number((m as unknown[])[t]) === 1) ? 1 : 0)) }
-        : e;
+      let labels: number[] | undefined;
+      if (row.labels != null) {
+        // the loss kernel indexes the logits by label: every one a token id in the vocabulary, or −100
+        const l = Array.isArray(row.labels) ? row.labels.map(Number) : null;
+        const ok = (x: number) => x === -100 || (Number.isInteger(x) && x >= 0 && (vocab === undefined || x < vocab));
+        if (!l || l.length !== e.input_ids.length || !l.every(ok))
+          return 'rows whose labels is not one token id (or −100) per token';
+        labels = l;
+      }
+      const mask = masks.length
+        ? e.input_ids.map((_, t) => (masks.every((m) => Number((m as unknown[])[t]) === 1) ? 1 : 0))
+        : undefined;
+      return { ...e, ...(mask ? { mask } : {}), ...(labels ? { labels } : {}) };
     }
     case 'text': {
       // an empty text is kept, as TRL keeps it: it trains on EOS alone
@@ -369,7 +382,8 @@ export function toBlocks(examples: Example[], s: SftDataSettings): Block[] {
     if (L === null) throw new DataError('packing needs a max_length: the length of the packed blocks');
     const blocks: Block[] = [];
     for (let i = 0; i < examples.length; i += PACK_BATCH) {
-      const batch = examples.slice(i, i + PACK_BATCH);
+      // TRL keeps input_ids and the masks for pack_dataset: a labels column does not survive packing
+      const batch = examples.slice(i, i + PACK_BATCH).map(({ labels: _, ...e }) => e);
       const packed =
         s.packing_strategy === 'wrapped'
           ? packWrapped(batch, L)
@@ -444,9 +458,13 @@ export function packBfd(examples: Example[], length: number, overflow: 'truncate
   }));
 }
 
-/** Tokens [from, to) of an example, its mask with them. */
+/** Tokens [from, to) of an example, its mask and labels with them. */
 function slice(e: Example, from: number, to: number): Example {
-  return { input_ids: e.input_ids.slice(from, to), ...(e.mask ? { mask: e.mask.slice(from, to) } : {}) };
+  return {
+    input_ids: e.input_ids.slice(from, to),
+    ...(e.mask ? { mask: e.mask.slice(from, to) } : {}),
+    ...(e.labels ? { labels: e.labels.slice(from, to) } : {}),
+  };
 }
 
 /** A first-in first-out queue of numbers with O(1) shift. */
@@ -500,8 +518,10 @@ function sequenceBlock(e: Example): Block {
   return { input_ids: e.input_ids, labels: labelsOf(e), position_ids: range(e.input_ids.length) };
 }
 
-const labelsOf = (e: Example): number[] =>
-  e.mask ? e.input_ids.map((id, t) => (e.mask![t] ? id : -100)) : [...e.input_ids];
+const labelsOf = (e: Example): number[] => {
+  const labels = e.labels ?? e.input_ids;
+  return e.mask ? labels.map((id, t) => (e.mask![t] ? id : -100)) : [...labels];
+};
 const range = (n: number): number[] => Array.from({ length: n }, (_, t) => t);
 
 /** Where each block's sequences start and how long they are (position id 0 starts one). */

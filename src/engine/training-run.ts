@@ -25,12 +25,17 @@ import {
 } from '../train/checkpoint';
 import { Trainer, type MicroBatch, type OptimizerSnapshot } from '../train/trainer';
 import type { AdamWSettings } from '../ops/optim';
-import type { SchedulerType } from '../train/schedule';
+import { checkSchedule, type SchedulerKwargs, type SchedulerType } from '../train/schedule';
 import { checkPositions, type Session } from './session';
 
 export interface TrainLoopSettings extends AdamWSettings {
   lr_scheduler_type: SchedulerType;
+  /** The schedule's own arguments (num_cycles, min_lr_rate, lr_end, power, timescale). */
+  lr_scheduler_kwargs?: SchedulerKwargs;
+  /** Steps of warmup; below 1, a share of the run's steps (transformers 5 reads it so). */
   warmup_steps: number;
+  /** transformers' older spelling of a warmup share: used where warmup_steps is 0. */
+  warmup_ratio?: number;
   /** Optimizer steps; > 0 overrides num_train_epochs, as in transformers. */
   max_steps: number;
   num_train_epochs: number;
@@ -40,6 +45,8 @@ export interface TrainLoopSettings extends AdamWSettings {
   shuffle: boolean;
   /** Log every this many steps (and the last); each log's loss is the mean since the last. */
   logging_steps: number;
+  /** Log the first step too (transformers' logging_first_step). */
+  logging_first_step?: boolean;
   /** Recompute each layer in backward (default true, as TRL's SFTConfig); false: faster, more memory. */
   gradient_checkpointing?: boolean;
 }
@@ -166,6 +173,9 @@ export class TrainingRun {
     this.s = s;
     checkRun(s, blocks, session, o.eval);
     this.maxSteps = plannedSteps(blocks.length, s).maxSteps;
+    // transformers' get_warmup_steps: a count from 1 on, a share of the steps below it
+    const w = s.warmup_steps;
+    s.warmup_steps = w >= 1 ? w : Math.ceil((w > 0 ? w : (s.warmup_ratio ?? 0)) * this.maxSteps);
     this.fingerprint = dataFingerprint(blocks);
     if (o.resume) {
       const c = readCheckpoint(o.resume, 'the checkpoint');
@@ -287,7 +297,7 @@ export class TrainingRun {
           p.num_tokens += m.input_tokens;
         }
         const last = trainer.step === this.maxSteps;
-        if (trainer.step % s.logging_steps === 0 || last) {
+        if (trainer.step % s.logging_steps === 0 || last || (s.logging_first_step && trainer.step === 1)) {
           const log: TrainLog = {
             loss: l.loss / l.steps,
             grad_norm: step.grad_norm,
@@ -397,6 +407,7 @@ export class TrainingRun {
     return {
       learning_rate: s.learning_rate,
       lr_scheduler_type: s.lr_scheduler_type,
+      lr_scheduler_kwargs: JSON.stringify(s.lr_scheduler_kwargs ?? {}),
       warmup_steps: s.warmup_steps,
       max_steps: this.maxSteps,
       adam_beta1: s.adam_beta1,
@@ -477,6 +488,10 @@ export function checkTrainSettings(s: TrainLoopSettings): void {
   if (!(s.learning_rate > 0)) throw new Error(`learning_rate must be positive, not ${s.learning_rate}`);
   if (!(s.max_steps > 0) && !(s.num_train_epochs > 0))
     throw new Error('give max_steps or num_train_epochs greater than 0');
-  if (!(Number.isInteger(s.warmup_steps) && s.warmup_steps >= 0))
-    throw new Error(`warmup_steps must be an integer ≥ 0, not ${s.warmup_steps}`);
+  const w = s.warmup_steps;
+  if (!(w >= 0 && (w < 1 || Number.isInteger(w))))
+    throw new Error(`warmup_steps must be a whole number of steps, or a share below 1, not ${w}`);
+  const ratio = s.warmup_ratio ?? 0;
+  if (!(ratio >= 0 && ratio <= 1)) throw new Error(`warmup_ratio must be in [0, 1], not ${ratio}`);
+  checkSchedule(s);
 }

@@ -36,6 +36,8 @@ export class CheckpointError extends Error {
 export interface Trajectory {
   learning_rate: number;
   lr_scheduler_type: string;
+  /** lr_scheduler_kwargs as JSON (absent from the first checkpoints: their schedules took none). */
+  lr_scheduler_kwargs?: string;
   warmup_steps: number;
   max_steps: number;
   adam_beta1: number;

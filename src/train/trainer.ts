@@ -6,10 +6,12 @@ import type { Gpu } from '../gpu/runtime';
 import type { Batch, CausalLM } from '../model/causal-lm';
 import type { LoraSet } from '../model/lora-linear';
 import { adamwState, adamwStep, type AdamWSettings, type AdamWState } from '../ops/optim';
-import { lrMultiplier, type SchedulerType } from './schedule';
+import { lrMultiplier, type SchedulerKwargs, type SchedulerType } from './schedule';
 
 export interface TrainSettings extends AdamWSettings {
   lr_scheduler_type: SchedulerType;
+  lr_scheduler_kwargs?: SchedulerKwargs;
+  /** Whole steps (a ratio is resolved before; training-run.ts). */
   warmup_steps: number;
   max_steps: number;
   /** Recompute each layer in backward (TRL's SFTConfig default, true); false keeps its intermediates. */
@@ -117,7 +119,7 @@ export class Trainer {
       const stats = gpu.tensor([m.batch.ids.numel, 2]);
       return { loss: this.model.forwardBackward(m.batch, 1 / counted, key(), { recompute, stats }), stats };
     });
-    const lr = s.learning_rate * lrMultiplier(s.lr_scheduler_type, this.state.step, s.warmup_steps, s.max_steps);
+    const lr = s.learning_rate * lrMultiplier(s, this.state.step, s.max_steps);
     const normSq = adamwStep(gpu, this.state, this.lora.grads, { settings: s, lr });
     // One readback for the step: every micro-batch's token losses [T] and stats [T, 2], then ‖g‖²,
     // gathered on the GPU.

@@ -19,6 +19,7 @@ import { showPresets } from './presets-view';
 import type { DownloadProgress } from '../store/download';
 import type { TrainSummary } from '../engine/training-run';
 import type { PackingStrategy } from '../data/sft';
+import type { SchedulerType } from '../train/schedule';
 import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
 import { TokenStore } from './token-store';
 
@@ -574,7 +575,7 @@ async function train(): Promise<void> {
     adam_epsilon: 1e-8,
     weight_decay: 0,
     max_grad_norm: 1,
-    lr_scheduler_type: input('scheduler').value as 'linear',
+    lr_scheduler_type: input('scheduler').value as SchedulerType,
     warmup_steps: num('warmup'),
     max_steps: num('steps') || -1,
     num_train_epochs: num('epochs'),

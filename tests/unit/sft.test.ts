@@ -161,18 +161,32 @@ describe('formats, as TRL tokenizes them', () => {
     });
   });
 
-  it('pre-tokenized rows keep their completion_mask (and assistant_masks when asked)', async () => {
+  it("pre-tokenized rows as TRL's collator takes them: masks, and a labels column as it is", async () => {
+    // completion_mask under completion_only_loss; assistant_masks whenever present; both multiply
     const { blocks, skipped } = await prepare(
       [
         { input_ids: [5, 6, 7, 8], completion_mask: [0, 0, 1, 1], assistant_masks: [0, 1, 1, 0] },
         { input_ids: [5, 6], completion_mask: [1] },
       ],
-      { assistant_only_loss: true },
+      { completion_only_loss: true },
     );
-    expect(blocks.map((b) => b.labels)).toEqual([[-100, -100, 7, -100]]); // both masks
+    expect(blocks.map((b) => b.labels)).toEqual([[-100, -100, 7, -100]]);
     expect(skipped.total).toBe(1);
+    // completion_only_loss defaults on only for prompt/completion rows: an input_ids row's mask is not used
     const only = await prepare([{ input_ids: [5, 6, 7, 8], completion_mask: [0, 0, 1, 1] }]);
-    expect(only.blocks[0].labels).toEqual([-100, -100, 7, 8]);
+    expect(only.blocks[0].labels).toEqual([5, 6, 7, 8]);
+    // assistant_masks apply without assistant_only_loss (the collator uses any it is given)
+    const assistant = await prepare([{ input_ids: [5, 6, 7, 8], assistant_masks: [0, 1, 1, 0] }]);
+    expect(assistant.blocks[0].labels).toEqual([-100, 6, 7, -100]);
+    // a labels column is used as it is; packing keeps input_ids and the masks only (TRL's select_columns)
+    const rows = [{ input_ids: [5, 6, 7, 8], labels: [-100, 6, -100, 9] }];
+    expect((await prepare(rows)).blocks[0].labels).toEqual([-100, 6, -100, 9]);
+    const packed = await prepare(rows, { packing: true, packing_strategy: 'bfd', max_length: 8 });
+    expect(packed.blocks[0].labels).toEqual([5, 6, 7, 8]);
+    const bad = await prepare([...rows, { input_ids: [5, 6], labels: [5, -1] }]);
+    expect(Object.fromEntries(bad.skipped.reasons)).toEqual({
+      'rows whose labels is not one token id (or −100) per token': 1,
+    });
   });
 
   it('conversational prompt/completion: the prompt with the generation prompt, loss on the completion', async () => {

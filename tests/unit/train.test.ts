@@ -3,7 +3,7 @@ import type { Gpu } from '../../src/gpu/runtime';
 import { parseModelConfig } from '../../src/model/registry';
 import { attachLora } from '../../src/model/lora-linear';
 import { ADAMW_DEFAULTS } from '../../src/ops/optim';
-import { lrMultiplier } from '../../src/train/schedule';
+import { checkSchedule, lrMultiplier, type SchedulerKwargs, type SchedulerType } from '../../src/train/schedule';
 import { Trainer, type StepLog } from '../../src/train/trainer';
 import { releaseBatch } from '../../src/data/batches';
 import { testGpu } from '../gpu';
@@ -16,17 +16,72 @@ beforeAll(async () => {
 });
 
 describe('learning-rate schedules, as transformers defines them', () => {
+  // multiplier at step k with warmup w to `total` steps, learning rate 1e-3 (polynomial reads it)
+  const at = (type: SchedulerType, k: number, w: number, total: number, kw: SchedulerKwargs = {}) =>
+    lrMultiplier({ lr_scheduler_type: type, warmup_steps: w, learning_rate: 1e-3, lr_scheduler_kwargs: kw }, k, total);
+
   it('warms up linearly, then holds, decays linearly, or follows half a cosine', () => {
-    expect([0, 1, 2, 5, 9].map((k) => lrMultiplier('linear', k, 2, 10))).toEqual([0, 0.5, 1, 5 / 8, 1 / 8]);
-    expect([0, 1, 2, 6, 10].map((k) => lrMultiplier('cosine', k, 2, 10))).toEqual([
+    expect([0, 1, 2, 5, 9].map((k) => at('linear', k, 2, 10))).toEqual([0, 0.5, 1, 5 / 8, 1 / 8]);
+    expect([0, 1, 2, 6, 10].map((k) => at('cosine', k, 2, 10))).toEqual([
       0,
       0.5,
       1,
       0.5 + 0.5 * Math.cos(Math.PI / 2),
       0,
     ]);
-    expect([0, 3].map((k) => lrMultiplier('constant_with_warmup', k, 2, 10))).toEqual([0, 1]);
-    expect(lrMultiplier('constant', 0, 5, 10)).toBe(1);
+    expect([0, 3].map((k) => at('constant_with_warmup', k, 2, 10))).toEqual([0, 1]);
+    expect(at('constant', 0, 5, 10)).toBe(1);
+  });
+
+  it("follows transformers' other schedules and their lr_scheduler_kwargs", () => {
+    // after warmup 2 of 10 steps, progress p = (k − 2) / 8
+    const close = (got: number[], want: number[]) => {
+      for (const [i, g] of got.entries()) expect(g, `${i}`).toBeCloseTo(want[i], 12);
+    };
+    // hard restarts, 2 cycles: ½(1 + cos(π · (2p mod 1))), restarting at p = ½; 0 from p = 1
+    close(
+      [2, 4, 6, 8, 10].map((k) => at('cosine_with_restarts', k, 2, 10, { num_cycles: 2 })),
+      [1, 0.5, 1, 0.5, 0],
+    );
+    // cosine ending at min_lr_rate 0.1: at the end 0.1, half-way 0.1 + 0.9 · ½
+    close(
+      [10, 6].map((k) => at('cosine_with_min_lr', k, 2, 10, { min_lr_rate: 0.1 })),
+      [0.1, 0.55],
+    );
+    close(
+      [10].map((k) => at('cosine_with_min_lr', k, 2, 10, { min_lr: 2e-4 })),
+      [0.2],
+    );
+    // polynomial, power 2, lr_end 1e-4: ((1e-3 − 1e-4)(1 − p)² + 1e-4) / 1e-3
+    close(
+      [2, 6, 10, 12].map((k) => at('polynomial', k, 2, 10, { power: 2, lr_end: 1e-4 })),
+      [1, (9e-4 * 0.25 + 1e-4) / 1e-3, 0.1, 0.1],
+    );
+    // inverse square root, timescale = warmup: 1 / √((k + 0) / 2)
+    close(
+      [2, 8, 18].map((k) => at('inverse_sqrt', k, 2, 100)),
+      [1, 0.5, 1 / 3],
+    );
+    close(
+      [2].map((k) => at('inverse_sqrt', k, 0, 100, { timescale: 4 })),
+      [1 / Math.sqrt(1.5)],
+    );
+  });
+
+  it('refuses arguments a schedule does not take, naming the ones it does', () => {
+    const s = (type: SchedulerType, kw: SchedulerKwargs) => ({
+      lr_scheduler_type: type,
+      warmup_steps: 0,
+      learning_rate: 1e-3,
+      lr_scheduler_kwargs: kw,
+    });
+    expect(() => checkSchedule(s('linear', { num_cycles: 2 }))).toThrow(
+      'lr_scheduler_kwargs: linear takes no arguments, not num_cycles',
+    );
+    expect(() => checkSchedule(s('cosine_with_min_lr', {}))).toThrow(
+      'needs one of lr_scheduler_kwargs min_lr and min_lr_rate',
+    );
+    expect(() => checkSchedule(s('polynomial', { lr_end: 1e-2 }))).toThrow('must be smaller than learning_rate');
   });
 });
 

@@ -110,6 +110,32 @@ describe('logs as transformers and TRL write them', () => {
     for (const [i, l] of train.entries()) expect(l.learning_rate, `step ${l.step}`).toBeCloseTo(expected[i], 15);
   });
 
+  it('reads a warmup below 1 step as a share of the steps, and logs the first step when asked', async () => {
+    fresh();
+    const s: RunSettings = {
+      ...SETTINGS,
+      lr_scheduler_type: 'constant_with_warmup',
+      warmup_steps: 0.34, // transformers: ceil(0.34 × 6) = 3 steps
+      logging_steps: 4,
+      logging_first_step: true,
+    };
+    const { train } = await logsOf(new TrainingRun(session, blocks, s));
+    expect(train.map((l) => [l.step, l.learning_rate])).toEqual([
+      [1, 0],
+      [4, 1e-3],
+      [6, 1e-3],
+    ]);
+    fresh();
+    // warmup_ratio 0.5 of 6 steps: 3 steps of warmup
+    const ratio = await logsOf(
+      new TrainingRun(session, blocks, { ...s, warmup_steps: 0, warmup_ratio: 0.5, logging_steps: 1 }),
+    );
+    const rates = ratio.train.map((l) => l.learning_rate);
+    [0, 1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3, 1e-3].forEach((r, i) => {
+      expect(rates[i]).toBeCloseTo(r, 15);
+    });
+  });
+
   it("weights each eval batch's mean loss by its sequences (the Trainer's loss.repeat(batch_size))", async () => {
     fresh();
     const batches = [blocks.slice(0, 3), blocks.slice(3, 6), blocks.slice(6)]; // batch 3: 3, 3 and 2 rows
