@@ -59,7 +59,11 @@ export interface ModelConfig {
    */
   defaultLoraTargets: string[] | null;
   /** A bitsandbytes 4-bit checkpoint (`*-bnb-4bit`): its linear weights come NF4 already. */
-  prequantized: { quantType: 'nf4'; doubleQuant: boolean } | null;
+  /**
+   * A bitsandbytes 4-bit checkpoint: `skipModules` (llm_int8_skip_modules) were left 16-bit when it
+   * was quantized, and stay so, as transformers keeps them.
+   */
+  prequantized: { quantType: 'nf4'; doubleQuant: boolean; skipModules: string[] } | null;
   /** Phi-3's fused projections: qkv_proj = [q; k; v], gate_up_proj = [gate; up]. */
   fused: { qkv: boolean; gateUp: boolean };
   /**
@@ -255,7 +259,10 @@ export function parseQuantization(q: unknown, fail: Fail): ModelConfig['prequant
   if ((r.bnb_4bit_quant_type ?? 'fp4') !== 'nf4') {
     throw fail(`bnb_4bit_quant_type is ${showValue(r.bnb_4bit_quant_type ?? 'fp4')}; only nf4 is supported`);
   }
-  return { quantType: 'nf4', doubleQuant: r.bnb_4bit_use_double_quant === true };
+  const skip = r.llm_int8_skip_modules ?? [];
+  if (!Array.isArray(skip) || !skip.every((k) => typeof k === 'string' && k.length > 0 && k.length <= 300))
+    throw fail(`quantization_config.llm_int8_skip_modules must be a list of module names, got ${showValue(skip)}`);
+  return { quantType: 'nf4', doubleQuant: r.bnb_4bit_use_double_quant === true, skipModules: skip as string[] };
 }
 
 export function parseRopeScaling(s: unknown, fail: Fail): RopeScaling | null {

@@ -141,6 +141,23 @@ export class GpuTensors {
     this.bnb = pre ? new Bnb4bitCollector(pre.doubleQuant, (w) => this.expected.get(w)) : null;
   }
 
+  /**
+   * A linear module a pre-quantized checkpoint left 16-bit (llm_int8_skip_modules), matched as
+   * transformers 5 matches them: the path itself or a regex full-matching it, a prefix followed by
+   * a dot, or the path's last components.
+   */
+  private skipped(weight: string): boolean {
+    const path = weight.replace(/\.weight$/, '');
+    return (this.config.prequantized?.skipModules ?? []).some((k) => {
+      if (path === k || path.includes(`${k}.`) || path.endsWith(`.${k}`)) return true;
+      try {
+        return new RegExp(`^(?:${k})$`).test(path);
+      } catch {
+        return false;
+      }
+    });
+  }
+
   /** A frozen linear weight (one LoRA may adapt), by the module names of the architecture. */
   private isLinear(name: string): boolean {
     return this.config.linearModules.some((m) => name.endsWith(`.${m}.weight`));
@@ -226,7 +243,7 @@ export class GpuTensors {
       this.addNF4(weight, uploadNF4(gpu, whole.q, whole.shape));
       return weight;
     }
-    if (this.isLinear(info.name) && s.load_in_4bit) {
+    if (this.isLinear(info.name) && s.load_in_4bit && !this.skipped(info.name)) {
       const q = quantizeNF4Host(gpu, toFloat32(info.dtype, data), [info.shape[0], info.shape[1]], {
         blocksize: s.blocksize ?? 64,
         maxBytes: this.maxBlockBytes,

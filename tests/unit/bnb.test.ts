@@ -54,12 +54,35 @@ async function logitsOf(loaded: LoadedModel): Promise<number[]> {
 describe('bitsandbytes 4-bit checkpoints', () => {
   it('load without requantizing, to the logits of quantizing the 16-bit twin (double quantization)', async () => {
     const bnb = await loadCheckpoint(gpu, localCheckpoint(join(root, 'bnb')), { load_in_4bit: true });
-    expect(bnb.config.prequantized).toEqual({ quantType: 'nf4', doubleQuant: true });
+    expect(bnb.config.prequantized).toEqual({ quantType: 'nf4', doubleQuant: true, skipModules: [] });
     const twin = await loadCheckpoint(gpu, localCheckpoint(join(root, 'twin')), { load_in_4bit: true, nested: true });
     const plain = await loadCheckpoint(gpu, localCheckpoint(join(root, 'twin')), { load_in_4bit: true });
     const [a, b, c] = [await logitsOf(bnb), await logitsOf(twin), await logitsOf(plain)];
     expect(a).toEqual(b);
     expect(a).not.toEqual(c); // double quantization does change the weights a little
+  });
+
+  it('keep llm_int8_skip_modules 16-bit, as transformers does for dynamic 4-bit uploads', async () => {
+    const kept = 'model.layers.0.mlp.down_proj';
+    const dir = join(root, 'dynamic');
+    await writeTinyCheckpoint(dir, 'llama', 3, { bnb4bit: true, bnbSkip: [kept] });
+    const loaded = await loadCheckpoint(gpu, localCheckpoint(dir), { load_in_4bit: true });
+    expect(loaded.config.prequantized).toEqual({ quantType: 'nf4', doubleQuant: true, skipModules: ['lm_head', kept] });
+    const kinds = Object.fromEntries(loaded.linears.map((l) => [l.path, l.base.kind]));
+    expect(kinds[kept]).toBe('half');
+    expect(Object.values(kinds).filter((k) => k === 'half').length).toBe(1);
+    // its bytes are the checkpoint's bf16 weight, not requantized to NF4
+    const base = loaded.linears.find((l) => l.path === kept)!.base;
+    if (base.kind !== 'half') throw new Error('not 16-bit');
+    const words = await gpu.read(base.w.blocks[0].words);
+    const file = readSafetensorsSync(new Uint8Array(await readFile(join(dir, 'model-00001-of-00002.safetensors'))))
+      .concat(readSafetensorsSync(new Uint8Array(await readFile(join(dir, 'model-00002-of-00002.safetensors')))))
+      .find((t) => t.info.name === `${kept}.weight`)!;
+    expect(file.info.dtype).toBe('BF16');
+    expect(new Uint8Array(words.buffer, 0, file.data.length)).toEqual(file.data);
+    // and the model differs from the all-4-bit one by that layer alone
+    const all4 = await loadCheckpoint(gpu, localCheckpoint(join(root, 'bnb')), { load_in_4bit: true });
+    expect(await logitsOf(loaded)).not.toEqual(await logitsOf(all4));
   });
 
   it('stream into the page store as they are, and load back to the same logits', async () => {
