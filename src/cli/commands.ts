@@ -34,21 +34,18 @@ const MODEL: FlagSpecs = {
   },
 };
 
-const SPLITS = ['train', 'validation', 'test'];
-
 const DATA: FlagSpecs = {
   dataset_name: {
     type: 'string',
     required: true,
     help:
       'a Hub data set id, or a local .jsonl, .json, .csv, .parquet or .txt file, or a folder of them (files ' +
-      'split by their names: train, validation, test)',
+      'split by their names as datasets splits them: data/train_sft-00000-of-00001.parquet, train.jsonl, test/…)',
   },
-  dataset_train_split: { type: 'string', default: 'train', choices: SPLITS, help: 'the split to train on' },
+  dataset_train_split: { type: 'string', default: 'train', help: 'the split to train on (train, train_sft, …)' },
   dataset_test_split: {
     type: 'string',
     default: 'test',
-    choices: SPLITS,
     help: 'the split to evaluate on (eval: where the data set has it; its training split otherwise)',
   },
   dataset_text_field: {

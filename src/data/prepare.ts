@@ -23,7 +23,8 @@ export interface DataFile {
   blob: DataBlob;
 }
 
-export type SplitName = 'train' | 'validation' | 'test';
+/** A split's name: train, validation, test, or what a data set's sharded file names say (train_sft). */
+export type SplitName = string;
 
 /** A data set's files by split, named as `datasets` tells splits apart by file name. */
 export type DataSplits = Partial<Record<SplitName, DataFile[]>>;
@@ -34,28 +35,47 @@ const SPLIT_WORDS: [SplitName, string][] = [
   ['test', 'test|testing|eval|evaluation'],
 ];
 
-/**
- * The split a file's path names (…_train.jsonl, data/test-00000-of-00001.parquet,
- * default/validation/0000.parquet), or null: the file name first, then its folders from the
- * nearest (a train_sub/test/0000.parquet is test).
- */
-export function splitOfPath(path: string): SplitName | null {
-  for (const part of path.toLowerCase().split('/').reverse()) {
-    for (const [split, words] of SPLIT_WORDS)
-      if (new RegExp(`(^|[-_. ])(${words})([-_. \\d]|$)`).test(part)) return split;
+/** A path component naming a split by one of `datasets`' keywords, bounded by - . _ space or digits. */
+function keywordSplit(part: string): SplitName | null {
+  for (const [split, words] of SPLIT_WORDS)
+    if (new RegExp(`(^|[-_. \\d])(${words})([-_. \\d]|$)`).test(part.toLowerCase())) return split;
+  return null;
+}
+
+/** datasets' sharded layout, data/{split}-00000-of-00001.parquet: any \w+ split name. */
+const SHARDED = /^data\/(\w+(?:\.\w+)*)-\d{5}-of-\d{5}[^/]*$/;
+
+/** The split a file's folders name by keyword, the nearest first (default/validation/0000.parquet). */
+function byFolder(parts: string[]): SplitName | null {
+  for (const dir of parts.slice(0, -1).reverse()) {
+    const split = keywordSplit(dir);
+    if (split) return split;
   }
   return null;
 }
 
 /**
- * Files into splits by their names. Files that name no split are training files, as `datasets`
- * takes them; a file named for another split never is.
+ * Files into splits by their paths, as `datasets` resolves a repo without a configs: section:
+ * the sharded layout data/{split}-NNNNN-of-NNNNN.* first, its split names as they are
+ * (train_sft, test_gen); else split keywords in folder names, else in file names; where some
+ * file names a split that way, a file that names none is left out, as `datasets` leaves it;
+ * where none does, every file is training data.
  */
 export function splitFiles<T extends { name: string } | { path: string }>(files: T[]): Partial<Record<SplitName, T[]>> {
-  const out: Partial<Record<SplitName, T[]>> = {};
-  const nameOf = (f: T) => ('name' in f ? f.name : f.path);
-  for (const f of files) (out[splitOfPath(nameOf(f)) ?? 'train'] ??= []).push(f);
-  return out;
+  const pathOf = (f: T) => ('name' in f ? f.name : f.path);
+  const group = (splitOf: (f: T) => SplitName | null) => {
+    const out: Partial<Record<SplitName, T[]>> = {};
+    for (const f of files) {
+      const split = splitOf(f);
+      if (split) (out[split] ??= []).push(f);
+    }
+    return Object.keys(out).length ? out : null;
+  };
+  return (
+    group((f) => pathOf(f).match(SHARDED)?.[1] ?? null) ??
+    group((f) => byFolder(pathOf(f).split('/'))) ??
+    group((f) => keywordSplit(pathOf(f).split('/').at(-1)!)) ?? { train: files }
+  );
 }
 
 export interface PrepareSettings extends SftDataSettings {

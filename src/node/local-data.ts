@@ -3,7 +3,7 @@
 // same things from the Hub, IndexedDB and dropped Files instead.
 import { openAsBlob } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, relative, sep } from 'node:path';
 import {
   TokenizerClient,
   TokenizerError,
@@ -42,7 +42,10 @@ export async function localDataSplits(path: string): Promise<DataSplits> {
     }
   }
   if (found.length === 0) throw new DataError(`${path} holds no .jsonl, .json, .csv, .parquet or .txt file`);
-  const files = await Promise.all(found.sort().map(async (f) => ({ name: basename(f), blob: await openAsBlob(f) })));
+  // named by their path inside the folder: data/train_sft-00000-of-00001.parquet names its split
+  const files = await Promise.all(
+    found.sort().map(async (f) => ({ name: relative(path, f).split(sep).join('/'), blob: await openAsBlob(f) })),
+  );
   return splitFiles(files);
 }
 

@@ -143,26 +143,43 @@ describe('Hub downloads', () => {
       'tiny.txt',
     ]);
     expect((await stat(join(dir, 'tiny.parquet'))).size).toBeGreaterThan(0);
-    const named = [
-      'openassistant_best_replies_train.jsonl',
-      'openassistant_best_replies_eval.jsonl',
-      'data/validation-00000-of-00001.parquet',
-      'default/test/0000.parquet',
-      'train_sub/test/0001.parquet',
-    ];
-    expect(splitFiles(named.map((name) => ({ name })))).toEqual({
-      train: [{ name: named[0] }],
-      test: [{ name: named[1] }, { name: named[3] }, { name: named[4] }],
-      validation: [{ name: named[2] }],
+    // as datasets resolves a repo's files into splits (data_files.py: the sharded layout first,
+    // then split keywords in folder names, then in file names; else everything is train)
+    const split = (...names: string[]) =>
+      Object.fromEntries(
+        Object.entries(splitFiles(names.map((name) => ({ name })))).map(([k, v]) => [k, v!.map((f) => f.name)]),
+      );
+    // HuggingFaceH4/ultrachat_200k: four splits, named as they are, never merged into train and test
+    expect(
+      split(
+        'data/train_sft-00000-of-00003.parquet',
+        'data/train_sft-00001-of-00003.parquet',
+        'data/test_sft-00000-of-00001.parquet',
+        'data/train_gen-00000-of-00003.parquet',
+        'data/test_gen-00000-of-00001.parquet',
+      ),
+    ).toEqual({
+      train_sft: ['data/train_sft-00000-of-00003.parquet', 'data/train_sft-00001-of-00003.parquet'],
+      test_sft: ['data/test_sft-00000-of-00001.parquet'],
+      train_gen: ['data/train_gen-00000-of-00003.parquet'],
+      test_gen: ['data/test_gen-00000-of-00001.parquet'],
     });
-    expect(splitFiles([{ name: 'a.jsonl' }, { name: 'b.csv' }])).toEqual({
-      train: [{ name: 'a.jsonl' }, { name: 'b.csv' }],
+    // folders first: the nearest that names a split (train_sub/test is test)
+    expect(
+      split('default/test/0000.parquet', 'default/validation/0000.parquet', 'train_sub/test/0001.parquet'),
+    ).toEqual({
+      test: ['default/test/0000.parquet', 'train_sub/test/0001.parquet'],
+      validation: ['default/validation/0000.parquet'],
     });
-    // a file that names no split is for training; one named for evaluation never is
-    expect(splitFiles([{ name: 'data.jsonl' }, { name: 'eval.jsonl' }])).toEqual({
-      train: [{ name: 'data.jsonl' }],
-      test: [{ name: 'eval.jsonl' }],
+    // then file names; a file that names no split is left out once others name theirs
+    expect(
+      split('openassistant_best_replies_train.jsonl', 'openassistant_best_replies_eval.jsonl', 'notes.jsonl'),
+    ).toEqual({
+      train: ['openassistant_best_replies_train.jsonl'],
+      test: ['openassistant_best_replies_eval.jsonl'],
     });
+    // none names a split: all are training data
+    expect(split('a.jsonl', 'b.csv')).toEqual({ train: ['a.jsonl', 'b.csv'] });
   });
 
   it('reads Hub data lazily: Parquet by byte ranges, a row group at a time; JSONL streamed and checked', async () => {
