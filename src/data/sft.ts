@@ -22,11 +22,19 @@
 // of 0 starts a sequence, which attention does not look across (./batches.ts).
 import { DataError, type Row, type SkipCounts } from './read';
 
-/** A chat message, as chat templates take them. */
+/**
+ * A chat message, as chat templates take them: its role and content, and whatever else the row
+ * gave it (tool_calls, name, reasoning_content …), passed to the template as it is.
+ */
 export interface Message {
   role: string;
   content: string;
+  [field: string]: unknown;
 }
+
+/** The characters of a conversation (and its tools), as JSON: what a template's output is bounded by. */
+export const conversationChars = (messages: Message[], tools?: unknown[]) =>
+  JSON.stringify(messages).length + (tools ? JSON.stringify(tools).length : 0);
 
 /**
  * Variables a chat template reads besides the conversation, as transformers passes keyword
@@ -47,7 +55,7 @@ export interface TextTokenizer {
   /** Renders a conversation with the tokenizer's chat template, as text. */
   apply_chat_template?(
     messages: Message[],
-    o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs },
+    o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] },
   ): Promise<string>;
 }
 
@@ -244,7 +252,9 @@ export async function tokenizeRow(
       if (!Array.isArray(prompt)) return prompt.reason;
       if (!Array.isArray(completion)) return completion.reason;
       const all = [...prompt, ...completion];
-      const kw = s.chat_template_kwargs;
+      const tools = toolsField(row);
+      if (tools && !Array.isArray(tools)) return tools.reason;
+      const kw = { kwargs: s.chat_template_kwargs, tools };
       const [promptIds, ids] = await Promise.all([chatIds(tok, prompt, true, kw), chatIds(tok, all, false, kw)]);
       const completionMask = completionOnly ? ids.map((_, t) => (t < promptIds.length ? 0 : 1)) : null;
       if (!s.assistant_only_loss) return completionMask ? { input_ids: ids, mask: completionMask } : { input_ids: ids };
@@ -255,9 +265,12 @@ export async function tokenizeRow(
     case 'messages': {
       const messages = 'messages' in row ? messagesField(row, 'messages') : shareGpt(row.conversations);
       if (!Array.isArray(messages)) return messages.reason;
-      const ids = await chatIds(tok, messages, false, s.chat_template_kwargs);
+      const tools = toolsField(row);
+      if (tools && !Array.isArray(tools)) return tools.reason;
+      const kw = { kwargs: s.chat_template_kwargs, tools };
+      const ids = await chatIds(tok, messages, false, kw);
       if (!s.assistant_only_loss) return { input_ids: ids };
-      const mask = await assistantMask(tok, messages, ids, s.chat_template_kwargs);
+      const mask = await assistantMask(tok, messages, ids, kw);
       return typeof mask === 'string' ? mask : { input_ids: ids, mask };
     }
   }
@@ -280,12 +293,46 @@ function stringField(row: Row, name: string): string | { reason: string } {
 function messagesField(row: Row, name: string): Message[] | { reason: string } {
   const v = row[name];
   if (v === undefined || v === null) return { reason: `rows without a "${name}" field` };
-  const ok =
-    Array.isArray(v) &&
-    v.length > 0 &&
-    v.every((m) => typeof m === 'object' && m !== null && typeof m.role === 'string' && typeof m.content === 'string');
-  if (!ok) return { reason: `rows whose "${name}" is not a list of {role, content} messages` };
-  return (v as Message[]).map((m) => ({ role: m.role, content: m.content }));
+  const messages = Array.isArray(v) && v.length > 0 ? v.map(message) : null;
+  if (!messages || messages.some((m) => m === null))
+    return { reason: `rows whose "${name}" is not a list of {role, content} messages` };
+  return messages as Message[];
+}
+
+/**
+ * One message of a row, every field kept (as TRL keeps them), or null: it needs a role and a
+ * string content (an assistant's tool call may have none). Parquet's bigints become numbers.
+ */
+function message(m: unknown): Message | null {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return null;
+  const r = m as Record<string, unknown>;
+  const toolCall = Array.isArray(r.tool_calls) && r.tool_calls.length > 0;
+  if (typeof r.role !== 'string' || !(typeof r.content === 'string' || (toolCall && r.content == null))) return null;
+  const fields = Object.fromEntries(Object.entries(r).filter(([, x]) => x !== undefined && x !== null));
+  return JSON.parse(JSON.stringify({ ...fields, content: r.content ?? '' }, plainNumbers)) as Message;
+}
+
+const plainNumbers = (_: string, x: unknown) => (typeof x === 'bigint' ? Number(x) : x);
+
+/** A row's `tools` for the chat template: a list of function schemas, or that list as JSON text (TRL parses it). */
+function toolsField(row: Row): unknown[] | undefined | { reason: string } {
+  let t = row.tools;
+  if (t === undefined || t === null) return undefined;
+  if (typeof t === 'string') {
+    try {
+      t = JSON.parse(t);
+    } catch {
+      return { reason: 'rows whose "tools" is text but not JSON' };
+    }
+  }
+  if (!Array.isArray(t)) return { reason: 'rows whose "tools" is not a list of tool schemas' };
+  return JSON.parse(JSON.stringify(t, plainNumbers)) as unknown[];
+}
+
+/** What a chat template reads besides the messages: variables (enable_thinking) and the row's tools. */
+export interface ChatOptions {
+  kwargs?: ChatTemplateKwargs;
+  tools?: unknown[];
 }
 
 /** A conversation rendered by the chat template and tokenized without adding special tokens (the template has them). */
@@ -293,12 +340,16 @@ export async function chatIds(
   tok: TextTokenizer,
   messages: Message[],
   generationPrompt: boolean,
-  kwargs?: ChatTemplateKwargs,
+  chat: ChatOptions = {},
 ): Promise<number[]> {
   if (!tok.apply_chat_template)
     throw new DataError('this tokenizer cannot render conversations: it has no apply_chat_template');
   // the tokenizer's errors name the chat template's file and say what to do
-  const o = { add_generation_prompt: generationPrompt, ...(kwargs ? { chat_template_kwargs: kwargs } : {}) };
+  const o = {
+    add_generation_prompt: generationPrompt,
+    ...(chat.kwargs ? { chat_template_kwargs: chat.kwargs } : {}),
+    ...(chat.tools ? { tools: chat.tools } : {}),
+  };
   const text = await tok.apply_chat_template(messages, o);
   return tok.encode(text, { add_special_tokens: false });
 }
@@ -313,12 +364,12 @@ async function assistantMask(
   tok: TextTokenizer,
   messages: Message[],
   ids: number[],
-  kwargs?: ChatTemplateKwargs,
+  chat: ChatOptions,
 ): Promise<number[] | string> {
   const mask = new Array<number>(ids.length).fill(0);
   const isPrefix = (p: number[]) => p.length <= ids.length && p.every((x, i) => x === ids[i]);
   // every turn's two prefixes asked for at once: one message to the tokenizer's worker
-  const prefix = (n: number, generationPrompt: boolean) => chatIds(tok, messages.slice(0, n), generationPrompt, kwargs);
+  const prefix = (n: number, generationPrompt: boolean) => chatIds(tok, messages.slice(0, n), generationPrompt, chat);
   const turns = await Promise.all(
     messages.map((m, i) => (m.role !== 'assistant' ? null : Promise.all([prefix(i, true), prefix(i + 1, false)]))),
   );
@@ -341,20 +392,24 @@ async function assistantMask(
  * ShareGPT's conversations ({from, value}; human, gpt, system) as messages, as TRL's
  * maybe_convert_to_chatml converts them.
  */
+/**
+ * ShareGPT's turns as TRL's maybe_convert_to_chatml converts them: `from` renamed `role` (its
+ * value kept: human and gpt stay human and gpt, as the chat template then sees them), `value`
+ * renamed `content`, every other field kept.
+ */
 function shareGpt(v: unknown): Message[] | { reason: string } {
-  const roles: Record<string, string> = {
-    human: 'user',
-    gpt: 'assistant',
-    system: 'system',
-    user: 'user',
-    assistant: 'assistant',
-  };
-  const ok =
-    Array.isArray(v) &&
-    v.length > 0 &&
-    v.every((m) => typeof m === 'object' && m !== null && typeof m.from === 'string' && typeof m.value === 'string');
-  if (!ok) return { reason: 'rows whose "conversations" is not a list of {from, value} turns' };
-  return (v as { from: string; value: string }[]).map((m) => ({ role: roles[m.from] ?? m.from, content: m.value }));
+  const turns =
+    Array.isArray(v) && v.length > 0
+      ? v.map((t) => {
+          if (typeof t !== 'object' || t === null || typeof t.from !== 'string' || typeof t.value !== 'string')
+            return null;
+          const { from, value, ...rest } = t as Record<string, unknown>;
+          return message({ ...rest, role: from, content: value });
+        })
+      : null;
+  if (!turns || turns.some((t) => t === null))
+    return { reason: 'rows whose "conversations" is not a list of {from, value} turns' };
+  return turns as Message[];
 }
 
 /** A row's own input_ids, checked: a list of token ids inside the vocabulary. */

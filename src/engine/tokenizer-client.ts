@@ -10,7 +10,7 @@
 // the engine is handed its GPU. Calls made together are sent together (one message, many texts)
 // and several messages are kept in flight, so the worker never waits for the next: preparing a
 // data set is as fast as tokenizing in place.
-import type { ChatTemplateKwargs, Message, TextTokenizer } from '../data/sft';
+import { conversationChars, type ChatTemplateKwargs, type Message, type TextTokenizer } from '../data/sft';
 import { checkTemplateKwargs } from './template-kwargs';
 import type { Op, OpResult, Reply, Request, TemplateFile, TokenizerFiles, TokenizerInfo } from './tokenizer-worker';
 
@@ -167,9 +167,9 @@ export class TokenizerClient implements TextTokenizer {
    */
   apply_chat_template(
     messages: Message[],
-    o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs } = {},
+    o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] } = {},
   ): Promise<string> {
-    const chars = messages.reduce((n, m) => n + m.role.length + m.content.length, 0);
+    const chars = conversationChars(messages, o.tools);
     const kwargs = o.chat_template_kwargs;
     if (kwargs !== undefined) {
       try {
@@ -184,6 +184,7 @@ export class TokenizerClient implements TextTokenizer {
       add_generation_prompt: !!o.add_generation_prompt,
       maxChars: 4 * chars + RENDER_SLACK,
       ...(kwargs !== undefined ? { kwargs } : {}),
+      ...(o.tools ? { tools: o.tools } : {}),
     };
     return this.call(op, chars) as Promise<string>;
   }

@@ -8,7 +8,7 @@
 // from the JSON objects), never through from_pretrained: that path asks the Hub whether
 // tokenizer_config.json exists, a request that can go to the network and hang.
 import * as transformers from '@huggingface/transformers';
-import type { ChatTemplateKwargs, Message } from '../data/sft';
+import { conversationChars, type ChatTemplateKwargs, type Message } from '../data/sft';
 import { checkTemplateKwargs } from './template-kwargs';
 
 /**
@@ -48,6 +48,8 @@ export type Op =
       maxChars: number;
       /** Variables the template reads besides the conversation (`enable_thinking`), as transformers passes them. */
       kwargs?: ChatTemplateKwargs;
+      /** The row's tools (function schemas), as apply_chat_template(tools=…) takes them. */
+      tools?: unknown[];
     }
   | { op: 'decode'; ids: number[]; skip_special_tokens: boolean };
 
@@ -337,6 +339,7 @@ function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 're
       ...kwargs,
       tokenize: false,
       add_generation_prompt: op.add_generation_prompt,
+      tools: op.tools ?? null,
       [BOUNDED_RANGE]: boundedRange,
       [LOOP_STEP]: loopStep,
     };
@@ -348,13 +351,11 @@ function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 're
   }
   if (typeof text !== 'string') throw templateProblem('did not render text');
   if (text.length > op.maxChars) {
-    const what = `renders ${text.length} characters for a conversation of ${chars(op.messages)}`;
+    const what = `renders ${text.length} characters for a conversation of ${conversationChars(op.messages, op.tools)}`;
     throw templateProblem(`${what}, more than the ${op.maxChars} allowed`);
   }
   return text;
 }
-
-const chars = (messages: Message[]) => messages.reduce((n, m) => n + m.role.length + m.content.length, 0);
 
 const BOUNDED_RANGE = '__bounded_range';
 const LOOP_STEP = '__loop_step';

@@ -200,6 +200,19 @@ describe('real tokenizers through the tokenizer worker', () => {
       expect(prompt.ids.slice(0, 2)).toEqual([151644, 872]); // <|im_start|>user
       const emptyThink = await tok.encode('<think>\n\n</think>\n\n', { add_special_tokens: false });
       expect(prompt.ids.slice(-emptyThink.length)).toEqual(emptyThink);
+      // tools and an assistant's tool call reach the template, as apply_chat_template(tools=…) passes them
+      const tools = [{ type: 'function', function: { name: 'time', description: 'the time', parameters: {} } }];
+      const calling = [
+        { role: 'user', content: 'When?' },
+        {
+          role: 'assistant',
+          content: '',
+          tool_calls: [{ type: 'function', function: { name: 'time', arguments: {} } }],
+        },
+      ];
+      const withTools = await tok.apply_chat_template(calling, { tools });
+      expect(withTools).toContain('<tools>\n{"type": "function", "function": {"name": "time"');
+      expect(withTools).toContain('<tool_call>\n{"name": "time", "arguments": {}}\n</tool_call>');
       // variables the renderer sets itself, or that are not names, are refused before anything is sent
       const reserved: ChatTemplateKwargs[] = [
         { messages: 'x' },

@@ -116,33 +116,76 @@ describe('formats, as TRL tokenizes them', () => {
     },
   );
 
-  it('ShareGPT conversations (from/value) are messages; one with no assistant turn has nothing to learn', async () => {
+  it("ShareGPT turns as TRL's maybe_convert_to_chatml leaves them; messages keep their fields; tools", async () => {
+    // from → role (human and gpt kept), value → content, other fields kept; the template sees them
+    const seen: { messages: Message[]; tools?: unknown[] }[] = [];
+    const recording = {
+      ...tok,
+      apply_chat_template(messages: Message[], o: { add_generation_prompt?: boolean; tools?: unknown[] }) {
+        seen.push({ messages, ...(o.tools ? { tools: o.tools } : {}) });
+        return tok.apply_chat_template(messages, o);
+      },
+    };
     const sharegpt = await prepare(
       [
         {
           conversations: [
-            { from: 'system', value: 'S' },
+            { from: 'human', value: 'Hi' },
+            { from: 'gpt', value: 'Yo', weight: 1 },
+          ],
+        },
+      ],
+      {},
+      recording,
+    );
+    expect(sharegpt.kind).toBe('messages');
+    expect(seen[0].messages).toEqual([
+      { role: 'human', content: 'Hi' },
+      { role: 'gpt', content: 'Yo', weight: 1 },
+    ]);
+    expect(sharegpt.blocks[0].input_ids).toEqual(ids('<s>[human]Hi</s>[gpt]Yo</s>'));
+    // an assistant's tool call (content null) and a tool's reply keep their fields; a tools column,
+    // JSON text or a list, goes to the template as apply_chat_template(tools=…)
+    seen.length = 0;
+    const call = { type: 'function', function: { name: 'time', arguments: { zone: 'UTC' } } };
+    const tools = [{ type: 'function', function: { name: 'time', parameters: { type: 'object' } } }];
+    const rows = [
+      {
+        messages: [
+          { role: 'user', content: 'When?' },
+          { role: 'assistant', content: null, tool_calls: [call] },
+          { role: 'tool', name: 'time', content: '12:00' },
+          { role: 'assistant', content: 'Noon.', reasoning_content: 'read the tool' },
+        ],
+        tools: JSON.stringify(tools),
+      },
+    ];
+    const chat = await prepare(rows, {}, recording);
+    expect(chat.skipped.total).toBe(0);
+    expect(seen[0]).toEqual({
+      messages: [
+        { role: 'user', content: 'When?' },
+        { role: 'assistant', content: '', tool_calls: [call] },
+        { role: 'tool', name: 'time', content: '12:00' },
+        { role: 'assistant', content: 'Noon.', reasoning_content: 'read the tool' },
+      ],
+      tools,
+    });
+    // with assistant_only_loss, ShareGPT's gpt turns are not assistant turns (TRL raises on such rows)
+    const gpt = await prepare(
+      [
+        {
+          conversations: [
             { from: 'human', value: 'Hi' },
             { from: 'gpt', value: 'Yo' },
           ],
         },
       ],
-      { assistant_only_loss: true },
-    );
-    const messages = await prepare(
-      [
-        {
-          messages: [
-            { role: 'system', content: 'S' },
-            { role: 'user', content: 'Hi' },
-            { role: 'assistant', content: 'Yo' },
-          ],
-        },
-      ],
-      { assistant_only_loss: true },
-    );
-    expect(sharegpt.kind).toBe('messages');
-    expect(sharegpt.blocks).toEqual(messages.blocks);
+      {
+        assistant_only_loss: true,
+      },
+    ).catch((e: Error) => e);
+    expect(String(gpt)).toMatch(/without an assistant turn/);
     const { examples, skipped } = await prepare(
       [
         { messages: [{ role: 'user', content: 'a' }] },
