@@ -155,8 +155,8 @@ export const TRAIN: FlagSpecs = {
   eval_strategy: {
     type: 'string',
     default: 'no',
-    choices: ['no', 'steps'],
-    help: 'steps: evaluate every eval_steps steps (and after the last)',
+    choices: ['no', 'steps', 'epoch'],
+    help: 'steps: evaluate every eval_steps steps (and after the last); epoch: at the end of each epoch',
   },
   eval_steps: { type: 'int', default: null, help: 'steps between evaluations (default: logging_steps)' },
   test_size: {

@@ -271,7 +271,7 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
   const resumeDir = f.resume_from_checkpoint ? await checkpointToResume(f.resume_from_checkpoint as string, dir) : null;
   const resume = resumeDir ? await readCheckpointFolder(resumeDir) : undefined;
   const { session, tokenizer } = await openModel(f, r);
-  const evaluate = f.eval_strategy === 'steps';
+  const evaluate = f.eval_strategy !== 'no';
   const data = await loadData(f, tokenizer, session.config.vocab, r, { evaluate });
   const blocks = data.train.blocks;
   if (f.init_adapter) {
@@ -442,6 +442,7 @@ function trainSettings(f: FlagValues): RunSettings {
     shuffle: f.shuffle as boolean,
     logging_steps: f.logging_steps as number,
     gradient_checkpointing: f.gradient_checkpointing as boolean,
+    eval_strategy: f.eval_strategy === 'epoch' ? 'epoch' : 'steps',
     eval_steps: f.eval_steps as number | null,
     per_device_eval_batch_size: f.per_device_eval_batch_size as number,
     save_strategy: f.save_strategy as SaveStrategy,

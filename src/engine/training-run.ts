@@ -98,6 +98,8 @@ export function plannedSteps(blocks: number, s: TrainLoopSettings): { maxSteps: 
 export type SaveStrategy = 'steps' | 'epoch' | 'no';
 
 export interface RunSettings extends TrainLoopSettings {
+  /** With evaluation data: every eval_steps steps and after the last (default), or at each epoch's end. */
+  eval_strategy?: 'steps' | 'epoch';
   /** Evaluate every this many steps and after the last (with evaluation data); default logging_steps. */
   eval_steps?: number | null;
   /** Blocks per evaluation batch (transformers' default 8). */
@@ -313,12 +315,13 @@ export class TrainingRun {
           this.history.push(historyEntry(log));
           yield { type: 'train', log };
         }
-        if (this.o.eval && (trainer.step % s.eval_steps! === 0 || last)) {
+        const epochEnd = p.micro_batches_taken >= this.micros.length;
+        const evalNow = s.eval_strategy === 'epoch' ? epochEnd || last : trainer.step % s.eval_steps! === 0 || last;
+        if (this.o.eval && evalNow) {
           const log = await this.evaluate();
           this.history.push(historyEntry(log));
           yield { type: 'eval', log };
         }
-        const epochEnd = p.micro_batches_taken >= this.micros.length;
         const reason: SaveReason | null =
           s.save_strategy === 'steps' && (trainer.step % s.save_steps === 0 || last)
             ? 'steps'
@@ -468,6 +471,8 @@ function checkRun(s: TrainingRun['s'], blocks: Block[], session: Session, evalBl
   for (const k of ['eval_steps', 'per_device_eval_batch_size', 'save_steps'] as const)
     if (!(Number.isInteger(s[k]) && (s[k] as number) >= 1))
       throw new Error(`${k} must be a positive integer, not ${s[k]}`);
+  if (s.eval_strategy !== undefined && !['steps', 'epoch'].includes(s.eval_strategy))
+    throw new Error(`eval_strategy must be steps or epoch, not ${s.eval_strategy}`);
   if (!['steps', 'epoch', 'no'].includes(s.save_strategy))
     throw new Error(`save_strategy must be steps, epoch or no, not ${s.save_strategy}`);
   if (s.save_total_limit !== null && !(Number.isInteger(s.save_total_limit) && s.save_total_limit >= 1))

@@ -113,6 +113,14 @@ describe('the training run', () => {
     expect(run.step).toBe(5);
   });
 
+  it("evaluates at each epoch's end with eval_strategy epoch, as transformers' on_epoch_end does", async () => {
+    fresh();
+    const run = new TrainingRun(session, blocks, { ...SETTINGS, eval_strategy: 'epoch' }, { eval: blocks.slice(0, 2) });
+    const events = await runAll(run);
+    // 4 steps an epoch over 10 steps: epochs end after 4 and 8, and the run after 10
+    expect(events.flatMap((e) => (e.type === 'eval' ? [e.log.step] : []))).toEqual([4, 8, 10]);
+  });
+
   it('saves on pause and on stop, and a checkpoint says where the run stands', async () => {
     fresh();
     const store = new MemoryStore();
