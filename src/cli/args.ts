@@ -18,7 +18,6 @@ export const NOT_HERE: Record<string, string> = {
     'batch gives',
   pad_to_multiple_of: 'nothing is padded here, so there is nothing to round up',
   eval_packing: 'evaluation data is packed as the training data is (TRL with eval_packing unset)',
-  truncation_mode: 'only keep_start, the default, is built: examples keep their first max_length tokens',
   shuffle_dataset:
     'the blocks are reshuffled every epoch by --shuffle, as the Trainer samples them; the extra shuffle before ' +
     'packing is not built',
@@ -31,7 +30,6 @@ export const NOT_HERE: Record<string, string> = {
   lora_modules_to_save: 'training whole copies of modules (modules_to_save) is not built: LoRA on linear layers only',
   lora_task_type: 'the task is always CAUSAL_LM',
   optim: "the optimizer is AdamW as transformers' adamw_torch computes it; no other is built",
-  logging_strategy: 'logs come every --logging_steps steps and at the end',
   report_to: 'logs go to stderr, or stdout as JSON lines with --json true, and into trainer_state.json',
   config: 'YAML configs are not read: pass the settings as flags',
 };

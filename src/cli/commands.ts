@@ -55,6 +55,12 @@ const DATA: FlagSpecs = {
   },
   max_length: { type: 'int', default: 1024, help: 'tokens per packed block, or the truncation length without packing' },
   packing: { type: 'bool', default: false, help: 'pack several examples into each block of max_length' },
+  truncation_mode: {
+    type: 'string',
+    default: 'keep_start',
+    choices: ['keep_start', 'keep_end'],
+    help: 'without packing, which end of an example longer than max_length to keep (packing keeps the start)',
+  },
   packing_strategy: {
     type: 'string',
     default: 'bfd',
@@ -145,6 +151,12 @@ export const TRAIN: FlagSpecs = {
     help: 'log every this many steps (the loss is the mean since the last log)',
   },
   logging_first_step: { type: 'bool', default: false, help: 'log the first step too' },
+  logging_strategy: {
+    type: 'string',
+    default: 'steps',
+    choices: ['steps', 'epoch', 'no'],
+    help: 'steps: every logging_steps steps and the last; epoch: at the end of each epoch; no: no step logs',
+  },
   seed: { type: 'int', default: 42, help: "seed of the adapter's initialisation, the shuffling and the dropout" },
   shuffle: { type: 'bool', default: true, help: 'reshuffle the blocks every epoch' },
   gradient_checkpointing: {

@@ -94,6 +94,11 @@ export interface SftDataSettings {
   assistant_only_loss: boolean;
   /** Variables for the chat template (`enable_thinking`); absent, its defaults. */
   chat_template_kwargs?: ChatTemplateKwargs;
+  /**
+   * Without packing, which end of a long example to keep (TRL's collator): keep_start (the
+   * default) or keep_end. Packing always keeps the start, as pack_dataset truncates.
+   */
+  truncation_mode?: 'keep_start' | 'keep_end';
 }
 
 export const SFT_DEFAULTS: SftDataSettings = {
@@ -447,7 +452,13 @@ export function toBlocks(examples: Example[], s: SftDataSettings): Block[] {
     }
     return blocks;
   }
-  return examples.map((e) => sequenceBlock(L === null ? e : truncate(e, L)));
+  const keepEnd = s.truncation_mode === 'keep_end';
+  if (s.truncation_mode !== undefined && !keepEnd && s.truncation_mode !== 'keep_start')
+    throw new DataError(`truncation_mode must be keep_start or keep_end, not ${s.truncation_mode}`);
+  return examples.map((e) => {
+    const n = e.input_ids.length;
+    return sequenceBlock(L === null || n <= L ? e : keepEnd ? slice(e, n - L, n) : truncate(e, L));
+  });
 }
 
 /** The first `length` tokens (TRL's truncation keeps the start). */

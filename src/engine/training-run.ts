@@ -47,6 +47,8 @@ export interface TrainLoopSettings extends AdamWSettings {
   logging_steps: number;
   /** Log the first step too (transformers' logging_first_step). */
   logging_first_step?: boolean;
+  /** steps (the default): every logging_steps and the last; epoch: at each epoch's end; no: never. */
+  logging_strategy?: 'steps' | 'epoch' | 'no';
   /** Recompute each layer in backward (default true, as TRL's SFTConfig); false: faster, more memory. */
   gradient_checkpointing?: boolean;
 }
@@ -299,7 +301,14 @@ export class TrainingRun {
           p.num_tokens += m.input_tokens;
         }
         const last = trainer.step === this.maxSteps;
-        if (trainer.step % s.logging_steps === 0 || last || (s.logging_first_step && trainer.step === 1)) {
+        const epochEnd = p.micro_batches_taken >= this.micros.length;
+        const logNow =
+          s.logging_strategy === 'no'
+            ? false
+            : (s.logging_strategy === 'epoch' ? epochEnd : trainer.step % s.logging_steps === 0) ||
+              last ||
+              (s.logging_first_step === true && trainer.step === 1);
+        if (logNow) {
           const log: TrainLog = {
             loss: l.loss / l.steps,
             grad_norm: step.grad_norm,
@@ -315,7 +324,6 @@ export class TrainingRun {
           this.history.push(historyEntry(log));
           yield { type: 'train', log };
         }
-        const epochEnd = p.micro_batches_taken >= this.micros.length;
         const evalNow = s.eval_strategy === 'epoch' ? epochEnd || last : trainer.step % s.eval_steps! === 0 || last;
         if (this.o.eval && evalNow) {
           const log = await this.evaluate();
@@ -471,6 +479,8 @@ function checkRun(s: TrainingRun['s'], blocks: Block[], session: Session, evalBl
   for (const k of ['eval_steps', 'per_device_eval_batch_size', 'save_steps'] as const)
     if (!(Number.isInteger(s[k]) && (s[k] as number) >= 1))
       throw new Error(`${k} must be a positive integer, not ${s[k]}`);
+  if (s.logging_strategy !== undefined && !['steps', 'epoch', 'no'].includes(s.logging_strategy))
+    throw new Error(`logging_strategy must be steps, epoch or no, not ${s.logging_strategy}`);
   if (s.eval_strategy !== undefined && !['steps', 'epoch'].includes(s.eval_strategy))
     throw new Error(`eval_strategy must be steps or epoch, not ${s.eval_strategy}`);
   if (!['steps', 'epoch', 'no'].includes(s.save_strategy))

@@ -17,6 +17,7 @@ import { finetuneRunner, PROMPT, TRAIN, trainSteps } from '../cli-run';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
 import { writeTinyDataset } from '../fixtures/tiny-data';
 import { startHub, type TestHub } from '../fixtures/hub-server';
+import { TRAIN_LOG_KEYS } from '../python-logs';
 
 let root: string;
 let data: Awaited<ReturnType<typeof writeTinyDataset>>;
@@ -84,16 +85,7 @@ describe.each(CASES)('finetune on the tiny %s checkpoint', (kind, modelOf, dataO
     expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     for (const s of steps) {
       // transformers' log and TRL's metrics, under their names
-      expect(Object.keys(s)).toEqual([
-        'loss',
-        'grad_norm',
-        'learning_rate',
-        'entropy',
-        'num_tokens',
-        'mean_token_accuracy',
-        'epoch',
-        'step',
-      ]);
+      expect(Object.keys(s)).toEqual(TRAIN_LOG_KEYS);
       expect(s.learning_rate).toBe(3e-2);
       expect(s.grad_norm as number).toBeGreaterThan(0);
     }

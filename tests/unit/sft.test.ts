@@ -308,6 +308,18 @@ describe('sequences: truncation and packing', () => {
     ]);
     const pc = await prepare([{ prompt: 'pp', completion: 'qq' }], { max_length: 4 });
     expect(pc.blocks[0].labels).toEqual([-100, -100, -100, 'q'.charCodeAt(0)]);
+    // TRL's collator with truncation_mode keep_end: the last max_length tokens, masks with them
+    const end = await prepare(rows, { max_length: 4, truncation_mode: 'keep_end' });
+    expect(end.blocks.map((x) => x.input_ids)).toEqual([
+      [a, a, a, 1],
+      [0, b, 1],
+      [0, c, c, 1],
+      [0, d, 1],
+      [e, e, e, 1],
+    ]);
+    const pcEnd = await prepare([{ prompt: 'pp', completion: 'qq' }], { max_length: 4, truncation_mode: 'keep_end' });
+    expect(pcEnd.blocks[0].input_ids).toEqual([...ids('pqq'), 1]);
+    expect(pcEnd.blocks[0].labels).toEqual([-100, ...ids('qq'), 1]);
   });
 
   it('wrapped: every example end to end, cut into blocks of max_length, one sequence each', async () => {

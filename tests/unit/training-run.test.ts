@@ -113,12 +113,17 @@ describe('the training run', () => {
     expect(run.step).toBe(5);
   });
 
-  it("evaluates at each epoch's end with eval_strategy epoch, as transformers' on_epoch_end does", async () => {
+  it("evaluates and logs at each epoch's end (strategy epoch), as transformers' on_epoch_end does", async () => {
     fresh();
-    const run = new TrainingRun(session, blocks, { ...SETTINGS, eval_strategy: 'epoch' }, { eval: blocks.slice(0, 2) });
-    const events = await runAll(run);
-    // 4 steps an epoch over 10 steps: epochs end after 4 and 8, and the run after 10
-    expect(events.flatMap((e) => (e.type === 'eval' ? [e.log.step] : []))).toEqual([4, 8, 10]);
+    const s: RunSettings = { ...SETTINGS, eval_strategy: 'epoch', logging_strategy: 'epoch' };
+    const events = await runAll(new TrainingRun(session, blocks, s, { eval: blocks.slice(0, 2) }));
+    // 4 steps an epoch over 10 steps: epochs end after 4 and 8, and the run after 10; logs the same
+    const steps = (type: string) => events.flatMap((e) => (e.type === type && 'log' in e ? [e.log.step] : []));
+    expect(steps('eval')).toEqual([4, 8, 10]);
+    expect(steps('train')).toEqual([4, 8, 10]);
+    fresh();
+    const quiet = await runAll(new TrainingRun(session, blocks, { ...SETTINGS, max_steps: 3, logging_strategy: 'no' }));
+    expect(quiet.filter((e) => e.type === 'train')).toEqual([]);
   });
 
   it('saves on pause and on stop, and a checkpoint says where the run stands', async () => {
