@@ -52,6 +52,14 @@ export interface TextTokenizer {
   eos_token?: string | null;
   pad_token?: string | null;
   pad_token_id?: number | null;
+  /**
+   * The conversation rendered, with the [start, end) character spans of the template's
+   * {% generation %} blocks (null where it has none): assistant_only_loss's mask, as transformers finds it.
+   */
+  generation_spans?(
+    messages: Message[],
+    o: { chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] },
+  ): Promise<{ text: string; spans: [number, number][] | null }>;
   /** Renders a conversation with the tokenizer's chat template, as text. */
   apply_chat_template?(
     messages: Message[],
@@ -360,10 +368,11 @@ export async function chatIds(
 }
 
 /**
- * 1 on the assistant's turns: the tokens each assistant message adds to the conversation
- * before it (rendered with the generation prompt). Why not, where the template does not render
- * turn by turn (a conversation's tokens must extend its prefix's) or there is no assistant turn
- * (TRL refuses those too).
+ * 1 on the assistant's turns. Where the chat template marks them with {% generation %} blocks,
+ * the tokens those blocks render, as transformers' return_assistant_tokens_mask (and so TRL)
+ * takes them. Otherwise the tokens each assistant message adds to the conversation before it
+ * (rendered with the generation prompt). Why not, where the blocks or the turns do not fall on
+ * token boundaries, or there is no assistant turn (TRL refuses those too).
  */
 async function assistantMask(
   tok: TextTokenizer,
@@ -373,6 +382,21 @@ async function assistantMask(
 ): Promise<number[] | string> {
   const mask = new Array<number>(ids.length).fill(0);
   const isPrefix = (p: number[]) => p.length <= ids.length && p.every((x, i) => x === ids[i]);
+  const none = 'conversations without an assistant turn (assistant_only_loss trains on those only)';
+  const marked = await tok.generation_spans?.(messages, {
+    ...(chat.kwargs ? { chat_template_kwargs: chat.kwargs } : {}),
+    ...(chat.tools ? { tools: chat.tools } : {}),
+  });
+  if (marked?.spans) {
+    // a span's first and last token: the tokens of the text before each end, a prefix of the whole's
+    const ends = await Promise.all(
+      marked.spans.flat().map((at) => tok.encode(marked.text.slice(0, at), { add_special_tokens: false })),
+    );
+    if (!ends.every(isPrefix))
+      return "conversations whose template's generation blocks do not begin and end on token boundaries";
+    for (let k = 0; k < ends.length; k += 2) for (let t = ends[k].length; t < ends[k + 1].length; t++) mask[t] = 1;
+    return mask.includes(1) ? mask : none;
+  }
   // every turn's two prefixes asked for at once: one message to the tokenizer's worker
   const prefix = (n: number, generationPrompt: boolean) => chatIds(tok, messages.slice(0, n), generationPrompt, chat);
   const turns = await Promise.all(
@@ -390,13 +414,9 @@ async function assistantMask(
     }
     for (let t = before.length; t < through.length; t++) mask[t] = 1;
   }
-  return mask.includes(1) ? mask : 'conversations without an assistant turn (assistant_only_loss trains on those only)';
+  return mask.includes(1) ? mask : none;
 }
 
-/**
- * ShareGPT's conversations ({from, value}; human, gpt, system) as messages, as TRL's
- * maybe_convert_to_chatml converts them.
- */
 /**
  * ShareGPT's turns as TRL's maybe_convert_to_chatml converts them: `from` renamed `role` (its
  * value kept: human and gpt stay human and gpt, as the chat template then sees them), `value`

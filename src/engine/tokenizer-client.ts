@@ -169,6 +169,25 @@ export class TokenizerClient implements TextTokenizer {
     messages: Message[],
     o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] } = {},
   ): Promise<string> {
+    return this.render(messages, o, false) as Promise<string>;
+  }
+
+  /**
+   * The conversation rendered, and the [start, end) character spans of its template's
+   * {% generation %} blocks (null where the template has none), as return_assistant_tokens_mask reads them.
+   */
+  generation_spans(
+    messages: Message[],
+    o: { chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] } = {},
+  ): Promise<{ text: string; spans: [number, number][] | null }> {
+    return this.render(messages, o, true) as Promise<{ text: string; spans: [number, number][] | null }>;
+  }
+
+  private render(
+    messages: Message[],
+    o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] },
+    spans: boolean,
+  ): Promise<unknown> {
     const chars = conversationChars(messages, o.tools);
     const kwargs = o.chat_template_kwargs;
     if (kwargs !== undefined) {
@@ -185,8 +204,9 @@ export class TokenizerClient implements TextTokenizer {
       maxChars: 4 * chars + RENDER_SLACK,
       ...(kwargs !== undefined ? { kwargs } : {}),
       ...(o.tools ? { tools: o.tools } : {}),
+      ...(spans ? { spans } : {}),
     };
-    return this.call(op, chars) as Promise<string>;
+    return this.call(op, chars);
   }
 
   decode(ids: number[], o: { skip_special_tokens?: boolean } = {}): Promise<string> {

@@ -50,13 +50,18 @@ export type Op =
       kwargs?: ChatTemplateKwargs;
       /** The row's tools (function schemas), as apply_chat_template(tools=…) takes them. */
       tools?: unknown[];
+      /**
+       * Also where the template's {% generation %} blocks put text: [start, end) character spans,
+       * as transformers' return_assistant_tokens_mask reads them (null: the template has none).
+       */
+      spans?: boolean;
     }
   | { op: 'decode'; ids: number[]; skip_special_tokens: boolean };
 
 export type Request = { id: number; load: TokenizerFiles; vocabSize?: number } | { id: number; ops: Op[] };
 
 /** An op's answer, or why it failed: `file` is the file to blame, `message` says what went wrong. */
-export type OpResult = { ok: number[] | string } | { error: string; file: string };
+export type OpResult = { ok: number[] | string | Rendered } | { error: string; file: string };
 
 export type Reply =
   | { id: number; info: TokenizerInfo }
@@ -291,8 +296,10 @@ function run(op: Op): OpResult {
         // transformers.js refuses to decode nothing; nothing is ''
         return { ok: op.ids.length ? tokenizer.decode(op.ids, { skip_special_tokens: op.skip_special_tokens }) : '' };
       }
-      case 'render':
-        return { ok: render(tokenizer, op) };
+      case 'render': {
+        const r = render(tokenizer, op);
+        return { ok: op.spans ? r : r.text };
+      }
     }
   } catch (e) {
     return blame(e, op.op === 'render' ? templateFile : 'tokenizer.json');
@@ -322,7 +329,22 @@ function templateProblem(why: string): FileProblem {
   return new FileProblem(templateFile, templateFile === 'chat_template.jinja' ? why : `"chat_template" ${why}`);
 }
 
-function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 'render' }>): string {
+/** A rendered conversation, and where its {% generation %} blocks are (null: the template has none). */
+export interface Rendered {
+  text: string;
+  spans: [number, number][] | null;
+}
+
+// {% generation %} … {% endgeneration %}: @huggingface/jinja renders them as nothing. To find
+// where they are, each becomes an expression printing a private-use character (whitespace
+// control kept), found and removed after the render.
+// trim_blocks and lstrip_blocks, which chat templates render with, act on block tags: done here
+// for these tags, whose replacements are expressions (a line's leading blanks, the newline after)
+const GENERATION_TAG = /(^[ \t]*)?{%(-?)\s*(end)?generation\s*(-?)%}(\n)?/gm;
+const OPEN = '\uE000',
+  CLOSE = '\uE001';
+
+function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 'render' }>): Rendered {
   if (!tok.chat_template) {
     const what = 'use a chat model\'s tokenizer, or give a "text" column';
     const where = templateFile === 'chat_template.jinja' ? 'is empty: it has no template' : 'has no "chat_template"';
@@ -330,9 +352,18 @@ function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 're
   }
   const kwargs = op.kwargs ?? {};
   checkTemplateKwargs(kwargs); // the client checked them: this is the last word, where they are used
+  // the template apply_chat_template would pick (a model's `tool_use` one where tools are given)
+  const source = tok.get_chat_template({ tools: op.tools });
+  const marked =
+    op.spans && /{%-?\s*(end)?generation\s*-?%}/.test(source)
+      ? source.replace(GENERATION_TAG, (_, _blanks, l, end, r) => `{{${l} "${end ? CLOSE : OPEN}" ${r}}}`)
+      : null;
+  if (marked && JSON.stringify([op.messages, op.tools, kwargs]).match(/[\uE000\uE001]/))
+    throw templateProblem('cannot mark the assistant turns: the conversation holds the characters U+E000 or U+E001');
   let text: unknown;
   try {
-    compileBounded(tok);
+    const template = marked ?? source;
+    compileBounded(tok, template);
     steps = 0; // the budget of MAX_TEMPLATE_STEPS is per render
     // extra keys reach the template as variables (the caller's first: the worker's own cannot be replaced)
     const o = {
@@ -340,6 +371,7 @@ function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 're
       tokenize: false,
       add_generation_prompt: op.add_generation_prompt,
       tools: op.tools ?? null,
+      chat_template: template,
       [BOUNDED_RANGE]: boundedRange,
       [LOOP_STEP]: loopStep,
     };
@@ -354,7 +386,23 @@ function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 're
     const what = `renders ${text.length} characters for a conversation of ${conversationChars(op.messages, op.tools)}`;
     throw templateProblem(`${what}, more than the ${op.maxChars} allowed`);
   }
-  return text;
+  return marked ? generationSpans(text) : { text, spans: null };
+}
+
+/** The text without its markers, and the [start, end) spans they enclosed (an open block runs to the end). */
+function generationSpans(marked: string): Rendered {
+  const spans: [number, number][] = [];
+  let text = '',
+    open = -1;
+  for (const ch of marked) {
+    if (ch === OPEN) open = open < 0 ? text.length : open;
+    else if (ch === CLOSE) {
+      if (open >= 0) spans.push([open, text.length]);
+      open = -1;
+    } else text += ch;
+  }
+  if (open >= 0) spans.push([open, text.length]);
+  return { text, spans };
 }
 
 const BOUNDED_RANGE = '__bounded_range';
@@ -373,11 +421,11 @@ interface JinjaTemplate {
  * so it is the template's syntax tree that is changed: each call's callee, and a call of loopStep
  * first in each for loop's body, which counts the render's loop steps (it prints nothing).
  */
-function compileBounded(tok: transformers.PreTrainedTokenizer): void {
+function compileBounded(tok: transformers.PreTrainedTokenizer, source: string): void {
   const cache = (tok as unknown as { _compiled_template_cache?: Map<string, JinjaTemplate> })._compiled_template_cache;
   if (!(cache instanceof Map)) throw new Error('this transformers.js keeps no compiled templates to bound range() in');
-  const source = tok.get_chat_template();
-  if (typeof source !== 'string' || cache.has(source)) return;
+  if (typeof source !== 'string') throw new Error('the chat template is not text');
+  if (cache.has(source)) return;
   // the empty template renders at once; compiling it is the way to jinja's Template class
   tok.apply_chat_template([], { tokenize: false, chat_template: '' });
   const Template = (cache.get('') as object).constructor as new (source: string) => JinjaTemplate;

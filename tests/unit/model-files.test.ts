@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine';
 import { Session } from '../../src/engine/session';
 import { chatPrompt } from '../../src/engine/tokenizer';
-import { tokenizeRow, type ChatTemplateKwargs } from '../../src/data/sft';
+import { SFT_DEFAULTS, tokenizeRow, type ChatTemplateKwargs } from '../../src/data/sft';
 import { generate } from '../../src/generate/generate';
 import {
   GenerationConfigError,
@@ -254,6 +254,59 @@ describe('real tokenizers through the tokenizer worker', () => {
       expect(off).toEqual([`${head}<think>\n\n</think>\n\n`, 'Hello!<|im_end|>\n']);
       // the template's default: the prompt is the bare generation prompt, the think block is the completion's
       expect(await masked()).toEqual([head, '<think>\n\n</think>\n\nHello!<|im_end|>\n']);
+    } finally {
+      tok.close();
+    }
+  });
+
+  it("masks what a template's {% generation %} blocks render, as return_assistant_tokens_mask does", async () => {
+    // a ChatML template marking each assistant turn's content and end, in both of the spellings
+    // templates use: a block tag on a line of its own (trim_blocks and lstrip_blocks drop its
+    // indent and newline) and inline with whitespace control
+    const template = [
+      '{%- for message in messages %}',
+      "{{- '<|im_start|>' + message.role + '\\n' }}",
+      "{%- if message.role == 'assistant' %}",
+      '  {% generation %}',
+      "{{- message.content + '<|im_end|>' }}",
+      '  {%- endgeneration %}',
+      '{%- else %}',
+      "{{- message.content + '<|im_end|>' }}",
+      '{%- endif %}',
+      "{{- '\\n' }}",
+      '{%- endfor %}',
+      "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}",
+    ].join('\n');
+    const dir = await tokenizerDir('qwen3-marked', 'qwen3', { 'chat_template.jinja': template });
+    const tok = await localTokenizer(dir, { vocabSize: QWEN3.config.vocab_size });
+    const conversation = [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Yo' },
+      { role: 'user', content: 'Why?' },
+      { role: 'assistant', content: 'Because.' },
+    ];
+    try {
+      const plain = await tok.apply_chat_template(conversation);
+      const marked = await tok.generation_spans(conversation);
+      // the text is the template's own rendering (jinja renders the tags as nothing)
+      expect(marked.text).toBe(plain);
+      expect(marked.spans!.map(([a, b]) => plain.slice(a, b))).toEqual(['Yo<|im_end|>', 'Because.<|im_end|>']);
+      const settings = { ...SFT_DEFAULTS, max_length: null, assistant_only_loss: true };
+      const e = await tokenizeRow({ messages: conversation }, 'messages', tok, settings);
+      if (typeof e === 'string') throw new Error(e);
+      // the turns' tokens, and only those, carry the loss: the newline after <|im_end|> is outside the blocks
+      const runs: string[] = [];
+      for (let t = 0; t < e.input_ids.length; t++) {
+        if (e.mask![t] && !e.mask![t - 1]) runs.push('');
+        if (e.mask![t]) runs[runs.length - 1] += await tok.decode([e.input_ids[t]]);
+      }
+      expect(runs).toEqual(['Yo<|im_end|>', 'Because.<|im_end|>']);
+      // Qwen3's own template has no blocks: no spans, and the turn-by-turn mask is used
+      const own = await localTokenizer(await tokenizerDir('qwen3-own', 'qwen3'), {
+        vocabSize: QWEN3.config.vocab_size,
+      });
+      expect((await own.generation_spans(conversation.slice(0, 2))).spans).toBeNull();
+      own.close();
     } finally {
       tok.close();
     }
