@@ -213,16 +213,17 @@ export class Session {
       if (h.counted === 0) continue;
       const b = uploadBatch(this.gpu, h);
       const T = b.ids.numel;
+      // one readback: the stats [T, 2], then the losses (a view must start on a 64-float boundary,
+      // which 2T may not be, so the losses are copied in rather than written there)
+      const both = this.gpu.tensor([3 * T]);
       let values: Float32Array;
       try {
-        const both = this.gpu.tensor([3 * T]);
-        const stats = this.gpu.view(both, 0, [T, 2]);
-        // the losses after the stats: a view must start on a 64-float boundary, and 2T may not be one
-        const loss = this.model.tokenLosses(b, stats);
+        const loss = this.model.tokenLosses(b, this.gpu.view(both, 0, [T, 2]));
         this.gpu.copy(loss, both, { to: 2 * T });
         loss.release();
-        values = await this.gpu.read(both).finally(() => both.release());
+        values = await this.gpu.read(both);
       } finally {
+        both.release();
         releaseBatch(b);
       }
       let sum = 0;

@@ -122,19 +122,27 @@ async function cacheFiles(
 async function cachedSnapshot(repo: string, type: RepoType, o: CacheOptions): Promise<RepoSnapshot> {
   const repoDir = repoFolder(o.cacheDir ?? hubCacheDir(), repo, type);
   const revision = o.revision ?? 'main';
-  const commit = /^[0-9a-f]{40}$/.test(revision)
-    ? revision
-    : (await readFile(join(repoDir, 'refs', revision), 'utf8').catch(() => '')).trim();
+  const isCommit = (c: string) => /^[0-9a-f]{40}$/.test(c);
+  const ref = revision.split('/').some((p) => p === '' || p === '.' || p === '..') ? '' : revision;
+  const named = ref && (await readFile(join(repoDir, 'refs', ref), 'utf8').catch(() => '')).trim();
+  const commit = isCommit(revision) ? revision : named && isCommit(named) ? named : '';
   const dir = join(repoDir, 'snapshots', commit);
   const files: RepoFile[] = [];
   const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
       const abs = join(d, e.name);
       if (e.isDirectory()) await walk(abs);
-      else files.push({ path: relative(dir, abs).split(sep).join('/'), size: (await stat(abs)).size, sha256: null });
+      else {
+        // a link whose blob is gone is not a file of the snapshot
+        const size = await stat(abs).then(
+          (x) => x.size,
+          () => -1,
+        );
+        if (size >= 0) files.push({ path: relative(dir, abs).split(sep).join('/'), size, sha256: null });
+      }
     }
   };
-  if (commit) await walk(dir).catch(() => {});
+  if (commit) await walk(dir);
   if (files.length === 0)
     throw new HubError(
       `HF_HUB_OFFLINE is set and the cache holds no ${type} ${repo} at ${revision} (looked in ${repoDir}): ` +

@@ -280,6 +280,15 @@ describe("huggingface_hub's cache, shared with Python", () => {
     await expect(
       cacheModel('tiny-random/gated', { endpoint: 'http://127.0.0.1:9', cacheDir, offline: true }),
     ).rejects.toThrow(/HF_HUB_OFFLINE is set and the cache holds no model tiny-random\/gated at main/);
+    // a ref that names no commit, and a revision that would leave refs/, find nothing (not the
+    // files of the folder a path in them would reach)
+    await mkdir(join(repoDir, 'outside'));
+    await writeFile(join(repoDir, 'outside', 'config.json'), '{}');
+    await writeFile(join(repoDir, 'refs', 'broken'), '../outside');
+    for (const revision of ['broken', '../../refs/main'])
+      await expect(
+        cacheModel('tiny-random/llama', { endpoint: 'http://127.0.0.1:9', cacheDir, offline: true, revision }),
+      ).rejects.toThrow(`the cache holds no model tiny-random/llama at ${revision}`);
   });
 
   it('finds the cache and the token where huggingface_hub does: HF_HUB_CACHE, HF_HOME, the token file', async () => {
