@@ -1,6 +1,7 @@
 // The flags of each `finetune` command, named and defaulted as trl sft / transformers name
 // them, so a user's Python command line carries over. Two defaults differ on purpose:
 // load_in_4bit is true (this is a QLoRA tool) and LoRA is always on (use_peft).
+import { PACKING_STRATEGIES } from '../data/sft';
 import { SCHEDULER_TYPES } from '../train/schedule';
 import type { FlagSpecs } from './args';
 
@@ -64,7 +65,7 @@ const DATA: FlagSpecs = {
   packing_strategy: {
     type: 'string',
     default: 'bfd',
-    choices: ['bfd', 'bfd_split', 'wrapped'],
+    choices: PACKING_STRATEGIES,
     help:
       'bfd: best-fit bins, each example its own sequence (positions restart, attention stays inside it); ' +
       'bfd_split: bfd, with examples longer than max_length split rather than truncated; ' +

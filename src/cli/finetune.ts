@@ -242,7 +242,10 @@ async function loadData(
       (s.packing ? `; packed, ${padding.packed} of ${st.paddedPacked} (packing saves ${padding.saved})` : ''),
   );
   r.info(`data: pad token ${sum.pad}; batches are laid end to end, never padded`);
-  if (sum.eval) r.info(`evaluation: ${sum.eval.examples} examples from ${sum.eval.source} → ${sum.eval.blocks} blocks`);
+  if (sum.eval) {
+    const e = sum.eval;
+    r.info(`evaluation: ${e.examples} examples from ${e.source} → ${e.blocks} blocks`);
+  }
   if (sum.skipped) r.warn(`skipped ${sum.skipped} rows: ${sum.skippedWhy}`);
   r.event({
     dataset: sum.files,

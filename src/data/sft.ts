@@ -54,7 +54,8 @@ export interface TextTokenizer {
   pad_token_id?: number | null;
   /**
    * The conversation rendered, with the [start, end) character spans of the template's
-   * {% generation %} blocks (null where it has none): assistant_only_loss's mask, as transformers finds it.
+   * {% generation %} blocks: assistant_only_loss's mask, as transformers finds it. Where the template
+   * has none, spans is null and the text is not rendered.
    */
   generation_spans?(
     messages: Message[],

@@ -116,6 +116,8 @@ export class TokenizerClient implements TextTokenizer {
   hasChatTemplate = false;
   /** The chat template reads `enable_thinking`: a switch for thinking is worth offering. */
   thinking = false;
+  /** A chat template marks text with {% generation %} blocks: without, generation_spans needs no render. */
+  generationBlocks = false;
 
   private readonly limits: TokenizerLimits;
   private readonly where: string;
@@ -152,6 +154,7 @@ export class TokenizerClient implements TextTokenizer {
       bos_token: info.bos_token,
       hasChatTemplate: info.hasChatTemplate,
       thinking: info.thinking,
+      generationBlocks: info.generationBlocks,
     });
     return client;
   }
@@ -180,6 +183,8 @@ export class TokenizerClient implements TextTokenizer {
     messages: Message[],
     o: { chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] } = {},
   ): Promise<{ text: string; spans: [number, number][] | null }> {
+    // no template has blocks: the rendered text would go unused, so none is rendered
+    if (!this.generationBlocks) return Promise.resolve({ text: '', spans: null });
     return this.render(messages, o, true) as Promise<{ text: string; spans: [number, number][] | null }>;
   }
 

@@ -37,6 +37,8 @@ export interface TokenizerInfo {
   hasChatTemplate: boolean;
   /** The chat template reads `enable_thinking` (Qwen3's and other reasoning templates switch thinking with it). */
   thinking: boolean;
+  /** One of the chat templates marks text with {% generation %} blocks (assistant_only_loss reads them). */
+  generationBlocks: boolean;
 }
 
 export type Op =
@@ -171,10 +173,18 @@ function load(files: TokenizerFiles, vocabSize?: number): TokenizerInfo {
     maxId,
     hasChatTemplate: !!tok.chat_template,
     thinking: readsThinking(tok),
+    generationBlocks: templates(tok).some((t) => GENERATION_BLOCK.test(t)),
   };
 }
 
 /** Whether the template a conversation is rendered with mentions enable_thinking. */
+/** Every chat template the tokenizer has (one, or a model's named ones). */
+function templates(tok: transformers.PreTrainedTokenizer): string[] {
+  const t = tok.chat_template as unknown;
+  if (typeof t === 'string') return [t];
+  return t && typeof t === 'object' ? Object.values(t).filter((x): x is string => typeof x === 'string') : [];
+}
+
 function readsThinking(tok: transformers.PreTrainedTokenizer): boolean {
   try {
     const source = tok.chat_template ? tok.get_chat_template() : null;
@@ -341,6 +351,7 @@ export interface Rendered {
 // trim_blocks and lstrip_blocks, which chat templates render with, act on block tags: done here
 // for these tags, whose replacements are expressions (a line's leading blanks, the newline after)
 const GENERATION_TAG = /(^[ \t]*)?{%(-?)\s*(end)?generation\s*(-?)%}(\n)?/gm;
+const GENERATION_BLOCK = /{%-?\s*generation\s*-?%}/;
 const OPEN = '\uE000',
   CLOSE = '\uE001';
 
@@ -355,7 +366,7 @@ function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 're
   // the template apply_chat_template would pick (a model's `tool_use` one where tools are given)
   const source = tok.get_chat_template({ tools: op.tools });
   const marked =
-    op.spans && /{%-?\s*(end)?generation\s*-?%}/.test(source)
+    op.spans && GENERATION_BLOCK.test(source)
       ? source.replace(GENERATION_TAG, (_, _blanks, l, end, r) => `{{${l} "${end ? CLOSE : OPEN}" ${r}}}`)
       : null;
   if (marked && JSON.stringify([op.messages, op.tools, kwargs]).match(/[\uE000\uE001]/))
