@@ -12,7 +12,6 @@ export const NOT_HERE: Record<string, string> = {
     "a data set's named configs (a README's configs:) are not read; pass the config's files as a local folder",
   dataset_streaming: 'data is read lazily already (Parquet a row group at a time, JSON lines streamed)',
   eos_token: "the tokenizer's own EOS token ends every text and completion",
-  chat_template_path: "the model's own chat template is used (chat_template.jinja, else tokenizer_config.json)",
   padding_free:
     'batches are always padding-free here: sequences end to end, attention kept inside each, the losses a padded ' +
     'batch gives',

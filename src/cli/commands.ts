@@ -86,6 +86,11 @@ const DATA: FlagSpecs = {
     default: null,
     help: "for chat templates that read it (Qwen3's): render conversations thinking or not (default: the template's)",
   },
+  chat_template_path: {
+    type: 'string',
+    default: null,
+    help: "a .jinja file: the chat template to render conversations with, in place of the model's own",
+  },
 };
 
 export const TRAIN: FlagSpecs = {
@@ -245,6 +250,11 @@ export const GENERATE: FlagSpecs = {
     type: 'bool',
     default: null,
     help: "with --chat, for templates that read it (Qwen3's): thinking on or off (default: the template's)",
+  },
+  chat_template_path: {
+    type: 'string',
+    default: null,
+    help: "a .jinja file: the chat template to render conversations with, in place of the model's own",
   },
   adapter: {
     type: 'string',

@@ -119,7 +119,7 @@ async function openModel(
   const dir = await modelFolder(f.model_name_or_path as string, f.model_revision as string, r);
   const { vocab } = parseConfigText(await readFile(join(dir, 'config.json'), 'utf8'));
   const generation = o.generation ? await localGenerationConfig(dir) : {};
-  const tokenizer = await localTokenizer(dir, { vocabSize: vocab });
+  const tokenizer = await localTokenizer(dir, { vocabSize: vocab, chatTemplatePath: f.chat_template_path as string });
   const gpu = await nodeGpu();
   r.info(`device: ${gpu.info.description || gpu.info.vendor || 'WebGPU adapter'}`);
   let tensors = 0;
@@ -543,7 +543,7 @@ async function generateText(f: FlagValues, r: Reporter): Promise<void> {
 async function preview(f: FlagValues, r: Reporter): Promise<void> {
   const dir = await modelFolder(f.model_name_or_path as string, f.model_revision as string, r);
   const { vocab } = parseConfigText(await readFile(join(dir, 'config.json'), 'utf8'));
-  const tokenizer = await localTokenizer(dir, { vocabSize: vocab });
+  const tokenizer = await localTokenizer(dir, { vocabSize: vocab, chatTemplatePath: f.chat_template_path as string });
   const data = await loadData(f, tokenizer, vocab, r);
   const shown = data.train.blocks.slice(0, f.num_blocks as number);
   const texts = await Promise.all(shown.map((b) => renderBlock(b, tokenizer, isTty())));

@@ -53,18 +53,24 @@ export interface TextTokenizer {
   pad_token?: string | null;
   pad_token_id?: number | null;
   /**
-   * The conversation rendered, with the [start, end) character spans of the template's
-   * {% generation %} blocks: assistant_only_loss's mask, as transformers finds it. Where the template
-   * has none, spans is null and the text is not rendered.
+   * The conversation rendered by the template assistant_only_loss trains with, and the [start, end)
+   * character spans of its {% generation %} blocks: the assistant-only mask, as transformers'
+   * return_assistant_tokens_mask finds it. The template is the model's own where it has blocks,
+   * else TRL's training version of it; another is refused (src/engine/training-templates.ts).
    */
   generation_spans?(
     messages: Message[],
     o: { chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] },
-  ): Promise<{ text: string; spans: [number, number][] | null }>;
-  /** Renders a conversation with the tokenizer's chat template, as text. */
+  ): Promise<{ text: string; spans: [number, number][] }>;
+  /** Renders a conversation with the tokenizer's chat template (with `training`, generation_spans' template). */
   apply_chat_template?(
     messages: Message[],
-    o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] },
+    o: {
+      add_generation_prompt?: boolean;
+      chat_template_kwargs?: ChatTemplateKwargs;
+      tools?: unknown[];
+      training?: boolean;
+    },
   ): Promise<string>;
 }
 
@@ -87,6 +93,14 @@ export function rowCharLimit(maxLength: number | null): number {
 }
 
 export type DataKind = 'text' | 'prompt_completion' | 'messages' | 'chat_prompt_completion' | 'tokens';
+
+const KIND_NAMES: Record<DataKind, string> = {
+  text: 'text',
+  prompt_completion: 'prompts and completions as text',
+  messages: 'conversations',
+  chat_prompt_completion: 'conversational prompts and completions',
+  tokens: 'token ids',
+};
 export type PackingStrategy = 'bfd' | 'bfd_split' | 'wrapped';
 
 export const PACKING_STRATEGIES: PackingStrategy[] = ['bfd', 'bfd_split', 'wrapped'];
@@ -164,7 +178,17 @@ export async function tokenizeRows(
   const settle = (e: Example | string) => (typeof e === 'string' ? skipped.add(e) : examples.push(e));
   for await (const row of rows) {
     seen++;
-    kind ??= detectKind(row, s);
+    if (kind === null) {
+      kind = detectKind(row, s);
+      // TRL raises on the first row too: the mask comes from a chat template's assistant turns
+      if (s.assistant_only_loss && kind !== 'messages' && kind !== 'chat_prompt_completion') {
+        throw new DataError(
+          "assistant_only_loss trains on the assistant's turns of conversations, but this data set is " +
+            `${KIND_NAMES[kind]}: turn it off, or give conversations ("messages", or "prompt" and ` +
+            '"completion" as lists of messages)',
+        );
+      }
+    }
     // a row holding input_ids is used as it is, whatever the others hold
     const rowKind = 'input_ids' in row ? 'tokens' : kind;
     if (rowChars(row, rowKind, s) > limit) {
@@ -268,13 +292,17 @@ export async function tokenizeRow(
       const all = [...prompt, ...completion];
       const tools = toolsField(row);
       if (tools && !Array.isArray(tools)) return tools.reason;
-      const kw = { kwargs: s.chat_template_kwargs, tools };
-      const [promptIds, ids] = await Promise.all([chatIds(tok, prompt, true, kw), chatIds(tok, all, false, kw)]);
+      // under assistant_only_loss, both are rendered by the template it trains with, as TRL renders them
+      const kw = { kwargs: s.chat_template_kwargs, tools, training: s.assistant_only_loss };
+      const [promptIds, whole] = await Promise.all([
+        chatIds(tok, prompt, true, kw),
+        s.assistant_only_loss ? assistantTurns(tok, all, kw) : chatIds(tok, all, false, kw),
+      ]);
+      if (typeof whole === 'string') return whole;
+      const ids = Array.isArray(whole) ? whole : whole.input_ids;
       const completionMask = completionOnly ? ids.map((_, t) => (t < promptIds.length ? 0 : 1)) : null;
-      if (!s.assistant_only_loss) return completionMask ? { input_ids: ids, mask: completionMask } : { input_ids: ids };
-      const assistant = await assistantMask(tok, all, ids, kw);
-      if (typeof assistant === 'string') return assistant;
-      return { input_ids: ids, mask: assistant.map((m, t) => (completionMask ? m & completionMask[t] : m)) };
+      if (Array.isArray(whole)) return completionMask ? { input_ids: ids, mask: completionMask } : { input_ids: ids };
+      return { input_ids: ids, mask: whole.mask!.map((m, t) => (completionMask ? m & completionMask[t] : m)) };
     }
     case 'messages': {
       const messages = 'messages' in row ? messagesField(row, 'messages') : shareGpt(row.conversations);
@@ -282,10 +310,8 @@ export async function tokenizeRow(
       const tools = toolsField(row);
       if (tools && !Array.isArray(tools)) return tools.reason;
       const kw = { kwargs: s.chat_template_kwargs, tools };
-      const ids = await chatIds(tok, messages, false, kw);
-      if (!s.assistant_only_loss) return { input_ids: ids };
-      const mask = await assistantMask(tok, messages, ids, kw);
-      return typeof mask === 'string' ? mask : { input_ids: ids, mask };
+      if (s.assistant_only_loss) return assistantTurns(tok, messages, kw);
+      return { input_ids: await chatIds(tok, messages, false, kw) };
     }
   }
 }
@@ -347,6 +373,8 @@ function toolsField(row: Row): unknown[] | undefined | { reason: string } {
 export interface ChatOptions {
   kwargs?: ChatTemplateKwargs;
   tools?: unknown[];
+  /** Rendered by the template assistant_only_loss trains with (TextTokenizer.generation_spans'). */
+  training?: boolean;
 }
 
 /** A conversation rendered by the chat template and tokenized without adding special tokens (the template has them). */
@@ -363,59 +391,34 @@ export async function chatIds(
     add_generation_prompt: generationPrompt,
     ...(chat.kwargs ? { chat_template_kwargs: chat.kwargs } : {}),
     ...(chat.tools ? { tools: chat.tools } : {}),
+    ...(chat.training ? { training: true } : {}),
   };
   const text = await tok.apply_chat_template(messages, o);
   return tok.encode(text, { add_special_tokens: false });
 }
 
 /**
- * 1 on the assistant's turns. Where the chat template marks them with {% generation %} blocks,
- * the tokens those blocks render, as transformers' return_assistant_tokens_mask (and so TRL)
- * takes them. Otherwise the tokens each assistant message adds to the conversation before it
- * (rendered with the generation prompt). Why not, where the blocks or the turns do not fall on
- * token boundaries, or there is no assistant turn (TRL refuses those too).
+ * A conversation as assistant_only_loss trains on it: rendered by the template it trains with,
+ * the loss on the tokens that template's {% generation %} blocks render, as transformers'
+ * return_assistant_tokens_mask (and so TRL) takes them. Why not, where a block does not begin and
+ * end on a token boundary, or there is no assistant turn (TRL raises on such a row; it is skipped here).
  */
-async function assistantMask(
-  tok: TextTokenizer,
-  messages: Message[],
-  ids: number[],
-  chat: ChatOptions,
-): Promise<number[] | string> {
-  const mask = new Array<number>(ids.length).fill(0);
-  const isPrefix = (p: number[]) => p.length <= ids.length && p.every((x, i) => x === ids[i]);
-  const none = 'conversations without an assistant turn (assistant_only_loss trains on those only)';
-  const marked = await tok.generation_spans?.(messages, {
+async function assistantTurns(tok: TextTokenizer, messages: Message[], chat: ChatOptions): Promise<Example | string> {
+  if (!tok.generation_spans) throw new DataError('this tokenizer cannot mark the assistant turns of conversations');
+  const { text, spans } = await tok.generation_spans(messages, {
     ...(chat.kwargs ? { chat_template_kwargs: chat.kwargs } : {}),
     ...(chat.tools ? { tools: chat.tools } : {}),
   });
-  if (marked?.spans) {
-    // a span's first and last token: the tokens of the text before each end, a prefix of the whole's
-    const ends = await Promise.all(
-      marked.spans.flat().map((at) => tok.encode(marked.text.slice(0, at), { add_special_tokens: false })),
-    );
-    if (!ends.every(isPrefix))
-      return "conversations whose template's generation blocks do not begin and end on token boundaries";
-    for (let k = 0; k < ends.length; k += 2) for (let t = ends[k].length; t < ends[k + 1].length; t++) mask[t] = 1;
-    return mask.includes(1) ? mask : none;
-  }
-  // every turn's two prefixes asked for at once: one message to the tokenizer's worker
-  const prefix = (n: number, generationPrompt: boolean) => chatIds(tok, messages.slice(0, n), generationPrompt, chat);
-  const turns = await Promise.all(
-    messages.map((m, i) => (m.role !== 'assistant' ? null : Promise.all([prefix(i, true), prefix(i + 1, false)]))),
-  );
-  for (let i = 0; i < messages.length; i++) {
-    const turn = turns[i];
-    if (!turn) continue;
-    const [before, through] = turn;
-    if (!isPrefix(before) || !isPrefix(through)) {
-      return (
-        'conversations the chat template does not render turn by turn (assistant_only_loss needs each turn ' +
-        'to extend the one before)'
-      );
-    }
-    for (let t = before.length; t < through.length; t++) mask[t] = 1;
-  }
-  return mask.includes(1) ? mask : none;
+  const encode = (upTo: number) => tok.encode(text.slice(0, upTo), { add_special_tokens: false });
+  // a span's first and last token: the tokens of the text before each end, a prefix of the whole's
+  const [ids, ...ends] = await Promise.all([encode(text.length), ...spans.flat().map(encode)]);
+  const isPrefix = (p: number[]) => p.length <= ids.length && p.every((x, i) => x === ids[i]);
+  if (!ends.every(isPrefix))
+    return "conversations whose template's generation blocks do not begin and end on token boundaries";
+  const mask = new Array<number>(ids.length).fill(0);
+  for (let k = 0; k < ends.length; k += 2) for (let t = ends[k].length; t < ends[k + 1].length; t++) mask[t] = 1;
+  if (!mask.includes(1)) return 'conversations without an assistant turn (assistant_only_loss trains on those only)';
+  return { input_ids: ids, mask };
 }
 
 /**

@@ -13,6 +13,7 @@
 import { conversationChars, type ChatTemplateKwargs, type Message, type TextTokenizer } from '../data/sft';
 import { checkTemplateKwargs } from './template-kwargs';
 import type { Op, OpResult, Reply, Request, TemplateFile, TokenizerFiles, TokenizerInfo } from './tokenizer-worker';
+import { NOT_TRAINABLE } from './training-templates';
 
 export type { TokenizerFiles } from './tokenizer-worker';
 
@@ -99,9 +100,14 @@ interface Sent {
   loaded?: { resolve(info: TokenizerInfo): void; reject(e: Error): void };
 }
 
+/** What a render reads besides the messages: see TextTokenizer.apply_chat_template. */
+type RenderOptions = { chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[]; training?: boolean };
+
 export interface TokenizerOptions {
   /** Where the files come from, to prefix their names in errors ("fixtures/tiny-llama/"). */
   where?: string;
+  /** Where chat_template.jinja came from when it is not the model's own (--chat_template_path), for errors. */
+  templatePath?: string;
   /** config.json's vocab_size: the tokenizer's ids must be below it. */
   vocabSize?: number;
   limits?: Partial<TokenizerLimits>;
@@ -116,8 +122,8 @@ export class TokenizerClient implements TextTokenizer {
   hasChatTemplate = false;
   /** The chat template reads `enable_thinking`: a switch for thinking is worth offering. */
   thinking = false;
-  /** A chat template marks text with {% generation %} blocks: without, generation_spans needs no render. */
-  generationBlocks = false;
+  /** The family whose TRL training template assistant_only_loss renders with, if the model's own is swapped. */
+  trainingTemplate: string | null = null;
 
   private readonly limits: TokenizerLimits;
   private readonly where: string;
@@ -154,7 +160,7 @@ export class TokenizerClient implements TextTokenizer {
       bos_token: info.bos_token,
       hasChatTemplate: info.hasChatTemplate,
       thinking: info.thinking,
-      generationBlocks: info.generationBlocks,
+      trainingTemplate: info.trainingTemplate,
     });
     return client;
   }
@@ -166,31 +172,32 @@ export class TokenizerClient implements TextTokenizer {
 
   /**
    * The conversation rendered by the chat template (chat_template.jinja, or tokenizer_config.json's),
-   * as text; `chat_template_kwargs` are variables it reads besides (`enable_thinking`).
+   * as text; `chat_template_kwargs` are variables it reads besides (`enable_thinking`). With
+   * `training`, by the template assistant_only_loss trains with (see generation_spans).
    */
   apply_chat_template(
     messages: Message[],
-    o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] } = {},
+    o: RenderOptions & { add_generation_prompt?: boolean } = {},
   ): Promise<string> {
     return this.render(messages, o, false) as Promise<string>;
   }
 
   /**
-   * The conversation rendered, and the [start, end) character spans of its template's
-   * {% generation %} blocks (null where the template has none), as return_assistant_tokens_mask reads them.
+   * The conversation rendered by the template assistant_only_loss trains with, and the [start, end)
+   * character spans of its {% generation %} blocks, as return_assistant_tokens_mask reads them. That
+   * template is the model's own where it has blocks, else TRL's training version of it
+   * (./training-templates.ts); any other is refused, as TRL refuses it.
    */
-  generation_spans(
-    messages: Message[],
-    o: { chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] } = {},
-  ): Promise<{ text: string; spans: [number, number][] | null }> {
-    // no template has blocks: the rendered text would go unused, so none is rendered
-    if (!this.generationBlocks) return Promise.resolve({ text: '', spans: null });
-    return this.render(messages, o, true) as Promise<{ text: string; spans: [number, number][] | null }>;
+  generation_spans(messages: Message[], o: RenderOptions = {}): Promise<{ text: string; spans: [number, number][] }> {
+    return this.render(messages, { ...o, training: true }, true) as Promise<{
+      text: string;
+      spans: [number, number][];
+    }>;
   }
 
   private render(
     messages: Message[],
-    o: { add_generation_prompt?: boolean; chat_template_kwargs?: ChatTemplateKwargs; tools?: unknown[] },
+    o: RenderOptions & { add_generation_prompt?: boolean },
     spans: boolean,
   ): Promise<unknown> {
     const chars = conversationChars(messages, o.tools);
@@ -209,6 +216,7 @@ export class TokenizerClient implements TextTokenizer {
       maxChars: 4 * chars + RENDER_SLACK,
       ...(kwargs !== undefined ? { kwargs } : {}),
       ...(o.tools ? { tools: o.tools } : {}),
+      ...(o.training ? { training: true } : {}),
       ...(spans ? { spans } : {}),
     };
     return this.call(op, chars);
@@ -365,7 +373,12 @@ export class TokenizerClient implements TextTokenizer {
   private blamed(kind: Kind | 'load'): string {
     if (kind !== 'render') return `${this.where}tokenizer.json`;
     const file = this.templateFile;
-    return file === 'chat_template.jinja' ? `${this.where}${file}` : `${this.where}${file}'s "chat_template"`;
+    return file === 'chat_template.jinja' ? this.path(file) : `${this.where}${file}'s "chat_template"`;
+  }
+
+  /** A file's name as the user knows it: in the model's folder, or the template they gave. */
+  private path(file: string): string {
+    return file === 'chat_template.jinja' && this.o.templatePath ? this.o.templatePath : `${this.where}${file}`;
   }
 
   private doing(s: Sent): string {
@@ -378,8 +391,9 @@ export class TokenizerClient implements TextTokenizer {
     }[s.kind];
   }
 
-  /** What to do about `file`. */
-  private hint(file: string): string {
+  /** What to do about `file`, unless the error says it (a template assistant_only_loss cannot train with). */
+  private hint(file: string, error = ''): string {
+    if (error.includes(NOT_TRAINABLE)) return '';
     return file === 'tokenizer_config.json' || file === 'chat_template.jinja'
       ? `Fix ${file} (or use the one the model was published with); without a usable chat template, ` +
           'give the data as a "text" column.'
@@ -387,7 +401,7 @@ export class TokenizerClient implements TextTokenizer {
   }
 
   private fileError(file: string, error: string): TokenizerError {
-    const hint = this.hint(file);
-    return new TokenizerError(`${this.where}${file} ${error.replace(/\.$/, '')}. ${hint}`);
+    const hint = this.hint(file, error);
+    return new TokenizerError(`${this.path(file)} ${error.replace(/\.$/, '')}.${hint ? ` ${hint}` : ''}`);
   }
 }

@@ -8,8 +8,10 @@
 // from the JSON objects), never through from_pretrained: that path asks the Hub whether
 // tokenizer_config.json exists, a request that can go to the network and hang.
 import * as transformers from '@huggingface/transformers';
+import { sha256 } from 'hash-wasm';
 import { conversationChars, type ChatTemplateKwargs, type Message } from '../data/sft';
 import { checkTemplateKwargs } from './template-kwargs';
+import { GENERATION_BLOCK, knownTemplate, NOT_TRAINABLE } from './training-templates';
 
 /**
  * The files a tokenizer is made of, as text (tokenizer_config.json may be missing). Newer
@@ -37,8 +39,11 @@ export interface TokenizerInfo {
   hasChatTemplate: boolean;
   /** The chat template reads `enable_thinking` (Qwen3's and other reasoning templates switch thinking with it). */
   thinking: boolean;
-  /** One of the chat templates marks text with {% generation %} blocks (assistant_only_loss reads them). */
-  generationBlocks: boolean;
+  /**
+   * The family whose TRL training template assistant_only_loss renders with, in place of the
+   * model's own (./training-templates.ts); null where the template is used as it is, or cannot be.
+   */
+  trainingTemplate: string | null;
 }
 
 export type Op =
@@ -52,6 +57,11 @@ export type Op =
       kwargs?: ChatTemplateKwargs;
       /** The row's tools (function schemas), as apply_chat_template(tools=…) takes them. */
       tools?: unknown[];
+      /**
+       * Rendered with the template assistant_only_loss trains with: the model's own where it has
+       * {% generation %} blocks, else TRL's training version of it, else refused (./training-templates.ts).
+       */
+      training?: boolean;
       /**
        * Also where the template's {% generation %} blocks put text: [start, end) character spans,
        * as transformers' return_assistant_tokens_mask reads them (null: the template has none).
@@ -105,14 +115,23 @@ let maxId = 0;
 let firstUnembedded = Infinity;
 let templateFile: TemplateFile = 'tokenizer_config.json';
 
-/** Answers the client's requests on `port` (the worker's global scope, or Node's parentPort). */
+/** The model's own template, and the training version assistant_only_loss renders with instead (TRL's swap). */
+let training: { original: string; source: string; family: string } | null = null;
+
+/**
+ * Answers the client's requests on `port` (the worker's global scope, or Node's parentPort), one
+ * after the other: loading is asynchronous (a digest of the template), and no request overtakes it.
+ */
 export function serveTokenizer(port: { postMessage(m: Reply): void; onMessage(handle: (r: Request) => void): void }) {
-  port.onMessage((r) => port.postMessage(answer(r)));
+  let queue = Promise.resolve();
+  port.onMessage((r) => {
+    queue = queue.then(async () => port.postMessage(await answer(r)));
+  });
 }
 
-function answer(r: Request): Reply {
+async function answer(r: Request): Promise<Reply> {
   try {
-    if ('load' in r) return { id: r.id, info: load(r.load, r.vocabSize) };
+    if ('load' in r) return { id: r.id, info: await load(r.load, r.vocabSize) };
     return { id: r.id, results: r.ops.map(run) };
   } catch (e) {
     return { id: r.id, ...blame(e, 'tokenizer.json') };
@@ -125,8 +144,9 @@ function blame(e: unknown, file: string): { error: string; file: string } {
   return { error: `failed (${m.slice(0, 500)})`, file };
 }
 
-function load(files: TokenizerFiles, vocabSize?: number): TokenizerInfo {
+async function load(files: TokenizerFiles, vocabSize?: number): Promise<TokenizerInfo> {
   tokenizer = null;
+  training = null;
   const json = parseObject('tokenizer.json', files['tokenizer.json']);
   const configText = files['tokenizer_config.json'];
   const config = configText === undefined ? {} : parseObject('tokenizer_config.json', configText);
@@ -162,6 +182,10 @@ function load(files: TokenizerFiles, vocabSize?: number): TokenizerInfo {
     throw new FileProblem('tokenizer.json', `does not make a tokenizer (${(e as Error).message})`);
   }
   tokenizer = tok;
+  // TRL knows a template by its exact text: one of a model's several named templates is not compared
+  const own = tok.chat_template;
+  const known = typeof own === 'string' && !GENERATION_BLOCK.test(own) ? knownTemplate(await sha256(own)) : null;
+  if (known) training = { original: own as string, source: known.training(own as string), family: known.family };
   const token = (t: unknown) => (typeof t === 'string' ? t : null);
   const id = (t: unknown) => (Number.isInteger(t) ? (t as number) : null);
   return {
@@ -173,18 +197,11 @@ function load(files: TokenizerFiles, vocabSize?: number): TokenizerInfo {
     maxId,
     hasChatTemplate: !!tok.chat_template,
     thinking: readsThinking(tok),
-    generationBlocks: templates(tok).some((t) => GENERATION_BLOCK.test(t)),
+    trainingTemplate: training?.family ?? null,
   };
 }
 
 /** Whether the template a conversation is rendered with mentions enable_thinking. */
-/** Every chat template the tokenizer has (one, or a model's named ones). */
-function templates(tok: transformers.PreTrainedTokenizer): string[] {
-  const t = tok.chat_template as unknown;
-  if (typeof t === 'string') return [t];
-  return t && typeof t === 'object' ? Object.values(t).filter((x): x is string => typeof x === 'string') : [];
-}
-
 function readsThinking(tok: transformers.PreTrainedTokenizer): boolean {
   try {
     const source = tok.chat_template ? tok.get_chat_template() : null;
@@ -351,7 +368,6 @@ export interface Rendered {
 // trim_blocks and lstrip_blocks, which chat templates render with, act on block tags: done here
 // for these tags, whose replacements are expressions (a line's leading blanks, the newline after)
 const GENERATION_TAG = /(^[ \t]*)?{%(-?)\s*(end)?generation\s*(-?)%}(\n)?/gm;
-const GENERATION_BLOCK = /{%-?\s*generation\s*-?%}/;
 const OPEN = '\uE000',
   CLOSE = '\uE001';
 
@@ -364,7 +380,11 @@ function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 're
   const kwargs = op.kwargs ?? {};
   checkTemplateKwargs(kwargs); // the client checked them: this is the last word, where they are used
   // the template apply_chat_template would pick (a model's `tool_use` one where tools are given)
-  const source = tok.get_chat_template({ tools: op.tools });
+  let source = tok.get_chat_template({ tools: op.tools });
+  if (op.training && !GENERATION_BLOCK.test(source)) {
+    if (source !== training?.original) throw templateProblem(NOT_TRAINABLE);
+    source = training.source;
+  }
   const marked =
     op.spans && GENERATION_BLOCK.test(source)
       ? source.replace(GENERATION_TAG, (_, _blanks, l, end, r) => `{{${l} "${end ? CLOSE : OPEN}" ${r}}}`)

@@ -61,7 +61,10 @@ const TOKENIZER_FILE_BYTES = {
  * chat_template.jinja if it has them), in a worker thread of its own
  * (src/engine/tokenizer-client.ts); nothing is fetched.
  */
-export async function localTokenizer(dir: string, o: TokenizerOptions & { heapMb?: number } = {}) {
+export async function localTokenizer(
+  dir: string,
+  o: TokenizerOptions & { heapMb?: number; chatTemplatePath?: string | null } = {},
+) {
   const read = async (name: keyof typeof TOKENIZER_FILE_BYTES): Promise<string | undefined> => {
     const path = join(dir, name);
     const info = await stat(path).catch(() => null);
@@ -85,6 +88,30 @@ export async function localTokenizer(dir: string, o: TokenizerOptions & { heapMb
     const text = await read(name);
     if (text !== undefined) files[name] = text;
   }
+  // TRL's --chat_template_path: a template file in place of the model's own (it wins, as chat_template.jinja does)
+  const templatePath = o.chatTemplatePath ?? undefined;
+  if (templatePath !== undefined) files['chat_template.jinja'] = await chatTemplateFile(templatePath);
   const where = `${dir.replace(/\/+$/, '')}/`;
-  return TokenizerClient.create(nodeTokenizerWorker({ heapMb: o.heapMb }), files, { where, ...o });
+  const { chatTemplatePath: _, heapMb, ...options } = o;
+  return TokenizerClient.create(nodeTokenizerWorker({ heapMb }), files, { where, templatePath, ...options });
+}
+
+/**
+ * A chat template file given in place of the model's (a .jinja or .j2 file, as TRL reads one).
+ * TRL also takes a tokenizer to copy the template from, adding its special tokens and growing the
+ * embedding (clone_chat_template): not built here.
+ */
+async function chatTemplateFile(path: string): Promise<string> {
+  if (!/\.(jinja|j2)$/.test(path)) {
+    throw new TokenizerError(
+      `--chat_template_path ${path}: give a .jinja or .j2 file holding a chat template; copying the template of ` +
+        "another tokenizer (TRL's clone_chat_template, which adds tokens to the model) is not built",
+    );
+  }
+  const info = await stat(path).catch(() => null);
+  if (!info?.isFile()) throw new TokenizerError(`--chat_template_path ${path}: there is no such file`);
+  const most = TOKENIZER_FILE_BYTES['chat_template.jinja'];
+  if (info.size > most)
+    throw new TokenizerError(`${path} is ${info.size} bytes, more than the ${most} a template may be`);
+  return readFile(path, 'utf8');
 }

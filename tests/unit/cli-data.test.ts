@@ -1,6 +1,6 @@
 // The `finetune` command line on prompt/completion and chat data: `preview` shows the blocks
 // training prepares, and training evaluates on a held-out part or the data set's test split.
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -66,6 +66,41 @@ describe('finetune on prompt/completion and chat data', () => {
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toContain('«<s>### system:\nAnswer briefly.</s>\n### user:\n');
     expect(text.stdout).toMatch(/### assistant:\n»[^«]+<\/s>\n/);
+  });
+
+  it('--chat_template_path renders with the given template; assistant_only_loss needs conversations', async () => {
+    // a template whose blocks hold the assistant's words but not its </s>: the preview marks
+    // "</s>" as masked, where the model's own template trains on it
+    const template = join(root, 'words-only.jinja');
+    await writeFile(
+      template,
+      "{% for m in messages %}<{{ m.role }}>{% if m.role == 'assistant' %}{% generation %}{{ m.content }}" +
+        '{% endgeneration %}{% else %}{{ m.content }}{% endif %}</s>{% endfor %}',
+    );
+    const model = join(root, 'tiny-llama');
+    const common = ['--model_name_or_path', model, '--max_length', '64', '--num_blocks', '1'];
+    const chat = ['--dataset_name', formats.messages, '--assistant_only_loss', 'true'];
+    const given = await finetune('preview', ...common, ...chat, '--chat_template_path', template);
+    expect(given.code, given.stderr).toBe(0);
+    expect(given.stdout).toContain('«<system>Answer briefly.</s><user>');
+    expect(given.stdout).toMatch(/<assistant>»[^«]+«<\/s>/);
+    const txt = await finetune('preview', ...common, ...chat, '--chat_template_path', join(root, 'words-only.txt'));
+    expect(txt.code).toBe(1);
+    expect(txt.stderr).toMatch(/give a \.jinja or \.j2 file .*clone_chat_template/);
+    // TRL raises on data that is not conversational: here too, before any row is tokenized
+    const text = await finetune(
+      'preview',
+      ...common,
+      '--dataset_name',
+      formats.promptCompletion,
+      '--assistant_only_loss',
+      'true',
+    );
+    expect(text.code).toBe(1);
+    expect(text.stderr).toContain(
+      "assistant_only_loss trains on the assistant's turns of conversations, but this data set is prompts and " +
+        'completions as text',
+    );
   });
 
   it('trains on prompt/completion rows with a held-out eval part, and on chat data with its test split', async () => {

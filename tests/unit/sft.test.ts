@@ -34,7 +34,8 @@ import { freshSeed, rng } from '../reference/random';
 /**
  * BOS is 0 and EOS 1 (written "<s>" and "</s>"); every other character is its code. A chat
  * template in the usual shape: BOS, then "[role]content</s>" per message, and "[assistant]"
- * as the generation prompt. Asynchronous, as the real tokenizer (in its worker) is.
+ * as the generation prompt; an assistant's "content</s>" is its generation block. Asynchronous,
+ * as the real tokenizer (in its worker) is.
  */
 const tok = {
   eos_token: '</s>',
@@ -43,6 +44,16 @@ const tok = {
   async apply_chat_template(messages: Message[], o: { add_generation_prompt?: boolean }): Promise<string> {
     const turns = messages.map((m) => `[${m.role}]${m.content}</s>`).join('');
     return `<s>${turns}${o.add_generation_prompt ? '[assistant]' : ''}`;
+  },
+  async generation_spans(messages: Message[]) {
+    let text = '<s>';
+    const spans: [number, number][] = [];
+    for (const m of messages) {
+      text += `[${m.role}]`;
+      if (m.role === 'assistant') spans.push([text.length, text.length + m.content.length + 4]);
+      text += `${m.content}</s>`;
+    }
+    return { text, spans };
   },
 };
 
