@@ -130,7 +130,8 @@ export const TRAIN: FlagSpecs = {
     default: null,
     help:
       'the schedule\'s arguments as JSON, by transformers\' names: {"num_cycles": 2} (cosine, cosine_with_restarts), ' +
-      '{"min_lr_rate": 0.1} (cosine_with_min_lr), {"lr_end": 1e-7, "power": 1} (polynomial), {"timescale": N}',
+      '{"min_lr_rate": 0.1} (cosine_with_min_lr), {"lr_end": 1e-7, "power": 1} (polynomial), {"timescale": N} ' +
+      '(inverse_sqrt), {"num_decay_steps": N, "decay_type": "linear", "min_lr_ratio": 0.1} (warmup_stable_decay)',
   },
   warmup_steps: {
     type: 'number',

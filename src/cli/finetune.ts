@@ -411,7 +411,7 @@ function loraSettings(f: FlagValues, session: Session): LoraSettings {
   };
 }
 
-/** --lr_scheduler_kwargs: a JSON object of numbers, as HfArgumentParser reads a dict flag. */
+/** --lr_scheduler_kwargs: a JSON object, as HfArgumentParser reads a dict flag (checkSchedule checks its values). */
 function schedulerKwargs(json: string | null): SchedulerKwargs | undefined {
   if (json === null) return undefined;
   let v: unknown;

@@ -27,7 +27,7 @@ describe('train flags as trl sft takes them', () => {
       lr_scheduler_kwargs: '{"min_lr_rate": 0.1}',
       logging_first_step: true,
     });
-    for (const type of ['cosine_with_restarts', 'polynomial', 'inverse_sqrt'])
+    for (const type of ['cosine_with_restarts', 'polynomial', 'inverse_sqrt', 'warmup_stable_decay'])
       expect(train('--lr_scheduler_type', type).lr_scheduler_type).toBe(type);
   });
 

@@ -66,6 +66,24 @@ describe('learning-rate schedules, as transformers defines them', () => {
       [2].map((k) => at('inverse_sqrt', k, 0, 100, { timescale: 4 })),
       [1 / Math.sqrt(1.5)],
     );
+    // warmup-stable-decay, 4 decay steps: warmup 2, stable 10 − 2 − 4 = 4, then half a cosine to 0
+    const c = (x: number) => 0.5 * (1 + Math.cos(Math.PI * x));
+    close(
+      [0, 1, 2, 5, 6, 7, 9, 10, 12].map((k) => at('warmup_stable_decay', k, 2, 10, { num_decay_steps: 4 })),
+      [0, 0.5, 1, 1, 1, c(0.25), c(0.75), 0, 0],
+    );
+    // from and to min_lr_ratio 0.1, cosine warmup, linear decay: f · 0.9 + 0.1
+    const wsd = { num_decay_steps: 4, min_lr_ratio: 0.1, warmup_type: 'cosine', decay_type: 'linear' } as const;
+    close(
+      [0, 1, 7, 10].map((k) => at('warmup_stable_decay', k, 2, 10, wsd)),
+      [0.1, 0.5 * 0.9 + 0.1, 0.75 * 0.9 + 0.1, 0.1],
+    );
+    // num_stable_steps given (1): the decay starts at step 3; 1-sqrt warmup and decay
+    const sqrt = { num_decay_steps: 4, num_stable_steps: 1, warmup_type: '1-sqrt', decay_type: '1-sqrt' } as const;
+    close(
+      [1, 2, 3, 4, 7].map((k) => at('warmup_stable_decay', k, 2, 10, sqrt)),
+      [1 - Math.sqrt(0.5), 1, 1, 0.5, 0],
+    );
   });
 
   it('refuses arguments a schedule does not take, naming the ones it does', () => {
@@ -82,6 +100,11 @@ describe('learning-rate schedules, as transformers defines them', () => {
       'needs one of lr_scheduler_kwargs min_lr and min_lr_rate',
     );
     expect(() => checkSchedule(s('polynomial', { lr_end: 1e-2 }))).toThrow('must be smaller than learning_rate');
+    expect(() => checkSchedule(s('warmup_stable_decay', {}))).toThrow('needs lr_scheduler_kwargs num_decay_steps');
+    const shape = { num_decay_steps: 2, decay_type: 'exp' } as unknown as SchedulerKwargs;
+    expect(() => checkSchedule(s('warmup_stable_decay', shape))).toThrow(
+      'decay_type must be one of linear, cosine, 1-sqrt, not "exp"',
+    );
   });
 });
 
