@@ -30,7 +30,7 @@ export const NOT_HERE: Record<string, string> = {
   lora_task_type: 'the task is always CAUSAL_LM',
   optim: "the optimizer is AdamW as transformers' adamw_torch computes it; no other is built",
   report_to: 'logs go to stderr, or stdout as JSON lines with --json true, and into trainer_state.json',
-  config: 'YAML configs are not read: pass the settings as flags',
+  datasets: 'mixtures of several data sets are not built: give one with dataset_name',
 };
 
 export type FlagType = 'string' | 'number' | 'int' | 'bool' | 'list';
@@ -51,9 +51,32 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-export function parseFlags(argv: string[], specs: FlagSpecs, command: string): FlagValues {
+/**
+ * The flags of argv, over the defaults, over `config`'s values where a --config file gave them
+ * (each as the words a command line would have: see ./config-file.ts).
+ */
+export function parseFlags(
+  argv: string[],
+  specs: FlagSpecs,
+  command: string,
+  config: Record<string, string[]> | null = null,
+): FlagValues {
   const values: FlagValues = {};
   for (const [k, s] of Object.entries(specs)) values[k] = s.default ?? null;
+  for (const [key, words] of Object.entries(config ?? {})) {
+    const name = key.replace(/-/g, '_');
+    const spec = specs[name];
+    if (!spec && name in NOT_HERE)
+      throw new UsageError(
+        `the config file's ${name} is a setting of trl sft that this tool does not take: ${NOT_HERE[name]}`,
+      );
+    if (!spec)
+      throw new UsageError(
+        `the config file's ${name} is not a setting of ${command}` +
+          `${suggest(name, Object.keys(specs))}; see \`finetune ${command} --help\``,
+      );
+    values[name] = convert(name, spec, words);
+  }
   const given = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];

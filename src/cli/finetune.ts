@@ -44,6 +44,7 @@ import {
   type GenerationConfig,
 } from '../generate/generation-config';
 import { localDataSplits, localTokenizer } from '../node/local-data';
+import { takeConfig } from './config-file';
 import { cacheDataset, cacheModel, hubOptionsFromEnv } from '../node/hub-cache';
 import { isRepoId, type RepoFile } from '../hub/hub';
 import { nodeGpu } from '../node/dawn';
@@ -68,7 +69,8 @@ ${Object.entries(COMMANDS)
   .map(([k, c]) => `  ${k.padEnd(9)} ${c.summary}`)
   .join('\n')}
 
-\`finetune <command> --help\` lists a command's flags.
+\`finetune <command> --help\` lists a command's flags. \`--config file.yaml\` reads them from a YAML
+file of the same names, as trl sft reads one (an \`env:\` mapping sets variables); flags given win.
 `;
 
 /** Runs a command; resolves to the process's exit code (0 ok, 1 failed, 2 bad usage). */
@@ -93,7 +95,8 @@ export async function main(
   }
   let flags: FlagValues;
   try {
-    flags = parseFlags(rest, command.flags, name);
+    const { argv, config } = await takeConfig(rest);
+    flags = parseFlags(argv, command.flags, name, config);
   } catch (e) {
     err.write(`finetune ${name}: ${(e as Error).message}\n`);
     return 2;
