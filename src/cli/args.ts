@@ -8,8 +8,6 @@
  * that it is not built. Anything else unknown is refused with the nearest flag's name.
  */
 export const NOT_HERE: Record<string, string> = {
-  dataset_config:
-    "a data set's named configs (a README's configs:) are not read; pass the config's files as a local folder",
   dataset_streaming: 'data is read lazily already (Parquet a row group at a time, JSON lines streamed)',
   eos_token: "the tokenizer's own EOS token ends every text and completion",
   padding_free:

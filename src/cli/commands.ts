@@ -43,6 +43,11 @@ const DATA: FlagSpecs = {
       'a Hub data set id, or a local .jsonl, .json, .csv, .parquet or .txt file, or a folder of them (files ' +
       'split by their names as datasets splits them: data/train_sft-00000-of-00001.parquet, train.jsonl, test/…)',
   },
+  dataset_config: {
+    type: 'string',
+    default: null,
+    help: "the data set's config, by a name its README.md's configs: gives (default: its default config)",
+  },
   dataset_train_split: { type: 'string', default: 'train', help: 'the split to train on (train, train_sft, …)' },
   dataset_test_split: {
     type: 'string',

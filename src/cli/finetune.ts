@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { TokenizerClient } from '../engine/tokenizer-client';
 import {
   prepareData,
-  splitFiles,
+  configSplitFiles,
   type DataSplits,
   type PreparedData,
   type PrepareSettings,
@@ -174,15 +174,16 @@ const isLocalPath = (name: string) =>
     () => false,
   );
 
-async function dataSplitsFor(name: string, r: Reporter): Promise<DataSplits> {
-  if (await isLocalPath(name)) return localDataSplits(name);
+async function dataSplitsFor(name: string, config: string | null, r: Reporter): Promise<DataSplits> {
+  if (await isLocalPath(name)) return localDataSplits(name, config);
   if (!isRepoId(name))
     throw new UsageError(`--dataset_name ${name} is neither a local file or folder nor a Hub id (owner/name)`);
-  const { dir, files } = await cacheDataset(name, { ...hubOptionsFromEnv(), onFile: download(r) });
+  const got = await cacheDataset(name, { ...hubOptionsFromEnv(), config, onFile: download(r) });
   r.endProgress();
-  return splitFiles(
-    await Promise.all(files.map(async (x) => ({ name: x.path, blob: await openAsBlob(join(dir, x.path)) }))),
+  const files = await Promise.all(
+    got.files.map(async (x) => ({ name: x.path, blob: await openAsBlob(join(got.dir, x.path)) })),
   );
+  return configSplitFiles(files, got.config, name);
 }
 
 function download(r: Reporter) {
@@ -206,7 +207,7 @@ async function loadData(
   r: Reporter,
   o: { split?: SplitName; evaluate?: boolean } = {},
 ): Promise<PreparedData> {
-  const splits = await dataSplitsFor(f.dataset_name as string, r);
+  const splits = await dataSplitsFor(f.dataset_name as string, f.dataset_config as string | null, r);
   const s: PrepareSettings = {
     dataset_text_field: f.dataset_text_field as string,
     max_length: f.max_length as number,
@@ -475,7 +476,7 @@ function cardSettings(f: FlagValues, session: Session): Record<string, FlagValue
 async function evaluate(f: FlagValues, r: Reporter): Promise<void> {
   const { session, tokenizer } = await openModel(f, r);
   // the test split where the data set has one, else its training files
-  const splits = await dataSplitsFor(f.dataset_name as string, r);
+  const splits = await dataSplitsFor(f.dataset_name as string, f.dataset_config as string | null, r);
   const split = splits[f.dataset_test_split as SplitName]
     ? (f.dataset_test_split as SplitName)
     : (f.dataset_train_split as SplitName);

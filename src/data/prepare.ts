@@ -4,6 +4,7 @@
 // rows held out, as datasets' train_test_split), and the numbers both show.
 import { seededRandom } from '../generate/generate';
 import { DataError, readRows, SkipCounts, type DataBlob, type Row } from './read';
+import { configFiles, type DatasetConfig } from './dataset-configs';
 import {
   countTargets,
   holdOut,
@@ -76,6 +77,26 @@ export function splitFiles<T extends { name: string } | { path: string }>(files:
     group((f) => byFolder(pathOf(f).split('/'))) ??
     group((f) => keywordSplit(pathOf(f).split('/').at(-1)!)) ?? { train: files }
   );
+}
+
+/**
+ * A data set's files into splits under its config (./dataset-configs.ts): by the config's
+ * data_files where it gives them, else by their names under its data_dir; with no config (a
+ * repo without `configs:`), by their names. `where` names the data set in errors.
+ */
+export function configSplitFiles<T extends { name: string } | { path: string }>(
+  files: T[],
+  config: DatasetConfig | null,
+  where: string,
+): Partial<Record<SplitName, T[]>> {
+  if (!config) return splitFiles(files);
+  const pathOf = (f: T) => ('name' in f ? f.name : f.path);
+  const got = configFiles(config, files, pathOf, where);
+  if ('splits' in got) return got.splits;
+  // split by their names inside data_dir, as datasets infers the splits there
+  const dir = config.dataDir ? `${config.dataDir.replace(/\/+$/, '')}/` : '';
+  const inside = got.unsplit.map((f) => ({ name: pathOf(f).slice(dir.length), file: f }));
+  return Object.fromEntries(Object.entries(splitFiles(inside)).map(([k, v]) => [k, v!.map((x) => x.file)]));
 }
 
 export interface PrepareSettings extends SftDataSettings {

@@ -14,7 +14,7 @@ import { estimateStoreBytes, estimateTrainingMemory, formatBytes, type MemoryEst
 import { downloadModel, freeStorageBytes, type DownloadProgress } from '../store/download';
 import { loadStoredModel } from '../store/load-stored';
 import { deleteModel, listModels, manifestEndpoint, modelKey, type Manifest } from '../store/model-store';
-import { prepareData, splitFiles, type PrepareSettings } from '../data/prepare';
+import { configSplitFiles, prepareData, type DataSplits, type PrepareSettings } from '../data/prepare';
 import type { DataBlob } from '../data/read';
 import type { Block } from '../data/sft';
 import { dataSummary, type DataSummary } from './data-summary';
@@ -62,7 +62,8 @@ export interface ModelPlan {
 
 export type { DataSummary };
 
-export type DataSource = { kind: 'hub'; id: string } | { kind: 'file'; file: File };
+/** Where the data comes from: a Hub data set (its `config`, else its default one) or a file. */
+export type DataSource = { kind: 'hub'; id: string; config?: string | null } | { kind: 'file'; file: File };
 
 /** What training reports to the page: the run's events, and the engine's own. */
 export type TrainEvent =
@@ -344,7 +345,7 @@ export class Engine {
     const splits =
       source.kind === 'file'
         ? { train: [{ name: source.file.name, blob: source.file as Blob }] }
-        : splitFiles(await hubDataFiles(source.id, hub));
+        : await hubDataSplits(source.id, source.config ?? null, hub);
     const d = await prepareData(splits, tokenizer, s, session.config.vocab);
     this.blocks = d.train.blocks;
     this.evalBlocks = d.eval?.blocks ?? null;
@@ -666,11 +667,11 @@ export class Engine {
   }
 }
 
-/** A Hub data set's train files, fetched whole and checked (data sets for fine-tuning are small). */
-/** A Hub data set's files, read lazily from the Hub as the pipeline asks (src/hub/hub-blob.ts). */
-async function hubDataFiles(id: string, hub: HubOptions): Promise<{ name: string; blob: DataBlob }[]> {
-  const { snapshot, files } = await datasetFiles(id, hub);
-  return files.map((f) => ({ name: f.path, blob: HubBlob.of(snapshot, f, hub) }));
+/** A Hub data set's files by split, read lazily from the Hub as the pipeline asks (src/hub/hub-blob.ts). */
+async function hubDataSplits(id: string, config: string | null, hub: HubOptions): Promise<DataSplits> {
+  const got = await datasetFiles(id, hub, config);
+  const files = got.files.map((f) => ({ name: f.path, blob: HubBlob.of(got.snapshot, f, hub) as DataBlob }));
+  return configSplitFiles(files, got.config, id);
 }
 
 /** The session's adapter as PEFT's two files, in the form loadAdapter takes. */

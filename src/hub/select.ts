@@ -1,8 +1,11 @@
 // Which of a repo's files to download: for a model, its config, generation defaults, tokenizer,
 // chat template and safetensors weights (not PyTorch .bin, ONNX or GGUF copies); for a data set,
-// its data files (split by their names afterwards, src/data/prepare.ts).
+// the data files of the config asked for (its README.md's `configs:`, src/data/dataset-configs.ts;
+// split afterwards, src/data/prepare.ts).
+import { configFiles, pickConfig, readmeConfigs, type DatasetConfig } from '../data/dataset-configs';
 import { dataFormat } from '../data/read';
-import { HubError, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapshot } from './hub';
+import { fileUrl, HubError, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapshot } from './hub';
+import { fetchWhole } from './transfer';
 
 /**
  * The small files of a model, each taken where the repo has it: generation_config.json holds the
@@ -56,42 +59,80 @@ export function dataFiles(files: RepoFile[], repo: string): RepoFile[] {
 /** The branch where the Hub keeps its Parquet conversion of a data set, one folder per config. */
 export const PARQUET_REVISION = 'refs/convert/parquet';
 
+/** The largest README.md read for its configs (cards with long prose are tens of KB). */
+export const README_MAX_BYTES = 4 * 2 ** 20;
+
+/** A data set's files for one config: the snapshot they are in, the files, and the config (null: none declared). */
+export interface DatasetFiles {
+  snapshot: RepoSnapshot;
+  files: RepoFile[];
+  config: DatasetConfig | null;
+}
+
 /**
- * A data set's snapshot and data files: its own, or the Hub's Parquet conversion of its default
- * config where it has none readable here (an archive) or a loading script builds its rows (a
- * top-level .py: its own files are the script's inputs, not rows).
+ * A data set's snapshot and the data files of a config (`config`, else its default one): its own,
+ * or the Hub's Parquet conversion of that config where the repo has none readable here (an
+ * archive) or a loading script builds its rows (a top-level .py: its own files are the script's
+ * inputs, not rows).
  */
 export async function datasetFiles(
   id: string,
   o: HubOptions = {},
-): Promise<{ snapshot: RepoSnapshot; files: RepoFile[] }> {
+  config: string | null = null,
+): Promise<DatasetFiles> {
   const main = await repoSnapshot(id, 'dataset', o);
+  const readme = main.files.find((f) => f.path === 'README.md');
+  const text = readme
+    ? new TextDecoder().decode(await fetchWhole(fileUrl(main, readme.path, o), readme, o, README_MAX_BYTES))
+    : '';
+  return chooseDatasetFiles(id, main, readmeConfigs(text, id), config, (rev) =>
+    repoSnapshot(id, 'dataset', { ...o, revision: rev }).catch(() => null),
+  );
+}
+
+/**
+ * The files of the config asked for, of `main` or of the Parquet conversion `converted` gives (a
+ * snapshot, or null where there is none); shared by the Hub's and the offline cache's readers.
+ */
+export async function chooseDatasetFiles(
+  id: string,
+  main: RepoSnapshot,
+  configs: DatasetConfig[],
+  name: string | null,
+  converted: (revision: string) => Promise<RepoSnapshot | null>,
+): Promise<DatasetFiles> {
+  const config = pickConfig(configs, name, id);
   const scripted = main.files.some((f) => /^[^/]+\.py$/.test(f.path));
   let own: RepoFile[] | null = null;
   try {
     own = dataFiles(main.files, id);
+    // only the config's own files are fetched (the splits are made from them again later)
+    if (config) {
+      const got = configFiles(config, own, (f) => f.path, id);
+      own = 'splits' in got ? [...new Set(Object.values(got.splits).flat())] : got.unsplit;
+    }
   } catch (e) {
-    if (!(e instanceof HubError) || o.revision === PARQUET_REVISION) throw e;
+    if (!(e instanceof HubError) || main.revision === PARQUET_REVISION) throw e;
   }
-  if (own && !scripted) return { snapshot: main, files: own };
-  const converted =
-    o.revision === PARQUET_REVISION
-      ? null
-      : await repoSnapshot(id, 'dataset', { ...o, revision: PARQUET_REVISION }).catch(() => null);
-  const parquet = converted?.files.filter((f) => f.path.endsWith('.parquet')) ?? [];
-  if (!converted || parquet.length === 0) {
-    if (own) return { snapshot: main, files: own };
+  if (own && !scripted) return { snapshot: main, files: own, config };
+  const conversion = main.revision === PARQUET_REVISION ? null : await converted(PARQUET_REVISION);
+  const parquet = conversion?.files.filter((f) => f.path.endsWith('.parquet')) ?? [];
+  if (!conversion || parquet.length === 0) {
+    if (own) return { snapshot: main, files: own, config };
     throw new HubError(
       `the data set ${id} has no .jsonl, .json, .csv, .parquet or .txt files, and the Hub has no Parquet ` +
         `conversion of it (${PARQUET_REVISION})`,
     );
   }
-  return { snapshot: converted, files: parquetConfigFiles(parquet) };
+  // the conversion's folders are the configs, its files split by their folders: no config to apply again
+  return { snapshot: conversion, files: parquetConfigFiles(parquet, config?.name ?? name, id), config: null };
 }
 
-/** Of the Hub's Parquet conversion, the files of one config: `default`, else the first by name. */
-export function parquetConfigFiles(parquet: RepoFile[]): RepoFile[] {
+/** Of the Hub's Parquet conversion, the files of one config: the one named, else `default`, else the first. */
+export function parquetConfigFiles(parquet: RepoFile[], name: string | null = null, id = 'the data set'): RepoFile[] {
   const configs = [...new Set(parquet.map((f) => f.path.split('/')[0]))].sort();
-  const config = configs.includes('default') ? 'default' : configs[0];
+  if (name !== null && !configs.includes(name))
+    throw new HubError(`${id}'s Parquet conversion has no config "${name}"; it has ${configs.join(', ')}`);
+  const config = name ?? (configs.includes('default') ? 'default' : configs[0]);
   return parquet.filter((f) => f.path.startsWith(`${config}/`));
 }

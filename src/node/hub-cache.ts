@@ -25,7 +25,8 @@ import {
   type RepoType,
 } from '../hub/hub';
 import { Checksum, fileBytes, verifySha256, type TransferOptions } from '../hub/transfer';
-import { dataFiles, datasetFiles, modelFiles, PARQUET_REVISION, parquetConfigFiles } from '../hub/select';
+import { readmeConfigs } from '../data/dataset-configs';
+import { chooseDatasetFiles, modelFiles, PARQUET_REVISION, parquetConfigFiles, README_MAX_BYTES } from '../hub/select';
 
 /** huggingface_hub's HF_HOME. */
 function hfHome(): string {
@@ -238,20 +239,44 @@ async function link(blob: string, path: string): Promise<void> {
   await symlink(relative(dirname(path), blob), path);
 }
 
-/** A data set's data files (or the Hub's Parquet conversion of it, src/hub/select.ts). */
-export async function cacheDataset(repo: string, o: CacheOptions = {}) {
+/**
+ * A data set's data files for a config (`config`, else its default; or the Hub's Parquet
+ * conversion of it, src/hub/select.ts), with its README.md, whose `configs:` says which files
+ * those are: cached too, so that the offline cache chooses them as the Hub would.
+ */
+export async function cacheDataset(repo: string, o: CacheOptions & { config?: string | null } = {}) {
+  const name = o.config ?? null;
   if (o.offline ?? hubOffline()) {
     // the data files of main where the cache has them, else the cached Parquet conversion
-    const main = await cachedSnapshot(repo, 'dataset', o).catch(() => null);
-    let files: RepoFile[] | null = null;
-    try {
-      files = main && dataFiles(main.files, repo);
-    } catch {}
-    if (main && files) return { dir: snapshotFolder(main, o), snapshot: main, files };
-    const converted = await cachedSnapshot(repo, 'dataset', { ...o, revision: PARQUET_REVISION });
-    const parquet = parquetConfigFiles(converted.files.filter((f) => f.path.endsWith('.parquet')));
-    return { dir: snapshotFolder(converted, o), snapshot: converted, files: parquet };
+    const conversion = (revision: string) => cachedSnapshot(repo, 'dataset', { ...o, revision }).catch(() => null);
+    const main = await conversion(o.revision ?? 'main');
+    if (!main) {
+      const converted = await cachedSnapshot(repo, 'dataset', { ...o, revision: PARQUET_REVISION });
+      const parquet = parquetConfigFiles(
+        converted.files.filter((f) => f.path.endsWith('.parquet')),
+        name,
+        repo,
+      );
+      return { dir: snapshotFolder(converted, o), snapshot: converted, files: parquet, config: null };
+    }
+    const readme = await readFile(join(snapshotFolder(main, o), 'README.md'), 'utf8').catch(() => '');
+    const chosen = await chooseDatasetFiles(repo, main, readmeConfigs(readme, repo), name, conversion);
+    return { dir: snapshotFolder(chosen.snapshot, o), ...chosen };
   }
-  const { snapshot, files } = await datasetFiles(repo, o);
-  return cacheFiles(snapshot, files, o);
+  // the README first, into the cache (it is read there, and offline later), then the config's files
+  const main = await repoSnapshot(repo, 'dataset', o);
+  const readme = main.files.find((f) => f.path === 'README.md');
+  let card = '';
+  if (readme) {
+    if (readme.size > README_MAX_BYTES)
+      throw new HubError(
+        `${repo}'s README.md is ${readme.size} bytes, more than the ${README_MAX_BYTES} read for its configs`,
+      );
+    const { dir } = await cacheFiles(main, [readme], o);
+    card = await readFile(join(dir, 'README.md'), 'utf8');
+  }
+  const conversion = (revision: string) => repoSnapshot(repo, 'dataset', { ...o, revision }).catch(() => null);
+  const chosen = await chooseDatasetFiles(repo, main, readmeConfigs(card, repo), name, conversion);
+  const { dir } = await cacheFiles(chosen.snapshot, chosen.files, o);
+  return { dir, ...chosen };
 }

@@ -11,14 +11,17 @@ import {
   type TokenizerOptions,
 } from '../engine/tokenizer-client';
 import { nodeTokenizerWorker } from './tokenizer-worker';
-import { splitFiles, type DataSplits } from '../data/prepare';
+import { pickConfig, readmeConfigs } from '../data/dataset-configs';
+import { configSplitFiles, type DataSplits } from '../data/prepare';
 import { DataError, dataFormat } from '../data/read';
 
 /**
- * A data file (the training split), or a folder of them as a data set repo lays them out:
- * data files at the top or under data/, in splits by their names (train, validation, test).
+ * A data file (the training split), or a folder of them as a data set repo lays them out: the
+ * files of a config where its README.md declares `configs:` (`config`, else the default one, as
+ * load_dataset(folder, config) reads them), else data files at the top or under data/, in splits
+ * by their names (train, validation, test).
  */
-export async function localDataSplits(path: string): Promise<DataSplits> {
+export async function localDataSplits(path: string, config: string | null = null): Promise<DataSplits> {
   const info = await stat(path).catch(() => {
     throw new DataError(
       `${path} does not exist: give a .jsonl, .json, .csv, .parquet or .txt file, or a folder of them`,
@@ -26,19 +29,17 @@ export async function localDataSplits(path: string): Promise<DataSplits> {
   });
   if (info.isFile()) {
     dataFormat(path); // a clear error for an unknown extension, before anything is read
+    if (config !== null && config !== 'default')
+      throw new DataError(`${path} is one file: it has no config "${config}"`);
     return { train: [{ name: basename(path), blob: await openAsBlob(path) }] };
   }
-  const found: string[] = [];
-  for (const dir of [path, join(path, 'data')]) {
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const e of entries) {
-      if (!e.isFile()) continue;
-      try {
-        dataFormat(e.name);
-        found.push(join(dir, e.name));
-      } catch {
-        // not a data file (README.md, .gitattributes)
-      }
+  const readme = await readFile(join(path, 'README.md'), 'utf8').catch(() => '');
+  const chosen = pickConfig(readmeConfigs(readme, path), config, path);
+  const found = chosen ? await dataFilesUnder(path) : [];
+  if (!chosen) {
+    for (const dir of [path, join(path, 'data')]) {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) if (e.isFile() && isDataFile(e.name)) found.push(join(dir, e.name));
     }
   }
   if (found.length === 0) throw new DataError(`${path} holds no .jsonl, .json, .csv, .parquet or .txt file`);
@@ -46,7 +47,30 @@ export async function localDataSplits(path: string): Promise<DataSplits> {
   const files = await Promise.all(
     found.sort().map(async (f) => ({ name: relative(path, f).split(sep).join('/'), blob: await openAsBlob(f) })),
   );
-  return splitFiles(files);
+  return configSplitFiles(files, chosen, path);
+}
+
+/** Whether a file name is one the data reader reads (not README.md, .gitattributes). */
+function isDataFile(name: string): boolean {
+  try {
+    dataFormat(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The data files anywhere under `root` (a config's patterns may name any folder), hidden ones left out. */
+async function dataFilesUnder(root: string, depth = 0): Promise<string[]> {
+  if (depth > 16) return [];
+  const out: string[] = [];
+  for (const e of await readdir(root, { withFileTypes: true }).catch(() => [])) {
+    if (e.name.startsWith('.') || e.name.startsWith('__')) continue;
+    const abs = join(root, e.name);
+    if (e.isDirectory()) out.push(...(await dataFilesUnder(abs, depth + 1)));
+    else if (e.isFile() && isDataFile(e.name)) out.push(abs);
+  }
+  return out;
 }
 
 /** The largest tokenizer files read (Gemma's 256k-token tokenizer.json is 33 MB; chat templates are kilobytes). */

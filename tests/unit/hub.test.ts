@@ -7,19 +7,51 @@ import { copyFile, mkdir, mkdtemp, readFile, readdir, readlink, stat, symlink, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { splitFiles } from '../../src/data/prepare';
+import { globRegExp, pickConfig, readmeConfigs } from '../../src/data/dataset-configs';
+import { configSplitFiles, splitFiles } from '../../src/data/prepare';
 import { readRows, SkipCounts, type Row } from '../../src/data/read';
 import { fileUrl, HubError, isRepoId, repoSnapshot } from '../../src/hub/hub';
 import { HubBlob } from '../../src/hub/hub-blob';
 import { dataFiles, datasetFiles } from '../../src/hub/select';
 import { fetchWhole } from '../../src/hub/transfer';
 import { cacheDataset, cacheModel, hubCacheDir, hubOptionsFromEnv } from '../../src/node/hub-cache';
+import { localDataSplits } from '../../src/node/local-data';
 import { API_INFO, startHub, type TestHub } from '../fixtures/hub-server';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
 import { tinyTexts, writeTinyDataset } from '../fixtures/tiny-data';
 
 let root: string;
 let hub: TestHub;
+
+const CONFIGURED_FILES = [
+  'chat/train-0.jsonl',
+  'chat/train-1.jsonl',
+  'chat/test.jsonl',
+  'chat/notes.jsonl',
+  'text/a.jsonl',
+  'text/b.jsonl',
+  'nested/train.jsonl',
+  'nested/valid.jsonl',
+  'other.jsonl',
+];
+const CONFIGURED_README = [
+  '---',
+  'license: mit',
+  'configs:',
+  '- config_name: chat',
+  '  data_files:',
+  '  - split: train',
+  '    path: "chat/train-*"',
+  '  - split: test',
+  '    path: [chat/test.jsonl]',
+  '- config_name: text',
+  '  default: true',
+  '  data_files: text/*.jsonl',
+  '- config_name: sub',
+  '  data_dir: nested',
+  '---',
+  '# A data set with configs',
+].join('\n');
 const SHARD = 'model-00001-of-00002.safetensors';
 const fast = { backoff: 10 };
 
@@ -36,11 +68,18 @@ beforeAll(async () => {
     await mkdir(join(root, 'converted', 'default', split), { recursive: true });
     await copyFile(data.parquet, join(root, 'converted', 'default', split, '0000.parquet'));
   }
+  // a data set whose README.md declares configs, as HuggingFaceH4/ultrachat_200k's and many others' do
+  for (const file of CONFIGURED_FILES) {
+    await mkdir(join(root, 'configured', file, '..'), { recursive: true });
+    await writeFile(join(root, 'configured', file), `{"text": "${file}"}\n`);
+  }
+  await writeFile(join(root, 'configured', 'README.md'), CONFIGURED_README);
   hub = await startHub([
     { type: 'model', id: 'tiny-random/llama', dir: join(root, 'llama') },
     { type: 'model', id: 'tiny-random/gated', dir: join(root, 'llama'), token: 'hf_secret' },
     { type: 'dataset', id: 'tiny-random/guanaco', dir: join(root, 'data') },
     { type: 'dataset', id: 'tiny-random/scripted', dir: join(root, 'scripted'), parquet: join(root, 'converted') },
+    { type: 'dataset', id: 'tiny-random/configured', dir: join(root, 'configured') },
   ]);
 });
 afterAll(() => hub.close());
@@ -229,6 +268,103 @@ describe('Hub downloads', () => {
         (x) => x.path,
       ),
     ).toEqual(['data/train.jsonl']);
+  });
+});
+
+describe("a data set's configs, as datasets reads its README.md", () => {
+  const paths = (splits: Record<string, { name: string }[] | undefined>) =>
+    Object.fromEntries(Object.entries(splits).map(([k, v]) => [k, v!.map((f) => f.name)]));
+
+  it('takes the default config, or the one named, and only its files; offline too', async () => {
+    const o = { endpoint: hub.url, cacheDir: join(root, 'cache-configs') };
+    // `default: true` marks "text": its one pattern makes a train split
+    const text = await datasetFiles('tiny-random/configured', o);
+    expect(text.config?.name).toBe('text');
+    expect(
+      paths(
+        configSplitFiles(
+          text.files.map((f) => ({ name: f.path })),
+          text.config,
+          'x',
+        ),
+      ),
+    ).toEqual({
+      train: ['text/a.jsonl', 'text/b.jsonl'],
+    });
+    // "chat" by name: each split's patterns, files no pattern names (notes.jsonl) left out, nothing else fetched
+    hub.log.length = 0;
+    const chat = await cacheDataset('tiny-random/configured', { ...o, config: 'chat' });
+    const fetched = hub.log.map((l) => l.split(' ')[0].replace('tiny-random/configured/', '')).sort();
+    expect(fetched).toEqual(['README.md', 'chat/test.jsonl', 'chat/train-0.jsonl', 'chat/train-1.jsonl']);
+    const want = { train: ['chat/train-0.jsonl', 'chat/train-1.jsonl'], test: ['chat/test.jsonl'] };
+    expect(
+      paths(
+        configSplitFiles(
+          chat.files.map((f) => ({ name: f.path })),
+          chat.config,
+          'x',
+        ),
+      ),
+    ).toEqual(want);
+    // offline, the cached README.md chooses the same files, with no request
+    hub.log.length = 0;
+    const offline = await cacheDataset('tiny-random/configured', { ...o, config: 'chat', offline: true });
+    expect(
+      paths(
+        configSplitFiles(
+          offline.files.map((f) => ({ name: f.path })),
+          offline.config,
+          'x',
+        ),
+      ),
+    ).toEqual(want);
+    expect(hub.log).toEqual([]);
+    // a data_dir alone: its files split by their names inside it
+    const sub = await datasetFiles('tiny-random/configured', o, 'sub');
+    expect(
+      paths(
+        configSplitFiles(
+          sub.files.map((f) => ({ name: f.path })),
+          sub.config,
+          'x',
+        ),
+      ),
+    ).toEqual({
+      train: ['nested/train.jsonl'],
+      validation: ['nested/valid.jsonl'],
+    });
+    await expect(datasetFiles('tiny-random/configured', o, 'nope')).rejects.toThrow(
+      'tiny-random/configured has no config "nope"; its configs are "chat", "text", "sub"',
+    );
+    await expect(datasetFiles('tiny-random/guanaco', o, 'nope')).rejects.toThrow(
+      'has no config "nope": its README.md names no configs, so it has only "default"',
+    );
+    // a local folder laid out the same way reads the same
+    expect(paths(await localDataSplits(join(root, 'configured'), 'chat'))).toEqual(want);
+    expect(paths(await localDataSplits(join(root, 'configured')))).toEqual({ train: ['text/a.jsonl', 'text/b.jsonl'] });
+  });
+
+  it("picks the default as load_dataset does, and matches fsspec's globs", () => {
+    const card = (configs: string) => readmeConfigs(`---\nconfigs:\n${configs}\n---\n`, 'd');
+    const two = card('- config_name: a\n  data_files: a.csv\n- config_name: b\n  data_files: b.csv');
+    expect(() => pickConfig(two, null, 'd')).toThrow('d has several configs and no default one: pick one of "a", "b"');
+    expect(pickConfig(two.slice(1), null, 'd')?.name).toBe('b'); // the only one
+    expect(pickConfig(card('- config_name: x\n- config_name: default'), null, 'd')?.name).toBe('default');
+    expect(() => pickConfig(card('- config_name: x\n  default: true\n- config_name: default'), null, 'd')).toThrow(
+      'several default configs',
+    );
+    expect(readmeConfigs('# no front matter\nconfigs: []', 'd')).toEqual([]);
+    expect(() => card('- data_files: a.csv')).toThrow('configs[0] must be a mapping with a "config_name"');
+    expect(() => card('- config_name: a\n  data_files: [{split: train}]')).toThrow('"data_files" must be');
+    const match = (pattern: string, path: string) => globRegExp(pattern).test(path);
+    expect(match('data/*.parquet', 'data/a.parquet')).toBe(true);
+    expect(match('data/*.parquet', 'data/x/a.parquet')).toBe(false); // * stays inside a folder
+    expect(match('data/**/*.parquet', 'data/x/y/a.parquet')).toBe(true);
+    expect(match('data/**/*.parquet', 'data/a.parquet')).toBe(true); // **/ may be no folder at all
+    expect(match('data/train-?.jsonl', 'data/train-1.jsonl')).toBe(true);
+    expect(match('[!t]*.csv', 'train.csv')).toBe(false);
+    expect(match('a.b(1).csv', 'a.b(1).csv')).toBe(true); // the rest is literal
+    expect(match('a.b.csv', 'aXb.csv')).toBe(false);
   });
 });
 
