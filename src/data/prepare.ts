@@ -169,8 +169,13 @@ export async function prepareData(
     ({ train, test: evalExamples } = holdOut(all, s.test_size, seededRandom(s.seed)));
     source = `a held-out ${s.test_size} of the training split`;
   }
-  const blocks = toBlocks(train, s);
-  const evalBlocks = evalExamples ? toBlocks(evalExamples, s) : null;
+  const blocks = toBlocks(train, s, skipped);
+  if (blocks.length === 0)
+    throw new DataError(
+      `no training example has a token to learn from once truncated to max_length ${s.max_length} (${skipped}): ` +
+        'raise max_length, or keep the end (truncation_mode keep_end)',
+    );
+  const evalBlocks = evalExamples ? toBlocks(evalExamples, s, skipped) : null;
   if (evalBlocks && countTargets(evalBlocks) === 0) {
     throw new DataError(
       `the evaluation data (${source}) has no token with a loss target: its examples are all prompt, or ` +

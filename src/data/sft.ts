@@ -11,7 +11,8 @@
 //              coming from the template alone
 //   mask       the loss is taken on the completion only (completion_only_loss, on by default
 //              for prompt/completion data) or on the assistant's turns only (assistant_only_loss)
-//   truncate   to max_length, keeping the start (not with wrapped packing, which cuts instead)
+//   truncate   without packing, to max_length, keeping the start (or the end); an example left
+//              with no label is dropped, as TRL drops it
 //   pack       as trl.pack_dataset does, in batches of 1000 examples packed apart (it packs inside
 //              datasets' map(batched=True)): wrapped: every example end to end, cut into blocks of
 //              max_length (sequences see each other); bfd: best-fit-decreasing bins of at most
@@ -137,7 +138,7 @@ export interface Example {
   input_ids: number[];
   /** 1 where the token is a target of the loss; absent: every token is. */
   mask?: number[];
-  /** A pre-tokenized row's own labels column (−100: none), used as it is where the mask is 1. */
+  /** A pre-tokenized row's own labels column (−100: none), used as it is (such an example has no mask). */
   labels?: number[];
 }
 
@@ -243,9 +244,9 @@ export async function tokenizeRow(
   const completionOnly = s.completion_only_loss ?? true;
   switch (kind) {
     case 'tokens': {
-      // as TRL's collator: labels from the row's labels column, else input_ids; completion_mask
-      // only under completion_only_loss, which defaults on for prompt/completion rows alone;
-      // assistant_masks whenever the row has them
+      // as TRL builds labels: a row's labels column as it is (its masks then unused); else
+      // input_ids, masked by completion_mask only under completion_only_loss (which defaults on
+      // for prompt/completion rows alone) and by assistant_masks whenever the row has them
       const e = tokenIds(row.input_ids, vocab);
       if (typeof e === 'string') return e;
       const completion = s.completion_only_loss ?? ('prompt' in row && 'completion' in row);
@@ -263,10 +264,11 @@ export async function tokenizeRow(
           return 'rows whose labels is not one token id (or −100) per token';
         labels = l;
       }
+      if (labels) return { ...e, labels };
       const mask = masks.length
         ? e.input_ids.map((_, t) => (masks.every((m) => Number((m as unknown[])[t]) === 1) ? 1 : 0))
         : undefined;
-      return { ...e, ...(mask ? { mask } : {}), ...(labels ? { labels } : {}) };
+      return mask ? { ...e, mask } : e;
     }
     case 'text': {
       // an empty text is kept, as TRL keeps it: it trains on EOS alone
@@ -457,8 +459,14 @@ function tokenIds(x: unknown, vocab?: number): Example | string {
  */
 export const PACK_BATCH = 1000;
 
-/** Examples to blocks: truncated, packed (wrapped, bfd or bfd_split) or one block each. */
-export function toBlocks(examples: Example[], s: SftDataSettings): Block[] {
+/** Why TRL drops an example: truncated, it has no label left. */
+export const NO_TARGET_LEFT = 'examples with no token to learn from left after truncation to max_length';
+
+/**
+ * Examples to blocks: packed (wrapped, bfd or bfd_split), or one block each, truncated; as TRL
+ * then drops them, an example left with no label is dropped and counted in `skipped`.
+ */
+export function toBlocks(examples: Example[], s: SftDataSettings, skipped?: SkipCounts): Block[] {
   const L = s.max_length;
   if (L !== null && !(Number.isInteger(L) && L >= 2))
     throw new DataError(`max_length must be an integer ≥ 2, not ${L}`);
@@ -466,8 +474,7 @@ export function toBlocks(examples: Example[], s: SftDataSettings): Block[] {
     if (L === null) throw new DataError('packing needs a max_length: the length of the packed blocks');
     const blocks: Block[] = [];
     for (let i = 0; i < examples.length; i += PACK_BATCH) {
-      // TRL keeps input_ids and the masks for pack_dataset: a labels column does not survive packing
-      const batch = examples.slice(i, i + PACK_BATCH).map(({ labels: _, ...e }) => e);
+      const batch = examples.slice(i, i + PACK_BATCH);
       const packed =
         s.packing_strategy === 'wrapped'
           ? packWrapped(batch, L)
@@ -479,10 +486,14 @@ export function toBlocks(examples: Example[], s: SftDataSettings): Block[] {
   const keepEnd = s.truncation_mode === 'keep_end';
   if (s.truncation_mode !== undefined && !keepEnd && s.truncation_mode !== 'keep_start')
     throw new DataError(`truncation_mode must be keep_start or keep_end, not ${s.truncation_mode}`);
-  return examples.map((e) => {
+  const blocks: Block[] = [];
+  for (const e of examples) {
     const n = e.input_ids.length;
-    return sequenceBlock(L === null || n <= L ? e : keepEnd ? slice(e, n - L, n) : truncate(e, L));
-  });
+    const b = sequenceBlock(L === null || n <= L ? e : keepEnd ? slice(e, n - L, n) : truncate(e, L));
+    if (b.labels.some((l) => l !== -100)) blocks.push(b);
+    else skipped?.add(NO_TARGET_LEFT);
+  }
+  return blocks;
 }
 
 /** The first `length` tokens (TRL's truncation keeps the start). */

@@ -26,6 +26,7 @@ import {
   type Message,
   type SftDataSettings,
   type TextTokenizer,
+  NO_TARGET_LEFT,
 } from '../../src/data/sft';
 import { localTokenizer } from '../../src/node/local-data';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
@@ -77,7 +78,7 @@ async function prepare(rows: Row[], s: Partial<SftDataSettings> = {}, tokenizer:
   const settings = { ...SFT_DEFAULTS, ...s };
   const skipped = new SkipCounts();
   const { examples, kind } = await tokenizeRows(each(rows), tokenizer, settings, skipped, 1000);
-  return { examples, kind, blocks: toBlocks(examples, settings), skipped };
+  return { examples, kind, blocks: toBlocks(examples, settings, skipped), skipped };
 }
 
 describe('formats, as TRL tokenizes them', () => {
@@ -215,7 +216,7 @@ describe('formats, as TRL tokenizes them', () => {
     });
   });
 
-  it("pre-tokenized rows as TRL's collator takes them: masks, and a labels column as it is", async () => {
+  it('pre-tokenized rows as TRL builds their labels: masks, or a labels column as it is', async () => {
     // completion_mask under completion_only_loss; assistant_masks whenever present; both multiply
     const { blocks, skipped } = await prepare(
       [
@@ -232,11 +233,11 @@ describe('formats, as TRL tokenizes them', () => {
     // assistant_masks apply without assistant_only_loss (the collator uses any it is given)
     const assistant = await prepare([{ input_ids: [5, 6, 7, 8], assistant_masks: [0, 1, 1, 0] }]);
     expect(assistant.blocks[0].labels).toEqual([-100, 6, 7, -100]);
-    // a labels column is used as it is; packing keeps input_ids and the masks only (TRL's select_columns)
-    const rows = [{ input_ids: [5, 6, 7, 8], labels: [-100, 6, -100, 9] }];
+    // a labels column is used as it is, its row's masks unused; packing keeps it (select_columns input_ids, labels)
+    const rows = [{ input_ids: [5, 6, 7, 8], labels: [-100, 6, -100, 9], assistant_masks: [1, 1, 1, 0] }];
     expect((await prepare(rows)).blocks[0].labels).toEqual([-100, 6, -100, 9]);
     const packed = await prepare(rows, { packing: true, packing_strategy: 'bfd', max_length: 8 });
-    expect(packed.blocks[0].labels).toEqual([5, 6, 7, 8]);
+    expect(packed.blocks[0].labels).toEqual([-100, 6, -100, 9]);
     const bad = await prepare([...rows, { input_ids: [5, 6], labels: [5, -1] }]);
     expect(Object.fromEntries(bad.skipped.reasons)).toEqual({
       'rows whose labels is not one token id (or −100) per token': 1,
@@ -319,6 +320,19 @@ describe('sequences: truncation and packing', () => {
     ]);
     const pc = await prepare([{ prompt: 'pp', completion: 'qq' }], { max_length: 4 });
     expect(pc.blocks[0].labels).toEqual([-100, -100, -100, 'q'.charCodeAt(0)]);
+    // an example left with no label is dropped and counted, as TRL drops it after truncating
+    const cut = await prepare(
+      [
+        { prompt: 'ppp', completion: 'qq' },
+        { prompt: 'p', completion: 'q' },
+      ],
+      { max_length: 4 },
+    );
+    expect(cut.blocks.map((x) => x.input_ids)).toEqual([[0, ...ids('pq'), 1]]);
+    expect(Object.fromEntries(cut.skipped.reasons)).toEqual({ [NO_TARGET_LEFT]: 1 });
+    // packing keeps it: pack_dataset drops nothing
+    const kept = await prepare([{ prompt: 'ppp', completion: 'qq' }], { max_length: 4, packing: true });
+    expect(kept.blocks.length).toBe(1);
     // TRL's collator with truncation_mode keep_end: the last max_length tokens, masks with them
     const end = await prepare(rows, { max_length: 4, truncation_mode: 'keep_end' });
     expect(end.blocks.map((x) => x.input_ids)).toEqual([
