@@ -15,9 +15,6 @@ export const NOT_HERE: Record<string, string> = {
     'batch gives',
   pad_to_multiple_of: 'nothing is padded here, so there is nothing to round up',
   eval_packing: 'evaluation data is packed as the training data is (TRL with eval_packing unset)',
-  shuffle_dataset:
-    'the blocks are reshuffled every epoch by --shuffle, as the Trainer samples them; the extra shuffle before ' +
-    'packing is not built',
   bf16: 'this tool computes in float32 (4-bit NF4 weights dequantized in the kernels); half precision is not offered',
   fp16: 'this tool computes in float32 (4-bit NF4 weights dequantized in the kernels); half precision is not offered',
   dtype: 'this tool computes in float32 (4-bit NF4 weights dequantized in the kernels); half precision is not offered',

@@ -96,6 +96,11 @@ const DATA: FlagSpecs = {
     default: null,
     help: "a .jinja file: the chat template to render conversations with, in place of the model's own",
   },
+  shuffle_dataset: {
+    type: 'bool',
+    default: false,
+    help: 'shuffle the examples (by --seed) before packing, and the blocks after, as TRL shuffles a data set',
+  },
 };
 
 export const TRAIN: FlagSpecs = {

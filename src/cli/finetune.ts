@@ -222,6 +222,7 @@ async function loadData(
     evaluate: !!o.evaluate,
     test_size: (f.test_size as number | null) ?? null,
     seed: (f.seed as number | undefined) ?? 42,
+    shuffle_dataset: f.shuffle_dataset as boolean,
     batch: (f.per_device_train_batch_size ?? f.per_device_eval_batch_size ?? 8) as number,
   };
   const d = await prepareData(splits, tokenizer, s, vocab);

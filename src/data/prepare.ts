@@ -110,6 +110,11 @@ export interface PrepareSettings extends SftDataSettings {
   evaluate: boolean;
   test_size: number | null;
   seed: number;
+  /**
+   * TRL's shuffle_dataset: each data set's examples shuffled by `seed` before packing, and its
+   * blocks after, as datasets' shuffle(seed) does (with this tool's own permutation, not numpy's).
+   */
+  shuffle_dataset?: boolean;
   /** Blocks per micro-batch: for the padding numbers. */
   batch: number;
 }
@@ -128,6 +133,23 @@ export interface PreparedData {
   train: Prepared;
   eval: (Prepared & { source: string }) | null;
   stats: PackingStats;
+}
+
+/** Examples to blocks; with shuffle_dataset, shuffled before packing and after, as TRL shuffles a data set. */
+function shuffledBlocks(examples: Example[], s: PrepareSettings, skipped: SkipCounts): Block[] {
+  if (!s.shuffle_dataset) return toBlocks(examples, s, skipped);
+  return shuffled(toBlocks(s.packing ? shuffled(examples, s.seed) : examples, s, skipped), s.seed);
+}
+
+/** A copy of `xs` in an order drawn from `seed` alone (each call starts the generator afresh, as datasets does). */
+export function shuffled<T>(xs: T[], seed: number): T[] {
+  const out = [...xs];
+  const random = seededRandom(seed);
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
 }
 
 export async function prepareData(
@@ -169,13 +191,13 @@ export async function prepareData(
     ({ train, test: evalExamples } = holdOut(all, s.test_size, seededRandom(s.seed)));
     source = `a held-out ${s.test_size} of the training split`;
   }
-  const blocks = toBlocks(train, s, skipped);
+  const blocks = shuffledBlocks(train, s, skipped);
   if (blocks.length === 0)
     throw new DataError(
       `no training example has a token to learn from once truncated to max_length ${s.max_length} (${skipped}): ` +
         'raise max_length, or keep the end (truncation_mode keep_end)',
     );
-  const evalBlocks = evalExamples ? toBlocks(evalExamples, s, skipped) : null;
+  const evalBlocks = evalExamples ? shuffledBlocks(evalExamples, s, skipped) : null;
   if (evalBlocks && countTargets(evalBlocks) === 0) {
     throw new DataError(
       `the evaluation data (${source}) has no token with a loss target: its examples are all prompt, or ` +

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hostBatch } from '../../src/data/batches';
-import { prepareData } from '../../src/data/prepare';
+import { prepareData, type PrepareSettings } from '../../src/data/prepare';
 import { SkipCounts, type Row } from '../../src/data/read';
 import {
   SFT_DEFAULTS,
@@ -547,6 +547,39 @@ describe('sequences: truncation and packing', () => {
     expect([...train, ...test].sort((x, y) => x - y)).toEqual(items);
     expect(holdOut(items, 0.2, rng(7))).toEqual({ train, test });
     expect(() => holdOut([1], 0.5, rng(1))).toThrow(/leaves none to train on/);
+  });
+
+  it('shuffle_dataset: the examples shuffled by the seed before packing, the blocks after', async () => {
+    const texts = Array.from({ length: 12 }, (_, i) => ({ text: String.fromCharCode(97 + i).repeat(1 + (i % 3)) }));
+    const file = { name: 'x.jsonl', blob: new Blob([texts.map((r) => JSON.stringify(r)).join('\n')]) };
+    const prep = (o: Partial<PrepareSettings>) =>
+      prepareData({ train: [file] }, tok, {
+        ...SFT_DEFAULTS,
+        max_length: 8,
+        dataset_train_split: 'train',
+        dataset_test_split: 'test',
+        evaluate: false,
+        test_size: null,
+        seed: 3,
+        batch: 2,
+        ...o,
+      });
+    const ids = async (o: Partial<PrepareSettings>) => (await prep(o)).train.blocks.map((b) => b.input_ids);
+    // without packing: the same blocks, in the seed's order
+    const plain = await ids({});
+    const mixed = await ids({ shuffle_dataset: true });
+    expect(mixed).not.toEqual(plain);
+    expect([...mixed].sort()).toEqual([...plain].sort());
+    expect(await ids({ shuffle_dataset: true })).toEqual(mixed); // the seed decides
+    expect(await ids({ shuffle_dataset: true, seed: 4 })).not.toEqual(mixed);
+    // wrapped packing: the examples are shuffled before they are laid end to end, so the blocks
+    // themselves differ (not only their order), holding the same tokens
+    const wrapped = { packing: true, packing_strategy: 'wrapped' as const };
+    const packed = await ids(wrapped);
+    const shuffledPacked = await ids({ ...wrapped, shuffle_dataset: true });
+    const asSet = (blocks: number[][]) => blocks.map((b) => b.join(',')).sort();
+    expect(asSet(shuffledPacked)).not.toEqual(asSet(packed));
+    expect(shuffledPacked.flat().sort()).toEqual(packed.flat().sort());
   });
 });
 
