@@ -36,6 +36,8 @@ export interface FlagSpec {
   /** For strings: the accepted values. */
   choices?: readonly string[];
   required?: boolean;
+  /** A config file's null (TRL's None) is taken, though the default is a value: max_length's "no limit". */
+  nullable?: boolean;
   help: string;
 }
 
@@ -54,7 +56,7 @@ export function parseFlags(
   argv: string[],
   specs: FlagSpecs,
   command: string,
-  config: Record<string, string[]> | null = null,
+  config: Record<string, string[] | null> | null = null,
 ): FlagValues {
   const values: FlagValues = {};
   for (const [k, s] of Object.entries(specs)) values[k] = s.default ?? null;
@@ -70,6 +72,14 @@ export function parseFlags(
         `the config file's ${name} is not a setting of ${command}` +
           `${suggest(name, Object.keys(specs))}; see \`finetune ${command} --help\``,
       );
+    if (words === null) {
+      if (spec.default !== null && spec.default !== undefined && !spec.nullable)
+        throw new UsageError(`the config file's ${name} is empty (None): give it a value; ${spec.help}`);
+      values[name] = null;
+      continue;
+    }
+    if (spec.type !== 'list' && words.length !== 1)
+      throw new UsageError(`the config file's ${name} is a list: it takes one value (${spec.help})`);
     values[name] = convert(name, spec, words);
   }
   const given = new Set<string>();

@@ -59,7 +59,12 @@ const DATA: FlagSpecs = {
     default: 'text',
     help: 'the column that holds the text, for data sets without prompt/completion or messages columns',
   },
-  max_length: { type: 'int', default: 1024, help: 'tokens per packed block, or the truncation length without packing' },
+  max_length: {
+    type: 'int',
+    default: 1024,
+    nullable: true,
+    help: 'tokens per packed block, or the truncation length without packing (null in a --config file: none)',
+  },
   packing: { type: 'bool', default: false, help: 'pack several examples into each block of max_length' },
   truncation_mode: {
     type: 'string',

@@ -6,8 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { UsageError } from './args';
 
-/** What a config file gives: each key's value as command-line words, for the flag's own parsing. */
-export type ConfigWords = Record<string, string[]>;
+/** What a config file gives: each key's value as command-line words, for the flag's own parsing; null: None. */
+export type ConfigWords = Record<string, string[] | null>;
 
 /**
  * Takes `--config PATH` (or `--config=PATH`) out of argv, reads the file, sets its `env:` in the
@@ -47,9 +47,9 @@ export function configWords(text: string, path: string, env: Record<string, stri
   }
   const words: ConfigWords = {};
   for (const [k, v] of Object.entries(rest)) {
-    // a null value leaves the default, as an empty YAML value gives None there
-    if (v === null) continue;
-    if (Array.isArray(v)) words[k] = v.map((x) => scalar(k, x, path));
+    // an empty value is None, as TRL reads it (parseFlags takes it where the setting may be unset)
+    if (v === null) words[k] = null;
+    else if (Array.isArray(v)) words[k] = v.map((x) => scalar(k, x, path));
     // a mapping (lr_scheduler_kwargs) is the JSON the flag takes
     else words[k] = [isMapping(v) ? JSON.stringify(v) : scalar(k, v, path)];
   }

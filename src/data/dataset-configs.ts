@@ -42,10 +42,11 @@ export function readmeConfigs(readme: string, where: string): DatasetConfig[] {
 function readConfig(c: unknown, where: string): DatasetConfig {
   if (!isMapping(c) || typeof c.config_name !== 'string' || c.config_name === '')
     throw new DataError(`${where} must be a mapping with a "config_name"`);
-  const dataDir = c.data_dir === undefined || c.data_dir === null ? null : c.data_dir;
-  if (dataDir !== null && typeof dataDir !== 'string')
-    throw new DataError(`${where}: "data_dir" must be a folder name`);
-  const base = (p: string) => (dataDir ? `${dataDir.replace(/\/+$/, '')}/${p}` : p).replace(/^(\.\/)+/, '');
+  const given = c.data_dir === undefined || c.data_dir === null ? null : c.data_dir;
+  if (given !== null && typeof given !== 'string') throw new DataError(`${where}: "data_dir" must be a folder name`);
+  // ./en/ is en, as a path relative to the repo
+  const dataDir = given === null ? null : given.replace(/^(\.\/)+/, '').replace(/\/+$/, '') || null;
+  const base = (p: string) => (dataDir ? `${dataDir}/${p}` : p).replace(/^(\.\/)+/, '');
   let dataFiles: Record<string, string[]> | null = null;
   const f = c.data_files;
   const patterns = (x: unknown) => (typeof x === 'string' ? [x] : Array.isArray(x) ? x : null);
@@ -60,7 +61,8 @@ function readConfig(c: unknown, where: string): DatasetConfig {
         const paths = isMapping(entry) ? patterns(entry.path) : null;
         if (!isMapping(entry) || typeof entry.split !== 'string' || !paths?.every((p) => typeof p === 'string'))
           throw new DataError(`${where}: "data_files" must be ${shape}`);
-        (dataFiles[entry.split] ??= []).push(...(paths as string[]).map(base));
+        if (entry.split in dataFiles) throw new DataError(`${where}: the split "${entry.split}" is given twice`);
+        dataFiles[entry.split] = (paths as string[]).map(base);
       }
     }
   }
@@ -102,7 +104,7 @@ export function configFiles<T>(
   where: string,
 ): { splits: Record<string, T[]> } | { unsplit: T[] } {
   if (!config.dataFiles) {
-    const dir = config.dataDir ? `${config.dataDir.replace(/\/+$/, '')}/` : '';
+    const dir = config.dataDir ? `${config.dataDir}/` : '';
     const under = files.filter((f) => pathOf(f).startsWith(dir));
     if (under.length === 0) throw new DataError(`${where}'s config "${config.name}" has no data files in ${dir}`);
     return { unsplit: under };

@@ -7,6 +7,7 @@ import { DataError, readRows, SkipCounts, type DataBlob, type Row } from './read
 import { configFiles, type DatasetConfig } from './dataset-configs';
 import {
   countTargets,
+  dropUntrainable,
   holdOut,
   packingStats,
   toBlocks,
@@ -94,7 +95,7 @@ export function configSplitFiles<T extends { name: string } | { path: string }>(
   const got = configFiles(config, files, pathOf, where);
   if ('splits' in got) return got.splits;
   // split by their names inside data_dir, as datasets infers the splits there
-  const dir = config.dataDir ? `${config.dataDir.replace(/\/+$/, '')}/` : '';
+  const dir = config.dataDir ? `${config.dataDir}/` : '';
   const inside = got.unsplit.map((f) => ({ name: pathOf(f).slice(dir.length), file: f }));
   return Object.fromEntries(Object.entries(splitFiles(inside)).map(([k, v]) => [k, v!.map((x) => x.file)]));
 }
@@ -136,9 +137,9 @@ export interface PreparedData {
 }
 
 /** Examples to blocks; with shuffle_dataset, shuffled before packing and after, as TRL shuffles a data set. */
-function shuffledBlocks(examples: Example[], s: PrepareSettings, skipped: SkipCounts): Block[] {
-  if (!s.shuffle_dataset) return toBlocks(examples, s, skipped);
-  return shuffled(toBlocks(s.packing ? shuffled(examples, s.seed) : examples, s, skipped), s.seed);
+function shuffledBlocks(examples: Example[], s: PrepareSettings): Block[] {
+  if (!s.shuffle_dataset) return toBlocks(examples, s);
+  return shuffled(toBlocks(s.packing ? shuffled(examples, s.seed) : examples, s), s.seed);
 }
 
 /** A copy of `xs` in an order drawn from `seed` alone (each call starts the generator afresh, as datasets does). */
@@ -191,13 +192,15 @@ export async function prepareData(
     ({ train, test: evalExamples } = holdOut(all, s.test_size, seededRandom(s.seed)));
     source = `a held-out ${s.test_size} of the training split`;
   }
-  const blocks = shuffledBlocks(train, s, skipped);
-  if (blocks.length === 0)
+  train = dropUntrainable(train, s, skipped);
+  if (train.length === 0)
     throw new DataError(
       `no training example has a token to learn from once truncated to max_length ${s.max_length} (${skipped}): ` +
         'raise max_length, or keep the end (truncation_mode keep_end)',
     );
-  const evalBlocks = evalExamples ? shuffledBlocks(evalExamples, s, skipped) : null;
+  if (evalExamples) evalExamples = dropUntrainable(evalExamples, s, skipped);
+  const blocks = shuffledBlocks(train, s);
+  const evalBlocks = evalExamples ? shuffledBlocks(evalExamples, s) : null;
   if (evalBlocks && countTargets(evalBlocks) === 0) {
     throw new DataError(
       `the evaluation data (${source}) has no token with a loss target: its examples are all prompt, or ` +

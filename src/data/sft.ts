@@ -463,10 +463,28 @@ export const PACK_BATCH = 1000;
 export const NO_TARGET_LEFT = 'examples with no token to learn from left after truncation to max_length';
 
 /**
- * Examples to blocks: packed (wrapped, bfd or bfd_split), or one block each, truncated; as TRL
- * then drops them, an example left with no label is dropped and counted in `skipped`.
+ * The examples TRL keeps: without packing and with a max_length, it truncates each and drops one
+ * left with no label (counted in `skipped`); packing drops nothing.
  */
-export function toBlocks(examples: Example[], s: SftDataSettings, skipped?: SkipCounts): Block[] {
+export function dropUntrainable(examples: Example[], s: SftDataSettings, skipped: SkipCounts): Example[] {
+  if (s.packing || s.max_length === null) return examples;
+  return examples.filter((e) => {
+    const kept = sequenceBlock(truncated(e, s.max_length!, s.truncation_mode === 'keep_end')).labels.some(
+      (l) => l !== -100,
+    );
+    if (!kept) skipped.add(NO_TARGET_LEFT);
+    return kept;
+  });
+}
+
+/** The example cut to `length` tokens, keeping its start or its end. */
+const truncated = (e: Example, length: number, keepEnd: boolean): Example => {
+  const n = e.input_ids.length;
+  return n <= length ? e : keepEnd ? slice(e, n - length, n) : truncate(e, length);
+};
+
+/** Examples to blocks: packed (wrapped, bfd or bfd_split), or one block each, truncated. */
+export function toBlocks(examples: Example[], s: SftDataSettings): Block[] {
   const L = s.max_length;
   if (L !== null && !(Number.isInteger(L) && L >= 2))
     throw new DataError(`max_length must be an integer ≥ 2, not ${L}`);
@@ -486,14 +504,7 @@ export function toBlocks(examples: Example[], s: SftDataSettings, skipped?: Skip
   const keepEnd = s.truncation_mode === 'keep_end';
   if (s.truncation_mode !== undefined && !keepEnd && s.truncation_mode !== 'keep_start')
     throw new DataError(`truncation_mode must be keep_start or keep_end, not ${s.truncation_mode}`);
-  const blocks: Block[] = [];
-  for (const e of examples) {
-    const n = e.input_ids.length;
-    const b = sequenceBlock(L === null || n <= L ? e : keepEnd ? slice(e, n - L, n) : truncate(e, L));
-    if (b.labels.some((l) => l !== -100)) blocks.push(b);
-    else skipped?.add(NO_TARGET_LEFT);
-  }
-  return blocks;
+  return examples.map((e) => sequenceBlock(L === null ? e : truncated(e, L, keepEnd)));
 }
 
 /** The first `length` tokens (TRL's truncation keeps the start). */

@@ -115,8 +115,11 @@ let maxId = 0;
 let firstUnembedded = Infinity;
 let templateFile: TemplateFile = 'tokenizer_config.json';
 
-/** The model's own template, and the training version assistant_only_loss renders with instead (TRL's swap). */
-let training: { original: string; source: string; family: string } | null = null;
+/**
+ * The model's own template (a string without blocks), and the training version assistant_only_loss
+ * renders with instead (TRL's swap): family null where TRL knows none, `problem` where it could not be told.
+ */
+let training: { original: string; source: string; family: string | null; problem?: string } | null = null;
 
 /**
  * Answers the client's requests on `port` (the worker's global scope, or Node's parentPort), one
@@ -125,7 +128,8 @@ let training: { original: string; source: string; family: string } | null = null
 export function serveTokenizer(port: { postMessage(m: Reply): void; onMessage(handle: (r: Request) => void): void }) {
   let queue = Promise.resolve();
   port.onMessage((r) => {
-    queue = queue.then(async () => port.postMessage(await answer(r)));
+    // a reply that cannot be posted leaves that request to the client's time limit, not the queue stuck
+    queue = queue.then(async () => port.postMessage(await answer(r))).catch(() => {});
   });
 }
 
@@ -184,8 +188,13 @@ async function load(files: TokenizerFiles, vocabSize?: number): Promise<Tokenize
   tokenizer = tok;
   // TRL knows a template by its exact text: one of a model's several named templates is not compared
   const own = tok.chat_template;
-  const known = typeof own === 'string' && !GENERATION_BLOCK.test(own) ? knownTemplate(await sha256(own)) : null;
-  if (known) training = { original: own as string, source: known.training(own as string), family: known.family };
+  if (typeof own === 'string' && !GENERATION_BLOCK.test(own)) {
+    // a digest that cannot be taken costs assistant_only_loss alone, not the tokenizer
+    const digest = await sha256(own).catch((e: Error) => e);
+    const known = typeof digest === 'string' ? knownTemplate(digest) : null;
+    training = { original: own, source: known ? known.training(own) : own, family: known?.family ?? null };
+    if (digest instanceof Error) training.problem = `its SHA-256 could not be taken (${digest.message})`;
+  }
   const token = (t: unknown) => (typeof t === 'string' ? t : null);
   const id = (t: unknown) => (Number.isInteger(t) ? (t as number) : null);
   return {
@@ -382,7 +391,8 @@ function render(tok: transformers.PreTrainedTokenizer, op: Extract<Op, { op: 're
   // the template apply_chat_template would pick (a model's `tool_use` one where tools are given)
   let source = tok.get_chat_template({ tools: op.tools });
   if (op.training && !GENERATION_BLOCK.test(source)) {
-    if (source !== training?.original) throw templateProblem(NOT_TRAINABLE);
+    if (source === training?.original && training.problem) throw templateProblem(training.problem);
+    if (source !== training?.original || !training.family) throw templateProblem(NOT_TRAINABLE);
     source = training.source;
   }
   const marked =

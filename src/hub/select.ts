@@ -3,7 +3,7 @@
 // the data files of the config asked for (its README.md's `configs:`, src/data/dataset-configs.ts;
 // split afterwards, src/data/prepare.ts).
 import { configFiles, pickConfig, readmeConfigs, type DatasetConfig } from '../data/dataset-configs';
-import { dataFormat } from '../data/read';
+import { DataError, dataFormat } from '../data/read';
 import { fileUrl, HubError, repoSnapshot, type HubOptions, type RepoFile, type RepoSnapshot } from './hub';
 import { fetchWhole } from './transfer';
 
@@ -101,9 +101,13 @@ export async function chooseDatasetFiles(
   name: string | null,
   converted: (revision: string) => Promise<RepoSnapshot | null>,
 ): Promise<DatasetFiles> {
-  const config = pickConfig(configs, name, id);
+  // a name the README does not declare may still be a folder of the Parquet conversion (a scripted
+  // data set's configs are): the refusal waits until the repo's own files are the ones to use
+  const unknown = configs.length === 0 && name !== null && name !== 'default';
+  const config = unknown ? null : pickConfig(configs, name, id);
   const scripted = main.files.some((f) => /^[^/]+\.py$/.test(f.path));
   let own: RepoFile[] | null = null;
+  let unusable: unknown = null; // why the repo's own files cannot be used, to tell if nothing else can be
   try {
     own = dataFiles(main.files, id);
     // only the config's own files are fetched (the splits are made from them again later)
@@ -112,13 +116,21 @@ export async function chooseDatasetFiles(
       own = 'splits' in got ? [...new Set(Object.values(got.splits).flat())] : got.unsplit;
     }
   } catch (e) {
-    if (!(e instanceof HubError) || main.revision === PARQUET_REVISION) throw e;
+    // no readable file (an archive), or none the config's patterns match (data/*.jsonl.gz): the conversion may serve
+    if (!(e instanceof HubError || e instanceof DataError) || main.revision === PARQUET_REVISION) throw e;
+    own = null;
+    unusable = e;
   }
-  if (own && !scripted) return { snapshot: main, files: own, config };
+  const ownFiles = (files: RepoFile[]): DatasetFiles => {
+    if (unknown) pickConfig(configs, name, id); // refuses the name, saying the README declares none
+    return { snapshot: main, files, config };
+  };
+  if (own && !scripted) return ownFiles(own);
   const conversion = main.revision === PARQUET_REVISION ? null : await converted(PARQUET_REVISION);
   const parquet = conversion?.files.filter((f) => f.path.endsWith('.parquet')) ?? [];
   if (!conversion || parquet.length === 0) {
-    if (own) return { snapshot: main, files: own, config };
+    if (own) return ownFiles(own);
+    if (unusable instanceof DataError) throw unusable;
     throw new HubError(
       `the data set ${id} has no .jsonl, .json, .csv, .parquet or .txt files, and the Hub has no Parquet ` +
         `conversion of it (${PARQUET_REVISION})`,

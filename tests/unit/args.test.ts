@@ -57,7 +57,8 @@ describe('--config, a YAML file of the same settings, as TrlParser reads it', ()
     'lr_scheduler_type: cosine',
     'lr_scheduler_kwargs:',
     '  num_cycles: 2',
-    'warmup_ratio:', // empty: the default stays
+    'max_length:', // empty: None, TRL's "no truncation"
+    'eval_steps: null',
     'env:',
     '  HF_HUB_OFFLINE: 1',
   ].join('\n');
@@ -80,7 +81,8 @@ describe('--config, a YAML file of the same settings, as TrlParser reads it', ()
       lora_target_modules: ['q_proj', 'v_proj'],
       lr_scheduler_type: 'cosine',
       lr_scheduler_kwargs: '{"num_cycles":2}',
-      warmup_ratio: TRAIN.warmup_ratio.default,
+      max_length: null,
+      eval_steps: null,
     });
     await expect(takeConfig(['--config', join(dir, 'none.yaml')])).rejects.toThrow('there is no such file');
   });
@@ -94,6 +96,8 @@ describe('--config, a YAML file of the same settings, as TrlParser reads it', ()
       `the config file's bf16 is a setting of trl sft that this tool does not take`,
     );
     expect(() => words('packing: maybe')).toThrow('--packing takes true or false, not "maybe"');
+    expect(() => words('learning_rate:')).toThrow("the config file's learning_rate is empty (None): give it a value");
+    expect(() => words('seed: [1, 2]')).toThrow("the config file's seed is a list: it takes one value");
     expect(() => configWords('- a\n- b', 'c.yaml', {})).toThrow('must hold a mapping of flag names to values');
     expect(() => configWords('a: [1, {b: 2}]', 'c.yaml', {})).toThrow('"a" holds {"b":2}');
     expect(() => configWords('a: [1', 'c.yaml', {})).toThrow('--config c.yaml is not YAML');

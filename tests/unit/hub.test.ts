@@ -261,6 +261,11 @@ describe('Hub downloads', () => {
     expect(snapshot.commit).not.toBe((await repoSnapshot('tiny-random/scripted', 'dataset', o)).commit);
     const splits = splitFiles(files);
     expect(Object.keys(splits).sort()).toEqual(['test', 'train']);
+    // a scripted data set's configs are its conversion's folders: a name is looked for there
+    expect((await datasetFiles('tiny-random/scripted', o, 'default')).files.length).toBe(2);
+    await expect(datasetFiles('tiny-random/scripted', o, 'mrpc')).rejects.toThrow(
+      `tiny-random/scripted's Parquet conversion has no config "mrpc"; it has default`,
+    );
     await expect(datasetFiles('tiny-random/llama-less', o)).rejects.toThrow(/not found|does not exist/i);
     const f = (path: string) => ({ path, size: 1, sha256: null });
     expect(
@@ -356,6 +361,9 @@ describe("a data set's configs, as datasets reads its README.md", () => {
     expect(readmeConfigs('# no front matter\nconfigs: []', 'd')).toEqual([]);
     expect(() => card('- data_files: a.csv')).toThrow('configs[0] must be a mapping with a "config_name"');
     expect(() => card('- config_name: a\n  data_files: [{split: train}]')).toThrow('"data_files" must be');
+    const twice = '- config_name: a\n  data_files: [{split: train, path: a}, {split: train, path: b}]';
+    expect(() => card(twice)).toThrow('the split "train" is given twice');
+    expect(card('- config_name: a\n  data_dir: ./en/')[0].dataDir).toBe('en');
     const match = (pattern: string, path: string) => globRegExp(pattern).test(path);
     expect(match('data/*.parquet', 'data/a.parquet')).toBe(true);
     expect(match('data/*.parquet', 'data/x/a.parquet')).toBe(false); // * stays inside a folder

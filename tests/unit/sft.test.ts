@@ -26,6 +26,7 @@ import {
   type Message,
   type SftDataSettings,
   type TextTokenizer,
+  dropUntrainable,
   NO_TARGET_LEFT,
 } from '../../src/data/sft';
 import { localTokenizer } from '../../src/node/local-data';
@@ -78,7 +79,8 @@ async function prepare(rows: Row[], s: Partial<SftDataSettings> = {}, tokenizer:
   const settings = { ...SFT_DEFAULTS, ...s };
   const skipped = new SkipCounts();
   const { examples, kind } = await tokenizeRows(each(rows), tokenizer, settings, skipped, 1000);
-  return { examples, kind, blocks: toBlocks(examples, settings, skipped), skipped };
+  const kept = dropUntrainable(examples, settings, skipped);
+  return { examples: kept, kind, blocks: toBlocks(kept, settings), skipped };
 }
 
 describe('formats, as TRL tokenizes them', () => {
@@ -330,9 +332,12 @@ describe('sequences: truncation and packing', () => {
     );
     expect(cut.blocks.map((x) => x.input_ids)).toEqual([[0, ...ids('pq'), 1]]);
     expect(Object.fromEntries(cut.skipped.reasons)).toEqual({ [NO_TARGET_LEFT]: 1 });
-    // packing keeps it: pack_dataset drops nothing
+    // packing keeps it: pack_dataset drops nothing; nor is anything dropped without a max_length
     const kept = await prepare([{ prompt: 'ppp', completion: 'qq' }], { max_length: 4, packing: true });
     expect(kept.blocks.length).toBe(1);
+    const unlabelled = [{ input_ids: [5, 6], labels: [-100, -100] }];
+    expect((await prepare(unlabelled, { max_length: null })).blocks.length).toBe(1);
+    expect((await prepare(unlabelled, { max_length: 4 })).blocks.length).toBe(0);
     // TRL's collator with truncation_mode keep_end: the last max_length tokens, masks with them
     const end = await prepare(rows, { max_length: 4, truncation_mode: 'keep_end' });
     expect(end.blocks.map((x) => x.input_ids)).toEqual([
