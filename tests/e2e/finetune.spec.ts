@@ -343,12 +343,19 @@ test('prompt/completion and chat files: masks in the preview, packing numbers, e
   await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(page.locator('#train-status')).toContainText('Trained 4 steps', { timeout: 300_000 });
 
-  // and a text file, wrapped: every token a target, EOS between the texts
+  // and a text file, wrapped: every token a target, EOS between the texts. The assistant-only loss,
+  // still asked for, is refused on it, as TRL refuses it on data that is not conversational
   const texts = await writeTinyDataset(test.info().outputPath('texts'));
   await page.locator('#data-file').setInputFiles(texts.jsonl);
   await page.locator('#packing-strategy').selectOption('wrapped');
   await page.getByRole('button', { name: 'Prepare' }).click();
+  await expect(page.locator('#error')).toContainText(
+    "assistant_only_loss trains on the assistant's turns of conversations, but this data set is text",
+  );
+  await page.locator('#assistant-only').uncheck();
+  await page.getByRole('button', { name: 'Prepare' }).click();
   await expect(page.locator('#data-stats')).toContainText('Formattext');
+  await expect(page.locator('#error')).toBeHidden();
   await expect(page.locator('#data-preview .masked')).toHaveCount(0);
   await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(page.locator('#train-status')).toContainText('Trained 4 steps', { timeout: 300_000 });
