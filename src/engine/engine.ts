@@ -16,7 +16,7 @@ import { loadStoredModel } from '../store/load-stored';
 import { deleteModel, listModels, manifestEndpoint, modelKey, type Manifest } from '../store/model-store';
 import { configSplitFiles, prepareData, type DataSplits, type PrepareSettings } from '../data/prepare';
 import type { DataBlob } from '../data/read';
-import type { Block } from '../data/sft';
+import type { Block, Message } from '../data/sft';
 import { dataSummary, type DataSummary } from './data-summary';
 import { streamGeneration } from './stream-generation';
 import { Session, type LoraSettings } from './session';
@@ -602,6 +602,18 @@ export class Engine {
    * Continues `prompt`, or with `o.chat` answers it as a user's message rendered by the chat
    * template. Settings `s` leaves unset come from the model (generation_config.json, config.json).
    */
+  /** Set by stopGeneration: the generation under way ends after its current token. */
+  private stopRequested = false;
+
+  /** Ends the generation under way after its current token (the chat's Stop button). */
+  stopGeneration(): void {
+    this.stopRequested = true;
+  }
+
+  /**
+   * Text continued from `prompt` (as it is, or with `o.chat` as one user message through the chat
+   * template): each sequence streamed to `onText` as its tokens come, decoded after the prompt.
+   */
   async generate(
     prompt: string,
     s: GenerationRequest,
@@ -609,14 +621,50 @@ export class Engine {
     onText?: (sequence: number, text: string) => void,
     o: ChatOptions = {},
   ): Promise<string[]> {
+    const { tokenizer } = this.ready();
+    const kwargs = o.enable_thinking === undefined ? undefined : { enable_thinking: o.enable_thinking };
+    const promptIds = o.chat ? (await chatPrompt(tokenizer, prompt, kwargs)).ids : await tokenizer.encode(prompt);
+    return (await this.continueFrom(promptIds, s, adapterOn, onText)).texts;
+  }
+
+  /**
+   * The assistant's next turn in a conversation: the messages (a system prompt first, if any)
+   * rendered by the chat template with its generation prompt, the reply streamed to `onText` and
+   * ended by the model's end-of-turn tokens (generation_config.json's eos_token_id), by
+   * max_new_tokens, or by stopGeneration. One sequence.
+   */
+  async chat(
+    messages: Message[],
+    s: GenerationRequest,
+    adapterOn: boolean,
+    onText?: (text: string) => void,
+    o: Omit<ChatOptions, 'chat'> = {},
+  ): Promise<{ reply: string; tokens: number; stopped: boolean }> {
+    const { tokenizer } = this.ready();
+    const kwargs = o.enable_thinking === undefined ? undefined : { enable_thinking: o.enable_thinking };
+    const { ids } = await chatPrompt(tokenizer, messages, kwargs);
+    const { texts, ids: reply } = await this.continueFrom(
+      ids,
+      { ...s, num_return_sequences: 1 },
+      adapterOn,
+      onText && ((_, text) => onText(text)),
+    );
+    return { reply: texts[0], tokens: reply[0].length, stopped: this.stopRequested };
+  }
+
+  private async continueFrom(
+    prompt: number[],
+    s: GenerationRequest,
+    adapterOn: boolean,
+    onText?: (sequence: number, text: string) => void,
+  ): Promise<{ texts: string[]; ids: number[][] }> {
     const { session, tokenizer } = this.ready();
     if (this.generationConfig instanceof Error) throw this.generationConfig;
     const settings = generationSettings(s, this.generationConfig, session.config);
-    const kwargs = o.enable_thinking === undefined ? undefined : { enable_thinking: o.enable_thinking };
-    const promptIds = o.chat ? (await chatPrompt(tokenizer, prompt, kwargs)).ids : await tokenizer.encode(prompt);
+    this.stopRequested = false;
     session.setAdapterEnabled(adapterOn);
     try {
-      return (await streamGeneration(session, tokenizer, promptIds, settings, onText)).texts;
+      return await streamGeneration(session, tokenizer, prompt, settings, onText, () => this.stopRequested);
     } finally {
       session.setAdapterEnabled(true);
     }

@@ -252,8 +252,9 @@ export class Session {
     prompt: number[],
     s: GenerateSettings,
     onToken?: (sequence: number, id: number) => void,
+    stop?: () => boolean,
   ): Promise<number[][]> {
-    return generate(this.model, prompt, s, onToken);
+    return generate(this.model, prompt, s, onToken, stop);
   }
 
   /** PEFT's two files for the current adapter. */

@@ -1,7 +1,7 @@
 // The tokenizer of a stored model: its files read from the store and handed to a tokenizer
 // worker (./tokenizer-client.ts). Nothing is fetched: transformers.js' from_pretrained, which
 // asked the Hub whether a file exists even with the files in a custom cache, is not used.
-import type { ChatTemplateKwargs } from '../data/sft';
+import type { ChatTemplateKwargs, Message } from '../data/sft';
 import type { ModelStore } from '../store/model-store';
 import {
   TokenizerClient,
@@ -33,14 +33,14 @@ export async function storeTokenizer(
 }
 
 /**
- * A user's message as a chat model's prompt: rendered by the chat template with its generation
- * prompt, then tokenized without adding special tokens (the template has them), as transformers'
- * apply_chat_template(messages, add_generation_prompt=True, **kwargs) gives it. `kwargs`: the
- * template's variables (`enable_thinking`); absent, its defaults.
+ * A user's message, or a whole conversation, as a chat model's prompt: rendered by the chat
+ * template with its generation prompt, then tokenized without adding special tokens (the template
+ * has them), as transformers' apply_chat_template(messages, add_generation_prompt=True, **kwargs)
+ * gives it. `kwargs`: the template's variables (`enable_thinking`); absent, its defaults.
  */
 export async function chatPrompt(
   tokenizer: Tokenizer,
-  message: string,
+  conversation: string | Message[],
   kwargs?: ChatTemplateKwargs,
 ): Promise<{ text: string; ids: number[] }> {
   if (!tokenizer.hasChatTemplate) {
@@ -49,7 +49,7 @@ export async function chatPrompt(
         'tokenizer_config.json): give the prompt as plain text instead',
     );
   }
-  const messages = [{ role: 'user', content: message }];
+  const messages = typeof conversation === 'string' ? [{ role: 'user', content: conversation }] : conversation;
   const o = { add_generation_prompt: true, ...(kwargs ? { chat_template_kwargs: kwargs } : {}) };
   const text = await tokenizer.apply_chat_template(messages, o);
   return { text, ids: await tokenizer.encode(text, { add_special_tokens: false }) };

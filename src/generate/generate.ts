@@ -41,12 +41,13 @@ export function checkReturnSequences(s: Pick<GenerateSettings, 'do_sample' | 'nu
     );
 }
 
-/** The new token ids of each returned sequence (prompt excluded). */
+/** The new token ids of each returned sequence (prompt excluded); `stop()` true ends one after its last token. */
 export async function generate(
   model: CausalLM,
   prompt: number[],
   s: GenerateSettings,
   onToken?: (sequence: number, id: number) => void,
+  stop?: () => boolean,
 ): Promise<number[][]> {
   checkSampling(s);
   checkReturnSequences(s);
@@ -84,7 +85,8 @@ export async function generate(
         generated.push(id);
         seen.push(id);
         onToken?.(n, id);
-        if (eos.has(id) || generated.length === maxNew) break;
+        // stop() true ends the sequence here, as a stopping criterion does (the page's Stop button)
+        if (stop?.() || eos.has(id) || generated.length === maxNew) break;
         logits = model.decode([id], cache);
       }
     } finally {

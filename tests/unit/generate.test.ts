@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/runtime';
+import { replyDecoder } from '../../src/engine/stream-generation';
 import { generate } from '../../src/generate/generate';
 import { SAMPLING_DEFAULTS } from '../../src/generate/sampling';
 import { parseModelConfig } from '../../src/model/registry';
@@ -107,5 +108,42 @@ describe('generation with a KV cache', () => {
     await expect(generate(model, [3, 4, 5], { ...settings, num_return_sequences: 0 })).rejects.toThrow(
       'num_return_sequences must be an integer ≥ 1, got 0',
     );
+    // stop() true ends the sequence after its last token, as a stopping criterion does: the same tokens, fewer
+    const one = { ...settings, num_return_sequences: 1 };
+    expect(await generate(model, [3, 4, 5], one, undefined, () => true)).toEqual([a[0].slice(0, 1)]);
+    let seen = 0;
+    expect(
+      await generate(
+        model,
+        [3, 4, 5],
+        one,
+        () => seen++,
+        () => seen === 3,
+      ),
+    ).toEqual([a[0].slice(0, 3)]);
+  });
+});
+
+describe('a reply decoded as the text-generation pipeline decodes it', () => {
+  // a SentencePiece decoder as Llama 2's and Mistral's tokenizers have: ▁ is a space, and the
+  // text's first space is stripped (Strip decoder), so "▁moon" alone is "moon"
+  const pieces = ['<s>', '▁Hello', '▁moon', 'light', '▁!', '<0xE2>', '<0x82>', '<0xAC>'];
+  const decoder = {
+    async decode(ids: number[], o: { skip_special_tokens: boolean }) {
+      const kept = ids.filter((i) => !(o.skip_special_tokens && i === 0)).map((i) => pieces[i]);
+      const bytes = kept.flatMap((p) =>
+        /^<0x..>$/.test(p) ? [Number.parseInt(p.slice(3, 5), 16)] : [...new TextEncoder().encode(p.replace(/▁/g, ' '))],
+      );
+      return new TextDecoder().decode(new Uint8Array(bytes)).replace(/^ /, '');
+    },
+  };
+
+  it("keeps the first word's space, and shows a character only once its bytes are all there", async () => {
+    const reply = replyDecoder(decoder, [0, 1]); // "<s>Hello"
+    expect(await decoder.decode([2, 3], { skip_special_tokens: true })).toBe('moonlight'); // the new tokens alone
+    expect(await reply([2, 3])).toBe(' moonlight'); // after the prompt, as the pipeline gives it
+    expect(await reply([4, 5, 6])).toBe(' !\uFFFD'); // € half there: replaced, as the decoder does
+    expect(await reply([4, 5, 6, 7])).toBe(' !€');
+    expect(await replyDecoder(decoder, [])([2])).toBe('moon'); // no prompt: the text's own start
   });
 });

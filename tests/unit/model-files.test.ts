@@ -540,6 +540,30 @@ describe('a checkpoint with generation_config.json and chat_template.jinja', () 
       const ids = (await chatPrompt(tok, 'Say hi.', { enable_thinking: false })).ids;
       const [out] = await session.generate(ids, generationSettings(settings, GENERATION, session.config));
       expect(text).toBe(await tok.decode(out, { skip_special_tokens: true }));
+      // a conversation: its turns through the template, the reply streamed; the Stop button ends it early
+      const conversation = [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Say hi.' },
+        { role: 'assistant', content: 'Hi.' },
+        { role: 'user', content: 'Again.' },
+      ];
+      const streamed: string[] = [];
+      const long = { do_sample: false, max_new_tokens: 12 };
+      const chat = await engine.chat(conversation, long, true, (t) => streamed.push(t), { enable_thinking: false });
+      const turnIds = (await chatPrompt(tok, conversation, { enable_thinking: false })).ids;
+      const [turn] = await session.generate(turnIds, generationSettings(long, GENERATION, session.config));
+      expect(chat).toEqual({
+        reply: await tok.decode(turn, { skip_special_tokens: true }),
+        tokens: turn.length,
+        stopped: false,
+      });
+      expect(streamed.at(-1)).toBe(chat.reply);
+      const stopped = await engine.chat(conversation, long, true, () => engine.stopGeneration(), {
+        enable_thinking: false,
+      });
+      expect(stopped.stopped).toBe(true);
+      expect(stopped.tokens).toBeLessThan(turn.length);
+      expect(chat.reply.startsWith(stopped.reply)).toBe(true);
     } finally {
       tok.close();
       session.release();
