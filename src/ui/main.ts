@@ -15,6 +15,7 @@ import 'uplot/dist/uPlot.min.css';
 import type { EngineApi } from '../worker/engine.worker';
 import type { ChatInfo, RunListing, StoredModel, TrainEvent } from '../engine/engine';
 import { formatBytes } from '../model/estimate';
+import { ChatView } from './chat-view';
 import { showPresets } from './presets-view';
 import type { DownloadProgress } from '../store/download';
 import type { TrainSummary } from '../engine/training-run';
@@ -275,8 +276,8 @@ async function download(id = input('model-id').value.trim(), endpoint?: string):
 function setLoaded(key: string | null, text: string): void {
   loadedKey = key;
   $('model-status').textContent = key ? text : 'No model loaded.';
-  for (const id of ['prepare', 'generate', 'save-adapter', 'load-adapter', 'reset'])
-    $<HTMLButtonElement>(id).disabled = !key;
+  for (const id of ['prepare', 'save-adapter', 'load-adapter', 'reset']) $<HTMLButtonElement>(id).disabled = !key;
+  if (!key) chat.setModel(false, false);
   $<HTMLButtonElement>('train').disabled = true; // until data is prepared
 }
 
@@ -674,6 +675,7 @@ async function togglePause(): Promise<void> {
  * from them (generation_config.json, else its own defaults); what the user then changes wins.
  */
 function showChatDefaults(c: ChatInfo): void {
+  chat.setModel(true, c.chatTemplate);
   const d = c.defaults;
   input('do-sample').checked = d.do_sample;
   input('temperature').value = String(d.temperature);
@@ -698,7 +700,45 @@ function showChatDefaults(c: ChatInfo): void {
       : `The model has no generation_config.json: transformers' defaults; ${stops} (config.json's eos_token_id).`;
 }
 
+/** The sampling panel's settings, for a conversation's reply or a completion. */
+function samplingSettings() {
+  return {
+    do_sample: checked('do-sample'),
+    temperature: num('temperature'),
+    top_k: num('top-k'),
+    top_p: num('top-p'),
+    max_new_tokens: num('max-new'),
+    seed: num('seed'),
+  };
+}
+
+/** enable_thinking as chosen, where the template reads it; undefined: the template's default. */
+function thinkingChoice(): boolean | undefined {
+  const v = $<HTMLSelectElement>('thinking').value;
+  return $('thinking-field').hidden || !v ? undefined : v === 'true';
+}
+
+const chat = new ChatView({
+  engine,
+  proxy: (f) => Comlink.proxy(f),
+  settings: samplingSettings,
+  adapterOn: () => checked('adapter-on'),
+  thinking: thinkingChoice,
+  showError,
+  clearError,
+});
+
+/** Completion mode: the prompt continued as it is (or as one chat message), several sequences side by side. */
 async function generate(): Promise<void> {
+  chat.setCompleting(true);
+  try {
+    await complete();
+  } finally {
+    chat.setCompleting(false);
+  }
+}
+
+async function complete(): Promise<void> {
   const n = num('sequences');
   const boxes = Array.from({ length: n }, () => {
     const p = document.createElement('pre');
@@ -708,27 +748,19 @@ async function generate(): Promise<void> {
   $('outputs').replaceChildren(...boxes);
   const prompt = input('prompt').value;
   // as a chat message, the reply follows the message on a line of its own (the template's markup is not shown)
-  const chat = checked('chat-template');
-  const thinking = $<HTMLSelectElement>('thinking').value;
-  const shown = chat ? `${prompt}\n\n` : prompt;
+  const asMessage = checked('chat-template');
+  const thinking = thinkingChoice();
+  const shown = asMessage ? `${prompt}\n\n` : prompt;
   for (const b of boxes) b.textContent = shown;
   // repetition_penalty is not in the form: the model's default (generation_config.json's, else 1) holds
   const texts = await engine.generate(
     prompt,
-    {
-      do_sample: checked('do-sample'),
-      temperature: num('temperature'),
-      top_k: num('top-k'),
-      top_p: num('top-p'),
-      max_new_tokens: num('max-new'),
-      num_return_sequences: n,
-      seed: num('seed'),
-    },
+    { ...samplingSettings(), num_return_sequences: n },
     checked('adapter-on'),
     Comlink.proxy((i: number, text: string) => {
       boxes[i].textContent = shown + text;
     }),
-    { chat, ...(chat && !$('thinking-field').hidden && thinking ? { enable_thinking: thinking === 'true' } : {}) },
+    { chat: asMessage, ...(asMessage && thinking !== undefined ? { enable_thinking: thinking } : {}) },
   );
   texts.forEach((t, i) => {
     boxes[i].textContent = shown + t;
@@ -835,7 +867,10 @@ $('reset').addEventListener(
       $('adapter-status').textContent = 'The adapter was dropped: the next training starts a fresh one.';
     }),
 );
-$('generate').addEventListener('click', () => void act('generate', generate));
+$('generate').addEventListener('click', () => {
+  clearError();
+  generate().catch(showError);
+});
 $('save-adapter').addEventListener('click', () => void act('save-adapter', saveAdapter));
 input('load-adapter').addEventListener('change', () => void loadAdapter().catch(showError));
 // a data file dropped anywhere on the data section is the one to train on

@@ -106,12 +106,46 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
   await expect(page.locator('#train-stats')).toContainText('GPU memory in use');
   await shot(page, 'app-trained');
 
+  // a model with a chat template opens the chat as a conversation; the worked example's prompt is a completion
+  await expect(page.locator('#mode-conversation')).toBeChecked();
+  await page.locator('#mode-completion').check();
   await page.locator('#prompt').fill('### Human: Say hi. ### Assistant:');
+  await page.locator('summary', { hasText: 'Sampling' }).click();
   await page.locator('#max-new').fill('12');
   await page.getByRole('button', { name: 'Generate' }).click();
   await expect(page.locator('#outputs pre[data-done]')).toHaveCount(1, { timeout: 120_000 });
   const tuned = await page.locator('#outputs pre').textContent();
+  await shot(page, 'app-completion');
+
+  // the conversation: turns through the template, a reply streamed; Regenerate gives the greedy reply again
+  await page.locator('#mode-conversation').check();
+  await page.locator('#system-prompt').fill('Answer briefly.');
+  await page.getByLabel('Message', { exact: true }).fill('Say hi.');
+  await page.getByLabel('Message', { exact: true }).press('Enter');
+  const turns = page.locator('#transcript li');
+  await expect(turns).toHaveCount(2);
+  await expect(turns.nth(0)).toHaveAttribute('data-role', 'user');
+  await expect(turns.nth(1)).toHaveAttribute('data-done', 'true', { timeout: 120_000 });
+  const reply = await turns.nth(1).locator('.text').textContent();
+  expect(reply?.length).toBeGreaterThan(0);
+  await page.getByRole('button', { name: 'Regenerate' }).click();
+  await expect(turns.nth(1)).toHaveAttribute('data-done', 'true', { timeout: 120_000 });
+  expect(await turns.nth(1).locator('.text').textContent()).toBe(reply);
+  await expect(turns).toHaveCount(2);
+  // Stop ends a long reply where it is: shorter than the one run to its end
+  await page.locator('#max-new').fill('400');
+  await page.getByLabel('Message', { exact: true }).fill('And again, at length.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(turns).toHaveCount(4);
+  await expect(turns.nth(3).locator('.text')).not.toBeEmpty({ timeout: 120_000 });
+  await page.getByRole('button', { name: 'Stop reply' }).click();
+  await expect(turns.nth(3)).toHaveAttribute('data-stopped', 'true', { timeout: 120_000 });
+  await expect(page.getByRole('button', { name: 'Send' })).toBeDisabled(); // nothing typed
+  await expect(page.getByRole('button', { name: 'Regenerate' })).toBeEnabled();
   await shot(page, 'app-chat');
+  await page.getByRole('button', { name: 'Clear' }).click();
+  await expect(turns).toHaveCount(0);
+  await page.locator('#max-new').fill('12');
 
   const [download] = await Promise.all([
     page.waitForEvent('download'),
@@ -142,7 +176,9 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
   await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/llama');
   await page.locator('#load-adapter').setInputFiles(zipPath);
   await expect(page.locator('#adapter-status')).toContainText('Loaded the adapter from adapter.zip');
+  await page.locator('#mode-completion').check();
   await page.locator('#prompt').fill('### Human: Say hi. ### Assistant:');
+  await page.locator('summary', { hasText: 'Sampling' }).click();
   await page.locator('#max-new').fill('12');
   await page.getByRole('button', { name: 'Generate' }).click();
   await expect(page.locator('#outputs pre[data-done]')).toHaveCount(1, { timeout: 120_000 });
@@ -193,6 +229,8 @@ for (const model of FAMILIES) {
     const evals = JSON.parse((await page.locator('#chart').getAttribute('data-eval-losses'))!) as number[];
     expect(evals.length).toBe(1);
     expect(evals[0]).toBeGreaterThan(0);
+    await page.locator('#mode-completion').check();
+    await page.locator('summary', { hasText: 'Sampling' }).click();
     await page.locator('#max-new').fill('8');
     await page.getByRole('button', { name: 'Generate' }).click();
     await expect(page.locator('#outputs pre[data-done]')).toHaveCount(1, { timeout: 120_000 });
