@@ -1,7 +1,9 @@
 // The Chat section. For a model with a chat template, a conversation: an optional system
 // prompt, the turns rendered by the model's template (Engine.chat), the reply streamed as it
-// comes and ended by the model's end-of-turn tokens, Stop, Regenerate and Clear. Every model
-// also has the plain completion mode (a base model has only it): text continued as it is.
+// comes and ended by the model's end-of-turn tokens, Stop, Regenerate and Clear. Side by side,
+// each message goes to the base model (adapter off) and to the tuned one, with the same seed and
+// settings, each answering its own side of the conversation. Every model also has the plain
+// completion mode (a base model has only it): text continued as it is.
 //
 // One state object; render() derives every button and panel from it, so no action sets a
 // button's state by hand.
@@ -36,6 +38,8 @@ export interface ChatHost {
 export type ChatMode = 'conversation' | 'completion';
 
 interface Turn extends Message {
+  /** Side by side: the base model's reply (`content` is the tuned one's). */
+  base?: string;
   /** An assistant turn still streaming. */
   streaming?: boolean;
   /** Ended by Stop rather than by the model. */
@@ -48,12 +52,21 @@ interface ChatState {
   mode: ChatMode;
   turns: Turn[];
   generating: boolean;
+  /** Each message to the base model and the tuned one. */
+  sideBySide: boolean;
 }
 
 const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
 export class ChatView {
-  private state: ChatState = { loaded: false, hasTemplate: false, mode: 'completion', turns: [], generating: false };
+  private state: ChatState = {
+    loaded: false,
+    hasTemplate: false,
+    mode: 'completion',
+    turns: [],
+    generating: false,
+    sideBySide: false,
+  };
 
   private readonly el = {
     modeConversation: byId<HTMLInputElement>('mode-conversation'),
@@ -67,6 +80,8 @@ export class ChatView {
     stop: byId<HTMLButtonElement>('chat-stop'),
     regenerate: byId<HTMLButtonElement>('regenerate'),
     clear: byId<HTMLButtonElement>('clear-chat'),
+    sideBySide: byId<HTMLInputElement>('side-by-side'),
+    adapterOn: byId<HTMLInputElement>('adapter-on'),
     generate: byId<HTMLButtonElement>('generate'),
     sequences: byId<HTMLInputElement>('sequences'),
   };
@@ -79,6 +94,8 @@ export class ChatView {
     e.stop.addEventListener('click', () => void this.host.engine.stopGeneration());
     e.regenerate.addEventListener('click', () => void this.regenerate());
     e.clear.addEventListener('click', () => this.set({ turns: [] }));
+    // a side-by-side conversation and a single one are two different conversations: a switch starts afresh
+    e.sideBySide.addEventListener('change', () => this.set({ sideBySide: e.sideBySide.checked, turns: [] }));
     // Enter sends; Shift+Enter is a new line, as chat boxes do
     e.message.addEventListener('keydown', (k) => {
       if (k.key === 'Enter' && !k.shiftKey && !k.isComposing) {
@@ -105,10 +122,10 @@ export class ChatView {
     this.render();
   }
 
-  /** The conversation as the template takes it: the system prompt first, if any. */
-  private messages(turns: Turn[]): Message[] {
+  /** One side's conversation as the template takes it: the system prompt first, if any. */
+  private messages(turns: Turn[], side: 'tuned' | 'base' = 'tuned'): Message[] {
     const system = this.el.system.value.trim();
-    const said = turns.map(({ role, content }) => ({ role, content }));
+    const said = turns.map((t) => ({ role: t.role, content: side === 'base' ? (t.base ?? t.content) : t.content }));
     return system ? [{ role: 'system', content: system }, ...said] : said;
   }
 
@@ -126,24 +143,37 @@ export class ChatView {
     await this.reply(last);
   }
 
-  /** Streams the assistant's turn after `turns`. */
+  /** Streams the assistant's turn after `turns`: the base model's first when side by side, then the tuned one's. */
   private async reply(turns: Turn[]): Promise<void> {
     this.host.clearError();
-    const streaming: Turn = { role: 'assistant', content: '', streaming: true };
+    const side = this.state.sideBySide;
+    const streaming: Turn = { role: 'assistant', content: '', streaming: true, ...(side ? { base: '' } : {}) };
     this.set({ turns: [...turns, streaming], generating: true });
+    const show = () => this.renderTurn(this.el.transcript.lastElementChild as HTMLLIElement, streaming);
     try {
-      const thinking = this.host.thinking();
-      const done = await this.host.engine.chat(
-        this.messages(turns),
-        this.host.settings(),
-        this.host.adapterOn(),
-        this.host.proxy((text: string) => {
-          streaming.content = text;
-          this.renderTurn(this.el.transcript.lastElementChild as HTMLLIElement, streaming);
-        }),
-        thinking === undefined ? {} : { enable_thinking: thinking },
-      );
-      this.set({ turns: [...turns, { role: 'assistant', content: done.reply, stopped: done.stopped }] });
+      const ask = (messages: Message[], adapterOn: boolean, onText: (t: string) => void) => {
+        const thinking = this.host.thinking();
+        const o = thinking === undefined ? {} : { enable_thinking: thinking };
+        return this.host.engine.chat(messages, this.host.settings(), adapterOn, this.host.proxy(onText), o);
+      };
+      let stopped = false;
+      if (side) {
+        const base = await ask(this.messages(turns, 'base'), false, (t) => {
+          streaming.base = t;
+          show();
+        });
+        streaming.base = base.reply;
+        stopped = base.stopped;
+      }
+      const tuned = stopped
+        ? null
+        : await ask(this.messages(turns), side || this.host.adapterOn(), (t) => {
+            streaming.content = t;
+            show();
+          });
+      const done: Turn = { role: 'assistant', content: tuned?.reply ?? '', stopped: stopped || !!tuned?.stopped };
+      if (side) done.base = streaming.base;
+      this.set({ turns: [...turns, done] });
     } catch (e) {
       this.set({ turns }); // the conversation as it was before the reply was asked for
       this.host.showError(e);
@@ -168,6 +198,11 @@ export class ChatView {
     e.clear.disabled = generating || turns.length === 0;
     e.generate.disabled = !loaded || generating;
     e.sequences.disabled = conversation;
+    e.sideBySide.disabled = generating;
+    e.sideBySide.checked = this.state.sideBySide;
+    // side by side, both models answer: the adapter switch does not apply
+    e.adapterOn.disabled = conversation && this.state.sideBySide;
+    e.transcript.classList.toggle('side-by-side', this.state.sideBySide);
     const items = turns.map((t) => this.renderTurn(document.createElement('li'), t));
     e.transcript.replaceChildren(...items);
   }
@@ -178,13 +213,22 @@ export class ChatView {
     if (t.streaming) delete li.dataset.done;
     else li.dataset.done = 'true';
     if (t.stopped) li.dataset.stopped = 'true';
-    const who = document.createElement('span');
-    who.className = 'who';
-    who.textContent = t.role === 'user' ? 'You' : t.stopped ? 'Model (stopped)' : 'Model';
-    const text = document.createElement('div');
-    text.className = 'text';
-    text.textContent = t.content;
-    li.replaceChildren(who, text);
+    const said = (label: string, content: string, side: string) => {
+      const box = document.createElement('div');
+      box.className = `said ${side}`;
+      const who = document.createElement('span');
+      who.className = 'who';
+      who.textContent = label;
+      const text = document.createElement('div');
+      text.className = 'text';
+      text.textContent = content;
+      box.append(who, text);
+      return box;
+    };
+    const stopped = t.stopped ? ' (stopped)' : '';
+    if (t.role !== 'assistant') li.replaceChildren(said('You', t.content, 'user'));
+    else if (t.base === undefined) li.replaceChildren(said(`Model${stopped}`, t.content, 'tuned'));
+    else li.replaceChildren(said(`Base model${stopped}`, t.base, 'base'), said(`Tuned${stopped}`, t.content, 'tuned'));
     return li;
   }
 }

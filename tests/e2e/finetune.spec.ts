@@ -147,6 +147,26 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
   await expect(turns).toHaveCount(0);
   await page.locator('#max-new').fill('12');
 
+  // side by side, with the same seed: the base column is what the single view gives with the adapter
+  // off, the tuned column what it gives with the adapter on (the reply above)
+  await page.locator('#adapter-on').uncheck();
+  await page.getByLabel('Message', { exact: true }).fill('Say hi.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(turns.nth(1)).toHaveAttribute('data-done', 'true', { timeout: 120_000 });
+  const base = await turns.nth(1).locator('.text').textContent();
+  expect(base?.length).toBeGreaterThan(0);
+  expect(base).not.toBe(reply); // the adapter changed the reply: the columns can be told apart
+  await page.locator('#side-by-side').check();
+  await expect(turns).toHaveCount(0); // a new conversation
+  await page.getByLabel('Message', { exact: true }).fill('Say hi.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(turns.nth(1)).toHaveAttribute('data-done', 'true', { timeout: 120_000 });
+  expect(await turns.nth(1).locator('.said.base .text').textContent()).toBe(base);
+  expect(await turns.nth(1).locator('.said.tuned .text').textContent()).toBe(reply);
+  await shot(page, 'app-chat-side-by-side');
+  await page.locator('#side-by-side').uncheck();
+  await page.locator('#adapter-on').check();
+
   const [download] = await Promise.all([
     page.waitForEvent('download'),
     page.getByRole('button', { name: 'Download adapter' }).click(),
