@@ -2,7 +2,7 @@
 // chat, adapter. All the work happens in the engine worker; this file reads the form, calls
 // the worker, and shows what comes back.
 import * as Comlink from 'comlink';
-import { zipSync } from 'fflate';
+import { strToU8, zipSync } from 'fflate';
 import {
   MAX_ADAPTER_CONFIG_BYTES,
   MAX_ADAPTER_WEIGHTS_BYTES,
@@ -15,6 +15,7 @@ import 'uplot/dist/uPlot.min.css';
 import type { EngineApi } from '../worker/engine.worker';
 import type { ChatInfo, RunListing, StoredModel, TrainEvent } from '../engine/engine';
 import { formatBytes } from '../model/estimate';
+import { exportRecipe, type RunRecipeSettings } from '../recipe/recipe';
 import { ChatView } from './chat-view';
 import { showPresets } from './presets-view';
 import type { DownloadProgress } from '../store/download';
@@ -165,6 +166,8 @@ async function checkKernels(): Promise<void> {
 // ---- 2. Model -------------------------------------------------------------------------------
 
 let loadedKey: string | null = null;
+/** The Hub id of the model loaded (the recipe's model_name_or_path). */
+let loadedModelId: string | null = null;
 
 async function refreshModels(): Promise<void> {
   const models = await engine.listModels();
@@ -277,7 +280,10 @@ function setLoaded(key: string | null, text: string): void {
   loadedKey = key;
   $('model-status').textContent = key ? text : 'No model loaded.';
   for (const id of ['prepare', 'save-adapter', 'load-adapter', 'reset']) $<HTMLButtonElement>(id).disabled = !key;
-  if (!key) chat.setModel(false, false);
+  if (!key) {
+    chat.setModel(false, false);
+    loadedModelId = null;
+  }
   $<HTMLButtonElement>('train').disabled = true; // until data is prepared
 }
 
@@ -290,6 +296,7 @@ async function loadModel(key: string): Promise<void> {
     }),
   );
   setLoaded(key, `Loaded ${info.id} (${info.modelType}, ${info.layers} layers) from this browser's storage.`);
+  loadedModelId = info.id;
   showChatDefaults(info.chat);
   await refreshModels();
 }
@@ -770,6 +777,58 @@ async function complete(): Promise<void> {
 
 // ---- 7. Adapter -----------------------------------------------------------------------------
 
+// ---- the run for the Python stack ---------------------------------------------------------
+
+/** The run the form describes, by `trl sft`'s names, for Export recipe (src/recipe/recipe.ts). */
+function recipeSettings(): RunRecipeSettings {
+  const fromFile = (document.querySelector('input[name="data-kind"]:checked') as HTMLInputElement).value === 'file';
+  const t = targets();
+  const evalSteps = num('eval-steps');
+  return {
+    model_name_or_path: loadedModelId ?? input('model-id').value.trim(),
+    load_in_4bit: checked('load-4bit'),
+    // a file of one's own goes by its name: the recipe's README says to put it beside the scripts
+    dataset_name: fromFile ? (input('data-file').files?.[0]?.name ?? 'data.jsonl') : input('data-id').value.trim(),
+    dataset_text_field: input('text-field').value.trim(),
+    max_length: num('max-length'),
+    packing: checked('packing'),
+    packing_strategy: input('packing-strategy').value,
+    // ticked is TRL's default (on for prompt/completion data, nothing to mask otherwise)
+    completion_only_loss: checked('completion-only') ? null : false,
+    assistant_only_loss: checked('assistant-only'),
+    use_peft: true,
+    lora_r: num('lora-r'),
+    lora_alpha: num('lora-alpha'),
+    lora_dropout: num('lora-dropout'),
+    lora_target_modules: t === 'all-linear' ? ['all-linear'] : t,
+    learning_rate: num('lr'),
+    lr_scheduler_type: input('scheduler').value,
+    warmup_steps: num('warmup'),
+    per_device_train_batch_size: num('batch'),
+    gradient_accumulation_steps: num('accumulation'),
+    max_steps: num('steps') || -1,
+    num_train_epochs: num('epochs'),
+    logging_steps: 1,
+    seed: num('seed'),
+    ...(evalSteps > 0 ? { eval_strategy: 'steps', eval_steps: evalSteps } : {}),
+    test_size: num('test-size') || null,
+    save_steps: num('save-steps'),
+    save_total_limit: num('keep'),
+  };
+}
+
+/** Export recipe: the run as trl sft, a script and an accelerate config, zipped. */
+function exportRunRecipe(): void {
+  const r = exportRecipe(recipeSettings(), { madeBy: 'Exported from the QLoRA page' });
+  const files = Object.fromEntries(Object.entries(r.files).map(([k, v]) => [`recipe/${k}`, strToU8(v)]));
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([zipSync(files) as BlobPart], { type: 'application/zip' }));
+  a.download = 'recipe.zip';
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  $('train-note').textContent = `Exported recipe.zip: ${r.command}`;
+}
+
 async function saveAdapter(): Promise<void> {
   const { name, files } = await engine.exportAdapter();
   const zip = zipSync(files, { level: 0 });
@@ -867,6 +926,14 @@ $('reset').addEventListener(
       $('adapter-status').textContent = 'The adapter was dropped: the next training starts a fresh one.';
     }),
 );
+$('export-recipe').addEventListener('click', () => {
+  clearError();
+  try {
+    exportRunRecipe();
+  } catch (e) {
+    showError(e);
+  }
+});
 $('generate').addEventListener('click', () => {
   clearError();
   generate().catch(showError);

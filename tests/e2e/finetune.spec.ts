@@ -106,6 +106,43 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
   await expect(page.locator('#train-stats')).toContainText('GPU memory in use');
   await shot(page, 'app-trained');
 
+  // the run for a GPU cluster: trl sft naming every setting that differs from TRL's defaults, and no other
+  const [recipe] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Export recipe' }).click(),
+  ]);
+  expect(recipe.suggestedFilename()).toBe('recipe.zip');
+  const recipeFiles = unzipSync(new Uint8Array(await readFile(await recipe.path())));
+  expect(Object.keys(recipeFiles).sort()).toEqual(
+    ['README.md', 'accelerate.yaml', 'sft.yaml', 'train.py', 'train.sh'].map((f) => `recipe/${f}`),
+  );
+  const command = new TextDecoder()
+    .decode(recipeFiles['recipe/train.sh'])
+    .split('\n')
+    .filter((l) => l.startsWith('  --'))
+    .map((l) => l.replace(/ \\$/, '').trim());
+  expect(command).toEqual([
+    '--model_name_or_path tiny-random/llama',
+    '--load_in_4bit true',
+    '--dataset_name tiny-random/guanaco',
+    '--max_length 48',
+    '--packing true',
+    '--packing_strategy wrapped',
+    '--use_peft true',
+    '--lora_r 8',
+    '--lora_alpha 16',
+    '--lora_dropout 0',
+    '--lora_target_modules all-linear',
+    '--learning_rate 0.03',
+    '--lr_scheduler_type constant',
+    '--per_device_train_batch_size 4',
+    '--max_steps 24',
+    '--num_train_epochs 1',
+    '--logging_steps 1',
+    '--save_steps 10',
+    '--save_total_limit 2',
+  ]);
+
   // a model with a chat template opens the chat as a conversation; the worked example's prompt is a completion
   await expect(page.locator('#mode-conversation')).toBeChecked();
   await page.locator('#mode-completion').check();
