@@ -609,6 +609,7 @@ const interruptedRun = (r: RunListing) => !r.live && (r.state === 'running' || r
 
 async function refreshRuns(): Promise<void> {
   const runs = await engine.listRuns();
+  listedRuns = new Map(runs.map((r) => [r.id, r]));
   const body = $('runs').querySelector('tbody')!;
   body.replaceChildren(...runs.map(runRow));
   if (runs.some((r) => r.live === 'here')) return; // the status line is the training's
@@ -628,10 +629,15 @@ function runRow(r: RunListing): HTMLTableRowElement {
     td.textContent = text;
     tr.append(td);
   };
-  const lastLoss = [...r.history].reverse().find((h) => 'loss' in h)?.loss;
+  const last = (key: string) => [...r.history].reverse().find((h) => key in h)?.[key];
+  const lastLoss = last('loss'),
+    lastEval = last('eval_loss');
   cell(new Date(r.createdAt).toLocaleString());
   cell(`${r.modelId} on ${r.data}`);
-  cell(`step ${r.step} of ${r.maxSteps}${lastLoss === undefined ? '' : `, loss ${lastLoss.toFixed(4)}`}`);
+  cell(
+    `step ${r.step} of ${r.maxSteps}${lastLoss === undefined ? '' : `, loss ${lastLoss.toFixed(4)}`}` +
+      `${lastEval === undefined ? '' : `, eval loss ${lastEval.toFixed(4)}`}`,
+  );
   cell(
     r.live === 'here'
       ? 'training here'
@@ -656,6 +662,24 @@ function runRow(r: RunListing): HTMLTableRowElement {
       await drive((onEvent) => engine.resumeRun(r.id, onEvent));
       setLoaded(r.modelKey, r.modelId);
     });
+  if (r.live !== 'here')
+    button('Show', async () => {
+      chartFrom(r.history);
+      $('train-status').textContent =
+        `Showing the run of ${r.modelId} on ${r.data} started ${new Date(r.createdAt).toLocaleString()}.`;
+    });
+  // two runs ticked: their curves on one chart
+  const compare = document.createElement('input');
+  compare.type = 'checkbox';
+  compare.className = 'compare';
+  compare.setAttribute(
+    'aria-label',
+    `Compare the run of ${r.modelId} started ${new Date(r.createdAt).toLocaleString()}`,
+  );
+  compare.addEventListener('change', () => compareTicked(compare));
+  const pick = document.createElement('label');
+  pick.append(compare, ' Compare');
+  buttons.append(pick);
   if (!r.live)
     button('Delete', async () => {
       await engine.deleteRun(r.id);
@@ -663,6 +687,57 @@ function runRow(r: RunListing): HTMLTableRowElement {
     });
   tr.append(buttons);
   return tr;
+}
+
+/** The runs last listed, by id (for Compare). */
+let listedRuns = new Map<string, RunListing>();
+
+/** At most two runs ticked (the earlier one unticked for a third); two ticked: both on the chart. */
+function compareTicked(box: HTMLInputElement): void {
+  const ticked = [...$('runs').querySelectorAll<HTMLInputElement>('input.compare:checked')];
+  // the box just ticked stays, with the last other one ticked; any before those are unticked
+  const others = ticked.filter((b) => b !== box);
+  for (const other of others.slice(0, Math.max(0, others.length - 1))) other.checked = false;
+  const ids = [...$('runs').querySelectorAll<HTMLInputElement>('input.compare:checked')].map(
+    (b) => (b.closest('tr') as HTMLTableRowElement).dataset.run!,
+  );
+  if (ids.length === 2) compareChart(ids.map((id) => listedRuns.get(id)!));
+}
+
+/** Two runs' losses (and evaluation losses) on one chart, by step. */
+function compareChart(runs: RunListing[]): void {
+  const steps = [...new Set(runs.flatMap((r) => r.history.filter((h) => 'loss' in h).map((h) => h.step)))].sort(
+    (a, b) => a - b,
+  );
+  const at = (r: RunListing, key: string) =>
+    steps.map((step) => r.history.find((h) => h.step === step && key in h)?.[key] ?? null);
+  const label = (r: RunListing) => `${new Date(r.createdAt).toLocaleString()} ${r.modelId}`;
+  const data = [steps, ...runs.map((r) => at(r, 'loss')), ...runs.map((r) => at(r, 'eval_loss'))];
+  chart?.destroy();
+  const colors = ['#d9480f', '#7048e8'];
+  chart = new uPlot(
+    {
+      width: Math.min(760, $('chart').clientWidth || 760),
+      height: 260,
+      scales: { x: { time: false } },
+      series: [
+        { label: 'step' },
+        ...runs.map((r, i) => ({ label: `loss, ${label(r)}`, stroke: colors[i], width: 2, spanGaps: true })),
+        ...runs.map((r, i) => ({
+          label: `eval loss, ${label(r)}`,
+          stroke: colors[i],
+          dash: [6, 4],
+          spanGaps: true,
+          points: { show: true, size: 6 },
+        })),
+      ],
+      axes: [{ label: 'step' }, { label: 'loss' }],
+    },
+    data as uPlot.AlignedData,
+    $('chart'),
+  );
+  $('chart').dataset.compare = JSON.stringify({ runs: runs.map((r) => r.id), losses: data.slice(1, 3) });
+  $('train-status').textContent = `Comparing two runs: ${runs.map(label).join(' and ')}.`;
 }
 
 async function togglePause(): Promise<void> {

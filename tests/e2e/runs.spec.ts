@@ -120,6 +120,29 @@ test('a reload mid-run and one mid-checkpoint-write resume to the losses of the 
     for (const s of r.checkpoints) expect(r.files[s], `run ${r.id}, checkpoint ${s}`).toEqual(CHECKPOINT);
   expect(await resumeAfterReload(page)).toEqual(uninterrupted);
   await expect(page.locator('#runs tr', { hasText: 'finished' })).toHaveCount(3);
+
+  // the runs are kept: after a reload each is listed with its losses, shown on the chart, compared
+  await page.reload();
+  const finished = page.locator('#runs tr', { hasText: 'finished' });
+  await expect(finished).toHaveCount(3, { timeout: 60_000 });
+  await expect(finished.first()).toContainText(`loss ${uninterrupted[7].toFixed(4)}`);
+  await finished.nth(1).getByRole('button', { name: /^Show/ }).click();
+  expect(await chartLosses(page)).toEqual(uninterrupted);
+  await finished
+    .nth(0)
+    .getByRole('checkbox', { name: /^Compare/ })
+    .check();
+  await finished
+    .nth(2)
+    .getByRole('checkbox', { name: /^Compare/ })
+    .check();
+  const compared = JSON.parse((await page.locator('#chart').getAttribute('data-compare'))!) as {
+    runs: string[];
+    losses: number[][];
+  };
+  expect(compared.losses).toEqual([uninterrupted, uninterrupted]); // the same run three times: one curve
+  await expect(page.locator('#train-status')).toContainText('Comparing two runs');
+  await shot(page, 'runs-compared');
 });
 
 test('a GPU lost mid-run is replaced, the model reloaded from the store, and the run goes on', async ({ page }) => {
