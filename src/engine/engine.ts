@@ -16,7 +16,15 @@ import { loadStoredModel } from '../store/load-stored';
 import { deleteModel, listModels, manifestEndpoint, modelKey, type Manifest } from '../store/model-store';
 import { configSplitFiles, prepareData, type DataSplits, type PrepareSettings } from '../data/prepare';
 import type { DataBlob } from '../data/read';
-import type { Block, Message } from '../data/sft';
+import {
+  packingStats,
+  paddingSaved,
+  type Block,
+  type Example,
+  type Message,
+  type PackingStats,
+  type PaddingSaved,
+} from '../data/sft';
 import { dataSummary, type DataSummary } from './data-summary';
 import { streamGeneration } from './stream-generation';
 import { Session, type LoraSettings } from './session';
@@ -350,7 +358,22 @@ export class Engine {
     this.blocks = d.train.blocks;
     this.evalBlocks = d.eval?.blocks ?? null;
     this.dataLabel = source.kind === 'file' ? source.file.name : source.id;
+    this.prepared = { examples: d.train.examples, blocks: d.train.blocks, settings: s };
     return dataSummary(d, tokenizer);
+  }
+
+  /** The prepared data's training examples and blocks, for the padding numbers at another batch size. */
+  private prepared: { examples: Example[]; blocks: Block[]; settings: PrepareSettings } | null = null;
+
+  /**
+   * The padding numbers of the prepared data in micro-batches of `batch` (the Settings' batch
+   * size, which may change after the data was prepared); null where no data is prepared.
+   */
+  paddingAt(batch: number): { stats: PackingStats; padding: PaddingSaved } | null {
+    const p = this.prepared;
+    if (!p || !(Number.isInteger(batch) && batch >= 1)) return null;
+    const stats = packingStats(p.examples, p.blocks, p.settings, batch);
+    return { stats, padding: paddingSaved(stats) };
   }
 
   // ---- training --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import { ChatView } from './chat-view';
 import { showPresets } from './presets-view';
 import type { DownloadProgress } from '../store/download';
 import type { TrainSummary } from '../engine/training-run';
-import type { PackingStrategy } from '../data/sft';
+import type { PackingStats, PackingStrategy, PaddingSaved } from '../data/sft';
 import type { SchedulerType } from '../train/schedule';
 import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
 import { TokenStore } from './token-store';
@@ -303,6 +303,32 @@ async function loadModel(key: string): Promise<void> {
 
 // ---- 3. Data --------------------------------------------------------------------------------
 
+/** Whether the data prepared last was packed (for its padding line). */
+let preparedPacking: boolean | null = null;
+
+/** The padding a trainer that pads would spend, in micro-batches of `batch` (the Settings' batch size). */
+function paddingText(st: PackingStats, pad: PaddingSaved, batch: number, packing: boolean): string {
+  const pct = (share: number) => `${(100 * share).toFixed(1)}%`;
+  return (
+    `batches of ${plural(batch, 'example')} padded to their longest: ${pad.unpacked} pad tokens ` +
+    `(${pct(pad.unpackedShare)} of ${st.paddedUnpacked})` +
+    (packing
+      ? `; packed: ${pad.packed} (${pct(pad.packedShare)} of ${st.paddedPacked}); packing saves ${pad.saved} pad tokens`
+      : '')
+  );
+}
+
+/** The batch size changed after the data was prepared: its padding line follows. */
+async function batchChanged(): Promise<void> {
+  if (preparedPacking === null) return;
+  const at = await engine.paddingAt(num('batch'));
+  const row = [...$('data-stats').querySelectorAll('tr')].find(
+    (tr) => tr.querySelector('th')?.textContent === 'Padding',
+  );
+  if (at && row)
+    row.querySelector('td')!.textContent = paddingText(at.stats, at.padding, num('batch'), preparedPacking);
+}
+
 async function prepare(): Promise<void> {
   const kind = (document.querySelector('input[name="data-kind"]:checked') as HTMLInputElement).value;
   const file = input('data-file').files?.[0];
@@ -340,8 +366,8 @@ async function prepare(): Promise<void> {
     (s.skipped ? `; skipped ${s.skipped} (${s.skippedWhy})` : '');
   const table = $('data-stats');
   table.hidden = false;
-  const pct = (share: number) => `${(100 * share).toFixed(1)}%`;
   const pad = s.padding;
+  preparedPacking = packing;
   rows(table, [
     ['Format', s.kind.replace(/_/g, ' ')],
     [
@@ -351,15 +377,7 @@ async function prepare(): Promise<void> {
         `${st.targets} with a loss target`,
     ],
     ['Blocks', `${st.blocks} from ${plural(st.examples, 'example')}`],
-    [
-      'Padding',
-      `batches of ${num('batch')} examples padded to their longest: ${pad.unpacked} pad tokens ` +
-        `(${pct(pad.unpackedShare)} of ${st.paddedUnpacked})` +
-        (packing
-          ? `; packed: ${pad.packed} (${pct(pad.packedShare)} of ${st.paddedPacked}); packing saves ` +
-            `${pad.saved} pad tokens`
-          : ''),
-    ],
+    ['Padding', paddingText(st, pad, num('batch'), packing)],
     ['Pad token', `${s.pad}; batches here are laid end to end and never padded`],
     [
       'Evaluation',
@@ -1001,6 +1019,7 @@ $('reset').addEventListener(
       $('adapter-status').textContent = 'The adapter was dropped: the next training starts a fresh one.';
     }),
 );
+input('batch').addEventListener('input', () => void batchChanged().catch(showError));
 $('export-recipe').addEventListener('click', () => {
   clearError();
   try {

@@ -35,6 +35,7 @@ const api = {
   generate: (...a: Parameters<Engine['generate']>) => engine.generate(...a),
   chat: (...a: Parameters<Engine['chat']>) => engine.chat(...a),
   stopGeneration: () => engine.stopGeneration(),
+  paddingAt: (batch: number) => engine.paddingAt(batch),
   gpuBytes: () => engine.gpuBytes(),
   exportAdapter: async () => {
     const a = await engine.exportAdapter();

@@ -413,8 +413,14 @@ test('prompt/completion and chat files: masks in the preview, packing numbers, e
   await expect(page.locator('#data-stats')).toContainText('prompt completion');
   await expect(page.locator('#data-stats')).toContainText('1 example from a held-out 0.25 of the training split');
   await expect(page.locator('#data-stats')).toContainText(
-    '10 pad tokens (7.1% of 141); packed: 0 (0.0% of 131); packing saves 10 pad tokens',
+    'batches of 4 examples padded to their longest: 10 pad tokens (7.1% of 141); packed: 0 (0.0% of 131); ' +
+      'packing saves 10 pad tokens',
   );
+  // the padding follows the batch size set after the data was prepared: one example a batch pads nothing
+  await page.locator('#batch').fill('1');
+  await expect(page.locator('#data-stats')).toContainText('batches of 1 example padded to their longest: 0 pad tokens');
+  await page.locator('#batch').fill('4');
+  await expect(page.locator('#data-stats')).toContainText('batches of 4 examples padded to their longest: 10 pad');
   await expect(page.locator('#data-preview .masked').first()).toContainText('### Human:');
   await expect(page.locator('#data-preview .boundary').first()).toBeVisible(); // bfd: several examples a block
   await expect(page.locator('#lengths-bars > div').first()).toBeVisible();
