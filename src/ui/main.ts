@@ -679,8 +679,14 @@ function runRow(r: RunListing): HTMLTableRowElement {
       $('train-status').textContent = 'Loading the run…';
       await drive((onEvent) => engine.resumeRun(r.id, onEvent));
       setLoaded(r.modelKey, r.modelId);
+      loadedModelId = r.modelId;
+      // the run loaded its model: the chat takes it, with its defaults and its template (a run that
+      // failed to load leaves none, and its message is up already)
+      const info = await engine.chatInfo().catch(() => null);
+      if (info) showChatDefaults(info);
     });
-  if (r.live !== 'here')
+  // a run training here or in another tab draws its own chart
+  if (!r.live)
     button('Show', async () => {
       chartFrom(r.history);
       $('train-status').textContent =

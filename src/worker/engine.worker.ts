@@ -36,6 +36,7 @@ const api = {
   chat: (...a: Parameters<Engine['chat']>) => engine.chat(...a),
   stopGeneration: () => engine.stopGeneration(),
   paddingAt: (batch: number) => engine.paddingAt(batch),
+  chatInfo: () => engine.chatInfo(),
   gpuBytes: () => engine.gpuBytes(),
   exportAdapter: async () => {
     const a = await engine.exportAdapter();

@@ -103,6 +103,11 @@ test('a reload mid-run and one mid-checkpoint-write resume to the losses of the 
   await shot(page, 'runs-interrupted');
   expect(await resumeAfterReload(page)).toEqual(uninterrupted);
   await shot(page, 'runs-resumed');
+  // the resumed run loaded its model: the chat has it, as a conversation (the model has a chat template)
+  await expect(page.locator('#mode-conversation')).toBeChecked();
+  await page.getByLabel('Message', { exact: true }).fill('Hi');
+  await expect(page.getByRole('button', { name: 'Send' })).toBeEnabled();
+  await page.getByLabel('Message', { exact: true }).fill('');
 
   // a reload the moment a checkpoint's write begins (the test build announces it): the store
   // lists only whole checkpoints, and the run resumes from the last of them
@@ -185,7 +190,7 @@ test('a second tab says what the first is doing instead of training or downloadi
   await shot(second, 'runs-second-tab');
 
   // once the first tab stops, the second trains
-  await page.getByRole('button', { name: 'Stop' }).click();
+  await page.getByRole('button', { name: 'Stop', exact: true }).click();
   await expect(page.locator('#train-status')).toContainText('Trained', { timeout: 300_000 });
   await second.locator('#steps').fill('2');
   await second.getByRole('button', { name: 'Train', exact: true }).click();
