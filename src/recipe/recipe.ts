@@ -83,7 +83,10 @@ function python(v: SettingValue | Record<string, unknown>): string {
 }
 
 /** Everything needed to run `s` with TRL on `gpus` GPUs (1: no accelerate config needed, one written all the same). */
-export function exportRecipe(s: RunRecipeSettings, o: { gpus?: number; madeBy?: string } = {}): Recipe {
+export function exportRecipe(
+  s: RunRecipeSettings,
+  o: { gpus?: number; madeBy?: string; localFile?: string } = {},
+): Recipe {
   const gpus = o.gpus ?? 8;
   const written = nonDefault(s);
   const kwargs = typeof written.lr_scheduler_kwargs === 'string' ? JSON.parse(written.lr_scheduler_kwargs) : null;
@@ -198,6 +201,13 @@ export function exportRecipe(s: RunRecipeSettings, o: { gpus?: number; madeBy?: 
     '',
     'What differs there: the GPUs compute in bf16 (the browser computes in float32), so losses agree',
     "to a few decimals, not bit for bit; the data's order comes from torch's sampler.",
+    ...(o.localFile
+      ? [
+          '',
+          `The data was the file \`${o.localFile}\`: put it in a folder \`${s.dataset_name}/\` beside these files,`,
+          `which \`--dataset_name ${s.dataset_name}\` reads as \`datasets\` reads a folder (its splits by file name).`,
+        ]
+      : []),
     ...(left.length ? ['', 'Set here and not carried over:', ...left] : []),
     '',
     "The adapter the run saves (adapter_config.json, adapter_model.safetensors) is PEFT's: load it",

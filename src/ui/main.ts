@@ -303,6 +303,9 @@ async function loadModel(key: string): Promise<void> {
 
 // ---- 3. Data --------------------------------------------------------------------------------
 
+/** Where the data comes from, as the Data section's choice stands: 'hub' or 'file'. */
+const dataKind = () => (document.querySelector('input[name="data-kind"]:checked') as HTMLInputElement).value;
+
 /** Whether the data prepared last was packed (for its padding line). */
 let preparedPacking: boolean | null = null;
 
@@ -330,7 +333,7 @@ async function batchChanged(): Promise<void> {
 }
 
 async function prepare(): Promise<void> {
-  const kind = (document.querySelector('input[name="data-kind"]:checked') as HTMLInputElement).value;
+  const kind = dataKind();
   const file = input('data-file').files?.[0];
   if (kind === 'file' && !file)
     throw new Error('choose a data file (JSONL, JSON, CSV, TXT or Parquet), or pick the Hub data set');
@@ -880,14 +883,14 @@ async function complete(): Promise<void> {
 
 /** The run the form describes, by `trl sft`'s names, for Export recipe (src/recipe/recipe.ts). */
 function recipeSettings(): RunRecipeSettings {
-  const fromFile = (document.querySelector('input[name="data-kind"]:checked') as HTMLInputElement).value === 'file';
+  const fromFile = dataKind() === 'file';
   const t = targets();
   const evalSteps = num('eval-steps');
   return {
     model_name_or_path: loadedModelId ?? input('model-id').value.trim(),
     load_in_4bit: checked('load-4bit'),
-    // a file of one's own goes by its name: the recipe's README says to put it beside the scripts
-    dataset_name: fromFile ? (input('data-file').files?.[0]?.name ?? 'data.jsonl') : input('data-id').value.trim(),
+    // a file of one's own goes in a folder data/, which datasets reads (the recipe's README says so)
+    dataset_name: fromFile ? 'data' : input('data-id').value.trim(),
     dataset_text_field: input('text-field').value.trim(),
     max_length: num('max-length'),
     packing: checked('packing'),
@@ -918,7 +921,9 @@ function recipeSettings(): RunRecipeSettings {
 
 /** Export recipe: the run as trl sft, a script and an accelerate config, zipped. */
 function exportRunRecipe(): void {
-  const r = exportRecipe(recipeSettings(), { madeBy: 'Exported from the QLoRA page' });
+  const fromFile = dataKind() === 'file';
+  const localFile = fromFile ? input('data-file').files?.[0]?.name : undefined;
+  const r = exportRecipe(recipeSettings(), { madeBy: 'Exported from the QLoRA page', localFile });
   const files = Object.fromEntries(Object.entries(r.files).map(([k, v]) => [`recipe/${k}`, strToU8(v)]));
   const a = document.createElement('a');
   a.href = URL.createObjectURL(new Blob([zipSync(files) as BlobPart], { type: 'application/zip' }));

@@ -84,6 +84,10 @@ describe('Export recipe', () => {
     expect(parse(r.files['accelerate.yaml'])).toMatchObject({ distributed_type: 'MULTI_GPU', num_processes: 4 });
     expect(r.files['train.sh']).toContain('trl sft --config sft.yaml --num_processes 4');
     expect(r.files['README.md']).toContain('the evaluation split was held out here (test_size)');
+    // a file of one's own: a folder datasets reads, named in the command
+    const local = exportRecipe({ ...RUN, dataset_name: 'data' }, { localFile: 'chats.jsonl' });
+    expect(local.command).toContain('--dataset_name data ');
+    expect(local.files['README.md']).toContain('The data was the file `chats.jsonl`: put it in a folder `data/`');
   });
 
   it('writes the script with the same settings: quantization, LoRA, SFTConfig', () => {
