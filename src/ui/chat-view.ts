@@ -133,7 +133,11 @@ export class ChatView {
     const text = this.el.message.value;
     if (!text.trim()) return;
     this.el.message.value = '';
-    await this.reply([...this.state.turns, { role: 'user', content: text }]);
+    // a reply that fails gives the message back to the box, unless something new was typed there
+    if (!(await this.reply([...this.state.turns, { role: 'user', content: text }])) && !this.el.message.value) {
+      this.el.message.value = text;
+      this.render();
+    }
   }
 
   /** The last reply again, from the conversation before it. */
@@ -143,8 +147,12 @@ export class ChatView {
     await this.reply(last);
   }
 
-  /** Streams the assistant's turn after `turns`: the base model's first when side by side, then the tuned one's. */
-  private async reply(turns: Turn[]): Promise<void> {
+  /**
+   * Streams the assistant's turn after `turns`: the base model's first when side by side, then the
+   * tuned one's. False where it failed (the error shown, the conversation as it was before).
+   */
+  private async reply(turns: Turn[]): Promise<boolean> {
+    const before = this.state.turns;
     this.host.clearError();
     const side = this.state.sideBySide;
     const streaming: Turn = { role: 'assistant', content: '', streaming: true, ...(side ? { base: '' } : {}) };
@@ -174,9 +182,11 @@ export class ChatView {
       const done: Turn = { role: 'assistant', content: tuned?.reply ?? '', stopped: stopped || !!tuned?.stopped };
       if (side) done.base = streaming.base;
       this.set({ turns: [...turns, done] });
+      return true;
     } catch (e) {
-      this.set({ turns }); // the conversation as it was before the reply was asked for
+      this.set({ turns: before }); // the conversation as it was: a regenerated reply's old text kept
       this.host.showError(e);
+      return false;
     } finally {
       this.set({ generating: false });
     }

@@ -182,6 +182,14 @@ test('the whole path: download, train, chat, keep the adapter, come back', async
   await shot(page, 'app-chat');
   await page.getByRole('button', { name: 'Clear' }).click();
   await expect(turns).toHaveCount(0);
+  // a reply that cannot be made (past the model's positions): the error says why, the message waits in its box
+  await page.locator('#max-new').fill('5000');
+  await page.getByLabel('Message', { exact: true }).fill('Too long.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('#error')).toContainText('max_position_embeddings');
+  await expect(turns).toHaveCount(0);
+  await expect(page.getByLabel('Message', { exact: true })).toHaveValue('Too long.');
+  await page.getByLabel('Message', { exact: true }).fill('');
   await page.locator('#max-new').fill('12');
 
   // side by side, with the same seed: the base column is what the single view gives with the adapter
