@@ -131,9 +131,8 @@ describe('a reply decoded as the text-generation pipeline decodes it', () => {
   const decoder = {
     async decode(ids: number[], o: { skip_special_tokens: boolean }) {
       const kept = ids.filter((i) => !(o.skip_special_tokens && i === 0)).map((i) => pieces[i]);
-      const bytes = kept.flatMap((p) =>
-        /^<0x..>$/.test(p) ? [Number.parseInt(p.slice(3, 5), 16)] : [...new TextEncoder().encode(p.replace(/▁/g, ' '))],
-      );
+      const utf8 = (p: string) => [...new TextEncoder().encode(p.replace(/▁/g, ' '))];
+      const bytes = kept.flatMap((p) => (/^<0x..>$/.test(p) ? [Number.parseInt(p.slice(3, 5), 16)] : utf8(p)));
       return new TextDecoder().decode(new Uint8Array(bytes)).replace(/^ /, '');
     },
   };
