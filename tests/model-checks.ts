@@ -2,24 +2,23 @@
 // float64 loss at sampled entries, KV-cache decoding against the full forward pass; and the tiny
 // trainable model and the short training each family's learning test starts from.
 import { expect } from 'vitest';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { hostBatch, uploadBatch } from '../src/data/batches';
-import { readSafetensorsSync, toFloat32 } from '../src/formats/safetensors';
+import { readSafetensorsSync } from '../src/formats/safetensors';
 import type { Gpu, Tensor } from '../src/gpu/runtime';
 import type { Batch, CausalLM } from '../src/model/causal-lm';
-import { ropeInverseFrequencies, type ModelConfig } from '../src/model/config';
+import type { ModelConfig } from '../src/model/config';
 import { buildModel, loadCheckpoint } from '../src/model/load';
 import { attachLora, type LoraLinear, type LoraSet } from '../src/model/lora-linear';
 import { localCheckpoint } from '../src/node/local-files';
 import { ADAMW_DEFAULTS } from '../src/ops/optim';
-import { dequantizeNF4, quantizeNF4 } from '../src/quant/nf4';
 import { Trainer } from '../src/train/trainer';
 import { writeTinyCheckpoint, type TinyKind } from './fixtures/tiny-checkpoint';
-import { gemmaLogitsRef, gemmaLossRef, type RefGemma, type RefGemmaLayer } from './reference/gemma';
-import { llamaLogitsRef, llamaLossRef, type RefLayer, type RefLinear, type RefModel } from './reference/llama';
+import type { FamilyReference } from './reference/checkpoint';
 import { randn, relError, rng } from './reference/random';
 import { exportAdapter } from '../src/model/adapter';
+
+// the checkpoint's float64 twins live with the other references (they need no GPU)
+export { checkpointValues, gemmaReference, llamaReference, type FamilyReference } from './reference/checkpoint';
 
 /**
  * The GPU's LoRA gradients (from `grads`, the flat buffer) and central differences of `loss`,
@@ -126,43 +125,6 @@ export function randomBatch(gpu: Gpu, r: () => number, c: ModelConfig, T = 13, s
   return { ids, h, batch: uploadBatch(gpu, h) };
 }
 
-/** Every tensor of a tiny two-shard checkpoint in `dir`, as f32 (16-bit values as stored). */
-export async function checkpointValues(dir: string): Promise<Map<string, Float32Array>> {
-  const values = new Map<string, Float32Array>();
-  for (const shard of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
-    const bytes = new Uint8Array(await readFile(join(dir, shard)));
-    for (const { info, data } of readSafetensorsSync(bytes)) values.set(info.name, toFloat32(info.dtype, data));
-  }
-  return values;
-}
-
-/**
- * The reference's linear layers read from `values` (NF4 round-tripped when `nf4`, as the GPU
- * holds them): `lin(path, out, in)` makes one, and `linears` keeps each by module path.
- */
-export function refLinears(values: Map<string, Float32Array>, nf4: boolean) {
-  const linears = new Map<string, RefLinear>();
-  const lin = (path: string, out: number, inF: number): RefLinear => {
-    const w = values.get(`${path}.weight`)!;
-    const L: RefLinear = { w: nf4 ? dequantizeNF4(quantizeNF4(w, 64)) : w, out, in: inF };
-    linears.set(path, L);
-    return L;
-  };
-  return { linears, lin };
-}
-
-/** A family's float64 twin of a loaded checkpoint: its linears by module path, its logits and loss. */
-export interface FamilyReference {
-  linears: Map<string, RefLinear>;
-  logits(ids: ArrayLike<number>, positions: ArrayLike<number>, start: ArrayLike<number>): Float64Array;
-  loss(
-    ids: ArrayLike<number>,
-    labels: ArrayLike<number>,
-    positions: ArrayLike<number>,
-    start: ArrayLike<number>,
-  ): number;
-}
-
 /**
  * The first check of every family test: the checkpoint in `dir` loaded in 16 bits or NF4, LoRA
  * (r 4, B random so every gradient is nonzero) copied into the reference, and the relative errors
@@ -224,81 +186,4 @@ export async function learnDecodeExport(gpu: Gpu, dir: string, kind: TinyKind, s
   });
   const names = readSafetensorsSync(files['adapter_model.safetensors']).map((t) => t.info.name);
   return { config: c, losses, decode, names, adapterConfig: JSON.parse(files['adapter_config.json']) };
-}
-
-/** The seven linears of a layer at `p` (attention, then MLP), read by `lin` as the reference holds them. */
-function layerLinears(lin: (path: string, out: number, inF: number) => RefLinear, p: string, c: ModelConfig) {
-  const qd = c.heads * c.headDim,
-    kvd = c.kvHeads * c.headDim;
-  return {
-    q: lin(`${p}.self_attn.q_proj`, qd, c.hidden),
-    k: lin(`${p}.self_attn.k_proj`, kvd, c.hidden),
-    v: lin(`${p}.self_attn.v_proj`, kvd, c.hidden),
-    o: lin(`${p}.self_attn.o_proj`, c.hidden, qd),
-    gate: lin(`${p}.mlp.gate_proj`, c.intermediate, c.hidden),
-    up: lin(`${p}.mlp.up_proj`, c.intermediate, c.hidden),
-    down: lin(`${p}.mlp.down_proj`, c.hidden, c.intermediate),
-  };
-}
-
-/** A checkpoint's values, its reference linears, and a reader of each layer's named weights. */
-async function referenceParts(dir: string, nf4: boolean) {
-  const values = await checkpointValues(dir);
-  const { linears, lin } = refLinears(values, nf4);
-  const weight = (p: string) => (n: string) => values.get(`${p}.${n}.weight`)!;
-  return { values, linears, lin, weight };
-}
-
-/** The float64 twin of a Llama-family checkpoint in `dir` (Qwen3's q/k norms where the config has them). */
-export async function llamaReference(dir: string, nf4: boolean, c: ModelConfig): Promise<FamilyReference> {
-  const { values, linears, lin, weight } = await referenceParts(dir, nf4);
-  const layers: RefLayer[] = Array.from({ length: c.layers }, (_, l) => {
-    const p = `model.layers.${l}`;
-    const v = weight(p);
-    return {
-      inputNorm: v('input_layernorm'),
-      postNorm: v('post_attention_layernorm'),
-      ...(c.qkNorm ? { qNorm: v('self_attn.q_norm'), kNorm: v('self_attn.k_norm') } : {}),
-      ...layerLinears(lin, p, c),
-    };
-  });
-  const embed = values.get('model.embed_tokens.weight')!;
-  const head = c.tieEmbeddings ? embed : values.get('lm_head.weight')!;
-  const norm = values.get('model.norm.weight')!;
-  const ref: RefModel = { c, embed, layers, norm, head, invFreq: ropeInverseFrequencies(c) };
-  return {
-    linears,
-    logits: (ids, pos, start) => llamaLogitsRef(ref, ids, pos, start),
-    loss: (ids, labels, pos, start) => llamaLossRef(ref, ids, labels, pos, start),
-  };
-}
-
-/** The float64 twin of a Gemma 2 or 3 checkpoint in `dir` (q/k norms, local RoPE where the config has them). */
-export async function gemmaReference(dir: string, nf4: boolean, c: ModelConfig): Promise<FamilyReference> {
-  const { values, linears, lin, weight } = await referenceParts(dir, nf4);
-  const layers: RefGemmaLayer[] = Array.from({ length: c.layers }, (_, l) => {
-    const p = `model.layers.${l}`;
-    const v = weight(p);
-    return {
-      inputNorm: v('input_layernorm'),
-      postAttnNorm: v('post_attention_layernorm'),
-      preFfNorm: v('pre_feedforward_layernorm'),
-      postFfNorm: v('post_feedforward_layernorm'),
-      ...(c.qkNorm ? { qNorm: v('self_attn.q_norm'), kNorm: v('self_attn.k_norm') } : {}),
-      ...layerLinears(lin, p, c),
-    };
-  });
-  const ref: RefGemma = {
-    c,
-    embed: values.get('model.embed_tokens.weight')!,
-    layers,
-    norm: values.get('model.norm.weight')!,
-    invFreq: ropeInverseFrequencies(c),
-    ...(c.ropeLocal ? { invFreqLocal: ropeInverseFrequencies({ ...c, rope: c.ropeLocal }) } : {}),
-  };
-  return {
-    linears,
-    logits: (ids, pos, start) => gemmaLogitsRef(ref, ids, pos, start),
-    loss: (ids, labels, pos, start) => gemmaLossRef(ref, ids, labels, pos, start),
-  };
 }

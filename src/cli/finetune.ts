@@ -379,6 +379,7 @@ async function train(f: FlagValues, r: Reporter): Promise<void> {
       train_loss: summary.train_loss,
       eval_loss: lastEval?.eval_loss ?? null,
       trainedWith: 'the `finetune` command line of webgpu-qlora',
+      history: run.history,
     }),
   );
   r.result(

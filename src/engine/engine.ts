@@ -5,7 +5,7 @@
 import type { AdapterSummary } from '../gpu/device';
 import { Gpu } from '../gpu/runtime';
 import { checkKernels, type KernelCheck } from '../ops/kernel-check';
-import { fileUrl, repoSnapshot, type HubOptions } from '../hub/hub';
+import { fileUrl, HUB_ENDPOINT, repoSnapshot, type HubOptions } from '../hub/hub';
 import { fetchWhole } from '../hub/transfer';
 import { datasetFiles } from '../hub/select';
 import { HubBlob } from '../hub/hub-blob';
@@ -29,6 +29,8 @@ import { dataSummary, type DataSummary } from './data-summary';
 import { streamGeneration } from './stream-generation';
 import { Session, type LoraSettings } from './session';
 import { TrainingRun, type RunEvent, type RunSettings, type TrainSummary } from './training-run';
+import { fetchAdapter, runModelCard } from './adapter-hub';
+import { pushFiles, type PushResult } from '../hub/push';
 import { RunStore, type RunRecord } from '../store/run-store';
 import { chatPrompt, storeTokenizer, type Tokenizer } from './tokenizer';
 import type { SpawnTokenizerWorker } from './tokenizer-client';
@@ -555,6 +557,7 @@ export class Engine {
     } finally {
       this.run = null;
       this.runStore = null;
+      this.adapterRun = store.record; // the run that trained the adapter now held: its card (pushAdapter)
     }
   }
 
@@ -596,6 +599,8 @@ export class Engine {
 
   private run: TrainingRun | null = null;
   private runStore: RunStore | null = null;
+  /** The run that last trained the adapter held now; null for a fresh or a loaded one. */
+  private adapterRun: RunRecord | null = null;
 
   /** Destroys the device as a driver reset would: the page's end-to-end tests lose it on purpose. */
   loseDevice(): void {
@@ -619,6 +624,7 @@ export class Engine {
   /** Drop the adapter (a fresh one is attached by the next training). */
   resetAdapter(): void {
     this.session?.releaseLora();
+    this.adapterRun = null;
   }
 
   /**
@@ -709,6 +715,51 @@ export class Engine {
   /** Replaces the adapter with PEFT's files; a file that does not fit leaves the current one. */
   async importAdapter(config: string, weights: Uint8Array): Promise<void> {
     this.ready().session.loadAdapter({ config, weights }, { replace: true });
+    this.adapterRun = null;
+  }
+
+  /** Replaces the adapter with a PEFT adapter from a Hub repo; returns the commit it was read at. */
+  async loadAdapterFromHub(repo: string, hub: HubOptions): Promise<{ commit: string }> {
+    const { session } = this.ready();
+    if (this.run) throw new Error('training is running: load another adapter when it has stopped');
+    const { files, commit } = await fetchAdapter(repo, hub);
+    session.loadAdapter(files, { replace: true });
+    this.adapterRun = null;
+    return { commit };
+  }
+
+  /**
+   * Pushes the adapter to the user's own Hub repo (`owner/name`, made if missing) in one commit:
+   * PEFT's two files and a model card with the base model, the data, the settings and the loss
+   * curve of the run that trained it here.
+   */
+  async pushAdapter(repo: string, hub: HubOptions & { private: boolean }): Promise<PushResult> {
+    const { session } = this.ready();
+    if (this.run) throw new Error('training is running: push the adapter when it has stopped');
+    const r = this.adapterRun;
+    if (!session.lora || !r) {
+      throw new Error(
+        session.lora
+          ? 'this adapter was loaded, not trained in this tab, so there is no run to describe in its model card: ' +
+              'train it (a few steps carry it on), then push'
+          : 'there is no adapter to push: train one first',
+      );
+    }
+    const files = await session.exportAdapter();
+    return pushFiles(
+      repo,
+      {
+        'adapter_config.json': new TextEncoder().encode(files['adapter_config.json']),
+        'adapter_model.safetensors': files['adapter_model.safetensors'],
+        'README.md': new TextEncoder().encode(runModelCard(r)),
+      },
+      {
+        endpoint: hub.endpoint ?? HUB_ENDPOINT,
+        token: hub.token ?? null,
+        private: hub.private,
+        message: `Upload LoRA adapter for ${session.name} (${r.step} steps)`,
+      },
+    );
   }
 
   /** Quantize a random weight on the GPU and multiply by it, checked against the CPU. */
@@ -718,6 +769,7 @@ export class Engine {
   }
 
   private unload(): void {
+    this.adapterRun = null;
     this.session?.release();
     this.session = null;
     this.tokenizer?.close();

@@ -1,7 +1,7 @@
 // The README.md model card beside an adapter, with the metadata PEFT's save_pretrained writes
 // at its top (library_name peft, base_model, pipeline_tag, the adapter tags), so the Hub lists
 // the adapter under its base model; below it, what a reader needs to trust and reuse it: the
-// base model, the data, the settings and the final losses.
+// base model, the data, the settings, the final losses and the loss curve.
 
 export interface ModelCardInfo {
   base_model: string;
@@ -17,6 +17,34 @@ export interface ModelCardInfo {
   eval_loss?: number | null;
   /** What trained it: the command line or the page. */
   trainedWith: string;
+  /** transformers' log_history: its losses make the card's loss curve. */
+  history?: Record<string, number>[];
+}
+
+/** Rows of the loss curve at most: a long run's curve is sampled evenly, its last log kept. */
+export const CURVE_ROWS = 20;
+
+/** The loss curve as a table: each logged step's training loss and evaluation loss, sampled. */
+function lossCurve(history: Record<string, number>[]): string {
+  const byStep = new Map<number, { loss?: number; eval_loss?: number }>();
+  for (const h of history) {
+    if (!('loss' in h) && !('eval_loss' in h)) continue;
+    const row = byStep.get(h.step) ?? {};
+    if ('loss' in h) row.loss = h.loss;
+    if ('eval_loss' in h) row.eval_loss = h.eval_loss;
+    byStep.set(h.step, row);
+  }
+  const steps = [...byStep.keys()].sort((a, b) => a - b);
+  if (steps.length === 0) return '';
+  const n = Math.min(CURVE_ROWS, steps.length);
+  // evenly spaced indices from the first log to the last
+  const picked = [
+    ...new Set(Array.from({ length: n }, (_, i) => steps[Math.round((i * (steps.length - 1)) / Math.max(1, n - 1))])),
+  ];
+  const cell = (v: number | undefined) => (v === undefined ? '' : v.toFixed(4));
+  const rows = picked.map((s) => `| ${s} | ${cell(byStep.get(s)!.loss)} | ${cell(byStep.get(s)!.eval_loss)} |`);
+  const sampled = picked.length < steps.length ? ` (${picked.length} of the ${steps.length} logged steps)` : '';
+  return `\n## Loss curve${sampled}\n\n| step | loss | eval_loss |\n|---|---|---|\n${rows.join('\n')}\n`;
 }
 
 const yamlString = (s: string) => JSON.stringify(s); // JSON's quoting is valid YAML
@@ -65,7 +93,7 @@ ${c.global_step} optimizer steps.
 | | |
 |---|---|
 ${losses.join('\n')}
-
+${c.history ? lossCurve(c.history) : ''}
 ## Settings
 
 | setting | value |

@@ -279,7 +279,8 @@ async function download(id = input('model-id').value.trim(), endpoint?: string):
 function setLoaded(key: string | null, text: string): void {
   loadedKey = key;
   $('model-status').textContent = key ? text : 'No model loaded.';
-  for (const id of ['prepare', 'save-adapter', 'load-adapter', 'reset']) $<HTMLButtonElement>(id).disabled = !key;
+  for (const id of ['prepare', 'save-adapter', 'load-adapter', 'reset', 'load-hub-adapter', 'push-adapter'])
+    $<HTMLButtonElement>(id).disabled = !key;
   if (!key) {
     chat.setModel(false, false);
     loadedModelId = null;
@@ -976,6 +977,32 @@ async function loadAdapter(): Promise<void> {
   input('load-adapter').value = '';
 }
 
+/** A PEFT adapter from a Hub repo (the endpoint and token of the model's Hub), in place of the current one. */
+async function loadHubAdapter(): Promise<void> {
+  const repo = input('adapter-repo').value.trim();
+  const { commit } = await engine.loadAdapterFromHub(repo, await hub());
+  $('adapter-status').textContent = `Loaded the adapter ${repo} from the Hub (commit ${commit.slice(0, 7)}).`;
+}
+
+/** The adapter, its files and its model card, to the user's own repo in one commit. */
+async function pushAdapter(): Promise<void> {
+  const repo = input('push-repo').value.trim();
+  $('adapter-status').textContent = `Pushing to ${repo}…`;
+  const r = await engine
+    .pushAdapter(repo, { ...(await hub()), private: checked('push-private') })
+    .finally(() => ($('adapter-status').textContent = ''));
+  const link = document.createElement('a');
+  link.href = r.url;
+  link.textContent = repo;
+  link.rel = 'noopener';
+  const how = r.created ? 'made the repo and ' : '';
+  $('adapter-status').replaceChildren(
+    `Pushed: ${how}committed adapter_config.json, adapter_model.safetensors and README.md to `,
+    link,
+    ` (commit ${r.commit.slice(0, 7)}).`,
+  );
+}
+
 // ---- start ----------------------------------------------------------------------------------
 
 async function start(): Promise<void> {
@@ -1045,6 +1072,8 @@ $('generate').addEventListener('click', () => {
 });
 $('save-adapter').addEventListener('click', () => void act('save-adapter', saveAdapter));
 input('load-adapter').addEventListener('change', () => void loadAdapter().catch(showError));
+$('load-hub-adapter').addEventListener('click', () => void act('load-hub-adapter', loadHubAdapter));
+$('push-adapter').addEventListener('click', () => void act('push-adapter', pushAdapter));
 // a data file dropped anywhere on the data section is the one to train on
 const dataSection = $('data-h').parentElement!;
 dataSection.addEventListener('dragover', (e) => e.preventDefault());

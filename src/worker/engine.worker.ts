@@ -46,6 +46,8 @@ const api = {
     );
   },
   importAdapter: (config: string, weights: Uint8Array) => engine.importAdapter(config, weights),
+  loadAdapterFromHub: (...a: Parameters<Engine['loadAdapterFromHub']>) => engine.loadAdapterFromHub(...a),
+  pushAdapter: (...a: Parameters<Engine['pushAdapter']>) => engine.pushAdapter(...a),
 };
 
 export type EngineApi = typeof api;

@@ -3,17 +3,17 @@
 import { describe, expect, it } from 'vitest';
 import { modelCard } from '../../src/formats/model-card';
 
-const card = (dataset: string, datasetOnHub: boolean) =>
-  modelCard({
-    base_model: 'tiiuae/falcon-7b',
-    dataset,
-    datasetOnHub,
-    settings: { lora_r: 64, target_modules: ['query_key_value'], max_steps: null },
-    global_step: 12,
-    train_loss: 1.23456,
-    eval_loss: 1.5,
-    trainedWith: 'a test',
-  });
+const base = {
+  base_model: 'tiiuae/falcon-7b',
+  dataset: 'timdettmers/openassistant-guanaco',
+  datasetOnHub: true,
+  settings: { lora_r: 64, target_modules: ['query_key_value'], max_steps: null },
+  global_step: 12,
+  train_loss: 1.23456,
+  eval_loss: 1.5,
+  trainedWith: 'a test',
+};
+const card = (dataset: string, datasetOnHub: boolean) => modelCard({ ...base, dataset, datasetOnHub });
 
 describe('modelCard', () => {
   it("writes PEFT's metadata and lists a Hub data set with a link", () => {
@@ -49,5 +49,31 @@ describe('modelCard', () => {
     expect(c).not.toContain('datasets:');
     expect(c).not.toContain('huggingface.co/datasets');
     expect(c).toContain('`data/train.jsonl`');
+  });
+
+  it('draws the loss curve as a table: every logged step of a short run, 20 evenly spaced of a long one', () => {
+    const history = (steps: number): Record<string, number>[] => [
+      ...Array.from({ length: steps }, (_, i) => ({ step: i + 1, loss: 3 - i / 100, learning_rate: 1e-3 })),
+      { step: steps, eval_loss: 2.5 },
+      { step: steps, train_loss: 2.9, train_runtime: 10 }, // the closing entry: no row of its own
+    ];
+    const short = modelCard({ ...base, history: history(3) });
+    expect(short).toContain(
+      '## Loss curve\n\n| step | loss | eval_loss |\n|---|---|---|\n' +
+        '| 1 | 3.0000 |  |\n| 2 | 2.9900 |  |\n| 3 | 2.9800 | 2.5000 |\n',
+    );
+    const long = modelCard({ ...base, history: history(77) });
+    expect(long).toContain('## Loss curve (20 of the 77 logged steps)');
+    const rows = long
+      .split('## Loss curve')[1]
+      .split('## Settings')[0]
+      .match(/^\| \d+ \|/gm)!;
+    const steps = rows.map((r) => Number(r.slice(2, -2)));
+    expect(steps.length).toBe(20);
+    expect(steps[0]).toBe(1);
+    expect(steps[19]).toBe(77); // the last log, with its eval_loss
+    expect(long).toContain('| 77 | 2.2400 | 2.5000 |');
+    // evenly spaced: 76 / 19 = 4 steps apart
+    expect(steps).toEqual(Array.from({ length: 20 }, (_, i) => 1 + 4 * i));
   });
 });

@@ -1,0 +1,183 @@
+// Adapters to and from the Hub, in the page against the local test Hub: a PEFT adapter saved by
+// Python's stack (tests/fixtures/peft-adapter.ts) gives the greedy text the float64 reference
+// computes for the same base model and adapter; trained on, it is pushed to the user's own repo,
+// and the Hub then holds PEFT's two files and a model card with the run's settings and loss curve.
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AutoTokenizer, env } from '@huggingface/transformers';
+import type { Page } from '@playwright/test';
+import { expect, test } from './fixtures';
+import { parseModelConfig } from '../../src/model/registry';
+import { readSafetensorsSync } from '../../src/formats/safetensors';
+import { writePeftAdapter } from '../fixtures/peft-adapter';
+import { LLAMA_SEED, LORA_SEED, WRITE_TOKEN, WRITE_USER } from '../fixtures/serve-hub';
+import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
+import { llamaReference } from '../reference/checkpoint';
+import { HUB } from './servers';
+
+const shot = (page: Page, name: string) =>
+  page.screenshot({ path: `test-results/screenshots/${name}.png`, fullPage: true });
+
+const PROMPT = '### Human: Say hi. ### Assistant:';
+const NEW_TOKENS = 12;
+
+/**
+ * The greedy continuation of PROMPT by the float64 reference of tiny-random/llama in NF4, with
+ * and without the fixture adapter, as text; and the smallest gap between the top two logits on
+ * the way (a gap near float32's rounding would make the comparison a coin toss).
+ */
+async function referenceTexts() {
+  const root = await mkdtemp(join(tmpdir(), 'peft-reference-'));
+  await writeTinyCheckpoint(join(root, 'llama'), 'llama', LLAMA_SEED);
+  const adapter = await writePeftAdapter(join(root, 'lora'), 'tiny-random/llama', LORA_SEED);
+  env.allowRemoteModels = false;
+  env.localModelPath = root;
+  const tokenizer = await AutoTokenizer.from_pretrained('llama');
+  const c = parseModelConfig(JSON.parse(await readFile(join(root, 'llama', 'config.json'), 'utf8')));
+  const prompt = tokenizer.encode(PROMPT);
+  let gap = Infinity;
+  const greedy = async (withAdapter: boolean) => {
+    const ref = await llamaReference(join(root, 'llama'), true, c);
+    if (withAdapter)
+      for (const [path, { A, B }] of adapter.modules)
+        Object.assign(ref.linears.get(path)!, { A, B, r: adapter.r, scale: adapter.alpha / adapter.r });
+    const ids = [...prompt];
+    for (let i = 0; i < NEW_TOKENS; i++) {
+      const T = ids.length;
+      const z = ref.logits(
+        ids,
+        Array.from({ length: T }, (_, t) => t),
+        new Array(T).fill(0),
+      );
+      const last = Array.from(z.subarray((T - 1) * c.vocab, T * c.vocab));
+      const order = last.map((v, k) => [v, k]).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+      gap = Math.min(gap, order[0][0] - order[1][0]);
+      ids.push(order[0][1]);
+      if (c.eosTokenIds.includes(order[0][1])) break;
+    }
+    return tokenizer.decode(ids, { skip_special_tokens: true });
+  };
+  return { tuned: await greedy(true), base: await greedy(false), gap };
+}
+
+async function hubLog(): Promise<string[]> {
+  return (await fetch(`${HUB}/__log`)).json();
+}
+
+const resolve = async (repo: string, path: string) => {
+  const res = await fetch(`${HUB}/${repo}/resolve/main/${path}`);
+  expect(res.status, `${repo}/${path}`).toBe(200);
+  return new Uint8Array(await res.arrayBuffer());
+};
+
+async function greedyText(page: Page): Promise<string> {
+  await page.getByRole('button', { name: 'Generate', exact: true }).click();
+  await expect(page.locator('#outputs pre[data-done]')).toHaveCount(1, { timeout: 120_000 });
+  return (await page.locator('#outputs pre').textContent())!;
+}
+
+test('a PEFT adapter from the Hub gives its reference greedy text; trained on, it is pushed with its card', async ({
+  page,
+}) => {
+  test.setTimeout(600_000);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const want = await referenceTexts();
+  expect(want.gap, 'the reference greedy path has a clear winner at every step').toBeGreaterThan(1e-3);
+  expect(want.tuned, 'the adapter changes what the model says').not.toBe(want.base);
+
+  await page.goto(`/?hub=${encodeURIComponent(HUB)}&model=tiny-random/llama&data=tiny-random/guanaco`);
+  await expect(page.locator('#download')).toBeEnabled({ timeout: 60_000 });
+  await page.getByRole('button', { name: 'Download', exact: true }).click();
+  await expect(page.locator('#model-status')).toContainText('Loaded tiny-random/llama', { timeout: 120_000 });
+
+  // the adapter Python's PEFT saved, from its Hub repo
+  await page.getByLabel('Adapter on the Hub').fill('tiny-random/llama-lora');
+  await page.getByRole('button', { name: 'Load from the Hub' }).click();
+  await expect(page.locator('#adapter-status')).toContainText('Loaded the adapter tiny-random/llama-lora from the Hub');
+  await page.locator('#mode-completion').check();
+  await page.locator('#prompt').fill(PROMPT);
+  await page.locator('summary', { hasText: 'Sampling' }).click();
+  await page.locator('#max-new').fill(String(NEW_TOKENS));
+  expect(await greedyText(page)).toBe(want.tuned);
+  await page.locator('#adapter-on').uncheck();
+  expect(await greedyText(page)).toBe(want.base);
+  await page.locator('#adapter-on').check();
+  await shot(page, 'hub-adapter-loaded');
+
+  // a loaded adapter has no run of its own to put in a card: the push says what to do
+  await page.getByLabel('Push to your repo').fill(`${WRITE_USER}/guanaco-lora`);
+  await page.getByRole('button', { name: 'Push to the Hub' }).click();
+  await expect(page.locator('#error')).toContainText('this adapter was loaded, not trained in this tab');
+
+  // keep training it: two steps on the tiny guanaco, from the loaded adapter (its r of 4, not the form's)
+  await page.locator('#max-length').fill('48');
+  await page.getByRole('button', { name: 'Prepare' }).click();
+  await expect(page.locator('#data-status')).toContainText('4 rows');
+  for (const [id, v] of [
+    ['lr', '0.01'],
+    ['steps', '2'],
+    ['batch', '4'],
+  ])
+    await page.locator(`#${id}`).fill(v);
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  await expect(page.locator('#train-status')).toContainText('Trained 2 steps', { timeout: 300_000 });
+
+  // without a write token the Hub refuses, and the message says so without the token
+  await page.getByRole('button', { name: 'Push to the Hub' }).click();
+  await expect(page.locator('#error')).toContainText('needs an access token with write access');
+  await page.locator('summary', { hasText: 'Hub settings' }).click();
+  await page.getByLabel('Access token').fill(WRITE_TOKEN);
+  await page.getByLabel('Access token').press('Tab'); // saved for this Hub on change
+  await page.getByRole('button', { name: 'Push to the Hub' }).click();
+  await expect(page.locator('#adapter-status')).toContainText('Pushed: made the repo and committed', {
+    timeout: 60_000,
+  });
+  await expect(page.locator('#error')).toBeHidden();
+  await shot(page, 'hub-adapter-pushed');
+  const repo = `${WRITE_USER}/guanaco-lora`;
+  const log = await hubLog();
+  expect(log).toContain(`create model ${repo} private`);
+  expect(log.filter((l) => l.startsWith(`commit ${repo}:`))).toEqual([
+    `commit ${repo}: adapter_config.json (inline), adapter_model.safetensors (lfs), README.md (inline): ` +
+      'Upload LoRA adapter for tiny-random/llama (2 steps)',
+  ]);
+
+  // what the Hub holds: the adapter as PEFT reads it, and its card
+  const config = JSON.parse(new TextDecoder().decode(await resolve(repo, 'adapter_config.json')));
+  expect(config).toMatchObject({
+    base_model_name_or_path: 'tiny-random/llama',
+    r: 4,
+    lora_alpha: 8,
+    peft_type: 'LORA',
+  });
+  expect([...config.target_modules].sort()).toEqual(['q_proj', 'v_proj']);
+  const tensors = readSafetensorsSync(await resolve(repo, 'adapter_model.safetensors'));
+  expect(tensors.map((t) => t.info.name).sort()).toEqual(
+    [0, 1].flatMap((l) =>
+      ['q_proj', 'v_proj'].flatMap((m) =>
+        ['A', 'B'].map((w) => `base_model.model.model.layers.${l}.self_attn.${m}.lora_${w}.weight`),
+      ),
+    ),
+  );
+  const card = new TextDecoder().decode(await resolve(repo, 'README.md'));
+  expect(card).toContain('base_model: "tiny-random/llama"');
+  expect(card).toContain('- "tiny-random/guanaco"'); // the data set, in the metadata
+  expect(card).toContain('| lora_r | 4 |');
+  expect(card).toContain('| learning_rate | 0.01 |');
+  expect(card).toContain('| max_steps | 2 |');
+  const losses = JSON.parse((await page.locator('#chart').getAttribute('data-losses'))!) as number[];
+  expect(card).toContain(
+    `## Loss curve\n\n| step | loss | eval_loss |\n|---|---|---|\n` +
+      `| 1 | ${losses[0].toFixed(4)} |  |\n| 2 | ${losses[1].toFixed(4)} |  |\n`,
+  );
+
+  // a second push commits on top of the repo it made
+  await page.getByRole('button', { name: 'Push to the Hub' }).click();
+  await expect(page.locator('#adapter-status')).toContainText(`Pushed: committed`, { timeout: 60_000 });
+  expect((await hubLog()).filter((l) => l.startsWith(`create model ${repo}`)).length).toBe(1);
+  expect((await hubLog()).filter((l) => l.startsWith(`commit ${repo}:`)).length).toBe(2);
+  expect(await page.locator('body').textContent()).not.toContain(WRITE_TOKEN.slice(3));
+  expect(errors).toEqual([]);
+});
