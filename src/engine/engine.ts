@@ -13,7 +13,7 @@ import { parseConfigText } from '../model/load';
 import { estimateStoreBytes, estimateTrainingMemory, formatBytes, type MemoryEstimate } from '../model/estimate';
 import { downloadModel, freeStorageBytes, type DownloadProgress } from '../store/download';
 import { loadStoredModel } from '../store/load-stored';
-import { deleteModel, listModels, manifestEndpoint, modelKey, type Manifest } from '../store/model-store';
+import { deleteModel, listModels, manifestEndpoint, ModelStore, modelKey, type Manifest } from '../store/model-store';
 import { configSplitFiles, prepareData, type DataSplits, type PrepareSettings } from '../data/prepare';
 import type { DataBlob } from '../data/read';
 import {
@@ -30,6 +30,7 @@ import { streamGeneration } from './stream-generation';
 import { Session, type LoraSettings } from './session';
 import { TrainingRun, type RunEvent, type RunSettings, type TrainSummary } from './training-run';
 import { fetchAdapter, runModelCard } from './adapter-hub';
+import { exportMerged, type MergedFile } from '../store/merged-export';
 import { pushFiles, type PushResult } from '../hub/push';
 import { RunStore, type RunRecord } from '../store/run-store';
 import { chatPrompt, storeTokenizer, type Tokenizer } from './tokenizer';
@@ -716,6 +717,25 @@ export class Engine {
   async importAdapter(config: string, weights: Uint8Array): Promise<void> {
     this.ready().session.loadAdapter({ config, weights }, { replace: true });
     this.adapterRun = null;
+  }
+
+  /**
+   * The stored base model with the adapter folded in, as a transformers checkpoint: each file to
+   * `onFile` as it is made (src/store/merged-export.ts), a shard at a time.
+   */
+  async exportMerged(
+    onFile: (f: MergedFile) => Promise<void>,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<{ files: string[]; merged: number; dtype: string }> {
+    const { session } = this.ready();
+    if (this.run) throw new Error('training is running: export the merged model when it has stopped');
+    if (!session.lora) throw new Error('there is no adapter to fold in: train one or load one first');
+    const store = ModelStore.open(this.loadedKey!);
+    const manifest = await store.manifest();
+    if (!manifest?.complete) throw new Error(`${session.name} is not fully stored: download it again`);
+    const a = await session.exportAdapter();
+    const adapter = { config: a['adapter_config.json'], weights: a['adapter_model.safetensors'] };
+    return exportMerged(store, manifest, adapter, { onFile, onProgress });
   }
 
   /** Replaces the adapter with a PEFT adapter from a Hub repo; returns the commit it was read at. */

@@ -279,7 +279,15 @@ async function download(id = input('model-id').value.trim(), endpoint?: string):
 function setLoaded(key: string | null, text: string): void {
   loadedKey = key;
   $('model-status').textContent = key ? text : 'No model loaded.';
-  for (const id of ['prepare', 'save-adapter', 'load-adapter', 'reset', 'load-hub-adapter', 'push-adapter'])
+  for (const id of [
+    'prepare',
+    'save-adapter',
+    'load-adapter',
+    'reset',
+    'load-hub-adapter',
+    'push-adapter',
+    'export-merged',
+  ])
     $<HTMLButtonElement>(id).disabled = !key;
   if (!key) {
     chat.setModel(false, false);
@@ -1003,6 +1011,46 @@ async function pushAdapter(): Promise<void> {
   );
 }
 
+/** Where Chrome lets a page write a folder the user picks (the File System Access API). */
+type PickDirectory = (o: { id?: string; mode: 'readwrite' }) => Promise<FileSystemDirectoryHandle>;
+
+/**
+ * The merged model, file by file: into a folder the user picks where the browser offers one
+ * (shards are GBs, written straight to disk), else as downloads one after another.
+ */
+async function exportMergedModel(): Promise<void> {
+  const pick = (window as unknown as { showDirectoryPicker?: PickDirectory }).showDirectoryPicker;
+  const folder = pick ? await pick({ id: 'merged-model', mode: 'readwrite' }) : null;
+  const status = $('adapter-status');
+  status.textContent = 'Merging…';
+  const r = await engine
+    .exportMerged(
+      Comlink.proxy(async (f: { name: string; bytes: Uint8Array }) => {
+        if (folder) {
+          const w = await (await folder.getFileHandle(f.name, { create: true })).createWritable();
+          await w.write(f.bytes as BufferSource);
+          await w.close();
+        } else {
+          const a = document.createElement('a');
+          a.href = URL.createObjectURL(new Blob([f.bytes as BlobPart]));
+          a.download = f.name;
+          a.click();
+          setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+        }
+      }),
+      Comlink.proxy((done: number, total: number) => {
+        status.textContent = `Merging: ${done} of ${total} tensors…`;
+      }),
+    )
+    .catch((e) => {
+      status.textContent = '';
+      throw e;
+    });
+  status.textContent =
+    `Exported the merged model${folder ? ` into ${folder.name}` : ''}: ${r.files.join(', ')} ` +
+    `(${r.merged} weights with the adapter folded in, ${r.dtype}).`;
+}
+
 // ---- start ----------------------------------------------------------------------------------
 
 async function start(): Promise<void> {
@@ -1074,6 +1122,7 @@ $('save-adapter').addEventListener('click', () => void act('save-adapter', saveA
 input('load-adapter').addEventListener('change', () => void loadAdapter().catch(showError));
 $('load-hub-adapter').addEventListener('click', () => void act('load-hub-adapter', loadHubAdapter));
 $('push-adapter').addEventListener('click', () => void act('push-adapter', pushAdapter));
+$('export-merged').addEventListener('click', () => void act('export-merged', exportMergedModel));
 // a data file dropped anywhere on the data section is the one to train on
 const dataSection = $('data-h').parentElement!;
 dataSection.addEventListener('dragover', (e) => e.preventDefault());

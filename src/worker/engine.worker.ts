@@ -48,6 +48,9 @@ const api = {
   importAdapter: (config: string, weights: Uint8Array) => engine.importAdapter(config, weights),
   loadAdapterFromHub: (...a: Parameters<Engine['loadAdapterFromHub']>) => engine.loadAdapterFromHub(...a),
   pushAdapter: (...a: Parameters<Engine['pushAdapter']>) => engine.pushAdapter(...a),
+  // each file's bytes are moved to the page, not copied: a shard is up to 2 GiB
+  exportMerged: (onFile: Parameters<Engine['exportMerged']>[0], onProgress?: (done: number, total: number) => void) =>
+    engine.exportMerged((f) => onFile(Comlink.transfer(f, [f.bytes.buffer as ArrayBuffer])), onProgress),
 };
 
 export type EngineApi = typeof api;

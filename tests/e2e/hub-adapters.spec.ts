@@ -1,7 +1,8 @@
 // Adapters to and from the Hub, in the page against the local test Hub: a PEFT adapter saved by
 // Python's stack (tests/fixtures/peft-adapter.ts) gives the greedy text the float64 reference
-// computes for the same base model and adapter; trained on, it is pushed to the user's own repo,
-// and the Hub then holds PEFT's two files and a model card with the run's settings and loss curve.
+// computes for the same base model and adapter, and merged into the base it gives the weights
+// the reference folds; trained on, it is pushed to the user's own repo, and the Hub then holds
+// PEFT's two files and a model card with the run's settings and loss curve.
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,11 +10,12 @@ import { AutoTokenizer, env } from '@huggingface/transformers';
 import type { Page } from '@playwright/test';
 import { expect, test } from './fixtures';
 import { parseModelConfig } from '../../src/model/registry';
-import { readSafetensorsSync } from '../../src/formats/safetensors';
+import { readSafetensorsSync, toFloat32 } from '../../src/formats/safetensors';
+import { dequantizeNF4, quantizeNF4 } from '../../src/quant/nf4';
 import { writePeftAdapter } from '../fixtures/peft-adapter';
 import { LLAMA_SEED, LORA_SEED, WRITE_TOKEN, WRITE_USER } from '../fixtures/serve-hub';
 import { writeTinyCheckpoint } from '../fixtures/tiny-checkpoint';
-import { llamaReference } from '../reference/checkpoint';
+import { checkpointValues, llamaReference } from '../reference/checkpoint';
 import { HUB } from './servers';
 
 const shot = (page: Page, name: string) =>
@@ -58,7 +60,23 @@ async function referenceTexts() {
     }
     return tokenizer.decode(ids, { skip_special_tokens: true });
   };
-  return { tuned: await greedy(true), base: await greedy(false), gap };
+  return { tuned: await greedy(true), base: await greedy(false), gap, dir: join(root, 'llama'), adapter };
+}
+
+/** Files the page wrote into the folder showDirectoryPicker gave it (a stand-in in the origin's private files). */
+async function pickedFolder(page: Page): Promise<Map<string, Uint8Array>> {
+  const files = await page.evaluate(async () => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('picked');
+    const out: Record<string, string> = {};
+    for await (const [name, h] of dir as unknown as AsyncIterable<[string, FileSystemFileHandle]>) {
+      const bytes = new Uint8Array(await (await h.getFile()).arrayBuffer());
+      let bin = '';
+      for (const b of bytes) bin += String.fromCharCode(b);
+      out[name] = btoa(bin);
+    }
+    return out;
+  });
+  return new Map(Object.entries(files).map(([k, v]) => [k, new Uint8Array(Buffer.from(v, 'base64'))]));
 }
 
 async function hubLog(): Promise<string[]> {
@@ -77,9 +95,7 @@ async function greedyText(page: Page): Promise<string> {
   return (await page.locator('#outputs pre').textContent())!;
 }
 
-test('a PEFT adapter from the Hub gives its reference greedy text; trained on, it is pushed with its card', async ({
-  page,
-}) => {
+test('a Hub PEFT adapter: its reference text, its merged weights; trained on, pushed with a card', async ({ page }) => {
   test.setTimeout(600_000);
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -105,6 +121,53 @@ test('a PEFT adapter from the Hub gives its reference greedy text; trained on, i
   expect(await greedyText(page)).toBe(want.base);
   await page.locator('#adapter-on').check();
   await shot(page, 'hub-adapter-loaded');
+
+  // merged: the base with the adapter folded in, written into the folder the user picks
+  await page.evaluate(() => {
+    (window as unknown as { showDirectoryPicker: () => Promise<FileSystemDirectoryHandle> }).showDirectoryPicker =
+      async () => (await navigator.storage.getDirectory()).getDirectoryHandle('picked', { create: true });
+  });
+  await page.getByRole('button', { name: 'Export merged model' }).click();
+  await expect(page.locator('#adapter-status')).toContainText('Exported the merged model into picked', {
+    timeout: 60_000,
+  });
+  await expect(page.locator('#adapter-status')).toContainText('(4 weights with the adapter folded in, BF16)');
+  const merged = await pickedFolder(page);
+  expect([...merged.keys()].sort()).toEqual([
+    'config.json',
+    'model.safetensors',
+    'tokenizer.json',
+    'tokenizer_config.json',
+  ]);
+  expect(JSON.parse(new TextDecoder().decode(merged.get('config.json')))).toEqual(
+    JSON.parse(await readFile(join(want.dir, 'config.json'), 'utf8')),
+  );
+  const original = await checkpointValues(want.dir);
+  let worst = 0;
+  for (const { info, data } of readSafetensorsSync(merged.get('model.safetensors')!)) {
+    expect(info.dtype).toBe('BF16');
+    const have = toFloat32('BF16', data);
+    const w = original.get(info.name)!;
+    const path = info.name.replace(/\.weight$/, '');
+    if (!/_proj\.weight$/.test(info.name)) {
+      expect(have, info.name).toEqual(w); // embeddings and norms as they came
+      continue;
+    }
+    const base = dequantizeNF4(quantizeNF4(w, 64)); // what the model trained against
+    const d = want.adapter.modules.get(path);
+    const [rows, cols] = info.shape;
+    for (let o = 0; o < rows; o++)
+      for (let i = 0; i < cols; i++) {
+        let v = base[o * cols + i];
+        if (d) for (let j = 0; j < want.adapter.r; j++) v += 2 * d.B[o * want.adapter.r + j] * d.A[j * cols + i];
+        // a BF16 rounding of the float64 sum: within one unit of its last place
+        worst = Math.max(
+          worst,
+          Math.abs(have[o * cols + i] - v) / 2 ** (Math.floor(Math.log2(Math.max(Math.abs(v), 1e-30))) - 7),
+        );
+      }
+  }
+  expect(worst).toBeLessThanOrEqual(1);
 
   // a loaded adapter has no run of its own to put in a card: the push says what to do
   await page.getByLabel('Push to your repo').fill(`${WRITE_USER}/guanaco-lora`);
