@@ -6,7 +6,10 @@
 // The page runs code only from its own origin and talks only to the Hub; the dev server and the
 // test build (`--mode test`) also reach this machine over plain http (the local test Hub, Vite's
 // hot reload).
-import type { Connect, Plugin } from 'vite';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { runnerImport, type Connect, type Plugin } from 'vite';
 import { defineConfig } from 'vitest/config';
 
 /** The Hub's origins: the API and resolve URLs, and the hosts its downloads redirect to. */
@@ -81,9 +84,71 @@ function csp(command: 'build' | 'serve', mode: string, isPreview = false): Plugi
   };
 }
 
+/** Every file under `dir`, as paths relative to it with forward slashes. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)).split('\\').join('/'));
+}
+
+/**
+ * The built-in demo (scripts/demo-hub.ts) written into public/demo-hub before the dev server or
+ * a build starts, when it is missing or older than what makes it (it is generated, not committed).
+ */
+function demoHub(): Plugin {
+  const out = resolve('public/demo-hub');
+  const sources = ['scripts/demo-hub.ts', 'scripts/demo/chat.jsonl', 'tests/fixtures/tiny-checkpoint.ts'];
+  return {
+    name: 'demo-hub',
+    async buildStart() {
+      const made = existsSync(out) ? statSync(out).mtimeMs : 0;
+      if (sources.every((f) => statSync(f).mtimeMs < made)) return;
+      const { module } = await runnerImport<{ writeDemoHub(dir: string): Promise<void> }>(
+        resolve('scripts/demo-hub.ts'),
+        {
+          configFile: false,
+          logLevel: 'error',
+        },
+      );
+      await module.writeDemoHub(out);
+    },
+  };
+}
+
+/**
+ * sw.js (src/ui/service-worker.js) for a build: the files to keep offline are every file the
+ * build emits and every file of public/, and the version is their digest, so each build that
+ * changes anything replaces the cache of the one before.
+ */
+function serviceWorker(): Plugin {
+  return {
+    name: 'service-worker',
+    apply: 'build',
+    generateBundle(_, bundle) {
+      // (ONNX Runtime's 27 MB of WebAssembly comes with transformers.js, whose tokenizers never load it)
+      const emitted = Object.keys(bundle).filter((f) => f !== 'index.html' && !/\/ort-wasm[^/]*\.wasm$/.test(f));
+      const files = ['index.html', ...emitted, ...filesUnder('public')];
+      const digest = createHash('sha256');
+      for (const f of Object.keys(bundle).sort()) {
+        const b = bundle[f];
+        digest.update(f).update(b.type === 'chunk' ? b.code : b.source);
+      }
+      for (const f of filesUnder('public').sort()) digest.update(f).update(readFileSync(join('public', f)));
+      const version = digest.digest('hex').slice(0, 16);
+      const source = readFileSync('src/ui/service-worker.js', 'utf8');
+      this.emitFile({
+        type: 'asset',
+        fileName: 'sw.js',
+        source: `const VERSION = ${JSON.stringify(version)};\nconst FILES = ${JSON.stringify(files)};\n${source}`,
+      });
+    },
+  };
+}
+
 export default defineConfig(({ command, mode, isPreview }) => ({
   root: '.',
-  plugins: [csp(command, mode, isPreview)], // the Content-Security-Policy (above)
+  // the Content-Security-Policy (above); the built-in demo; the service worker that keeps both offline
+  plugins: [csp(command, mode, isPreview), ...(process.env.VITEST ? [] : [demoHub()]), serviceWorker()],
   worker: { format: 'es' },
   build: { target: 'es2022', outDir: 'dist' },
   test: {

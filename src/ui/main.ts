@@ -24,6 +24,7 @@ import type { PackingStats, PackingStrategy, PaddingSaved } from '../data/sft';
 import type { SchedulerType } from '../train/schedule';
 import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
 import { TokenStore } from './token-store';
+import { builtInEndpoint, DEMO_DATA, isBuiltIn } from './built-in';
 
 const engine = Comlink.wrap<EngineApi>(
   new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module' }),
@@ -89,6 +90,11 @@ async function hub(endpoint = input('hub-endpoint').value.trim()): Promise<{ end
   const origin = hubOrigin(endpoint); // a clear HubError for plain http:// to another machine, or no URL
   const field = input('hub-token').value.trim();
   return { endpoint, token: origin === tokenOrigin ? field || null : await tokens.load(origin) };
+}
+
+/** The Hub options for a repo: the page's own demo Hub for the built-in demo (no token), else hub(). */
+async function hubFor(id: string, endpoint?: string): Promise<{ endpoint: string; token: string | null }> {
+  return isBuiltIn(id) ? { endpoint: builtInEndpoint(), token: null } : hub(endpoint);
 }
 
 /** After the endpoint changed: the notice under the model field, and the token field for the new origin. */
@@ -189,7 +195,7 @@ function modelRow(m: StoredModel): HTMLTableRowElement {
     // a model from another Hub says where it came from
     const from = name.appendChild(document.createElement('small'));
     from.className = 'endpoint';
-    from.textContent = ` from ${m.endpoint}`;
+    from.textContent = isBuiltIn(m.id) ? ' (the built-in demo)' : ` from ${m.endpoint}`;
   }
   const size = document.createElement('td');
   size.textContent = m.complete
@@ -215,7 +221,8 @@ function modelRow(m: StoredModel): HTMLTableRowElement {
 }
 
 async function plan(): Promise<void> {
-  const p = await engine.planModel(input('model-id').value.trim(), await hub(), {
+  const id = input('model-id').value.trim();
+  const p = await engine.planModel(id, await hubFor(id), {
     max_length: num('max-length'),
     batch: num('batch'),
     r: num('lora-r'),
@@ -242,7 +249,7 @@ async function plan(): Promise<void> {
 }
 
 async function download(id = input('model-id').value.trim(), endpoint?: string): Promise<void> {
-  const from = await hub(endpoint);
+  const from = await hubFor(id, endpoint);
   $('download-progress').hidden = false;
   $('pause').hidden = false;
   const started = performance.now();
@@ -305,6 +312,11 @@ async function loadModel(key: string): Promise<void> {
     }),
   );
   setLoaded(key, `Loaded ${info.id} (${info.modelType}, ${info.layers} layers) from this browser's storage.`);
+  if (isBuiltIn(info.id)) {
+    demoSettings();
+    $('model-status').textContent +=
+      " The settings are now the demo's (its data, learning rate 0.01, 150 steps): press Prepare, then Train.";
+  }
   loadedModelId = info.id;
   showChatDefaults(info.chat);
   await refreshModels();
@@ -369,7 +381,7 @@ async function prepare(): Promise<void> {
       seed: num('seed'),
       batch: num('batch'),
     },
-    source.kind === 'hub' ? await hub() : {},
+    source.kind === 'hub' ? await hubFor(source.id) : {},
   ); // a file of one's own needs no Hub (nor a valid endpoint)
   const st = s.stats;
   $('data-status').textContent =
@@ -442,6 +454,20 @@ async function prepare(): Promise<void> {
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 /** The worked example's data: guanaco's train split, its text column, 512 tokens, wrapped packing. */
+/** What the built-in demo trains well with: a random tiny model learns its 24 conversations in 150 steps. */
+function demoSettings(): void {
+  (document.querySelector('input[name="data-kind"][value="hub"]') as HTMLInputElement).checked = true;
+  input('data-id').value = DEMO_DATA;
+  for (const [id, v] of [
+    ['max-length', '128'],
+    ['lr', '0.01'],
+    ['steps', '150'],
+    ['batch', '4'],
+    ['warmup', '0'],
+  ])
+    input(id).value = v;
+}
+
 function guanacoPreset(): void {
   (document.querySelector('input[name="data-kind"][value="hub"]') as HTMLInputElement).checked = true;
   input('data-id').value = 'timdettmers/openassistant-guanaco';
@@ -1054,6 +1080,9 @@ async function exportMergedModel(): Promise<void> {
 // ---- start ----------------------------------------------------------------------------------
 
 async function start(): Promise<void> {
+  // the built page keeps itself (and the built-in demo) for offline use; the dev server's modules change as you edit
+  if (!import.meta.env.DEV && 'serviceWorker' in navigator)
+    navigator.serviceWorker.register(`${import.meta.env.BASE_URL}sw.js`).catch(showError);
   const params = new URLSearchParams(location.search);
   if (params.get('hub')) input('hub-endpoint').value = params.get('hub')!;
   if (params.get('model')) input('model-id').value = params.get('model')!;
