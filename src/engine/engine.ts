@@ -484,6 +484,30 @@ export class Engine {
     return this.driveHolding(run, store, onEvent);
   }
 
+  /**
+   * Reopens a kept run that no tab trains: its model loaded (from the store, if it is not the
+   * loaded one) with its last checkpoint's adapter, to chat with, push or merge. The run itself is
+   * not continued (resumeRun does that).
+   */
+  async openRun(id: string): Promise<{ step: number; history: Record<string, number>[]; chat: ChatInfo }> {
+    if (this.run) throw new Error('training is running: open another run when it has stopped');
+    if ((await this.listRuns()).find((x) => x.id === id)?.live)
+      throw new BusyError(`another tab of this page is training run ${id}: open it when it has stopped`);
+    const store = await RunStore.open(id);
+    const r = store.record;
+    const last = r.checkpoints.at(-1);
+    if (last === undefined)
+      throw new Error(`run ${id} kept no checkpoint, so it has no adapter to open: Resume trains it from the start`);
+    if (this.loadedKey !== r.modelKey) await this.loadModel(r.modelKey);
+    const files = await store.checkpoint(last);
+    const config = new TextDecoder().decode(files['adapter_config.json']);
+    this.ready().session.loadAdapter({ config, weights: files['adapter_model.safetensors'] }, { replace: true });
+    // the run as far as the adapter goes: its card (pushAdapter) describes these steps
+    const history = r.history.filter((h) => h.step <= last);
+    this.adapterRun = { ...r, step: last, history };
+    return { step: last, history, chat: this.chatInfo() };
+  }
+
   /** A kept run as its latest checkpoint left it; from the start (the same seed) if it saved none. */
   private async runFromStore(store: RunStore): Promise<TrainingRun> {
     const { session } = this.ready();

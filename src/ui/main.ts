@@ -1,15 +1,9 @@
 // The page: one screen, top to bottom as a user goes — GPU, model, data, settings, training,
 // chat, adapter. All the work happens in the engine worker; this file reads the form, calls
-// the worker, and shows what comes back.
+// the worker, and shows what comes back. Sections that grew into components of their own: the
+// chat (chat-view.ts), the watched prompts (watch-prompts.ts), the adapter (adapter-view.ts).
 import * as Comlink from 'comlink';
 import { strToU8, zipSync } from 'fflate';
-import {
-  MAX_ADAPTER_CONFIG_BYTES,
-  MAX_ADAPTER_WEIGHTS_BYTES,
-  readAdapterZip,
-  type AdapterFiles,
-} from '../formats/adapter-zip';
-import { AdapterError } from '../formats/peft';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { EngineApi } from '../worker/engine.worker';
@@ -25,6 +19,8 @@ import type { SchedulerType } from '../train/schedule';
 import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
 import { TokenStore } from './token-store';
 import { builtInEndpoint, DEMO_DATA, isBuiltIn } from './built-in';
+import { WatchPrompts } from './watch-prompts';
+import { AdapterView } from './adapter-view';
 
 const engine = Comlink.wrap<EngineApi>(
   new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module' }),
@@ -286,16 +282,8 @@ async function download(id = input('model-id').value.trim(), endpoint?: string):
 function setLoaded(key: string | null, text: string): void {
   loadedKey = key;
   $('model-status').textContent = key ? text : 'No model loaded.';
-  for (const id of [
-    'prepare',
-    'save-adapter',
-    'load-adapter',
-    'reset',
-    'load-hub-adapter',
-    'push-adapter',
-    'export-merged',
-  ])
-    $<HTMLButtonElement>(id).disabled = !key;
+  for (const id of ['prepare', 'reset']) $<HTMLButtonElement>(id).disabled = !key;
+  adapterView.setLoaded(!!key);
   if (!key) {
     chat.setModel(false, false);
     loadedModelId = null;
@@ -464,8 +452,12 @@ function demoSettings(): void {
     ['steps', '150'],
     ['batch', '4'],
     ['warmup', '0'],
+    ['eval-steps', '50'],
+    ['test-size', '0.1'],
   ])
     input(id).value = v;
+  // what it learns, shown as it learns it: two of its questions, answered at each evaluation
+  if (!input('watch-prompts').value.trim()) input('watch-prompts').value = 'What is QLoRA?\nWho are you?';
 }
 
 function guanacoPreset(): void {
@@ -570,6 +562,7 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
       series[3][series[3].length - 1] = e.log.eval_loss;
       chart?.setData(series);
       $('chart').dataset.evalLosses = JSON.stringify(series[3].filter((v) => v !== null));
+      await watch.answer(series[0].at(-1)!, hasChatTemplate);
       return;
     }
     if (e.type !== 'train') return;
@@ -605,10 +598,15 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
 }
 
 /** Trains (or resumes) through `run`, the buttons and the runs table following. */
+/** Whether the loaded model has a chat template (the watched prompts go through it). */
+let hasChatTemplate = false;
+
 async function drive(run: (onEvent: (e: TrainEvent) => Promise<void>) => Promise<TrainSummary>): Promise<void> {
   training(true);
+  watch.start();
   try {
     const summary = await run(Comlink.proxy(trainEvents()));
+    await watch.answer(summary.global_step, hasChatTemplate);
     $('train-status').textContent =
       `Trained ${summary.global_step} steps (${summary.steps_this_session} now) in ` +
       `${summary.train_runtime.toFixed(1)} s: mean loss ${summary.train_loss.toFixed(4)}.`;
@@ -723,6 +721,20 @@ function runRow(r: RunListing): HTMLTableRowElement {
       const info = await engine.chatInfo().catch(() => null);
       if (info) showChatDefaults(info);
     });
+  // its adapter as the run left it, on its model: to chat with, push or export
+  if (!r.live && r.checkpoints.length)
+    button('Open', async () => {
+      $('train-status').textContent = 'Opening the run…';
+      const o = await engine.openRun(r.id);
+      setLoaded(r.modelKey, `Loaded ${r.modelId} from this browser's storage, with the adapter of a kept run.`);
+      loadedModelId = r.modelId;
+      showChatDefaults(o.chat);
+      chartFrom(o.history);
+      $('train-status').textContent =
+        `Opened the run of ${r.modelId} on ${r.data} started ${new Date(r.createdAt).toLocaleString()}: ` +
+        `its adapter at step ${o.step} is loaded, to chat with, push or export.`;
+      await refreshModels();
+    });
   // a run training here or in another tab draws its own chart
   if (!r.live)
     button('Show', async () => {
@@ -820,6 +832,7 @@ async function togglePause(): Promise<void> {
  */
 function showChatDefaults(c: ChatInfo): void {
   chat.setModel(true, c.chatTemplate);
+  hasChatTemplate = c.chatTemplate;
   const d = c.defaults;
   input('do-sample').checked = d.do_sample;
   input('temperature').value = String(d.temperature);
@@ -862,6 +875,15 @@ function thinkingChoice(): boolean | undefined {
   return $('thinking-field').hidden || !v ? undefined : v === 'true';
 }
 
+// section 7 (adapter-view.ts)
+const adapterView = new AdapterView({ engine, proxy: Comlink.proxy, hub: () => hub(), act, showError });
+
+// the prompts answered after each evaluation and at a run's end (watch-prompts.ts)
+const watch = new WatchPrompts(
+  document.getElementById('watch-prompts') as HTMLTextAreaElement,
+  document.getElementById('watch-table') as HTMLTableElement,
+  engine,
+);
 const chat = new ChatView({
   engine,
   proxy: (f) => Comlink.proxy(f),
@@ -912,7 +934,7 @@ async function complete(): Promise<void> {
   });
 }
 
-// ---- 7. Adapter -----------------------------------------------------------------------------
+// ---- 7. Adapter: adapter-view.ts ------------------------------------------------------------
 
 // ---- the run for the Python stack ---------------------------------------------------------
 
@@ -966,115 +988,6 @@ function exportRunRecipe(): void {
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
   $('train-note').textContent = `Exported recipe.zip: ${r.command}`;
-}
-
-async function saveAdapter(): Promise<void> {
-  const { name, files } = await engine.exportAdapter();
-  const zip = zipSync(files, { level: 0 });
-  const a = document.createElement('a');
-  a.href = URL.createObjectURL(new Blob([zip as BlobPart], { type: 'application/zip' }));
-  a.download = `${name}.zip`;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-  $('adapter-status').textContent = `Saved ${name}.zip (adapter_config.json, adapter_model.safetensors).`;
-}
-
-async function loadAdapter(): Promise<void> {
-  const chosen = [...(input('load-adapter').files ?? [])];
-  // sizes are checked before a file is read; a zip's entries before they are inflated (adapter-zip.ts)
-  const zip = chosen.find((f) => f.name.toLowerCase().endsWith('.zip'));
-  let files: AdapterFiles;
-  if (zip) {
-    if (zip.size > MAX_ADAPTER_WEIGHTS_BYTES) {
-      throw new AdapterError(`${zip.name} is ${zip.size} bytes: too large to be an adapter zip`);
-    }
-    files = readAdapterZip(new Uint8Array(await zip.arrayBuffer()), zip.name);
-  } else {
-    const pick = async (want: string, max: number) => {
-      const f = chosen.find((x) => x.name === want);
-      if (!f) {
-        throw new AdapterError(
-          'an adapter is adapter_config.json and adapter_model.safetensors: choose both, or a zip holding them',
-        );
-      }
-      if (f.size > max) {
-        throw new AdapterError(`${want} is ${f.size} bytes, over the ${max} bytes it may take: it is not an adapter`);
-      }
-      return new Uint8Array(await f.arrayBuffer());
-    };
-    const config = await pick('adapter_config.json', MAX_ADAPTER_CONFIG_BYTES);
-    const weights = await pick('adapter_model.safetensors', MAX_ADAPTER_WEIGHTS_BYTES);
-    files = { config: new TextDecoder().decode(config), weights };
-  }
-  await engine.importAdapter(files.config, files.weights);
-  $('adapter-status').textContent = `Loaded the adapter from ${chosen.map((f) => f.name).join(', ')}.`;
-  input('load-adapter').value = '';
-}
-
-/** A PEFT adapter from a Hub repo (the endpoint and token of the model's Hub), in place of the current one. */
-async function loadHubAdapter(): Promise<void> {
-  const repo = input('adapter-repo').value.trim();
-  const { commit } = await engine.loadAdapterFromHub(repo, await hub());
-  $('adapter-status').textContent = `Loaded the adapter ${repo} from the Hub (commit ${commit.slice(0, 7)}).`;
-}
-
-/** The adapter, its files and its model card, to the user's own repo in one commit. */
-async function pushAdapter(): Promise<void> {
-  const repo = input('push-repo').value.trim();
-  $('adapter-status').textContent = `Pushing to ${repo}…`;
-  const r = await engine
-    .pushAdapter(repo, { ...(await hub()), private: checked('push-private') })
-    .finally(() => ($('adapter-status').textContent = ''));
-  const link = document.createElement('a');
-  link.href = r.url;
-  link.textContent = repo;
-  link.rel = 'noopener';
-  const how = r.created ? 'made the repo and ' : '';
-  $('adapter-status').replaceChildren(
-    `Pushed: ${how}committed adapter_config.json, adapter_model.safetensors and README.md to `,
-    link,
-    ` (commit ${r.commit.slice(0, 7)}).`,
-  );
-}
-
-/** Where Chrome lets a page write a folder the user picks (the File System Access API). */
-type PickDirectory = (o: { id?: string; mode: 'readwrite' }) => Promise<FileSystemDirectoryHandle>;
-
-/**
- * The merged model, file by file: into a folder the user picks where the browser offers one
- * (shards are GBs, written straight to disk), else as downloads one after another.
- */
-async function exportMergedModel(): Promise<void> {
-  const pick = (window as unknown as { showDirectoryPicker?: PickDirectory }).showDirectoryPicker;
-  const folder = pick ? await pick({ id: 'merged-model', mode: 'readwrite' }) : null;
-  const status = $('adapter-status');
-  status.textContent = 'Merging…';
-  const r = await engine
-    .exportMerged(
-      Comlink.proxy(async (f: { name: string; bytes: Uint8Array }) => {
-        if (folder) {
-          const w = await (await folder.getFileHandle(f.name, { create: true })).createWritable();
-          await w.write(f.bytes as BufferSource);
-          await w.close();
-        } else {
-          const a = document.createElement('a');
-          a.href = URL.createObjectURL(new Blob([f.bytes as BlobPart]));
-          a.download = f.name;
-          a.click();
-          setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
-        }
-      }),
-      Comlink.proxy((done: number, total: number) => {
-        status.textContent = `Merging: ${done} of ${total} tensors…`;
-      }),
-    )
-    .catch((e) => {
-      status.textContent = '';
-      throw e;
-    });
-  status.textContent =
-    `Exported the merged model${folder ? ` into ${folder.name}` : ''}: ${r.files.join(', ')} ` +
-    `(${r.merged} weights with the adapter folded in, ${r.dtype}).`;
 }
 
 // ---- start ----------------------------------------------------------------------------------
@@ -1147,11 +1060,6 @@ $('generate').addEventListener('click', () => {
   clearError();
   generate().catch(showError);
 });
-$('save-adapter').addEventListener('click', () => void act('save-adapter', saveAdapter));
-input('load-adapter').addEventListener('change', () => void loadAdapter().catch(showError));
-$('load-hub-adapter').addEventListener('click', () => void act('load-hub-adapter', loadHubAdapter));
-$('push-adapter').addEventListener('click', () => void act('push-adapter', pushAdapter));
-$('export-merged').addEventListener('click', () => void act('export-merged', exportMergedModel));
 // a data file dropped anywhere on the data section is the one to train on
 const dataSection = $('data-h').parentElement!;
 dataSection.addEventListener('dragover', (e) => e.preventDefault());

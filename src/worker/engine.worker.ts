@@ -30,6 +30,7 @@ const api = {
   resumeTraining: () => engine.resumeTraining(),
   listRuns: () => engine.listRuns(),
   resumeRun: (...a: Parameters<Engine['resumeRun']>) => engine.resumeRun(...a),
+  openRun: (id: string) => engine.openRun(id),
   deleteRun: (id: string) => engine.deleteRun(id),
   resetAdapter: () => engine.resetAdapter(),
   generate: (...a: Parameters<Engine['generate']>) => engine.generate(...a),

@@ -186,6 +186,8 @@ test('a Hub PEFT adapter: its reference text, its merged weights; trained on, pu
     await page.locator(`#${id}`).fill(v);
   await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(page.locator('#train-status')).toContainText('Trained 2 steps', { timeout: 300_000 });
+  const trained = await greedyText(page);
+  expect(trained).not.toBe(want.tuned);
 
   // without a write token the Hub refuses, and the message says so without the token
   await page.getByRole('button', { name: 'Push to the Hub' }).click();
@@ -242,5 +244,20 @@ test('a Hub PEFT adapter: its reference text, its merged weights; trained on, pu
   expect((await hubLog()).filter((l) => l.startsWith(`create model ${repo}`)).length).toBe(1);
   expect((await hubLog()).filter((l) => l.startsWith(`commit ${repo}:`)).length).toBe(2);
   expect(await page.locator('body').textContent()).not.toContain(WRITE_TOKEN.slice(3));
+
+  // after a reload the run is kept: reopened, its adapter says what it said, and it pushes again
+  await page.reload();
+  await page.getByRole('button', { name: /^Open the run of tiny-random\/llama/ }).click();
+  await expect(page.locator('#train-status')).toContainText('its adapter at step 2 is loaded', { timeout: 60_000 });
+  await page.locator('#mode-completion').check();
+  await page.locator('#prompt').fill(PROMPT);
+  await page.locator('summary', { hasText: 'Sampling' }).click();
+  await page.locator('#max-new').fill(String(NEW_TOKENS));
+  expect(await greedyText(page)).toBe(trained);
+  await shot(page, 'run-reopened');
+  await page.getByLabel('Push to your repo').fill(repo);
+  await page.getByRole('button', { name: 'Push to the Hub' }).click();
+  await expect(page.locator('#adapter-status')).toContainText('Pushed: committed', { timeout: 60_000 });
+  expect((await hubLog()).filter((l) => l.startsWith(`commit ${repo}:`)).at(-1)).toContain('(2 steps)');
   expect(errors).toEqual([]);
 });

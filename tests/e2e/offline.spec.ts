@@ -40,6 +40,11 @@ test('the built-in demo trains and chats with no Hub; offline, the page reopens 
   await prepareAndTrain(page, 3);
   const losses = JSON.parse((await page.locator('#chart').getAttribute('data-losses'))!) as number[];
   expect(losses.length).toBe(3);
+  // the demo's two watched questions, answered after the evaluation at the last step (once: the end is that step)
+  await expect(page.locator('#watch-prompts')).toHaveValue('What is QLoRA?\nWho are you?');
+  const watched = page.getByRole('table', { name: "The watched prompts' answers, by step" });
+  await expect(watched.locator('tr').first()).toHaveText(/^Promptstep 3$/);
+  await expect(watched.getByRole('rowheader')).toHaveText(['What is QLoRA?', 'Who are you?']);
 
   // a chat model: the conversation view, through its template
   await expect(page.locator('#mode-conversation')).toBeChecked();
