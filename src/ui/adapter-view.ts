@@ -2,7 +2,8 @@
 // files chosen), to and from the Hub (a PEFT repo loaded; a push to the user's own repo with its
 // model card), and merged into the base model as a checkpoint for tools that read no adapters.
 // Each action is the engine's (src/engine/engine.ts); this view reads its fields and says what
-// happened in its status line.
+// happened in its status line. Which of its controls are enabled is the page's state's to say
+// (page-state.ts).
 import type * as Comlink from 'comlink';
 import { zipSync } from 'fflate';
 import {
@@ -27,9 +28,9 @@ export interface AdapterHost {
   /** Runs an action with its button disabled meanwhile, its error shown. */
   act(button: HTMLButtonElement, f: () => Promise<void>): Promise<void>;
   showError(e: unknown): void;
+  /** An adapter was loaded (files or a Hub repo) in place of the one before. */
+  adapterLoaded(): void;
 }
-
-const BUTTONS = ['save-adapter', 'load-adapter', 'load-hub-adapter', 'push-adapter', 'export-merged'];
 
 export class AdapterView {
   private readonly status = document.getElementById('adapter-status')!;
@@ -44,11 +45,6 @@ export class AdapterView {
     on('load-hub-adapter', () => this.loadFromHub());
     on('push-adapter', () => this.push());
     on('export-merged', () => this.exportMerged());
-  }
-
-  /** With a model loaded, every action is open; without one, none is. */
-  setLoaded(loaded: boolean): void {
-    for (const id of BUTTONS) this.el<HTMLButtonElement | HTMLInputElement>(id).disabled = !loaded;
   }
 
   private el<T extends HTMLElement = HTMLInputElement>(id: string): T {
@@ -94,6 +90,7 @@ export class AdapterView {
       files = { config: new TextDecoder().decode(config), weights };
     }
     await this.host.engine.importAdapter(files.config, files.weights);
+    this.host.adapterLoaded();
     this.status.textContent = `Loaded the adapter from ${chosen.map((f) => f.name).join(', ')}.`;
     this.el('load-adapter').value = '';
   }
@@ -102,6 +99,7 @@ export class AdapterView {
   private async loadFromHub(): Promise<void> {
     const repo = this.el('adapter-repo').value.trim();
     const { commit } = await this.host.engine.loadAdapterFromHub(repo, await this.host.hub());
+    this.host.adapterLoaded();
     this.status.textContent = `Loaded the adapter ${repo} from the Hub (commit ${commit.slice(0, 7)}).`;
   }
 

@@ -9,17 +9,18 @@ import 'uplot/dist/uPlot.min.css';
 import type { EngineApi } from '../worker/engine.worker';
 import type { ChatInfo, RunListing, StoredModel, TrainEvent } from '../engine/engine';
 import { formatBytes } from '../model/estimate';
-import { exportRecipe, type RunRecipeSettings } from '../recipe/recipe';
+import { exportRecipe } from '../recipe/recipe';
 import { ChatView } from './chat-view';
 import { showPresets } from './presets-view';
 import type { DownloadProgress } from '../store/download';
 import type { TrainSummary } from '../engine/training-run';
-import type { PackingStats, PackingStrategy, PaddingSaved } from '../data/sft';
-import type { SchedulerType } from '../train/schedule';
+import type { PackingStats, PaddingSaved } from '../data/sft';
 import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
 import { TokenStore } from './token-store';
 import { builtInEndpoint, DEMO_DATA, isBuiltIn } from './built-in';
 import { WatchPrompts } from './watch-prompts';
+import { readSettings, recipeSettings } from './settings-form';
+import { controls, INITIAL, runButtonEnabled, stepsDone, Store, type PageState } from './page-state';
 import { AdapterView } from './adapter-view';
 
 const engine = Comlink.wrap<EngineApi>(
@@ -60,17 +61,49 @@ function clearError(): void {
   $('error').hidden = true;
 }
 
-/** Runs an action with its button disabled, errors shown in the alert box. */
+// ---- the page's state (page-state.ts): every button's enabled state follows from it ---------
+
+const state = new Store<PageState>(INITIAL);
+
+/** The buttons as the state has them: the named ones by controls(), the models' and runs' rows by theirs. */
+function applyControls(s: PageState): void {
+  for (const [id, on] of Object.entries(controls(s))) $<HTMLButtonElement>(id).disabled = !on;
+  for (const b of document.querySelectorAll<HTMLButtonElement>('#runs button, #models button'))
+    b.disabled = !runButtonEnabled(s, busyKey(b));
+}
+
+state.subscribe(applyControls);
+state.subscribe(showSteps);
+
+/** The steps bar: each step done marked, the first not done (up to Train) marked as the next. */
+function showSteps(s: PageState): void {
+  const done = stepsDone(s);
+  const next = done.findIndex((d, i) => !d && i <= 4);
+  for (const [i, li] of [...document.querySelectorAll<HTMLLIElement>('#step-bar li')].entries()) {
+    li.toggleAttribute('data-done', done[i]);
+    li.toggleAttribute('data-next', i === next);
+    const link = li.querySelector('a')!;
+    if (i === next) link.setAttribute('aria-current', 'step');
+    else link.removeAttribute('aria-current');
+  }
+}
+
+/** An action's key in the state's busy set: its button's id, or a row button's label. */
+const busyKey = (b: HTMLButtonElement) => b.id || b.getAttribute('aria-label') || b.textContent || '';
+
+/** Runs an action, its button disabled meanwhile (the state's busy set), errors shown in the alert box. */
 async function act(button: string | HTMLButtonElement, f: () => Promise<void>): Promise<void> {
-  const b = typeof button === 'string' ? $<HTMLButtonElement>(button) : button;
-  b.disabled = true;
+  const key = typeof button === 'string' ? button : busyKey(button);
+  state.set({ busy: new Set([...state.get().busy, key]) });
   clearError();
   try {
     await f();
   } catch (e) {
     showError(e);
   } finally {
-    b.disabled = false;
+    const busy = new Set(state.get().busy);
+    busy.delete(key);
+    state.set({ busy });
   }
 }
 
@@ -130,23 +163,17 @@ async function tokenChanged(): Promise<void> {
 
 /** The presets' estimates follow the page's max length, rank, targets and precision. */
 function refreshPresets(): void {
+  const f = readSettings();
   const settings = {
-    max_length: num('max-length'),
-    r: num('lora-r'),
-    targets: targets(),
-    load_in_4bit: checked('load-4bit'),
+    max_length: f.prepare.max_length,
+    r: f.lora.r,
+    targets: f.lora.target_modules,
+    load_in_4bit: f.model.load_in_4bit,
   };
   showPresets($<HTMLTableElement>('preset-table'), settings, (id) => {
     input('model-id').value = id;
     void act('plan', plan);
   });
-}
-
-function targets(): string[] | 'all-linear' {
-  const t = input('targets')
-    .value.split(/[\s,]+/)
-    .filter(Boolean);
-  return t.length === 1 && t[0] === 'all-linear' ? 'all-linear' : t;
 }
 
 // ---- 1. GPU ---------------------------------------------------------------------------------
@@ -167,7 +194,6 @@ async function checkKernels(): Promise<void> {
 
 // ---- 2. Model -------------------------------------------------------------------------------
 
-let loadedKey: string | null = null;
 /** The Hub id of the model loaded (the recipe's model_name_or_path). */
 let loadedModelId: string | null = null;
 
@@ -180,6 +206,7 @@ async function refreshModels(): Promise<void> {
     tr.innerHTML = '<td>No models yet: download one above.</td>';
     body.append(tr);
   }
+  applyControls(state.get()); // the new rows' buttons
 }
 
 function modelRow(m: StoredModel): HTMLTableRowElement {
@@ -205,11 +232,11 @@ function modelRow(m: StoredModel): HTMLTableRowElement {
     b.addEventListener('click', () => void act(b, f));
     buttons.append(b);
   };
-  if (m.complete) button(loadedKey === m.key ? 'Loaded' : 'Load', () => loadModel(m.key));
+  if (m.complete) button(state.get().loaded === m.key ? 'Loaded' : 'Load', () => loadModel(m.key));
   else button('Resume', () => download(m.id, m.endpoint));
   button('Delete', async () => {
     await engine.deleteModel(m.key);
-    if (loadedKey === m.key) setLoaded(null, '');
+    if (state.get().loaded === m.key) setLoaded(null, '');
     await refreshModels();
   });
   tr.append(name, size, buttons);
@@ -217,14 +244,14 @@ function modelRow(m: StoredModel): HTMLTableRowElement {
 }
 
 async function plan(): Promise<void> {
-  const id = input('model-id').value.trim();
-  const p = await engine.planModel(id, await hubFor(id), {
-    max_length: num('max-length'),
-    batch: num('batch'),
-    r: num('lora-r'),
-    lora_dropout: num('lora-dropout'),
-    targets: targets(),
-    load_in_4bit: checked('load-4bit'),
+  const f = readSettings();
+  const p = await engine.planModel(f.model.id, await hubFor(f.model.id), {
+    max_length: f.prepare.max_length,
+    batch: f.run.per_device_train_batch_size,
+    r: f.lora.r,
+    lora_dropout: f.lora.lora_dropout,
+    targets: f.lora.target_modules,
+    load_in_4bit: f.model.load_in_4bit,
   });
   const t = $('plan-table');
   t.hidden = false;
@@ -280,15 +307,13 @@ async function download(id = input('model-id').value.trim(), endpoint?: string):
 }
 
 function setLoaded(key: string | null, text: string): void {
-  loadedKey = key;
+  // data is prepared for one model, an adapter sits on one: a new model has neither
+  state.set({ loaded: key, prepared: false, adapter: false });
   $('model-status').textContent = key ? text : 'No model loaded.';
-  for (const id of ['prepare', 'reset']) $<HTMLButtonElement>(id).disabled = !key;
-  adapterView.setLoaded(!!key);
   if (!key) {
     chat.setModel(false, false);
     loadedModelId = null;
   }
-  $<HTMLButtonElement>('train').disabled = true; // until data is prepared
 }
 
 async function loadModel(key: string): Promise<void> {
@@ -311,9 +336,6 @@ async function loadModel(key: string): Promise<void> {
 }
 
 // ---- 3. Data --------------------------------------------------------------------------------
-
-/** Where the data comes from, as the Data section's choice stands: 'hub' or 'file'. */
-const dataKind = () => (document.querySelector('input[name="data-kind"]:checked') as HTMLInputElement).value;
 
 /** Whether the data prepared last was packed (for its padding line). */
 let preparedPacking: boolean | null = null;
@@ -342,35 +364,17 @@ async function batchChanged(): Promise<void> {
 }
 
 async function prepare(): Promise<void> {
-  const kind = dataKind();
-  const file = input('data-file').files?.[0];
-  if (kind === 'file' && !file)
+  const form = readSettings();
+  if (form.data.kind === 'file' && !form.data.file)
     throw new Error('choose a data file (JSONL, JSON, CSV, TXT or Parquet), or pick the Hub data set');
   const source =
-    kind === 'file'
-      ? { kind: 'file' as const, file: file! }
-      : { kind: 'hub' as const, id: input('data-id').value.trim() };
+    form.data.kind === 'file'
+      ? { kind: 'file' as const, file: form.data.file! }
+      : { kind: 'hub' as const, id: form.data.id };
   $('data-status').textContent = 'Reading and tokenizing…';
-  const packing = checked('packing'),
-    strategy = input('packing-strategy').value as PackingStrategy;
-  const s = await engine.prepareData(
-    source,
-    {
-      dataset_text_field: input('text-field').value.trim(),
-      max_length: num('max-length'),
-      packing,
-      packing_strategy: strategy,
-      completion_only_loss: checked('completion-only'),
-      assistant_only_loss: checked('assistant-only'),
-      dataset_train_split: 'train',
-      dataset_test_split: 'test',
-      evaluate: num('eval-steps') > 0,
-      test_size: num('test-size') || null,
-      seed: num('seed'),
-      batch: num('batch'),
-    },
-    source.kind === 'hub' ? await hubFor(source.id) : {},
-  ); // a file of one's own needs no Hub (nor a valid endpoint)
+  const { packing, packing_strategy: strategy } = form.prepare;
+  // a file of one's own needs no Hub (nor a valid endpoint)
+  const s = await engine.prepareData(source, form.prepare, source.kind === 'hub' ? await hubFor(source.id) : {});
   const st = s.stats;
   $('data-status').textContent =
     `${s.files.join(', ')}: ${s.rows} rows → ${st.examples} examples → ${st.blocks} ` +
@@ -436,7 +440,7 @@ async function prepare(): Promise<void> {
       return block;
     }),
   );
-  $<HTMLButtonElement>('train').disabled = false;
+  state.set({ prepared: true });
 }
 
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
@@ -501,12 +505,10 @@ function resetChart(): void {
 
 /** The training section's buttons while a run trains (and back when it ends). */
 function training(on: boolean): void {
-  $<HTMLButtonElement>('stop').disabled = !on;
+  state.set({ training: on });
   const pause = $<HTMLButtonElement>('pause-training');
-  pause.disabled = !on;
   pause.textContent = 'Pause training';
   pause.setAttribute('aria-pressed', 'false');
-  for (const b of $('runs').querySelectorAll('button')) (b as HTMLButtonElement).disabled = on;
 }
 
 /** The chart from a run's log_history (a reopened run, or one carried on after a lost GPU). */
@@ -606,6 +608,7 @@ async function drive(run: (onEvent: (e: TrainEvent) => Promise<void>) => Promise
   watch.start();
   try {
     const summary = await run(Comlink.proxy(trainEvents()));
+    state.set({ adapter: true });
     await watch.answer(summary.global_step, hasChatTemplate);
     $('train-status').textContent =
       `Trained ${summary.global_step} steps (${summary.steps_this_session} now) in ` +
@@ -623,33 +626,7 @@ async function train(): Promise<void> {
   resetChart();
   $('train-note').textContent = '';
   $('train-status').textContent = 'Training… (the first step compiles the shaders)';
-  const lora = {
-    r: num('lora-r'),
-    lora_alpha: num('lora-alpha'),
-    lora_dropout: num('lora-dropout'),
-    target_modules: targets(),
-    use_rslora: false,
-  };
-  const settings = {
-    learning_rate: num('lr'),
-    adam_beta1: 0.9,
-    adam_beta2: 0.999,
-    adam_epsilon: 1e-8,
-    weight_decay: 0,
-    max_grad_norm: 1,
-    lr_scheduler_type: input('scheduler').value as SchedulerType,
-    warmup_steps: num('warmup'),
-    max_steps: num('steps') || -1,
-    num_train_epochs: num('epochs'),
-    per_device_train_batch_size: num('batch'),
-    gradient_accumulation_steps: num('accumulation'),
-    seed: num('seed'),
-    shuffle: true,
-    logging_steps: 1,
-    eval_steps: num('eval-steps') || null,
-    save_steps: num('save-steps'),
-    save_total_limit: num('keep'),
-  };
+  const { lora, run: settings } = readSettings();
   await refreshRuns(); // the new run is listed while it trains
   await drive((onEvent) => engine.train(lora, settings, onEvent));
 }
@@ -666,6 +643,7 @@ async function refreshRuns(): Promise<void> {
   listedRuns = new Map(runs.map((r) => [r.id, r]));
   const body = $('runs').querySelector('tbody')!;
   body.replaceChildren(...runs.map(runRow));
+  applyControls(state.get()); // the new rows' buttons
   if (runs.some((r) => r.live === 'here')) return; // the status line is the training's
   const interrupted = runs.find(interruptedRun);
   const at = interrupted?.checkpoints.at(-1);
@@ -727,6 +705,7 @@ function runRow(r: RunListing): HTMLTableRowElement {
       $('train-status').textContent = 'Opening the run…';
       const o = await engine.openRun(r.id);
       setLoaded(r.modelKey, `Loaded ${r.modelId} from this browser's storage, with the adapter of a kept run.`);
+      state.set({ adapter: true });
       loadedModelId = r.modelId;
       showChatDefaults(o.chat);
       chartFrom(o.history);
@@ -876,7 +855,14 @@ function thinkingChoice(): boolean | undefined {
 }
 
 // section 7 (adapter-view.ts)
-const adapterView = new AdapterView({ engine, proxy: Comlink.proxy, hub: () => hub(), act, showError });
+new AdapterView({
+  engine,
+  proxy: Comlink.proxy,
+  hub: () => hub(),
+  act,
+  showError,
+  adapterLoaded: () => state.set({ adapter: true }),
+});
 
 // the prompts answered after each evaluation and at a run's end (watch-prompts.ts)
 const watch = new WatchPrompts(
@@ -938,49 +924,14 @@ async function complete(): Promise<void> {
 
 // ---- the run for the Python stack ---------------------------------------------------------
 
-/** The run the form describes, by `trl sft`'s names, for Export recipe (src/recipe/recipe.ts). */
-function recipeSettings(): RunRecipeSettings {
-  const fromFile = dataKind() === 'file';
-  const t = targets();
-  const evalSteps = num('eval-steps');
-  return {
-    model_name_or_path: loadedModelId ?? input('model-id').value.trim(),
-    load_in_4bit: checked('load-4bit'),
-    // a file of one's own goes in a folder data/, which datasets reads (the recipe's README says so)
-    dataset_name: fromFile ? 'data' : input('data-id').value.trim(),
-    dataset_text_field: input('text-field').value.trim(),
-    max_length: num('max-length'),
-    packing: checked('packing'),
-    packing_strategy: input('packing-strategy').value,
-    // ticked is TRL's default (on for prompt/completion data, nothing to mask otherwise)
-    completion_only_loss: checked('completion-only') ? null : false,
-    assistant_only_loss: checked('assistant-only'),
-    use_peft: true,
-    lora_r: num('lora-r'),
-    lora_alpha: num('lora-alpha'),
-    lora_dropout: num('lora-dropout'),
-    lora_target_modules: t === 'all-linear' ? ['all-linear'] : t,
-    learning_rate: num('lr'),
-    lr_scheduler_type: input('scheduler').value,
-    warmup_steps: num('warmup'),
-    per_device_train_batch_size: num('batch'),
-    gradient_accumulation_steps: num('accumulation'),
-    max_steps: num('steps') || -1,
-    num_train_epochs: num('epochs'),
-    logging_steps: 1,
-    seed: num('seed'),
-    ...(evalSteps > 0 ? { eval_strategy: 'steps', eval_steps: evalSteps } : {}),
-    test_size: num('test-size') || null,
-    save_steps: num('save-steps'),
-    save_total_limit: num('keep'),
-  };
-}
-
 /** Export recipe: the run as trl sft, a script and an accelerate config, zipped. */
 function exportRunRecipe(): void {
-  const fromFile = dataKind() === 'file';
-  const localFile = fromFile ? input('data-file').files?.[0]?.name : undefined;
-  const r = exportRecipe(recipeSettings(), { madeBy: 'Exported from the QLoRA page', localFile });
+  const form = readSettings();
+  const localFile = form.data.kind === 'file' ? form.data.file?.name : undefined;
+  const r = exportRecipe(recipeSettings(form, loadedModelId ?? form.model.id), {
+    madeBy: 'Exported from the QLoRA page',
+    localFile,
+  });
   const files = Object.fromEntries(Object.entries(r.files).map(([k, v]) => [`recipe/${k}`, strToU8(v)]));
   const a = document.createElement('a');
   a.href = URL.createObjectURL(new Blob([zipSync(files) as BlobPart], { type: 'application/zip' }));
@@ -1016,7 +967,7 @@ async function start(): Promise<void> {
       ['Largest binding', `${(info.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`],
       ['f16 shaders', info.features.includes('shader-f16') ? 'yes' : 'no (f32 path)'],
     ]);
-    for (const id of ['check', 'plan', 'download']) $<HTMLButtonElement>(id).disabled = false;
+    state.set({ gpu: true });
     await refreshModels();
     await refreshRuns();
     await checkKernels();
@@ -1044,6 +995,7 @@ $('reset').addEventListener(
   () =>
     void act('reset', async () => {
       await engine.resetAdapter();
+      state.set({ adapter: false });
       $('adapter-status').textContent = 'The adapter was dropped: the next training starts a fresh one.';
     }),
 );

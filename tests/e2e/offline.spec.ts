@@ -33,6 +33,10 @@ test('the built-in demo trains and chats with no Hub; offline, the page reopens 
   await expect(page.locator('#model-id')).toHaveValue('built-in/tiny-chat');
   await expect(page.locator('#download')).toBeEnabled({ timeout: 60_000 });
   await shot(page, 'demo-start');
+  // the steps bar: WebGPU is up, the model is the step to take
+  const steps = page.getByRole('navigation', { name: 'Steps' });
+  await expect(steps.locator('li[data-done]')).toHaveText(['GPU']);
+  await expect(steps.locator('a[aria-current="step"]')).toHaveText('Model');
   await page.getByRole('button', { name: 'Download', exact: true }).click();
   await expect(page.locator('#model-status')).toContainText('Loaded built-in/tiny-chat', { timeout: 120_000 });
   await expect(page.locator('#model-status')).toContainText("The settings are now the demo's");
@@ -40,6 +44,8 @@ test('the built-in demo trains and chats with no Hub; offline, the page reopens 
   await prepareAndTrain(page, 3);
   const losses = JSON.parse((await page.locator('#chart').getAttribute('data-losses'))!) as number[];
   expect(losses.length).toBe(3);
+  await expect(steps.locator('li[data-done]')).toHaveText(['GPU', 'Model', 'Data', 'Settings', 'Train']);
+  await expect(steps.locator('a[aria-current="step"]')).toHaveCount(0);
   // the demo's two watched questions, answered after the evaluation at the last step (once: the end is that step)
   await expect(page.locator('#watch-prompts')).toHaveValue('What is QLoRA?\nWho are you?');
   const watched = page.getByRole('table', { name: "The watched prompts' answers, by step" });
