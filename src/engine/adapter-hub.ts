@@ -66,6 +66,13 @@ export function runModelCard(r: RunRecord): string {
     train_loss: closing?.train_loss ?? losses.reduce((s, h) => s + h.loss, 0) / Math.max(1, losses.length),
     eval_loss: lastEval?.eval_loss ?? null,
     trainedWith: 'the QLoRA on WebGPU page',
+    ...(r.dataSummary
+      ? {
+          dataNote:
+            `${r.dataSummary.rows} rows, ${r.dataSummary.examples} examples, ${r.dataSummary.tokens} tokens ` +
+            `(${r.dataSummary.targets} with a loss target) in ${r.dataSummary.blocks} blocks`,
+        }
+      : {}),
     history: r.history,
   });
 }

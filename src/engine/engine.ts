@@ -32,7 +32,7 @@ import { TrainingRun, type RunEvent, type RunSettings, type TrainSummary } from 
 import { fetchAdapter, runModelCard } from './adapter-hub';
 import { exportMerged, type MergedFile } from '../store/merged-export';
 import { pushFiles, type PushResult } from '../hub/push';
-import { RunStore, type RunRecord } from '../store/run-store';
+import { RunStore, type RunDataSummary, type RunRecord } from '../store/run-store';
 import { chatPrompt, storeTokenizer, type Tokenizer } from './tokenizer';
 import type { SpawnTokenizerWorker } from './tokenizer-client';
 import type { GenerateSettings } from '../generate/generate';
@@ -162,6 +162,8 @@ export class Engine {
   private download: AbortController | null = null;
   /** The prepared data's name for people (a Hub id or a file name), kept with a run. */
   private dataLabel = '';
+  /** The prepared data in numbers, kept with each run trained on it. */
+  private dataSummary: RunDataSummary | undefined;
 
   async init(gpu: GPU | undefined | null): Promise<AdapterSummary> {
     this.gpuSource = gpu;
@@ -362,7 +364,18 @@ export class Engine {
     this.evalBlocks = d.eval?.blocks ?? null;
     this.dataLabel = source.kind === 'file' ? source.file.name : source.id;
     this.prepared = { examples: d.train.examples, blocks: d.train.blocks, settings: s };
-    return dataSummary(d, tokenizer);
+    const summary = await dataSummary(d, tokenizer);
+    const st = summary.stats;
+    this.dataSummary = {
+      files: summary.files,
+      rows: summary.rows,
+      examples: st.examples,
+      tokens: st.keptTokens,
+      targets: st.targets,
+      blocks: st.blocks,
+      evalBlocks: summary.eval?.blocks ?? null,
+    };
+    return summary;
   }
 
   /** The prepared data's training examples and blocks, for the padding numbers at another batch size. */
@@ -418,6 +431,7 @@ export class Engine {
         modelKey: this.loadedKey!,
         modelId: session.name,
         data: this.dataLabel,
+        dataSummary: this.dataSummary,
         lora: session.loraSettings!,
         settings: s,
         maxSteps: run.maxSteps,
@@ -479,6 +493,7 @@ export class Engine {
     this.blocks = data.train;
     this.evalBlocks = data.eval;
     this.dataLabel = r.data;
+    this.dataSummary = r.dataSummary;
     const run = await this.runFromStore(store);
     await onEvent?.({ type: 'restored', step: run.step, maxSteps: run.maxSteps, history: [...run.history] });
     return this.driveHolding(run, store, onEvent);

@@ -17,6 +17,8 @@ export interface ModelCardInfo {
   eval_loss?: number | null;
   /** What trained it: the command line or the page. */
   trainedWith: string;
+  /** The data in numbers, in words (rows, examples, tokens), where it is known. */
+  dataNote?: string;
   /** transformers' log_history: its losses make the card's loss curve. */
   history?: Record<string, number>[];
 }
@@ -78,7 +80,7 @@ export function modelCard(c: ModelCardInfo): string {
 # LoRA adapter for ${c.base_model}
 
 A LoRA adapter trained with QLoRA (the base model's linear weights in 4-bit NF4) on
-${data}, with ${c.trainedWith}.
+${data}${c.dataNote ? ` (${c.dataNote})` : ''}, with ${c.trainedWith}.
 It loads with PEFT as any adapter does:
 
 \`\`\`python

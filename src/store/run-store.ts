@@ -22,6 +22,8 @@ export interface RunRecord {
   modelId: string;
   /** Where the data came from, for people: a Hub id or a file's name. */
   data: string;
+  /** What the data came to when it was prepared (absent in runs recorded before it was kept). */
+  dataSummary?: RunDataSummary;
   lora: LoraSettings;
   settings: RunSettings;
   maxSteps: number;
@@ -34,6 +36,18 @@ export interface RunRecord {
   checkpoints: number[];
   /** transformers' log_history as it stands: the chart of a reopened run. */
   history: Record<string, number>[];
+}
+
+/** A run's data in numbers: rows read, examples, tokens trained on, blocks, evaluation blocks. */
+export interface RunDataSummary {
+  files: string[];
+  rows: number;
+  examples: number;
+  /** Tokens after truncation, and those with a loss target. */
+  tokens: number;
+  targets: number;
+  blocks: number;
+  evalBlocks: number | null;
 }
 
 /** Blocks laid end to end in typed arrays: a data set of 10k blocks is one value, not 30k arrays. */

@@ -665,7 +665,11 @@ function runRow(r: RunListing): HTMLTableRowElement {
   const lastLoss = last('loss'),
     lastEval = last('eval_loss');
   cell(new Date(r.createdAt).toLocaleString());
-  cell(`${r.modelId} on ${r.data}`);
+  const d = r.dataSummary;
+  cell(
+    `${r.modelId} on ${r.data}` +
+      (d ? ` (${plural(d.rows, 'row')} → ${plural(d.blocks, 'block')}, ${d.targets} tokens with a target)` : ''),
+  );
   cell(
     `step ${r.step} of ${r.maxSteps}${lastLoss === undefined ? '' : `, loss ${lastLoss.toFixed(4)}`}` +
       `${lastEval === undefined ? '' : `, eval loss ${lastEval.toFixed(4)}`}`,

@@ -229,6 +229,7 @@ test('a Hub PEFT adapter: its reference text, its merged weights; trained on, pu
   const card = new TextDecoder().decode(await resolve(repo, 'README.md'));
   expect(card).toContain('base_model: "tiny-random/llama"');
   expect(card).toContain('- "tiny-random/guanaco"'); // the data set, in the metadata
+  expect(card).toMatch(/guanaco\) \(4 rows, 4 examples, \d+ tokens \(\d+ with a loss target\) in \d+ blocks\)/);
   expect(card).toContain('| lora_r | 4 |');
   expect(card).toContain('| learning_rate | 0.01 |');
   expect(card).toContain('| max_steps | 2 |');
@@ -247,6 +248,7 @@ test('a Hub PEFT adapter: its reference text, its merged weights; trained on, pu
 
   // after a reload the run is kept: reopened, its adapter says what it said, and it pushes again
   await page.reload();
+  await expect(page.locator('#runs')).toContainText(/tiny-random\/llama on tiny-random\/guanaco \(4 rows → \d+ blocks/);
   await page.getByRole('button', { name: /^Open the run of tiny-random\/llama/ }).click();
   await expect(page.locator('#train-status')).toContainText('its adapter at step 2 is loaded', { timeout: 60_000 });
   await page.locator('#mode-completion').check();
