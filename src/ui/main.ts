@@ -461,7 +461,10 @@ function demoSettings(): void {
   ])
     input(id).value = v;
   // what it learns, shown as it learns it: two of its questions, answered at each evaluation
-  if (!input('watch-prompts').value.trim()) input('watch-prompts').value = 'What is QLoRA?\nWho are you?';
+  if (!input('watch-prompts').value.trim()) {
+    input('watch-prompts').value = 'What is QLoRA?\nWho are you?';
+    watch.save();
+  }
 }
 
 function guanacoPreset(): void {

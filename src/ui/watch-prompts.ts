@@ -8,6 +8,9 @@ import type { GenerationRequest } from '../generate/generation-config';
 /** Prompts watched at most: each answer holds the training up for a moment. */
 export const MAX_WATCHED = 5;
 
+/** Where the prompts are kept between visits (localStorage). */
+const SAVED_KEY = 'qlora-watch-prompts';
+
 /** Greedy and short: the same answer for the same weights, quickly. */
 const WATCH_SETTINGS: GenerationRequest = { do_sample: false, max_new_tokens: 32 };
 
@@ -25,7 +28,17 @@ export class WatchPrompts {
     private readonly field: HTMLTextAreaElement,
     private readonly table: HTMLTableElement,
     private readonly engine: WatchEngine,
-  ) {}
+    private readonly storage: Pick<Storage, 'getItem' | 'setItem'> | null = globalThis.localStorage ?? null,
+  ) {
+    // the prompts are kept across visits (they are the user's own test questions, not secrets)
+    field.value = storage?.getItem(SAVED_KEY) ?? field.value;
+    field.addEventListener('change', () => this.save());
+  }
+
+  /** Keeps the field's prompts for the next visit. */
+  save(): void {
+    this.storage?.setItem(SAVED_KEY, this.field.value);
+  }
 
   /** A new run: the prompts are read from the field now, and the table starts empty. */
   start(): void {

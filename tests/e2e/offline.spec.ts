@@ -69,6 +69,7 @@ test('the built-in demo trains and chats with no Hub; offline, the page reopens 
   await page.reload();
   await expect(page.locator('#models')).toContainText('built-in/tiny-chat', { timeout: 60_000 });
   expect(await page.evaluate(() => navigator.onLine)).toBe(false);
+  await expect(page.locator('#watch-prompts')).toHaveValue('What is QLoRA?\nWho are you?'); // kept for the next visit
   expect(await page.evaluate(() => !!navigator.serviceWorker.controller)).toBe(true);
   await page.locator('#models tr', { hasText: 'built-in/tiny-chat' }).getByRole('button', { name: 'Load' }).click();
   await expect(page.locator('#model-status')).toContainText('Loaded built-in/tiny-chat');
