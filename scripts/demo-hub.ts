@@ -8,7 +8,7 @@
 // The model is tests/fixtures' tiny Llama (random weights, a byte-level tokenizer with a chat
 // template); the data set is scripts/demo/chat.jsonl. vite.config.ts writes it into public/demo-hub
 // when it is missing:   node bin/ts.mjs scripts/demo-hub.ts public/demo-hub
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { scan } from '../tests/fixtures/hub-server';
@@ -48,9 +48,13 @@ export async function writeDemoHub(out: string): Promise<void> {
     await writeTinyCheckpoint(join(work, 'model'), 'llama', 2026);
     await mkdir(join(work, 'data'));
     await writeFile(join(work, 'data', 'train.jsonl'), await readFile(join(import.meta.dirname, 'demo', 'chat.jsonl')));
+    // written beside `out` and moved into place whole: an interrupted run leaves no half demo behind
+    const next = join(work, 'demo-hub');
+    await publish(next, 'model', DEMO_MODEL, join(work, 'model'));
+    await publish(next, 'dataset', DEMO_DATA, join(work, 'data'));
     await rm(out, { recursive: true, force: true });
-    await publish(out, 'model', DEMO_MODEL, join(work, 'model'));
-    await publish(out, 'dataset', DEMO_DATA, join(work, 'data'));
+    await mkdir(dirname(out), { recursive: true });
+    await cp(next, out, { recursive: true });
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@ import { modelCard, type ModelCardInfo } from '../formats/model-card';
 import { fileUrl, HubError, repoSnapshot, type HubOptions } from '../hub/hub';
 import { fetchWhole } from '../hub/transfer';
 import type { RunRecord } from '../store/run-store';
+import { isBuiltIn } from '../hub/built-in';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -58,14 +59,17 @@ export function runModelCard(r: RunRecord): string {
   return modelCard({
     base_model: r.modelId,
     dataset: r.data,
-    // a file chosen in the page has a name with an extension; a Hub id has none of its own
-    datasetOnHub: /^[\w.-]+\/[\w.-]+$/.test(r.data) && !/\.(jsonl?|csv|parquet|txt)$/i.test(r.data),
+    // a file chosen in the page has a name with an extension; a Hub id has none of its own; the
+    // built-in demo's data is not on the Hub
+    datasetOnHub:
+      /^[\w.-]+\/[\w.-]+$/.test(r.data) && !/\.(jsonl?|csv|parquet|txt)$/i.test(r.data) && !isBuiltIn(r.data),
     settings,
     global_step: r.step,
     // the mean over all steps, as the Trainer's train_loss (each step is logged in the page)
     train_loss: closing?.train_loss ?? losses.reduce((s, h) => s + h.loss, 0) / Math.max(1, losses.length),
     eval_loss: lastEval?.eval_loss ?? null,
     trainedWith: 'the QLoRA on WebGPU page',
+    ...(r.startedFrom ? { startedFrom: r.startedFrom } : {}),
     ...(r.dataSummary
       ? {
           dataNote:

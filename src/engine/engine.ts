@@ -32,6 +32,7 @@ import { TrainingRun, type RunEvent, type RunSettings, type TrainSummary } from 
 import { fetchAdapter, runModelCard } from './adapter-hub';
 import { exportMerged, type MergedFile } from '../store/merged-export';
 import { pushFiles, type PushResult } from '../hub/push';
+import { isBuiltIn } from '../hub/built-in';
 import { RunStore, type RunDataSummary, type RunRecord } from '../store/run-store';
 import { chatPrompt, storeTokenizer, type Tokenizer } from './tokenizer';
 import type { SpawnTokenizerWorker } from './tokenizer-client';
@@ -432,6 +433,7 @@ export class Engine {
         modelId: session.name,
         data: this.dataLabel,
         dataSummary: this.dataSummary,
+        ...(fresh ? {} : { startedFrom: this.adapterSource ?? 'an adapter trained before' }),
         lora: session.loraSettings!,
         settings: s,
         maxSteps: run.maxSteps,
@@ -515,11 +517,13 @@ export class Engine {
       throw new Error(`run ${id} kept no checkpoint, so it has no adapter to open: Resume trains it from the start`);
     if (this.loadedKey !== r.modelKey) await this.loadModel(r.modelKey);
     const files = await store.checkpoint(last);
+    if (this.run) throw new Error('training started meanwhile: open the run when it has stopped');
     const config = new TextDecoder().decode(files['adapter_config.json']);
     this.ready().session.loadAdapter({ config, weights: files['adapter_model.safetensors'] }, { replace: true });
     // the run as far as the adapter goes: its card (pushAdapter) describes these steps
     const history = r.history.filter((h) => h.step <= last);
     this.adapterRun = { ...r, step: last, history };
+    this.adapterSource = `this page's run ${r.id} (to step ${last})`;
     return { step: last, history, chat: this.chatInfo() };
   }
 
@@ -598,6 +602,7 @@ export class Engine {
       this.run = null;
       this.runStore = null;
       this.adapterRun = store.record; // the run that trained the adapter now held: its card (pushAdapter)
+      this.adapterSource = `this page's run ${store.record.id} (to step ${store.record.step})`;
     }
   }
 
@@ -641,6 +646,8 @@ export class Engine {
   private runStore: RunStore | null = null;
   /** The run that last trained the adapter held now; null for a fresh or a loaded one. */
   private adapterRun: RunRecord | null = null;
+  /** Where the adapter held now came from, in words, for the card of a run trained on from it. */
+  private adapterSource: string | null = null;
 
   /** Destroys the device as a driver reset would: the page's end-to-end tests lose it on purpose. */
   loseDevice(): void {
@@ -665,6 +672,7 @@ export class Engine {
   resetAdapter(): void {
     this.session?.releaseLora();
     this.adapterRun = null;
+    this.adapterSource = null;
   }
 
   /**
@@ -756,6 +764,7 @@ export class Engine {
   async importAdapter(config: string, weights: Uint8Array): Promise<void> {
     this.ready().session.loadAdapter({ config, weights }, { replace: true });
     this.adapterRun = null;
+    this.adapterSource = 'an adapter loaded from its files';
   }
 
   /**
@@ -782,8 +791,11 @@ export class Engine {
     const { session } = this.ready();
     if (this.run) throw new Error('training is running: load another adapter when it has stopped');
     const { files, commit } = await fetchAdapter(repo, hub);
+    // a run started while the files came would train on the adapter replaced under it
+    if (this.run) throw new Error('training started meanwhile: load the adapter when it has stopped');
     session.loadAdapter(files, { replace: true });
     this.adapterRun = null;
+    this.adapterSource = `the adapter ${repo} (commit ${commit.slice(0, 7)})`;
     return { commit };
   }
 
@@ -796,6 +808,12 @@ export class Engine {
     const { session } = this.ready();
     if (this.run) throw new Error('training is running: push the adapter when it has stopped');
     const r = this.adapterRun;
+    if (isBuiltIn(session.name)) {
+      throw new Error(
+        `${session.name} is the page's built-in demo, not a Hub model: an adapter for it could not name its base ` +
+          'model on the Hub. Train a Hub model to push its adapter',
+      );
+    }
     if (!session.lora || !r) {
       throw new Error(
         session.lora
@@ -829,6 +847,7 @@ export class Engine {
 
   private unload(): void {
     this.adapterRun = null;
+    this.adapterSource = null;
     this.session?.release();
     this.session = null;
     this.tokenizer?.close();

@@ -17,13 +17,15 @@ export interface ModelCardInfo {
   eval_loss?: number | null;
   /** What trained it: the command line or the page. */
   trainedWith: string;
+  /** The adapter the training started from, in words, when it did not start fresh. */
+  startedFrom?: string;
   /** The data in numbers, in words (rows, examples, tokens), where it is known. */
   dataNote?: string;
   /** transformers' log_history: its losses make the card's loss curve. */
   history?: Record<string, number>[];
 }
 
-/** Rows of the loss curve at most: a long run's curve is sampled evenly, its last log kept. */
+/** Rows of the loss curve (and one per evaluation): a long run's curve is sampled evenly, its last log kept. */
 export const CURVE_ROWS = 20;
 
 /** The loss curve as a table: each logged step's training loss and evaluation loss, sampled. */
@@ -40,9 +42,10 @@ function lossCurve(history: Record<string, number>[]): string {
   if (steps.length === 0) return '';
   const n = Math.min(CURVE_ROWS, steps.length);
   // evenly spaced indices from the first log to the last
-  const picked = [
-    ...new Set(Array.from({ length: n }, (_, i) => steps[Math.round((i * (steps.length - 1)) / Math.max(1, n - 1))])),
-  ];
+  // and every evaluation's step, so no eval_loss is sampled away
+  const evals = steps.filter((s) => byStep.get(s)!.eval_loss !== undefined);
+  const even = Array.from({ length: n }, (_, i) => steps[Math.round((i * (steps.length - 1)) / Math.max(1, n - 1))]);
+  const picked = [...new Set([...even, ...evals])].sort((a, b) => a - b);
   const cell = (v: number | undefined) => (v === undefined ? '' : v.toFixed(4));
   const rows = picked.map((s) => `| ${s} | ${cell(byStep.get(s)!.loss)} | ${cell(byStep.get(s)!.eval_loss)} |`);
   const sampled = picked.length < steps.length ? ` (${picked.length} of the ${steps.length} logged steps)` : '';
@@ -80,7 +83,9 @@ export function modelCard(c: ModelCardInfo): string {
 # LoRA adapter for ${c.base_model}
 
 A LoRA adapter trained with QLoRA (the base model's linear weights in 4-bit NF4) on
-${data}${c.dataNote ? ` (${c.dataNote})` : ''}, with ${c.trainedWith}.
+${data}${c.dataNote ? ` (${c.dataNote})` : ''}, with ${c.trainedWith}.${
+    c.startedFrom ? `\nIt trained on from ${c.startedFrom}; the results below are this training's.` : ''
+  }
 It loads with PEFT as any adapter does:
 
 \`\`\`python

@@ -36,7 +36,7 @@ export async function pushFiles(repo: string, files: Record<string, Uint8Array>,
     );
   }
   const hubUrl = checkEndpoint(o.endpoint);
-  const fetch = tokenGuardedFetch(hubUrl, o.fetch);
+  const fetch = tokenGuardedFetch(hubUrl, o.fetch, o.token);
   const common = { repo: { type: 'model' as const, name: repo }, accessToken: o.token, hubUrl, fetch };
   let created = true;
   try {

@@ -87,13 +87,17 @@ export function authorization(url: string, endpoint: string, token: string | nul
 /**
  * A fetch for @huggingface/hub that takes `Authorization` off any request not bound for the
  * endpoint's own origin (a `Link: next` page, say, that points elsewhere): the library sends
- * its token with every call it makes, so the check has to sit here.
+ * its token with every call it makes, so the check has to sit here. Given the user's `token`,
+ * it takes off only that token: a commit's Xet upload goes to the Xet storage's own origin with
+ * the short-lived write token the Hub handed out for it, which must get there.
  */
-export function tokenGuardedFetch(endpoint: string, inner: typeof fetch = fetch): typeof fetch {
+export function tokenGuardedFetch(endpoint: string, inner: typeof fetch = fetch, token?: string | null): typeof fetch {
   return (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
-    if (headers.has('authorization') && !tokenAllowed(url, endpoint)) {
+    const auth = headers.get('authorization');
+    const ours = !token || !!auth?.includes(token);
+    if (auth !== null && ours && !tokenAllowed(url, endpoint)) {
       headers.delete('authorization');
       return inner(input instanceof Request ? new Request(input, { headers }) : input, { ...init, headers });
     }

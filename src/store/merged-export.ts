@@ -1,12 +1,12 @@
 // The stored base model with a LoRA adapter folded in, written as a transformers checkpoint
 // (config.json, the tokenizer's files, safetensors shards with model.safetensors.index.json) for
 // llama.cpp's converter, vLLM and the like, which read no adapters. PEFT's merge_and_unload
-// adds scale · B A to each adapted weight; here that is done on the CPU, tensor by tensor, so a
-// shard's worth of memory is the most ever held:
+// adds scale · B A to each adapted weight; here that is done on the CPU, tensor by tensor:
 //   W' [out, in] = W + scale · B [out, r] · A [r, in]      scale = alpha / r (alpha / √r: rsLoRA)
 // W is what the model trained against: the stored 16-bit weight, or the stored NF4 weight
 // dequantized (a model loaded in 4 bits keeps no 16-bit original in this browser). The sum is
-// rounded once to the checkpoint's 16-bit dtype; every other tensor is copied as stored.
+// rounded once to the checkpoint's 16-bit dtype; every other tensor is copied as stored. At most
+// a shard being built, its serialized copy and one f32 weight are held at once.
 import { parseAdapterConfig, type LoraConfig } from '../formats/peft';
 import { readSafetensorsSync, writeSafetensors, type TensorToWrite } from '../formats/safetensors';
 import { halfBitsToFloat, packHalf, type HalfDtype } from '../quant/half';
@@ -73,6 +73,17 @@ export async function exportMerged(
       ? ['model.safetensors']
       : shards.map((_, i) => `model-${pad5(i + 1)}-of-${pad5(shards.length)}.safetensors`);
 
+  // the adapter checked against the model before a file is written: a folder half-written with
+  // an adapter for another model would be worse than none
+  for (const [path, d] of byModule) {
+    const t = manifest.tensors[`${path}.weight`];
+    if (!t || t.shape.length !== 2)
+      throw new Error(`the adapter adapts ${path}, which this model does not have: it was made for another model`);
+    if (!d.A || !d.B) throw new Error(`the adapter lacks lora_A or lora_B of ${path}`);
+    if (d.A.length !== r * t.shape[1] || d.B.length !== t.shape[0] * r)
+      throw new Error(`the adapter's A and B of ${path} do not fit its [${t.shape}] weight with r ${r}`);
+  }
+
   const written: string[] = [];
   const emit = async (name: string, b: Uint8Array) => {
     await o.onFile({ name, bytes: b });
@@ -101,7 +112,6 @@ export async function exportMerged(
     for (const t of list) {
       const path = t.name.replace(/\.weight$/, '');
       const delta = byModule.get(path);
-      if (delta && (!delta.A || !delta.B)) throw new Error(`the adapter lacks lora_A or lora_B of ${path}`);
       let data: Uint8Array;
       if (t.kind === 'half' && !delta) data = await concat(store, t.parts);
       else {
@@ -117,9 +127,6 @@ export async function exportMerged(
       o.onProgress?.(++done, tensors.length);
     }
     await emit(names[s], writeSafetensors(out, { format: 'pt' }));
-  }
-  if (merged !== byModule.size) {
-    throw new Error(`the adapter adapts ${byModule.size} modules, and ${merged} of them are in this model`);
   }
   if (shards.length > 1) {
     const total = tensors.reduce((n, t) => n + size(t), 0);

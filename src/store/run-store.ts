@@ -24,6 +24,8 @@ export interface RunRecord {
   data: string;
   /** What the data came to when it was prepared (absent in runs recorded before it was kept). */
   dataSummary?: RunDataSummary;
+  /** The adapter the run trained on from, in words; absent for a fresh one. */
+  startedFrom?: string;
   lora: LoraSettings;
   settings: RunSettings;
   maxSteps: number;

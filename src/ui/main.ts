@@ -20,7 +20,7 @@ import { TokenStore } from './token-store';
 import { builtInEndpoint, DEMO_DATA, isBuiltIn } from './built-in';
 import { WatchPrompts } from './watch-prompts';
 import { readSettings, recipeSettings } from './settings-form';
-import { controls, INITIAL, runButtonEnabled, stepsDone, Store, type PageState } from './page-state';
+import { controls, INITIAL, rowButtonEnabled, stepsDone, Store, type PageState } from './page-state';
 import { AdapterView } from './adapter-view';
 
 const engine = Comlink.wrap<EngineApi>(
@@ -69,7 +69,7 @@ const state = new Store<PageState>(INITIAL);
 function applyControls(s: PageState): void {
   for (const [id, on] of Object.entries(controls(s))) $<HTMLButtonElement>(id).disabled = !on;
   for (const b of document.querySelectorAll<HTMLButtonElement>('#runs button, #models button'))
-    b.disabled = !runButtonEnabled(s, busyKey(b));
+    b.disabled = !rowButtonEnabled(s);
 }
 
 state.subscribe(applyControls);
@@ -540,6 +540,8 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
   let last = { time: performance.now(), step: 0, num_tokens: 0 };
   return async (e) => {
     if (e.type === 'restored') {
+      // a resumed run may have loaded its own model: the watched prompts go through its template
+      hasChatTemplate = (await engine.chatInfo().catch(() => null))?.chatTemplate ?? false;
       chartFrom(e.history);
       last = { time: performance.now(), step: e.step, num_tokens: tokensIn(e.history) };
       $('train-status').textContent = `Resumed at step ${e.step} of ${e.maxSteps}, from its checkpoint.`;
@@ -700,6 +702,7 @@ function runRow(r: RunListing): HTMLTableRowElement {
       $('train-status').textContent = 'Loading the run…';
       await drive((onEvent) => engine.resumeRun(r.id, onEvent));
       setLoaded(r.modelKey, r.modelId);
+      state.set({ prepared: true, adapter: true }); // the run's data and the adapter it trained
       loadedModelId = r.modelId;
       // the run loaded its model: the chat takes it, with its defaults and its template (a run that
       // failed to load leaves none, and its message is up already)
@@ -710,7 +713,11 @@ function runRow(r: RunListing): HTMLTableRowElement {
   if (!r.live && r.checkpoints.length)
     button('Open', async () => {
       $('train-status').textContent = 'Opening the run…';
-      const o = await engine.openRun(r.id);
+      const o = await engine.openRun(r.id).catch(async (e) => {
+        // a run whose model could not be loaded leaves none loaded: the page says so too
+        if (!(await engine.chatInfo().catch(() => null))) setLoaded(null, '');
+        throw e;
+      });
       setLoaded(r.modelKey, `Loaded ${r.modelId} from this browser's storage, with the adapter of a kept run.`);
       state.set({ adapter: true });
       loadedModelId = r.modelId;

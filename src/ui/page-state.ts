@@ -54,22 +54,24 @@ export class Store<S extends object> {
 export function controls(s: PageState): Record<string, boolean> {
   const idle = (id: string) => !s.busy.has(id);
   const loaded = s.gpu && s.loaded !== null;
-  // what changes the model's adapter or data waits for the run to stop
-  const between = loaded && !s.training;
+  // one change to the model, its data or its adapter at a time, and none while a run trains
+  // (training itself is an action under way, from Train or Resume to its end)
+  const quiet = s.busy.size === 0 && !s.training;
+  const between = loaded && quiet;
   return {
     check: s.gpu && idle('check'),
     plan: s.gpu && idle('plan'),
-    download: s.gpu && idle('download'),
-    prepare: between && idle('prepare'),
-    train: between && s.prepared && idle('train'),
+    download: s.gpu && quiet,
+    prepare: between,
+    train: between && s.prepared,
     stop: s.training,
     'pause-training': s.training,
-    reset: between && idle('reset'),
+    reset: between,
     'save-adapter': loaded && idle('save-adapter'),
     'load-adapter': between,
-    'load-hub-adapter': between && idle('load-hub-adapter'),
-    'push-adapter': between && idle('push-adapter'),
-    'export-merged': between && idle('export-merged'),
+    'load-hub-adapter': between,
+    'push-adapter': between && s.adapter,
+    'export-merged': between && s.adapter,
   };
 }
 
@@ -78,5 +80,8 @@ export function stepsDone(s: PageState): boolean[] {
   return [s.gpu, s.loaded !== null, s.prepared || s.adapter, s.adapter, s.adapter, false, false];
 }
 
-/** A kept run's buttons (Resume, Open, Show, Delete): not while a run trains here, nor while one of them works. */
-export const runButtonEnabled = (s: PageState, label: string) => !s.training && !s.busy.has(label);
+/**
+ * The models' and kept runs' row buttons (Load, Resume, Open, Show, Delete): each loads, trains
+ * or deletes, so none while a run trains here or another action is under way.
+ */
+export const rowButtonEnabled = (s: PageState) => s.busy.size === 0 && !s.training;

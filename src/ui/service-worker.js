@@ -9,17 +9,17 @@
 const CACHE = `qlora-app-${VERSION}`;
 
 self.addEventListener('install', (event) => {
-  // a file that fails to cache fails the install: the old worker (and its cache) stays in charge
+  // a file that fails to cache fails the install: the old worker (and its cache) stays in charge.
+  // Each file from the server, not the HTTP cache (index.html and the demo's names do not change
+  // with their content). A new build waits, as service workers do, until no tab runs the old one:
+  // an open page keeps loading its own build's files (a model's tokenizer worker, say) from them.
   event.waitUntil(
-    caches
-      .open(CACHE)
-      .then((cache) => cache.addAll(FILES))
-      .then(() => self.skipWaiting()),
+    caches.open(CACHE).then((cache) => cache.addAll(FILES.map((f) => new Request(f, { cache: 'reload' })))),
   );
 });
 
 self.addEventListener('activate', (event) => {
-  // the previous builds' caches go; an open page keeps running on what it loaded
+  // no tab runs an older build any more: its cache goes
   event.waitUntil(
     caches
       .keys()

@@ -56,11 +56,17 @@ export class WatchPrompts {
     if (this.prompts.length === 0 || this.columns.at(-1)?.step === step) return;
     const answers: string[] = [];
     for (const p of this.prompts) {
-      answers.push(
-        chat
-          ? (await this.engine.chat([{ role: 'user', content: p }], WATCH_SETTINGS, true)).reply
-          : (await this.engine.generate(p, WATCH_SETTINGS, true))[0],
-      );
+      // a prompt that cannot be answered (no usable generation_config.json, say) says why in its
+      // cell; it never stops the run, which waits on these answers
+      try {
+        answers.push(
+          chat
+            ? (await this.engine.chat([{ role: 'user', content: p }], WATCH_SETTINGS, true)).reply
+            : (await this.engine.generate(p, WATCH_SETTINGS, true))[0],
+        );
+      } catch (e) {
+        answers.push(`(no answer: ${e instanceof Error ? e.message : String(e)})`);
+      }
     }
     this.columns.push({ step, answers });
     this.render();

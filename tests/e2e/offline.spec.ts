@@ -61,6 +61,10 @@ test('the built-in demo trains and chats with no Hub; offline, the page reopens 
   await expect(page.locator('#transcript li')).toHaveCount(2, { timeout: 120_000 });
   await expect(page.getByRole('button', { name: 'Regenerate' })).toBeEnabled({ timeout: 120_000 });
   await shot(page, 'demo-trained');
+  // the demo is not on the Hub: its adapter is not pushed as if it were
+  await page.getByLabel('Push to your repo').fill('someone/demo-lora');
+  await page.getByRole('button', { name: 'Push to the Hub' }).click();
+  await expect(page.locator('#error')).toContainText("built-in/tiny-chat is the page's built-in demo, not a Hub model");
   expect(elsewhere, 'the demo needs no other origin').toEqual([]);
 
   // the service worker has kept the page and the demo: with no network the page opens and trains again

@@ -176,12 +176,14 @@ describe('exportMerged', () => {
     }
   });
 
-  it('refuses an adapter whose modules are not in the model', async () => {
+  it('refuses an adapter whose modules are not in the model, before writing anything', async () => {
     const { store, manifest, r } = storedModel(freshSeed());
     const { files } = adapter(r, 2, 4, false);
     delete manifest.tensors['model.layers.0.self_attn.o_proj.weight'];
-    await expect(exportMerged(store, manifest, files, { onFile: async () => {} })).rejects.toThrow(
-      'the adapter adapts 2 modules, and 1 of them are in this model',
-    );
+    const written: string[] = [];
+    await expect(
+      exportMerged(store, manifest, files, { onFile: async (f) => void written.push(f.name) }),
+    ).rejects.toThrow('the adapter adapts model.layers.0.self_attn.o_proj, which this model does not have');
+    expect(written).toEqual([]); // refused before any file is written
   });
 });

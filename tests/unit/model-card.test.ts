@@ -62,18 +62,20 @@ describe('modelCard', () => {
       '## Loss curve\n\n| step | loss | eval_loss |\n|---|---|---|\n' +
         '| 1 | 3.0000 |  |\n| 2 | 2.9900 |  |\n| 3 | 2.9800 | 2.5000 |\n',
     );
-    const long = modelCard({ ...base, history: history(77) });
-    expect(long).toContain('## Loss curve (20 of the 77 logged steps)');
+    // an evaluation off the even grid (step 40) keeps its row
+    const long = modelCard({ ...base, history: [...history(77), { step: 40, eval_loss: 2.7 }] });
+    expect(long).toContain('## Loss curve (21 of the 77 logged steps)');
+    expect(long).toContain('| 40 | 2.6100 | 2.7000 |');
     const rows = long
       .split('## Loss curve')[1]
       .split('## Settings')[0]
       .match(/^\| \d+ \|/gm)!;
     const steps = rows.map((r) => Number(r.slice(2, -2)));
-    expect(steps.length).toBe(20);
+    expect(steps.length).toBe(21);
     expect(steps[0]).toBe(1);
-    expect(steps[19]).toBe(77); // the last log, with its eval_loss
+    expect(steps[20]).toBe(77); // the last log, with its eval_loss
     expect(long).toContain('| 77 | 2.2400 | 2.5000 |');
-    // evenly spaced: 76 / 19 = 4 steps apart
-    expect(steps).toEqual(Array.from({ length: 20 }, (_, i) => 1 + 4 * i));
+    // evenly spaced, 76 / 19 = 4 steps apart, and the evaluation's step
+    expect(steps).toEqual([...Array.from({ length: 20 }, (_, i) => 1 + 4 * i), 40].sort((a, b) => a - b));
   });
 });

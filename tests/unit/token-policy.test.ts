@@ -8,7 +8,14 @@ import 'fake-indexeddb/auto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchFile, fileUrl, HubError, repoSnapshot } from '../../src/hub/hub';
-import { authorization, checkEndpoint, hubOrigin, isLoopback, tokenAllowed } from '../../src/hub/token-policy';
+import {
+  authorization,
+  checkEndpoint,
+  hubOrigin,
+  isLoopback,
+  tokenAllowed,
+  tokenGuardedFetch,
+} from '../../src/hub/token-policy';
 import { fetchWhole } from '../../src/hub/transfer';
 import { LEGACY_TOKEN_KEY, TokenStore } from '../../src/ui/token-store';
 
@@ -166,6 +173,29 @@ describe('the token policy', () => {
       `hub /api/models/o/paged/tree/${COMMIT}: token`,
       'cdn /api/models/o/paged/tree/next: no token',
     ]);
+  });
+
+  it("keeps the user's token on the Hub's origin, and lets another credential go where it was made for", async () => {
+    const sent: [string, string | null][] = [];
+    const inner = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      sent.push([String(input), new Headers(init?.headers).get('authorization')]);
+      return new Response('{}');
+    }) as typeof fetch;
+    const endpoint = 'https://huggingface.co';
+    const guarded = tokenGuardedFetch(endpoint, inner, TOKEN);
+    const call = (url: string, auth: string) => guarded(url, { headers: { Authorization: auth } });
+    await call('https://huggingface.co/api/models/o/n/commit/main', `Bearer ${TOKEN}`);
+    await call('https://cdn.example/elsewhere', `Bearer ${TOKEN}`); // the user's token, elsewhere: taken off
+    await call('https://cas-server.xethub.hf.co/v1/xorbs/x', 'Bearer xet-write-jwt'); // Xet's own: kept
+    expect(sent).toEqual([
+      ['https://huggingface.co/api/models/o/n/commit/main', `Bearer ${TOKEN}`],
+      ['https://cdn.example/elsewhere', null],
+      ['https://cas-server.xethub.hf.co/v1/xorbs/x', 'Bearer xet-write-jwt'],
+    ]);
+    // without the token to look for, any credential to another origin is taken off
+    const strict = tokenGuardedFetch(endpoint, inner);
+    await strict('https://cas-server.xethub.hf.co/v1/xorbs/x', { headers: { Authorization: 'Bearer xet-write-jwt' } });
+    expect(sent.at(-1)).toEqual(['https://cas-server.xethub.hf.co/v1/xorbs/x', null]);
   });
 
   it('refuses plain http to another machine before any request, token or not', async () => {
