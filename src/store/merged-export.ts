@@ -77,7 +77,7 @@ export async function exportMerged(
   // an adapter for another model would be worse than none
   for (const [path, d] of byModule) {
     const t = manifest.tensors[`${path}.weight`];
-    if (!t || t.shape.length !== 2)
+    if (t?.shape.length !== 2)
       throw new Error(`the adapter adapts ${path}, which this model does not have: it was made for another model`);
     if (!d.A || !d.B) throw new Error(`the adapter lacks lora_A or lora_B of ${path}`);
     if (d.A.length !== r * t.shape[1] || d.B.length !== t.shape[0] * r)
