@@ -4,10 +4,8 @@
 // chat (chat-view.ts), the watched prompts (watch-prompts.ts), the adapter (adapter-view.ts).
 import * as Comlink from 'comlink';
 import { strToU8, zipSync } from 'fflate';
-import uPlot from 'uplot';
-import 'uplot/dist/uPlot.min.css';
 import type { EngineApi } from '../worker/engine.worker';
-import type { ChatInfo, RunListing, StoredModel, TrainEvent } from '../engine/engine';
+import type { ChatInfo, StoredModel, TrainEvent } from '../engine/engine';
 import { formatBytes } from '../model/estimate';
 import { exportRecipe } from '../recipe/recipe';
 import { ChatView } from './chat-view';
@@ -22,6 +20,8 @@ import { WatchPrompts } from './watch-prompts';
 import { readSettings, recipeSettings } from './settings-form';
 import { controls, INITIAL, rowButtonEnabled, stepsDone, Store, type PageState } from './page-state';
 import { AdapterView } from './adapter-view';
+import { LossChart } from './loss-chart';
+import { RunsView } from './runs-view';
 
 const engine = Comlink.wrap<EngineApi>(
   new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module' }),
@@ -478,33 +478,7 @@ function guanacoPreset(): void {
 
 // ---- 5. Train -------------------------------------------------------------------------------
 
-let chart: uPlot | null = null;
-const series: [number[], number[], number[], (number | null)[]] = [[], [], [], []];
-
-function resetChart(): void {
-  for (const s of series) s.length = 0;
-  chart?.destroy();
-  chart = new uPlot(
-    {
-      width: Math.min(760, $('chart').clientWidth || 760),
-      height: 260,
-      scales: { x: { time: false }, lr: { auto: true } },
-      series: [
-        { label: 'step' },
-        { label: 'loss', stroke: '#d9480f', width: 2 },
-        { label: 'learning rate', stroke: '#1971c2', scale: 'lr' },
-        { label: 'eval loss', stroke: '#2b8a3e', width: 2, spanGaps: true, points: { show: true, size: 7 } },
-      ],
-      axes: [
-        { label: 'step' },
-        { label: 'loss' },
-        { side: 1, scale: 'lr', label: 'learning rate', grid: { show: false } },
-      ],
-    },
-    series,
-    $('chart'),
-  );
-}
+const chart = new LossChart($('chart'));
 
 /** The training section's buttons while a run trains (and back when it ends). */
 function training(on: boolean): void {
@@ -512,23 +486,6 @@ function training(on: boolean): void {
   const pause = $<HTMLButtonElement>('pause-training');
   pause.textContent = 'Pause training';
   pause.setAttribute('aria-pressed', 'false');
-}
-
-/** The chart from a run's log_history (a reopened run, or one carried on after a lost GPU). */
-function chartFrom(history: Record<string, number>[]): void {
-  resetChart();
-  for (const h of history) {
-    if ('eval_loss' in h) series[3][series[3].length - 1] = h.eval_loss;
-    else if ('loss' in h) {
-      series[0].push(h.step);
-      series[1].push(h.loss);
-      series[2].push(h.learning_rate);
-      series[3].push(null);
-    }
-  }
-  chart?.setData(series);
-  $('chart').dataset.losses = JSON.stringify(series[1]);
-  $('chart').dataset.evalLosses = JSON.stringify(series[3].filter((v) => v !== null));
 }
 
 /** TRL's num_tokens as the last train log of a log_history has it. */
@@ -542,13 +499,13 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
     if (e.type === 'restored') {
       // a resumed run may have loaded its own model: the watched prompts go through its template
       hasChatTemplate = (await engine.chatInfo().catch(() => null))?.chatTemplate ?? false;
-      chartFrom(e.history);
+      chart.fromHistory(e.history);
       last = { time: performance.now(), step: e.step, num_tokens: tokensIn(e.history) };
       $('train-status').textContent = `Resumed at step ${e.step} of ${e.maxSteps}, from its checkpoint.`;
       return;
     }
     if (e.type === 'recovered') {
-      chartFrom(e.history);
+      chart.fromHistory(e.history);
       last = { time: performance.now(), step: e.resumedFrom, num_tokens: tokensIn(e.history) };
       $('train-note').textContent =
         `The GPU was lost at step ${e.lostAt} (${e.reason}). A new one took over from the checkpoint at step ` +
@@ -557,7 +514,7 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
     }
     if (e.type === 'save') {
       await refreshRuns(); // the run's row: its step, and that it is kept
-      $('runs-status').textContent = `Checkpoint saved at step ${e.step}.`;
+      runs.say(`Checkpoint saved at step ${e.step}.`);
       return;
     }
     if (e.type === 'paused') {
@@ -565,11 +522,8 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
       return;
     }
     if (e.type === 'eval') {
-      // after the step's own log: its point goes on that step
-      series[3][series[3].length - 1] = e.log.eval_loss;
-      chart?.setData(series);
-      $('chart').dataset.evalLosses = JSON.stringify(series[3].filter((v) => v !== null));
-      await watch.answer(series[0].at(-1)!, hasChatTemplate);
+      chart.addEval(e.log.eval_loss);
+      await watch.answer(chart.lastStep()!, hasChatTemplate);
       return;
     }
     if (e.type !== 'train') return;
@@ -578,11 +532,7 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
     const stepTime = (now - last.time) / 1000 / Math.max(1, log.step - last.step);
     const tokensPerSecond = (log.num_tokens - last.num_tokens) / ((now - last.time) / 1000);
     last = { time: now, step: log.step, num_tokens: log.num_tokens };
-    series[0].push(log.step);
-    series[1].push(log.loss);
-    series[2].push(log.learning_rate);
-    series[3].push(null);
-    chart?.setData(series);
+    chart.addStep(log.step, log.loss, log.learning_rate);
     const mem = await engine.gpuBytes();
     // for a script or a test to read: what the GPU holds, and all it was ever given
     Object.assign($('train-stats').dataset, { gpuInUse: mem.inUse, gpuAllocated: mem.allocated, step: log.step });
@@ -600,7 +550,6 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
     const paused = $('pause-training').getAttribute('aria-pressed') === 'true';
     $('train-status').textContent =
       `Training: step ${log.step} of ${log.max_steps}${paused ? ' (pausing after this step)' : ''}`;
-    $('chart').dataset.losses = JSON.stringify(series[1]); // for a script or a test to read
   };
 }
 
@@ -628,7 +577,7 @@ async function drive(run: (onEvent: (e: TrainEvent) => Promise<void>) => Promise
 }
 
 async function train(): Promise<void> {
-  resetChart();
+  chart.reset();
   $('train-note').textContent = '';
   $('train-status').textContent = 'Training… (the first step compiles the shaders)';
   const { lora, run: settings } = readSettings();
@@ -636,176 +585,46 @@ async function train(): Promise<void> {
   await drive((onEvent) => engine.train(lora, settings, onEvent));
 }
 
-// ---- runs kept --------------------------------------------------------------------------------
+// ---- runs kept: runs-view.ts; what Resume and Open do to the page is here ------------------------
 
-/** A run that stopped before its end (by Stop, an error, or a tab that died) and that no tab trains now. */
-const resumable = (r: RunListing) => r.state !== 'finished' && !r.live;
-/** A run that was training or paused when its tab went away. */
-const interruptedRun = (r: RunListing) => !r.live && (r.state === 'running' || r.state === 'paused');
-
-async function refreshRuns(): Promise<void> {
-  const runs = await engine.listRuns();
-  listedRuns = new Map(runs.map((r) => [r.id, r]));
-  const body = $('runs').querySelector('tbody')!;
-  body.replaceChildren(...runs.map(runRow));
-  applyControls(state.get()); // the new rows' buttons
-  if (runs.some((r) => r.live === 'here')) return; // the status line is the training's
-  const interrupted = runs.find(interruptedRun);
-  const at = interrupted?.checkpoints.at(-1);
-  $('runs-status').textContent = interrupted
-    ? `A run of ${interrupted.modelId} was interrupted at step ${interrupted.step} of ${interrupted.maxSteps}` +
-      `${at === undefined ? '' : `; its last checkpoint is at step ${at}`}: Resume goes on from there.`
-    : '';
-}
-
-function runRow(r: RunListing): HTMLTableRowElement {
-  const tr = document.createElement('tr');
-  tr.dataset.run = r.id;
-  const cell = (text: string) => {
-    const td = document.createElement('td');
-    td.textContent = text;
-    tr.append(td);
-  };
-  const last = (key: string) => [...r.history].reverse().find((h) => key in h)?.[key];
-  const lastLoss = last('loss'),
-    lastEval = last('eval_loss');
-  cell(new Date(r.createdAt).toLocaleString());
-  const d = r.dataSummary;
-  cell(
-    `${r.modelId} on ${r.data}` +
-      (d ? ` (${plural(d.rows, 'row')} → ${plural(d.blocks, 'block')}, ${d.targets} tokens with a target)` : ''),
-  );
-  cell(
-    `step ${r.step} of ${r.maxSteps}${lastLoss === undefined ? '' : `, loss ${lastLoss.toFixed(4)}`}` +
-      `${lastEval === undefined ? '' : `, eval loss ${lastEval.toFixed(4)}`}`,
-  );
-  cell(
-    r.live === 'here'
-      ? 'training here'
-      : r.live
-        ? 'training in another tab'
-        : interruptedRun(r)
-          ? 'interrupted'
-          : r.state,
-  );
-  const buttons = document.createElement('td');
-  const button = (label: string, f: () => Promise<void>) => {
-    const b = document.createElement('button');
-    b.type = 'button';
-    b.textContent = label;
-    b.setAttribute('aria-label', `${label} the run of ${r.modelId} started ${new Date(r.createdAt).toLocaleString()}`);
-    b.addEventListener('click', () => void act(b, f));
-    buttons.append(b);
-  };
-  if (resumable(r))
-    button('Resume', async () => {
-      $('train-status').textContent = 'Loading the run…';
-      await drive((onEvent) => engine.resumeRun(r.id, onEvent));
-      setLoaded(r.modelKey, r.modelId);
-      state.set({ prepared: true, adapter: true }); // the run's data and the adapter it trained
-      loadedModelId = r.modelId;
-      // the run loaded its model: the chat takes it, with its defaults and its template (a run that
-      // failed to load leaves none, and its message is up already)
-      const info = await engine.chatInfo().catch(() => null);
-      if (info) showChatDefaults(info);
+const runs = new RunsView({
+  engine,
+  chart,
+  act,
+  rendered: () => applyControls(state.get()), // the new rows' buttons
+  status: (text) => {
+    $('train-status').textContent = text;
+  },
+  resume: async (r) => {
+    $('train-status').textContent = 'Loading the run…';
+    await drive((onEvent) => engine.resumeRun(r.id, onEvent));
+    setLoaded(r.modelKey, r.modelId);
+    state.set({ prepared: true, adapter: true }); // the run's data and the adapter it trained
+    loadedModelId = r.modelId;
+    // the run loaded its model: the chat takes it, with its defaults and its template (a run that
+    // failed to load leaves none, and its message is up already)
+    const info = await engine.chatInfo().catch(() => null);
+    if (info) showChatDefaults(info);
+  },
+  open: async (r) => {
+    $('train-status').textContent = 'Opening the run…';
+    const o = await engine.openRun(r.id).catch(async (e) => {
+      // a run whose model could not be loaded leaves none loaded: the page says so too
+      if (!(await engine.chatInfo().catch(() => null))) setLoaded(null, '');
+      throw e;
     });
-  // its adapter as the run left it, on its model: to chat with, push or export
-  if (!r.live && r.checkpoints.length)
-    button('Open', async () => {
-      $('train-status').textContent = 'Opening the run…';
-      const o = await engine.openRun(r.id).catch(async (e) => {
-        // a run whose model could not be loaded leaves none loaded: the page says so too
-        if (!(await engine.chatInfo().catch(() => null))) setLoaded(null, '');
-        throw e;
-      });
-      setLoaded(r.modelKey, `Loaded ${r.modelId} from this browser's storage, with the adapter of a kept run.`);
-      state.set({ adapter: true });
-      loadedModelId = r.modelId;
-      showChatDefaults(o.chat);
-      chartFrom(o.history);
-      $('train-status').textContent =
-        `Opened the run of ${r.modelId} on ${r.data} started ${new Date(r.createdAt).toLocaleString()}: ` +
-        `its adapter at step ${o.step} is loaded, to chat with, push or export.`;
-      await refreshModels();
-    });
-  // a run training here or in another tab draws its own chart
-  if (!r.live)
-    button('Show', async () => {
-      chartFrom(r.history);
-      $('train-status').textContent =
-        `Showing the run of ${r.modelId} on ${r.data} started ${new Date(r.createdAt).toLocaleString()}.`;
-    });
-  // two runs ticked: their curves on one chart
-  const compare = document.createElement('input');
-  compare.type = 'checkbox';
-  compare.className = 'compare';
-  compare.setAttribute(
-    'aria-label',
-    `Compare the run of ${r.modelId} started ${new Date(r.createdAt).toLocaleString()}`,
-  );
-  compare.addEventListener('change', () => compareTicked(compare));
-  const pick = document.createElement('label');
-  pick.append(compare, ' Compare');
-  buttons.append(pick);
-  if (!r.live)
-    button('Delete', async () => {
-      await engine.deleteRun(r.id);
-      await refreshRuns();
-    });
-  tr.append(buttons);
-  return tr;
-}
-
-/** The runs last listed, by id (for Compare). */
-let listedRuns = new Map<string, RunListing>();
-
-/** At most two runs ticked (the earlier one unticked for a third); two ticked: both on the chart. */
-function compareTicked(box: HTMLInputElement): void {
-  const ticked = [...$('runs').querySelectorAll<HTMLInputElement>('input.compare:checked')];
-  // the box just ticked stays, with the last other one ticked; any before those are unticked
-  const others = ticked.filter((b) => b !== box);
-  for (const other of others.slice(0, Math.max(0, others.length - 1))) other.checked = false;
-  const ids = [...$('runs').querySelectorAll<HTMLInputElement>('input.compare:checked')].map(
-    (b) => (b.closest('tr') as HTMLTableRowElement).dataset.run!,
-  );
-  if (ids.length === 2) compareChart(ids.map((id) => listedRuns.get(id)!));
-}
-
-/** Two runs' losses (and evaluation losses) on one chart, by step. */
-function compareChart(runs: RunListing[]): void {
-  const steps = [...new Set(runs.flatMap((r) => r.history.filter((h) => 'loss' in h).map((h) => h.step)))].sort(
-    (a, b) => a - b,
-  );
-  const at = (r: RunListing, key: string) =>
-    steps.map((step) => r.history.find((h) => h.step === step && key in h)?.[key] ?? null);
-  const label = (r: RunListing) => `${new Date(r.createdAt).toLocaleString()} ${r.modelId}`;
-  const data = [steps, ...runs.map((r) => at(r, 'loss')), ...runs.map((r) => at(r, 'eval_loss'))];
-  chart?.destroy();
-  const colors = ['#d9480f', '#7048e8'];
-  chart = new uPlot(
-    {
-      width: Math.min(760, $('chart').clientWidth || 760),
-      height: 260,
-      scales: { x: { time: false } },
-      series: [
-        { label: 'step' },
-        ...runs.map((r, i) => ({ label: `loss, ${label(r)}`, stroke: colors[i], width: 2, spanGaps: true })),
-        ...runs.map((r, i) => ({
-          label: `eval loss, ${label(r)}`,
-          stroke: colors[i],
-          dash: [6, 4],
-          spanGaps: true,
-          points: { show: true, size: 6 },
-        })),
-      ],
-      axes: [{ label: 'step' }, { label: 'loss' }],
-    },
-    data as uPlot.AlignedData,
-    $('chart'),
-  );
-  $('chart').dataset.compare = JSON.stringify({ runs: runs.map((r) => r.id), losses: data.slice(1, 3) });
-  $('train-status').textContent = `Comparing two runs: ${runs.map(label).join(' and ')}.`;
-}
+    setLoaded(r.modelKey, `Loaded ${r.modelId} from this browser's storage, with the adapter of a kept run.`);
+    state.set({ adapter: true });
+    loadedModelId = r.modelId;
+    showChatDefaults(o.chat);
+    chart.fromHistory(o.history);
+    $('train-status').textContent =
+      `Opened the run of ${r.modelId} on ${r.data} started ${new Date(r.createdAt).toLocaleString()}: ` +
+      `its adapter at step ${o.step} is loaded, to chat with, push or export.`;
+    await refreshModels();
+  },
+});
+const refreshRuns = () => runs.refresh();
 
 async function togglePause(): Promise<void> {
   const b = $<HTMLButtonElement>('pause-training');
