@@ -12,7 +12,6 @@ import { ChatView } from './chat-view';
 import { showPresets } from './presets-view';
 import type { DownloadProgress } from '../store/download';
 import type { TrainSummary } from '../engine/training-run';
-import type { PackingStats, PaddingSaved } from '../data/sft';
 import { DEFAULT_HUB_ORIGIN, hubOrigin } from '../hub/token-policy';
 import { TokenStore } from './token-store';
 import { builtInEndpoint, DEMO_DATA, isBuiltIn } from './built-in';
@@ -22,6 +21,8 @@ import { controls, INITIAL, rowButtonEnabled, stepsDone, Store, type PageState }
 import { AdapterView } from './adapter-view';
 import { LossChart } from './loss-chart';
 import { RunsView } from './runs-view';
+import { DataSummaryView } from './data-summary-view';
+import { rows } from './dom';
 
 const engine = Comlink.wrap<EngineApi>(
   new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module' }),
@@ -35,20 +36,6 @@ const tokens = new TokenStore(); // one token per Hub origin, encrypted at rest 
 
 const clock = (s: number) =>
   Number.isFinite(s) ? `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}` : '–';
-
-function rows(table: HTMLElement, entries: [string, string][]): void {
-  table.replaceChildren(
-    ...entries.map(([k, v]) => {
-      const tr = document.createElement('tr');
-      const th = document.createElement('th');
-      const td = document.createElement('td');
-      th.textContent = k;
-      td.textContent = v;
-      tr.append(th, td);
-      return tr;
-    }),
-  );
-}
 
 function showError(e: unknown): void {
   const box = $('error');
@@ -337,30 +324,14 @@ async function loadModel(key: string): Promise<void> {
 
 // ---- 3. Data --------------------------------------------------------------------------------
 
-/** Whether the data prepared last was packed (for its padding line). */
-let preparedPacking: boolean | null = null;
-
-/** The padding a trainer that pads would spend, in micro-batches of `batch` (the Settings' batch size). */
-function paddingText(st: PackingStats, pad: PaddingSaved, batch: number, packing: boolean): string {
-  const pct = (share: number) => `${(100 * share).toFixed(1)}%`;
-  return (
-    `batches of ${plural(batch, 'example')} padded to their longest: ${pad.unpacked} pad tokens ` +
-    `(${pct(pad.unpackedShare)} of ${st.paddedUnpacked})` +
-    (packing
-      ? `; packed: ${pad.packed} (${pct(pad.packedShare)} of ${st.paddedPacked}); packing saves ${pad.saved} pad tokens`
-      : '')
-  );
-}
+// the prepared data in numbers, its token lengths and its first blocks (data-summary-view.ts)
+const dataView = new DataSummaryView();
 
 /** The batch size changed after the data was prepared: its padding line follows. */
 async function batchChanged(): Promise<void> {
-  if (preparedPacking === null) return;
+  if (!dataView.shown) return;
   const at = await engine.paddingAt(num('batch'));
-  const row = [...$('data-stats').querySelectorAll('tr')].find(
-    (tr) => tr.querySelector('th')?.textContent === 'Padding',
-  );
-  if (at && row)
-    row.querySelector('td')!.textContent = paddingText(at.stats, at.padding, num('batch'), preparedPacking);
+  if (at) dataView.batchChanged(at.stats, at.padding, num('batch'));
 }
 
 async function prepare(): Promise<void> {
@@ -375,77 +346,10 @@ async function prepare(): Promise<void> {
   const { packing, packing_strategy: strategy } = form.prepare;
   // a file of one's own needs no Hub (nor a valid endpoint)
   const s = await engine.prepareData(source, form.prepare, source.kind === 'hub' ? await hubFor(source.id) : {});
-  const st = s.stats;
-  $('data-status').textContent =
-    `${s.files.join(', ')}: ${s.rows} rows → ${st.examples} examples → ${st.blocks} ` +
-    `${packing ? `blocks (${strategy} packing)` : 'sequences'}` +
-    (s.skipped ? `; skipped ${s.skipped} (${s.skippedWhy})` : '');
-  const table = $('data-stats');
-  table.hidden = false;
-  const pad = s.padding;
-  preparedPacking = packing;
-  rows(table, [
-    ['Format', s.kind.replace(/_/g, ' ')],
-    [
-      'Tokens',
-      `${st.tokens} tokenized, ${st.keptTokens} kept` +
-        `${st.truncated ? ` (${st.truncated} examples truncated to ${num('max-length')})` : ''}; ` +
-        `${st.targets} with a loss target`,
-    ],
-    ['Blocks', `${st.blocks} from ${plural(st.examples, 'example')}`],
-    ['Padding', paddingText(st, pad, num('batch'), packing)],
-    ['Pad token', `${s.pad}; batches here are laid end to end and never padded`],
-    [
-      'Evaluation',
-      s.eval
-        ? `${plural(s.eval.examples, 'example')} from ${s.eval.source} → ${plural(s.eval.blocks, 'block')}`
-        : 'none',
-    ],
-    ['Skipped rows', s.skipped ? `${s.skipped}: ${s.skippedWhy}` : 'none'],
-  ]);
-  const bars = $('lengths-bars');
-  const top = Math.max(...s.histogram.counts);
-  bars.replaceChildren(
-    ...s.histogram.counts.map((n, i) => {
-      const bar = document.createElement('div');
-      bar.style.height = `${(100 * n) / top}%`;
-      const from = s.histogram.start + i * s.histogram.width;
-      bar.title = `${from}–${from + s.histogram.width - 1} tokens: ${plural(n, 'example')}`;
-      return bar;
-    }),
-  );
-  const h = s.histogram;
-  $('lengths-range').textContent =
-    `${h.start} to ${h.start + h.counts.length * h.width - 1} tokens; ${plural(st.examples, 'example')}`;
-  $('lengths').hidden = false;
-  const preview = $('data-preview');
-  preview.hidden = false;
-  preview.replaceChildren(
-    ...s.preview.map((segments, i) => {
-      const block = document.createElement('pre');
-      block.append(`— block ${i + 1} —\n`);
-      for (const g of segments) {
-        if (g.newSequence)
-          block.append(
-            Object.assign(document.createElement('span'), {
-              className: 'boundary',
-              textContent: ' ┃ ',
-              title: 'a new sequence: attention does not cross it',
-            }),
-          );
-        const span = Object.assign(document.createElement('span'), { textContent: g.text });
-        if (g.masked) Object.assign(span, { className: 'masked', title: 'no loss taken on these tokens' });
-        block.append(span);
-      }
-      return block;
-    }),
-  );
+  dataView.show(s, { packing, strategy, maxLength: form.prepare.max_length, batch: num('batch') });
   state.set({ prepared: true });
 }
 
-const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
-
-/** The worked example's data: guanaco's train split, its text column, 512 tokens, wrapped packing. */
 /** What the built-in demo trains well with: a random tiny model learns its 24 conversations in 150 steps. */
 function demoSettings(): void {
   (document.querySelector('input[name="data-kind"][value="hub"]') as HTMLInputElement).checked = true;
@@ -467,6 +371,7 @@ function demoSettings(): void {
   }
 }
 
+/** The worked example's data: guanaco's train split, its text column, 512 tokens, wrapped packing. */
 function guanacoPreset(): void {
   (document.querySelector('input[name="data-kind"][value="hub"]') as HTMLInputElement).checked = true;
   input('data-id').value = 'timdettmers/openassistant-guanaco';

@@ -7,6 +7,7 @@ import type * as Comlink from 'comlink';
 import type { RunListing } from '../engine/engine';
 import type { EngineApi } from '../worker/engine.worker';
 import type { LossChart } from './loss-chart';
+import { plural } from './dom';
 
 export interface RunsHost {
   engine: Comlink.Remote<EngineApi>;
@@ -25,7 +26,6 @@ export interface RunsHost {
 const resumable = (r: RunListing) => r.state !== 'finished' && !r.live;
 /** A run that was training or paused when its tab went away. */
 const interrupted = (r: RunListing) => !r.live && (r.state === 'running' || r.state === 'paused');
-const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 const started = (r: RunListing) => new Date(r.createdAt).toLocaleString();
 
 export class RunsView {
