@@ -5,7 +5,7 @@
 import * as Comlink from 'comlink';
 import { strToU8, zipSync } from 'fflate';
 import type { EngineApi } from '../worker/engine.worker';
-import type { ChatInfo, StoredModel, TrainEvent } from '../engine/engine';
+import type { ChatInfo, TrainEvent } from '../engine/engine';
 import { formatBytes } from '../model/estimate';
 import { exportRecipe } from '../recipe/recipe';
 import { ChatView } from './chat-view';
@@ -22,6 +22,7 @@ import { AdapterView } from './adapter-view';
 import { LossChart } from './loss-chart';
 import { RunsView } from './runs-view';
 import { DataSummaryView } from './data-summary-view';
+import { StoredModelsView } from './models-view';
 import { rows } from './dom';
 
 const engine = Comlink.wrap<EngineApi>(
@@ -184,51 +185,19 @@ async function checkKernels(): Promise<void> {
 /** The Hub id of the model loaded (the recipe's model_name_or_path). */
 let loadedModelId: string | null = null;
 
-async function refreshModels(): Promise<void> {
-  const models = await engine.listModels();
-  const body = $('models').querySelector('tbody')!;
-  body.replaceChildren(...models.map(modelRow));
-  if (models.length === 0) {
-    const tr = document.createElement('tr');
-    tr.innerHTML = '<td>No models yet: download one above.</td>';
-    body.append(tr);
-  }
-  applyControls(state.get()); // the new rows' buttons
-}
-
-function modelRow(m: StoredModel): HTMLTableRowElement {
-  const tr = document.createElement('tr');
-  tr.dataset.key = m.key;
-  const name = document.createElement('td');
-  name.textContent = `${m.id}${m.revision === 'main' ? '' : `@${m.revision}`}`;
-  if (m.endpoint !== DEFAULT_HUB_ORIGIN) {
-    // a model from another Hub says where it came from
-    const from = name.appendChild(document.createElement('small'));
-    from.className = 'endpoint';
-    from.textContent = isBuiltIn(m.id) ? ' (the built-in demo)' : ` from ${m.endpoint}`;
-  }
-  const size = document.createElement('td');
-  size.textContent = m.complete
-    ? `${formatBytes(m.storedBytes)} stored`
-    : `partial: ${Math.round(m.progress * 100)}% downloaded`;
-  const buttons = document.createElement('td');
-  const button = (label: string, f: () => Promise<void>) => {
-    const b = document.createElement('button');
-    b.type = 'button';
-    b.textContent = label;
-    b.addEventListener('click', () => void act(b, f));
-    buttons.append(b);
-  };
-  if (m.complete) button(state.get().loaded === m.key ? 'Loaded' : 'Load', () => loadModel(m.key));
-  else button('Resume', () => download(m.id, m.endpoint));
-  button('Delete', async () => {
-    await engine.deleteModel(m.key);
-    if (state.get().loaded === m.key) setLoaded(null, '');
-    await refreshModels();
-  });
-  tr.append(name, size, buttons);
-  return tr;
-}
+// the models in this browser's storage (models-view.ts); loading and downloading are the page's
+const models = new StoredModelsView({
+  engine,
+  act,
+  rendered: () => applyControls(state.get()), // the new rows' buttons
+  loaded: () => state.get().loaded,
+  load: (key) => loadModel(key),
+  resume: (id, endpoint) => download(id, endpoint),
+  deleted: (key) => {
+    if (state.get().loaded === key) setLoaded(null, '');
+  },
+});
+const refreshModels = () => models.refresh();
 
 async function plan(): Promise<void> {
   const f = readSettings();
