@@ -154,8 +154,16 @@ export class AdapterView {
         status.textContent = '';
         throw e;
       });
+    // an older export's shards left in the same folder would load beside these: say so
+    const stale: string[] = [];
+    if (folder)
+      for await (const name of (folder as unknown as { keys(): AsyncIterable<string> }).keys())
+        if (/\.safetensors$|^model\.safetensors\.index\.json$/.test(name) && !r.files.includes(name)) stale.push(name);
     status.textContent =
       `Exported the merged model${folder ? ` into ${folder.name}` : ''}: ${r.files.join(', ')} ` +
-      `(${r.merged} weights with the adapter folded in, ${r.dtype}).`;
+      `(${r.merged} weights with the adapter folded in, ${r.dtype}).` +
+      (stale.length
+        ? ` The folder also holds ${stale.join(', ')} from before: delete them, or tools will read them too.`
+        : '');
   }
 }

@@ -95,7 +95,8 @@ export class WatchPrompts {
       tr.append(th);
       for (const c of this.columns) {
         const td = document.createElement('td');
-        td.textContent = c.answers[i];
+        // an empty reply is the model ending at once (its end-of-turn token first): said, not left blank
+        td.textContent = c.answers[i] || '(an empty reply: the model ended at once)';
         tr.append(td);
       }
       return tr;

@@ -123,16 +123,25 @@ test('a Hub PEFT adapter: its reference text, its merged weights; trained on, pu
   await shot(page, 'hub-adapter-loaded');
 
   // merged: the base with the adapter folded in, written into the folder the user picks
-  await page.evaluate(() => {
+  await page.evaluate(async () => {
     (window as unknown as { showDirectoryPicker: () => Promise<FileSystemDirectoryHandle> }).showDirectoryPicker =
       async () => (await navigator.storage.getDirectory()).getDirectoryHandle('picked', { create: true });
+    // a shard an older export left there
+    const picked = await (await navigator.storage.getDirectory()).getDirectoryHandle('picked', { create: true });
+    await (
+      await (await picked.getFileHandle('model-00002-of-00002.safetensors', { create: true })).createWritable()
+    ).close();
   });
   await page.getByRole('button', { name: 'Export merged model' }).click();
   await expect(page.locator('#adapter-status')).toContainText('Exported the merged model into picked', {
     timeout: 60_000,
   });
   await expect(page.locator('#adapter-status')).toContainText('(4 weights with the adapter folded in, BF16)');
+  await expect(page.locator('#adapter-status')).toContainText(
+    'The folder also holds model-00002-of-00002.safetensors from before: delete them',
+  );
   const merged = await pickedFolder(page);
+  merged.delete('model-00002-of-00002.safetensors');
   expect([...merged.keys()].sort()).toEqual([
     'config.json',
     'model.safetensors',

@@ -51,6 +51,9 @@ test('the built-in demo trains and chats with no Hub; offline, the page reopens 
   const watched = page.getByRole('table', { name: "The watched prompts' answers, by step" });
   await expect(watched.locator('tr').first()).toHaveText(/^Promptstep 3$/);
   await expect(watched.getByRole('rowheader')).toHaveText(['What is QLoRA?', 'Who are you?']);
+  const answers = await watched.getByRole('cell').allTextContents();
+  expect(answers.length).toBe(2);
+  for (const a of answers) expect(a.length, 'an answer, or what it was (never a blank cell)').toBeGreaterThan(0);
 
   // a chat model: the conversation view, through its template
   await expect(page.locator('#mode-conversation')).toBeChecked();
