@@ -107,6 +107,11 @@ export class ChatView {
     this.render();
   }
 
+  /** Whether the loaded model has a chat template (the watched prompts go through it too). */
+  get hasTemplate(): boolean {
+    return this.state.hasTemplate;
+  }
+
   /** A model was loaded (or none is): conversations where it has a chat template. */
   setModel(loaded: boolean, hasTemplate: boolean): void {
     this.set({ loaded, hasTemplate, mode: hasTemplate ? 'conversation' : 'completion', turns: [] });

@@ -371,8 +371,9 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
   let last = { time: performance.now(), step: 0, num_tokens: 0 };
   return async (e) => {
     if (e.type === 'restored') {
-      // a resumed run may have loaded its own model: the watched prompts go through its template
-      hasChatTemplate = (await engine.chatInfo().catch(() => null))?.chatTemplate ?? false;
+      // a resumed run may have loaded its own model: the chat, and the watched prompts, take it
+      const info = await engine.chatInfo().catch(() => null);
+      if (info) showChatDefaults(info);
       chart.fromHistory(e.history);
       last = { time: performance.now(), step: e.step, num_tokens: tokensIn(e.history) };
       $('train-status').textContent = `Resumed at step ${e.step} of ${e.maxSteps}, from its checkpoint.`;
@@ -397,7 +398,7 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
     }
     if (e.type === 'eval') {
       chart.addEval(e.log.eval_loss);
-      await watch.answer(chart.lastStep()!, hasChatTemplate);
+      await watch.answer(chart.lastStep()!, chat.hasTemplate);
       return;
     }
     if (e.type !== 'train') return;
@@ -428,16 +429,13 @@ function trainEvents(): (e: TrainEvent) => Promise<void> {
 }
 
 /** Trains (or resumes) through `run`, the buttons and the runs table following. */
-/** Whether the loaded model has a chat template (the watched prompts go through it). */
-let hasChatTemplate = false;
-
 async function drive(run: (onEvent: (e: TrainEvent) => Promise<void>) => Promise<TrainSummary>): Promise<void> {
   training(true);
   watch.start();
   try {
     const summary = await run(Comlink.proxy(trainEvents()));
     state.set({ adapter: true });
-    await watch.answer(summary.global_step, hasChatTemplate);
+    await watch.answer(summary.global_step, chat.hasTemplate);
     $('train-status').textContent =
       `Trained ${summary.global_step} steps (${summary.steps_this_session} now) in ` +
       `${summary.train_runtime.toFixed(1)} s: mean loss ${summary.train_loss.toFixed(4)}.`;
@@ -518,7 +516,6 @@ async function togglePause(): Promise<void> {
  */
 function showChatDefaults(c: ChatInfo): void {
   chat.setModel(true, c.chatTemplate);
-  hasChatTemplate = c.chatTemplate;
   const d = c.defaults;
   input('do-sample').checked = d.do_sample;
   input('temperature').value = String(d.temperature);

@@ -7,6 +7,7 @@
 // keep a module script, fetched with an Origin header, from the copy cached without one).
 /* global VERSION, FILES */
 const CACHE = `qlora-app-${VERSION}`;
+const LOOKUP = { ignoreSearch: true, ignoreVary: true };
 
 self.addEventListener('install', (event) => {
   // a file that fails to cache fails the install: the old worker (and its cache) stays in charge.
@@ -23,7 +24,8 @@ self.addEventListener('activate', (event) => {
   event.waitUntil(
     caches
       .keys()
-      .then((keys) => Promise.all(keys.filter((k) => k.startsWith('qlora-app-') && k !== CACHE).map((k) => caches.delete(k))))
+      .then((keys) => keys.filter((k) => k.startsWith('qlora-app-') && k !== CACHE))
+      .then((old) => Promise.all(old.map((k) => caches.delete(k))))
       .then(() => self.clients.claim()),
   );
 });
@@ -34,7 +36,7 @@ self.addEventListener('activate', (event) => {
  */
 async function rangeFromCache(request) {
   const m = /^bytes=(\d+)-(\d*)$/.exec(request.headers.get('range') ?? '');
-  const hit = m && (await caches.match(request, { ignoreSearch: true, ignoreVary: true }));
+  const hit = m && (await caches.match(request, LOOKUP));
   if (!hit) return null;
   const whole = new Uint8Array(await hit.arrayBuffer());
   const start = Number(m[1]);
@@ -63,13 +65,13 @@ self.addEventListener('fetch', (event) => {
   if (request.mode === 'navigate') {
     // the page: the network's when online (a new build shows at once), else the cached one
     event.respondWith(
-      fetch(request).catch(() => caches.match('index.html', { ignoreSearch: true, ignoreVary: true }).then((r) => r ?? Response.error())),
+      fetch(request).catch(async () => (await caches.match('index.html', LOOKUP)) ?? Response.error()),
     );
     return;
   }
   // the build's files are named by their content and the demo's by its commit: the cache is right when it has them
   event.respondWith(
-    caches.match(request, { ignoreSearch: true, ignoreVary: true }).then(
+    caches.match(request, LOOKUP).then(
       (hit) =>
         hit ??
         fetch(request).then((response) => {

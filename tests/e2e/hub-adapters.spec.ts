@@ -262,7 +262,8 @@ test('a Hub PEFT adapter: its reference text, its merged weights; trained on, pu
 
   // after a reload the run is kept: reopened, its adapter says what it said, and it pushes again
   await page.reload();
-  await expect(page.locator('#runs')).toContainText(/tiny-random\/llama on tiny-random\/guanaco \(4 rows → \d+ blocks/);
+  const kept = /tiny-random\/llama on tiny-random\/guanaco \(4 rows → \d+ blocks/;
+  await expect(page.locator('#runs')).toContainText(kept);
   await page.getByRole('button', { name: /^Open the run of tiny-random\/llama/ }).click();
   await expect(page.locator('#train-status')).toContainText('its adapter at step 2 is loaded', { timeout: 60_000 });
   await page.locator('#mode-completion').check();
